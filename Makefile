@@ -1,0 +1,93 @@
+# mailroom - GNU make build.
+#
+#   make deps      install the Debian 12 packages the build and the tests need
+#   make           build build/mailroomctl (and the library it sits on)
+#   make check     unit tests (prove) and integration tests
+#   make asan      the unit and integration tests under ASan + UBSan
+#   make run       initialise var/mailroom.db and deliver a sample message
+#   make install   PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(PREFIX)/etc
+DESTDIR    ?=
+
+BUILD  ?= build
+CC     ?= cc
+PKGS    = gmime-3.0 glib-2.0 gio-2.0 sqlite3 libconfig json-glib-1.0
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+          -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu17 $(WARN) $(CFLAGS) $(SAN) -Iinclude $(PKG_CFLAGS) \
+             -DG_LOG_USE_STRUCTURED -DMR_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             -DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74
+ALL_LDFLAGS = $(LDFLAGS) $(SAN)
+LIBS = $(PKG_LIBS) -lm
+
+LIB_SRCS  = $(wildcard src/lib/*.c src/core/*.c src/parse/*.c src/route/*.c src/store/*.c src/ingest/*.c)
+CTL_SRCS  = $(wildcard src/ctl/*.c)
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CTL_OBJS  = $(CTL_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS = $(wildcard tests/unit/test-*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+INTEGRATION_TESTS = $(sort $(wildcard tests/integration/*.t))
+
+all: $(BUILD)/mailroomctl $(UNIT_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libmailroom.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mailroomctl: $(CTL_OBJS) $(BUILD)/libmailroom.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(BUILD)/libmailroom.a $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmailroom.a $(LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d)
+
+check: check-unit check-integration
+
+check-unit: all
+	MR_TEST_DATA=$(CURDIR)/tests/data prove $(UNIT_BINS)
+
+check-integration: all
+	MR_BUILD=$(CURDIR)/$(BUILD) prove $(INTEGRATION_TESTS)
+
+# The whole suite again, built with AddressSanitizer and UBSan into build-asan/.
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" check
+
+check-layering:
+	@! grep -l 'sqlite3.h' $$(ls src/*/*.c include/mailroom/*.h | grep -v '^src/store/') \
+	  || { echo "sqlite3.h outside src/store"; exit 1; }
+
+deps:
+	./tools/deps.sh
+
+run: $(BUILD)/mailroomctl
+	./tools/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(BUILD)/mailroomctl $(DESTDIR)$(BINDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/mailroom.conf || install -m 0644 etc/mailroom.conf $(DESTDIR)$(SYSCONFDIR)/
+	for m in docs/man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
+	for m in docs/man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
+
+clean:
+	rm -rf build build-asan var/test-*
+
+.PHONY: all check check-unit check-integration asan check-layering deps run install clean

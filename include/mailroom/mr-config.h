@@ -1,0 +1,68 @@
+/* mr-config.h - the configuration (libconfig), loaded once, immutable after.
+ *
+ * A reload builds a new MrConfig and swaps it in; nothing edits one in place.
+ * Every key is documented in docs/configuration.md. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+	MR_ROLE_NONE,
+	MR_ROLE_BCC,     /* smart BCC: log on contacts, owner, record */
+	MR_ROLE_SUPPORT, /* tickets */
+	MR_ROLE_SALES,   /* inbox leads */
+} MrRole;
+
+typedef struct {
+	char *address; /* lower-cased local@domain */
+	MrRole role;
+} MrMailroomAddress;
+
+typedef struct {
+	char *path;               /* the file it was read from */
+	char *database;           /* SQLite file */
+	char **domains;           /* lower-cased own domains, NULL-terminated */
+	GPtrArray *addresses;     /* MrMailroomAddress* */
+	char *opportunity_prefix; /* upper-case, e.g. "OPP" */
+	char *ticket_prefix;      /* upper-case, e.g. "TKT" */
+	char **freemail_domains;  /* extra freemail domains (lower-case) */
+	char **fallback_charsets; /* for raw 8-bit text; NULL-terminated */
+	char *synchronous;        /* "full" or "normal" (store.synchronous) */
+	int busy_timeout_ms;      /* store.busy_timeout */
+} MrConfig;
+
+/* Loads and validates @path.  Relative paths in the file stay relative to
+ * the working directory.  Returns: (transfer full) (nullable): the config,
+ * or NULL with @error set in MR_CONFIG_ERROR and a message of the form
+ * "FILE:LINE: what is wrong". */
+MrConfig *mr_config_load(const char *path, GError **error);
+
+/* Frees @cfg; NULL-safe. */
+void mr_config_free(MrConfig *cfg);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrConfig, mr_config_free)
+
+/* Returns the default configuration path: $MAILROOM_CONFIG when set, else
+ * SYSCONFDIR/mailroom.conf.  Returns: the path (borrowed, static). */
+const char *mr_config_default_path(void);
+
+/* Looks @address (any case, with or without a +detail) up among the
+ * mailroom addresses.  Sets @detail_out (nullable; transfer full) to the
+ * +detail part, if any.  Returns: the matching entry (borrowed) or NULL. */
+const MrMailroomAddress *mr_config_find_address(const MrConfig *cfg,
+						const char *address,
+						char **detail_out);
+
+/* Returns TRUE when @domain (lower-case) is one of the own domains. */
+gboolean mr_config_is_own_domain(const MrConfig *cfg, const char *domain);
+
+/* Returns TRUE when @domain (lower-case) is a freemail domain: the built-in
+ * list (gmail.com, outlook.com, gmx.de, ...) or freemail_domains. */
+gboolean mr_config_is_freemail(const MrConfig *cfg, const char *domain);
+
+/* Returns the name of @role ("bcc", "support", "sales", "none"). */
+const char *mr_role_name(MrRole role);
+
+G_END_DECLS

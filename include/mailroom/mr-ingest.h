@@ -1,0 +1,39 @@
+/* mr-ingest.h - stage 1: one delivered message through parse, route and
+ * store.  Every door (mailroomctl deliver, SMTP/LMTP, IMAP) calls this; the
+ * door acknowledges only when it returns TRUE (after COMMIT). */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-plan.h"
+#include "mailroom/mr-store.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+	gint64 message_row;   /* the stored message */
+	gboolean duplicate;   /* already delivered to this recipient: no change */
+	gboolean new_message; /* the bytes were stored by this delivery */
+	MrRecordRef record;   /* the record created or updated, if any */
+	MrAction action;      /* what routing decided */
+	gboolean refused;     /* an id in the subject was not attached */
+	gboolean degraded;    /* the parse was degraded or failed */
+} MrDelivery;
+
+/* Computes the content key of @raw: the hex SHA-256 of the bytes after a
+ * leading mbox "From " line.  Returns: (transfer full). */
+char *mr_ingest_content_key(GBytes *raw);
+
+/* Parses @raw, routes it for @recipient and stores it in one transaction on
+ * @store (which must have none open).  @envelope_from is nullable.
+ * Returns TRUE after COMMIT (or for a duplicate delivery, which writes
+ * nothing) and fills @out (nullable).  Returns FALSE with @error:
+ * MR_PARSE_ERROR_EMPTY for no bytes, MR_ROUTE_ERROR_NO_ADDRESS for a
+ * recipient that is no mailroom address (both permanent), MR_STORE_ERROR_*
+ * otherwise (temporary: nothing was stored). */
+gboolean mr_ingest_deliver(const MrConfig *cfg, MrStore *store, GBytes *raw,
+			   const char *recipient, const char *envelope_from, MrDelivery *out,
+			   GError **error);
+
+G_END_DECLS

@@ -1,0 +1,85 @@
+/* mr-plan.h - what routing decided for one delivered message.
+ *
+ * The route stage fills a plan without writing anything; the store stage
+ * applies it, with the raw message, in one transaction.  Types only, shared
+ * by both stages so that neither includes the other's internals. */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-config.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+	MR_RECORD_NONE,
+	MR_RECORD_LEAD,
+	MR_RECORD_OPPORTUNITY,
+	MR_RECORD_TICKET,
+} MrRecordKind;
+
+typedef struct {
+	MrRecordKind kind;
+	gint64 id; /* row id; 0 with MR_RECORD_NONE */
+} MrRecordRef;
+
+typedef enum {
+	MR_FOUND_NONE,
+	MR_FOUND_SUBJECT,   /* [TKT-12] in the subject */
+	MR_FOUND_PLUS,      /* support+tkt-12@ */
+	MR_FOUND_THREAD,    /* In-Reply-To/References of a stored message */
+	MR_FOUND_OPEN_LEAD, /* the sender's open inbox lead */
+} MrFoundBy;
+
+typedef enum {
+	MR_ACTION_LOG,           /* link only */
+	MR_ACTION_TICKET_CREATE, /* new ticket for @customer */
+	MR_ACTION_TICKET_UPDATE, /* add to @record (maybe reopen) */
+	MR_ACTION_LEAD_CREATE,   /* new inbox lead for @customer */
+	MR_ACTION_LEAD_UPDATE,   /* add to the open lead @record */
+} MrAction;
+
+typedef struct {
+	char *email;     /* normalised (lower-case) address */
+	char *name;      /* (nullable): display name */
+	gboolean internal;
+	gint64 user_id;  /* internal: the user's id, 0 when not yet a user */
+	gint64 contact_id; /* external: the contact's id, 0 when new */
+	gboolean is_sender; /* From: (or the original sender of a forward) */
+} MrParty;
+
+typedef struct {
+	char *recipient;  /* envelope recipient, lower-case */
+	MrRole role;
+	char *envelope_from; /* (nullable) */
+	GPtrArray *parties;  /* MrParty*: no mailroom addresses, no duplicates */
+	int owner;           /* index of the internal sender in @parties, or -1 */
+	int customer;        /* index of the external customer, or -1 */
+	gboolean create_contacts; /* FALSE for auto-replies, bounces, bulk */
+	MrRecordRef record;  /* the existing record it belongs to, if any */
+	MrFoundBy found_by;
+	char *refused;       /* (nullable): "TKT-12" named in the subject but
+	                        not attached: the sender is not related to it */
+	MrAction action;
+	gboolean reopen;     /* the ticket was solved or closed */
+	gboolean is_reply;   /* an external party answered an existing record */
+	char *title;         /* subject for a new ticket or lead */
+} MrPlan;
+
+/* Returns: (transfer full): an empty plan (action LOG, no record). */
+MrPlan *mr_plan_new(void);
+
+/* Frees @plan; NULL-safe. */
+void mr_plan_free(MrPlan *plan);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrPlan, mr_plan_free)
+
+/* Formats @ref as its display id ("TKT-12", "OPP-3", "LEAD-7") with the
+ * configured prefixes.  Returns: (transfer full). */
+char *mr_record_display_id(const MrConfig *cfg, MrRecordRef ref);
+
+/* Returns the link kind used in the store for @kind ("lead",
+ * "opportunity", "ticket"), or NULL for MR_RECORD_NONE. */
+const char *mr_record_kind_name(MrRecordKind kind);
+
+G_END_DECLS

@@ -1,0 +1,35 @@
+/* mr-route.h - stage 3: decide what a delivered message means.
+ *
+ * Routing reads (users, contacts, records, stored thread headers) but never
+ * writes: its answer is an MrPlan that the store applies.  Run it inside the
+ * write transaction so that what it read cannot change before the apply. */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-parse.h"
+#include "mailroom/mr-plan.h"
+#include "mailroom/mr-store.h"
+
+G_BEGIN_DECLS
+
+/* Plans the delivery of @msg to @recipient (envelope recipient, any case,
+ * plus forms allowed) from @envelope_from (nullable).
+ * Returns: (transfer full) (nullable): the plan, or NULL with @error
+ * MR_ROUTE_ERROR_NO_ADDRESS when @recipient is no mailroom address. */
+MrPlan *mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
+		      const char *recipient, const char *envelope_from, GError **error);
+
+/* Finds the first record id ("[TKT-12]", "[Acme opp-42 x]") inside square
+ * brackets of @subject, with the configured prefixes, any case.
+ * Returns TRUE and sets @out when found. */
+gboolean mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out);
+
+/* Parses a display id: "TKT-12", "opp-42", "LEAD-7" (any case), or, when
+ * @bare_kind is not MR_RECORD_NONE, a plain number of that kind.
+ * Returns TRUE and sets @out when @text is one. */
+gboolean mr_route_parse_id(const MrConfig *cfg, const char *text, MrRecordKind bare_kind,
+			   MrRecordRef *out);
+
+G_END_DECLS

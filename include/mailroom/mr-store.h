@@ -1,0 +1,164 @@
+/* mr-store.h - stage 4: the SQLite store (the only module that speaks SQL).
+ *
+ * One MrStore is one connection.  Writers bracket their work with
+ * mr_store_begin()/mr_store_commit(); readers (mailroomctl) read through the
+ * same handle while the daemon writes (WAL).  Rows come back to the CLI as
+ * JSON objects whose keys are the documented field names. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-parse.h"
+#include "mailroom/mr-plan.h"
+
+G_BEGIN_DECLS
+
+typedef struct _MrStore MrStore;
+
+/* Opens (creating when missing) the database named in @cfg, sets WAL,
+ * synchronous and busy timeout from @cfg, and migrates the schema forward.
+ * @cfg must outlive the store.  Returns: (transfer full) (nullable): the
+ * store, or NULL with @error set (MR_STORE_ERROR_OPEN or _BUSY). */
+MrStore *mr_store_open(const MrConfig *cfg, GError **error);
+
+/* Closes @store; rolls back an open transaction.  NULL-safe. */
+void mr_store_close(MrStore *store);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrStore, mr_store_close)
+
+/* Returns the schema version the database is at. */
+int mr_store_schema_version(MrStore *store);
+
+/* BEGIN IMMEDIATE: takes the write lock now, so that what routing reads
+ * cannot change before the plan is applied.  Returns FALSE with @error
+ * (MR_STORE_ERROR_BUSY when locked past the busy timeout). */
+gboolean mr_store_begin(MrStore *store, GError **error);
+
+/* COMMIT.  Only after TRUE is the work durable. */
+gboolean mr_store_commit(MrStore *store, GError **error);
+
+/* ROLLBACK, if a transaction is open. */
+void mr_store_rollback(MrStore *store);
+
+/* --- look-ups for routing (read only) --------------------------------- */
+
+/* Returns the user id owning @email, or 0. */
+gint64 mr_store_user_by_address(MrStore *store, const char *email);
+
+/* Returns the contact id of @email, or 0. */
+gint64 mr_store_contact_by_email(MrStore *store, const char *email);
+
+/* Returns TRUE when @ref exists; sets @status_out (transfer full,
+ * nullable) to its status. */
+gboolean mr_store_record_exists(MrStore *store, MrRecordRef ref, char **status_out);
+
+/* Returns TRUE when @email is the contact of @ref, or a contact of the
+ * account of @ref's contact, or the record's owner. */
+gboolean mr_store_record_related(MrStore *store, MrRecordRef ref, const char *email);
+
+/* Looks the Message-IDs @ids (newest first) up among stored messages and
+ * returns in @out the newest record of kind @kind linked to the first one
+ * found.  Returns TRUE when found. */
+gboolean mr_store_record_by_thread(MrStore *store, const char *const *ids,
+				   MrRecordKind kind, MrRecordRef *out);
+
+/* Returns the id of the open (new or in progress) inbox lead of the contact
+ * @email, or 0. */
+gint64 mr_store_open_lead_by_email(MrStore *store, const char *email);
+
+/* --- ingest ------------------------------------------------------------ */
+
+/* Returns the row id of the message with content key @key, or 0. */
+gint64 mr_store_message_by_key(MrStore *store, const char *key);
+
+/* Returns TRUE when message @message_row was already delivered to
+ * @recipient (a duplicate delivery: nothing more to do). */
+gboolean mr_store_delivery_exists(MrStore *store, gint64 message_row, const char *recipient);
+
+typedef struct {
+	gint64 message_row; /* the stored message */
+	gboolean new_message; /* FALSE when the bytes were already stored */
+	MrRecordRef record;   /* the record created or updated, if any */
+} MrApplied;
+
+/* Applies @plan inside the open transaction: stores @raw (content key @key)
+ * and @msg unless @message_row is already non-zero, records the delivery,
+ * creates users, contacts, accounts, tickets and leads as planned, links
+ * and writes the events.  Returns FALSE with @error; the caller rolls back. */
+gboolean mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
+			const MrMessage *msg, gint64 message_row, MrApplied *out,
+			GError **error);
+
+/* --- administration ---------------------------------------------------- */
+
+/* Adds user @email (or adds @name to an existing one).  Returns its id, or
+ * 0 with @error. */
+gint64 mr_store_user_add(MrStore *store, const char *email, const char *name, GError **error);
+
+/* Creates an opportunity for contact @contact (must exist), owned by user
+ * @owner (nullable; must exist; default the contact's owner), @value in
+ * cents (-1 for none).  Returns the new id, or 0 with @error. */
+gint64 mr_store_opp_add(MrStore *store, const char *title, const char *contact,
+			const char *owner, gint64 value, GError **error);
+
+/* Closes open opportunity @id as won, or lost with @reason (required). */
+gboolean mr_store_opp_close(MrStore *store, gint64 id, gboolean won, const char *reason,
+			    GError **error);
+
+/* Sets ticket @id to @status (new, open, pending, solved, closed). */
+gboolean mr_store_ticket_set_status(MrStore *store, gint64 id, const char *status,
+				    GError **error);
+
+/* Converts open inbox lead @id into an opportunity (title, contact, owner
+ * and messages carried over).  Returns the opportunity id, or 0. */
+gint64 mr_store_lead_convert(MrStore *store, gint64 id, GError **error);
+
+/* Archives inbox lead @id. */
+gboolean mr_store_lead_archive(MrStore *store, gint64 id, GError **error);
+
+/* --- queries for the CLI ----------------------------------------------- */
+
+typedef enum {
+	MR_LIST_USERS,
+	MR_LIST_CONTACTS,
+	MR_LIST_ACCOUNTS,
+	MR_LIST_LEADS,
+	MR_LIST_OPPORTUNITIES,
+	MR_LIST_TICKETS,
+	MR_LIST_MESSAGES,
+	MR_LIST_N
+} MrListKind;
+
+/* Lists rows of @kind, newest last, at most @limit (<= 0: all).
+ * Returns: (transfer full): a JSON array of objects, or NULL with @error. */
+JsonArray *mr_store_list(MrStore *store, MrListKind kind, gint64 limit, GError **error);
+
+/* Shows contact @email, with its messages.  Returns: (transfer full) or
+ * NULL with MR_STORE_ERROR_NOT_FOUND. */
+JsonObject *mr_store_show_contact(MrStore *store, const char *email, GError **error);
+
+/* Shows lead, opportunity or ticket @ref with its "messages".
+ * Returns: (transfer full) or NULL with MR_STORE_ERROR_NOT_FOUND. */
+JsonObject *mr_store_show_record(MrStore *store, MrRecordRef ref, GError **error);
+
+/* Shows message @id with "links", addresses and attachments.
+ * Returns: (transfer full) or NULL with MR_STORE_ERROR_NOT_FOUND. */
+JsonObject *mr_store_show_message(MrStore *store, gint64 id, GError **error);
+
+/* Returns: (transfer full): the raw bytes of message @id, or NULL with
+ * MR_STORE_ERROR_NOT_FOUND. */
+GBytes *mr_store_message_raw(MrStore *store, gint64 id, GError **error);
+
+/* The timeline of a contact (@email), an account (@domain) or a record
+ * (@ref), oldest first: entries { date kind subject message_id }.  Exactly
+ * one of @email, @domain and @ref.kind is set.  Returns: (transfer full)
+ * or NULL with MR_STORE_ERROR_NOT_FOUND. */
+JsonArray *mr_store_timeline(MrStore *store, const char *email, const char *domain,
+			     MrRecordRef ref, GError **error);
+
+/* Counts stored messages. */
+gint64 mr_store_count_messages(MrStore *store);
+
+G_END_DECLS

@@ -1,0 +1,363 @@
+/* mr-config.c - load and validate mailroom.conf (libconfig).
+ *
+ * Core module: owns MrConfig.  Every refusal names FILE:LINE and the key, so
+ * an administrator can fix the file without reading code. */
+#define G_LOG_DOMAIN "mailroom-config"
+
+#include <libconfig.h>
+#include <string.h>
+
+#include "mailroom/mr-autocleanups.h"
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-error.h"
+
+/* Domains whose users are private people, not one organisation: a contact
+ * there gets no account.  Extended by the freemail_domains key. */
+static const char *const mr_builtin_freemail[] = {
+	"aol.com", "gmail.com", "googlemail.com", "gmx.at", "gmx.ch", "gmx.de",
+	"gmx.net", "gmx.com", "hotmail.com", "hotmail.de", "hotmail.co.uk",
+	"icloud.com", "live.com", "mac.com", "me.com", "mail.com", "mail.ru",
+	"msn.com", "outlook.com", "outlook.de", "posteo.de", "proton.me",
+	"protonmail.com", "qq.com", "t-online.de", "web.de", "yahoo.com",
+	"yahoo.de", "yahoo.co.uk", "yahoo.fr", "yandex.ru", "zoho.com",
+	"freenet.de", "arcor.de", "orange.fr", "free.fr", "libero.it",
+	"163.com", "126.com", "fastmail.com", "hey.com", "tutanota.com",
+};
+
+static const char *const mr_known_keys[] = {
+	"database", "domains", "addresses", "ids", "freemail_domains", "parse",
+	"store",
+};
+
+static const char *const mr_role_names[] = {
+	[MR_ROLE_NONE] = "none",
+	[MR_ROLE_BCC] = "bcc",
+	[MR_ROLE_SUPPORT] = "support",
+	[MR_ROLE_SALES] = "sales",
+};
+
+const char *
+mr_role_name(MrRole role)
+{
+	if ((guint)role >= G_N_ELEMENTS(mr_role_names))
+		return "none";
+	return mr_role_names[role];
+}
+
+static void
+mailroom_address_free(MrMailroomAddress *a)
+{
+	if (a == NULL)
+		return;
+	g_free(a->address);
+	g_free(a);
+}
+
+void
+mr_config_free(MrConfig *cfg)
+{
+	if (cfg == NULL)
+		return;
+	g_free(cfg->path);
+	g_free(cfg->database);
+	g_strfreev(cfg->domains);
+	g_clear_pointer(&cfg->addresses, g_ptr_array_unref);
+	g_free(cfg->opportunity_prefix);
+	g_free(cfg->ticket_prefix);
+	g_strfreev(cfg->freemail_domains);
+	g_strfreev(cfg->fallback_charsets);
+	g_free(cfg->synchronous);
+	g_free(cfg);
+}
+
+const char *
+mr_config_default_path(void)
+{
+	const char *env = g_getenv("MAILROOM_CONFIG");
+
+	if (env != NULL && *env != '\0')
+		return env;
+	return MR_SYSCONFDIR "/mailroom.conf";
+}
+
+/* Sets @error to "FILE:LINE: key: what" for @setting. */
+static gboolean
+config_invalid(GError **error, const char *path, const config_setting_t *setting,
+	       const char *key, const char *what)
+{
+	int line = setting != NULL ? config_setting_source_line(setting) : 0;
+
+	g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID,
+		    "%s:%d: %s: %s", path, line, key, what);
+	return FALSE;
+}
+
+/* Reads an optional list/array of strings at @key into a lower-cased,
+ * NULL-terminated vector.  A missing key gives an empty vector. */
+static gboolean
+config_string_list(const config_t *c, const char *path, const char *key,
+		   gboolean lower, char ***out, GError **error)
+{
+	config_setting_t *s = config_lookup(c, key);
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+	if (s != NULL) {
+		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+			return config_invalid(error, path, s, key,
+					      "must be a list of strings");
+		for (int i = 0; i < config_setting_length(s); i++) {
+			const char *v = config_setting_get_string_elem(s, i);
+
+			if (v == NULL || *v == '\0')
+				return config_invalid(error, path, s, key,
+						      "every element must be a non-empty string");
+			if (lower)
+				{ g_autofree char *l = g_ascii_strdown(v, -1); g_strv_builder_add(b, l); }
+			else
+				g_strv_builder_add(b, v);
+		}
+	}
+	*out = g_strv_builder_end(b);
+	return TRUE;
+}
+
+/* Reads an optional string at @key; @def when missing. */
+static gboolean
+config_string(const config_t *c, const char *path, const char *key,
+	      const char *def, char **out, GError **error)
+{
+	config_setting_t *s = config_lookup(c, key);
+
+	if (s == NULL) {
+		*out = g_strdup(def);
+		return TRUE;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return config_invalid(error, path, s, key, "must be a string");
+	*out = g_strdup(config_setting_get_string(s));
+	return TRUE;
+}
+
+static gboolean
+is_valid_address(const char *a)
+{
+	const char *at = strchr(a, '@');
+
+	return at != NULL && at != a && at[1] != '\0' && strchr(at + 1, '@') == NULL &&
+	       strchr(a, '+') == NULL && strpbrk(a, " \t<>\"") == NULL;
+}
+
+static gboolean
+is_valid_prefix(const char *p)
+{
+	if (*p == '\0' || strlen(p) > 16)
+		return FALSE;
+	for (; *p != '\0'; p++)
+		if (!g_ascii_isalpha(*p))
+			return FALSE;
+	return TRUE;
+}
+
+static gboolean
+config_addresses(const config_t *c, MrConfig *cfg, GError **error)
+{
+	config_setting_t *list = config_lookup(c, "addresses");
+
+	if (list == NULL)
+		return config_invalid(error, cfg->path, NULL, "addresses",
+				      "missing: at least one mailroom address is needed");
+	if (!config_setting_is_list(list) && !config_setting_is_array(list))
+		return config_invalid(error, cfg->path, list, "addresses",
+				      "must be a list of { address = ...; role = ...; }");
+	for (int i = 0; i < config_setting_length(list); i++) {
+		config_setting_t *e = config_setting_get_elem(list, i);
+		const char *addr = NULL, *role = NULL;
+		MrMailroomAddress *a;
+		MrRole r = MR_ROLE_NONE;
+
+		if (!config_setting_is_group(e))
+			return config_invalid(error, cfg->path, e, "addresses",
+					      "each entry must be { address = ...; role = ...; }");
+		if (!config_setting_lookup_string(e, "address", &addr) ||
+		    !is_valid_address(addr))
+			return config_invalid(error, cfg->path, e, "addresses.address",
+					      "missing or not a plain local@domain address");
+		if (!config_setting_lookup_string(e, "role", &role))
+			return config_invalid(error, cfg->path, e, "addresses.role",
+					      "missing (bcc, support or sales)");
+		for (guint k = MR_ROLE_BCC; k < G_N_ELEMENTS(mr_role_names); k++)
+			if (g_ascii_strcasecmp(role, mr_role_names[k]) == 0)
+				r = (MrRole)k;
+		if (r == MR_ROLE_NONE)
+			return config_invalid(error, cfg->path, e, "addresses.role",
+					      "must be one of bcc, support, sales");
+		if (mr_config_find_address(cfg, addr, NULL) != NULL)
+			return config_invalid(error, cfg->path, e, "addresses.address",
+					      "listed twice");
+		a = g_new0(MrMailroomAddress, 1);
+		a->address = g_ascii_strdown(addr, -1);
+		a->role = r;
+		g_ptr_array_add(cfg->addresses, a);
+	}
+	if (cfg->addresses->len == 0)
+		return config_invalid(error, cfg->path, list, "addresses",
+				      "at least one mailroom address is needed");
+	return TRUE;
+}
+
+static gboolean
+config_check_keys(const config_t *c, const char *path, GError **error)
+{
+	config_setting_t *root = config_root_setting(c);
+
+	for (int i = 0; i < config_setting_length(root); i++) {
+		config_setting_t *s = config_setting_get_elem(root, i);
+		const char *name = config_setting_name(s);
+		gboolean known = FALSE;
+
+		for (guint k = 0; k < G_N_ELEMENTS(mr_known_keys); k++)
+			known = known || g_strcmp0(name, mr_known_keys[k]) == 0;
+		if (!known)
+			return config_invalid(error, path, s, name, "unknown key");
+	}
+	return TRUE;
+}
+
+static gboolean
+config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
+{
+	int busy = 5000;
+	g_autofree char *opp = NULL, *tkt = NULL;
+	config_setting_t *s;
+
+	if (!config_check_keys(c, cfg->path, error))
+		return FALSE;
+	if (!config_string(c, cfg->path, "database", "var/mailroom.db", &cfg->database, error))
+		return FALSE;
+	if (*cfg->database == '\0')
+		return config_invalid(error, cfg->path, config_lookup(c, "database"),
+				      "database", "must not be empty");
+	if (!config_string_list(c, cfg->path, "domains", TRUE, &cfg->domains, error))
+		return FALSE;
+	if (!config_addresses(c, cfg, error))
+		return FALSE;
+	if (!config_string(c, cfg->path, "ids.opportunity_prefix", "OPP", &opp, error) ||
+	    !config_string(c, cfg->path, "ids.ticket_prefix", "TKT", &tkt, error))
+		return FALSE;
+	if (!is_valid_prefix(opp))
+		return config_invalid(error, cfg->path, config_lookup(c, "ids.opportunity_prefix"),
+				      "ids.opportunity_prefix", "must be 1-16 letters");
+	if (!is_valid_prefix(tkt))
+		return config_invalid(error, cfg->path, config_lookup(c, "ids.ticket_prefix"),
+				      "ids.ticket_prefix", "must be 1-16 letters");
+	if (g_ascii_strcasecmp(opp, tkt) == 0)
+		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
+				      "opportunity_prefix and ticket_prefix must differ");
+	cfg->opportunity_prefix = g_ascii_strup(opp, -1);
+	cfg->ticket_prefix = g_ascii_strup(tkt, -1);
+	if (!config_string_list(c, cfg->path, "freemail_domains", TRUE, &cfg->freemail_domains, error))
+		return FALSE;
+	if (!config_string_list(c, cfg->path, "parse.fallback_charsets", FALSE,
+				&cfg->fallback_charsets, error))
+		return FALSE;
+	if (cfg->fallback_charsets[0] == NULL) {
+		g_strfreev(cfg->fallback_charsets);
+		cfg->fallback_charsets = g_strsplit("utf-8 windows-1252", " ", -1);
+	}
+	if (!config_string(c, cfg->path, "store.synchronous", "full", &cfg->synchronous, error))
+		return FALSE;
+	if (g_ascii_strcasecmp(cfg->synchronous, "full") != 0 &&
+	    g_ascii_strcasecmp(cfg->synchronous, "normal") != 0)
+		return config_invalid(error, cfg->path, config_lookup(c, "store.synchronous"),
+				      "store.synchronous", "must be \"full\" or \"normal\"");
+	s = config_lookup(c, "store.busy_timeout");
+	if (s != NULL) {
+		if (config_setting_type(s) != CONFIG_TYPE_INT)
+			return config_invalid(error, cfg->path, s, "store.busy_timeout",
+					      "must be an integer (milliseconds)");
+		busy = config_setting_get_int(s);
+		if (busy < 0 || busy > 600000)
+			return config_invalid(error, cfg->path, s, "store.busy_timeout",
+					      "must be between 0 and 600000");
+	}
+	cfg->busy_timeout_ms = busy;
+	return TRUE;
+}
+
+MrConfig *
+mr_config_load(const char *path, GError **error)
+{
+	g_autoptr(config_t) c = g_new0(config_t, 1);
+	g_autoptr(MrConfig) cfg = g_new0(MrConfig, 1);
+
+	g_return_val_if_fail(path != NULL, NULL);
+
+	config_init(c);
+	cfg->path = g_strdup(path);
+	cfg->addresses = g_ptr_array_new_with_free_func((GDestroyNotify)mailroom_address_free);
+	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
+			    "%s: cannot read the configuration file (missing or not a file)", path);
+		return NULL;
+	}
+	if (config_read_file(c, path) != CONFIG_TRUE) {
+		if (config_error_type(c) == CONFIG_ERR_FILE_IO)
+			g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
+				    "%s: cannot read the configuration file", path);
+		else
+			g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_SYNTAX,
+				    "%s:%d: %s",
+				    config_error_file(c) != NULL ? config_error_file(c) : path,
+				    config_error_line(c), config_error_text(c));
+		return NULL;
+	}
+	if (!config_load_keys(c, cfg, error))
+		return NULL;
+	return g_steal_pointer(&cfg);
+}
+
+const MrMailroomAddress *
+mr_config_find_address(const MrConfig *cfg, const char *address, char **detail_out)
+{
+	g_autofree char *lower = NULL;
+	char *at, *plus;
+
+	g_return_val_if_fail(cfg != NULL && address != NULL, NULL);
+
+	lower = g_ascii_strdown(address, -1);
+	at = strrchr(lower, '@');
+	if (at == NULL)
+		return NULL;
+	plus = memchr(lower, '+', (gsize)(at - lower));
+	for (guint i = 0; i < cfg->addresses->len; i++) {
+		const MrMailroomAddress *a = g_ptr_array_index(cfg->addresses, i);
+		gsize local = plus != NULL ? (gsize)(plus - lower) : (gsize)(at - lower);
+
+		if (strncmp(a->address, lower, local) != 0 || a->address[local] != '@' ||
+		    strcmp(a->address + local, at) != 0)
+			continue;
+		if (detail_out != NULL)
+			*detail_out = plus != NULL ? g_strndup(plus + 1, (gsize)(at - plus - 1)) : NULL;
+		return a;
+	}
+	return NULL;
+}
+
+gboolean
+mr_config_is_own_domain(const MrConfig *cfg, const char *domain)
+{
+	g_return_val_if_fail(cfg != NULL, FALSE);
+	return domain != NULL && g_strv_contains((const char *const *)cfg->domains, domain);
+}
+
+gboolean
+mr_config_is_freemail(const MrConfig *cfg, const char *domain)
+{
+	g_return_val_if_fail(cfg != NULL, FALSE);
+	if (domain == NULL)
+		return FALSE;
+	for (guint i = 0; i < G_N_ELEMENTS(mr_builtin_freemail); i++)
+		if (strcmp(domain, mr_builtin_freemail[i]) == 0)
+			return TRUE;
+	return g_strv_contains((const char *const *)cfg->freemail_domains, domain);
+}

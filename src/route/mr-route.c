@@ -1,0 +1,397 @@
+/* mr-route.c - routing: parties, the record a message belongs to, and what
+ * to do with it (the plan).
+ *
+ * Route stage.  Reads through MrStore look-ups, writes nothing.  The order
+ * of evidence for the record is: id in the subject, plus address, thread
+ * headers of stored messages, the sender's open inbox lead (sales). */
+#define G_LOG_DOMAIN "mailroom-route"
+
+#include <string.h>
+
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-route.h"
+
+#define MR_LEAD_PREFIX "LEAD"
+
+/* --- plans and ids ------------------------------------------------------ */
+
+static void
+party_free(MrParty *p)
+{
+	if (p == NULL)
+		return;
+	g_free(p->email);
+	g_free(p->name);
+	g_free(p);
+}
+
+MrPlan *
+mr_plan_new(void)
+{
+	MrPlan *plan = g_new0(MrPlan, 1);
+
+	plan->parties = g_ptr_array_new_with_free_func((GDestroyNotify)party_free);
+	plan->owner = -1;
+	plan->customer = -1;
+	plan->action = MR_ACTION_LOG;
+	plan->create_contacts = TRUE;
+	return plan;
+}
+
+void
+mr_plan_free(MrPlan *plan)
+{
+	if (plan == NULL)
+		return;
+	g_free(plan->recipient);
+	g_free(plan->envelope_from);
+	g_ptr_array_unref(plan->parties);
+	g_free(plan->refused);
+	g_free(plan->title);
+	g_free(plan);
+}
+
+const char *
+mr_record_kind_name(MrRecordKind kind)
+{
+	switch (kind) {
+	case MR_RECORD_LEAD:
+		return "lead";
+	case MR_RECORD_OPPORTUNITY:
+		return "opportunity";
+	case MR_RECORD_TICKET:
+		return "ticket";
+	case MR_RECORD_NONE:
+	default:
+		return NULL;
+	}
+}
+
+static const char *
+record_prefix(const MrConfig *cfg, MrRecordKind kind)
+{
+	switch (kind) {
+	case MR_RECORD_OPPORTUNITY:
+		return cfg->opportunity_prefix;
+	case MR_RECORD_TICKET:
+		return cfg->ticket_prefix;
+	case MR_RECORD_LEAD:
+		return MR_LEAD_PREFIX;
+	case MR_RECORD_NONE:
+	default:
+		return "NONE";
+	}
+}
+
+char *
+mr_record_display_id(const MrConfig *cfg, MrRecordRef ref)
+{
+	return g_strdup_printf("%s-%" G_GINT64_FORMAT, record_prefix(cfg, ref.kind), ref.id);
+}
+
+/* Parses "PREFIX-digits" at @p (exactly @len bytes), any case. */
+static gboolean
+parse_id_token(const MrConfig *cfg, const char *p, gsize len, MrRecordRef *out)
+{
+	static const MrRecordKind kinds[] = {
+		MR_RECORD_TICKET, MR_RECORD_OPPORTUNITY, MR_RECORD_LEAD,
+	};
+
+	for (guint k = 0; k < G_N_ELEMENTS(kinds); k++) {
+		const char *prefix = record_prefix(cfg, kinds[k]);
+		gsize plen = strlen(prefix);
+		guint64 id = 0;
+		gsize i;
+
+		if (len < plen + 2 || g_ascii_strncasecmp(p, prefix, plen) != 0 || p[plen] != '-')
+			continue;
+		for (i = plen + 1; i < len && g_ascii_isdigit(p[i]); i++) {
+			id = id * 10 + (guint64)(p[i] - '0');
+			if (id > G_MAXINT64 / 10)
+				return FALSE;
+		}
+		if (i != len || id == 0)
+			return FALSE;
+		out->kind = kinds[k];
+		out->id = (gint64)id;
+		return TRUE;
+	}
+	return FALSE;
+}
+
+gboolean
+mr_route_parse_id(const MrConfig *cfg, const char *text, MrRecordKind bare_kind,
+		  MrRecordRef *out)
+{
+	g_return_val_if_fail(cfg != NULL && out != NULL, FALSE);
+	if (text == NULL)
+		return FALSE;
+	if (bare_kind != MR_RECORD_NONE && *text != '\0' &&
+	    strspn(text, "0123456789") == strlen(text) && strlen(text) < 18) {
+		out->kind = bare_kind;
+		out->id = g_ascii_strtoll(text, NULL, 10);
+		return out->id > 0;
+	}
+	return parse_id_token(cfg, text, strlen(text), out);
+}
+
+gboolean
+mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out)
+{
+	const char *open;
+
+	g_return_val_if_fail(cfg != NULL && out != NULL, FALSE);
+	for (open = subject != NULL ? strchr(subject, '[') : NULL; open != NULL;
+	     open = strchr(open + 1, '[')) {
+		const char *close = strchr(open + 1, ']');
+		const char *p = open + 1;
+
+		if (close == NULL)
+			return FALSE;
+		/* Tokens inside the brackets, split on anything that cannot be
+		 * part of an id: "[Acme TKT-12]", "[tkt-12/urgent]". */
+		while (p < close) {
+			const char *end = p;
+
+			while (end < close && (g_ascii_isalnum(*end) || *end == '-'))
+				end++;
+			if (end > p && parse_id_token(cfg, p, (gsize)(end - p), out) &&
+			    out->kind != MR_RECORD_LEAD)
+				return TRUE;
+			p = end < close ? end + 1 : close;
+		}
+	}
+	return FALSE;
+}
+
+/* --- parties ------------------------------------------------------------ */
+
+static gboolean
+is_mailroom_address(const MrConfig *cfg, const char *email)
+{
+	return mr_config_find_address(cfg, email, NULL) != NULL;
+}
+
+/* Adds @a unless it is empty, a mailroom address or already there; returns
+ * its index or -1. */
+static int
+add_party(const MrConfig *cfg, MrStore *store, MrPlan *plan, const MrAddress *a,
+	  gboolean is_sender)
+{
+	const char *at;
+	MrParty *p;
+
+	if (a == NULL || a->email == NULL || (at = strrchr(a->email, '@')) == NULL ||
+	    at == a->email || at[1] == '\0' || is_mailroom_address(cfg, a->email))
+		return -1;
+	for (guint i = 0; i < plan->parties->len; i++) {
+		p = g_ptr_array_index(plan->parties, i);
+		if (strcmp(p->email, a->email) == 0) {
+			p->is_sender = p->is_sender || is_sender;
+			return (int)i;
+		}
+	}
+	p = g_new0(MrParty, 1);
+	p->email = g_ascii_strdown(a->email, -1);
+	p->name = g_strdup(a->name);
+	p->is_sender = is_sender;
+	p->user_id = mr_store_user_by_address(store, p->email);
+	p->internal = p->user_id != 0 || mr_config_is_own_domain(cfg, at + 1);
+	if (!p->internal)
+		p->contact_id = mr_store_contact_by_email(store, p->email);
+	g_ptr_array_add(plan->parties, p);
+	return (int)plan->parties->len - 1;
+}
+
+static MrParty *
+party_at(const MrPlan *plan, int i)
+{
+	return i >= 0 ? g_ptr_array_index(plan->parties, i) : NULL;
+}
+
+static void
+collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPlan *plan)
+{
+	int from = add_party(cfg, store, plan, msg->from, TRUE);
+	MrParty *sender = party_at(plan, from);
+	int original = -1;
+
+	if (sender != NULL && sender->internal) {
+		plan->owner = from;
+		/* A user forwarding a customer's mail: the customer is the
+		 * original sender. */
+		if (msg->is_forward && msg->original_from != NULL) {
+			original = add_party(cfg, store, plan, msg->original_from, TRUE);
+			if (original >= 0 && !party_at(plan, original)->internal)
+				plan->customer = original;
+		}
+	} else if (sender != NULL) {
+		plan->customer = from;
+	}
+	for (guint i = 0; msg->to != NULL && i < msg->to->len; i++)
+		add_party(cfg, store, plan, g_ptr_array_index(msg->to, i), FALSE);
+	for (guint i = 0; msg->cc != NULL && i < msg->cc->len; i++)
+		add_party(cfg, store, plan, g_ptr_array_index(msg->cc, i), FALSE);
+	/* A user's own mail to a customer (smart BCC): the first external
+	 * recipient is the customer. */
+	if (plan->customer < 0 && plan->owner >= 0)
+		for (guint i = 0; i < plan->parties->len && plan->customer < 0; i++)
+			if (!party_at(plan, (int)i)->internal)
+				plan->customer = (int)i;
+}
+
+/* --- the record ----------------------------------------------------------- */
+
+/* Accepts @ref named by the sender (subject or plus address) when it exists
+ * and the sender may name it: a user, or an external sender related to it.
+ * A refusal is remembered in the plan so that it is visible. */
+static gboolean
+accept_named(MrStore *store, const MrConfig *cfg, MrPlan *plan, MrRecordRef ref)
+{
+	if (!mr_store_record_exists(store, ref, NULL))
+		return FALSE;
+	if (plan->owner >= 0) /* sent by a user */
+		return TRUE;
+	for (guint i = 0; i < plan->parties->len; i++) {
+		const MrParty *p = party_at(plan, (int)i);
+
+		if (p->is_sender && !p->internal && mr_store_record_related(store, ref, p->email))
+			return TRUE;
+	}
+	if (plan->refused == NULL)
+		plan->refused = mr_record_display_id(cfg, ref);
+	return FALSE;
+}
+
+/* The kinds of record a role looks for in thread headers, best first. */
+static const MrRecordKind *
+thread_kinds(MrRole role)
+{
+	static const MrRecordKind support[] = { MR_RECORD_TICKET, MR_RECORD_NONE };
+	static const MrRecordKind sales[] = { MR_RECORD_LEAD, MR_RECORD_OPPORTUNITY,
+					      MR_RECORD_TICKET, MR_RECORD_NONE };
+	static const MrRecordKind bcc[] = { MR_RECORD_OPPORTUNITY, MR_RECORD_TICKET,
+					    MR_RECORD_LEAD, MR_RECORD_NONE };
+
+	return role == MR_ROLE_SUPPORT ? support : role == MR_ROLE_SALES ? sales : bcc;
+}
+
+static void
+find_record(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const char *detail,
+	    MrPlan *plan)
+{
+	MrRecordRef ref = { MR_RECORD_NONE, 0 };
+
+	if (mr_route_subject_id(cfg, msg->subject, &ref) && accept_named(store, cfg, plan, ref)) {
+		plan->record = ref;
+		plan->found_by = MR_FOUND_SUBJECT;
+		return;
+	}
+	if (detail != NULL && mr_route_parse_id(cfg, detail, MR_RECORD_NONE, &ref) &&
+	    accept_named(store, cfg, plan, ref)) {
+		plan->record = ref;
+		plan->found_by = MR_FOUND_PLUS;
+		return;
+	}
+	{
+		g_autoptr(GPtrArray) ids = g_ptr_array_new();
+
+		if (msg->in_reply_to != NULL)
+			g_ptr_array_add(ids, msg->in_reply_to);
+		for (guint i = msg->references != NULL ? msg->references->len : 0; i > 0; i--)
+			g_ptr_array_add(ids, g_ptr_array_index(msg->references, i - 1));
+		g_ptr_array_add(ids, NULL);
+		for (const MrRecordKind *k = thread_kinds(plan->role); *k != MR_RECORD_NONE; k++)
+			if (ids->len > 1 &&
+			    mr_store_record_by_thread(store, (const char *const *)ids->pdata, *k,
+						      &plan->record)) {
+				plan->found_by = MR_FOUND_THREAD;
+				return;
+			}
+	}
+	if (plan->role == MR_ROLE_SALES && plan->customer >= 0 &&
+	    party_at(plan, plan->customer)->is_sender) {
+		gint64 lead = mr_store_open_lead_by_email(store, party_at(plan, plan->customer)->email);
+
+		if (lead != 0) {
+			plan->record.kind = MR_RECORD_LEAD;
+			plan->record.id = lead;
+			plan->found_by = MR_FOUND_OPEN_LEAD;
+		}
+	}
+}
+
+static char *
+plan_title(const MrMessage *msg)
+{
+	const char *s = msg->subject_normalised;
+
+	if (msg->is_forward && msg->original_subject != NULL && *msg->original_subject != '\0')
+		return mr_subject_normalise(msg->original_subject, NULL);
+	return g_strdup(s != NULL && *s != '\0' ? s : "(no subject)");
+}
+
+static void
+decide_action(MrStore *store, const MrMessage *msg, MrPlan *plan)
+{
+	gboolean automatic = msg->auto_kind != MR_AUTO_NONE;
+	const MrParty *customer = party_at(plan, plan->customer);
+
+	plan->is_reply = plan->record.kind != MR_RECORD_NONE && customer != NULL &&
+			 customer->is_sender && plan->owner < 0 && !automatic;
+	switch (plan->role) {
+	case MR_ROLE_SUPPORT:
+		if (plan->record.kind == MR_RECORD_TICKET) {
+			g_autofree char *status = NULL;
+
+			plan->action = MR_ACTION_TICKET_UPDATE;
+			mr_store_record_exists(store, plan->record, &status);
+			plan->reopen = !automatic && (g_strcmp0(status, "solved") == 0 ||
+						      g_strcmp0(status, "closed") == 0);
+		} else if (!automatic && msg->status != MR_PARSE_FAILED) {
+			plan->action = MR_ACTION_TICKET_CREATE;
+			plan->title = plan_title(msg);
+		}
+		break;
+	case MR_ROLE_SALES:
+		if (plan->record.kind == MR_RECORD_LEAD)
+			plan->action = MR_ACTION_LEAD_UPDATE;
+		else if (plan->record.kind == MR_RECORD_NONE && !automatic && customer != NULL &&
+			 customer->is_sender && msg->status != MR_PARSE_FAILED) {
+			plan->action = MR_ACTION_LEAD_CREATE;
+			plan->title = plan_title(msg);
+		}
+		break;
+	case MR_ROLE_BCC:
+	case MR_ROLE_NONE:
+	default:
+		plan->action = MR_ACTION_LOG;
+		break;
+	}
+}
+
+MrPlan *
+mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const char *recipient,
+	      const char *envelope_from, GError **error)
+{
+	g_autoptr(MrPlan) plan = mr_plan_new();
+	g_autofree char *detail = NULL;
+	const MrMailroomAddress *addr;
+
+	g_return_val_if_fail(cfg != NULL && store != NULL && msg != NULL, NULL);
+
+	addr = recipient != NULL ? mr_config_find_address(cfg, recipient, &detail) : NULL;
+	if (addr == NULL) {
+		g_set_error(error, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS,
+			    "%s is not a mailroom address", recipient != NULL ? recipient : "(none)");
+		return NULL;
+	}
+	plan->recipient = g_ascii_strdown(recipient, -1);
+	plan->role = addr->role;
+	plan->envelope_from = g_strdup(envelope_from);
+	plan->create_contacts = msg->auto_kind == MR_AUTO_NONE;
+	collect_parties(cfg, store, msg, plan);
+	find_record(cfg, store, msg, detail, plan);
+	decide_action(store, msg, plan);
+	return g_steal_pointer(&plan);
+}

@@ -1,0 +1,348 @@
+/* mr-store-sql.c - every SQL statement of mailroom, and the schema history.
+ *
+ * Store stage.  Statements are prepared once per connection (mr-store.c)
+ * and bound with ?N parameters only.  Times are UTC ISO-8601 text.
+ *
+ * Schema history (PRAGMA user_version):
+ *   1  users, accounts, contacts, inbox leads, opportunities, tickets,
+ *      messages (+ raw bytes), addresses, content-addressed attachments,
+ *      deliveries, links, events. */
+#include "mr-store-private.h"
+
+const char *const mr_sql_migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE user ("
+	"  id INTEGER PRIMARY KEY,"
+	"  email TEXT NOT NULL UNIQUE,"
+	"  name TEXT,"
+	"  created TEXT NOT NULL);"
+	"CREATE TABLE user_address ("
+	"  address TEXT PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES user(id)) WITHOUT ROWID;"
+	"CREATE TABLE account ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain TEXT NOT NULL UNIQUE,"
+	"  name TEXT NOT NULL,"
+	"  created TEXT NOT NULL);"
+	"CREATE TABLE contact ("
+	"  id INTEGER PRIMARY KEY,"
+	"  email TEXT NOT NULL UNIQUE,"
+	"  name TEXT,"
+	"  account_id INTEGER REFERENCES account(id),"
+	"  owner_id INTEGER REFERENCES user(id),"
+	"  created TEXT NOT NULL,"
+	"  last_seen TEXT);"
+	"CREATE INDEX contact_account ON contact(account_id);"
+	"CREATE TABLE lead ("
+	"  id INTEGER PRIMARY KEY,"
+	"  title TEXT NOT NULL,"
+	"  source TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'new',"
+	"  priority TEXT NOT NULL DEFAULT 'normal',"
+	"  contact_id INTEGER REFERENCES contact(id),"
+	"  owner_id INTEGER REFERENCES user(id),"
+	"  opportunity_id INTEGER REFERENCES opportunity(id),"
+	"  created TEXT NOT NULL,"
+	"  qualified TEXT,"
+	"  updated TEXT NOT NULL);"
+	"CREATE INDEX lead_contact ON lead(contact_id, status);"
+	"CREATE TABLE opportunity ("
+	"  id INTEGER PRIMARY KEY,"
+	"  title TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'open',"
+	"  stage TEXT NOT NULL DEFAULT 'qualification',"
+	"  probability INTEGER NOT NULL DEFAULT 10,"
+	"  value INTEGER,"
+	"  contact_id INTEGER REFERENCES contact(id),"
+	"  account_id INTEGER REFERENCES account(id),"
+	"  owner_id INTEGER REFERENCES user(id),"
+	"  lost_reason TEXT,"
+	"  created TEXT NOT NULL,"
+	"  updated TEXT NOT NULL,"
+	"  closed TEXT);"
+	"CREATE TABLE ticket ("
+	"  id INTEGER PRIMARY KEY,"
+	"  subject TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'new',"
+	"  type TEXT NOT NULL DEFAULT 'question',"
+	"  priority TEXT NOT NULL DEFAULT 'normal',"
+	"  contact_id INTEGER REFERENCES contact(id),"
+	"  owner_id INTEGER REFERENCES user(id),"
+	"  created TEXT NOT NULL,"
+	"  updated TEXT NOT NULL);"
+	"CREATE INDEX ticket_contact ON ticket(contact_id);"
+	"CREATE TABLE message ("
+	"  id INTEGER PRIMARY KEY,"
+	"  content_key TEXT NOT NULL UNIQUE,"
+	"  message_id TEXT,"
+	"  in_reply_to TEXT,"
+	"  subject TEXT NOT NULL,"
+	"  subject_norm TEXT NOT NULL,"
+	"  from_email TEXT,"
+	"  from_name TEXT,"
+	"  date TEXT,"
+	"  received TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  parse_status TEXT NOT NULL,"
+	"  parse_problem TEXT,"
+	"  auto_kind TEXT,"
+	"  auto_reason TEXT,"
+	"  is_forward INTEGER NOT NULL DEFAULT 0,"
+	"  original_from TEXT,"
+	"  body TEXT NOT NULL);"
+	"CREATE INDEX message_mid ON message(message_id);"
+	"CREATE TABLE message_raw ("
+	"  message_id INTEGER PRIMARY KEY REFERENCES message(id),"
+	"  raw BLOB NOT NULL);"
+	"CREATE TABLE message_address ("
+	"  message_id INTEGER NOT NULL REFERENCES message(id),"
+	"  kind TEXT NOT NULL,"
+	"  email TEXT NOT NULL,"
+	"  name TEXT);"
+	"CREATE INDEX message_address_msg ON message_address(message_id);"
+	"CREATE INDEX message_address_email ON message_address(email);"
+	"CREATE TABLE blob ("
+	"  sha256 TEXT PRIMARY KEY,"
+	"  size INTEGER NOT NULL,"
+	"  data BLOB NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE attachment ("
+	"  message_id INTEGER NOT NULL REFERENCES message(id),"
+	"  sha256 TEXT NOT NULL REFERENCES blob(sha256),"
+	"  filename TEXT,"
+	"  content_type TEXT NOT NULL,"
+	"  size INTEGER NOT NULL);"
+	"CREATE INDEX attachment_msg ON attachment(message_id);"
+	"CREATE TABLE delivery ("
+	"  message_id INTEGER NOT NULL REFERENCES message(id),"
+	"  recipient TEXT NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  envelope_from TEXT,"
+	"  received TEXT NOT NULL,"
+	"  PRIMARY KEY (message_id, recipient)) WITHOUT ROWID;"
+	"CREATE TABLE link ("
+	"  message_id INTEGER NOT NULL REFERENCES message(id),"
+	"  kind TEXT NOT NULL,"
+	"  record_id INTEGER NOT NULL,"
+	"  PRIMARY KEY (message_id, kind, record_id)) WITHOUT ROWID;"
+	"CREATE INDEX link_record ON link(kind, record_id);"
+	"CREATE TABLE event ("
+	"  id INTEGER PRIMARY KEY,"
+	"  created TEXT NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  record_kind TEXT,"
+	"  record_id INTEGER,"
+	"  message_id INTEGER REFERENCES message(id),"
+	"  summary TEXT);"
+	"CREATE INDEX event_record ON event(record_kind, record_id);"
+	"CREATE INDEX event_message ON event(message_id);",
+	NULL
+};
+
+const int mr_sql_schema_version = 1;
+
+/* A user or contact of the record's contact or its account, or the owner:
+ * the parties allowed to attach mail to a record by naming its id. */
+#define RELATED(table)                                                              \
+	"SELECT 1 FROM " table " r LEFT JOIN contact c ON c.id = r.contact_id"   \
+	" WHERE r.id = ?1 AND (EXISTS (SELECT 1 FROM contact x WHERE x.email = ?2" \
+	"   AND (x.id = r.contact_id OR (x.account_id IS NOT NULL"                  \
+	"        AND x.account_id = c.account_id)))"                                \
+	" OR EXISTS (SELECT 1 FROM user_address ua WHERE ua.address = ?2"          \
+	"   AND ua.user_id = r.owner_id))"
+
+#define MESSAGE_COUNT(kind) \
+	"(SELECT count(*) FROM link l WHERE l.kind = '" kind "' AND l.record_id = r.id)"
+
+/* Column lists of the JSON objects: their names are the CLI's contract. */
+#define LEAD_COLUMNS                                                               \
+	"r.id AS id, r.title AS title, r.source AS source, r.status AS status,"   \
+	" r.priority AS priority, c.email AS contact, u.email AS owner,"          \
+	" r.created AS created, r.qualified AS qualified, r.updated AS updated,"  \
+	" CASE WHEN r.opportunity_id IS NULL THEN NULL"                           \
+	"  ELSE ?2 || '-' || r.opportunity_id END AS opportunity,"               \
+	" " MESSAGE_COUNT("lead") " AS message_count"                             \
+	" FROM lead r LEFT JOIN contact c ON c.id = r.contact_id"                 \
+	" LEFT JOIN user u ON u.id = r.owner_id"
+
+#define OPP_COLUMNS                                                                \
+	"?2 || '-' || r.id AS id, r.title AS title, r.status AS status,"          \
+	" r.stage AS stage, r.probability AS probability, r.value AS value,"      \
+	" c.email AS contact, a.name AS account, u.email AS owner,"               \
+	" r.lost_reason AS lost_reason, r.created AS created,"                    \
+	" r.updated AS updated, r.closed AS closed,"                              \
+	" " MESSAGE_COUNT("opportunity") " AS message_count"                      \
+	" FROM opportunity r LEFT JOIN contact c ON c.id = r.contact_id"          \
+	" LEFT JOIN account a ON a.id = r.account_id"                             \
+	" LEFT JOIN user u ON u.id = r.owner_id"
+
+#define TICKET_COLUMNS                                                             \
+	"?3 || '-' || r.id AS id, r.subject AS subject, r.status AS status,"      \
+	" r.type AS type, r.priority AS priority, c.email AS contact,"            \
+	" u.email AS owner, r.created AS created, r.updated AS updated,"          \
+	" " MESSAGE_COUNT("ticket") " AS message_count"                           \
+	" FROM ticket r LEFT JOIN contact c ON c.id = r.contact_id"               \
+	" LEFT JOIN user u ON u.id = r.owner_id"
+
+#define CONTACT_COLUMNS                                                            \
+	"r.email AS email, r.name AS name, a.name AS account, u.email AS owner,"  \
+	" r.created AS created, r.last_seen AS last_seen,"                        \
+	" " MESSAGE_COUNT("contact") " AS message_count"                          \
+	" FROM contact r LEFT JOIN account a ON a.id = r.account_id"              \
+	" LEFT JOIN user u ON u.id = r.owner_id"
+
+#define MESSAGE_COLUMNS                                                            \
+	"r.id AS id, r.message_id AS message_id, r.subject AS subject,"           \
+	" r.from_email AS \"from\", r.date AS date, r.received AS received,"      \
+	" r.size AS size, r.parse_status AS parse_status,"                        \
+	" r.parse_problem AS parse_problem, r.auto_kind AS auto,"                 \
+	" (SELECT group_concat(d.recipient, ' ') FROM delivery d"                 \
+	"   WHERE d.message_id = r.id) AS delivered_to"
+
+const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
+	[MR_SQL_BEGIN] = "BEGIN IMMEDIATE",
+	[MR_SQL_COMMIT] = "COMMIT",
+	[MR_SQL_ROLLBACK] = "ROLLBACK",
+	[MR_SQL_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
+	[MR_SQL_USER_INSERT] = "INSERT INTO user (email, name, created) VALUES (?1, ?2, ?3)",
+	[MR_SQL_USER_ADDRESS_INSERT] =
+		"INSERT OR IGNORE INTO user_address (address, user_id) VALUES (?1, ?2)",
+	[MR_SQL_USER_SET_NAME] = "UPDATE user SET name = ?2 WHERE id = ?1",
+	[MR_SQL_CONTACT_BY_EMAIL] = "SELECT id FROM contact WHERE email = ?1",
+	[MR_SQL_CONTACT_INSERT] =
+		"INSERT INTO contact (email, name, account_id, owner_id, created, last_seen)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+	[MR_SQL_CONTACT_TOUCH] =
+		"UPDATE contact SET name = coalesce(name, ?2), owner_id = coalesce(owner_id, ?3),"
+		" last_seen = ?4 WHERE id = ?1",
+	[MR_SQL_CONTACT_GET] = "SELECT account_id, owner_id FROM contact WHERE id = ?1",
+	[MR_SQL_ACCOUNT_BY_DOMAIN] = "SELECT id FROM account WHERE domain = ?1",
+	[MR_SQL_ACCOUNT_INSERT] = "INSERT INTO account (domain, name, created) VALUES (?1, ?2, ?3)",
+	[MR_SQL_LEAD_STATUS] = "SELECT status FROM lead WHERE id = ?1",
+	[MR_SQL_OPP_STATUS] = "SELECT status FROM opportunity WHERE id = ?1",
+	[MR_SQL_TICKET_STATUS] = "SELECT status FROM ticket WHERE id = ?1",
+	[MR_SQL_LEAD_RELATED] = RELATED("lead"),
+	[MR_SQL_OPP_RELATED] = RELATED("opportunity"),
+	[MR_SQL_TICKET_RELATED] = RELATED("ticket"),
+	[MR_SQL_THREAD_RECORD] =
+		"SELECT l.record_id FROM message m JOIN link l ON l.message_id = m.id"
+		" WHERE m.message_id = ?1 AND l.kind = ?2 ORDER BY l.record_id DESC LIMIT 1",
+	[MR_SQL_OPEN_LEAD] =
+		"SELECT l.id FROM lead l JOIN contact c ON c.id = l.contact_id"
+		" WHERE c.email = ?1 AND l.status IN ('new', 'in_progress')"
+		" ORDER BY l.id DESC LIMIT 1",
+	[MR_SQL_MESSAGE_BY_KEY] = "SELECT id FROM message WHERE content_key = ?1",
+	[MR_SQL_DELIVERY_EXISTS] =
+		"SELECT 1 FROM delivery WHERE message_id = ?1 AND recipient = ?2",
+	[MR_SQL_MESSAGE_INSERT] =
+		"INSERT INTO message (content_key, message_id, in_reply_to, subject,"
+		" subject_norm, from_email, from_name, date, received, size, parse_status,"
+		" parse_problem, auto_kind, auto_reason, is_forward, original_from, body)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+		" ?16, ?17)",
+	[MR_SQL_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
+	[MR_SQL_ADDRESS_INSERT] =
+		"INSERT INTO message_address (message_id, kind, email, name) VALUES (?1, ?2, ?3, ?4)",
+	[MR_SQL_BLOB_INSERT] =
+		"INSERT OR IGNORE INTO blob (sha256, size, data) VALUES (?1, ?2, ?3)",
+	[MR_SQL_ATTACHMENT_INSERT] =
+		"INSERT INTO attachment (message_id, sha256, filename, content_type, size)"
+		" VALUES (?1, ?2, ?3, ?4, ?5)",
+	[MR_SQL_DELIVERY_INSERT] =
+		"INSERT INTO delivery (message_id, recipient, role, envelope_from, received)"
+		" VALUES (?1, ?2, ?3, ?4, ?5)",
+	[MR_SQL_LINK_INSERT] =
+		"INSERT OR IGNORE INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3)",
+	[MR_SQL_EVENT_INSERT] =
+		"INSERT INTO event (created, type, record_kind, record_id, message_id, summary)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[MR_SQL_TICKET_INSERT] =
+		"INSERT INTO ticket (subject, contact_id, owner_id, created, updated)"
+		" VALUES (?1, ?2, ?3, ?4, ?4)",
+	[MR_SQL_TICKET_TOUCH] =
+		"UPDATE ticket SET updated = ?2, status = coalesce(?3, status),"
+		" owner_id = coalesce(owner_id, ?4) WHERE id = ?1",
+	[MR_SQL_LEAD_INSERT] =
+		"INSERT INTO lead (title, source, contact_id, owner_id, created, updated)"
+		" VALUES (?1, 'email', ?2, ?3, ?4, ?4)",
+	[MR_SQL_LEAD_TOUCH] = "UPDATE lead SET updated = ?2 WHERE id = ?1",
+	[MR_SQL_OPP_TOUCH] = "UPDATE opportunity SET updated = ?2 WHERE id = ?1",
+	[MR_SQL_OPP_INSERT] =
+		"INSERT INTO opportunity (title, value, contact_id, account_id, owner_id,"
+		" created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	[MR_SQL_OPP_CLOSE] =
+		"UPDATE opportunity SET status = ?2, stage = ?3, probability = ?4,"
+		" lost_reason = ?5, closed = ?6, updated = ?6 WHERE id = ?1 AND status = 'open'",
+	[MR_SQL_TICKET_SET_STATUS] = "UPDATE ticket SET status = ?2, updated = ?3 WHERE id = ?1",
+	[MR_SQL_LEAD_SET_STATUS] =
+		"UPDATE lead SET status = ?2, updated = ?3, opportunity_id = coalesce(?4, opportunity_id),"
+		" qualified = coalesce(qualified, CASE WHEN ?2 = 'converted' THEN ?3 END)"
+		" WHERE id = ?1",
+	[MR_SQL_LEAD_GET] =
+		"SELECT l.title, l.status, c.email, u.email FROM lead l"
+		" LEFT JOIN contact c ON c.id = l.contact_id LEFT JOIN user u ON u.id = l.owner_id"
+		" WHERE l.id = ?1",
+	[MR_SQL_LINKS_COPY] =
+		"INSERT OR IGNORE INTO link (message_id, kind, record_id)"
+		" SELECT message_id, ?3, ?4 FROM link WHERE kind = ?1 AND record_id = ?2",
+	[MR_SQL_LIST_USERS] =
+		"SELECT u.id AS id, u.email AS email, u.name AS name,"
+		" (SELECT group_concat(address, ' ') FROM user_address a WHERE a.user_id = u.id)"
+		" AS addresses, u.created AS created,"
+		" (SELECT count(*) FROM link l WHERE l.kind = 'user' AND l.record_id = u.id)"
+		" AS message_count FROM user u ORDER BY u.id LIMIT ?1",
+	[MR_SQL_LIST_CONTACTS] = "SELECT " CONTACT_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_SQL_LIST_ACCOUNTS] =
+		"SELECT r.name AS name, r.domain AS domain, r.created AS created,"
+		" (SELECT count(*) FROM contact c WHERE c.account_id = r.id) AS contacts,"
+		" " MESSAGE_COUNT("account") " AS message_count"
+		" FROM account r ORDER BY r.id LIMIT ?1",
+	[MR_SQL_LIST_LEADS] = "SELECT " LEAD_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_SQL_LIST_OPPS] = "SELECT " OPP_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_SQL_LIST_TICKETS] = "SELECT " TICKET_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_SQL_LIST_MESSAGES] = "SELECT " MESSAGE_COLUMNS " FROM message r ORDER BY r.id LIMIT ?1",
+	[MR_SQL_SHOW_CONTACT] = "SELECT r.id AS _id, " CONTACT_COLUMNS " WHERE r.email = ?1",
+	[MR_SQL_SHOW_LEAD] = "SELECT " LEAD_COLUMNS " WHERE r.id = ?1",
+	[MR_SQL_SHOW_OPP] = "SELECT " OPP_COLUMNS " WHERE r.id = ?1",
+	[MR_SQL_SHOW_TICKET] = "SELECT " TICKET_COLUMNS " WHERE r.id = ?1",
+	[MR_SQL_SHOW_MESSAGE] =
+		"SELECT " MESSAGE_COLUMNS ", r.in_reply_to AS in_reply_to,"
+		" r.auto_reason AS auto_reason, r.is_forward AS is_forward,"
+		" r.original_from AS original_from, r.from_name AS from_name,"
+		" r.content_key AS content_key, r.body AS body"
+		" FROM message r WHERE r.id = ?1",
+	[MR_SQL_RECORD_MESSAGES] =
+		"SELECT m.id AS id, m.message_id AS message_id, m.subject AS subject,"
+		" m.from_email AS \"from\", coalesce(m.date, m.received) AS date"
+		" FROM link l JOIN message m ON m.id = l.message_id"
+		" WHERE l.kind = ?1 AND l.record_id = ?2"
+		" ORDER BY coalesce(m.date, m.received), m.id",
+	[MR_SQL_MESSAGE_LINKS] =
+		"SELECT l.kind, l.record_id,"
+		" CASE l.kind WHEN 'contact' THEN (SELECT email FROM contact WHERE id = l.record_id)"
+		"  WHEN 'account' THEN (SELECT domain FROM account WHERE id = l.record_id)"
+		"  WHEN 'user' THEN (SELECT email FROM user WHERE id = l.record_id) END"
+		" FROM link l WHERE l.message_id = ?1 ORDER BY l.kind, l.record_id",
+	[MR_SQL_MESSAGE_ADDRESSES] =
+		"SELECT kind, email, name FROM message_address WHERE message_id = ?1 ORDER BY rowid",
+	[MR_SQL_MESSAGE_ATTACHMENTS] =
+		"SELECT filename, content_type, size, sha256 FROM attachment"
+		" WHERE message_id = ?1 ORDER BY rowid",
+	[MR_SQL_MESSAGE_DELIVERIES] =
+		"SELECT recipient, role, envelope_from, received FROM delivery"
+		" WHERE message_id = ?1 ORDER BY received",
+	[MR_SQL_MESSAGE_REFUSED] =
+		"SELECT summary FROM event WHERE message_id = ?1 AND type = 'link.refused'",
+	[MR_SQL_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
+	[MR_SQL_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
+	[MR_SQL_TIMELINE] =
+		"SELECT coalesce(m.date, m.received) AS date, 'message' AS kind,"
+		" m.subject AS subject, m.message_id AS message_id, m.id AS _row"
+		" FROM link l JOIN message m ON m.id = l.message_id"
+		" WHERE l.kind = ?1 AND l.record_id = ?2"
+		" UNION ALL"
+		" SELECT e.created, e.type, e.summary, m.message_id, 1000000000000 + e.id"
+		" FROM event e LEFT JOIN message m ON m.id = e.message_id"
+		" WHERE e.record_kind = ?1 AND e.record_id = ?2"
+		" ORDER BY 1, 5",
+	[MR_SQL_COUNT_MESSAGES] = "SELECT count(*) FROM message",
+};

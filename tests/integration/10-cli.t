@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# mailroomctl: usage, configuration errors, exit codes, --help, init.
+import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mrtest import Tap, Env, message
+
+t = Tap()
+e = Env()
+
+rc, out, err = e.ctl("init")
+t.eq(rc, 0, "init exits 0")
+t.ok(os.path.exists(e.db), "init creates the database")
+j = e.json("init")
+t.eq(j["schema_version"], 1, "init --json reports the schema version")
+
+rc, out, err = e.ctl("--help")
+t.eq(rc, 0, "--help exits 0")
+t.ok("deliver --to ADDRESS" in out and "ticket status" in out, "--help lists the verbs")
+rc, out, err = e.ctl("ticket", "--help")
+t.ok(rc == 0 and "ticket show" in out and "opp add" not in out, "NOUN --help shows that noun")
+rc, out, err = e.ctl()
+t.eq(rc, 64, "no command: exit 64")
+rc, out, err = e.ctl("frobnicate")
+t.ok(rc == 64 and "unknown command" in err, "unknown command: exit 64 with a reason")
+rc, out, err = e.ctl("ticket", "show")
+t.eq(rc, 64, "missing argument: exit 64")
+rc, out, err = e.ctl("--bogus", "user", "list")
+t.eq(rc, 64, "unknown option: exit 64")
+
+# deliver exit codes
+rc, out, err = e.deliver("support@acme.test", b"")
+t.ok(rc == 65 and err.count("\n") == 1, "empty input: exit 65, one line on stderr", err)
+rc, out, err = e.ctl("deliver", input=b"Subject: x\n\nx\n")
+t.eq(rc, 64, "deliver without --to: exit 64")
+rc, out, err = e.deliver("nobody@acme.test", message("a@b.test", "nobody@acme.test", "x"))
+t.ok(rc == 67 and "not a mailroom address" in err, "unknown recipient: exit 67", err)
+rc, out, err = e.deliver("SUPPORT@Acme.Test", message("a@b.test", "support@acme.test", "case"))
+t.eq(rc, 0, "recipient matching ignores case")
+
+# the database cannot be written: temporary failure, nothing acknowledged
+blocker = os.path.join(e.dir, "blocker")
+open(blocker, "w").close()
+e.write_config(db=os.path.join(blocker, "sub", "db.sqlite"))
+rc, out, err = e.deliver("support@acme.test", message("a@b.test", "support@acme.test", "x"))
+t.ok(rc == 75 and err.count("\n") == 1, "database not writable: exit 75, one line", err)
+e.write_config()
+
+# configuration errors: exit 78 with file:line
+bad = os.path.join(e.dir, "bad.conf")
+cases = [
+    ('database = "x.db"\naddresses = (;\n', ":2:", "syntax error"),
+    ('database = "x.db";\naddresses = ( { address = "crm@acme.test"; role = "boss"; } );\n',
+     ":2: addresses.role", "unknown role"),
+    ('database = "x.db";\n', "addresses", "no addresses"),
+    ('database = "x.db";\naddresses = ( { address = "crm@acme.test"; role = "bcc"; } );\n'
+     'colour = "blue";\n', ":3: colour: unknown key", "unknown key"),
+    ('database = "x.db";\naddresses = ( { address = "crm@acme.test"; role = "bcc"; } );\n'
+     'ids = { opportunity_prefix = "OPP-"; };\n', "ids.opportunity_prefix", "bad prefix"),
+    ('database = 5;\naddresses = ( { address = "crm@acme.test"; role = "bcc"; } );\n',
+     ":1: database", "wrong type"),
+]
+for text, want, name in cases:
+    with open(bad, "w") as f:
+        f.write(text)
+    rc, out, err = e.ctl("-c", bad, "user", "list")
+    t.ok(rc == 78 and want in err and "bad.conf" in err, "config %s: exit 78, %r" % (name, want), err)
+rc, out, err = e.ctl("-c", os.path.join(e.dir, "missing.conf"), "user", "list")
+t.ok(rc == 78 and "missing.conf" in err, "missing config: exit 78", err)
+
+# users
+j = e.json("user", "add", "Alice@Acme.Test", "--name", "Alice Smith")
+t.eq(j["email"], "alice@acme.test", "user add lower-cases the address")
+rc, out, err = e.ctl("user", "add", "not-an-address")
+t.eq(rc, 64, "user add refuses a non-address")
+users = e.json("user", "list")
+t.ok(any(u["email"] == "alice@acme.test" and u["name"] == "Alice Smith" for u in users),
+     "user list --json has the user")
+rc, out, err = e.ctl("user", "list")
+t.ok("alice@acme.test" in out and "EMAIL" in out, "user list prints a table")
+
+# unknown ids and addresses: exit 1
+for args in (["ticket", "show", "TKT-99"], ["opp", "show", "OPP-7"], ["inbox", "show", "5"],
+             ["contact", "show", "nobody@nowhere.test"], ["message", "show", "42"],
+             ["timeline", "nobody@nowhere.test"], ["ticket", "show", "OPP-1"],
+             ["opp", "won", "OPP-3"], ["timeline", "TKT-4"]):
+    rc, out, err = e.ctl(*args)
+    t.ok(rc == 1 and err.strip() != "", "%s: exit 1 with a reason" % " ".join(args), err)
+rc, out, err = e.ctl("opp", "add", "--title", "Deal", "--contact", "ghost@customer.test")
+t.ok(rc == 1 and "ghost@customer.test" in err, "opp add for an unknown contact: exit 1", err)
+rc, out, err = e.ctl("opp", "add", "--title", "Deal")
+t.eq(rc, 64, "opp add without --contact: exit 64")

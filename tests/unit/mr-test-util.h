@@ -1,0 +1,70 @@
+/* mr-test-util.h - helpers shared by the unit tests (header-only). */
+#pragma once
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-parse.h"
+
+/* A configuration like etc/mailroom.conf with its database at @db. */
+static inline MrConfig *
+mr_test_config(const char *db)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = NULL;
+	g_autofree char *text = g_strdup_printf(
+		"database = \"%s\";\n"
+		"domains = [ \"acme.test\" ];\n"
+		"addresses = (\n"
+		"  { address = \"crm@acme.test\"; role = \"bcc\"; },\n"
+		"  { address = \"support@acme.test\"; role = \"support\"; },\n"
+		"  { address = \"sales@acme.test\"; role = \"sales\"; }\n"
+		");\n"
+		"ids = { opportunity_prefix = \"OPP\"; ticket_prefix = \"TKT\"; };\n"
+		"store = { synchronous = \"normal\"; };\n",
+		db);
+	int fd = g_file_open_tmp("mr-test-XXXXXX.conf", &path, &error);
+	MrConfig *cfg;
+
+	g_assert_no_error(error);
+	close(fd);
+	g_assert_true(g_file_set_contents(path, text, -1, NULL));
+	cfg = mr_config_load(path, &error);
+	g_assert_no_error(error);
+	g_unlink(path);
+	return cfg;
+}
+
+static inline MrAddress *
+mr_test_address(const char *email, const char *name)
+{
+	MrAddress *a = g_new0(MrAddress, 1);
+
+	a->email = g_strdup(email);
+	a->name = g_strdup(name);
+	return a;
+}
+
+/* A parsed message built by hand: From @from, To @to (comma-separated),
+ * Subject @subject. */
+static inline MrMessage *
+mr_test_message(const char *from, const char *to, const char *subject)
+{
+	MrMessage *m = g_new0(MrMessage, 1);
+	g_auto(GStrv) tos = g_strsplit(to, ",", -1);
+
+	m->status = MR_PARSE_OK;
+	m->subject = g_strdup(subject);
+	m->subject_normalised = mr_subject_normalise(subject, &m->is_forward);
+	m->from = from != NULL ? mr_test_address(from, NULL) : NULL;
+	m->to = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
+	m->cc = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
+	m->references = g_ptr_array_new_with_free_func(g_free);
+	m->attachments = g_ptr_array_new();
+	for (char **t = tos; *t != NULL; t++)
+		g_ptr_array_add(m->to, mr_test_address(g_strstrip(*t), NULL));
+	m->body_text = g_strdup("");
+	return m;
+}

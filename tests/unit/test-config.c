@@ -1,0 +1,131 @@
+/* test-config.c - loading and validating mailroom.conf. */
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-error.h"
+
+static const char *const good_config =
+	"database = \"/tmp/x.db\";\n"
+	"domains = [ \"Acme.Test\", \"acme.example\" ];\n"
+	"addresses = (\n"
+	"  { address = \"crm@acme.test\";     role = \"bcc\";     },\n"
+	"  { address = \"Support@acme.test\"; role = \"support\"; },\n"
+	"  { address = \"sales@acme.test\";   role = \"SALES\";   }\n"
+	");\n"
+	"ids = { opportunity_prefix = \"deal\"; ticket_prefix = \"TKT\"; };\n"
+	"freemail_domains = [ \"mail.example\" ];\n";
+
+static char *
+write_config(const char *text)
+{
+	g_autoptr(GError) error = NULL;
+	char *path = NULL;
+	int fd = g_file_open_tmp("mr-config-XXXXXX.conf", &path, &error);
+
+	g_assert_no_error(error);
+	g_assert_true(g_file_set_contents(path, text, -1, &error));
+	g_assert_no_error(error);
+	close(fd);
+	return path;
+}
+
+static void
+test_good(void)
+{
+	g_autofree char *path = write_config(good_config);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+	g_autofree char *detail = NULL;
+	const MrMailroomAddress *a;
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(cfg->database, ==, "/tmp/x.db");
+	g_assert_cmpstr(cfg->domains[0], ==, "acme.test");
+	g_assert_cmpuint(cfg->addresses->len, ==, 3);
+	g_assert_cmpstr(cfg->opportunity_prefix, ==, "DEAL");
+	g_assert_cmpstr(cfg->synchronous, ==, "full");
+
+	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
+	g_assert_nonnull(a);
+	g_assert_cmpint(a->role, ==, MR_ROLE_SUPPORT);
+	g_assert_cmpstr(detail, ==, "tkt-12");
+	g_assert_cmpint(mr_config_find_address(cfg, "sales@acme.test", NULL)->role, ==, MR_ROLE_SALES);
+	g_assert_null(mr_config_find_address(cfg, "support@acme.testx", NULL));
+	g_assert_null(mr_config_find_address(cfg, "xsupport@acme.test", NULL));
+	g_assert_null(mr_config_find_address(cfg, "support", NULL));
+	g_assert_true(mr_config_is_own_domain(cfg, "acme.example"));
+	g_assert_false(mr_config_is_own_domain(cfg, "customer.test"));
+	g_assert_true(mr_config_is_freemail(cfg, "gmail.com"));
+	g_assert_true(mr_config_is_freemail(cfg, "mail.example"));
+	g_assert_false(mr_config_is_freemail(cfg, "customer.test"));
+	g_unlink(path);
+}
+
+static const struct {
+	const char *text;
+	int code;
+	const char *want; /* a part of the message */
+} bad_cases[] = {
+	{ .text = "addresses = (", .code = MR_CONFIG_ERROR_SYNTAX, .want = ":1:" },
+	{ .text = "database = \"x\";\n", .code = MR_CONFIG_ERROR_INVALID, .want = "addresses" },
+	{ .text = "addresses = ( { address = \"crm@acme.test\"; role = \"x\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":1: addresses.role" },
+	{ .text = "addresses = ( { address = \"crm\"; role = \"bcc\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "addresses.address" },
+	{ .text = "addresses = ( { address = \"a+b@acme.test\"; role = \"bcc\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "addresses.address" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; },\n"
+		  "{ address = \"A@acme.test\"; role = \"sales\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "listed twice" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "ids = { ticket_prefix = \"OPP\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "must differ" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "domains = \"acme.test\";",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: domains" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "store = { synchronous = \"off\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "store.synchronous" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "typo = 1;",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: typo: unknown key" },
+};
+
+static void
+test_bad(void)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
+		g_autofree char *path = write_config(bad_cases[i].text);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+
+		g_assert_null(cfg);
+		g_assert_error(error, MR_CONFIG_ERROR, bad_cases[i].code);
+		g_assert_nonnull(strstr(error->message, path));
+		if (strstr(error->message, bad_cases[i].want) == NULL)
+			g_error("case %u: '%s' lacks '%s'", i, error->message, bad_cases[i].want);
+		g_unlink(path);
+	}
+}
+
+static void
+test_missing(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_config_load("/nonexistent/mailroom.conf", &error);
+
+	g_assert_null(cfg);
+	g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/mailroom/core/config/good", test_good);
+	g_test_add_func("/mailroom/core/config/bad", test_bad);
+	g_test_add_func("/mailroom/core/config/missing", test_missing);
+	return g_test_run();
+}

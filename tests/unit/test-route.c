@@ -1,0 +1,285 @@
+/* test-route.c - record ids in subjects and plus addresses, and the routing
+ * decisions (parties, record, action) against a real in-memory store. */
+#include <string.h>
+
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-route.h"
+#include "mailroom/mr-store.h"
+#include "mr-test-util.h"
+
+static const struct {
+	const char *subject;
+	MrRecordKind kind;
+	gint64 id;
+} subject_cases[] = {
+	{ "[TKT-12] printer", MR_RECORD_TICKET, 12 },
+	{ "Re: [tkt-12] printer", MR_RECORD_TICKET, 12 },
+	{ "AW: [Acme TKT-12] printer", MR_RECORD_TICKET, 12 },
+	{ "[Ticket TKT-7/urgent]", MR_RECORD_TICKET, 7 },
+	{ "[OPP-42] pricing", MR_RECORD_OPPORTUNITY, 42 },
+	{ "[list] Re: [Opp-5]", MR_RECORD_OPPORTUNITY, 5 },
+	{ "TKT-12 without brackets", MR_RECORD_NONE, 0 },
+	{ "[TKT-12a]", MR_RECORD_NONE, 0 },
+	{ "[XTKT-12]", MR_RECORD_NONE, 0 },
+	{ "[TKT-0]", MR_RECORD_NONE, 0 },
+	{ "[TKT-]", MR_RECORD_NONE, 0 },
+	{ "[TKT-99999999999999999999999]", MR_RECORD_NONE, 0 },
+	{ "[LEAD-3] leads are not named in subjects", MR_RECORD_NONE, 0 },
+	{ "[TKT-12", MR_RECORD_NONE, 0 },
+	{ "", MR_RECORD_NONE, 0 },
+};
+
+static void
+test_subject_ids(void)
+{
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+
+	for (guint i = 0; i < G_N_ELEMENTS(subject_cases); i++) {
+		MrRecordRef ref = { MR_RECORD_NONE, 0 };
+		gboolean found = mr_route_subject_id(cfg, subject_cases[i].subject, &ref);
+
+		if (found != (subject_cases[i].kind != MR_RECORD_NONE) ||
+		    (found && (ref.kind != subject_cases[i].kind || ref.id != subject_cases[i].id)))
+			g_error("subject '%s': found=%d kind=%d id=%" G_GINT64_FORMAT,
+				subject_cases[i].subject, found, ref.kind, ref.id);
+	}
+	g_assert_false(mr_route_subject_id(cfg, NULL, &(MrRecordRef){ 0 }));
+}
+
+static void
+test_parse_id(void)
+{
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	MrRecordRef ref;
+	g_autofree char *display = NULL;
+
+	g_assert_true(mr_route_parse_id(cfg, "tkt-3", MR_RECORD_NONE, &ref));
+	g_assert_cmpint(ref.kind, ==, MR_RECORD_TICKET);
+	g_assert_cmpint(ref.id, ==, 3);
+	g_assert_true(mr_route_parse_id(cfg, "OPP-42", MR_RECORD_NONE, &ref));
+	g_assert_cmpint(ref.kind, ==, MR_RECORD_OPPORTUNITY);
+	g_assert_true(mr_route_parse_id(cfg, "7", MR_RECORD_LEAD, &ref));
+	g_assert_cmpint(ref.kind, ==, MR_RECORD_LEAD);
+	g_assert_true(mr_route_parse_id(cfg, "LEAD-7", MR_RECORD_NONE, &ref));
+	g_assert_false(mr_route_parse_id(cfg, "7", MR_RECORD_NONE, &ref));
+	g_assert_false(mr_route_parse_id(cfg, "TKT-3x", MR_RECORD_NONE, &ref));
+	g_assert_false(mr_route_parse_id(cfg, "0", MR_RECORD_LEAD, &ref));
+	g_assert_false(mr_route_parse_id(cfg, "", MR_RECORD_LEAD, &ref));
+	ref.kind = MR_RECORD_TICKET;
+	ref.id = 1337;
+	display = mr_record_display_id(cfg, ref);
+	g_assert_cmpstr(display, ==, "TKT-1337");
+}
+
+typedef struct {
+	MrConfig *cfg;
+	MrStore *store;
+	guint n;
+} Fixture;
+
+static void
+fixture_set_up(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+
+	f->cfg = mr_test_config(":memory:");
+	f->store = mr_store_open(f->cfg, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(mr_store_user_add(f->store, "alice@acme.test", "Alice", &error), >, 0);
+}
+
+static void
+fixture_tear_down(Fixture *f, gconstpointer data)
+{
+	mr_store_close(f->store);
+	mr_config_free(f->cfg);
+}
+
+/* Plans @msg for @rcpt and, when @apply, stores it.  Returns the plan. */
+static MrPlan *
+route(Fixture *f, MrMessage *msg, const char *rcpt, gboolean apply, MrApplied *applied)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrPlan) plan = NULL;
+	g_autoptr(GBytes) raw = NULL;
+	g_autofree char *key = g_strdup_printf("key-%u", f->n++);
+
+	g_assert_true(mr_store_begin(f->store, &error));
+	plan = mr_route_plan(f->cfg, f->store, msg, rcpt, NULL, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(plan);
+	if (apply) {
+		raw = g_bytes_new_static("x", 1);
+		g_assert_true(mr_store_apply(f->store, plan, raw, key, msg, 0, applied, &error));
+		g_assert_no_error(error);
+		g_assert_true(mr_store_commit(f->store, &error));
+	} else {
+		mr_store_rollback(f->store);
+	}
+	return g_steal_pointer(&plan);
+}
+
+static MrParty *
+party(MrPlan *plan, int i)
+{
+	g_assert_cmpint(i, >=, 0);
+	return g_ptr_array_index(plan->parties, i);
+}
+
+static void
+test_bcc_parties(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MrMessage) msg =
+		mr_test_message("alice@acme.test", "bob@customer.test, crm@acme.test, eve@acme.test",
+				"Offer");
+	g_autoptr(MrPlan) plan = route(f, msg, "CRM@acme.test", FALSE, NULL);
+
+	g_assert_cmpint(plan->role, ==, MR_ROLE_BCC);
+	g_assert_cmpuint(plan->parties->len, ==, 3); /* alice, bob, eve; not crm@ */
+	g_assert_cmpstr(party(plan, plan->owner)->email, ==, "alice@acme.test");
+	g_assert_true(party(plan, plan->owner)->internal);
+	g_assert_cmpint(party(plan, plan->owner)->user_id, >, 0);
+	g_assert_cmpstr(party(plan, plan->customer)->email, ==, "bob@customer.test");
+	g_assert_false(party(plan, plan->customer)->internal);
+	g_assert_true(party(plan, 2)->internal); /* eve: own domain, not yet a user */
+	g_assert_cmpint(plan->action, ==, MR_ACTION_LOG);
+	g_assert_cmpint(plan->record.kind, ==, MR_RECORD_NONE);
+}
+
+static void
+test_not_mailroom(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrMessage) msg = mr_test_message("bob@customer.test", "x@acme.test", "hi");
+	g_autoptr(MrPlan) plan = mr_route_plan(f->cfg, f->store, msg, "x@acme.test", NULL, &error);
+
+	g_assert_null(plan);
+	g_assert_error(error, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS);
+}
+
+static void
+test_support(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MrMessage) first = mr_test_message("eve@client.test", "support@acme.test", "Broken");
+	g_autoptr(MrMessage) reply =
+		mr_test_message("eve@client.test", "support@acme.test", "Re: [TKT-1] Broken");
+	g_autoptr(MrMessage) stranger =
+		mr_test_message("mallory@evil.test", "support@acme.test", "[TKT-1] data please");
+	g_autoptr(MrMessage) plus = mr_test_message("eve@client.test", "support@acme.test", "more");
+	g_autoptr(MrMessage) user =
+		mr_test_message("alice@acme.test", "support@acme.test", "note [TKT-1]");
+	g_autoptr(MrPlan) p1 = NULL, p2 = NULL, p3 = NULL, p4 = NULL, p5 = NULL;
+	MrApplied applied = { 0 };
+
+	p1 = route(f, first, "support@acme.test", TRUE, &applied);
+	g_assert_cmpint(p1->action, ==, MR_ACTION_TICKET_CREATE);
+	g_assert_cmpstr(p1->title, ==, "Broken");
+	g_assert_cmpint(applied.record.kind, ==, MR_RECORD_TICKET);
+	g_assert_cmpint(applied.record.id, ==, 1);
+
+	p2 = route(f, reply, "support@acme.test", FALSE, NULL);
+	g_assert_cmpint(p2->action, ==, MR_ACTION_TICKET_UPDATE);
+	g_assert_cmpint(p2->found_by, ==, MR_FOUND_SUBJECT);
+	g_assert_true(p2->is_reply);
+	g_assert_false(p2->reopen);
+
+	p3 = route(f, stranger, "support@acme.test", FALSE, NULL);
+	g_assert_cmpstr(p3->refused, ==, "TKT-1");
+	g_assert_cmpint(p3->record.kind, ==, MR_RECORD_NONE);
+	g_assert_cmpint(p3->action, ==, MR_ACTION_TICKET_CREATE);
+
+	p4 = route(f, plus, "support+TKT-1@acme.test", FALSE, NULL);
+	g_assert_cmpint(p4->found_by, ==, MR_FOUND_PLUS);
+	g_assert_cmpint(p4->record.id, ==, 1);
+
+	p5 = route(f, user, "support@acme.test", FALSE, NULL);
+	g_assert_cmpint(p5->found_by, ==, MR_FOUND_SUBJECT); /* users may name any ticket */
+	g_assert_false(p5->is_reply);
+}
+
+static void
+test_reopen_and_thread(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrMessage) first = mr_test_message("eve@client.test", "support@acme.test", "Broken");
+	g_autoptr(MrMessage) reply = mr_test_message("eve@client.test", "support@acme.test", "Re: x");
+	g_autoptr(MrPlan) p1 = NULL, p2 = NULL;
+
+	first->message_id = g_strdup("first@client.test");
+	reply->in_reply_to = g_strdup("first@client.test");
+	p1 = route(f, first, "support@acme.test", TRUE, NULL);
+	g_assert_true(mr_store_ticket_set_status(f->store, 1, "solved", &error));
+	p2 = route(f, reply, "support@acme.test", FALSE, NULL);
+	g_assert_cmpint(p2->found_by, ==, MR_FOUND_THREAD);
+	g_assert_cmpint(p2->action, ==, MR_ACTION_TICKET_UPDATE);
+	g_assert_true(p2->reopen);
+}
+
+static void
+test_forward(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MrMessage) msg =
+		mr_test_message("alice@acme.test", "support@acme.test", "Fwd: moth in the relay");
+	g_autoptr(MrPlan) plan = NULL;
+
+	msg->original_from = mr_test_address("grace@navy.test", "Grace");
+	msg->original_subject = g_strdup("moth in the relay");
+	g_assert_true(msg->is_forward);
+	plan = route(f, msg, "support@acme.test", FALSE, NULL);
+	g_assert_cmpint(plan->action, ==, MR_ACTION_TICKET_CREATE);
+	g_assert_cmpstr(party(plan, plan->customer)->email, ==, "grace@navy.test");
+	g_assert_cmpstr(party(plan, plan->owner)->email, ==, "alice@acme.test");
+	g_assert_cmpstr(plan->title, ==, "moth in the relay");
+}
+
+static void
+test_sales(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MrMessage) m1 = mr_test_message("heidi@prospect.test", "sales@acme.test", "Quote");
+	g_autoptr(MrMessage) m2 = mr_test_message("heidi@prospect.test", "sales@acme.test", "more");
+	g_autoptr(MrMessage) bulk = mr_test_message("news@shop.test", "sales@acme.test", "News");
+	g_autoptr(MrMessage) user = mr_test_message("alice@acme.test", "sales@acme.test", "hi");
+	g_autoptr(MrPlan) p1 = NULL, p2 = NULL, p3 = NULL, p4 = NULL;
+
+	p1 = route(f, m1, "sales@acme.test", TRUE, NULL);
+	g_assert_cmpint(p1->action, ==, MR_ACTION_LEAD_CREATE);
+	p2 = route(f, m2, "sales@acme.test", FALSE, NULL);
+	g_assert_cmpint(p2->action, ==, MR_ACTION_LEAD_UPDATE);
+	g_assert_cmpint(p2->found_by, ==, MR_FOUND_OPEN_LEAD);
+	bulk->auto_kind = MR_AUTO_BULK;
+	p3 = route(f, bulk, "sales@acme.test", FALSE, NULL);
+	g_assert_cmpint(p3->action, ==, MR_ACTION_LOG);
+	g_assert_false(p3->create_contacts);
+	p4 = route(f, user, "sales@acme.test", FALSE, NULL);
+	g_assert_cmpint(p4->action, ==, MR_ACTION_LOG);
+}
+
+static void
+test_auto_support(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MrMessage) msg = mr_test_message("robot@client.test", "support@acme.test", "OOO");
+	g_autoptr(MrPlan) plan = NULL;
+
+	msg->auto_kind = MR_AUTO_REPLY;
+	plan = route(f, msg, "support@acme.test", FALSE, NULL);
+	g_assert_cmpint(plan->action, ==, MR_ACTION_LOG);
+	g_assert_false(plan->create_contacts);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/mailroom/route/ids/subject", test_subject_ids);
+	g_test_add_func("/mailroom/route/ids/parse", test_parse_id);
+#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+	ADD("/mailroom/route/plan/bcc-parties", test_bcc_parties);
+	ADD("/mailroom/route/plan/not-mailroom", test_not_mailroom);
+	ADD("/mailroom/route/plan/support", test_support);
+	ADD("/mailroom/route/plan/reopen-thread", test_reopen_and_thread);
+	ADD("/mailroom/route/plan/forward", test_forward);
+	ADD("/mailroom/route/plan/sales", test_sales);
+	ADD("/mailroom/route/plan/auto", test_auto_support);
+#undef ADD
+	return g_test_run();
+}

@@ -1,0 +1,205 @@
+/* test-store.c - the SQLite store: schema migration, applying plans,
+ * content-addressed attachments, duplicates, rollback, queries. */
+#include <string.h>
+
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-route.h"
+#include "mailroom/mr-store.h"
+#include "mr-test-util.h"
+
+static void
+test_migrate_file(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = g_dir_make_tmp("mr-store-XXXXXX", &error);
+	g_autofree char *db = g_build_filename(dir, "sub", "m.db", NULL);
+	g_autoptr(MrConfig) cfg = mr_test_config(db);
+
+	for (int i = 0; i < 2; i++) { /* a second open finds the schema current */
+		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpint(mr_store_schema_version(store), ==, 1);
+		g_assert_cmpint(mr_store_count_messages(store), ==, 0);
+	}
+	{
+		g_autofree char *wal = g_strconcat(db, "-wal", NULL);
+		g_autofree char *shm = g_strconcat(db, "-shm", NULL);
+
+		g_unlink(wal);
+		g_unlink(shm);
+	}
+	g_unlink(db);
+	{
+		g_autofree char *sub = g_path_get_dirname(db);
+
+		g_rmdir(sub);
+	}
+	g_rmdir(dir);
+}
+
+static void
+test_open_fails(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config("/proc/version/x.db");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+
+	g_assert_null(store);
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN);
+}
+
+static MrAttachment *
+attachment(const char *name, const char *data)
+{
+	MrAttachment *a = g_new0(MrAttachment, 1);
+
+	a->filename = g_strdup(name);
+	a->content_type = g_strdup("text/plain");
+	a->data = g_bytes_new(data, strlen(data));
+	a->size = strlen(data);
+	a->sha256 = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, strlen(data));
+	return a;
+}
+
+static gint64
+deliver(MrConfig *cfg, MrStore *store, MrMessage *msg, const char *key, const char *rcpt)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrPlan) plan = NULL;
+	g_autoptr(GBytes) raw = g_bytes_new_static("Subject: x\r\n\r\nx\r\n", 17);
+	MrApplied applied = { 0 };
+	gint64 row;
+
+	g_assert_true(mr_store_begin(store, &error));
+	row = mr_store_message_by_key(store, key);
+	if (row != 0 && mr_store_delivery_exists(store, row, rcpt)) {
+		mr_store_rollback(store);
+		return -row;
+	}
+	plan = mr_route_plan(cfg, store, msg, rcpt, "bounce@client.test", &error);
+	g_assert_no_error(error);
+	g_assert_true(mr_store_apply(store, plan, raw, key, msg, row, &applied, &error));
+	g_assert_no_error(error);
+	g_assert_true(mr_store_commit(store, &error));
+	return applied.message_row;
+}
+
+static void
+test_apply(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) m1 = mr_test_message("eve@client.test", "support@acme.test", "Broken");
+	g_autoptr(MrMessage) m2 = mr_test_message("eve@client.test", "support@acme.test", "Again");
+	g_autoptr(JsonArray) tickets = NULL, contacts = NULL, accounts = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	gint64 r1, r2;
+
+	g_assert_no_error(error);
+	g_ptr_array_add(m1->attachments, attachment("a.txt", "same bytes"));
+	g_ptr_array_add(m2->attachments, attachment("b.txt", "same bytes"));
+	r1 = deliver(cfg, store, m1, "k1", "support@acme.test");
+	g_assert_cmpint(r1, >, 0);
+	/* the same bytes again to the same address: a duplicate */
+	g_assert_cmpint(deliver(cfg, store, m1, "k1", "support@acme.test"), ==, -r1);
+	/* the same bytes to another mailroom address: one message, two deliveries */
+	g_assert_cmpint(deliver(cfg, store, m1, "k1", "crm@acme.test"), ==, r1);
+	r2 = deliver(cfg, store, m2, "k2", "support@acme.test");
+	g_assert_cmpint(r2, >, r1);
+	g_assert_cmpint(mr_store_count_messages(store), ==, 2);
+
+	tickets = mr_store_list(store, MR_LIST_TICKETS, 0, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(json_array_get_length(tickets), ==, 2);
+	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(tickets, 0), "id"),
+			==, "TKT-1");
+	contacts = mr_store_list(store, MR_LIST_CONTACTS, 0, &error);
+	g_assert_cmpuint(json_array_get_length(contacts), ==, 1);
+	accounts = mr_store_list(store, MR_LIST_ACCOUNTS, 1, &error);
+	g_assert_cmpuint(json_array_get_length(accounts), ==, 1);
+	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(accounts, 0),
+						      "domain"),
+			==, "client.test");
+
+	shown = mr_store_show_message(store, r1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(shown, "deliveries")), ==,
+			 2);
+	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(shown, "attachments")),
+			 ==, 1);
+	g_assert_cmpstr(json_array_get_string_element(json_object_get_array_member(shown, "links"), 0),
+			==, "TKT-1");
+	{
+		g_autoptr(GBytes) raw = mr_store_message_raw(store, r1, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpuint(g_bytes_get_size(raw), ==, 17);
+	}
+	g_assert_null(mr_store_show_message(store, 999, &error));
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
+}
+
+static void
+test_rollback(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) msg = mr_test_message("eve@client.test", "support@acme.test", "x");
+	g_autoptr(MrPlan) plan = NULL;
+	g_autoptr(GBytes) raw = g_bytes_new_static("x", 1);
+
+	g_assert_true(mr_store_begin(store, &error));
+	plan = mr_route_plan(cfg, store, msg, "support@acme.test", NULL, &error);
+	g_assert_true(mr_store_apply(store, plan, raw, "k", msg, 0, NULL, &error));
+	mr_store_rollback(store);
+	g_assert_cmpint(mr_store_count_messages(store), ==, 0);
+	g_assert_cmpint(mr_store_contact_by_email(store, "eve@client.test"), ==, 0);
+}
+
+static void
+test_admin(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) msg = mr_test_message("alice@acme.test", "bob@customer.test", "hi");
+	g_autoptr(JsonObject) opp = NULL;
+	gint64 id;
+
+	g_assert_cmpint(mr_store_user_add(store, "alice@acme.test", "Alice", &error), ==, 1);
+	g_assert_cmpint(mr_store_user_add(store, "alice@acme.test", "Alice S.", &error), ==, 1);
+	deliver(cfg, store, msg, "k", "crm@acme.test");
+	g_assert_cmpint(mr_store_opp_add(store, "Deal", "nobody@x.test", NULL, -1, &error), ==, 0);
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	id = mr_store_opp_add(store, "Deal", "bob@customer.test", NULL, 100, &error);
+	g_assert_no_error(error);
+	g_assert_false(mr_store_opp_close(store, id, FALSE, "", &error));
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID);
+	g_clear_error(&error);
+	g_assert_true(mr_store_opp_close(store, id, FALSE, "price", &error));
+	g_assert_false(mr_store_opp_close(store, id, TRUE, NULL, &error));
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID);
+	g_clear_error(&error);
+	opp = mr_store_show_record(store, (MrRecordRef){ MR_RECORD_OPPORTUNITY, id }, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(json_object_get_string_member(opp, "owner"), ==, "alice@acme.test");
+	g_assert_cmpstr(json_object_get_string_member(opp, "status"), ==, "lost");
+	g_assert_false(mr_store_ticket_set_status(store, 1, "open", &error));
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/mailroom/store/migrate", test_migrate_file);
+	g_test_add_func("/mailroom/store/open-fails", test_open_fails);
+	g_test_add_func("/mailroom/store/apply", test_apply);
+	g_test_add_func("/mailroom/store/rollback", test_rollback);
+	g_test_add_func("/mailroom/store/admin", test_admin);
+	return g_test_run();
+}
