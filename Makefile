@@ -4,6 +4,8 @@
 #   make           build build/mailroomctl (and the library it sits on)
 #   make check     unit tests (prove) and integration tests
 #   make asan      the unit and integration tests under ASan + UBSan
+#   make test      check, then asan: the whole suite (what CI runs)
+#   make check-valgrind  the unit tests under valgrind
 #   make run       initialise var/mailroom.db and deliver a sample message
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -16,6 +18,7 @@ SYSCONFDIR ?= $(PREFIX)/etc
 DESTDIR    ?=
 
 BUILD  ?= build
+MR_CORPUS_SAMPLE ?= 1
 CC     ?= cc
 PKGS    = gmime-3.0 glib-2.0 gio-2.0 sqlite3 libconfig json-glib-1.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -35,7 +38,7 @@ CTL_SRCS  = $(wildcard src/ctl/*.c)
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CTL_OBJS  = $(CTL_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
-UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 INTEGRATION_TESTS = $(sort $(wildcard tests/integration/*.t))
 
 all: $(BUILD)/mailroomctl $(UNIT_BINS)
@@ -51,7 +54,7 @@ $(BUILD)/libmailroom.a: $(LIB_OBJS)
 $(BUILD)/mailroomctl: $(CTL_OBJS) $(BUILD)/libmailroom.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(BUILD)/libmailroom.a $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
+$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmailroom.a $(LIBS)
 
@@ -59,16 +62,27 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 
 check: check-unit check-integration
 
+# The whole suite: as built, then again under the sanitizers.
+test: check asan
+
 check-unit: all
 	MR_TEST_DATA=$(CURDIR)/tests/data prove $(UNIT_BINS)
 
 check-integration: all
-	MR_BUILD=$(CURDIR)/$(BUILD) prove $(INTEGRATION_TESTS)
+	MR_BUILD=$(CURDIR)/$(BUILD) MR_CORPUS_SAMPLE=$(MR_CORPUS_SAMPLE) prove $(INTEGRATION_TESTS)
 
 # The whole suite again, built with AddressSanitizer and UBSan into build-asan/.
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" check
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  MR_CORPUS_SAMPLE=10 check
+
+# The unit tests under valgrind (definite leaks and memory errors fail).
+VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+	   --errors-for-leak-kinds=definite --show-leak-kinds=definite
+check-valgrind: all
+	MR_TEST_DATA=$(CURDIR)/tests/data G_SLICE=always-malloc G_DEBUG=gc-friendly \
+	  prove --exec '$(VALGRIND)' $(UNIT_BINS)
 
 check-layering:
 	@! grep -l 'sqlite3.h' $$(ls src/*/*.c include/mailroom/*.h | grep -v '^src/store/') \
@@ -76,6 +90,9 @@ check-layering:
 
 deps:
 	./tools/deps.sh
+
+bench: all
+	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-corpus.py
 
 run: $(BUILD)/mailroomctl
 	./tools/run.sh
@@ -90,4 +107,4 @@ install: all
 clean:
 	rm -rf build build-asan var/test-*
 
-.PHONY: all check check-unit check-integration asan check-layering deps run install clean
+.PHONY: bench all test check check-unit check-valgrind check-integration asan check-layering deps run install clean

@@ -58,6 +58,9 @@ typedef struct {
 	gboolean create_contacts; /* FALSE for auto-replies, bounces, bulk */
 	MrRecordRef record;  /* the existing record it belongs to, if any */
 	MrFoundBy found_by;
+	MrRecordRef also;    /* a record named by the mail that is not the one
+	                        acted on (an opportunity named in mail to
+	                        support): logged on, nothing more */
 	char *refused;       /* (nullable): "TKT-12" named in the subject but
 	                        not attached: the sender is not related to it */
 	MrAction action;

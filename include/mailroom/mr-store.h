@@ -54,8 +54,8 @@ gint64 mr_store_contact_by_email(MrStore *store, const char *email);
  * nullable) to its status. */
 gboolean mr_store_record_exists(MrStore *store, MrRecordRef ref, char **status_out);
 
-/* Returns TRUE when @email is the contact of @ref, or a contact of the
- * account of @ref's contact, or the record's owner. */
+/* Returns TRUE when @email is the contact of @ref, has the domain of the
+ * account of @ref's contact, or belongs to the record's owner. */
 gboolean mr_store_record_related(MrStore *store, MrRecordRef ref, const char *email);
 
 /* Looks the Message-IDs @ids (newest first) up among stored messages and
@@ -63,6 +63,9 @@ gboolean mr_store_record_related(MrStore *store, MrRecordRef ref, const char *em
  * found.  Returns TRUE when found. */
 gboolean mr_store_record_by_thread(MrStore *store, const char *const *ids,
 				   MrRecordKind kind, MrRecordRef *out);
+
+/* Returns the opportunity inbox lead @id was converted into, or 0. */
+gint64 mr_store_lead_opportunity(MrStore *store, gint64 id);
 
 /* Returns the id of the open (new or in progress) inbox lead of the contact
  * @email, or 0. */
@@ -99,7 +102,7 @@ gint64 mr_store_user_add(MrStore *store, const char *email, const char *name, GE
 
 /* Creates an opportunity for contact @contact (must exist), owned by user
  * @owner (nullable; must exist; default the contact's owner), @value in
- * cents (-1 for none).  Returns the new id, or 0 with @error. */
+ * whole currency units (-1 for none).  Returns the new id, or 0 with @error. */
 gint64 mr_store_opp_add(MrStore *store, const char *title, const char *contact,
 			const char *owner, gint64 value, GError **error);
 

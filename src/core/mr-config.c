@@ -24,9 +24,18 @@ static const char *const mr_builtin_freemail[] = {
 	"163.com", "126.com", "fastmail.com", "hey.com", "tutanota.com",
 };
 
-static const char *const mr_known_keys[] = {
-	"database", "domains", "addresses", "ids", "freemail_domains", "parse",
-	"store",
+/* Every key mailroom reads, by group ("" is the top level); anything else
+ * is refused as a typo. */
+static const struct {
+	const char *group;
+	const char *const keys[4];
+} mr_known_keys[] = {
+	{ "", { "database", "domains", "addresses", "freemail_domains" } },
+	{ "", { "ids", "parse", "store", NULL } },
+	{ "ids", { "opportunity_prefix", "ticket_prefix", NULL } },
+	{ "parse", { "fallback_charsets", NULL } },
+	{ "store", { "synchronous", "busy_timeout", NULL } },
+	{ "addresses", { "address", "role", NULL } },
 };
 
 static const char *const mr_role_names[] = {
@@ -87,8 +96,12 @@ config_invalid(GError **error, const char *path, const config_setting_t *setting
 {
 	int line = setting != NULL ? config_setting_source_line(setting) : 0;
 
-	g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID,
-		    "%s:%d: %s: %s", path, line, key, what);
+	if (line > 0)
+		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID, "%s:%d: %s: %s", path,
+			    line, key, what);
+	else /* a missing key has no line */
+		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID, "%s: %s: %s", path, key,
+			    what);
 	return FALSE;
 }
 
@@ -206,19 +219,52 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 }
 
 static gboolean
+is_known_key(const char *group, const char *name)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(mr_known_keys); i++)
+		if (strcmp(mr_known_keys[i].group, group) == 0)
+			for (guint k = 0; k < G_N_ELEMENTS(mr_known_keys[i].keys); k++)
+				if (g_strcmp0(mr_known_keys[i].keys[k], name) == 0)
+					return TRUE;
+	return FALSE;
+}
+
+/* Refuses unknown keys in group @s (named @group for the table). */
+static gboolean
+config_check_group(config_setting_t *s, const char *path, const char *group, GError **error)
+{
+	for (int i = 0; i < config_setting_length(s); i++) {
+		config_setting_t *e = config_setting_get_elem(s, i);
+		const char *name = config_setting_name(e);
+		g_autofree char *key = *group != '\0' ? g_strdup_printf("%s.%s", group, name)
+						      : g_strdup(name);
+
+		if (!is_known_key(group, name))
+			return config_invalid(error, path, e, key, "unknown key");
+		if ((strcmp(key, "ids") == 0 || strcmp(key, "parse") == 0 ||
+		     strcmp(key, "store") == 0) &&
+		    !config_setting_is_group(e))
+			return config_invalid(error, path, e, key, "must be a group { ... }");
+		if (config_setting_is_group(e) && !config_check_group(e, path, key, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
 config_check_keys(const config_t *c, const char *path, GError **error)
 {
-	config_setting_t *root = config_root_setting(c);
+	config_setting_t *addresses = config_lookup(c, "addresses");
 
-	for (int i = 0; i < config_setting_length(root); i++) {
-		config_setting_t *s = config_setting_get_elem(root, i);
-		const char *name = config_setting_name(s);
-		gboolean known = FALSE;
+	if (!config_check_group(config_root_setting(c), path, "", error))
+		return FALSE;
+	for (int i = 0; addresses != NULL && config_setting_is_aggregate(addresses) &&
+			i < config_setting_length(addresses);
+	     i++) {
+		config_setting_t *e = config_setting_get_elem(addresses, i);
 
-		for (guint k = 0; k < G_N_ELEMENTS(mr_known_keys); k++)
-			known = known || g_strcmp0(name, mr_known_keys[k]) == 0;
-		if (!known)
-			return config_invalid(error, path, s, name, "unknown key");
+		if (config_setting_is_group(e) && !config_check_group(e, path, "addresses", error))
+			return FALSE;
 	}
 	return TRUE;
 }
@@ -250,6 +296,9 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!is_valid_prefix(tkt))
 		return config_invalid(error, cfg->path, config_lookup(c, "ids.ticket_prefix"),
 				      "ids.ticket_prefix", "must be 1-16 letters");
+	if (g_ascii_strcasecmp(opp, "LEAD") == 0 || g_ascii_strcasecmp(tkt, "LEAD") == 0)
+		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
+				      "LEAD is the inbox lead prefix and cannot be used");
 	if (g_ascii_strcasecmp(opp, tkt) == 0)
 		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
 				      "opportunity_prefix and ticket_prefix must differ");

@@ -361,7 +361,7 @@ cmd_deliver(MrCtl *ctl, char **args)
 {
 	g_autoptr(JsonArray) results = ctl->json ? json_array_new() : NULL;
 	int worst = 0;
-	guint n = 0;
+	guint n = 0, stored = 0;
 	g_autoptr(GTimer) timer = g_timer_new();
 
 	if (ctl->to == NULL)
@@ -377,6 +377,7 @@ cmd_deliver(MrCtl *ctl, char **args)
 				    "%s", error->message);
 		worst = deliver_one(ctl, raw, NULL, results);
 		n = 1;
+		stored = worst == 0;
 	}
 	/* Batch mode: each FILE is one message, each in its own transaction;
 	 * the exit code is the first failure's. */
@@ -388,10 +389,14 @@ cmd_deliver(MrCtl *ctl, char **args)
 
 		if (map == NULL) {
 			rc = fail(MR_EX_NOINPUT, "%s", error->message);
+		} else if (g_mapped_file_get_length(map) > MR_CTL_MAX_MESSAGE) {
+			rc = fail(MR_EX_DATAERR, "%s: message larger than %u bytes", *f,
+				  MR_CTL_MAX_MESSAGE);
 		} else {
 			raw = g_mapped_file_get_bytes(map);
 			rc = deliver_one(ctl, raw, *f, results);
 		}
+		stored += rc == 0;
 		if (worst == 0)
 			worst = rc;
 	}
@@ -402,8 +407,8 @@ cmd_deliver(MrCtl *ctl, char **args)
 			print_json_array(results);
 	}
 	if (args[0] != NULL && !ctl->json)
-		fprintf(stderr, "delivered %u messages in %.2f s (%.0f messages/s)\n", n,
-			g_timer_elapsed(timer, NULL), n / MAX(g_timer_elapsed(timer, NULL), 1e-6));
+		fprintf(stderr, "delivered %u of %u messages in %.2f s (%.0f messages/s)\n", stored,
+			n, g_timer_elapsed(timer, NULL), n / MAX(g_timer_elapsed(timer, NULL), 1e-6));
 	return worst;
 }
 
@@ -501,7 +506,9 @@ cmd_contact_show(MrCtl *ctl, char **args)
 	g_autoptr(GError) error = NULL;
 	g_autofree char *email = g_ascii_strdown(args[0], -1);
 
-	return print_shown(ctl, mr_store_show_contact(ctl->store, email, &error), error);
+	JsonObject *o = mr_store_show_contact(ctl->store, email, &error);
+
+	return print_shown(ctl, o, error);
 }
 
 /* Parses @text as a record id of @kind; prints the error itself. */
@@ -516,7 +523,8 @@ ctl_record_arg(MrCtl *ctl, const char *text, MrRecordKind kind, MrRecordRef *ref
 		MrRecordRef example = { kind, 12 };
 		g_autofree char *display = mr_record_display_id(ctl->cfg, example);
 
-		fail(1, "'%s' is not a %s id (like %s)", text, mr_record_kind_name(kind), display);
+		fail(1, "'%s' is not a valid %s id (like %s)", text, mr_record_kind_name(kind),
+		     display);
 	}
 	return FALSE;
 }
@@ -526,10 +534,12 @@ cmd_show(MrCtl *ctl, const char *text, MrRecordKind kind)
 {
 	g_autoptr(GError) error = NULL;
 	MrRecordRef ref;
+	JsonObject *o;
 
 	if (!ctl_record_arg(ctl, text, kind, &ref))
 		return 1;
-	return print_shown(ctl, mr_store_show_record(ctl->store, ref, &error), error);
+	o = mr_store_show_record(ctl->store, ref, &error);
+	return print_shown(ctl, o, error);
 }
 
 static int cmd_inbox_show(MrCtl *ctl, char **args) { return cmd_show(ctl, args[0], MR_RECORD_LEAD); }
@@ -731,7 +741,7 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "ticket", "show", 1, 1, cmd_ticket_show, "ticket show TKT-n" },
 	{ "ticket", "status", 2, 2, cmd_ticket_status,
 	  "ticket status TKT-n STATUS   (new, open, pending, solved, closed)" },
-	{ "timeline", NULL, 1, 1, cmd_timeline, "timeline EMAIL|DOMAIN|OPP-n|TKT-n" },
+	{ "timeline", NULL, 1, 1, cmd_timeline, "timeline EMAIL|DOMAIN|OPP-n|TKT-n|LEAD-n" },
 	{ "message", "list", 0, 0, cmd_message_list, "message list" },
 	{ "message", "show", 1, 1, cmd_message_show, "message show ID [--raw]" },
 };
@@ -758,8 +768,9 @@ usage(FILE *out, const char *noun)
 			"  --limit N          list at most N rows (default: all)\n"
 			"  -h, --help         this help; 'mailroomctl NOUN --help' for one noun\n"
 			"\nExit codes: 0 ok, 1 unknown record or refused request, 64 usage,\n"
-			"65 bad message, 67 not a mailroom address, 75 try again later,\n"
-			"78 bad configuration.  See mailroomctl(1).\n",
+			"65 bad message, 66 input file missing, 67 not a mailroom address,\n"
+			"74 database or output error, 75 try again later, 78 bad configuration.\n"
+			"See mailroomctl(1).\n",
 			mr_config_default_path());
 }
 

@@ -276,6 +276,26 @@ thread_kinds(MrRole role)
 	return role == MR_ROLE_SUPPORT ? support : role == MR_ROLE_SALES ? sales : bcc;
 }
 
+/* A lead that was converted lives on as its opportunity; an archived or
+ * done lead takes no more mail.  Returns FALSE when @ref is no longer a
+ * place for mail. */
+static gboolean
+follow_lead(MrStore *store, MrRecordRef *ref)
+{
+	g_autofree char *status = NULL;
+
+	if (ref->kind != MR_RECORD_LEAD)
+		return TRUE;
+	if (!mr_store_record_exists(store, *ref, &status))
+		return FALSE;
+	if (g_strcmp0(status, "converted") == 0) {
+		ref->kind = MR_RECORD_OPPORTUNITY;
+		ref->id = mr_store_lead_opportunity(store, ref->id);
+		return ref->id != 0;
+	}
+	return g_strcmp0(status, "new") == 0 || g_strcmp0(status, "in_progress") == 0;
+}
+
 static void
 find_record(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const char *detail,
 	    MrPlan *plan)
@@ -288,7 +308,7 @@ find_record(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const cha
 		return;
 	}
 	if (detail != NULL && mr_route_parse_id(cfg, detail, MR_RECORD_NONE, &ref) &&
-	    accept_named(store, cfg, plan, ref)) {
+	    follow_lead(store, &ref) && accept_named(store, cfg, plan, ref)) {
 		plan->record = ref;
 		plan->found_by = MR_FOUND_PLUS;
 		return;
@@ -304,7 +324,9 @@ find_record(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const cha
 		for (const MrRecordKind *k = thread_kinds(plan->role); *k != MR_RECORD_NONE; k++)
 			if (ids->len > 1 &&
 			    mr_store_record_by_thread(store, (const char *const *)ids->pdata, *k,
-						      &plan->record)) {
+						      &ref) &&
+			    follow_lead(store, &ref)) {
+				plan->record = ref;
 				plan->found_by = MR_FOUND_THREAD;
 				return;
 			}
@@ -337,8 +359,6 @@ decide_action(MrStore *store, const MrMessage *msg, MrPlan *plan)
 	gboolean automatic = msg->auto_kind != MR_AUTO_NONE;
 	const MrParty *customer = party_at(plan, plan->customer);
 
-	plan->is_reply = plan->record.kind != MR_RECORD_NONE && customer != NULL &&
-			 customer->is_sender && plan->owner < 0 && !automatic;
 	switch (plan->role) {
 	case MR_ROLE_SUPPORT:
 		if (plan->record.kind == MR_RECORD_TICKET) {
@@ -351,6 +371,9 @@ decide_action(MrStore *store, const MrMessage *msg, MrPlan *plan)
 		} else if (!automatic && msg->status != MR_PARSE_FAILED) {
 			plan->action = MR_ACTION_TICKET_CREATE;
 			plan->title = plan_title(msg);
+			plan->also = plan->record; /* e.g. [OPP-3]: log it there too */
+			plan->record.kind = MR_RECORD_NONE;
+			plan->record.id = 0;
 		}
 		break;
 	case MR_ROLE_SALES:
@@ -368,6 +391,8 @@ decide_action(MrStore *store, const MrMessage *msg, MrPlan *plan)
 		plan->action = MR_ACTION_LOG;
 		break;
 	}
+	plan->is_reply = plan->record.kind != MR_RECORD_NONE && customer != NULL &&
+			 customer->is_sender && plan->owner < 0 && !automatic;
 }
 
 MrPlan *

@@ -140,13 +140,15 @@ const char *const mr_sql_migrations[] = {
 
 const int mr_sql_schema_version = 1;
 
-/* A user or contact of the record's contact or its account, or the owner:
- * the parties allowed to attach mail to a record by naming its id. */
+/* The record's contact, anybody at the domain of its contact's account
+ * (?3), or its owner: the parties allowed to attach mail to a record by
+ * naming its id. */
 #define RELATED(table)                                                              \
 	"SELECT 1 FROM " table " r LEFT JOIN contact c ON c.id = r.contact_id"   \
 	" WHERE r.id = ?1 AND (EXISTS (SELECT 1 FROM contact x WHERE x.email = ?2" \
-	"   AND (x.id = r.contact_id OR (x.account_id IS NOT NULL"                  \
-	"        AND x.account_id = c.account_id)))"                                \
+	"   AND x.id = r.contact_id)"                                               \
+	" OR (c.account_id IS NOT NULL AND c.account_id ="                          \
+	"   (SELECT a.id FROM account a WHERE a.domain = ?3))"                      \
 	" OR EXISTS (SELECT 1 FROM user_address ua WHERE ua.address = ?2"          \
 	"   AND ua.user_id = r.owner_id))"
 
@@ -281,6 +283,7 @@ const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 		"SELECT l.title, l.status, c.email, u.email FROM lead l"
 		" LEFT JOIN contact c ON c.id = l.contact_id LEFT JOIN user u ON u.id = l.owner_id"
 		" WHERE l.id = ?1",
+	[MR_SQL_LEAD_OPPORTUNITY] = "SELECT opportunity_id FROM lead WHERE id = ?1",
 	[MR_SQL_LINKS_COPY] =
 		"INSERT OR IGNORE INTO link (message_id, kind, record_id)"
 		" SELECT message_id, ?3, ?4 FROM link WHERE kind = ?1 AND record_id = ?2",

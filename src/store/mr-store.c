@@ -328,6 +328,7 @@ mr_store_record_related(MrStore *store, MrRecordRef ref, const char *email)
 	st = store_stmt(store, mr_related_sql[ref.kind]);
 	sqlite3_bind_int64(st, 1, ref.id);
 	bind_text(st, 2, email);
+	bind_text(st, 3, strrchr(email, '@') != NULL ? strrchr(email, '@') + 1 : NULL);
 	return sqlite3_step(st) == SQLITE_ROW;
 }
 
@@ -357,6 +358,15 @@ mr_store_open_lead_by_email(MrStore *store, const char *email)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_OPEN_LEAD);
 
 	bind_text(st, 1, email);
+	return step_int64(st);
+}
+
+gint64
+mr_store_lead_opportunity(MrStore *store, gint64 id)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_LEAD_OPPORTUNITY);
+
+	sqlite3_bind_int64(st, 1, id);
 	return step_int64(st);
 }
 
@@ -763,6 +773,15 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 		break;
 	}
 	*out = ref;
+	if (plan->also.kind != MR_RECORD_NONE) {
+		g_autofree char *also = mr_record_display_id(store->cfg, plan->also);
+		g_autofree char *text = g_strdup_printf("message linked to %s", also);
+
+		if (!insert_link(store, msg, mr_record_kind_name(plan->also.kind), plan->also.id,
+				 error) ||
+		    !insert_event(store, now, "message.linked", plan->also, msg, text, error))
+			return FALSE;
+	}
 	if (ref.kind == MR_RECORD_NONE)
 		return TRUE;
 	if (!insert_link(store, msg, mr_record_kind_name(ref.kind), ref.id, error))

@@ -201,6 +201,23 @@ t.eq(len(leads), 2, "sales: a closed lead does not swallow new requests")
 e.json("inbox", "archive", str(leads[-1]["id"]))
 t.eq(e.json("inbox", "list")[-1]["status"], "archived", "inbox archive")
 
+# a reply in the thread of the converted lead lands on its opportunity
+deliver_ok("sales@acme.test",
+           message("heidi@prospect.test", "sales@acme.test", "Re: Quote", msgid="heidi-4@prospect.test",
+                   headers={"In-Reply-To": "<heidi-1@prospect.test>"}),
+           "sales: reply in a converted lead's thread")
+t.eq(e.json("opp", "show", j["id"])["message_count"], 3, "converted lead: the reply reaches the opportunity")
+t.eq(len(e.json("inbox", "list")), 2, "converted lead: no new lead for the thread reply")
+
+# mail to support naming an opportunity: a ticket, and logged on the opportunity
+n = e.json("opp", "show", "OPP-1")["message_count"]
+deliver_ok("support@acme.test",
+           message("bob@customer.test", "support@acme.test", "[OPP-1] the delivery is late",
+                   msgid="bob-2@customer.test"),
+           "support: customer names an opportunity")
+t.eq(e.json("ticket", "list")[-1]["contact"], "bob@customer.test", "support: a ticket for it")
+t.eq(e.json("opp", "show", "OPP-1")["message_count"], n + 1, "support: also logged on the opportunity")
+
 # --- duplicates ---------------------------------------------------------------
 before = len(e.json("message", "list"))
 raw = message("ivan@dup.test", "support@acme.test", "twice", msgid="dup@dup.test")

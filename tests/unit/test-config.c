@@ -91,6 +91,17 @@ static const struct {
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "typo = 1;",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: typo: unknown key" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "store = {\n synchronus = \"full\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":3: store.synchronus: unknown key" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; rol = 1; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "addresses.rol: unknown key" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "ids = 5;",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: ids: must be a group" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "ids = { ticket_prefix = \"lead\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "LEAD" },
 };
 
 static void
