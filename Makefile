@@ -58,12 +58,15 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmailroom.a $(LIBS)
 
+# Keep the unit tests' objects: they are not intermediate files to delete.
+.SECONDARY:
+
 -include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d)
 
 check: check-unit check-integration
 
 # The whole suite: as built, then again under the sanitizers.
-test: check asan
+test: check asan check-valgrind
 
 check-unit: all
 	MR_TEST_DATA=$(CURDIR)/tests/data prove $(UNIT_BINS)
@@ -79,6 +82,7 @@ asan:
 
 # The unit tests under valgrind (definite leaks and memory errors fail).
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+	   --suppressions=$(CURDIR)/tests/valgrind.supp \
 	   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 check-valgrind: all
 	MR_TEST_DATA=$(CURDIR)/tests/data G_SLICE=always-malloc G_DEBUG=gc-friendly \

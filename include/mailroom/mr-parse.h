@@ -108,6 +108,9 @@ gboolean mr_parse_find_inline_forward(const char *body, MrAddress **from_out,
  * Returns: (transfer full): UTF-8 text. */
 char *mr_parse_html_to_text(const char *html);
 
+/* Frees an attachment and its data; NULL-safe. */
+void mr_attachment_free(MrAttachment *att);
+
 /* Frees an address; NULL-safe. */
 void mr_address_free(MrAddress *addr);
 

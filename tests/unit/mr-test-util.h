@@ -62,7 +62,7 @@ mr_test_message(const char *from, const char *to, const char *subject)
 	m->to = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
 	m->cc = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
 	m->references = g_ptr_array_new_with_free_func(g_free);
-	m->attachments = g_ptr_array_new();
+	m->attachments = g_ptr_array_new_with_free_func((GDestroyNotify)mr_attachment_free);
 	for (char **t = tos; *t != NULL; t++)
 		g_ptr_array_add(m->to, mr_test_address(g_strstrip(*t), NULL));
 	m->body_text = g_strdup("");

@@ -1,0 +1,39 @@
+/* mr-parse-private.h - helpers shared by the files of the parse stage.
+ *
+ * Parse stage only; nothing outside src/parse/ includes this.  Brings in
+ * GMime and, after it, the g_autoptr() cleanups for GMime types. */
+#pragma once
+
+#include <gmime/gmime.h>
+
+#include "mailroom/mr-autocleanups.h"
+#include "mailroom/mr-parse.h"
+
+G_BEGIN_DECLS
+
+/* Returns: (transfer full): a new address; @name (nullable) is kept when it
+ * is not empty, @addr (nullable) is lower-cased.  Both are made valid UTF-8. */
+MrAddress *mr_parse_address_new(const char *name, const char *addr);
+
+/* Appends an MrAddress for every mailbox of @list to @out, flattening
+ * groups. */
+void mr_parse_address_list_flatten(InternetAddressList *list, GPtrArray *out);
+
+/* Returns: (transfer full) (nullable): @value (a raw header value, folded
+ * or not) with each run of adjacent base64 encoded-words of one charset
+ * merged into a single encoded-word, or NULL when @value has no run that
+ * needs it.  Works around GMime 3.2, which decodes such a run as one base64
+ * stream and so drops everything after a word that ends in '=' padding. */
+char *mr_parse_rfc2047_merge(const char *value);
+
+/* Like mr_subject_normalise(); also sets *@was_reply (nullable) when a reply
+ * prefix was stripped. */
+char *mr_parse_subject_strip(const char *subject, gboolean *was_forward, gboolean *was_reply);
+
+/* Like mr_parse_find_inline_forward() (@subject_out may be NULL); also sets
+ * *@ambiguous_out (nullable) when the block's separator ("-----Original
+ * Message-----" and its kin) is one mailers also put above quoted replies. */
+gboolean mr_parse_forward_scan(const char *body, MrAddress **from_out, char **subject_out,
+			       gboolean *ambiguous_out);
+
+G_END_DECLS
