@@ -1,11 +1,12 @@
 /* mr-ingest.h - stage 1: one delivered message through parse, route and
- * store.  Every door (mailroomctl deliver, SMTP/LMTP, IMAP) calls this; the
- * door acknowledges only when it returns TRUE (after COMMIT). */
+ * store.  Every door (mailroomctl deliver, SMTP/LMTP, IMAP) goes through
+ * here; the door acknowledges only after the COMMIT that follows. */
 #pragma once
 
 #include <glib.h>
 
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-parse.h"
 #include "mailroom/mr-plan.h"
 #include "mailroom/mr-store.h"
 
@@ -21,9 +22,37 @@ typedef struct {
 	gboolean degraded;    /* the parse was degraded or failed */
 } MrDelivery;
 
+/* A message ready to be stored: its bytes, content key and parse.  Made
+ * on any thread; applied on the writer's. */
+typedef struct {
+	GBytes *raw;
+	char *key;
+	MrMessage *msg;
+} MrIngestItem;
+
 /* Computes the content key of @raw: the hex SHA-256 of the bytes after a
- * leading mbox "From " line.  Returns: (transfer full). */
+ * leading mbox "From " line, with CR LF counted as LF (so the same mail
+ * over SMTP and through a pipe is one message).  Returns: (transfer full). */
 char *mr_ingest_content_key(GBytes *raw);
+
+/* Parses @raw (a reference is taken) with the options of @cfg.  Never
+ * fails.  Returns: (transfer full): the item. */
+MrIngestItem *mr_ingest_item_new(const MrConfig *cfg, GBytes *raw);
+
+/* Frees @item; NULL-safe. */
+void mr_ingest_item_free(MrIngestItem *item);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrIngestItem, mr_ingest_item_free)
+
+/* Routes and stores @item for @recipient inside the transaction open on
+ * @store, under a savepoint: on failure the message's work is undone and
+ * the transaction stays usable for the others of a group commit.
+ * A duplicate delivery writes nothing and succeeds.  Returns FALSE with
+ * @error (MR_ROUTE_ERROR_NO_ADDRESS: permanent; MR_STORE_ERROR_*:
+ * temporary). */
+gboolean mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+			 const char *recipient, const char *envelope_from, MrDelivery *out,
+			 GError **error);
 
 /* Parses @raw, routes it for @recipient and stores it in one transaction on
  * @store (which must have none open).  @envelope_from is nullable.

@@ -42,6 +42,17 @@ gboolean mr_store_commit(MrStore *store, GError **error);
 /* ROLLBACK, if a transaction is open. */
 void mr_store_rollback(MrStore *store);
 
+/* SAVEPOINT inside the open transaction: one message of a group commit,
+ * so that a failing message can be undone without the others. */
+gboolean mr_store_savepoint(MrStore *store, GError **error);
+
+/* RELEASE the savepoint: the message's work joins the transaction. */
+gboolean mr_store_release(MrStore *store, GError **error);
+
+/* ROLLBACK TO and RELEASE the savepoint: the message's work is undone, the
+ * transaction stays open. */
+void mr_store_rollback_to(MrStore *store);
+
 /* --- look-ups for routing (read only) --------------------------------- */
 
 /* Returns the user id owning @email, or 0. */

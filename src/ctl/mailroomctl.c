@@ -455,7 +455,7 @@ static const MrCtlList mr_ctl_lists[] = {
 	{ "ticket", MR_LIST_TICKETS,
 	  { "id", "status", "priority", "subject", "contact", "owner", "message_count", NULL } },
 	{ "message", MR_LIST_MESSAGES,
-	  { "id", "date", "from", "subject", "auto", "parse_status", NULL } },
+	  { "id", "date", "from", "subject", "links", "auto", "parse_status", NULL } },
 };
 
 static int

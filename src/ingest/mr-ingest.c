@@ -1,13 +1,16 @@
 /* mr-ingest.c - the one path of a delivered message: parse, then route and
- * store inside a single write transaction, then report.
+ * store inside the write transaction, then report.
  *
- * Ingest stage.  Parsing happens before the write lock is taken; routing
- * happens under it, so that what it looked up is what the apply sees. */
+ * Ingest stage.  Parsing happens before the write lock is taken (on any
+ * thread); routing happens under it, so that what it looked up is what the
+ * apply sees.  Each message gets a savepoint, so that a group commit can
+ * drop one failing message and keep the others. */
 #define G_LOG_DOMAIN "mailroom-ingest"
+
+#include <string.h>
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-ingest.h"
-#include "mailroom/mr-parse.h"
 #include "mailroom/mr-route.h"
 
 char *
@@ -15,30 +18,69 @@ mr_ingest_content_key(GBytes *raw)
 {
 	gsize len = 0;
 	const guint8 *data = g_bytes_get_data(raw, &len);
-	gsize skip = mr_parse_skip_mbox_from(data, len);
+	gsize pos = mr_parse_skip_mbox_from(data, len);
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
 
-	return g_compute_checksum_for_data(G_CHECKSUM_SHA256, data + skip, len - skip);
+	/* Hash runs between CRs that precede an LF, leaving those CRs out. */
+	while (pos < len) {
+		const guint8 *cr = memchr(data + pos, '\r', len - pos);
+		gsize end = cr != NULL ? (gsize)(cr - data) : len;
+
+		g_checksum_update(sum, data + pos, (gssize)(end - pos));
+		if (cr == NULL)
+			break;
+		if (end + 1 >= len || data[end + 1] != '\n')
+			g_checksum_update(sum, cr, 1);
+		pos = end + 1;
+	}
+	return g_strdup(g_checksum_get_string(sum));
 }
 
-/* Route and apply under the open transaction.  FALSE with @error. */
-static gboolean
-ingest_apply(const MrConfig *cfg, MrStore *store, GBytes *raw, const char *key,
-	     const MrMessage *msg, const char *recipient, const char *envelope_from,
-	     MrDelivery *out, GError **error)
+MrIngestItem *
+mr_ingest_item_new(const MrConfig *cfg, GBytes *raw)
 {
-	gint64 row = mr_store_message_by_key(store, key);
+	MrIngestItem *item = g_new0(MrIngestItem, 1);
+	MrParseOptions opts = { 0 };
+
+	g_return_val_if_fail(cfg != NULL && raw != NULL, NULL);
+
+	opts.fallback_charsets = (const char *const *)cfg->fallback_charsets;
+	item->raw = g_bytes_ref(raw);
+	item->key = mr_ingest_content_key(raw);
+	item->msg = mr_parse_message(raw, &opts);
+	return item;
+}
+
+void
+mr_ingest_item_free(MrIngestItem *item)
+{
+	if (item == NULL)
+		return;
+	g_bytes_unref(item->raw);
+	g_free(item->key);
+	mr_message_free(item->msg);
+	g_free(item);
+}
+
+/* Route and apply; the caller holds the savepoint. */
+static gboolean
+ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+		   const char *rcpt, const char *envelope_from, MrDelivery *out, GError **error)
+{
+	gint64 row = mr_store_message_by_key(store, item->key);
 	g_autoptr(MrPlan) plan = NULL;
 	MrApplied applied = { 0 };
 
-	if (row != 0 && mr_store_delivery_exists(store, row, recipient)) {
+	out->degraded = item->msg->status != MR_PARSE_OK;
+	if (row != 0 && mr_store_delivery_exists(store, row, rcpt)) {
 		out->message_row = row;
 		out->duplicate = TRUE;
 		return TRUE;
 	}
-	plan = mr_route_plan(cfg, store, msg, recipient, envelope_from, error);
+	plan = mr_route_plan(cfg, store, item->msg, rcpt, envelope_from, error);
 	if (plan == NULL)
 		return FALSE;
-	if (!mr_store_apply(store, plan, raw, key, msg, row, &applied, error))
+	if (!mr_store_apply(store, plan, item->raw, item->key, item->msg, row, &applied, error))
 		return FALSE;
 	out->message_row = applied.message_row;
 	out->new_message = applied.new_message;
@@ -49,13 +91,40 @@ ingest_apply(const MrConfig *cfg, MrStore *store, GBytes *raw, const char *key,
 }
 
 gboolean
+mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+		const char *recipient, const char *envelope_from, MrDelivery *out, GError **error)
+{
+	g_autofree char *rcpt = NULL;
+	MrDelivery result = { 0 };
+
+	g_return_val_if_fail(cfg != NULL && store != NULL && item != NULL, FALSE);
+
+	if (recipient == NULL || mr_config_find_address(cfg, recipient, NULL) == NULL) {
+		g_set_error(error, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS,
+			    "%s is not a mailroom address", recipient != NULL ? recipient : "(none)");
+		return FALSE;
+	}
+	rcpt = g_ascii_strdown(recipient, -1);
+	if (!mr_store_savepoint(store, error))
+		return FALSE;
+	if (!ingest_route_apply(cfg, store, item, rcpt, envelope_from, &result, error)) {
+		mr_store_rollback_to(store);
+		return FALSE;
+	}
+	if (!mr_store_release(store, error)) {
+		mr_store_rollback_to(store);
+		return FALSE;
+	}
+	if (out != NULL)
+		*out = result;
+	return TRUE;
+}
+
+gboolean
 mr_ingest_deliver(const MrConfig *cfg, MrStore *store, GBytes *raw, const char *recipient,
 		  const char *envelope_from, MrDelivery *out, GError **error)
 {
-	g_autofree char *key = NULL;
-	g_autofree char *rcpt = NULL;
-	g_autoptr(MrMessage) msg = NULL;
-	MrParseOptions opts = { 0 };
+	g_autoptr(MrIngestItem) item = NULL;
 	MrDelivery result = { 0 };
 
 	g_return_val_if_fail(cfg != NULL && store != NULL && raw != NULL, FALSE);
@@ -69,15 +138,10 @@ mr_ingest_deliver(const MrConfig *cfg, MrStore *store, GBytes *raw, const char *
 			    "%s is not a mailroom address", recipient != NULL ? recipient : "(none)");
 		return FALSE;
 	}
-	rcpt = g_ascii_strdown(recipient, -1);
-	key = mr_ingest_content_key(raw);
-	opts.fallback_charsets = (const char *const *)cfg->fallback_charsets;
-	msg = mr_parse_message(raw, &opts);
-	result.degraded = msg->status != MR_PARSE_OK;
-
+	item = mr_ingest_item_new(cfg, raw);
 	if (!mr_store_begin(store, error))
 		return FALSE;
-	if (!ingest_apply(cfg, store, raw, key, msg, rcpt, envelope_from, &result, error)) {
+	if (!mr_ingest_apply(cfg, store, item, recipient, envelope_from, &result, error)) {
 		mr_store_rollback(store);
 		return FALSE;
 	}

@@ -198,12 +198,20 @@ const int mr_sql_schema_version = 1;
 	" r.size AS size, r.parse_status AS parse_status,"                        \
 	" r.parse_problem AS parse_problem, r.auto_kind AS auto,"                 \
 	" (SELECT group_concat(d.recipient, ' ') FROM delivery d"                 \
-	"   WHERE d.message_id = r.id) AS delivered_to"
+	"   WHERE d.message_id = r.id) AS delivered_to,"                           \
+	" (SELECT group_concat(CASE l.kind WHEN 'ticket' THEN ?3 || '-' || l.record_id" \
+	"   WHEN 'opportunity' THEN ?2 || '-' || l.record_id"                     \
+	"   ELSE 'LEAD-' || l.record_id END, ' ') FROM link l"                    \
+	"   WHERE l.message_id = r.id AND l.kind IN ('ticket', 'opportunity', 'lead'))" \
+	" AS \"@links\""
 
 const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 	[MR_SQL_BEGIN] = "BEGIN IMMEDIATE",
 	[MR_SQL_COMMIT] = "COMMIT",
 	[MR_SQL_ROLLBACK] = "ROLLBACK",
+	[MR_SQL_SAVEPOINT] = "SAVEPOINT mr_message",
+	[MR_SQL_RELEASE] = "RELEASE mr_message",
+	[MR_SQL_ROLLBACK_TO] = "ROLLBACK TO mr_message",
 	[MR_SQL_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
 	[MR_SQL_USER_INSERT] = "INSERT INTO user (email, name, created) VALUES (?1, ?2, ?3)",
 	[MR_SQL_USER_ADDRESS_INSERT] =
@@ -320,11 +328,12 @@ const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
 		" ORDER BY coalesce(m.date, m.received), m.id",
 	[MR_SQL_MESSAGE_LINKS] =
-		"SELECT l.kind, l.record_id,"
+		"SELECT l.kind,"
 		" CASE l.kind WHEN 'contact' THEN (SELECT email FROM contact WHERE id = l.record_id)"
 		"  WHEN 'account' THEN (SELECT domain FROM account WHERE id = l.record_id)"
 		"  WHEN 'user' THEN (SELECT email FROM user WHERE id = l.record_id) END"
-		" FROM link l WHERE l.message_id = ?1 ORDER BY l.kind, l.record_id",
+		" FROM link l WHERE l.message_id = ?1 AND l.kind IN ('contact', 'account', 'user')"
+		" ORDER BY l.kind, l.record_id",
 	[MR_SQL_MESSAGE_ADDRESSES] =
 		"SELECT kind, email, name FROM message_address WHERE message_id = ?1 ORDER BY rowid",
 	[MR_SQL_MESSAGE_ATTACHMENTS] =

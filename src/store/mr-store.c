@@ -251,6 +251,39 @@ mr_store_rollback(MrStore *store)
 		g_warning("rollback failed: %s", sqlite3_errmsg(store->db));
 }
 
+gboolean
+mr_store_savepoint(MrStore *store, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_SAVEPOINT);
+
+	return step_done(store, st, error);
+}
+
+gboolean
+mr_store_release(MrStore *store, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_RELEASE);
+
+	return step_done(store, st, error);
+}
+
+void
+mr_store_rollback_to(MrStore *store)
+{
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_ROLLBACK_TO);
+
+		if (sqlite3_step(st) != SQLITE_DONE)
+			g_warning("rollback to savepoint failed: %s", sqlite3_errmsg(store->db));
+	}
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_RELEASE);
+
+		if (sqlite3_step(st) != SQLITE_DONE)
+			g_warning("release of savepoint failed: %s", sqlite3_errmsg(store->db));
+	}
+}
+
 /* Runs @fn in its own transaction when none is open (the CLI's verbs). */
 typedef gboolean (*MrStoreTxFunc)(MrStore *store, gpointer data, GError **error);
 
@@ -1161,7 +1194,8 @@ bind_prefixes(MrStore *store, sqlite3_stmt *st)
 }
 
 /* Turns the current row into an object keyed by column name; columns whose
- * names start with '_' are internal and left out. */
+ * names start with '_' are internal and left out, and a column "@name"
+ * holding space-separated words becomes the array "name". */
 static JsonObject *
 row_to_object(sqlite3_stmt *st)
 {
@@ -1172,6 +1206,17 @@ row_to_object(sqlite3_stmt *st)
 
 		if (name[0] == '_')
 			continue;
+		if (name[0] == '@') {
+			const char *text = (const char *)sqlite3_column_text(st, i);
+			g_auto(GStrv) words = g_strsplit(text != NULL ? text : "", " ", -1);
+			JsonArray *a = json_array_new();
+
+			for (char **w = words; *w != NULL; w++)
+				if (**w != '\0')
+					json_array_add_string_element(a, *w);
+			json_object_set_array_member(o, name + 1, a);
+			continue;
+		}
 		switch (sqlite3_column_type(st, i)) {
 		case SQLITE_INTEGER:
 			json_object_set_int_member(o, name, sqlite3_column_int64(st, i));
@@ -1323,24 +1368,23 @@ add_message_rows(MrStore *store, JsonObject *o, MrSql sql, gint64 id, const char
 	return TRUE;
 }
 
-/* Adds "links" (record display ids) and "contacts", "accounts", "users". */
+/* Adds "contacts", "accounts", "users" ("links", the records, come with
+ * the message row). */
 static gboolean
 add_message_links(MrStore *store, JsonObject *o, gint64 id, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_MESSAGE_LINKS);
-	JsonArray *links = json_array_new(), *contacts = json_array_new();
+	JsonArray *contacts = json_array_new();
 	JsonArray *accounts = json_array_new(), *users = json_array_new();
 	int rc;
 
-	json_object_set_array_member(o, "links", links);
 	json_object_set_array_member(o, "contacts", contacts);
 	json_object_set_array_member(o, "accounts", accounts);
 	json_object_set_array_member(o, "users", users);
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *kind = (const char *)sqlite3_column_text(st, 0);
-		const char *name = (const char *)sqlite3_column_text(st, 2);
-		MrRecordRef ref = { MR_RECORD_NONE, sqlite3_column_int64(st, 1) };
+		const char *name = (const char *)sqlite3_column_text(st, 1);
 
 		if (g_strcmp0(kind, "contact") == 0)
 			json_array_add_string_element(contacts, name);
@@ -1348,15 +1392,6 @@ add_message_links(MrStore *store, JsonObject *o, gint64 id, GError **error)
 			json_array_add_string_element(accounts, name);
 		else if (g_strcmp0(kind, "user") == 0)
 			json_array_add_string_element(users, name);
-		else {
-			g_autofree char *display = NULL;
-
-			ref.kind = g_strcmp0(kind, "ticket") == 0 ? MR_RECORD_TICKET
-				   : g_strcmp0(kind, "opportunity") == 0 ? MR_RECORD_OPPORTUNITY
-									  : MR_RECORD_LEAD;
-			display = mr_record_display_id(store->cfg, ref);
-			json_array_add_string_element(links, display);
-		}
 	}
 	if (rc != SQLITE_DONE)
 		return store_fail(store, error, "links");
@@ -1372,6 +1407,7 @@ mr_store_show_message(MrStore *store, gint64 id, GError **error)
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_SHOW_MESSAGE);
 
 		sqlite3_bind_int64(st, 1, id);
+		bind_prefixes(store, st);
 		if (sqlite3_step(st) != SQLITE_ROW) {
 			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
 				    "no message %" G_GINT64_FORMAT, id);

@@ -68,6 +68,8 @@ deliver_ok("crm@acme.test",
            "bcc: customer's reply copied to crm")
 t.eq(e.json("opp", "show", "OPP-1")["message_count"], 2, "bcc: reply found by In-Reply-To")
 msgs = e.json("message", "list")
+t.eq(msgs[-1]["links"], ["OPP-1"], "message list --json has links")
+t.ok(all(k in msgs[-1] for k in ("id", "message_id", "subject", "from", "links")), "message json fields")
 m = e.json("message", "show", str(msgs[-1]["id"]))
 t.ok("OPP-1" in m["links"] and m["from"] == "bob@customer.test", "message show links", m)
 
@@ -228,6 +230,8 @@ t.eq(len([x for x in e.json("ticket", "list") if x["contact"] == "ivan@dup.test"
      "duplicate: one ticket")
 rc, out, err = e.deliver("support@acme.test", "From ivan@dup.test Mon Nov 23 10:00:00 2026\n" + raw)
 t.eq(len(e.json("message", "list")), before + 1, "duplicate: an mbox From_ line does not make it new")
+rc, out, err = e.deliver("support@acme.test", raw.replace("\r\n", "\n"))
+t.eq(len(e.json("message", "list")), before + 1, "duplicate: LF instead of CRLF line ends does not make it new")
 # same Message-ID, other bytes: two messages (Message-ID is not unique enough)
 deliver_ok("support@acme.test",
            message("ivan@dup.test", "support@acme.test", "twice, edited", msgid="dup@dup.test"),
