@@ -20,7 +20,7 @@ DESTDIR    ?=
 BUILD  ?= build
 MR_CORPUS_SAMPLE ?= 1
 CC     ?= cc
-PKGS    = gmime-3.0 glib-2.0 gio-2.0 sqlite3 libconfig json-glib-1.0
+PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 sqlite3 libconfig json-glib-1.0 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -35,13 +35,15 @@ LIBS = $(PKG_LIBS) -lm
 
 LIB_SRCS  = $(wildcard src/lib/*.c src/core/*.c src/parse/*.c src/route/*.c src/store/*.c src/ingest/*.c)
 CTL_SRCS  = $(wildcard src/ctl/*.c)
+DAEMON_SRCS = $(wildcard src/daemon/*.c)
+DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CTL_OBJS  = $(CTL_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 INTEGRATION_TESTS = $(sort $(wildcard tests/integration/*.t))
 
-all: $(BUILD)/mailroomctl $(UNIT_BINS)
+all: $(BUILD)/mailroomctl $(BUILD)/mailroomd $(UNIT_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -54,6 +56,9 @@ $(BUILD)/libmailroom.a: $(LIB_OBJS)
 $(BUILD)/mailroomctl: $(CTL_OBJS) $(BUILD)/libmailroom.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(BUILD)/libmailroom.a $(LIBS)
 
+$(BUILD)/mailroomd: $(DAEMON_OBJS) $(BUILD)/libmailroom.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libmailroom.a $(LIBS)
+
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmailroom.a $(LIBS)
@@ -61,7 +66,7 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 # Keep the unit tests' objects: they are not intermediate files to delete.
 .SECONDARY:
 
--include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d)
 
 check: check-unit check-integration
 
@@ -96,17 +101,26 @@ deps:
 	./tools/deps.sh
 
 bench: all
+	MR_BUILD=$(CURDIR)/$(BUILD) ./tools/bench-smtp.sh
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-corpus.py
 
-run: $(BUILD)/mailroomctl
+run: $(BUILD)/mailroomctl $(BUILD)/mailroomd
 	./tools/run.sh
 
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/mailroomctl $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BUILD)/mailroomd $(DESTDIR)$(SBINDIR)/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  systemd/mailroomd.service.in >$(DESTDIR)$(UNITDIR)/mailroomd.service
 	test -e $(DESTDIR)$(SYSCONFDIR)/mailroom.conf || install -m 0644 etc/mailroom.conf $(DESTDIR)$(SYSCONFDIR)/
 	for m in docs/man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
 	for m in docs/man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
+	for m in docs/man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
 
 clean:
 	rm -rf build build-asan var/test-*

@@ -8,7 +8,7 @@ PKGS=(
   gcc make pkg-config perl python3 sqlite3 git ca-certificates
   libglib2.0-dev libgmime-3.0-dev libjson-glib-dev libsqlite3-dev
   libconfig-dev libsystemd-dev libetpan-dev
-  swaks valgrind nodejs npm
+  swaks valgrind openssl bc glib-networking postfix nodejs npm
 )
 CORPUS_VERSION=0.2.3
 CORPUS_DIR=tests/corpus
@@ -24,6 +24,8 @@ for p in "${PKGS[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
+  # Postfix only for its smtp-sink/smtp-source (make bench): no MTA set-up.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -31,6 +31,22 @@ typedef struct {
 	char **fallback_charsets; /* for raw 8-bit text; NULL-terminated */
 	char *synchronous;        /* "full" or "normal" (store.synchronous) */
 	int busy_timeout_ms;      /* store.busy_timeout */
+	int batch_max;            /* store.batch_max: messages per group commit */
+	int batch_window_ms;      /* store.batch_window: wait for more, ms */
+
+	/* mailroomd */
+	char *hostname;           /* in greetings; default: the host name */
+	char **smtp_listen;       /* "host:port" */
+	char **lmtp_listen;
+	char *tls_cert, *tls_key; /* (nullable): PEM files; STARTTLS when set */
+	char **trusted_networks;  /* CIDR; default loopback */
+	char *authserv_id;        /* (nullable): trust internal From: only when
+	                             Authentication-Results of this id pass */
+	gint64 max_message_size;  /* limits.max_message_size, bytes */
+	int max_recipients;       /* limits.max_recipients */
+	int max_connections;      /* limits.max_connections */
+	int timeout_s;            /* limits.timeout: idle seconds */
+	int max_errors;           /* limits.max_errors: per session */
 } MrConfig;
 
 /* Loads and validates @path.  Relative paths in the file stay relative to
@@ -39,10 +55,14 @@ typedef struct {
  * "FILE:LINE: what is wrong". */
 MrConfig *mr_config_load(const char *path, GError **error);
 
-/* Frees @cfg; NULL-safe. */
-void mr_config_free(MrConfig *cfg);
+/* Takes a reference on @cfg (a reload swaps configurations while sessions
+ * and the writer still use the old one).  Returns: @cfg. */
+MrConfig *mr_config_ref(MrConfig *cfg);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrConfig, mr_config_free)
+/* Drops a reference; the last one frees @cfg.  NULL-safe. */
+void mr_config_unref(MrConfig *cfg);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrConfig, mr_config_unref)
 
 /* Returns the default configuration path: $MAILROOM_CONFIG when set, else
  * SYSCONFDIR/mailroom.conf.  Returns: the path (borrowed, static). */

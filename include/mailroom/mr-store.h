@@ -28,6 +28,10 @@ void mr_store_close(MrStore *store);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrStore, mr_store_close)
 
+/* Makes @cfg (borrowed; must outlive its use) the configuration the store
+ * formats ids and decides freemail with, after a reload. */
+void mr_store_set_config(MrStore *store, const MrConfig *cfg);
+
 /* Returns the schema version the database is at. */
 int mr_store_schema_version(MrStore *store);
 

@@ -4,6 +4,7 @@
  * an administrator can fix the file without reading code. */
 #define G_LOG_DOMAIN "mailroom-config"
 
+#include <gio/gio.h>
 #include <libconfig.h>
 #include <string.h>
 
@@ -31,10 +32,17 @@ static const struct {
 	const char *const keys[4];
 } mr_known_keys[] = {
 	{ "", { "database", "domains", "addresses", "freemail_domains" } },
-	{ "", { "ids", "parse", "store", NULL } },
+	{ "", { "ids", "parse", "store", "hostname" } },
+	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
+	{ "", { "tls", "authserv_id", NULL } },
+	{ "smtp", { "listen", NULL } },
+	{ "lmtp", { "listen", NULL } },
+	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
+	{ "limits", { "max_errors", NULL } },
+	{ "tls", { "cert", "key", NULL } },
 	{ "ids", { "opportunity_prefix", "ticket_prefix", NULL } },
 	{ "parse", { "fallback_charsets", NULL } },
-	{ "store", { "synchronous", "busy_timeout", NULL } },
+	{ "store", { "synchronous", "busy_timeout", "batch_max", "batch_window" } },
 	{ "addresses", { "address", "role", NULL } },
 };
 
@@ -62,11 +70,9 @@ mailroom_address_free(MrMailroomAddress *a)
 	g_free(a);
 }
 
-void
-mr_config_free(MrConfig *cfg)
+static void
+config_clear(MrConfig *cfg)
 {
-	if (cfg == NULL)
-		return;
 	g_free(cfg->path);
 	g_free(cfg->database);
 	g_strfreev(cfg->domains);
@@ -76,7 +82,26 @@ mr_config_free(MrConfig *cfg)
 	g_strfreev(cfg->freemail_domains);
 	g_strfreev(cfg->fallback_charsets);
 	g_free(cfg->synchronous);
-	g_free(cfg);
+	g_free(cfg->hostname);
+	g_strfreev(cfg->smtp_listen);
+	g_strfreev(cfg->lmtp_listen);
+	g_free(cfg->tls_cert);
+	g_free(cfg->tls_key);
+	g_strfreev(cfg->trusted_networks);
+	g_free(cfg->authserv_id);
+}
+
+MrConfig *
+mr_config_ref(MrConfig *cfg)
+{
+	return g_atomic_rc_box_acquire(cfg);
+}
+
+void
+mr_config_unref(MrConfig *cfg)
+{
+	if (cfg != NULL)
+		g_atomic_rc_box_release_full(cfg, (GDestroyNotify)config_clear);
 }
 
 const char *
@@ -148,6 +173,114 @@ config_string(const config_t *c, const char *path, const char *key,
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return config_invalid(error, path, s, key, "must be a string");
 	*out = g_strdup(config_setting_get_string(s));
+	return TRUE;
+}
+
+/* Reads an optional integer at @key into @out (default @def), within
+ * [@min, @max]. */
+static gboolean
+config_int(const config_t *c, const char *path, const char *key, gint64 def, gint64 min,
+	   gint64 max, gint64 *out, GError **error)
+{
+	config_setting_t *s = config_lookup(c, key);
+	g_autofree char *range = NULL;
+
+	*out = def;
+	if (s == NULL)
+		return TRUE;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+		return config_invalid(error, path, s, key, "must be an integer");
+	*out = config_setting_get_int64(s);
+	if (*out < min || *out > max) {
+		range = g_strdup_printf("must be between %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT,
+					min, max);
+		return config_invalid(error, path, s, key, range);
+	}
+	return TRUE;
+}
+
+/* Checks "host:port" / "[v6]:port" listen addresses. */
+static gboolean
+config_listen(const config_t *c, const char *path, const char *key, const char *def,
+	      char ***out, GError **error)
+{
+	if (!config_string_list(c, path, key, FALSE, out, error))
+		return FALSE;
+	if (config_lookup(c, key) == NULL && def != NULL) {
+		g_strfreev(*out);
+		*out = g_strsplit(def, " ", -1);
+	}
+	for (char **l = *out; *l != NULL; l++) {
+		const char *colon = strrchr(*l, ':');
+		char *end = NULL;
+		guint64 port = colon != NULL ? g_ascii_strtoull(colon + 1, &end, 10) : 0;
+
+		if (colon == NULL || colon == *l || end == NULL || *end != '\0' || port > 65535 ||
+		    colon[1] == '\0')
+			return config_invalid(error, path, config_lookup(c, key), key,
+					      "each entry must be \"host:port\"");
+	}
+	return TRUE;
+}
+
+static gboolean
+config_networks(const config_t *c, const char *path, MrConfig *cfg, GError **error)
+{
+	if (!config_string_list(c, path, "trusted_networks", FALSE, &cfg->trusted_networks, error))
+		return FALSE;
+	if (config_lookup(c, "trusted_networks") == NULL) {
+		g_strfreev(cfg->trusted_networks);
+		cfg->trusted_networks = g_strsplit("127.0.0.0/8 ::1/128", " ", -1);
+	}
+	for (char **n = cfg->trusted_networks; *n != NULL; n++) {
+		g_autoptr(GInetAddressMask) mask = g_inet_address_mask_new_from_string(*n, NULL);
+
+		if (mask == NULL)
+			return config_invalid(error, path, config_lookup(c, "trusted_networks"),
+					      "trusted_networks", "each entry must be an address or CIDR");
+	}
+	return TRUE;
+}
+
+/* The daemon's keys: listeners, limits, trust, TLS. */
+static gboolean
+config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
+{
+	const char *path = cfg->path;
+	gint64 v;
+
+	if (!config_string(c, path, "hostname", g_get_host_name(), &cfg->hostname, error) ||
+	    !config_listen(c, path, "smtp.listen", "127.0.0.1:2525", &cfg->smtp_listen, error) ||
+	    !config_listen(c, path, "lmtp.listen", "127.0.0.1:2424", &cfg->lmtp_listen, error) ||
+	    !config_networks(c, path, cfg, error) ||
+	    !config_string(c, path, "tls.cert", NULL, &cfg->tls_cert, error) ||
+	    !config_string(c, path, "tls.key", NULL, &cfg->tls_key, error) ||
+	    !config_string(c, path, "authserv_id", NULL, &cfg->authserv_id, error))
+		return FALSE;
+	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+		return config_invalid(error, path, config_lookup(c, "tls"), "tls",
+				      "cert and key go together");
+	if (!config_int(c, path, "limits.max_message_size", 26214400, 1024, G_MAXINT32,
+			&cfg->max_message_size, error))
+		return FALSE;
+	if (!config_int(c, path, "limits.max_recipients", 100, 1, 100000, &v, error))
+		return FALSE;
+	cfg->max_recipients = (int)v;
+	if (!config_int(c, path, "limits.max_connections", 256, 1, 100000, &v, error))
+		return FALSE;
+	cfg->max_connections = (int)v;
+	if (!config_int(c, path, "limits.timeout", 300, 1, 86400, &v, error))
+		return FALSE;
+	cfg->timeout_s = (int)v;
+	if (!config_int(c, path, "limits.max_errors", 10, 1, 1000, &v, error))
+		return FALSE;
+	cfg->max_errors = (int)v;
+	if (!config_int(c, path, "store.batch_max", 256, 1, 10000, &v, error))
+		return FALSE;
+	cfg->batch_max = (int)v;
+	if (!config_int(c, path, "store.batch_window", 0, 0, 1000, &v, error))
+		return FALSE;
+	cfg->batch_window_ms = (int)v;
 	return TRUE;
 }
 
@@ -330,14 +463,14 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 					      "must be between 0 and 600000");
 	}
 	cfg->busy_timeout_ms = busy;
-	return TRUE;
+	return config_daemon_keys(c, cfg, error);
 }
 
 MrConfig *
 mr_config_load(const char *path, GError **error)
 {
 	g_autoptr(config_t) c = g_new0(config_t, 1);
-	g_autoptr(MrConfig) cfg = g_new0(MrConfig, 1);
+	g_autoptr(MrConfig) cfg = g_atomic_rc_box_new0(MrConfig);
 
 	g_return_val_if_fail(path != NULL, NULL);
 

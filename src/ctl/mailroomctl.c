@@ -55,7 +55,7 @@ ctl_clear(MrCtl *ctl)
 	g_free(ctl->value);
 	g_free(ctl->reason);
 	g_clear_pointer(&ctl->store, mr_store_close);
-	g_clear_pointer(&ctl->cfg, mr_config_free);
+	g_clear_pointer(&ctl->cfg, mr_config_unref);
 }
 
 /* --- output ---------------------------------------------------------------- */
@@ -706,7 +706,17 @@ cmd_message_show(MrCtl *ctl, char **args)
 	}
 	{
 		JsonObject *o = mr_store_show_message(ctl->store, id, &error);
+		g_autoptr(GBytes) raw = o != NULL ? mr_store_message_raw(ctl->store, id, NULL) : NULL;
 
+		/* The body is not stored apart from the raw bytes: parse them. */
+		if (raw != NULL) {
+			MrParseOptions opts = {
+				.fallback_charsets = (const char *const *)ctl->cfg->fallback_charsets
+			};
+			g_autoptr(MrMessage) msg = mr_parse_message(raw, &opts);
+
+			json_object_set_string_member(o, "body", msg->body_text);
+		}
 		if (o != NULL && !ctl->json) {
 			print_object(o);
 			printf("\n%s\n", json_object_get_string_member_with_default(o, "body", ""));
@@ -843,8 +853,7 @@ main(int argc, char **argv)
 	}
 	rc = ctl_open(&ctl, TRUE);
 	if (rc == 0) {
-		if (g_strcmp0(cmd->noun, "deliver") == 0)
-			mr_parse_init();
+		mr_parse_init();
 		rc = cmd->run(&ctl, args);
 	}
 	if (fflush(stdout) != 0 && rc == 0)

@@ -89,7 +89,7 @@ const char *const mr_sql_migrations[] = {
 	"  auto_reason TEXT,"
 	"  is_forward INTEGER NOT NULL DEFAULT 0,"
 	"  original_from TEXT,"
-	"  body TEXT NOT NULL);"
+	"  snippet TEXT NOT NULL);"
 	"CREATE INDEX message_mid ON message(message_id);"
 	"CREATE TABLE message_raw ("
 	"  message_id INTEGER PRIMARY KEY REFERENCES message(id),"
@@ -246,7 +246,7 @@ const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 	[MR_SQL_MESSAGE_INSERT] =
 		"INSERT INTO message (content_key, message_id, in_reply_to, subject,"
 		" subject_norm, from_email, from_name, date, received, size, parse_status,"
-		" parse_problem, auto_kind, auto_reason, is_forward, original_from, body)"
+		" parse_problem, auto_kind, auto_reason, is_forward, original_from, snippet)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
 		" ?16, ?17)",
 	[MR_SQL_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
@@ -319,7 +319,7 @@ const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 		"SELECT " MESSAGE_COLUMNS ", r.in_reply_to AS in_reply_to,"
 		" r.auto_reason AS auto_reason, r.is_forward AS is_forward,"
 		" r.original_from AS original_from, r.from_name AS from_name,"
-		" r.content_key AS content_key, r.body AS body"
+		" r.content_key AS content_key, r.snippet AS snippet"
 		" FROM message r WHERE r.id = ?1",
 	[MR_SQL_RECORD_MESSAGES] =
 		"SELECT m.id AS id, m.message_id AS message_id, m.subject AS subject,"

@@ -118,6 +118,13 @@ store_exec(MrStore *store, const char *sql, GError **error)
 	return TRUE;
 }
 
+void
+mr_store_set_config(MrStore *store, const MrConfig *cfg)
+{
+	g_return_if_fail(store != NULL && cfg != NULL);
+	store->cfg = cfg;
+}
+
 int
 mr_store_schema_version(MrStore *store)
 {
@@ -488,12 +495,41 @@ static const char *const mr_auto_names[] = {
 	[MR_AUTO_BOUNCE] = "bounce",
 };
 
+/* The start of @body on one line, for lists and timelines: the body itself
+ * is not stored twice (the raw bytes are), and a re-parse gives it back. */
+#define MR_SNIPPET_CHARS 200
+
+static char *
+make_snippet(const char *body)
+{
+	GString *out = g_string_sized_new(MR_SNIPPET_CHARS + 8);
+	gboolean space = FALSE;
+	guint n = 0;
+
+	for (const char *p = body != NULL ? body : ""; *p != '\0' && n < MR_SNIPPET_CHARS;
+	     p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+
+		if (g_unichar_isspace(c)) {
+			space = out->len > 0;
+			continue;
+		}
+		if (space)
+			g_string_append_c(out, ' ');
+		space = FALSE;
+		g_string_append_unichar(out, c);
+		n++;
+	}
+	return g_string_free(out, FALSE);
+}
+
 /* Stores the message row, its raw bytes, addresses and attachments. */
 static gint64
 insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
 	       const char *now, GError **error)
 {
 	g_autofree char *date = unix_to_iso(msg->date);
+	g_autofree char *snippet = make_snippet(msg->body_text);
 	gsize raw_len = 0;
 	const void *raw_data = g_bytes_get_data(raw, &raw_len);
 	gint64 row;
@@ -517,7 +553,7 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 		bind_text(st, 14, msg->auto_reason);
 		sqlite3_bind_int(st, 15, msg->is_forward ? 1 : 0);
 		bind_text(st, 16, msg->original_from != NULL ? msg->original_from->email : NULL);
-		bind_text(st, 17, msg->body_text != NULL ? msg->body_text : "");
+		bind_text(st, 17, snippet);
 		if (!step_done(store, st, error))
 			return 0;
 		row = sqlite3_last_insert_rowid(store->db);

@@ -92,7 +92,7 @@ static void
 fixture_tear_down(Fixture *f, gconstpointer data)
 {
 	mr_store_close(f->store);
-	mr_config_free(f->cfg);
+	mr_config_unref(f->cfg);
 }
 
 /* Plans @msg for @rcpt and, when @apply, stores it.  Returns the plan. */

@@ -1,0 +1,315 @@
+/* mailroomd.c - the daemon: SMTP/LMTP listeners, the group-commit writer,
+ * signals, systemd readiness, logging.
+ *
+ * Owns the one MrDaemon context.  SIGTERM drains (no new sessions, open
+ * transactions are answered, then exit 0); SIGHUP reloads the
+ * configuration without dropping connections. */
+#define G_LOG_DOMAIN "mailroom-daemon"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-parse.h"
+#include "mailroom/mr-smtp.h"
+#include "mailroom/mr-writer.h"
+
+#define MR_EX_UNAVAILABLE 69
+/* How long a drain waits for open transactions before it closes them. */
+#define MR_DRAIN_SECONDS 30
+
+typedef struct {
+	char *config_path;
+	MrConfig *cfg;
+	GMainLoop *loop;
+	MrWriter *writer;
+	MrSmtpServer *smtp;
+	gboolean systemd;         /* NOTIFY_SOCKET is set */
+	gboolean stopping;
+	gint64 drain_deadline;    /* monotonic, µs */
+	GLogLevelFlags log_level; /* most verbose level written */
+	int ready_fd;             /* daemonized: tells the parent, then -1 */
+} MrDaemon;
+
+/* --- logging ------------------------------------------------------------------ */
+
+static GLogWriterOutput
+daemon_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data)
+{
+	MrDaemon *d = data;
+	GLogLevelFlags lvl = level & G_LOG_LEVEL_MASK;
+
+	/* Levels are bits: ERROR=4 ... DEBUG=128; higher is more verbose. */
+	if (lvl > d->log_level && !(lvl == G_LOG_LEVEL_DEBUG && g_getenv("G_MESSAGES_DEBUG") != NULL))
+		return G_LOG_WRITER_HANDLED;
+	if (g_log_writer_is_journald(fileno(stderr)))
+		return g_log_writer_journald(level, fields, n, NULL);
+	return g_log_writer_standard_streams(level, fields, n, NULL);
+}
+
+/* --- systemd ---------------------------------------------------------------- */
+
+static void
+daemon_status(MrDaemon *d)
+{
+	if (!d->systemd || d->smtp == NULL)
+		return;
+	sd_notifyf(0,
+		   "STATUS=%s: %u sessions, %" G_GUINT64_FORMAT " accepted, %" G_GUINT64_FORMAT
+		   " committed, %u pending",
+		   d->stopping ? "draining" : "running", mr_smtp_server_sessions(d->smtp),
+		   mr_smtp_server_accepted(d->smtp), mr_writer_committed(d->writer),
+		   mr_writer_pending(d->writer));
+}
+
+static gboolean
+on_status_timer(gpointer data)
+{
+	daemon_status(data);
+	return G_SOURCE_CONTINUE;
+}
+
+/* --- signals -------------------------------------------------------------------- */
+
+static gboolean
+on_drain_check(gpointer data)
+{
+	MrDaemon *d = data;
+	guint sessions = mr_smtp_server_sessions(d->smtp);
+	guint pending = mr_writer_pending(d->writer);
+
+	if ((sessions == 0 && pending == 0) || g_get_monotonic_time() >= d->drain_deadline) {
+		if (sessions > 0)
+			g_warning("drain timed out: closing %u sessions", sessions);
+		g_main_loop_quit(d->loop);
+		return G_SOURCE_REMOVE;
+	}
+	daemon_status(d);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_terminate(gpointer data)
+{
+	MrDaemon *d = data;
+
+	if (d->stopping)
+		return G_SOURCE_CONTINUE;
+	d->stopping = TRUE;
+	g_message("stopping: draining %u sessions", mr_smtp_server_sessions(d->smtp));
+	if (d->systemd)
+		sd_notify(0, "STOPPING=1");
+	mr_smtp_server_drain(d->smtp);
+	d->drain_deadline = g_get_monotonic_time() + MR_DRAIN_SECONDS * G_TIME_SPAN_SECOND;
+	g_timeout_add(50, on_drain_check, d);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+strv_equal(char **a, char **b)
+{
+	return g_strv_equal((const char *const *)a, (const char *const *)b);
+}
+
+static gboolean
+on_reload(gpointer data)
+{
+	MrDaemon *d = data;
+	g_autoptr(GError) error = NULL;
+	MrConfig *cfg;
+
+	if (d->systemd)
+		sd_notify(0, "RELOADING=1");
+	cfg = mr_config_load(d->config_path, &error);
+	if (cfg == NULL) {
+		g_warning("reload refused, keeping the running configuration: %s", error->message);
+	} else {
+		if (!strv_equal(cfg->smtp_listen, d->cfg->smtp_listen) ||
+		    !strv_equal(cfg->lmtp_listen, d->cfg->lmtp_listen) ||
+		    g_strcmp0(cfg->database, d->cfg->database) != 0)
+			g_warning("reload: listen addresses and database change only on restart");
+		mr_smtp_server_set_config(d->smtp, cfg);
+		mr_config_unref(d->cfg);
+		d->cfg = cfg;
+		g_message("reloaded %s", d->config_path);
+	}
+	if (d->systemd)
+		sd_notify(0, "READY=1");
+	daemon_status(d);
+	return G_SOURCE_CONTINUE;
+}
+
+/* --- start-up ----------------------------------------------------------------- */
+
+/* Forks; the parent waits until the child says it is ready (exit 0) or
+ * what went wrong (exit 1), so that start-up errors reach the terminal.
+ * Returns in the child only. */
+static void
+daemonize(MrDaemon *d)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds) != 0 || (pid = fork()) < 0) {
+		fprintf(stderr, "mailroomd: fork: %s\n", g_strerror(errno));
+		exit(MR_EX_UNAVAILABLE);
+	}
+	if (pid > 0) {
+		char buf[512];
+		ssize_t n;
+
+		close(fds[1]);
+		n = read(fds[0], buf, sizeof buf - 1);
+		if (n > 0 && buf[0] == '0')
+			exit(0);
+		if (n > 1)
+			fprintf(stderr, "%.*s\n", (int)n - 1, buf + 1);
+		exit(n > 0 ? buf[0] : MR_EX_UNAVAILABLE);
+	}
+	close(fds[0]);
+	d->ready_fd = fds[1];
+	setsid();
+	{
+		int null = open("/dev/null", O_RDWR);
+
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			if (null > STDERR_FILENO)
+				close(null);
+		}
+	}
+}
+
+/* Reports the outcome of start-up to a waiting parent (daemonized). */
+static int
+started(MrDaemon *d, int code, const char *message)
+{
+	if (code != 0)
+		fprintf(stderr, "mailroomd: %s\n", message);
+	if (d->ready_fd >= 0) {
+		char status = (char)(code == 0 ? '0' : code);
+		g_autofree char *text = g_strdup_printf("%cmailroomd: %s", status,
+							message != NULL ? message : "");
+		ssize_t ignored = write(d->ready_fd, text, strlen(text));
+
+		(void)ignored;
+		close(d->ready_fd);
+		d->ready_fd = -1;
+		if (code == 0) { /* the terminal is the parent's from now on */
+			int null = open("/dev/null", O_RDWR);
+
+			if (null >= 0) {
+				dup2(null, STDERR_FILENO);
+				close(null);
+			}
+		}
+	}
+	return code;
+}
+
+static void
+daemon_clear(MrDaemon *d)
+{
+	g_clear_pointer(&d->smtp, mr_smtp_server_free);
+	g_clear_pointer(&d->writer, mr_writer_free);
+	g_clear_pointer(&d->loop, g_main_loop_unref);
+	g_clear_pointer(&d->cfg, mr_config_unref);
+	g_free(d->config_path);
+}
+
+int
+main(int argc, char **argv)
+{
+	MrDaemon d = { .ready_fd = -1, .log_level = G_LOG_LEVEL_INFO };
+	gboolean foreground = FALSE, check = FALSE, debug = FALSE;
+	GOptionEntry entries[] = {
+		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &d.config_path,
+		  "Configuration file (default $MAILROOM_CONFIG or " MR_SYSCONFDIR "/mailroom.conf)",
+		  "FILE" },
+		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground,
+		  "Stay in the foreground, log to stderr (or journald under systemd)", NULL },
+		{ "check", 0, 0, G_OPTION_ARG_NONE, &check, "Check the configuration and exit", NULL },
+		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "Log debug messages too", NULL },
+		{ NULL },
+	};
+	g_autoptr(GOptionContext) octx = g_option_context_new("- the mailroom daemon");
+	g_autoptr(GError) error = NULL;
+	g_autofree char *where = NULL;
+	int rc;
+
+	setlocale(LC_ALL, "");
+	g_option_context_add_main_entries(octx, entries, NULL);
+	g_option_context_set_summary(octx, "Accepts mail over SMTP and LMTP and files it into the "
+					   "mailroom CRM.  See mailroomd(8).");
+	if (!g_option_context_parse(octx, &argc, &argv, &error) || argc > 1) {
+		fprintf(stderr, "mailroomd: %s (try --help)\n",
+			error != NULL ? error->message : "unexpected argument");
+		return MR_EX_USAGE;
+	}
+	if (debug)
+		d.log_level = G_LOG_LEVEL_DEBUG;
+	g_log_set_writer_func(daemon_log_writer, &d, NULL);
+	if (d.config_path == NULL)
+		d.config_path = g_strdup(mr_config_default_path());
+	d.cfg = mr_config_load(d.config_path, &error);
+	if (d.cfg == NULL) {
+		fprintf(stderr, "mailroomd: %s\n", error->message);
+		daemon_clear(&d);
+		return MR_EX_CONFIG;
+	}
+	if (check) {
+		printf("%s: ok\n", d.config_path);
+		daemon_clear(&d);
+		return 0;
+	}
+	d.systemd = g_getenv("NOTIFY_SOCKET") != NULL;
+	if (!foreground && !d.systemd)
+		daemonize(&d);
+
+	mr_parse_init();
+	d.loop = g_main_loop_new(NULL, FALSE);
+	d.writer = mr_writer_new(d.cfg, g_main_context_default(),
+				 MAX(g_get_num_processors() - 1, 1), &error);
+	if (d.writer == NULL) {
+		g_autofree char *msg = g_strdup_printf("cannot open the database: %s", error->message);
+
+		rc = started(&d, MR_EX_TEMPFAIL, msg);
+		daemon_clear(&d);
+		return rc;
+	}
+	d.smtp = mr_smtp_server_new(d.cfg, d.writer, &error);
+	if (d.smtp == NULL) {
+		g_autofree char *msg = g_strdup_printf("cannot listen: %s", error->message);
+
+		rc = started(&d, MR_EX_UNAVAILABLE, msg);
+		daemon_clear(&d);
+		return rc;
+	}
+	g_unix_signal_add(SIGTERM, on_terminate, &d);
+	g_unix_signal_add(SIGINT, on_terminate, &d);
+	g_unix_signal_add(SIGHUP, on_reload, &d);
+	where = mr_smtp_server_describe(d.smtp);
+	g_message("listening %s database %s synchronous=%s", where, d.cfg->database,
+		  d.cfg->synchronous);
+	if (d.systemd) {
+		sd_notify(0, "READY=1");
+		daemon_status(&d);
+		g_timeout_add_seconds(5, on_status_timer, &d);
+	}
+	started(&d, 0, NULL);
+
+	g_main_loop_run(d.loop);
+
+	g_message("stopped: %" G_GUINT64_FORMAT " messages accepted",
+		  mr_smtp_server_accepted(d.smtp));
+	daemon_clear(&d);
+	return 0;
+}

@@ -1,0 +1,1149 @@
+/* mr-smtp.c - SMTP and LMTP sessions: the protocol state machine, bounded
+ * line reading, pipelined replies, DATA with dot-unstuffing, STARTTLS.
+ *
+ * Ingest stage.  Owns the listeners and sessions.  Every byte from the
+ * peer is bounded (line length, message size, recipients, errors, idle
+ * time); protocol errors are replies, not log lines. */
+#define G_LOG_DOMAIN "mailroom-smtp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-smtp.h"
+
+/* RFC 5321 4.5.3.1.4 says 512 octets; SIZE= and long addresses make real
+ * clients send more, and nothing breaks at 2048. */
+#define SMTP_MAX_LINE 2048
+#define SMTP_READ_CHUNK 65536
+/* Pipelined input held while a transaction commits. */
+#define SMTP_MAX_BUFFER (1024 * 1024)
+
+typedef enum {
+	MR_SMTP_STATE_HELO,   /* greeted; waits for EHLO/HELO/LHLO */
+	MR_SMTP_STATE_MAIL,   /* ready for MAIL */
+	MR_SMTP_STATE_RCPT,   /* MAIL given: RCPT, DATA */
+	MR_SMTP_STATE_DATA,   /* reading the message */
+	MR_SMTP_STATE_COMMIT, /* waiting for the writer's COMMIT */
+	MR_SMTP_STATE_TLS,    /* STARTTLS handshake */
+	MR_SMTP_STATE_QUIT,   /* closing after the last reply */
+	MR_SMTP_STATE_N
+} MrSmtpState;
+
+static const char *const mr_smtp_state_names[MR_SMTP_STATE_N] = {
+	[MR_SMTP_STATE_HELO] = "HELO",	 [MR_SMTP_STATE_MAIL] = "MAIL",
+	[MR_SMTP_STATE_RCPT] = "RCPT",	 [MR_SMTP_STATE_DATA] = "DATA",
+	[MR_SMTP_STATE_COMMIT] = "COMMIT", [MR_SMTP_STATE_TLS] = "TLS",
+	[MR_SMTP_STATE_QUIT] = "QUIT",
+};
+
+typedef struct {
+	GSocketListener *listener;
+	gboolean lmtp;
+	char *name; /* "127.0.0.1:2525" as bound */
+} MrSmtpListener;
+
+struct _MrSmtpServer {
+	MrConfig *cfg;
+	MrWriter *writer;
+	GPtrArray *listeners;     /* MrSmtpListener* */
+	GPtrArray *masks;         /* GInetAddressMask*, from cfg */
+	GTlsCertificate *cert;    /* (nullable) */
+	GHashTable *sessions;     /* MrSmtpSession* set */
+	GCancellable *cancel;     /* accepts */
+	guint sweep_id;           /* idle-timeout sweep */
+	gboolean trace;           /* state transitions in the debug log */
+	guint8 *chunk;            /* the read buffer: reads happen on one thread */
+	gboolean draining;
+	guint64 accepted;
+	guint64 next_id;
+};
+
+typedef struct {
+	gint ref;
+	MrSmtpServer *server; /* NULL once the server is gone */
+	MrConfig *cfg;
+	gboolean lmtp;
+	GIOStream *io;        /* the socket connection, or TLS over it */
+	GSocketConnection *conn;
+	GSource *in_source;   /* attached while we want input */
+	GSource *out_source;  /* attached while the socket buffer is full */
+	gint64 last_active;   /* monotonic µs of the last input */
+	char id[17];
+	char *peer;
+	MrSmtpState state;
+	GByteArray *in;       /* received, not yet processed */
+	gboolean closed, tls, handshaking, discard_line, data_bol;
+	GString *out;         /* replies not yet written */
+	int errors;
+	char *helo;
+	char *mail_from;      /* NULL: no transaction; "": null sender */
+	GPtrArray *rcpts;     /* char*, lower-case */
+	GByteArray *data;
+	gsize data_size;      /* bytes seen, also past the limit */
+	gint64 declared_size;
+} MrSmtpSession;
+
+static void session_process(MrSmtpSession *s);
+static void session_read(MrSmtpSession *s);
+static void session_flush(MrSmtpSession *s);
+
+/* --- session basics -------------------------------------------------------- */
+
+static MrSmtpSession *
+session_ref(MrSmtpSession *s)
+{
+	g_atomic_int_inc(&s->ref);
+	return s;
+}
+
+static void
+session_unref(MrSmtpSession *s)
+{
+	if (s == NULL || !g_atomic_int_dec_and_test(&s->ref))
+		return;
+	g_clear_object(&s->io);
+	g_clear_object(&s->conn);
+	g_free(s->peer);
+	g_byte_array_unref(s->in);
+	g_string_free(s->out, TRUE);
+	g_free(s->helo);
+	g_free(s->mail_from);
+	g_ptr_array_unref(s->rcpts);
+	g_clear_pointer(&s->data, g_byte_array_unref);
+	mr_config_unref(s->cfg);
+	g_free(s);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrSmtpSession, session_unref)
+
+static void
+session_log(MrSmtpSession *s, GLogLevelFlags level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void
+session_log(MrSmtpSession *s, GLogLevelFlags level, const char *fmt, ...)
+{
+	va_list ap;
+	g_autofree char *text = NULL;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_log_structured(G_LOG_DOMAIN, level, "MR_SESSION", s->id, "MR_STAGE", "ingest",
+			 "MESSAGE", "%s %s %s", s->id, s->lmtp ? "lmtp" : "smtp", text);
+}
+
+static void
+session_enter_state(MrSmtpSession *s, MrSmtpState state)
+{
+	/* Formatting costs even when the line is dropped: trace only when
+	 * asked for (G_MESSAGES_DEBUG=mailroom-smtp). */
+	if (s->state != state && s->server != NULL && s->server->trace)
+		g_debug("%s %s -> %s", s->id, mr_smtp_state_names[s->state], mr_smtp_state_names[state]);
+	s->state = state;
+}
+
+static void
+session_reply(MrSmtpSession *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+session_reply(MrSmtpSession *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	g_string_append_vprintf(s->out, fmt, ap);
+	va_end(ap);
+	g_string_append(s->out, "\r\n");
+}
+
+/* A permanent error reply; too many of them end the session. */
+static void
+session_error(MrSmtpSession *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+session_error(MrSmtpSession *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	g_string_append_vprintf(s->out, fmt, ap);
+	va_end(ap);
+	g_string_append(s->out, "\r\n");
+	if (++s->errors >= s->cfg->max_errors) {
+		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=too-many-errors peer=%s",
+			    s->peer);
+		g_string_append(s->out, "421 4.7.0 Too many errors, closing connection\r\n");
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+	}
+}
+
+static void
+session_reset_tx(MrSmtpSession *s)
+{
+	g_clear_pointer(&s->mail_from, g_free);
+	g_ptr_array_set_size(s->rcpts, 0);
+	g_clear_pointer(&s->data, g_byte_array_unref);
+	s->data_size = 0;
+	s->declared_size = 0;
+}
+
+static void
+session_stop_reading(MrSmtpSession *s)
+{
+	if (s->in_source != NULL) {
+		g_source_destroy(s->in_source);
+		g_clear_pointer(&s->in_source, g_source_unref);
+	}
+}
+
+static void
+session_close(MrSmtpSession *s)
+{
+	if (s->closed)
+		return;
+	s->closed = TRUE;
+	session_stop_reading(s);
+	if (s->out_source != NULL) {
+		g_source_destroy(s->out_source);
+		g_clear_pointer(&s->out_source, g_source_unref);
+	}
+	g_io_stream_close(s->io, NULL, NULL);
+	if (s->server != NULL && g_hash_table_remove(s->server->sessions, s))
+		session_unref(s);
+}
+
+/* --- output ------------------------------------------------------------------- */
+
+static void on_handshake(GObject *source, GAsyncResult *res, gpointer data);
+
+static gboolean
+on_writable(GObject *stream, gpointer data)
+{
+	g_autoptr(MrSmtpSession) s = session_ref(data);
+
+	g_clear_pointer(&s->out_source, g_source_unref);
+	session_flush(s);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+session_start_tls(MrSmtpSession *s)
+{
+	g_autoptr(GError) error = NULL;
+	GIOStream *tls = g_tls_server_connection_new(s->io, s->server->cert, &error);
+
+	if (tls == NULL) {
+		session_log(s, G_LOG_LEVEL_WARNING, "starttls failed: %s", error->message);
+		session_close(s);
+		return;
+	}
+	s->handshaking = TRUE;
+	g_object_unref(s->io);
+	s->io = tls;
+	g_tls_connection_handshake_async(G_TLS_CONNECTION(tls), G_PRIORITY_DEFAULT, NULL,
+					 on_handshake, session_ref(s));
+}
+
+/* Writes what is queued without blocking; waits for the socket when its
+ * buffer is full.  Closes after the last reply of QUIT/421 and starts the
+ * TLS handshake once "220 Ready" is out. */
+static void
+session_flush(MrSmtpSession *s)
+{
+	GPollableOutputStream *out;
+
+	if (s->closed || s->out_source != NULL)
+		return;
+	out = G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(s->io));
+	while (s->out->len > 0) {
+		g_autoptr(GError) error = NULL;
+		gssize n = g_pollable_output_stream_write_nonblocking(out, s->out->str, s->out->len,
+								      NULL, &error);
+
+		if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+			s->out_source = g_pollable_output_stream_create_source(out, NULL);
+			g_source_set_callback(s->out_source, G_SOURCE_FUNC(on_writable), s, NULL);
+			g_source_attach(s->out_source, NULL);
+			return;
+		}
+		if (n < 0) {
+			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=write-error peer=%s",
+				    s->peer);
+			session_close(s);
+			return;
+		}
+		g_string_erase(s->out, 0, n);
+	}
+	if (s->state == MR_SMTP_STATE_QUIT)
+		session_close(s);
+	else if (s->state == MR_SMTP_STATE_TLS && !s->handshaking)
+		session_start_tls(s);
+}
+
+/* --- commands ------------------------------------------------------------------ */
+
+/* Parses "FROM:<path> params" / "TO:<path> params" after the verb.
+ * Returns the path without angle brackets (transfer full) and sets
+ * @params_out to the rest (borrowed), or NULL when malformed. */
+static char *
+parse_path(const char *arg, const char *keyword, const char **params_out)
+{
+	gsize klen = strlen(keyword);
+	const char *p = arg, *end;
+	gboolean quoted = FALSE;
+
+	while (*p == ' ')
+		p++;
+	if (g_ascii_strncasecmp(p, keyword, klen) != 0)
+		return NULL;
+	p += klen;
+	while (*p == ' ') /* "MAIL FROM: <x>" is common enough to accept */
+		p++;
+	if (*p != '<')
+		return NULL;
+	p++;
+	/* RFC 5321 4.1.2: a source route "@a,@b:" before the mailbox is
+	 * obsolete and ignored. */
+	if (*p == '@') {
+		const char *colon = strchr(p, ':');
+
+		if (colon == NULL)
+			return NULL;
+		p = colon + 1;
+	}
+	for (end = p; *end != '\0' && (quoted || *end != '>'); end++) {
+		if (*end == '"')
+			quoted = !quoted;
+		else if (*end == '\\' && end[1] != '\0')
+			end++;
+		if ((guchar)*end < 0x20 || *end == 0x7f)
+			return NULL;
+	}
+	if (*end != '>' || end - p > 256)
+		return NULL;
+	if (params_out != NULL) {
+		const char *q = end + 1;
+
+		while (*q == ' ')
+			q++;
+		*params_out = q;
+	}
+	if (end > p && memchr(p, '@', (gsize)(end - p)) == NULL)
+		return g_strndup(p, (gsize)(end - p)); /* <postmaster> and the like */
+	return g_strndup(p, (gsize)(end - p));
+}
+
+static void
+cmd_helo(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	gboolean lhlo = g_ascii_strcasecmp(verb, "LHLO") == 0;
+	gboolean ehlo = lhlo || g_ascii_strcasecmp(verb, "EHLO") == 0;
+
+	if (s->lmtp != lhlo) {
+		session_error(s, "500 5.5.1 %s", s->lmtp ? "Use LHLO for LMTP" : "LHLO is for LMTP");
+		return;
+	}
+	if (*arg == '\0') {
+		session_error(s, "501 5.5.4 %s needs a domain or address literal", verb);
+		return;
+	}
+	session_reset_tx(s);
+	g_free(s->helo);
+	s->helo = g_strndup(arg, 255);
+	if (!ehlo) {
+		session_reply(s, "250 %s", s->cfg->hostname);
+	} else {
+		session_reply(s, "250-%s", s->cfg->hostname);
+		session_reply(s, "250-PIPELINING");
+		session_reply(s, "250-SIZE %" G_GINT64_FORMAT, s->cfg->max_message_size);
+		session_reply(s, "250-8BITMIME");
+		if (s->server != NULL && s->server->cert != NULL && !s->tls)
+			session_reply(s, "250-STARTTLS");
+		session_reply(s, "250 ENHANCEDSTATUSCODES");
+	}
+	session_enter_state(s, MR_SMTP_STATE_MAIL);
+}
+
+static void
+cmd_mail(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	const char *params = NULL;
+	g_autofree char *path = NULL;
+	g_auto(GStrv) words = NULL;
+
+	if (s->state == MR_SMTP_STATE_HELO) {
+		session_error(s, "503 5.5.1 Send %s first", s->lmtp ? "LHLO" : "EHLO or HELO");
+		return;
+	}
+	if (s->mail_from != NULL) {
+		session_error(s, "503 5.5.1 Nested MAIL command");
+		return;
+	}
+	path = parse_path(arg, "FROM:", &params);
+	if (path == NULL) {
+		session_error(s, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
+		return;
+	}
+	if (*path != '\0' && strchr(path, '@') == NULL) {
+		session_error(s, "553 5.1.7 Sender address must be fully qualified");
+		return;
+	}
+	words = g_strsplit(params, " ", -1);
+	s->declared_size = 0;
+	for (char **w = words; *w != NULL; w++) {
+		if (**w == '\0')
+			continue;
+		if (g_ascii_strncasecmp(*w, "SIZE=", 5) == 0) {
+			char *end = NULL;
+			guint64 size = g_ascii_strtoull(*w + 5, &end, 10);
+
+			if (end == *w + 5 || *end != '\0') {
+				session_error(s, "501 5.5.4 Bad SIZE parameter");
+				return;
+			}
+			if (size > (guint64)s->cfg->max_message_size) {
+				session_error(s, "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
+						 " bytes", s->cfg->max_message_size);
+				return;
+			}
+			s->declared_size = (gint64)size;
+		} else if (g_ascii_strcasecmp(*w, "BODY=8BITMIME") == 0 ||
+			   g_ascii_strcasecmp(*w, "BODY=7BIT") == 0) {
+			continue;
+		} else {
+			session_error(s, "555 5.5.4 Unsupported parameter %.40s", *w);
+			return;
+		}
+	}
+	s->mail_from = g_ascii_strdown(path, -1);
+	session_reply(s, "250 2.1.0 Ok");
+	session_enter_state(s, MR_SMTP_STATE_RCPT);
+}
+
+static void
+cmd_rcpt(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	g_autofree char *path = NULL;
+	const char *params = NULL;
+
+	if (s->mail_from == NULL) {
+		session_error(s, "503 5.5.1 Need MAIL before RCPT");
+		return;
+	}
+	path = parse_path(arg, "TO:", &params);
+	if (path == NULL || *path == '\0') {
+		session_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (*params != '\0') {
+		session_error(s, "555 5.5.4 Unsupported parameter %.40s", params);
+		return;
+	}
+	if (s->rcpts->len >= (guint)s->cfg->max_recipients) {
+		session_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (mr_config_find_address(s->cfg, path, NULL) == NULL) {
+		session_error(s, "550 5.1.1 <%s>: Recipient address rejected: not a mailroom address",
+			      path);
+		return;
+	}
+	g_ptr_array_add(s->rcpts, g_ascii_strdown(path, -1));
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_data(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	if (*arg != '\0') {
+		session_error(s, "501 5.5.4 DATA takes no arguments");
+		return;
+	}
+	if (s->mail_from == NULL) {
+		session_error(s, "503 5.5.1 Need MAIL command");
+		return;
+	}
+	if (s->rcpts->len == 0) {
+		session_error(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	s->data = g_byte_array_sized_new((guint)MIN(MAX(s->declared_size, 4096), 1 << 20));
+	s->data_size = 0;
+	s->data_bol = TRUE;
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_enter_state(s, MR_SMTP_STATE_DATA);
+}
+
+static void
+cmd_rset(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	session_reset_tx(s);
+	if (s->state != MR_SMTP_STATE_HELO)
+		session_enter_state(s, MR_SMTP_STATE_MAIL);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_vrfy(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_help(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	session_reply(s, "214 2.0.0 See RFC 5321 (SMTP) and RFC 2033 (LMTP)");
+}
+
+static void
+cmd_quit(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	session_reply(s, "221 2.0.0 %s Bye", s->cfg->hostname);
+	session_enter_state(s, MR_SMTP_STATE_QUIT);
+}
+
+static void
+cmd_starttls(MrSmtpSession *s, const char *verb, const char *arg)
+{
+	if (s->server == NULL || s->server->cert == NULL) {
+		session_error(s, "502 5.5.1 STARTTLS not available");
+		return;
+	}
+	if (s->tls) {
+		session_error(s, "503 5.5.1 TLS already active");
+		return;
+	}
+	if (s->mail_from != NULL) {
+		session_error(s, "503 5.5.1 STARTTLS inside a transaction");
+		return;
+	}
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_enter_state(s, MR_SMTP_STATE_TLS);
+}
+
+typedef void (*MrSmtpCmdFunc)(MrSmtpSession *s, const char *verb, const char *arg);
+
+static const struct {
+	const char *verb;
+	MrSmtpCmdFunc run;
+} mr_smtp_commands[] = {
+	{ "EHLO", cmd_helo }, { "HELO", cmd_helo },	{ "LHLO", cmd_helo },
+	{ "MAIL", cmd_mail }, { "RCPT", cmd_rcpt },	{ "DATA", cmd_data },
+	{ "RSET", cmd_rset }, { "NOOP", cmd_noop },	{ "VRFY", cmd_vrfy },
+	{ "HELP", cmd_help }, { "QUIT", cmd_quit },	{ "STARTTLS", cmd_starttls },
+};
+
+/* Dispatches one command line (without its line end). */
+static void
+session_command(MrSmtpSession *s, char *line)
+{
+	char *sp = strchr(line, ' ');
+	const char *arg = "";
+
+	if (sp != NULL) {
+		*sp = '\0';
+		arg = sp + 1;
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(mr_smtp_commands); i++)
+		if (g_ascii_strcasecmp(line, mr_smtp_commands[i].verb) == 0) {
+			mr_smtp_commands[i].run(s, mr_smtp_commands[i].verb, arg);
+			return;
+		}
+	if (*line == '\0')
+		session_error(s, "500 5.5.2 Error: bad syntax");
+	else
+		session_error(s, "500 5.5.2 Error: command not recognized");
+}
+
+/* --- the message --------------------------------------------------------------- */
+
+static void
+on_committed(const MrWriterResult *results, guint n, gpointer data)
+{
+	g_autoptr(MrSmtpSession) s = data;
+	guint ok = 0, temp = 0;
+
+	if (s->closed)
+		return;
+	for (guint i = 0; i < n; i++) {
+		const GError *e = results[i].error;
+
+		if (e == NULL) {
+			ok++;
+			if (s->lmtp)
+				session_reply(s, "250 2.0.0 <%s> Ok: stored as message %" G_GINT64_FORMAT,
+					      results[i].recipient, results[i].delivery.message_row);
+		} else if (g_error_matches(e, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS)) {
+			if (s->lmtp)
+				session_reply(s, "550 5.1.1 <%s> not a mailroom address",
+					      results[i].recipient);
+		} else {
+			temp++;
+			session_log(s, G_LOG_LEVEL_WARNING, "not stored rcpt=%s: %s",
+				    results[i].recipient, e->message);
+			if (s->lmtp)
+				session_reply(s, "451 4.3.0 <%s> Not stored, try again later",
+					      results[i].recipient);
+		}
+	}
+	if (!s->lmtp) {
+		/* One answer for all recipients: any failure means retry all;
+		 * the ones stored are duplicates next time and stored once. */
+		if (temp > 0 || ok == 0)
+			session_reply(s, temp > 0 ? "451 4.3.0 Not stored, try again later"
+						  : "550 5.1.1 No mailroom recipient");
+		else
+			session_reply(s, "250 2.0.0 Ok: stored as message %" G_GINT64_FORMAT,
+				      results[0].delivery.message_row);
+	}
+	if (ok > 0 && s->server != NULL)
+		s->server->accepted++;
+	session_log(s, G_LOG_LEVEL_INFO, "%s from=<%s> rcpts=%u size=%zu stored=%u",
+		    ok > 0 ? "accepted" : "refused", s->mail_from, n, s->data_size, ok);
+	session_reset_tx(s);
+	if (s->server == NULL || s->server->draining) {
+		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+	} else {
+		session_enter_state(s, MR_SMTP_STATE_MAIL);
+	}
+	session_process(s);
+}
+
+static void
+session_end_data(MrSmtpSession *s)
+{
+	g_autoptr(GBytes) raw = NULL;
+
+	if (s->data_size > (gsize)s->cfg->max_message_size) {
+		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
+			session_reply(s, "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
+					 " bytes", s->cfg->max_message_size);
+		session_log(s, G_LOG_LEVEL_INFO, "refused reason=size size=%zu", s->data_size);
+		session_reset_tx(s);
+		session_enter_state(s, MR_SMTP_STATE_MAIL);
+		return;
+	}
+	raw = g_byte_array_free_to_bytes(g_steal_pointer(&s->data));
+	session_enter_state(s, MR_SMTP_STATE_COMMIT);
+	mr_writer_submit(s->server->writer, s->cfg, raw,
+			 *s->mail_from != '\0' ? s->mail_from : NULL, s->rcpts, on_committed,
+			 session_ref(s));
+}
+
+/* Consumes DATA lines from the input.  Returns the bytes used. */
+static gsize
+session_data(MrSmtpSession *s, const guint8 *p, gsize len)
+{
+	gsize pos = 0;
+
+	while (pos < len && s->state == MR_SMTP_STATE_DATA) {
+		const guint8 *lf = memchr(p + pos, '\n', len - pos);
+		gsize end = lf != NULL ? (gsize)(lf - p) + 1 : len;
+		const guint8 *line = p + pos;
+		gsize n = end - pos;
+
+		if (lf == NULL && n < SMTP_MAX_LINE)
+			break; /* wait for the rest of the line */
+		if (s->data_bol && ((n == 3 && memcmp(line, ".\r\n", 3) == 0) ||
+				    (n == 2 && memcmp(line, ".\n", 2) == 0))) {
+			pos = end;
+			session_end_data(s);
+			break;
+		}
+		if (s->data_bol && line[0] == '.') { /* RFC 5321 4.5.2 */
+			line++;
+			n--;
+		}
+		s->data_size += n;
+		if (s->data_size <= (gsize)s->cfg->max_message_size)
+			g_byte_array_append(s->data, line, (guint)n);
+		s->data_bol = lf != NULL;
+		pos = end;
+	}
+	return pos;
+}
+
+/* --- input ------------------------------------------------------------------------- */
+
+/* Handles what is buffered, as far as the state allows, then flushes the
+ * replies and reads on. */
+static void
+session_process(MrSmtpSession *s)
+{
+	gsize pos = 0;
+
+	while (!s->closed && pos < s->in->len) {
+		const guint8 *p = s->in->data + pos;
+		gsize len = s->in->len - pos;
+		const guint8 *lf;
+		gsize n;
+
+		if (s->state == MR_SMTP_STATE_DATA) {
+			gsize used = session_data(s, p, len);
+
+			if (used == 0)
+				break;
+			pos += used;
+			continue;
+		}
+		if (s->state != MR_SMTP_STATE_HELO && s->state != MR_SMTP_STATE_MAIL &&
+		    s->state != MR_SMTP_STATE_RCPT)
+			break; /* COMMIT, TLS, QUIT: the rest waits or is dropped */
+		lf = memchr(p, '\n', MIN(len, SMTP_MAX_LINE + 1));
+		if (lf == NULL) {
+			if (len <= SMTP_MAX_LINE)
+				break;
+			/* Overlong: answer once, drop until the next line end. */
+			if (!s->discard_line)
+				session_error(s, "500 5.5.2 Error: line too long");
+			s->discard_line = TRUE;
+			pos += len;
+			break;
+		}
+		n = (gsize)(lf - p) + 1;
+		pos += n;
+		if (s->discard_line) {
+			s->discard_line = FALSE;
+			continue;
+		}
+		{
+			g_autofree char *line = g_strndup((const char *)p, n - 1);
+			gsize l = strlen(line);
+
+			if (l != n - 1) {
+				session_error(s, "500 5.5.2 Error: NUL in command");
+				continue;
+			}
+			if (l > 0 && line[l - 1] == '\r')
+				line[l - 1] = '\0';
+			session_command(s, line);
+		}
+		if (s->server != NULL && s->server->draining && s->state == MR_SMTP_STATE_MAIL) {
+			session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
+			session_enter_state(s, MR_SMTP_STATE_QUIT);
+		}
+	}
+	if (pos > 0)
+		g_byte_array_remove_range(s->in, 0, (guint)pos);
+	if (s->state == MR_SMTP_STATE_TLS)
+		g_byte_array_set_size(s->in, 0); /* RFC 3207 4.2: no plaintext injection */
+	session_flush(s);
+	session_read(s);
+}
+
+/* Reads what the socket has; called by the session's input source. */
+static gboolean
+on_readable(GObject *stream, gpointer data)
+{
+	g_autoptr(MrSmtpSession) s = session_ref(data);
+	g_autoptr(GError) error = NULL;
+	gssize n;
+
+	if (s->closed)
+		return G_SOURCE_REMOVE;
+	n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(stream),
+						     s->server->chunk, SMTP_READ_CHUNK, NULL, &error);
+	if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+		return G_SOURCE_CONTINUE;
+	if (n <= 0) {
+		if (s->state == MR_SMTP_STATE_COMMIT) {
+			/* Gone while we commit: the message stays stored; the client
+			 * retries and the retry is a duplicate. */
+			session_log(s, G_LOG_LEVEL_INFO, "disconnected during commit peer=%s", s->peer);
+		} else if (s->state != MR_SMTP_STATE_QUIT) {
+			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=%s state=%s peer=%s",
+				    n == 0 ? "eof" : "read-error", mr_smtp_state_names[s->state],
+				    s->peer);
+		}
+		session_close(s);
+		return G_SOURCE_REMOVE;
+	}
+	g_byte_array_append(s->in, s->server->chunk, (guint)n);
+	s->last_active = g_get_monotonic_time();
+	session_process(s);
+	return s->closed || s->in_source == NULL ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+}
+
+/* Keeps an input source attached exactly while the state wants input. */
+static void
+session_read(MrSmtpSession *s)
+{
+	gboolean want = !s->closed && s->state != MR_SMTP_STATE_QUIT &&
+			s->state != MR_SMTP_STATE_TLS &&
+			!(s->state == MR_SMTP_STATE_COMMIT && s->in->len >= SMTP_MAX_BUFFER);
+
+	if (!want) {
+		session_stop_reading(s);
+	} else if (s->in_source == NULL) {
+		GPollableInputStream *in =
+			G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(s->io));
+
+		s->in_source = g_pollable_input_stream_create_source(in, NULL);
+		g_source_set_callback(s->in_source, G_SOURCE_FUNC(on_readable), s, NULL);
+		g_source_attach(s->in_source, NULL);
+	}
+}
+
+static void
+on_handshake(GObject *source, GAsyncResult *res, gpointer data)
+{
+	g_autoptr(MrSmtpSession) s = data;
+	g_autoptr(GError) error = NULL;
+
+	if (s->closed)
+		return;
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &error)) {
+		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=tls-handshake peer=%s: %s",
+			    s->peer, error->message);
+		session_close(s);
+		return;
+	}
+	s->tls = TRUE;
+	s->handshaking = FALSE;
+	g_clear_pointer(&s->helo, g_free);
+	session_reset_tx(s);
+	session_enter_state(s, MR_SMTP_STATE_HELO);
+	s->last_active = g_get_monotonic_time();
+	session_read(s);
+}
+
+/* --- the server -------------------------------------------------------------------- */
+
+static gboolean
+server_trusts(MrSmtpServer *server, GInetAddress *addr)
+{
+	for (guint i = 0; i < server->masks->len; i++)
+		if (g_inet_address_mask_matches(g_ptr_array_index(server->masks, i), addr))
+			return TRUE;
+	return FALSE;
+}
+
+static void
+server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmtp)
+{
+	MrSmtpSession *s = g_new0(MrSmtpSession, 1);
+	g_autoptr(GSocketAddress) remote = g_socket_connection_get_remote_address(conn, NULL);
+	GInetAddress *addr = G_IS_INET_SOCKET_ADDRESS(remote)
+				     ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote))
+				     : NULL;
+
+	s->ref = 1;
+	s->server = server;
+	s->cfg = mr_config_ref(server->cfg);
+	s->lmtp = lmtp;
+	s->conn = g_object_ref(conn);
+	s->io = G_IO_STREAM(g_object_ref(conn));
+	g_snprintf(s->id, sizeof s->id, "%016" G_GINT64_MODIFIER "x", ++server->next_id);
+	s->peer = addr != NULL ? g_inet_address_to_string(addr) : g_strdup("unknown");
+	s->in = g_byte_array_new();
+	s->out = g_string_sized_new(256);
+	s->rcpts = g_ptr_array_new_with_free_func(g_free);
+	s->state = MR_SMTP_STATE_HELO;
+	s->last_active = g_get_monotonic_time();
+	g_hash_table_add(server->sessions, s);
+	g_socket_set_option(g_socket_connection_get_socket(conn), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+
+	if (addr == NULL || !server_trusts(server, addr)) {
+		session_log(s, G_LOG_LEVEL_INFO, "refused reason=untrusted peer=%s", s->peer);
+		session_reply(s, "554 5.7.1 %s: not a trusted network", s->peer);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+	} else if (g_hash_table_size(server->sessions) > (guint)s->cfg->max_connections) {
+		session_log(s, G_LOG_LEVEL_INFO, "refused reason=too-many-connections peer=%s", s->peer);
+		session_reply(s, "421 4.7.0 %s Too many connections, try again later",
+			      s->cfg->hostname);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+	} else if (server->draining) {
+		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+	} else {
+		session_reply(s, "220 %s %s mailroom", s->cfg->hostname, lmtp ? "LMTP" : "ESMTP");
+	}
+	session_flush(s);
+	session_read(s);
+}
+
+/* Once a second: idle sessions past limits.timeout get 421 (RFC 5321
+ * 4.5.3.2); a session waiting for our COMMIT is never idle. */
+static gboolean
+server_sweep(gpointer data)
+{
+	MrSmtpServer *server = data;
+	gint64 now = g_get_monotonic_time();
+	g_autoptr(GPtrArray) idle = g_ptr_array_new_with_free_func((GDestroyNotify)session_unref);
+	GHashTableIter it;
+	gpointer key;
+
+	g_hash_table_iter_init(&it, server->sessions);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		MrSmtpSession *s = key;
+
+		if (s->state != MR_SMTP_STATE_COMMIT && s->state != MR_SMTP_STATE_QUIT &&
+		    now - s->last_active > (gint64)s->cfg->timeout_s * G_TIME_SPAN_SECOND)
+			g_ptr_array_add(idle, session_ref(s));
+	}
+	for (guint i = 0; i < idle->len; i++) {
+		MrSmtpSession *s = g_ptr_array_index(idle, i);
+
+		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=timeout state=%s peer=%s",
+			    mr_smtp_state_names[s->state], s->peer);
+		if (s->state == MR_SMTP_STATE_TLS) {
+			session_close(s);
+			continue;
+		}
+		session_reset_tx(s);
+		session_reply(s, "421 4.4.2 %s Timeout, closing connection", s->cfg->hostname);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+		session_read(s);
+		session_flush(s);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static void on_accept(GObject *source, GAsyncResult *res, gpointer data);
+
+static void
+listener_accept(MrSmtpServer *server, MrSmtpListener *l)
+{
+	g_socket_listener_accept_async(l->listener, server->cancel, on_accept, l);
+}
+
+static void
+on_accept(GObject *source, GAsyncResult *res, gpointer data)
+{
+	MrSmtpListener *l = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocketConnection) conn =
+		g_socket_listener_accept_finish(G_SOCKET_LISTENER(source), res, NULL, &error);
+	MrSmtpServer *server;
+
+	if (conn == NULL && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return; /* the server is draining or gone: @l may be too */
+	server = g_object_get_data(G_OBJECT(source), "mr-server");
+	if (conn == NULL)
+		g_warning("accept on %s: %s", l->name, error->message);
+	else
+		server_start_session(server, conn, l->lmtp);
+	listener_accept(server, l);
+}
+
+static void
+listener_free(MrSmtpListener *l)
+{
+	if (l == NULL)
+		return;
+	g_socket_listener_close(l->listener);
+	g_object_unref(l->listener);
+	g_free(l->name);
+	g_free(l);
+}
+
+/* Binds "host:port" for @lmtp. */
+static gboolean
+server_bind(MrSmtpServer *server, const char *spec, gboolean lmtp, GError **error)
+{
+	const char *colon = strrchr(spec, ':');
+	g_autofree char *host = g_strndup(spec, (gsize)(colon - spec));
+	guint16 port = (guint16)g_ascii_strtoull(colon + 1, NULL, 10);
+	g_autoptr(GInetAddress) addr = NULL;
+	g_autoptr(GSocketAddress) sa = NULL;
+	g_autoptr(GSocketAddress) bound = NULL;
+	MrSmtpListener *l;
+
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	addr = g_inet_address_new_from_string(host);
+	if (addr == NULL) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "%s: listen needs a numeric address", spec);
+		return FALSE;
+	}
+	sa = g_inet_socket_address_new(addr, port);
+	l = g_new0(MrSmtpListener, 1);
+	l->listener = g_socket_listener_new();
+	l->lmtp = lmtp;
+	g_object_set_data(G_OBJECT(l->listener), "mr-server", server);
+	g_socket_listener_set_backlog(l->listener, 1024);
+	if (!g_socket_listener_add_address(l->listener, sa, G_SOCKET_TYPE_STREAM,
+					   G_SOCKET_PROTOCOL_TCP, NULL, &bound, error)) {
+		g_prefix_error(error, "%s %s: ", lmtp ? "lmtp" : "smtp", spec);
+		listener_free(l);
+		return FALSE;
+	}
+	{
+		g_autofree char *a = g_inet_address_to_string(addr);
+
+		l->name = g_strdup_printf(
+			strchr(a, ':') != NULL ? "[%s]:%u" : "%s:%u", a,
+			g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)));
+	}
+	g_ptr_array_add(server->listeners, l);
+	return TRUE;
+}
+
+static GPtrArray *
+masks_new(const MrConfig *cfg)
+{
+	GPtrArray *masks = g_ptr_array_new_with_free_func(g_object_unref);
+
+	for (char **n = cfg->trusted_networks; n != NULL && *n != NULL; n++) {
+		GInetAddressMask *m = g_inet_address_mask_new_from_string(*n, NULL);
+
+		if (m != NULL)
+			g_ptr_array_add(masks, m);
+	}
+	return masks;
+}
+
+MrSmtpServer *
+mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error)
+{
+	g_autoptr(MrSmtpServer) server = g_new0(MrSmtpServer, 1);
+
+	g_return_val_if_fail(cfg != NULL && writer != NULL, NULL);
+
+	server->cfg = mr_config_ref(cfg);
+	server->writer = writer;
+	server->masks = masks_new(cfg);
+	server->sessions = g_hash_table_new(NULL, NULL);
+	server->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
+	server->cancel = g_cancellable_new();
+	server->chunk = g_malloc(SMTP_READ_CHUNK);
+	server->trace = g_strcmp0(g_getenv("G_MESSAGES_DEBUG"), "all") == 0 ||
+			(g_getenv("G_MESSAGES_DEBUG") != NULL &&
+			 strstr(g_getenv("G_MESSAGES_DEBUG"), G_LOG_DOMAIN) != NULL);
+	if (cfg->tls_cert != NULL) {
+		server->cert = g_tls_certificate_new_from_files(cfg->tls_cert, cfg->tls_key, error);
+		if (server->cert == NULL) {
+			g_prefix_error(error, "tls: ");
+			return NULL;
+		}
+	}
+	for (char **l = cfg->smtp_listen; *l != NULL; l++)
+		if (!server_bind(server, *l, FALSE, error))
+			return NULL;
+	for (char **l = cfg->lmtp_listen; *l != NULL; l++)
+		if (!server_bind(server, *l, TRUE, error))
+			return NULL;
+	for (guint i = 0; i < server->listeners->len; i++)
+		listener_accept(server, g_ptr_array_index(server->listeners, i));
+	server->sweep_id = g_timeout_add_seconds(1, server_sweep, server);
+	return g_steal_pointer(&server);
+}
+
+void
+mr_smtp_server_set_config(MrSmtpServer *server, MrConfig *cfg)
+{
+	g_autoptr(GError) error = NULL;
+
+	mr_config_unref(server->cfg);
+	server->cfg = mr_config_ref(cfg);
+	g_ptr_array_unref(server->masks);
+	server->masks = masks_new(cfg);
+	if (cfg->tls_cert != NULL) {
+		GTlsCertificate *cert = g_tls_certificate_new_from_files(cfg->tls_cert, cfg->tls_key,
+									  &error);
+
+		if (cert == NULL) {
+			g_warning("tls: keeping the old certificate: %s", error->message);
+		} else {
+			g_clear_object(&server->cert);
+			server->cert = cert;
+		}
+	} else {
+		g_clear_object(&server->cert);
+	}
+}
+
+void
+mr_smtp_server_drain(MrSmtpServer *server)
+{
+	GHashTableIter it;
+	gpointer key;
+	g_autoptr(GPtrArray) idle = g_ptr_array_new();
+
+	server->draining = TRUE;
+	g_cancellable_cancel(server->cancel);
+	for (guint i = 0; i < server->listeners->len; i++)
+		g_socket_listener_close(((MrSmtpListener *)g_ptr_array_index(server->listeners, i))->listener);
+	g_hash_table_iter_init(&it, server->sessions);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		MrSmtpSession *s = key;
+
+		if (s->state == MR_SMTP_STATE_HELO || s->state == MR_SMTP_STATE_MAIL)
+			g_ptr_array_add(idle, s);
+	}
+	for (guint i = 0; i < idle->len; i++) {
+		MrSmtpSession *s = g_ptr_array_index(idle, i);
+
+		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+		session_flush(s);
+	}
+}
+
+guint
+mr_smtp_server_sessions(MrSmtpServer *server)
+{
+	return g_hash_table_size(server->sessions);
+}
+
+guint64
+mr_smtp_server_accepted(MrSmtpServer *server)
+{
+	return server->accepted;
+}
+
+char *
+mr_smtp_server_describe(MrSmtpServer *server)
+{
+	GString *out = g_string_new(NULL);
+
+	for (guint i = 0; i < server->listeners->len; i++) {
+		MrSmtpListener *l = g_ptr_array_index(server->listeners, i);
+
+		g_string_append_printf(out, "%s%s %s", i > 0 ? " " : "", l->lmtp ? "lmtp" : "smtp",
+				       l->name);
+	}
+	return g_string_free(out, FALSE);
+}
+
+void
+mr_smtp_server_free(MrSmtpServer *server)
+{
+	GHashTableIter it;
+	gpointer key;
+
+	if (server == NULL)
+		return;
+	g_cancellable_cancel(server->cancel);
+	if (server->sweep_id != 0)
+		g_source_remove(server->sweep_id);
+	g_hash_table_iter_init(&it, server->sessions);
+	while (g_hash_table_iter_next(&it, &key, NULL)) {
+		MrSmtpSession *s = key;
+
+		s->server = NULL;
+		g_hash_table_iter_remove(&it);
+		session_close(s);
+		session_unref(s);
+	}
+	g_hash_table_unref(server->sessions);
+	g_ptr_array_unref(server->listeners);
+	g_ptr_array_unref(server->masks);
+	g_clear_object(&server->cert);
+	g_object_unref(server->cancel);
+	g_free(server->chunk);
+	mr_config_unref(server->cfg);
+	g_free(server);
+}

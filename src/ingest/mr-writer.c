@@ -1,0 +1,250 @@
+/* mr-writer.c - group commit: parse on a pool, store on one thread, many
+ * messages per SQLite transaction, answers after COMMIT.
+ *
+ * Ingest stage.  Owns the writer's store connection and threads.  A batch
+ * is whatever is queued when the writer comes back from the previous
+ * COMMIT (plus an optional short window), so under load every fsync
+ * carries many messages and at rest a single message waits for nobody. */
+#define G_LOG_DOMAIN "mailroom-writer"
+
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-store.h"
+#include "mailroom/mr-writer.h"
+
+struct _MrWriter {
+	GMainContext *context;
+	MrConfig *cfg;          /* the store was opened with it */
+	MrStore *store;         /* the writer thread's alone once started */
+	GThreadPool *parse_pool;
+	GAsyncQueue *queue;     /* WriterJob*, parsed */
+	GThread *thread;
+	gint pending;           /* submitted, not yet reported (atomic) */
+	gsize committed;        /* messages committed (atomic) */
+};
+
+typedef struct {
+	MrWriter *writer;
+	MrConfig *cfg;
+	char *envelope_from;
+	GPtrArray *recipients;  /* char* */
+	GBytes *raw;
+	MrIngestItem *item;
+	MrWriterResult *results;
+	MrWriterDone done;
+	gpointer user_data;
+	gboolean stop;          /* the sentinel that ends the writer thread */
+} WriterJob;
+
+static void
+job_free(WriterJob *job)
+{
+	if (job == NULL)
+		return;
+	for (guint i = 0; job->results != NULL && i < job->recipients->len; i++)
+		g_clear_error(&job->results[i].error);
+	g_free(job->results);
+	g_clear_pointer(&job->recipients, g_ptr_array_unref);
+	g_free(job->envelope_from);
+	g_clear_pointer(&job->raw, g_bytes_unref);
+	g_clear_pointer(&job->item, mr_ingest_item_free);
+	g_clear_pointer(&job->cfg, mr_config_unref);
+	g_free(job);
+}
+
+/* On the door's context: report and forget a committed batch (one
+ * wake-up of the door's loop per batch, not per message). */
+static gboolean
+batch_dispatch(gpointer data)
+{
+	GPtrArray *batch = data;
+
+	for (guint b = 0; b < batch->len; b++) {
+		WriterJob *job = g_ptr_array_index(batch, b);
+		MrWriter *writer = job->writer;
+
+		job->done(job->results, job->recipients->len, job->user_data);
+		job_free(job);
+		g_atomic_int_dec_and_test(&writer->pending);
+	}
+	g_ptr_array_unref(batch);
+	return G_SOURCE_REMOVE;
+}
+
+/* Parse pool: bytes to an item, then on to the writer. */
+static void
+parse_job(gpointer data, gpointer user_data)
+{
+	WriterJob *job = data;
+
+	job->item = mr_ingest_item_new(job->cfg, job->raw);
+	g_async_queue_push(job->writer->queue, job);
+}
+
+/* Fails every result of @batch that has none yet with @error. */
+static void
+batch_fail(GPtrArray *batch, const GError *error)
+{
+	for (guint b = 0; b < batch->len; b++) {
+		WriterJob *job = g_ptr_array_index(batch, b);
+
+		for (guint i = 0; i < job->recipients->len; i++)
+			if (job->results[i].error == NULL)
+				job->results[i].error = g_error_copy(error);
+	}
+}
+
+static void
+batch_apply(MrWriter *writer, GPtrArray *batch)
+{
+	g_autoptr(GError) error = NULL;
+	gsize stored = 0;
+	gint64 t0 = g_get_monotonic_time(), t1;
+
+	if (!mr_store_begin(writer->store, &error)) {
+		batch_fail(batch, error);
+		return;
+	}
+	for (guint b = 0; b < batch->len; b++) {
+		WriterJob *job = g_ptr_array_index(batch, b);
+		gboolean any = FALSE;
+
+		mr_store_set_config(writer->store, job->cfg);
+		for (guint i = 0; i < job->recipients->len; i++) {
+			MrWriterResult *r = &job->results[i];
+
+			if (mr_ingest_apply(job->cfg, writer->store, job->item, r->recipient,
+					    job->envelope_from, &r->delivery, &r->error))
+				any = TRUE;
+		}
+		stored += any;
+	}
+	t1 = g_get_monotonic_time();
+	if (!mr_store_commit(writer->store, &error)) {
+		mr_store_rollback(writer->store);
+		g_prefix_error(&error, "commit: ");
+		/* Nothing of the batch is stored: successes are failures now. */
+		batch_fail(batch, error);
+		return;
+	}
+	g_atomic_pointer_add(&writer->committed, stored);
+	g_debug("batch messages=%u apply_us=%" G_GINT64_FORMAT " commit_us=%" G_GINT64_FORMAT,
+		batch->len, t1 - t0, g_get_monotonic_time() - t1);
+}
+
+static gpointer
+writer_thread(gpointer data)
+{
+	MrWriter *writer = data;
+	gboolean stop = FALSE;
+
+	while (!stop) {
+		GPtrArray *batch = g_ptr_array_new();
+		WriterJob *job = g_async_queue_pop(writer->queue);
+		const MrConfig *cfg = job->cfg;
+		gint64 window = cfg != NULL ? cfg->batch_window_ms * G_TIME_SPAN_MILLISECOND : 0;
+		guint max = cfg != NULL ? (guint)cfg->batch_max : 1;
+
+		while (job != NULL) {
+			if (job->stop) {
+				stop = TRUE;
+				job_free(job);
+				break;
+			}
+			g_ptr_array_add(batch, job);
+			if (batch->len >= max)
+				break;
+			job = window > 0 ? g_async_queue_timeout_pop(writer->queue, (guint64)window)
+					 : g_async_queue_try_pop(writer->queue);
+		}
+		if (batch->len == 0) {
+			g_ptr_array_unref(batch);
+			continue;
+		}
+		batch_apply(writer, batch);
+		g_main_context_invoke_full(writer->context, G_PRIORITY_DEFAULT, batch_dispatch, batch,
+					   NULL);
+	}
+	return NULL;
+}
+
+MrWriter *
+mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_threads, GError **error)
+{
+	g_autoptr(MrWriter) writer = g_new0(MrWriter, 1);
+
+	g_return_val_if_fail(cfg != NULL && context != NULL, NULL);
+
+	writer->context = g_main_context_ref(context);
+	writer->cfg = mr_config_ref(cfg);
+	writer->queue = g_async_queue_new();
+	writer->store = mr_store_open(cfg, error);
+	if (writer->store == NULL)
+		return NULL;
+	writer->parse_pool = g_thread_pool_new(parse_job, NULL, (gint)MAX(parse_threads, 1), FALSE,
+					       error);
+	if (writer->parse_pool == NULL)
+		return NULL;
+	writer->thread = g_thread_new("mr-writer", writer_thread, writer);
+	return g_steal_pointer(&writer);
+}
+
+void
+mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envelope_from,
+		 GPtrArray *recipients, MrWriterDone done, gpointer user_data)
+{
+	WriterJob *job = g_new0(WriterJob, 1);
+
+	g_return_if_fail(writer != NULL && raw != NULL && recipients != NULL && done != NULL);
+
+	job->writer = writer;
+	job->cfg = mr_config_ref(cfg);
+	job->raw = g_bytes_ref(raw);
+	job->envelope_from = g_strdup(envelope_from);
+	job->recipients = g_ptr_array_new_full(recipients->len, g_free);
+	job->results = g_new0(MrWriterResult, recipients->len);
+	for (guint i = 0; i < recipients->len; i++) {
+		g_ptr_array_add(job->recipients, g_strdup(g_ptr_array_index(recipients, i)));
+		job->results[i].recipient = g_ptr_array_index(job->recipients, i);
+	}
+	job->done = done;
+	job->user_data = user_data;
+	g_atomic_int_inc(&writer->pending);
+	g_thread_pool_push(writer->parse_pool, job, NULL);
+}
+
+guint
+mr_writer_pending(MrWriter *writer)
+{
+	return (guint)g_atomic_int_get(&writer->pending);
+}
+
+guint64
+mr_writer_committed(MrWriter *writer)
+{
+	return (guint64)(gsize)g_atomic_pointer_get(&writer->committed);
+}
+
+void
+mr_writer_free(MrWriter *writer)
+{
+	if (writer == NULL)
+		return;
+	if (writer->thread != NULL) {
+		WriterJob *stop = g_new0(WriterJob, 1);
+
+		/* Every parse lands in the queue before the sentinel. */
+		g_thread_pool_free(g_steal_pointer(&writer->parse_pool), FALSE, TRUE);
+		stop->stop = TRUE;
+		g_async_queue_push(writer->queue, stop);
+		g_thread_join(g_steal_pointer(&writer->thread));
+		while (g_atomic_int_get(&writer->pending) > 0)
+			g_main_context_iteration(writer->context, TRUE);
+	}
+	if (writer->parse_pool != NULL)
+		g_thread_pool_free(writer->parse_pool, TRUE, TRUE);
+	g_clear_pointer(&writer->store, mr_store_close);
+	g_clear_pointer(&writer->queue, g_async_queue_unref);
+	g_clear_pointer(&writer->cfg, mr_config_unref);
+	g_clear_pointer(&writer->context, g_main_context_unref);
+	g_free(writer);
+}
