@@ -48,6 +48,8 @@ typedef struct {
 	char *message_id;         /* (nullable): without angle brackets */
 	char *in_reply_to;        /* (nullable): without angle brackets */
 	GPtrArray *references;    /* char*, without angle brackets, oldest first */
+	GPtrArray *auth_results;  /* char*: Authentication-Results values
+	                             (RFC 8601), unfolded, in header order */
 	gint64 date;              /* Date: as Unix time, 0 when absent/invalid */
 	char *body_text;          /* UTF-8 text body ("" when none); HTML
 	                             reduced to text if no text/plain part */

@@ -63,6 +63,9 @@ typedef struct {
 	                        support): logged on, nothing more */
 	char *refused;       /* (nullable): "TKT-12" named in the subject but
 	                        not attached: the sender is not related to it */
+	char *untrusted;     /* (nullable): an internal From: address that the
+	                        configured Authentication-Results did not pass:
+	                        not taken as the user's, nothing created */
 	MrAction action;
 	gboolean reopen;     /* the ticket was solved or closed */
 	gboolean is_reply;   /* an external party answered an existing record */

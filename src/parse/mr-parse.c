@@ -142,6 +142,7 @@ mr_message_free(MrMessage *msg)
 	g_free(msg->message_id);
 	g_free(msg->in_reply_to);
 	g_clear_pointer(&msg->references, g_ptr_array_unref);
+	g_clear_pointer(&msg->auth_results, g_ptr_array_unref);
 	g_free(msg->body_text);
 	g_clear_pointer(&msg->attachments, g_ptr_array_unref);
 	mr_address_free(msg->original_from);
@@ -331,6 +332,24 @@ parse_envelope(ParseCtx *ctx, GMimeMessage *message)
 				g_ptr_array_add(msg->references, id);
 		}
 		g_clear_pointer(&refs, g_mime_references_free);
+	}
+	{
+		GMimeHeaderList *headers = g_mime_object_get_header_list(obj);
+		int n = g_mime_header_list_get_count(headers);
+
+		for (int i = 0; i < n; i++) {
+			GMimeHeader *h = g_mime_header_list_get_header_at(headers, i);
+			const char *raw = g_mime_header_get_raw_value(h);
+
+			if (raw != NULL &&
+			    g_ascii_strcasecmp(g_mime_header_get_name(h), "Authentication-Results") == 0) {
+				g_autofree char *unfolded = g_mime_utils_header_unfold(raw);
+				char *v = parse_strdup_utf8(unfolded);
+
+				if (v != NULL)
+					g_ptr_array_add(msg->auth_results, v);
+			}
+		}
 	}
 	if (date != NULL)
 		msg->date = g_date_time_to_unix(date);
@@ -734,6 +753,7 @@ message_new(void)
 	msg->to = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
 	msg->cc = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
 	msg->references = g_ptr_array_new_with_free_func(g_free);
+	msg->auth_results = g_ptr_array_new_with_free_func(g_free);
 	msg->attachments = g_ptr_array_new_with_free_func((GDestroyNotify)mr_attachment_free);
 	return msg;
 }

@@ -47,6 +47,7 @@ mr_plan_free(MrPlan *plan)
 	g_free(plan->envelope_from);
 	g_ptr_array_unref(plan->parties);
 	g_free(plan->refused);
+	g_free(plan->untrusted);
 	g_free(plan->title);
 	g_free(plan);
 }
@@ -209,10 +210,78 @@ party_at(const MrPlan *plan, int i)
 	return i >= 0 ? g_ptr_array_index(plan->parties, i) : NULL;
 }
 
+/* Returns TRUE when one resinfo of @item ("dkim=pass header.d=acme.test")
+ * has @method=pass and, when @prop is set, a property @prop whose value
+ * ends in @domain. */
+static gboolean
+auth_item_passes(const char *item, const char *method, const char *prop, const char *domain)
+{
+	g_auto(GStrv) words = g_strsplit_set(item, " \t", -1);
+	g_autofree char *want = g_strdup_printf("%s=pass", method);
+	gboolean pass = FALSE, aligned = prop == NULL;
+
+	for (char **w = words; *w != NULL; w++) {
+		if (g_ascii_strcasecmp(*w, want) == 0)
+			pass = TRUE;
+		else if (prop != NULL && g_ascii_strncasecmp(*w, prop, strlen(prop)) == 0) {
+			const char *v = *w + strlen(prop);
+			gsize lv = strlen(v), ld = strlen(domain);
+
+			aligned = aligned || (lv >= ld && g_ascii_strcasecmp(v + lv - ld, domain) == 0 &&
+					      (lv == ld || v[lv - ld - 1] == '@' || v[lv - ld - 1] == '.'));
+		}
+	}
+	return pass && aligned;
+}
+
+/* RFC 8601: does an Authentication-Results header of the configured
+ * authserv-id show that mail from @email really came from its domain
+ * (DMARC pass, or DKIM pass for the domain, or SPF pass for it)? */
+static gboolean
+sender_authenticated(const MrConfig *cfg, const MrMessage *msg, const char *email)
+{
+	const char *domain = strrchr(email, '@') != NULL ? strrchr(email, '@') + 1 : email;
+
+	for (guint i = 0; msg->auth_results != NULL && i < msg->auth_results->len; i++) {
+		g_auto(GStrv) items = g_strsplit(g_ptr_array_index(msg->auth_results, i), ";", -1);
+		g_auto(GStrv) id = g_strsplit_set(g_strstrip(items[0]), " \t", 2);
+
+		if (id[0] == NULL || g_ascii_strcasecmp(id[0], cfg->authserv_id) != 0)
+			continue;
+		for (char **it = items + 1; *it != NULL; it++) {
+			g_strstrip(*it);
+			if (auth_item_passes(*it, "dmarc", NULL, NULL) ||
+			    auth_item_passes(*it, "dkim", "header.d=", domain) ||
+			    auth_item_passes(*it, "spf", "smtp.mailfrom=", domain))
+				return TRUE;
+		}
+	}
+	return FALSE;
+}
+
 static void
 collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPlan *plan)
 {
-	int from = add_party(cfg, store, plan, msg->from, TRUE);
+	int from;
+
+	/* Smart BCC trusts From: to say which user wrote.  With an
+	 * authserv_id configured, an internal From: must be vouched for by
+	 * the MTA's Authentication-Results, or it is nobody's. */
+	if (cfg->authserv_id != NULL && msg->from != NULL && msg->from->email != NULL) {
+		const char *at = strrchr(msg->from->email, '@');
+		gboolean internal = (at != NULL && mr_config_is_own_domain(cfg, at + 1)) ||
+				    mr_store_user_by_address(store, msg->from->email) != 0;
+
+		if (internal && !sender_authenticated(cfg, msg, msg->from->email)) {
+			plan->untrusted = g_strdup(msg->from->email);
+			for (guint i = 0; msg->to != NULL && i < msg->to->len; i++)
+				add_party(cfg, store, plan, g_ptr_array_index(msg->to, i), FALSE);
+			for (guint i = 0; msg->cc != NULL && i < msg->cc->len; i++)
+				add_party(cfg, store, plan, g_ptr_array_index(msg->cc, i), FALSE);
+			return;
+		}
+	}
+	from = add_party(cfg, store, plan, msg->from, TRUE);
 	MrParty *sender = party_at(plan, from);
 	int original = -1;
 
@@ -418,5 +487,12 @@ mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const c
 	collect_parties(cfg, store, msg, plan);
 	find_record(cfg, store, msg, detail, plan);
 	decide_action(store, msg, plan);
+	if (plan->untrusted != NULL) { /* a forged user creates nothing */
+		plan->action = MR_ACTION_LOG;
+		plan->reopen = FALSE;
+		plan->is_reply = FALSE;
+		plan->also.kind = MR_RECORD_NONE;
+		g_clear_pointer(&plan->title, g_free);
+	}
 	return g_steal_pointer(&plan);
 }

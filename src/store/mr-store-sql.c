@@ -343,7 +343,8 @@ const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 		"SELECT recipient, role, envelope_from, received FROM delivery"
 		" WHERE message_id = ?1 ORDER BY received",
 	[MR_SQL_MESSAGE_REFUSED] =
-		"SELECT summary FROM event WHERE message_id = ?1 AND type = 'link.refused'",
+		"SELECT summary FROM event WHERE message_id = ?1"
+		" AND type IN ('link.refused', 'sender.untrusted') ORDER BY id",
 	[MR_SQL_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
 	[MR_SQL_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_SQL_TIMELINE] =

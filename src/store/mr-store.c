@@ -909,6 +909,16 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 	    !apply_record(store, plan, applied.message_row, owner, customer, now,
 			  &applied.record, error))
 		return FALSE;
+	if (plan->untrusted != NULL) {
+		g_autofree char *summary = g_strdup_printf(
+			"From %s not authenticated (Authentication-Results of %s): not taken as the user's",
+			plan->untrusted, store->cfg->authserv_id);
+		MrRecordRef none = { MR_RECORD_NONE, 0 };
+
+		if (!insert_event(store, now, "sender.untrusted", none, applied.message_row, summary,
+				  error))
+			return FALSE;
+	}
 	if (plan->refused != NULL) {
 		g_autofree char *summary = g_strdup_printf(
 			"%s named in the subject, not attached: sender not related", plan->refused);

@@ -264,3 +264,21 @@ t.ok(rc == 0 and "Offer" in out, "message show prints a summary")
 for noun in ("contact", "account", "inbox", "opp", "ticket", "message", "user"):
     rc, out, err = e.ctl(noun, "list")
     t.ok(rc == 0 and len(out.splitlines()) >= 2, "%s list prints a table" % noun, err)
+
+# --- authserv_id: a forged internal sender is nobody's -------------------------
+a = Env('authserv_id = "mx.acme.test";')
+a.ctl("init")
+forged = message("alice@acme.test", "zed@customer.test, support@acme.test", "Fwd: please refund",
+                 msgid="forged-1@evil.test",
+                 headers={"Authentication-Results": "mx.acme.test; dmarc=fail header.from=acme.test"})
+rc, out, err = a.deliver("support@acme.test", forged)
+t.eq(rc, 0, "authserv_id: forged internal sender delivered")
+t.eq(a.json("ticket", "list"), [], "authserv_id: a forged user opens no ticket")
+m = a.json("message", "show", "1")
+t.ok(m["users"] == [] and any("not authenticated" in r for r in m["refused"]),
+     "authserv_id: not taken as the user's, and that is visible", m)
+genuine = message("alice@acme.test", "zed@customer.test", "Offer", msgid="genuine-1@acme.test",
+                  headers={"Authentication-Results": "mx.acme.test;\r\n dkim=pass header.d=acme.test"})
+rc, out, err = a.deliver("crm@acme.test", genuine)
+t.eq(a.json("contact", "show", "zed@customer.test")["owner"], "alice@acme.test",
+     "authserv_id: an authenticated user is the owner")

@@ -8,9 +8,10 @@
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-parse.h"
 
-/* A configuration like etc/mailroom.conf with its database at @db. */
+/* A configuration like etc/mailroom.conf with its database at @db and
+ * @extra (nullable) appended. */
 static inline MrConfig *
-mr_test_config(const char *db)
+mr_test_config_extra(const char *db, const char *extra)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree char *path = NULL;
@@ -23,8 +24,8 @@ mr_test_config(const char *db)
 		"  { address = \"sales@acme.test\"; role = \"sales\"; }\n"
 		");\n"
 		"ids = { opportunity_prefix = \"OPP\"; ticket_prefix = \"TKT\"; };\n"
-		"store = { synchronous = \"normal\"; };\n",
-		db);
+		"store = { synchronous = \"normal\"; };\n%s\n",
+		db, extra != NULL ? extra : "");
 	int fd = g_file_open_tmp("mr-test-XXXXXX.conf", &path, &error);
 	MrConfig *cfg;
 
@@ -35,6 +36,12 @@ mr_test_config(const char *db)
 	g_assert_no_error(error);
 	g_unlink(path);
 	return cfg;
+}
+
+static inline MrConfig *
+mr_test_config(const char *db)
+{
+	return mr_test_config_extra(db, NULL);
 }
 
 static inline MrAddress *
@@ -62,6 +69,7 @@ mr_test_message(const char *from, const char *to, const char *subject)
 	m->to = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
 	m->cc = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
 	m->references = g_ptr_array_new_with_free_func(g_free);
+	m->auth_results = g_ptr_array_new_with_free_func(g_free);
 	m->attachments = g_ptr_array_new_with_free_func((GDestroyNotify)mr_attachment_free);
 	for (char **t = tos; *t != NULL; t++)
 		g_ptr_array_add(m->to, mr_test_address(g_strstrip(*t), NULL));

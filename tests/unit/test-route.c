@@ -266,12 +266,54 @@ test_auto_support(Fixture *f, gconstpointer data)
 	g_assert_false(plan->create_contacts);
 }
 
+static void
+test_untrusted_sender(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config_extra(":memory:", "authserv_id = \"mx.acme.test\";");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	static const struct {
+		const char *results; /* NULL: no header */
+		gboolean trusted;
+	} cases[] = {
+		{ NULL, FALSE },
+		{ "mx.acme.test; dmarc=pass header.from=acme.test", TRUE },
+		{ "mx.acme.test 1; dkim=pass header.d=acme.test header.s=s1", TRUE },
+		{ "mx.acme.test; spf=pass smtp.mailfrom=alice@acme.test", TRUE },
+		{ "mx.acme.test; dkim=pass header.d=evil.test", FALSE },
+		{ "mx.acme.test; dkim=pass header.d=notacme.test", FALSE },
+		{ "mx.acme.test; dmarc=fail; spf=softfail smtp.mailfrom=acme.test", FALSE },
+		{ "evil.test; dmarc=pass", FALSE }, /* another authserv-id: forged */
+	};
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(MrMessage) msg =
+			mr_test_message("alice@acme.test", "bob@customer.test, support@acme.test", "hi");
+		g_autoptr(MrPlan) plan = NULL;
+
+		if (cases[i].results != NULL)
+			g_ptr_array_add(msg->auth_results, g_strdup(cases[i].results));
+		plan = mr_route_plan(cfg, store, msg, "support@acme.test", NULL, &error);
+		g_assert_no_error(error);
+		if ((plan->untrusted == NULL) != cases[i].trusted)
+			g_error("case %u (%s): untrusted=%s", i, cases[i].results, plan->untrusted);
+		if (!cases[i].trusted) {
+			g_assert_cmpint(plan->owner, ==, -1);
+			g_assert_cmpint(plan->action, ==, MR_ACTION_LOG);
+		} else {
+			g_assert_cmpint(plan->owner, >=, 0);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/mailroom/route/ids/subject", test_subject_ids);
 	g_test_add_func("/mailroom/route/ids/parse", test_parse_id);
+	g_test_add_func("/mailroom/route/plan/untrusted-sender", test_untrusted_sender);
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
 	ADD("/mailroom/route/plan/bcc-parties", test_bcc_parties);
 	ADD("/mailroom/route/plan/not-mailroom", test_not_mailroom);
