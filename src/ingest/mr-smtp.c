@@ -19,6 +19,9 @@
 #define SMTP_READ_CHUNK 65536
 /* Pipelined input held while a transaction commits. */
 #define SMTP_MAX_BUFFER (1024 * 1024)
+/* Replies queued for a client that does not read them: past this, its
+ * input is left unread until it catches up. */
+#define SMTP_MAX_OUTPUT (64 * 1024)
 
 typedef enum {
 	MR_SMTP_STATE_HELO,   /* greeted; waits for EHLO/HELO/LHLO */
@@ -210,6 +213,10 @@ session_close(MrSmtpSession *s)
 		g_clear_pointer(&s->out_source, g_source_unref);
 	}
 	g_io_stream_close(s->io, NULL, NULL);
+	/* A TLS handshake runs in a thread blocked on the socket; closing the
+	 * streams does not end it, shutting the socket down does. */
+	g_socket_shutdown(g_socket_connection_get_socket(s->conn), TRUE, TRUE, NULL);
+	g_socket_close(g_socket_connection_get_socket(s->conn), NULL);
 	if (s->server != NULL && g_hash_table_remove(s->server->sessions, s))
 		session_unref(s);
 }
@@ -225,6 +232,9 @@ on_writable(GObject *stream, gpointer data)
 
 	g_clear_pointer(&s->out_source, g_source_unref);
 	session_flush(s);
+	/* Input left unread while replies piled up can go on now. */
+	if (!s->closed && s->out_source == NULL && s->state != MR_SMTP_STATE_COMMIT)
+		session_process(s);
 	return G_SOURCE_REMOVE;
 }
 
@@ -466,7 +476,7 @@ cmd_data(MrSmtpSession *s, const char *verb, const char *arg)
 		return;
 	}
 	if (s->rcpts->len == 0) {
-		session_error(s, "554 5.5.1 No valid recipients");
+		session_error(s, "503 5.5.1 Need RCPT before DATA");
 		return;
 	}
 	s->data = g_byte_array_sized_new((guint)MIN(MAX(s->declared_size, 4096), 1 << 20));
@@ -609,6 +619,7 @@ on_committed(const MrWriterResult *results, guint n, gpointer data)
 	session_log(s, G_LOG_LEVEL_INFO, "%s from=<%s> rcpts=%u size=%zu stored=%u",
 		    ok > 0 ? "accepted" : "refused", s->mail_from, n, s->data_size, ok);
 	session_reset_tx(s);
+	s->last_active = g_get_monotonic_time(); /* the client's idle time starts now */
 	if (s->server == NULL || s->server->draining) {
 		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
 		session_enter_state(s, MR_SMTP_STATE_QUIT);
@@ -681,7 +692,7 @@ session_process(MrSmtpSession *s)
 {
 	gsize pos = 0;
 
-	while (!s->closed && pos < s->in->len) {
+	while (!s->closed && pos < s->in->len && s->out->len < SMTP_MAX_OUTPUT) {
 		const guint8 *p = s->in->data + pos;
 		gsize len = s->in->len - pos;
 		const guint8 *lf;
@@ -698,16 +709,16 @@ session_process(MrSmtpSession *s)
 		if (s->state != MR_SMTP_STATE_HELO && s->state != MR_SMTP_STATE_MAIL &&
 		    s->state != MR_SMTP_STATE_RCPT)
 			break; /* COMMIT, TLS, QUIT: the rest waits or is dropped */
-		lf = memchr(p, '\n', MIN(len, SMTP_MAX_LINE + 1));
-		if (lf == NULL) {
-			if (len <= SMTP_MAX_LINE)
-				break;
-			/* Overlong: answer once, drop until the next line end. */
+		lf = memchr(p, '\n', len);
+		if (lf == NULL && len <= SMTP_MAX_LINE)
+			break; /* the rest of the line is still coming */
+		if (lf == NULL || (gsize)(lf - p) >= SMTP_MAX_LINE) {
+			/* Overlong: answer once, drop through its line end. */
 			if (!s->discard_line)
 				session_error(s, "500 5.5.2 Error: line too long");
-			s->discard_line = TRUE;
-			pos += len;
-			break;
+			s->discard_line = lf == NULL;
+			pos += lf != NULL ? (gsize)(lf - p) + 1 : len;
+			continue;
 		}
 		n = (gsize)(lf - p) + 1;
 		pos += n;
@@ -778,8 +789,8 @@ static void
 session_read(MrSmtpSession *s)
 {
 	gboolean want = !s->closed && s->state != MR_SMTP_STATE_QUIT &&
-			s->state != MR_SMTP_STATE_TLS &&
-			!(s->state == MR_SMTP_STATE_COMMIT && s->in->len >= SMTP_MAX_BUFFER);
+			s->state != MR_SMTP_STATE_TLS && s->out->len < SMTP_MAX_OUTPUT &&
+			s->in->len < SMTP_MAX_BUFFER;
 
 	if (!want) {
 		session_stop_reading(s);
@@ -867,8 +878,11 @@ server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmt
 	} else {
 		session_reply(s, "220 %s %s mailroom", s->cfg->hostname, lmtp ? "LMTP" : "ESMTP");
 	}
+	/* A refusal closes (and frees) the session inside the flush. */
+	session_ref(s);
 	session_flush(s);
 	session_read(s);
+	session_unref(s);
 }
 
 /* Once a second: idle sessions past limits.timeout get 421 (RFC 5321
@@ -1084,7 +1098,7 @@ mr_smtp_server_drain(MrSmtpServer *server)
 			g_ptr_array_add(idle, s);
 	}
 	for (guint i = 0; i < idle->len; i++) {
-		MrSmtpSession *s = g_ptr_array_index(idle, i);
+		g_autoptr(MrSmtpSession) s = session_ref(g_ptr_array_index(idle, i));
 
 		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
 		session_enter_state(s, MR_SMTP_STATE_QUIT);
