@@ -72,12 +72,14 @@ done
 for mode in per-connection 100-per-connection; do
   d="$work/$mode"; mkdir -p "$d"
   port=$(free_port); lport=$(free_port)
-  sed -e "s|^database = .*|database = \"$d/mailroom.db\";|" etc/mailroom.conf >"$d/mailroom.conf"
-  printf 'smtp = { listen = [ "127.0.0.1:%s" ]; };\nlmtp = { listen = [ "127.0.0.1:%s" ]; };\n' \
-    "$port" "$lport" >>"$d/mailroom.conf"
+  sed -e "s|^database = .*|database = \"$d/mailroom.db\";|" \
+      -e "s|^smtp = .*|smtp = { listen = [ \"127.0.0.1:$port\" ]; };|" \
+      -e "s|^lmtp = .*|lmtp = { listen = [ \"127.0.0.1:$lport\" ]; };|" \
+      etc/mailroom.conf >"$d/mailroom.conf"
   "$BUILD/mailroomd" -c "$d/mailroom.conf" --foreground 2>"$d/log" &
   pid=$!; pids+=($pid)
   for _ in $(seq 50); do grep -q listening "$d/log" && break; sleep 0.1; done
+  grep -q listening "$d/log" || { echo "bench: mailroomd did not start:" >&2; cat "$d/log" >&2; exit 1; }
   t=$(run_source "$mode" "$port")
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   kill -TERM "$pid"; wait "$pid"

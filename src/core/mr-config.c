@@ -215,10 +215,19 @@ config_listen(const config_t *c, const char *path, const char *key, const char *
 		char *end = NULL;
 		guint64 port = colon != NULL ? g_ascii_strtoull(colon + 1, &end, 10) : 0;
 
+		g_autofree char *host = NULL;
+		g_autoptr(GInetAddress) addr = NULL;
+
 		if (colon == NULL || colon == *l || end == NULL || *end != '\0' || port > 65535 ||
 		    colon[1] == '\0')
 			return config_invalid(error, path, config_lookup(c, key), key,
-					      "each entry must be \"host:port\"");
+					      "each entry must be \"address:port\"");
+		host = **l == '[' && colon[-1] == ']' ? g_strndup(*l + 1, (gsize)(colon - *l - 2))
+						     : g_strndup(*l, (gsize)(colon - *l));
+		addr = g_inet_address_new_from_string(host);
+		if (addr == NULL)
+			return config_invalid(error, path, config_lookup(c, key), key,
+					      "the address must be numeric (127.0.0.1, [::1])");
 	}
 	return TRUE;
 }
@@ -249,7 +258,12 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	const char *path = cfg->path;
 	gint64 v;
 
-	if (!config_string(c, path, "hostname", g_get_host_name(), &cfg->hostname, error) ||
+	if (!config_string(c, path, "hostname", g_get_host_name(), &cfg->hostname, error))
+		return FALSE;
+	if (*cfg->hostname == '\0' || strpbrk(cfg->hostname, " \t\r\n") != NULL)
+		return config_invalid(error, path, config_lookup(c, "hostname"), "hostname",
+				      "must be a host name without spaces");
+	if (
 	    !config_listen(c, path, "smtp.listen", "127.0.0.1:2525", &cfg->smtp_listen, error) ||
 	    !config_listen(c, path, "lmtp.listen", "127.0.0.1:2424", &cfg->lmtp_listen, error) ||
 	    !config_networks(c, path, cfg, error) ||
@@ -362,6 +376,16 @@ is_known_key(const char *group, const char *name)
 	return FALSE;
 }
 
+/* Is top-level @name a group { ... } of keys (ids, store, smtp, ...)? */
+static gboolean
+is_group_key(const char *name)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(mr_known_keys); i++)
+		if (strcmp(mr_known_keys[i].group, name) == 0 && strcmp(name, "addresses") != 0)
+			return TRUE;
+	return FALSE;
+}
+
 /* Refuses unknown keys in group @s (named @group for the table). */
 static gboolean
 config_check_group(config_setting_t *s, const char *path, const char *group, GError **error)
@@ -374,9 +398,7 @@ config_check_group(config_setting_t *s, const char *path, const char *group, GEr
 
 		if (!is_known_key(group, name))
 			return config_invalid(error, path, e, key, "unknown key");
-		if ((strcmp(key, "ids") == 0 || strcmp(key, "parse") == 0 ||
-		     strcmp(key, "store") == 0) &&
-		    !config_setting_is_group(e))
+		if (*group == '\0' && is_group_key(name) && !config_setting_is_group(e))
 			return config_invalid(error, path, e, key, "must be a group { ... }");
 		if (config_setting_is_group(e) && !config_check_group(e, path, key, error))
 			return FALSE;

@@ -12,6 +12,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ typedef struct {
 	gboolean stopping;
 	gint64 drain_deadline;    /* monotonic, µs */
 	GLogLevelFlags log_level; /* most verbose level written */
+	gboolean syslog;          /* detached: stderr is gone */
 	int ready_fd;             /* daemonized: tells the parent, then -1 */
 } MrDaemon;
 
@@ -51,7 +53,26 @@ daemon_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpoint
 		return G_LOG_WRITER_HANDLED;
 	if (g_log_writer_is_journald(fileno(stderr)))
 		return g_log_writer_journald(level, fields, n, NULL);
-	return g_log_writer_standard_streams(level, fields, n, NULL);
+	if (d->syslog) {
+		int prio = lvl <= G_LOG_LEVEL_CRITICAL ? LOG_ERR
+			   : lvl == G_LOG_LEVEL_WARNING ? LOG_WARNING
+			   : lvl == G_LOG_LEVEL_DEBUG	? LOG_DEBUG
+							: LOG_INFO;
+
+		for (gsize i = 0; i < n; i++)
+			if (strcmp(fields[i].key, "MESSAGE") == 0)
+				syslog(prio, "%.*s", fields[i].length < 0 ? (int)strlen(fields[i].value)
+									 : (int)fields[i].length,
+				       (const char *)fields[i].value);
+		return G_LOG_WRITER_HANDLED;
+	}
+	{
+		/* Every level to stderr (GLib's default puts INFO on stdout). */
+		g_autofree char *line = g_log_writer_format_fields(level, fields, n, FALSE);
+
+		fprintf(stderr, "%s\n", line);
+		return G_LOG_WRITER_HANDLED;
+	}
 }
 
 /* --- systemd ---------------------------------------------------------------- */
@@ -192,7 +213,7 @@ daemonize(MrDaemon *d)
 static int
 started(MrDaemon *d, int code, const char *message)
 {
-	if (code != 0)
+	if (code != 0 && d->ready_fd < 0) /* else the waiting parent prints it */
 		fprintf(stderr, "mailroomd: %s\n", message);
 	if (d->ready_fd >= 0) {
 		char status = (char)(code == 0 ? '0' : code);
@@ -203,13 +224,15 @@ started(MrDaemon *d, int code, const char *message)
 		(void)ignored;
 		close(d->ready_fd);
 		d->ready_fd = -1;
-		if (code == 0) { /* the terminal is the parent's from now on */
+		if (code == 0) { /* the terminal is the parent's: log to syslog */
 			int null = open("/dev/null", O_RDWR);
 
 			if (null >= 0) {
 				dup2(null, STDERR_FILENO);
 				close(null);
 			}
+			openlog("mailroomd", LOG_PID, LOG_MAIL);
+			d->syslog = TRUE;
 		}
 	}
 	return code;
@@ -264,6 +287,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "mailroomd: %s\n", error->message);
 		daemon_clear(&d);
 		return MR_EX_CONFIG;
+	}
+	if (d.cfg->tls_cert != NULL) {
+		g_autoptr(GTlsCertificate) cert =
+			g_tls_certificate_new_from_files(d.cfg->tls_cert, d.cfg->tls_key, &error);
+
+		if (cert == NULL) {
+			fprintf(stderr, "mailroomd: %s: tls: %s\n", d.config_path, error->message);
+			daemon_clear(&d);
+			return MR_EX_CONFIG;
+		}
 	}
 	if (check) {
 		printf("%s: ok\n", d.config_path);

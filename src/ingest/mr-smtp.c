@@ -643,6 +643,13 @@ session_end_data(MrSmtpSession *s)
 		session_enter_state(s, MR_SMTP_STATE_MAIL);
 		return;
 	}
+	if (s->data_size == 0) {
+		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
+			session_reply(s, "554 5.6.0 Empty message refused");
+		session_reset_tx(s);
+		session_enter_state(s, MR_SMTP_STATE_MAIL);
+		return;
+	}
 	raw = g_byte_array_free_to_bytes(g_steal_pointer(&s->data));
 	session_enter_state(s, MR_SMTP_STATE_COMMIT);
 	mr_writer_submit(s->server->writer, s->cfg, raw,
@@ -664,8 +671,10 @@ session_data(MrSmtpSession *s, const guint8 *p, gsize len)
 
 		if (lf == NULL && n < SMTP_MAX_LINE)
 			break; /* wait for the rest of the line */
-		if (s->data_bol && ((n == 3 && memcmp(line, ".\r\n", 3) == 0) ||
-				    (n == 2 && memcmp(line, ".\n", 2) == 0))) {
+		/* RFC 5321 4.1.1.4: the end is "." CRLF at the start of a line.
+		 * A "." with a bare LF does not end the message, so "\n.\n"
+		 * cannot smuggle a second one past an upstream MTA. */
+		if (s->data_bol && n == 3 && memcmp(line, ".\r\n", 3) == 0) {
 			pos = end;
 			session_end_data(s);
 			break;

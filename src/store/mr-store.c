@@ -198,7 +198,9 @@ mr_store_open(const MrConfig *cfg, GError **error)
 	sqlite3_busy_timeout(store->db, cfg->busy_timeout_ms);
 	pragmas = g_strdup_printf("PRAGMA journal_mode = WAL;"
 				  "PRAGMA synchronous = %s;"
-				  "PRAGMA foreign_keys = ON;",
+				  "PRAGMA foreign_keys = ON;"
+				  /* reads (checkpoints, look-ups) without a copy */
+				  "PRAGMA mmap_size = 268435456;",
 				  g_ascii_strcasecmp(cfg->synchronous, "normal") == 0 ? "NORMAL"
 										      : "FULL");
 	if (!store_exec(store, pragmas, error) || !store_migrate(store, error)) {

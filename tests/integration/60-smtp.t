@@ -333,6 +333,26 @@ with section("bytes"):
     c.close()
 
 # --- PIPELINING ---------------------------------------------------------------------------
+with section("smuggling and empty data"):
+    c = d.raw()
+    before = d.message_count()
+    c.send("EHLO client.test\r\nMAIL FROM:<smug@client.test>\r\nRCPT TO:<crm@acme.test>\r\nDATA\r\n")
+    t.eq([x[0] for x in c.replies(4)], [250, 250, 250, 354], "smuggling: DATA accepted")
+    # "\n.\n" is no end of data: the MAIL FROM after it is message text.
+    c.send(b"Subject: outer\r\nFrom: smug@client.test\r\n\r\nhello\n.\n"
+           b"MAIL FROM:<ceo@acme.test>\r\nRCPT TO:<crm@acme.test>\r\nDATA\r\n"
+           b"Subject: smuggled\r\n\r\nx\r\n.\r\n")
+    rs = c.replies(1)
+    t.eq(rs[0][0], 250, "smuggling: one 250 for the whole thing")
+    t.eq(d.message_count(), before + 1, "smuggling: one message stored, not two")
+    c.send("MAIL FROM:<empty@client.test>\r\nRCPT TO:<crm@acme.test>\r\nDATA\r\n")
+    t.eq([x[0] for x in c.replies(3)], [250, 250, 354], "empty: DATA accepted")
+    c.send(".\r\n")
+    r = c.reply()
+    t.ok(r[0] == 554 and "5.6.0" in r[1], "empty message: 554 5.6.0", r)
+    t.eq(d.message_count(), before + 1, "empty message: nothing stored")
+    c.send("QUIT\r\n")
+
 with section("pipelining"):
     c = d.raw()
     before = d.message_count()

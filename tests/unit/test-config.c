@@ -97,6 +97,24 @@ static const struct {
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; rol = 1; } );",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = "addresses.rol: unknown key" },
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "limits = 5;",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: limits: must be a group" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "hostname = \"\";",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: hostname" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "limits = { timeout = 0; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "limits.timeout: must be between 1 and 86400" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "smtp = { listen = [ \"127.0.0.1\" ]; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "smtp.listen" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "trusted_networks = [ \"10.0.0.1/8\" ];",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "trusted_networks" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "tls = { cert = \"/x.pem\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "cert and key go together" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "ids = 5;",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: ids: must be a group" },
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
