@@ -1,12 +1,13 @@
 # mailroom - GNU make build.
 #
 #   make deps      install the Debian 12 packages the build and the tests need
-#   make           build build/mailroomctl (and the library it sits on)
+#   make           build build/mailroomd, build/mailroomctl and the unit tests
 #   make check     unit tests (prove) and integration tests
 #   make asan      the unit and integration tests under ASan + UBSan
 #   make test      check, then asan: the whole suite (what CI runs)
 #   make check-valgrind  the unit tests under valgrind
-#   make run       initialise var/mailroom.db and deliver a sample message
+#   make run       initialise var/mailroom.db and run mailroomd in the foreground
+#   make bench     throughput figures (mailroomd vs smtp-sink; the corpus)
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make clean
 

@@ -20,8 +20,9 @@ typedef struct _MrSmtpServer MrSmtpServer;
  * Returns: (transfer full) (nullable): the server, or NULL with @error. */
 MrSmtpServer *mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error);
 
-/* Uses @cfg (referenced) for new sessions and new commands: limits,
- * addresses, trust.  Bound addresses do not change. */
+/* Uses @cfg (referenced) for sessions that start from now on: limits,
+ * addresses, trust, TLS.  Open sessions keep the configuration they
+ * started with; bound addresses do not change. */
 void mr_smtp_server_set_config(MrSmtpServer *server, MrConfig *cfg);
 
 /* Stops accepting; idle sessions get 421 and close, busy ones close after

@@ -199,8 +199,9 @@ mr_store_open(const MrConfig *cfg, GError **error)
 	pragmas = g_strdup_printf("PRAGMA journal_mode = WAL;"
 				  "PRAGMA synchronous = %s;"
 				  "PRAGMA foreign_keys = ON;"
-				  /* reads (checkpoints, look-ups) without a copy */
-				  "PRAGMA mmap_size = 268435456;",
+				  /* reads without a copy; bounded, as mapped pages count in
+				   * the daemon's RSS */
+				  "PRAGMA mmap_size = 33554432;",
 				  g_ascii_strcasecmp(cfg->synchronous, "normal") == 0 ? "NORMAL"
 										      : "FULL");
 	if (!store_exec(store, pragmas, error) || !store_migrate(store, error)) {
