@@ -20,6 +20,8 @@
 #include "mailroom/mr-store.h"
 
 #define MR_CTL_MAX_MESSAGE (256u * 1024 * 1024)
+/* Files per transaction in batch mode. */
+#define MR_CTL_GROUP 256
 
 typedef struct {
 	char *config_path;
@@ -356,6 +358,61 @@ deliver_one(MrCtl *ctl, GBytes *raw, const char *source, JsonArray *results)
 	return 0;
 }
 
+/* Stores files @files[0..@n) in one transaction, each under its own
+ * savepoint; a file counts as delivered only after the COMMIT.  Returns
+ * the first failure's exit code, or 0. */
+static int
+deliver_group(MrCtl *ctl, char **files, guint n, JsonArray *results, guint *stored)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree MrDelivery *done = g_new0(MrDelivery, n);
+	g_autofree int *codes = g_new0(int, n);
+	int worst = 0;
+
+	if (!mr_store_begin(ctl->store, &error))
+		return fail(MR_EX_TEMPFAIL, "%s...: not stored, try again later: %s", files[0],
+			    error->message);
+	for (guint i = 0; i < n; i++) {
+		g_autoptr(GError) e = NULL;
+		g_autoptr(GMappedFile) map = g_mapped_file_new(files[i], FALSE, &e);
+		g_autoptr(GBytes) raw = NULL;
+		g_autoptr(MrIngestItem) item = NULL;
+
+		if (map == NULL) {
+			codes[i] = fail(MR_EX_NOINPUT, "%s", e->message);
+			continue;
+		}
+		if (g_mapped_file_get_length(map) > MR_CTL_MAX_MESSAGE ||
+		    g_mapped_file_get_length(map) == 0) {
+			codes[i] = fail(MR_EX_DATAERR, "%s: %s", files[i],
+					g_mapped_file_get_length(map) == 0 ? "empty message"
+									   : "message too large");
+			continue;
+		}
+		raw = g_mapped_file_get_bytes(map);
+		item = mr_ingest_item_new(ctl->cfg, raw);
+		if (!mr_ingest_apply(ctl->cfg, ctl->store, item, ctl->to, ctl->from, &done[i], &e))
+			codes[i] = g_error_matches(e, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS)
+					   ? fail(MR_EX_NOUSER, "%s: %s", files[i], e->message)
+					   : fail(MR_EX_TEMPFAIL, "%s: not stored, try again later: %s",
+						  files[i], e->message);
+	}
+	if (!mr_store_commit(ctl->store, &error)) {
+		mr_store_rollback(ctl->store);
+		return fail(MR_EX_TEMPFAIL, "%u messages from %s on not stored, try again later: %s",
+			    n, files[0], error->message);
+	}
+	for (guint i = 0; i < n; i++) {
+		if (codes[i] == 0) {
+			delivery_print(ctl, files[i], &done[i], results);
+			(*stored)++;
+		} else if (worst == 0) {
+			worst = codes[i];
+		}
+	}
+	return worst;
+}
+
 static int
 cmd_deliver(MrCtl *ctl, char **args)
 {
@@ -379,26 +436,19 @@ cmd_deliver(MrCtl *ctl, char **args)
 		n = 1;
 		stored = worst == 0;
 	}
-	/* Batch mode: each FILE is one message, each in its own transaction;
-	 * the exit code is the first failure's. */
-	for (char **f = args; *f != NULL; f++, n++) {
-		g_autoptr(GError) error = NULL;
-		g_autoptr(GMappedFile) map = g_mapped_file_new(*f, FALSE, &error);
-		g_autoptr(GBytes) raw = NULL;
+	/* Batch mode: each FILE is one message; MR_CTL_GROUP of them share a
+	 * transaction (group commit); the exit code is the first failure's. */
+	for (char **f = args; *f != NULL;) {
+		guint len = 0;
 		int rc;
 
-		if (map == NULL) {
-			rc = fail(MR_EX_NOINPUT, "%s", error->message);
-		} else if (g_mapped_file_get_length(map) > MR_CTL_MAX_MESSAGE) {
-			rc = fail(MR_EX_DATAERR, "%s: message larger than %u bytes", *f,
-				  MR_CTL_MAX_MESSAGE);
-		} else {
-			raw = g_mapped_file_get_bytes(map);
-			rc = deliver_one(ctl, raw, *f, results);
-		}
-		stored += rc == 0;
+		while (f[len] != NULL && len < MR_CTL_GROUP)
+			len++;
+		rc = deliver_group(ctl, f, len, results, &stored);
 		if (worst == 0)
 			worst = rc;
+		f += len;
+		n += len;
 	}
 	if (results != NULL && (args[0] != NULL || worst == 0)) {
 		if (args[0] == NULL)

@@ -90,3 +90,20 @@ rc, out, err = e.ctl("opp", "add", "--title", "Deal", "--contact", "ghost@custom
 t.ok(rc == 1 and "ghost@customer.test" in err, "opp add for an unknown contact: exit 1", err)
 rc, out, err = e.ctl("opp", "add", "--title", "Deal")
 t.eq(rc, 64, "opp add without --contact: exit 64")
+
+# batch mode: files share a transaction; bad files are reported, the rest stored
+good1 = os.path.join(e.dir, "good1.eml")
+good2 = os.path.join(e.dir, "good2.eml")
+empty = os.path.join(e.dir, "empty.eml")
+open(good1, "w").write(message("b1@batch.test", "support@acme.test", "batch one"))
+open(good2, "w").write(message("b2@batch.test", "support@acme.test", "batch two"))
+open(empty, "w").close()
+before = len(e.json("message", "list"))
+rc, out, err = e.ctl("deliver", "--to", "support@acme.test", good1, empty,
+                     os.path.join(e.dir, "missing.eml"), good2)
+t.ok(rc == 65 and "empty" in err and "missing.eml" in err,
+     "batch: exit code of the first failure, every failure named", err)
+t.eq(len(e.json("message", "list")), before + 2, "batch: the good files are stored")
+rc, out, err = e.ctl("deliver", "--to", "support@acme.test", "--json", good1, good2)
+j = __import__("json").loads(out)
+t.ok(rc == 0 and len(j) == 2 and all(x["duplicate"] for x in j), "batch --json: duplicates reported", j)
