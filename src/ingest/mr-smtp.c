@@ -147,6 +147,13 @@ session_enter_state(MrSmtpSession *s, MrSmtpState state)
 	s->state = state;
 }
 
+static void G_GNUC_PRINTF(2, 0)
+session_vreply(MrSmtpSession *s, const char *fmt, va_list ap)
+{
+	g_string_append_vprintf(s->out, fmt, ap);
+	g_string_append(s->out, "\r\n");
+}
+
 static void
 session_reply(MrSmtpSession *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
@@ -156,9 +163,8 @@ session_reply(MrSmtpSession *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	g_string_append_vprintf(s->out, fmt, ap);
+	session_vreply(s, fmt, ap);
 	va_end(ap);
-	g_string_append(s->out, "\r\n");
 }
 
 /* A permanent error reply; too many of them end the session. */
@@ -171,9 +177,8 @@ session_error(MrSmtpSession *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	g_string_append_vprintf(s->out, fmt, ap);
+	session_vreply(s, fmt, ap);
 	va_end(ap);
-	g_string_append(s->out, "\r\n");
 	if (++s->errors >= s->cfg->max_errors) {
 		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=too-many-errors peer=%s",
 			    s->peer);

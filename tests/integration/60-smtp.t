@@ -5,7 +5,6 @@
 # errors, idle time, connections, trusted networks), STARTTLS, SIGHUP and
 # SIGTERM, hostile clients and concurrency.  Clients: smtplib, swaks and a
 # raw socket; everything on 127.0.0.1 with timeouts.
-import contextlib
 import os
 import random
 import signal
@@ -16,33 +15,17 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mrtest import Tap, message
-from mrdaemon import (TLS_ENVIRON, Daemon, WriteLock, client_tls_context, self_signed_cert,
-                      send_data, stored_id, tls_config, transaction)
+from mrdaemon import (TLS_ENVIRON, Daemon, WriteLock, client_tls_context, keywords, msg,
+                      self_signed_cert, send_data, stored_id, tls_config, transaction)
 
 T0 = time.monotonic()
 t = Tap()
 MAX_SIZE = 200000
 
 
-@contextlib.contextmanager
-def section(name):
-    """A section that raises (timeout, EOF) fails one test instead of the file."""
-    try:
-        yield
-    except Exception:
-        t.ok(False, "%s: ran to the end without an exception" % name, traceback.format_exc())
-
-
-def keywords(ehlo_text):
-    """EHLO reply text -> the keyword lines after the greeting line."""
-    return [line[4:] for line in ehlo_text.split("\n")[1:]]
-
-
-def msg(subject, frm="eve@client.test", to="support@acme.test", **kw):
-    return message(frm, to, subject, **kw).encode("utf-8")
+section = t.section
 
 
 def sized(n):

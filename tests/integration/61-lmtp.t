@@ -4,7 +4,6 @@
 # at RCPT; limits, temporary failures, duplicates, pipelining, SIGHUP and
 # SIGTERM.  Clients: smtplib.LMTP (plus getreply() for the extra
 # per-recipient replies, which smtplib does not read), swaks and raw sockets.
-import contextlib
 import os
 import random
 import signal
@@ -12,31 +11,16 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mrtest import Tap, message
-from mrdaemon import Daemon, WriteLock, send_data, stored_id, transaction
+from mrdaemon import Daemon, WriteLock, keywords, msg, send_data, stored_id, transaction
 
 T0 = time.monotonic()
 t = Tap()
 MAX_SIZE = 100000
 
 
-@contextlib.contextmanager
-def section(name):
-    """A section that raises (timeout, EOF) fails one test instead of the file."""
-    try:
-        yield
-    except Exception:
-        t.ok(False, "%s: ran to the end without an exception" % name, traceback.format_exc())
-
-
-def keywords(text):
-    return [line[4:] for line in text.split("\n")[1:]]
-
-
-def msg(subject, frm="eve@client.test", to="support@acme.test", **kw):
-    return message(frm, to, subject, **kw).encode("utf-8")
+section = t.section
 
 
 def lhlo(c):

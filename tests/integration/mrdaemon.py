@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 
-from mrtest import BUILD, Env
+from mrtest import BUILD, Env, message
 
 HOST = "127.0.0.1"
 LISTEN = ('smtp = { listen = [ "127.0.0.1:0" ]; };\n'
@@ -417,3 +417,13 @@ class Client:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def keywords(ehlo_text):
+    """EHLO/LHLO reply text -> the keyword lines after the greeting line."""
+    return [line[4:] for line in ehlo_text.split("\n")[1:]]
+
+
+def msg(subject, frm="eve@client.test", to="support@acme.test", **kw):
+    """A small message (bytes) from mrtest.message()."""
+    return message(frm, to, subject, **kw).encode("utf-8")

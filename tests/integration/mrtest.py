@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 import atexit
+import contextlib
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("MR_BUILD", os.path.join(ROOT, "build"))
@@ -54,6 +56,14 @@ class Tap:
 
     def eq(self, got, want, name, todo=None):
         return self.ok(got == want, name, "got:  %r\nwant: %r" % (got, want), todo=todo)
+
+    @contextlib.contextmanager
+    def section(self, name):
+        """A section that raises (timeout, EOF) fails one test instead of the file."""
+        try:
+            yield
+        except Exception:
+            self.ok(False, "%s: ran to the end without an exception" % name, traceback.format_exc())
 
     def diag(self, text):
         for line in str(text).splitlines():
