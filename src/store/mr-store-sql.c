@@ -100,7 +100,6 @@ const char *const mr_sql_migrations[] = {
 	"  email TEXT NOT NULL,"
 	"  name TEXT);"
 	"CREATE INDEX message_address_msg ON message_address(message_id);"
-	"CREATE INDEX message_address_email ON message_address(email);"
 	"CREATE TABLE blob ("
 	"  sha256 TEXT PRIMARY KEY,"
 	"  size INTEGER NOT NULL,"
