@@ -345,8 +345,6 @@ parse_path(const char *arg, const char *keyword, const char **params_out)
 			q++;
 		*params_out = q;
 	}
-	if (end > p && memchr(p, '@', (gsize)(end - p)) == NULL)
-		return g_strndup(p, (gsize)(end - p)); /* <postmaster> and the like */
 	return g_strndup(p, (gsize)(end - p));
 }
 
@@ -585,6 +583,7 @@ on_committed(const MrWriterResult *results, guint n, gpointer data)
 {
 	g_autoptr(MrSmtpSession) s = data;
 	guint ok = 0, temp = 0;
+	gint64 row = 0; /* the message, as stored for the first recipient that took it */
 
 	if (s->closed)
 		return;
@@ -593,6 +592,8 @@ on_committed(const MrWriterResult *results, guint n, gpointer data)
 
 		if (e == NULL) {
 			ok++;
+			if (row == 0)
+				row = results[i].delivery.message_row;
 			if (s->lmtp)
 				session_reply(s, "250 2.0.0 <%s> Ok: stored as message %" G_GINT64_FORMAT,
 					      results[i].recipient, results[i].delivery.message_row);
@@ -616,8 +617,7 @@ on_committed(const MrWriterResult *results, guint n, gpointer data)
 			session_reply(s, temp > 0 ? "451 4.3.0 Not stored, try again later"
 						  : "550 5.1.1 No mailroom recipient");
 		else
-			session_reply(s, "250 2.0.0 Ok: stored as message %" G_GINT64_FORMAT,
-				      results[0].delivery.message_row);
+			session_reply(s, "250 2.0.0 Ok: stored as message %" G_GINT64_FORMAT, row);
 	}
 	if (ok > 0 && s->server != NULL)
 		s->server->accepted++;
