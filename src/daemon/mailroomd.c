@@ -37,6 +37,7 @@ typedef struct {
 	gint64 drain_deadline;    /* monotonic, µs */
 	GLogLevelFlags log_level; /* most verbose level written */
 	gboolean syslog;          /* detached: stderr is gone */
+	gboolean journald;        /* stderr is journald's stream (asked once) */
 	int ready_fd;             /* daemonized: tells the parent, then -1 */
 } MrDaemon;
 
@@ -51,7 +52,7 @@ daemon_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpoint
 	/* Levels are bits: ERROR=4 ... DEBUG=128; higher is more verbose. */
 	if (lvl > d->log_level && !(lvl == G_LOG_LEVEL_DEBUG && g_getenv("G_MESSAGES_DEBUG") != NULL))
 		return G_LOG_WRITER_HANDLED;
-	if (g_log_writer_is_journald(fileno(stderr)))
+	if (d->journald)
 		return g_log_writer_journald(level, fields, n, NULL);
 	if (d->syslog) {
 		int prio = lvl <= G_LOG_LEVEL_CRITICAL ? LOG_ERR
@@ -233,6 +234,7 @@ started(MrDaemon *d, int code, const char *message)
 			}
 			openlog("mailroomd", LOG_PID, LOG_MAIL);
 			d->syslog = TRUE;
+			d->journald = FALSE;
 		}
 	}
 	return code;
@@ -279,6 +281,8 @@ main(int argc, char **argv)
 	}
 	if (debug)
 		d.log_level = G_LOG_LEVEL_DEBUG;
+	/* Asked once: GLib's check is a getpeername(2) per call. */
+	d.journald = g_log_writer_is_journald(fileno(stderr));
 	g_log_set_writer_func(daemon_log_writer, &d, NULL);
 	if (d.config_path == NULL)
 		d.config_path = g_strdup(mr_config_default_path());

@@ -42,9 +42,13 @@ static const char *const mr_smtp_state_names[MR_SMTP_STATE_N] = {
 };
 
 typedef struct {
-	GSocketListener *listener;
+	MrSmtpServer *server;
+	GSocket *socket;  /* listening, non-blocking */
+	GSource *source;  /* readable: connections to accept (NULL: paused) */
+	guint resume_id;  /* after an accept error, a pause */
+	gboolean failing; /* accept fails (logged once until it works again) */
 	gboolean lmtp;
-	char *name; /* "127.0.0.1:2525" as bound */
+	char *name;       /* "127.0.0.1:2525" as bound */
 } MrSmtpListener;
 
 struct _MrSmtpServer {
@@ -54,7 +58,6 @@ struct _MrSmtpServer {
 	GPtrArray *masks;         /* GInetAddressMask*, from cfg */
 	GTlsCertificate *cert;    /* (nullable) */
 	GHashTable *sessions;     /* MrSmtpSession* set */
-	GCancellable *cancel;     /* accepts */
 	guint sweep_id;           /* idle-timeout sweep */
 	gboolean trace;           /* state transitions in the debug log */
 	guint8 *chunk;            /* the read buffer: reads happen on one thread */
@@ -230,6 +233,18 @@ session_close(MrSmtpSession *s)
 
 static void on_handshake(GObject *source, GAsyncResult *res, gpointer data);
 
+/* Attaches a socket source to the default context.  Marked
+ * recursive: nothing here runs a nested main loop, and GLib blocks a
+ * non-recursive source around every dispatch by taking its descriptor out
+ * of the poll set and putting it back, each time waking the loop through
+ * its eventfd: two write(2)s per dispatch, many per message. */
+static void
+loop_source_attach(GSource *source)
+{
+	g_source_set_can_recurse(source, TRUE);
+	g_source_attach(source, NULL);
+}
+
 static gboolean
 on_writable(GObject *stream, gpointer data)
 {
@@ -241,6 +256,50 @@ on_writable(GObject *stream, gpointer data)
 	if (!s->closed && s->out_source == NULL && s->state != MR_SMTP_STATE_COMMIT)
 		session_process(s);
 	return G_SOURCE_REMOVE;
+}
+
+static gboolean on_readable(GObject *stream, gpointer data);
+
+static gboolean
+on_socket_in(GSocket *socket, GIOCondition condition, gpointer data)
+{
+	MrSmtpSession *s = data;
+
+	return on_readable(G_OBJECT(g_io_stream_get_input_stream(s->io)), data);
+}
+
+static gboolean
+on_socket_out(GSocket *socket, GIOCondition condition, gpointer data)
+{
+	return on_writable(NULL, data);
+}
+
+/* A source for @condition (G_IO_IN or G_IO_OUT) on the session's
+ * connection.  Plain TCP gets the socket's own source: one descriptor and
+ * no child source to block and unblock per dispatch.  Under TLS the
+ * stream's, which also knows about data the TLS layer holds. */
+static GSource *
+session_source_new(MrSmtpSession *s, GIOCondition condition)
+{
+	GSource *source;
+
+	if (!G_IS_TLS_CONNECTION(s->io)) {
+		source = g_socket_create_source(g_socket_connection_get_socket(s->conn), condition,
+						NULL);
+		g_source_set_callback(source,
+				      condition == G_IO_IN ? G_SOURCE_FUNC(on_socket_in)
+							   : G_SOURCE_FUNC(on_socket_out),
+				      s, NULL);
+	} else if (condition == G_IO_IN) {
+		source = g_pollable_input_stream_create_source(
+			G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(s->io)), NULL);
+		g_source_set_callback(source, G_SOURCE_FUNC(on_readable), s, NULL);
+	} else {
+		source = g_pollable_output_stream_create_source(
+			G_POLLABLE_OUTPUT_STREAM(g_io_stream_get_output_stream(s->io)), NULL);
+		g_source_set_callback(source, G_SOURCE_FUNC(on_writable), s, NULL);
+	}
+	return source;
 }
 
 static void
@@ -278,9 +337,8 @@ session_flush(MrSmtpSession *s)
 								      NULL, &error);
 
 		if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-			s->out_source = g_pollable_output_stream_create_source(out, NULL);
-			g_source_set_callback(s->out_source, G_SOURCE_FUNC(on_writable), s, NULL);
-			g_source_attach(s->out_source, NULL);
+			s->out_source = session_source_new(s, G_IO_OUT);
+			loop_source_attach(s->out_source);
 			return;
 		}
 		if (n < 0) {
@@ -809,12 +867,8 @@ session_read(MrSmtpSession *s)
 	if (!want) {
 		session_stop_reading(s);
 	} else if (s->in_source == NULL) {
-		GPollableInputStream *in =
-			G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(s->io));
-
-		s->in_source = g_pollable_input_stream_create_source(in, NULL);
-		g_source_set_callback(s->in_source, G_SOURCE_FUNC(on_readable), s, NULL);
-		g_source_attach(s->in_source, NULL);
+		s->in_source = session_source_new(s, G_IO_IN);
+		loop_source_attach(s->in_source);
 	}
 }
 
@@ -936,31 +990,81 @@ server_sweep(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
-static void on_accept(GObject *source, GAsyncResult *res, gpointer data);
+#define ACCEPT_BURST 64    /* connections taken per wake-up */
+#define ACCEPT_PAUSE_MS 100 /* after an accept error such as EMFILE */
 
-static void
-listener_accept(MrSmtpServer *server, MrSmtpListener *l)
+static void listener_watch(MrSmtpListener *l);
+
+static gboolean
+listener_resume(gpointer data)
 {
-	g_socket_listener_accept_async(l->listener, server->cancel, on_accept, l);
+	MrSmtpListener *l = data;
+
+	l->resume_id = 0;
+	listener_watch(l);
+	return G_SOURCE_REMOVE;
 }
 
 static void
-on_accept(GObject *source, GAsyncResult *res, gpointer data)
+listener_unwatch(MrSmtpListener *l)
+{
+	if (l->source != NULL) {
+		g_source_destroy(l->source);
+		g_clear_pointer(&l->source, g_source_unref);
+	}
+	g_clear_handle_id(&l->resume_id, g_source_remove);
+}
+
+/* Accepts what is waiting, up to a burst.  One persistent source per
+ * listening socket: an accept costs no source set-up, and a burst of
+ * connections costs one wake-up. */
+static gboolean
+on_acceptable(GSocket *socket, GIOCondition condition, gpointer data)
 {
 	MrSmtpListener *l = data;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GSocketConnection) conn =
-		g_socket_listener_accept_finish(G_SOCKET_LISTENER(source), res, NULL, &error);
-	MrSmtpServer *server;
 
-	if (conn == NULL && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-		return; /* the server is draining or gone: @l may be too */
-	server = g_object_get_data(G_OBJECT(source), "mr-server");
-	if (conn == NULL)
-		g_warning("accept on %s: %s", l->name, error->message);
-	else
-		server_start_session(server, conn, l->lmtp);
-	listener_accept(server, l);
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GSocket) client = g_socket_accept(socket, NULL, &error);
+		g_autoptr(GSocketConnection) conn = NULL;
+
+		if (client == NULL) {
+			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+				break;
+			/* Out of descriptors, say: the queue stays in the
+			 * kernel's backlog; try again after a pause rather
+			 * than spin, and say so once, not ten times a second. */
+			if (!l->failing)
+				g_warning("accept on %s: %s; retrying every %d ms", l->name,
+					  error->message, ACCEPT_PAUSE_MS);
+			l->failing = TRUE;
+			listener_unwatch(l);
+			l->resume_id = g_timeout_add(ACCEPT_PAUSE_MS, listener_resume, l);
+			return G_SOURCE_REMOVE;
+		}
+		if (l->failing)
+			g_message("accept on %s: works again", l->name);
+		l->failing = FALSE;
+		conn = g_socket_connection_factory_create_connection(client);
+		server_start_session(l->server, conn, l->lmtp);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+listener_watch(MrSmtpListener *l)
+{
+	l->source = g_socket_create_source(l->socket, G_IO_IN, NULL);
+	g_source_set_callback(l->source, G_SOURCE_FUNC(on_acceptable), l, NULL);
+	loop_source_attach(l->source);
+}
+
+/* Stops accepting and closes the listening socket (drain, free). */
+static void
+listener_close(MrSmtpListener *l)
+{
+	listener_unwatch(l);
+	g_socket_close(l->socket, NULL);
 }
 
 static void
@@ -968,8 +1072,10 @@ listener_free(MrSmtpListener *l)
 {
 	if (l == NULL)
 		return;
-	g_socket_listener_close(l->listener);
-	g_object_unref(l->listener);
+	if (l->socket != NULL) {
+		listener_close(l);
+		g_object_unref(l->socket);
+	}
 	g_free(l->name);
 	g_free(l);
 }
@@ -998,12 +1104,17 @@ server_bind(MrSmtpServer *server, const char *spec, gboolean lmtp, GError **erro
 	}
 	sa = g_inet_socket_address_new(addr, port);
 	l = g_new0(MrSmtpListener, 1);
-	l->listener = g_socket_listener_new();
+	l->server = server;
 	l->lmtp = lmtp;
-	g_object_set_data(G_OBJECT(l->listener), "mr-server", server);
-	g_socket_listener_set_backlog(l->listener, 1024);
-	if (!g_socket_listener_add_address(l->listener, sa, G_SOCKET_TYPE_STREAM,
-					   G_SOCKET_PROTOCOL_TCP, NULL, &bound, error)) {
+	l->socket = g_socket_new(g_inet_address_get_family(addr), G_SOCKET_TYPE_STREAM,
+				 G_SOCKET_PROTOCOL_TCP, error);
+	if (l->socket != NULL) {
+		g_socket_set_blocking(l->socket, FALSE);
+		g_socket_set_listen_backlog(l->socket, 1024);
+	}
+	if (l->socket == NULL || !g_socket_bind(l->socket, sa, TRUE, error) ||
+	    !g_socket_listen(l->socket, error) ||
+	    (bound = g_socket_get_local_address(l->socket, error)) == NULL) {
 		g_prefix_error(error, "%s %s: ", lmtp ? "lmtp" : "smtp", spec);
 		listener_free(l);
 		return FALSE;
@@ -1045,7 +1156,6 @@ mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error)
 	server->masks = masks_new(cfg);
 	server->sessions = g_hash_table_new(NULL, NULL);
 	server->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
-	server->cancel = g_cancellable_new();
 	server->chunk = g_malloc(SMTP_READ_CHUNK);
 	server->trace = g_strcmp0(g_getenv("G_MESSAGES_DEBUG"), "all") == 0 ||
 			(g_getenv("G_MESSAGES_DEBUG") != NULL &&
@@ -1064,7 +1174,7 @@ mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error)
 		if (!server_bind(server, *l, TRUE, error))
 			return NULL;
 	for (guint i = 0; i < server->listeners->len; i++)
-		listener_accept(server, g_ptr_array_index(server->listeners, i));
+		listener_watch(g_ptr_array_index(server->listeners, i));
 	server->sweep_id = g_timeout_add_seconds(1, server_sweep, server);
 	return g_steal_pointer(&server);
 }
@@ -1101,9 +1211,8 @@ mr_smtp_server_drain(MrSmtpServer *server)
 	g_autoptr(GPtrArray) idle = g_ptr_array_new();
 
 	server->draining = TRUE;
-	g_cancellable_cancel(server->cancel);
 	for (guint i = 0; i < server->listeners->len; i++)
-		g_socket_listener_close(((MrSmtpListener *)g_ptr_array_index(server->listeners, i))->listener);
+		listener_close(g_ptr_array_index(server->listeners, i));
 	g_hash_table_iter_init(&it, server->sessions);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
 		MrSmtpSession *s = key;
@@ -1154,7 +1263,6 @@ mr_smtp_server_free(MrSmtpServer *server)
 
 	if (server == NULL)
 		return;
-	g_cancellable_cancel(server->cancel);
 	if (server->sweep_id != 0)
 		g_source_remove(server->sweep_id);
 	g_hash_table_iter_init(&it, server->sessions);
@@ -1170,7 +1278,6 @@ mr_smtp_server_free(MrSmtpServer *server)
 	g_ptr_array_unref(server->listeners);
 	g_ptr_array_unref(server->masks);
 	g_clear_object(&server->cert);
-	g_object_unref(server->cancel);
 	g_free(server->chunk);
 	mr_config_unref(server->cfg);
 	g_free(server);

@@ -7,6 +7,7 @@
 # raw socket; everything on 127.0.0.1 with timeouts.
 import os
 import random
+import re
 import signal
 import socket
 import ssl
@@ -598,6 +599,60 @@ with section("max_connections"):
     t.ok(ok, "after one leaves, a new connection is greeted")
     c2.close()
     t.eq(dc.stop(), 0, "exit 0")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+with section("out of descriptors"):
+    # accept(2) fails with EMFILE: the daemon pauses accepting (no busy
+    # loop), keeps its sessions, and takes the waiting connections from the
+    # kernel's backlog once descriptors are free again.
+    de = Daemon()
+    pid = de.proc.pid
+    held = [de.raw() for _ in range(2)]
+    used = len(os.listdir("/proc/%d/fd" % pid))
+    with open("/proc/%d/limits" % pid) as f:
+        soft = [line.split()[3] for line in f if line.startswith("Max open files")][0]
+    subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:" % used], check=True, timeout=10)
+    mark = de.mark()
+    waiting = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", de.smtp_port), timeout=5)
+        s.settimeout(0.5)
+        waiting.append(s)
+    t.ok(de.wait_for(re.compile(r"WARNING.*accept on .*Too many open files; retrying every"), 5, mark) is not None,
+         "EMFILE is logged as a warning", de.log(mark))
+    greeted = 0
+    for s in waiting:
+        try:
+            greeted += s.recv(100).startswith(b"220")
+        except socket.timeout:
+            pass
+    t.eq(greeted, 0, "connections beyond the limit wait in the backlog, not greeted")
+    c0 = cpu_seconds(pid)
+    time.sleep(1)
+    t.ok(cpu_seconds(pid) - c0 < 0.3, "while out of descriptors the daemon does not spin",
+         cpu_seconds(pid) - c0)
+    t.eq(held[0].cmd("NOOP")[0], 250, "an open session still works")
+    subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%s:" % soft], check=True, timeout=10)
+    greeted = 0
+    for s in waiting:
+        s.settimeout(5)
+        try:
+            greeted += s.recv(100).startswith(b"220")
+        except socket.timeout:
+            pass
+        s.close()
+    t.eq(greeted, 3, "with descriptors free again, the waiting connections are greeted")
+    t.ok(len(re.findall(r"Too many open files", de.log(mark))) == 1, "the failure is logged once", de.log(mark))
+    t.ok(de.wait_for(re.compile(r"accept on .*: works again"), 5, mark) is not None, "and the recovery once")
+    for c in held:
+        c.close()
+    t.eq(de.stop(), 0, "exit 0")
 
 with section("max_errors"):
     de = Daemon("limits = { max_errors = 3; };\nstore = { busy_timeout = 200; };")
