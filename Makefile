@@ -109,15 +109,20 @@ run: $(BUILD)/mailroomctl $(BUILD)/mailroomd
 	./tools/run.sh
 
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# sysusers.d is read from /usr/lib and /etc only, whatever the PREFIX.
+SYSUSERSDIR ?= /usr/lib/sysusers.d
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR) \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	  $(DESTDIR)$(UNITDIR)
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(BUILD)/mailroomctl $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(BUILD)/mailroomd $(DESTDIR)$(SBINDIR)/
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 	  systemd/mailroomd.service.in >$(DESTDIR)$(UNITDIR)/mailroomd.service
+	install -m 0644 systemd/mailroom.sysusers $(DESTDIR)$(SYSUSERSDIR)/mailroom.conf
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/mailroom.conf; fi
 	test -e $(DESTDIR)$(SYSCONFDIR)/mailroom.conf || install -m 0644 etc/mailroom.conf $(DESTDIR)$(SYSCONFDIR)/
 	for m in docs/man/*.1; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/ || true; done
 	for m in docs/man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done

@@ -8,7 +8,7 @@ PKGS=(
   gcc make pkg-config perl python3 sqlite3 git ca-certificates
   libglib2.0-dev libgmime-3.0-dev libjson-glib-dev libsqlite3-dev
   libconfig-dev libsystemd-dev libetpan-dev
-  swaks valgrind openssl bc glib-networking postfix nodejs npm
+  swaks valgrind openssl bc glib-networking postfix systemd nodejs npm
 )
 CORPUS_VERSION=0.2.3
 CORPUS_DIR=tests/corpus

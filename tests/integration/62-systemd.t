@@ -80,3 +80,18 @@ except subprocess.TimeoutExpired:
 t.eq(rc, 0, "SIGTERM: exit 0")
 err = p.stderr.read().decode()
 t.ok("reloaded" in err and "stopped" in err, "the log tells reload and stop", err)
+
+# The unit runs as the user that systemd/mailroom.sysusers creates (make
+# install applies it with systemd-sysusers): applied here to a scratch root.
+root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+unit = open(os.path.join(root, "systemd", "mailroomd.service.in")).read()
+user = [x.split("=", 1)[1].strip() for x in unit.splitlines() if x.startswith("User=")]
+scratch = os.path.join(e.dir, "sysroot")
+os.makedirs(os.path.join(scratch, "etc"))
+rc = subprocess.run(["systemd-sysusers", "--root=" + scratch, os.path.join(root, "systemd", "mailroom.sysusers")],
+                    capture_output=True, timeout=30)
+passwd = open(os.path.join(scratch, "etc", "passwd")).read() if rc.returncode == 0 else ""
+entry = [x.split(":") for x in passwd.splitlines() if user and x.startswith(user[0] + ":")]
+t.ok(len(entry) == 1 and entry[0][5] == "/var/lib/mailroom" and entry[0][6].endswith("nologin"),
+     "systemd-sysusers creates the unit's User= (%s), home the state directory, no login" % user,
+     (rc.stderr, passwd))
