@@ -66,7 +66,8 @@ typedef struct {
 typedef struct {
 	/* (nullable): charsets tried, in order, for raw 8-bit header and body
 	 * text that is not valid UTF-8 and has no declared charset; NULL
-	 * means { "utf-8", "windows-1252", NULL }. */
+	 * means { "utf-8", "windows-1252", NULL }.  Raw 8-bit headers try
+	 * UTF-8 and the charset= of the first text part before this list. */
 	const char *const *fallback_charsets;
 } MrParseOptions;
 
@@ -74,7 +75,8 @@ typedef struct {
 void mr_parse_init(void);
 
 /* Parses @raw (a whole RFC 5322 message; a leading mbox "From " line is
- * skipped).  @opts may be NULL for defaults.  Never fails: a message that is
+ * skipped, and so are blanks before the first header, which make the
+ * message MR_PARSE_DEGRADED).  @opts may be NULL for defaults.  Never fails: a message that is
  * not one comes back with status MR_PARSE_FAILED and empty fields.
  * Returns: (transfer full): the message; free with mr_message_free(). */
 MrMessage *mr_parse_message(GBytes *raw, const MrParseOptions *opts);

@@ -698,11 +698,114 @@ parse_auto(ParseCtx *ctx, GMimeMessage *message)
 	}
 }
 
+/* Returns: (nullable): the charset= of the first text leaf (text/anything) under @obj
+ * (not inside an attached message), or NULL when that leaf declares none
+ * or there is no text leaf.  Stops at the first text leaf. */
+static const char *
+first_text_charset(GMimeObject *obj, guint depth, gboolean *found)
+{
+	if (depth > PARSE_MAX_DEPTH)
+		return NULL;
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int n = g_mime_multipart_get_count(mp);
+
+		for (int i = 0; i < n && !*found; i++) {
+			const char *cs = first_text_charset(g_mime_multipart_get_part(mp, i), depth + 1, found);
+
+			if (*found)
+				return cs;
+		}
+		return NULL;
+	}
+	if (GMIME_IS_PART(obj)) {
+		GMimeContentType *ct = g_mime_object_get_content_type(obj);
+
+		if (ct != NULL && g_mime_content_type_is_type(ct, "text", "*")) {
+			*found = TRUE;
+			return g_mime_content_type_get_parameter(ct, "charset");
+		}
+	}
+	return NULL;
+}
+
+/* Returns: TRUE when a top-level header of @message holds 8-bit bytes
+ * that are not UTF-8 (and so were read with the fallback charsets). */
+static gboolean
+headers_have_raw_8bit(GMimeMessage *message)
+{
+	GMimeHeaderList *headers = g_mime_object_get_header_list(GMIME_OBJECT(message));
+	int n = g_mime_header_list_get_count(headers);
+
+	for (int i = 0; i < n; i++) {
+		const char *raw = g_mime_header_get_raw_value(g_mime_header_list_get_header_at(headers, i));
+
+		if (raw != NULL && !g_utf8_validate(raw, -1, NULL))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Returns: (transfer full) (nullable): parser options whose fallback
+ * charsets put @charset, the one @message declares for its text, right
+ * after UTF-8 and before the configured fallbacks, or NULL when they would
+ * change nothing: no raw 8-bit header, no usable declared charset.  This
+ * is what mail clients do with raw 8-bit headers (a GB2312 mail with a raw
+ * GB2312 Subject:, say). */
+static GMimeParserOptions *
+header_options_for_body_charset(ParseCtx *ctx, GMimeMessage *message)
+{
+	GMimeObject *body = g_mime_message_get_mime_part(message);
+	const char *const *fallbacks = g_mime_parser_options_get_fallback_charsets(ctx->gopts);
+	g_autoptr(GPtrArray) list = NULL;
+	GMimeParserOptions *gopts;
+	gboolean found = FALSE;
+	const char *charset;
+	iconv_t cd;
+
+	charset = body != NULL ? first_text_charset(body, 0, &found) : NULL;
+	if (charset == NULL || charset_is_utf8(charset) || charset_is_ascii(charset) ||
+	    !headers_have_raw_8bit(message))
+		return NULL;
+	if ((cd = g_mime_iconv_open("UTF-8", charset)) == (iconv_t)-1)
+		return NULL;
+	g_mime_iconv_close(cd);
+	list = g_ptr_array_new();
+	g_ptr_array_add(list, (gpointer) "utf-8");
+	g_ptr_array_add(list, (gpointer)charset);
+	for (guint i = 0; fallbacks[i] != NULL; i++)
+		if (!charset_is_utf8(fallbacks[i]) && g_ascii_strcasecmp(fallbacks[i], charset) != 0)
+			g_ptr_array_add(list, (gpointer)fallbacks[i]);
+	g_ptr_array_add(list, NULL);
+	gopts = g_mime_parser_options_new();
+	/* GMime copies the list. */
+	g_mime_parser_options_set_fallback_charsets(gopts, (const char **)list->pdata);
+	return gopts;
+}
+
+/* Returns: (transfer full) (nullable): the header block of the message
+ * just parsed from @stream by @parser, parsed again with @gopts. */
+static GMimeMessage *
+headers_reparse(GMimeStream *stream, GMimeParser *parser, GMimeParserOptions *gopts)
+{
+	gint64 end = g_mime_parser_get_headers_end(parser);
+	g_autoptr(GMimeStream) sub = NULL;
+	g_autoptr(GMimeParser) again = NULL;
+
+	if (end <= 0)
+		return NULL;
+	sub = g_mime_stream_substream(stream, 0, end);
+	again = g_mime_parser_new_with_stream(sub);
+	return g_mime_parser_construct_message(again, gopts);
+}
+
 static void
 parse_stream(ParseCtx *ctx, GMimeStream *stream)
 {
 	g_autoptr(GMimeParser) parser = g_mime_parser_new_with_stream(stream);
 	g_autoptr(GMimeMessage) message = g_mime_parser_construct_message(parser, ctx->gopts);
+	g_autoptr(GMimeParserOptions) header_gopts = NULL;
+	g_autoptr(GMimeMessage) headers = NULL;
 	GMimeObject *body;
 
 	if (message == NULL ||
@@ -711,7 +814,21 @@ parse_stream(ParseCtx *ctx, GMimeStream *stream)
 		parse_problem(ctx, "not a message: no header block");
 		return;
 	}
-	parse_envelope(ctx, message);
+	/* Raw 8-bit headers: read them again, in the charset the message
+	 * declares for its text first.  Only the header block is parsed
+	 * again; GMime's headers keep a pointer to the options they were
+	 * parsed with, so @header_gopts lives as long as @headers. */
+	if ((header_gopts = header_options_for_body_charset(ctx, message)) != NULL)
+		headers = headers_reparse(stream, parser, header_gopts);
+	if (headers != NULL) {
+		GMimeParserOptions *saved = ctx->gopts;
+
+		ctx->gopts = header_gopts;
+		parse_envelope(ctx, headers);
+		ctx->gopts = saved;
+	} else {
+		parse_envelope(ctx, message);
+	}
 	if ((body = g_mime_message_get_mime_part(message)) != NULL)
 		parse_walk(ctx, body, 0, FALSE);
 	parse_body(ctx);
@@ -745,6 +862,21 @@ parse_bytes(ParseCtx *ctx, const guint8 *data, gsize len)
 	g_byte_array_free(view, FALSE);
 }
 
+/* Returns: the number of spaces and tabs that begin @data, when a
+ * header-like character follows them on the same line; else 0 (a line of
+ * white space alone is an empty header block, not a stray indent). */
+static gsize
+parse_leading_blanks(const guint8 *data, gsize len)
+{
+	gsize n = 0;
+
+	while (n < len && (data[n] == ' ' || data[n] == '\t'))
+		n++;
+	if (n == len || data[n] == '\r' || data[n] == '\n')
+		return 0;
+	return n;
+}
+
 static MrMessage *
 message_new(void)
 {
@@ -776,6 +908,15 @@ mr_parse_message(GBytes *raw, const MrParseOptions *opts)
 	skip = mr_parse_skip_mbox_from(data, len);
 	data += skip;
 	len -= skip;
+	/* A stray blank before the first header would make GMime read the
+	 * whole header block as body: read it as if the blank were not there
+	 * (as other MIME libraries do), and say so. */
+	if ((skip = parse_leading_blanks(data, len)) > 0) {
+		parse_problem(&ctx, "header block begins with white space (%" G_GSIZE_FORMAT " bytes skipped)",
+			      skip);
+		data += skip;
+		len -= skip;
+	}
 
 	if (len == 0) {
 		ctx.failed = TRUE;

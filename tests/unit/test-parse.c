@@ -74,6 +74,37 @@ static const FixtureCase fixture_cases[] = {
 		.from = { "Jürgen Müller", "jm@customer.test" },
 		.body = "Grüße aus Köln, wir hätten gern ein Angebot.",
 	},
+	/* Raw 8-bit headers: the charset the text declares comes first. */
+	{
+		.file = "header-8bit-gb2312.eml",
+		.subject = "关于报价的问题",
+		.from = { "张伟", "zhang.wei@customer.test" },
+		.to = { "sales@acme.test" },
+		.message_id = "gb2312-1@customer.test",
+		.date = 1710725400,
+		.body = "请发送最新的报价单。",
+	},
+	{
+		.file = "header-8bit-cp1251-multipart.eml",
+		.subject = "Счёт на оплату",
+		.from = { "Иван Петров", "ivan@customer.test" },
+		.to = { "support@acme.test" },
+		.message_id = "cp1251-1@customer.test",
+		.body = "Добрый день, счёт во вложении.",
+		.n_attachments = 1,
+	},
+	/* A blank before the first header: read past it, and say so. */
+	{
+		.file = "header-leading-space.eml",
+		.status = MR_PARSE_DEGRADED,
+		.problem = "header block begins with white space",
+		.subject = "Printer on fire",
+		.from = { "Jane Doe", "jane@customer.test" },
+		.to = { "support@acme.test" },
+		.message_id = "lead-space-1@customer.test",
+		.date = 1710838800,
+		.body = "The printer on floor 2 is on fire.",
+	},
 	{
 		.file = "broken-boundary.eml",
 		.status = MR_PARSE_DEGRADED,
@@ -524,6 +555,49 @@ test_fallback_charsets(void)
 	/* The default list reads the same bytes as windows-1252. */
 	message_check(as_default);
 	g_assert_cmpstr(as_default->subject, ==, "Áðáíôçóç");
+}
+
+/* A raw 8-bit header is read in the charset the message declares for its
+ * text first, then with the fallback list; UTF-8 stays UTF-8. */
+typedef struct {
+	const char *raw;
+	const char *subject;
+	const char *from_name;
+} HeaderCharsetCase;
+
+static const HeaderCharsetCase header_charset_cases[] = {
+	/* the declared charset wins over the configured fallbacks */
+	{ .raw = "From: \xd5\xc5\xce\xb0 <z@customer.test>\nSubject: \xb1\xa8\xbc\xdb\n"
+		 "Content-Type: text/plain; charset=GB2312\n\n\xc4\xfa\xba\xc3\n",
+	  .subject = "报价", .from_name = "张伟" },
+	/* valid UTF-8 in the header stays UTF-8 whatever the body declares */
+	{ .raw = "From: Zo\xc3\xab <z@customer.test>\nSubject: B\xc3\xbcro\n"
+		 "Content-Type: text/plain; charset=gb2312\n\nx\n",
+	  .subject = "Büro", .from_name = "Zoë" },
+	/* no text part declares a charset: the fallbacks alone */
+	{ .raw = "From: \xc4\xe7\xec\xde\xf4\xf1\xe7\xf2 <d@customer.test>\nSubject: \xc1\xf0\xe1\n"
+		 "Content-Type: application/octet-stream\n\nx\n",
+	  .subject = "Απα", .from_name = "Δημήτρης" },
+	/* a charset iconv does not know is skipped */
+	{ .raw = "From: \xc4\xe7\xec\xde\xf4\xf1\xe7\xf2 <d@customer.test>\nSubject: \xc1\xf0\xe1\n"
+		 "Content-Type: text/plain; charset=x-no-such-charset\n\nx\n",
+	  .subject = "Απα", .from_name = "Δημήτρης" },
+};
+
+static void
+test_header_body_charset(gconstpointer data)
+{
+	static const char *const greek[] = { "utf-8", "iso-8859-7", NULL };
+	const HeaderCharsetCase *c = data;
+	g_autoptr(GBytes) bytes = g_bytes_new_static(c->raw, strlen(c->raw));
+	MrParseOptions opts = { .fallback_charsets = greek };
+	g_autoptr(MrMessage) msg = mr_parse_message(bytes, &opts);
+
+	message_check(msg);
+	g_assert_cmpint(msg->status, ==, MR_PARSE_OK);
+	g_assert_cmpstr(msg->subject, ==, c->subject);
+	g_assert_nonnull(msg->from);
+	g_assert_cmpstr(msg->from->name, ==, c->from_name);
 }
 
 /* Declared charsets win over the fallback list; bad bytes never leak. */
@@ -1129,6 +1203,11 @@ main(int argc, char **argv)
 	ADD_TABLE("/mailroom/parse/subject/rfc2047-padding", padding_cases, test_subject_rfc2047_padding);
 	ADD_TABLE("/mailroom/parse/subject/normalise", normalise_cases, test_subject_normalise);
 	g_test_add_func("/mailroom/parse/charset/fallback", test_fallback_charsets);
+	for (guint i = 0; i < G_N_ELEMENTS(header_charset_cases); i++) {
+		g_autofree char *path = g_strdup_printf("/mailroom/parse/charset/header-from-body/%u", i);
+
+		g_test_add_data_func(path, &header_charset_cases[i], test_header_body_charset);
+	}
 	ADD_TABLE("/mailroom/parse/charset/body", body_charset_cases, test_body_charsets);
 	ADD_TABLE("/mailroom/parse/auto/markers", auto_cases, test_auto_markers);
 	g_test_add_func("/mailroom/parse/auto/reason-length", test_auto_reason_length);
