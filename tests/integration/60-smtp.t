@@ -550,7 +550,8 @@ with section("drain"):
     t.ok(refused, "no new sessions while draining")
     rc = d.stop(timeout=10)
     t.eq(rc, 0, "the daemon exits 0")
-    t.ok(time.monotonic() - t_term < 5, "promptly (%.2fs)" % (time.monotonic() - t_term))
+    # promptly: not after the idle timeout (300 s), whatever the machine's load
+    t.ok(time.monotonic() - t_term < 30, "promptly (%.2fs)" % (time.monotonic() - t_term))
     t.eq(d.message_count(), count + 1, "everything answered 250 is in the DB after the exit")
     t.ok("stopped" in d.log(), "the log says stopped")
 
@@ -624,7 +625,7 @@ with section("out of descriptors"):
         s = socket.create_connection(("127.0.0.1", de.smtp_port), timeout=5)
         s.settimeout(0.5)
         waiting.append(s)
-    t.ok(de.wait_for(re.compile(r"WARNING.*accept on .*Too many open files; retrying every"), 5, mark) is not None,
+    t.ok(de.wait_for(re.compile(r"WARNING.*accept on .*Too many open files; retrying every"), 30, mark) is not None,
          "EMFILE is logged as a warning", de.log(mark))
     greeted = 0
     for s in waiting:
@@ -649,7 +650,7 @@ with section("out of descriptors"):
         s.close()
     t.eq(greeted, 3, "with descriptors free again, the waiting connections are greeted")
     t.ok(len(re.findall(r"Too many open files", de.log(mark))) == 1, "the failure is logged once", de.log(mark))
-    t.ok(de.wait_for(re.compile(r"accept on .*: works again"), 5, mark) is not None, "and the recovery once")
+    t.ok(de.wait_for(re.compile(r"accept on .*: works again"), 30, mark) is not None, "and the recovery once")
     for c in held:
         c.close()
     t.eq(de.stop(), 0, "exit 0")

@@ -281,12 +281,15 @@ with section("drain"):
     rs = [busy.try_reply() for _ in range(3)]
     t.eq([x[0] for x in rs], [250, 250, 421], "the transaction in DATA finishes: 250, 250, then 421")
     t.eq(d.stop(), 0, "exit 0")
-    t.ok(time.monotonic() - t_term < 5, "promptly (%.2fs)" % (time.monotonic() - t_term))
+    # promptly: not after the idle timeout (300 s), whatever the machine's load
+    t.ok(time.monotonic() - t_term < 30, "promptly (%.2fs)" % (time.monotonic() - t_term))
     t.eq(d.message_count(), count + 1, "the drained message is in the DB")
 
 # --- temporary failure and idle timeout on their own daemon ----------------------------------
 with section("tempfail"):
-    dt = Daemon("limits = { timeout = 1; };\nstore = { busy_timeout = 200; };")
+    # limits.timeout = 3: long enough that the working session never idles
+    # out on a loaded machine between its commands (mailroomctl runs between)
+    dt = Daemon("limits = { timeout = 3; };\nstore = { busy_timeout = 200; };")
     idle = dt.raw(lmtp=True)
     c = dt.raw(lmtp=True)
     lhlo(c)
@@ -303,7 +306,7 @@ with section("tempfail"):
     t.eq(dt.message_count(), 1, "stored once")
     c.close()
     r = idle.try_reply()
-    t.ok(r[0] == 421 and "4.4.2" in r[1], "an idle LMTP session gets 421 4.4.2 (limits.timeout = 1)", r)
+    t.ok(r[0] == 421 and "4.4.2" in r[1], "an idle LMTP session gets 421 4.4.2 (limits.timeout = 3)", r)
     t.ok(idle.closed(), "and is closed")
     t.eq(dt.stop(), 0, "exit 0")
 
