@@ -38,6 +38,7 @@ typedef struct {
 	char *hostname;           /* in greetings; default: the host name */
 	char **smtp_listen;       /* "host:port" */
 	char **lmtp_listen;
+	gboolean bare_lf_reject;  /* smtp.bare_lf = "reject" (else "normalize") */
 	char *tls_cert, *tls_key; /* (nullable): PEM files; STARTTLS when set */
 	char **trusted_networks;  /* CIDR; default loopback */
 	char *authserv_id;        /* (nullable): trust internal From: only when

@@ -35,7 +35,7 @@ static const struct {
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", NULL } },
-	{ "smtp", { "listen", NULL } },
+	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
 	{ "limits", { "max_errors", NULL } },
@@ -271,6 +271,17 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	    !config_string(c, path, "tls.key", NULL, &cfg->tls_key, error) ||
 	    !config_string(c, path, "authserv_id", NULL, &cfg->authserv_id, error))
 		return FALSE;
+	{
+		g_autofree char *bare_lf = NULL;
+
+		if (!config_string(c, path, "smtp.bare_lf", "normalize", &bare_lf, error))
+			return FALSE;
+		if (g_ascii_strcasecmp(bare_lf, "normalize") != 0 &&
+		    g_ascii_strcasecmp(bare_lf, "reject") != 0)
+			return config_invalid(error, path, config_lookup(c, "smtp.bare_lf"), "smtp.bare_lf",
+					      "must be \"normalize\" or \"reject\"");
+		cfg->bare_lf_reject = g_ascii_strcasecmp(bare_lf, "reject") == 0;
+	}
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
 		return config_invalid(error, path, config_lookup(c, "tls"), "tls",
 				      "cert and key go together");

@@ -80,7 +80,10 @@ typedef struct {
 	char *peer;
 	MrSmtpState state;
 	GByteArray *in;       /* received, not yet processed */
-	gboolean closed, tls, handshaking, discard_line, data_bol;
+	gboolean closed, tls, handshaking, discard_line;
+	gboolean data_crlf;   /* DATA: the last line ended in a real CR LF (or
+	                         none has come yet): a line may start here */
+	gboolean data_bare_lf; /* DATA: a line ended in a bare LF */
 	GString *out;         /* replies not yet written */
 	int errors;
 	char *helo;
@@ -542,7 +545,8 @@ cmd_data(MrSmtpSession *s, const char *verb, const char *arg)
 	}
 	s->data = g_byte_array_sized_new((guint)MIN(MAX(s->declared_size, 4096), 1 << 20));
 	s->data_size = 0;
-	s->data_bol = TRUE;
+	s->data_crlf = TRUE;
+	s->data_bare_lf = FALSE;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	session_enter_state(s, MR_SMTP_STATE_DATA);
 }
@@ -697,6 +701,14 @@ session_end_data(MrSmtpSession *s)
 {
 	g_autoptr(GBytes) raw = NULL;
 
+	if (s->data_bare_lf && s->cfg->bare_lf_reject) {
+		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
+			session_reply(s, "554 5.6.11 Error: bare <LF> received");
+		session_log(s, G_LOG_LEVEL_INFO, "refused reason=bare-lf size=%zu", s->data_size);
+		session_reset_tx(s);
+		session_enter_state(s, MR_SMTP_STATE_MAIL);
+		return;
+	}
 	if (s->data_size > (gsize)s->cfg->max_message_size) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
 			session_reply(s, "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
@@ -732,24 +744,40 @@ session_data(MrSmtpSession *s, const guint8 *p, gsize len)
 		const guint8 *line = p + pos;
 		gsize n = end - pos;
 
+		gboolean crlf;
+
 		if (lf == NULL && n < SMTP_MAX_LINE)
 			break; /* wait for the rest of the line */
-		/* RFC 5321 4.1.1.4: the end is "." CRLF at the start of a line.
-		 * A "." with a bare LF does not end the message, so "\n.\n"
-		 * cannot smuggle a second one past an upstream MTA. */
-		if (s->data_bol && n == 3 && memcmp(line, ".\r\n", 3) == 0) {
+		/* A long piece without a line end: keep a final CR back, so
+		 * that it meets its LF and a CR LF is never split in two. */
+		if (lf == NULL && line[n - 1] == '\r') {
+			n--;
+			end--;
+		}
+		crlf = lf != NULL && n >= 2 && line[n - 2] == '\r';
+		/* RFC 5321 4.1.1.4: the data ends with CR LF "." CR LF, where the
+		 * CR LF before the dot is a real one (or the data's start).
+		 * Nothing else ends it: not "\n.\r\n", "\r.\r\n", ".\n" -- the
+		 * SMTP smuggling of 2023 (CVE-2023-51764), where a server that
+		 * ends the data where an upstream MTA does not takes the rest
+		 * for a second message from a sender the client chose. */
+		if (s->data_crlf && n == 3 && memcmp(line, ".\r\n", 3) == 0) {
 			pos = end;
 			session_end_data(s);
 			break;
 		}
-		if (s->data_bol && line[0] == '.') { /* RFC 5321 4.5.2 */
+		if (lf != NULL && !crlf)
+			s->data_bare_lf = TRUE; /* smtp.bare_lf = "reject" refuses it at the end */
+		/* RFC 5321 4.5.2: the sender doubled a dot that starts a line,
+		 * and a line starts only after a real CR LF. */
+		if (s->data_crlf && line[0] == '.') {
 			line++;
 			n--;
 		}
 		s->data_size += n;
 		if (s->data_size <= (gsize)s->cfg->max_message_size)
 			g_byte_array_append(s->data, line, (guint)n);
-		s->data_bol = lf != NULL;
+		s->data_crlf = crlf;
 		pos = end;
 	}
 	return pos;
@@ -806,8 +834,17 @@ session_process(MrSmtpSession *s)
 				session_error(s, "500 5.5.2 Error: NUL in command");
 				continue;
 			}
-			if (l > 0 && line[l - 1] == '\r')
+			if (l > 0 && line[l - 1] == '\r') {
 				line[l - 1] = '\0';
+			} else if (s->cfg->bare_lf_reject) {
+				/* Like Postfix's smtpd_forbid_bare_newline: what follows
+				 * a broken line end cannot be trusted to be in step. */
+				session_reply(s, "554 5.6.11 Error: bare <LF> received");
+				session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=bare-lf peer=%s",
+					    s->peer);
+				session_enter_state(s, MR_SMTP_STATE_QUIT);
+				continue;
+			}
 			session_command(s, line);
 		}
 		if (s->server != NULL && s->server->draining && s->state == MR_SMTP_STATE_MAIL) {

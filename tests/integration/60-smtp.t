@@ -305,7 +305,9 @@ with section("bytes"):
     raw = d.raw_message(stored_id(text))
     t.eq(raw, b"From: dot@client.test\r\nSubject: dots\r\n\r\n.hidden\r\n..two\r\n",
          "dot-unstuffing: ..hidden stored as .hidden")
-    bare = b"From: lf@client.test\nSubject: bare LF\n\nline one\nline two\n"
+    # smtp.bare_lf = "normalize": bare LF line ends are accepted (only the
+    # CR LF before the final dot must be a real one)
+    bare = b"From: lf@client.test\nSubject: bare LF\n\nline one\n.dot after a bare LF\nline two\r\n"
     r = transaction(c, "lf@client.test", ["crm@acme.test"], bare)
     t.eq(r[3][0][0], 250, "a message with bare LF line ends: 250")
     t.eq(d.raw_message(stored_id(r[3][0][1])), bare, "bare LF message stored byte-exact")

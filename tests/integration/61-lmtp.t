@@ -147,10 +147,11 @@ with section("bytes"):
     t.eq(d.raw_message(stored_id(text)), b"From: dot@client.test\r\nSubject: dots\r\n\r\n.hidden\r\n",
          "dot-unstuffing over LMTP")
     raw = (b"From: nul@client.test\nX-Long: " + b"q" * 14336 + b"\nSubject: nul\n\nbefore \x00 after\n"
-           b".leading dot\n")
+           b".leading dot after a bare LF\n.leading dot\r\n")
     r = transaction(c, "nul@client.test", ["crm@acme.test"], raw, lmtp=True)
     t.eq(r[3][0][0], 250, "bare LF, 14 KB header, NUL byte, leading dot: 250")
-    t.eq(d.raw_message(stored_id(r[3][0][1])), raw, "stored byte-exact")
+    t.eq(d.raw_message(stored_id(r[3][0][1]))[:200], raw[:200], "stored byte-exact")
+    t.ok(d.raw_message(stored_id(r[3][0][1])) == raw, "stored byte-exact (the whole)")
     c.close()
 
 with section("pipelining"):

@@ -27,8 +27,8 @@ import time
 from mrtest import BUILD, Env, message
 
 HOST = "127.0.0.1"
-LISTEN = ('smtp = { listen = [ "127.0.0.1:0" ]; };\n'
-          'lmtp = { listen = [ "127.0.0.1:0" ]; };\n')
+LISTEN = ('smtp = {{ listen = [ "127.0.0.1:0" ]; {smtp} }};\n'
+          'lmtp = {{ listen = [ "127.0.0.1:0" ]; }};\n')
 READY = re.compile(r"listening smtp 127\.0\.0\.1:(\d+) lmtp 127\.0\.0\.1:(\d+)")
 IO_TIMEOUT = 10      # seconds, for every socket operation
 START_TIMEOUT = 10   # seconds until the "listening" line
@@ -88,8 +88,11 @@ class Daemon:
     """One mailroomd with its own temporary Env (config + database)."""
 
     def __init__(self, extra="", env=None, start=True, hostname="mx.acme.test", debug=False,
-                 environ=None):
+                 environ=None, smtp=""):
+        """@extra: config text appended; @smtp: more keys of the smtp group
+        (which holds the listener)."""
         self.hostname = hostname
+        self.smtp_keys = smtp
         self.debug = debug
         self.environ = dict(environ or {})
         self.env = env if env is not None else Env()
@@ -109,7 +112,7 @@ class Daemon:
     # --- configuration -----------------------------------------------------
 
     def config_text(self, extra):
-        return LISTEN + 'hostname = "%s";\n' % self.hostname + extra
+        return LISTEN.format(smtp=self.smtp_keys) + 'hostname = "%s";\n' % self.hostname + extra
 
     def write_config(self, extra):
         """Rewrites the config (the Env base + listeners + @extra)."""
@@ -281,17 +284,19 @@ class WriteLock:
 
 
 def dot_stuff(raw):
-    """RFC 5321 4.5.2: a line that starts with "." gets another one."""
+    """RFC 5321 4.5.2: a line that starts with "." gets another one.  A line
+    starts after a real CR LF only (mailroomd unstuffs nothing else)."""
     out = raw
     if out.startswith(b"."):
         out = b"." + out
-    return out.replace(b"\n.", b"\n..")
+    return out.replace(b"\r\n.", b"\r\n..")
 
 
 def send_data(c, raw):
     """After 354: the message, dot-stuffed, and the final ".".  @raw should
-    end with a line end (else CRLF is added, and stored)."""
-    if not raw.endswith(b"\n"):
+    end with CR LF (else CR LF is added, and stored): only CR LF "." CR LF
+    ends the data."""
+    if not raw.endswith(b"\r\n"):
         raw += b"\r\n"
     c.send(dot_stuff(raw) + b".\r\n")
 

@@ -122,5 +122,8 @@ def message(frm, to, subject, body="Hello.\n", cc=None, msgid=None, headers=None
         lines.append("Message-ID: <%s>" % msgid)
     for k, v in (headers or {}).items():
         lines.append("%s: %s" % (k, v))
+    # CR LF throughout, as SMTP clients send it: a body line that ends in a
+    # bare LF before the final "." would not end the data (65-smuggling.t).
+    body = body.replace("\r\n", "\n").replace("\n", "\r\n")
     lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "", body]
     return "\r\n".join(lines)

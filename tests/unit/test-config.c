@@ -46,6 +46,7 @@ test_good(void)
 	g_assert_cmpuint(cfg->addresses->len, ==, 3);
 	g_assert_cmpstr(cfg->opportunity_prefix, ==, "DEAL");
 	g_assert_cmpstr(cfg->synchronous, ==, "full");
+	g_assert_false(cfg->bare_lf_reject);
 
 	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
 	g_assert_nonnull(a);
@@ -69,6 +70,9 @@ static const struct {
 	const char *want; /* a part of the message */
 } bad_cases[] = {
 	{ .text = "addresses = (", .code = MR_CONFIG_ERROR_SYNTAX, .want = ":1:" },
+	{ .text = "addresses = ( { address = \"crm@acme.test\"; role = \"bcc\"; } );\n"
+		  "smtp = { bare_lf = \"sometimes\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: smtp.bare_lf: must be \"normalize\" or \"reject\"" },
 	{ .text = "database = \"x\";\n", .code = MR_CONFIG_ERROR_INVALID, .want = "addresses" },
 	{ .text = "addresses = ( { address = \"crm@acme.test\"; role = \"x\"; } );",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":1: addresses.role" },
