@@ -50,8 +50,15 @@ class Tap:
             if not todo:
                 self.failed += 1
             if diag is not None:
-                for line in str(diag).splitlines():
-                    print("#   " + line)
+                # On stderr, as Test::More does: prove shows it without -v,
+                # so a failure in CI's log says why.  Long texts are cut.
+                lines = str(diag).splitlines()
+                out = sys.stdout if todo else sys.stderr
+                for d in lines[:60]:
+                    print("#   " + (d if len(d) <= 400 else d[:400] + "..."), file=out)
+                if len(lines) > 60:
+                    print("#   ... (%d more lines)" % (len(lines) - 60), file=out)
+                out.flush()
         return cond
 
     def eq(self, got, want, name, todo=None):
