@@ -46,6 +46,12 @@ gboolean mr_store_commit(MrStore *store, GError **error);
 /* ROLLBACK, if a transaction is open. */
 void mr_store_rollback(MrStore *store);
 
+/* Returns: TRUE while a transaction is open.  After an error, FALSE means
+ * the database ended it on its own (SQLite rolls back on SQLITE_FULL, I/O
+ * errors and out of memory): everything since mr_store_begin() is gone,
+ * and a statement run now would commit on its own. */
+gboolean mr_store_in_transaction(MrStore *store);
+
 /* SAVEPOINT inside the open transaction: one message of a group commit,
  * so that a failing message can be undone without the others. */
 gboolean mr_store_savepoint(MrStore *store, GError **error);

@@ -358,45 +358,70 @@ deliver_one(MrCtl *ctl, GBytes *raw, const char *source, JsonArray *results)
 	return 0;
 }
 
+/* Applies one file of a group in the open transaction; sets *@code (0 or
+ * an exit code, printed) and @done.  Returns: FALSE when the database
+ * ended the transaction on its own (a full disk: everything applied is
+ * gone). */
+static gboolean
+deliver_group_file(MrCtl *ctl, const char *file, MrDelivery *done, int *code)
+{
+	g_autoptr(GError) e = NULL;
+	g_autoptr(GMappedFile) map = g_mapped_file_new(file, FALSE, &e);
+	g_autoptr(GBytes) raw = NULL;
+	g_autoptr(MrIngestItem) item = NULL;
+
+	*code = 0;
+	if (map == NULL) {
+		*code = fail(MR_EX_NOINPUT, "%s", e->message);
+		return TRUE;
+	}
+	if (g_mapped_file_get_length(map) > MR_CTL_MAX_MESSAGE || g_mapped_file_get_length(map) == 0) {
+		*code = fail(MR_EX_DATAERR, "%s: %s", file,
+			     g_mapped_file_get_length(map) == 0 ? "empty message" : "message too large");
+		return TRUE;
+	}
+	raw = g_mapped_file_get_bytes(map);
+	item = mr_ingest_item_new(ctl->cfg, raw);
+	if (mr_ingest_apply(ctl->cfg, ctl->store, item, ctl->to, ctl->from, done, &e))
+		return TRUE;
+	*code = g_error_matches(e, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS)
+			? fail(MR_EX_NOUSER, "%s: %s", file, e->message)
+			: fail(MR_EX_TEMPFAIL, "%s: not stored, try again later: %s", file, e->message);
+	return mr_store_in_transaction(ctl->store);
+}
+
 /* Stores files @files[0..@n) in one transaction, each under its own
- * savepoint; a file counts as delivered only after the COMMIT.  Returns
- * the first failure's exit code, or 0. */
+ * savepoint; a file counts as delivered only after the COMMIT.  When the
+ * database rolls the transaction back on its own (a full disk), the file
+ * that hit it fails and the others are applied again in a new transaction,
+ * never in autocommit mode.  Returns the first failure's exit code, or 0. */
 static int
 deliver_group(MrCtl *ctl, char **files, guint n, JsonArray *results, guint *stored)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree MrDelivery *done = g_new0(MrDelivery, n);
 	g_autofree int *codes = g_new0(int, n);
+	g_autofree gboolean *lost = g_new0(gboolean, n);
 	int worst = 0;
+	gint culprit;
 
-	if (!mr_store_begin(ctl->store, &error))
-		return fail(MR_EX_TEMPFAIL, "%s...: not stored, try again later: %s", files[0],
-			    error->message);
-	for (guint i = 0; i < n; i++) {
-		g_autoptr(GError) e = NULL;
-		g_autoptr(GMappedFile) map = g_mapped_file_new(files[i], FALSE, &e);
-		g_autoptr(GBytes) raw = NULL;
-		g_autoptr(MrIngestItem) item = NULL;
-
-		if (map == NULL) {
-			codes[i] = fail(MR_EX_NOINPUT, "%s", e->message);
-			continue;
+	do {
+		if (!mr_store_begin(ctl->store, &error))
+			return fail(MR_EX_TEMPFAIL, "%s...: not stored, try again later: %s", files[0],
+				    error->message);
+		culprit = -1;
+		for (guint i = 0; i < n && culprit < 0; i++)
+			if (!lost[i] && !deliver_group_file(ctl, files[i], &done[i], &codes[i]))
+				culprit = (gint)i;
+		if (culprit >= 0) { /* the others' work is gone: again, without it */
+			lost[culprit] = TRUE;
+			for (guint i = 0; i < n; i++)
+				if (!lost[i]) {
+					codes[i] = 0;
+					memset(&done[i], 0, sizeof done[i]);
+				}
 		}
-		if (g_mapped_file_get_length(map) > MR_CTL_MAX_MESSAGE ||
-		    g_mapped_file_get_length(map) == 0) {
-			codes[i] = fail(MR_EX_DATAERR, "%s: %s", files[i],
-					g_mapped_file_get_length(map) == 0 ? "empty message"
-									   : "message too large");
-			continue;
-		}
-		raw = g_mapped_file_get_bytes(map);
-		item = mr_ingest_item_new(ctl->cfg, raw);
-		if (!mr_ingest_apply(ctl->cfg, ctl->store, item, ctl->to, ctl->from, &done[i], &e))
-			codes[i] = g_error_matches(e, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS)
-					   ? fail(MR_EX_NOUSER, "%s: %s", files[i], e->message)
-					   : fail(MR_EX_TEMPFAIL, "%s: not stored, try again later: %s",
-						  files[i], e->message);
-	}
+	} while (culprit >= 0);
 	if (!mr_store_commit(ctl->store, &error)) {
 		mr_store_rollback(ctl->store);
 		return fail(MR_EX_TEMPFAIL, "%u messages from %s on not stored, try again later: %s",

@@ -7,6 +7,8 @@
  * carries many messages and at rest a single message waits for nobody. */
 #define G_LOG_DOMAIN "mailroom-writer"
 
+#include <string.h>
+
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-writer.h"
@@ -93,30 +95,83 @@ batch_fail(GPtrArray *batch, const GError *error)
 	}
 }
 
+/* Forgets the results of @job: it is applied again. */
 static void
-batch_apply(MrWriter *writer, GPtrArray *batch)
+job_reset(WriterJob *job)
 {
-	g_autoptr(GError) error = NULL;
-	gsize stored = 0;
-	gint64 t0 = g_get_monotonic_time(), t1;
-
-	if (!mr_store_begin(writer->store, &error)) {
-		batch_fail(batch, error);
-		return;
+	for (guint i = 0; i < job->recipients->len; i++) {
+		g_clear_error(&job->results[i].error);
+		memset(&job->results[i].delivery, 0, sizeof job->results[i].delivery);
 	}
+}
+
+/* Applies the jobs of @batch not marked in @lost, in the open transaction.
+ * Returns: the index of the job during which the database ended the
+ * transaction on its own (everything applied is gone then), or -1. */
+static gint
+batch_apply_jobs(MrWriter *writer, GPtrArray *batch, const gboolean *lost, gsize *stored)
+{
+	*stored = 0;
 	for (guint b = 0; b < batch->len; b++) {
 		WriterJob *job = g_ptr_array_index(batch, b);
 		gboolean any = FALSE;
 
+		if (lost[b])
+			continue;
 		mr_store_set_config(writer->store, job->cfg);
 		for (guint i = 0; i < job->recipients->len; i++) {
 			MrWriterResult *r = &job->results[i];
 
 			if (mr_ingest_apply(job->cfg, writer->store, job->item, r->recipient,
-					    job->envelope_from, &r->delivery, &r->error))
+					    job->envelope_from, &r->delivery, &r->error)) {
 				any = TRUE;
+			} else if (!mr_store_in_transaction(writer->store)) {
+				return (gint)b;
+			}
 		}
-		stored += any;
+		*stored += any;
+	}
+	return -1;
+}
+
+/* Stores @batch in one transaction and sets every result.  When the
+ * database rolls the transaction back on its own in the middle (a full
+ * disk: SQLITE_FULL), what was applied is gone: the message that hit the
+ * error fails, and the rest of the batch is applied again, as a whole, in
+ * a new transaction -- never statement by statement in autocommit mode,
+ * which would store messages that are then answered 451. */
+static void
+batch_apply(MrWriter *writer, GPtrArray *batch)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree gboolean *lost = g_new0(gboolean, batch->len);
+	gsize stored = 0;
+	gint64 t0 = g_get_monotonic_time(), t1;
+	gint culprit;
+
+	for (;;) {
+		if (!mr_store_begin(writer->store, &error)) {
+			batch_fail(batch, error);
+			return;
+		}
+		culprit = batch_apply_jobs(writer, batch, lost, &stored);
+		if (culprit < 0)
+			break;
+		{
+			WriterJob *job = g_ptr_array_index(batch, (guint)culprit);
+			g_autoptr(GError) gone = g_error_new(MR_STORE_ERROR, MR_STORE_ERROR_FAILED,
+							     "the database rolled the transaction back");
+			g_autoptr(GPtrArray) one = g_ptr_array_new();
+
+			g_warning("batch of %u: the database ended the transaction at message %d; "
+				  "applying the others again", batch->len, culprit + 1);
+			lost[culprit] = TRUE;
+			g_ptr_array_add(one, job);
+			batch_fail(one, gone); /* keeps the error that ended it */
+			for (guint b = 0; b < batch->len; b++)
+				if (!lost[b])
+					job_reset(g_ptr_array_index(batch, b));
+		}
 	}
 	t1 = g_get_monotonic_time();
 	if (!mr_store_commit(writer->store, &error)) {

@@ -262,6 +262,14 @@ mr_store_rollback(MrStore *store)
 }
 
 gboolean
+mr_store_in_transaction(MrStore *store)
+{
+	g_return_val_if_fail(store != NULL, FALSE);
+
+	return !sqlite3_get_autocommit(store->db);
+}
+
+gboolean
 mr_store_savepoint(MrStore *store, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_SAVEPOINT);
