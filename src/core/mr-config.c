@@ -10,6 +10,7 @@
 
 #include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 
 /* Domains whose users are private people, not one organisation: a contact
@@ -150,7 +151,7 @@ config_string_list(const config_t *c, const char *path, const char *key,
 				return config_invalid(error, path, s, key,
 						      "every element must be a non-empty string");
 			if (lower)
-				{ g_autofree char *l = g_ascii_strdown(v, -1); g_strv_builder_add(b, l); }
+				{ g_autofree char *l = mr_address_normalise(v); g_strv_builder_add(b, l); }
 			else
 				g_strv_builder_add(b, v);
 		}
@@ -366,7 +367,7 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 			return config_invalid(error, cfg->path, e, "addresses.address",
 					      "listed twice");
 		a = g_new0(MrMailroomAddress, 1);
-		a->address = g_ascii_strdown(addr, -1);
+		a->address = mr_address_normalise(addr);
 		a->role = r;
 		g_ptr_array_add(cfg->addresses, a);
 	}
@@ -539,7 +540,7 @@ mr_config_find_address(const MrConfig *cfg, const char *address, char **detail_o
 
 	g_return_val_if_fail(cfg != NULL && address != NULL, NULL);
 
-	lower = g_ascii_strdown(address, -1);
+	lower = mr_address_normalise(address);
 	at = strrchr(lower, '@');
 	if (at == NULL)
 		return NULL;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-parse.h"
@@ -491,7 +492,7 @@ static int
 cmd_user_add(MrCtl *ctl, char **args)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *email = g_ascii_strdown(args[0], -1);
+	g_autofree char *email = mr_address_normalise(args[0]);
 	gint64 id;
 
 	if (strchr(email, '@') == NULL || strchr(email, ' ') != NULL)
@@ -579,7 +580,7 @@ static int
 cmd_contact_show(MrCtl *ctl, char **args)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *email = g_ascii_strdown(args[0], -1);
+	g_autofree char *email = mr_address_normalise(args[0]);
 
 	JsonObject *o = mr_store_show_contact(ctl->store, email, &error);
 
@@ -687,8 +688,8 @@ cmd_opp_add(MrCtl *ctl, char **args)
 		if (errno != 0 || end == ctl->value || *end != '\0' || value < 0)
 			return fail(MR_EX_USAGE, "--value must be a whole non-negative number");
 	}
-	contact = g_ascii_strdown(ctl->contact, -1);
-	owner = ctl->owner != NULL ? g_ascii_strdown(ctl->owner, -1) : NULL;
+	contact = mr_address_normalise(ctl->contact);
+	owner = ctl->owner != NULL ? mr_address_normalise(ctl->owner) : NULL;
 	ref.id = mr_store_opp_add(ctl->store, ctl->title, contact, owner, value, &error);
 	if (ref.id == 0)
 		return store_fail(error);
@@ -738,7 +739,7 @@ cmd_timeline(MrCtl *ctl, char **args)
 	static const char *const cols[] = { "date", "kind", "subject", "message_id", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonArray) rows = NULL;
-	g_autofree char *target = g_ascii_strdown(args[0], -1);
+	g_autofree char *target = mr_address_normalise(args[0]);
 	MrRecordRef ref = { MR_RECORD_NONE, 0 };
 
 	if (strchr(target, '@') != NULL)

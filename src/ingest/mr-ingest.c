@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-route.h"
@@ -104,7 +105,7 @@ mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 			    "%s is not a mailroom address", recipient != NULL ? recipient : "(none)");
 		return FALSE;
 	}
-	rcpt = g_ascii_strdown(recipient, -1);
+	rcpt = mr_address_normalise(recipient);
 	if (!mr_store_savepoint(store, error))
 		return FALSE;
 	if (!ingest_route_apply(cfg, store, item, rcpt, envelope_from, &result, error)) {
