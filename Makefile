@@ -10,6 +10,9 @@
 #   make bench     throughput figures (mailroomd vs smtp-sink; the corpus)
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make clean
+#   make fuzz      libFuzzer on parse and route (FUZZ_SECONDS=60; clang)
+#   make fresh-check  make deps && make test in a fresh Debian 12 chroot
+#                  (debootstrap into var/fresh-check; root; minutes; downloads)
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -24,6 +27,13 @@ CC     ?= cc
 PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 sqlite3 libconfig json-glib-1.0 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Say what is wrong on a machine without the libraries, instead of a
+# compiler error about a missing glib.h.
+ifeq ($(filter deps clean fresh-check fuzz,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),ok)
+$(error the libraries $(PKGS) are not all installed: run make deps)
+endif
+endif
 
 WARN    = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
           -Wstrict-prototypes -Wno-unused-parameter
@@ -101,6 +111,26 @@ check-layering:
 deps:
 	./tools/deps.sh
 
+fresh-check:
+	./tools/fresh-check.sh
+
+# libFuzzer on the parse-and-route path (clang; not part of make test).
+# FUZZ_SECONDS=3600 make fuzz for an hour; crashes land in build-fuzz/.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	./tools/deps.sh --fuzz
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	  $(FUZZ_BUILD)/fuzz-parse-route
+	mkdir -p $(FUZZ_BUILD)/corpus
+	cp -n tests/data/*.eml $(FUZZ_BUILD)/corpus/
+	cd $(FUZZ_BUILD) && ./fuzz-parse-route -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  -max_len=1048576 -timeout=30 corpus
+
+$(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/fuzz-%.o $(BUILD)/libmailroom.a
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libmailroom.a $(LIBS)
+
 bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) ./tools/bench-smtp.sh
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-corpus.py
@@ -129,6 +159,6 @@ install: all
 	for m in docs/man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
 
 clean:
-	rm -rf build build-asan var/test-*
+	rm -rf build build-asan build-fuzz var/test-*
 
-.PHONY: bench all test check check-unit check-valgrind check-integration asan check-layering deps run install clean
+.PHONY: bench all test check check-unit check-valgrind check-integration asan check-layering deps run install clean fresh-check fuzz

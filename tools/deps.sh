@@ -35,6 +35,9 @@ PKGS=(
 CORPUS_VERSION=0.2.3
 CORPUS_DIR=tests/corpus
 
+# --fuzz: also what make fuzz needs (clang and its libFuzzer runtime).
+[ "${1:-}" = --fuzz ] && PKGS+=(clang libclang-rt-14-dev)
+
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
