@@ -48,6 +48,9 @@ typedef struct {
 	int max_connections;      /* limits.max_connections */
 	int timeout_s;            /* limits.timeout: idle seconds */
 	int max_errors;           /* limits.max_errors: per session */
+	int max_connections_per_ip; /* limits.max_connections_per_ip */
+	int tls_handshake_timeout_s; /* limits.tls_handshake_timeout: seconds */
+	int max_tls_handshakes;   /* limits.max_tls_handshakes: at once */
 } MrConfig;
 
 /* Loads and validates @path.  Relative paths in the file stay relative to

@@ -39,7 +39,8 @@ static const struct {
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
-	{ "limits", { "max_errors", NULL } },
+	{ "limits", { "max_errors", "max_connections_per_ip", "tls_handshake_timeout", NULL } },
+	{ "limits", { "max_tls_handshakes", NULL } },
 	{ "tls", { "cert", "key", NULL } },
 	{ "ids", { "opportunity_prefix", "ticket_prefix", NULL } },
 	{ "parse", { "fallback_charsets", NULL } },
@@ -301,6 +302,15 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!config_int(c, path, "limits.max_errors", 10, 1, 1000, &v, error))
 		return FALSE;
 	cfg->max_errors = (int)v;
+	if (!config_int(c, path, "limits.max_connections_per_ip", 32, 1, 100000, &v, error))
+		return FALSE;
+	cfg->max_connections_per_ip = (int)v;
+	if (!config_int(c, path, "limits.tls_handshake_timeout", 10, 1, 3600, &v, error))
+		return FALSE;
+	cfg->tls_handshake_timeout_s = (int)v;
+	if (!config_int(c, path, "limits.max_tls_handshakes", 8, 1, 1000, &v, error))
+		return FALSE;
+	cfg->max_tls_handshakes = (int)v;
 	if (!config_int(c, path, "store.batch_max", 256, 1, 10000, &v, error))
 		return FALSE;
 	cfg->batch_max = (int)v;

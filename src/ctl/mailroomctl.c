@@ -63,12 +63,36 @@ ctl_clear(MrCtl *ctl)
 
 /* --- output ---------------------------------------------------------------- */
 
+/* Makes every string in @node valid UTF-8 (U+FFFD for bad bytes): the
+ * database keeps what senders sent, and JSON must be UTF-8 (RFC 8259 8.1). */
+static void
+json_make_valid(JsonNode *node)
+{
+	if (JSON_NODE_HOLDS_OBJECT(node)) {
+		g_autoptr(GList) members = json_object_get_members(json_node_get_object(node));
+
+		for (GList *m = members; m != NULL; m = m->next)
+			json_make_valid(json_object_get_member(json_node_get_object(node), m->data));
+	} else if (JSON_NODE_HOLDS_ARRAY(node)) {
+		JsonArray *a = json_node_get_array(node);
+
+		for (guint i = 0; i < json_array_get_length(a); i++)
+			json_make_valid(json_array_get_element(a, i));
+	} else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING &&
+		   !g_utf8_validate(json_node_get_string(node), -1, NULL)) {
+		g_autofree char *valid = g_utf8_make_valid(json_node_get_string(node), -1);
+
+		json_node_set_string(node, valid);
+	}
+}
+
 static void
 print_json(JsonNode *node)
 {
 	g_autoptr(JsonGenerator) gen = json_generator_new();
 	g_autofree char *text = NULL;
 
+	json_make_valid(node);
 	json_generator_set_pretty(gen, TRUE);
 	json_generator_set_root(gen, node);
 	text = json_generator_to_data(gen, NULL);

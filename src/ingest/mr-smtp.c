@@ -6,9 +6,12 @@
  * time); protocol errors are replies, not log lines. */
 #define G_LOG_DOMAIN "mailroom-smtp"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-smtp.h"
@@ -22,6 +25,26 @@
 /* Replies queued for a client that does not read them: past this, its
  * input is left unread until it catches up. */
 #define SMTP_MAX_OUTPUT (64 * 1024)
+/* A TLS record (RFC 8446 5.1: at most 2^14 bytes of plaintext; more for
+ * older versions' compression and padding) with its 5-byte header. */
+#define TLS_MAX_RECORD (5 + 16384 + 2048)
+/* Refused connections: at most this many log lines per window, then one
+ * line that counts the rest (a flood must not flood the journal). */
+#define REFUSE_LOG_BURST 10
+#define REFUSE_LOG_WINDOW_S 10
+
+typedef enum {
+	MR_SMTP_REFUSE_UNTRUSTED,
+	MR_SMTP_REFUSE_CONNECTIONS,
+	MR_SMTP_REFUSE_CONNECTIONS_PER_IP,
+	MR_SMTP_REFUSE_N
+} MrSmtpRefusal;
+
+static const char *const mr_smtp_refusal_names[MR_SMTP_REFUSE_N] = {
+	[MR_SMTP_REFUSE_UNTRUSTED] = "untrusted",
+	[MR_SMTP_REFUSE_CONNECTIONS] = "too-many-connections",
+	[MR_SMTP_REFUSE_CONNECTIONS_PER_IP] = "too-many-connections-per-ip",
+};
 
 typedef enum {
 	MR_SMTP_STATE_HELO,   /* greeted; waits for EHLO/HELO/LHLO */
@@ -58,6 +81,12 @@ struct _MrSmtpServer {
 	GPtrArray *masks;         /* GInetAddressMask*, from cfg */
 	GTlsCertificate *cert;    /* (nullable) */
 	GHashTable *sessions;     /* MrSmtpSession* set */
+	GHashTable *per_ip;       /* peer address (owned) -> sessions, as GUINT */
+	guint tls_running;        /* handshakes on a worker thread */
+	GQueue tls_waiting;       /* MrSmtpSession*: ClientHello in, no slot yet */
+	gint64 refuse_window;     /* monotonic µs: start of the log window */
+	guint refuse_logged;      /* refusal lines logged in the window */
+	guint refuse_quiet[MR_SMTP_REFUSE_N]; /* refusals not logged, by reason */
 	guint sweep_id;           /* idle-timeout sweep */
 	gboolean trace;           /* state transitions in the debug log */
 	guint8 *chunk;            /* the read buffer: reads happen on one thread */
@@ -75,12 +104,20 @@ typedef struct {
 	GSocketConnection *conn;
 	GSource *in_source;   /* attached while we want input */
 	GSource *out_source;  /* attached while the socket buffer is full */
-	gint64 last_active;   /* monotonic µs of the last input */
+	gint64 last_active;   /* monotonic µs since the client owes us a line:
+	                         the last complete line (not byte) or reply */
 	char id[17];
 	char *peer;
 	MrSmtpState state;
 	GByteArray *in;       /* received, not yet processed */
 	gboolean closed, tls, handshaking, discard_line;
+	gboolean peer_eof;    /* the client closed its side: finish, then close */
+	gboolean eof_logged;
+	GSource *hello_source; /* TLS: waits for the client's first record */
+	int hello_need;       /* bytes of it we wait for (SO_RCVLOWAT) */
+	gboolean tls_queued;  /* in server->tls_waiting */
+	gboolean tls_counted; /* counted in server->tls_running */
+	GCancellable *tls_cancel;
 	gboolean data_crlf;   /* DATA: the last line ended in a real CR LF (or
 	                         none has come yet): a line may start here */
 	gboolean data_bare_lf; /* DATA: a line ended in a bare LF */
@@ -114,6 +151,7 @@ session_unref(MrSmtpSession *s)
 		return;
 	g_clear_object(&s->io);
 	g_clear_object(&s->conn);
+	g_clear_object(&s->tls_cancel);
 	g_free(s->peer);
 	g_byte_array_unref(s->in);
 	g_string_free(s->out, TRUE);
@@ -212,6 +250,27 @@ session_stop_reading(MrSmtpSession *s)
 	}
 }
 
+/* Counts a session of @peer in; returns the sessions of @peer now open. */
+static guint
+server_ip_add(MrSmtpServer *server, const char *peer)
+{
+	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(server->per_ip, peer)) + 1;
+
+	g_hash_table_replace(server->per_ip, g_strdup(peer), GUINT_TO_POINTER(n));
+	return n;
+}
+
+static void
+server_ip_remove(MrSmtpServer *server, const char *peer)
+{
+	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(server->per_ip, peer));
+
+	if (n <= 1)
+		g_hash_table_remove(server->per_ip, peer);
+	else
+		g_hash_table_replace(server->per_ip, g_strdup(peer), GUINT_TO_POINTER(n - 1));
+}
+
 static void
 session_close(MrSmtpSession *s)
 {
@@ -223,13 +282,25 @@ session_close(MrSmtpSession *s)
 		g_source_destroy(s->out_source);
 		g_clear_pointer(&s->out_source, g_source_unref);
 	}
+	if (s->hello_source != NULL) {
+		g_source_destroy(s->hello_source);
+		g_clear_pointer(&s->hello_source, g_source_unref);
+	}
+	if (s->tls_queued && s->server != NULL)
+		g_queue_remove(&s->server->tls_waiting, s);
+	s->tls_queued = FALSE;
+	/* A TLS handshake runs in a worker thread blocked on the socket:
+	 * cancel it, and shut the socket down (closing the streams alone does
+	 * not end it).  Its slot is given back when on_handshake() runs. */
+	if (s->tls_cancel != NULL)
+		g_cancellable_cancel(s->tls_cancel);
 	g_io_stream_close(s->io, NULL, NULL);
-	/* A TLS handshake runs in a thread blocked on the socket; closing the
-	 * streams does not end it, shutting the socket down does. */
 	g_socket_shutdown(g_socket_connection_get_socket(s->conn), TRUE, TRUE, NULL);
 	g_socket_close(g_socket_connection_get_socket(s->conn), NULL);
-	if (s->server != NULL && g_hash_table_remove(s->server->sessions, s))
+	if (s->server != NULL && g_hash_table_remove(s->server->sessions, s)) {
+		server_ip_remove(s->server, s->peer);
 		session_unref(s);
+	}
 }
 
 /* --- output ------------------------------------------------------------------- */
@@ -305,22 +376,103 @@ session_source_new(MrSmtpSession *s, GIOCondition condition)
 	return source;
 }
 
+/* Runs the handshake on a GLib worker thread (GIO has no other way),
+ * counted in server->tls_running; the sweep cancels it at its deadline. */
 static void
 session_start_tls(MrSmtpSession *s)
 {
 	g_autoptr(GError) error = NULL;
-	GIOStream *tls = g_tls_server_connection_new(s->io, s->server->cert, &error);
+	GSocket *socket = g_socket_connection_get_socket(s->conn);
+	GIOStream *tls;
 
+	/* The thread's reads must wake for any byte again. */
+	g_socket_set_option(socket, SOL_SOCKET, SO_RCVLOWAT, 1, NULL);
+	tls = g_tls_server_connection_new(s->io, s->server->cert, &error);
 	if (tls == NULL) {
 		session_log(s, G_LOG_LEVEL_WARNING, "starttls failed: %s", error->message);
 		session_close(s);
 		return;
 	}
-	s->handshaking = TRUE;
 	g_object_unref(s->io);
 	s->io = tls;
-	g_tls_connection_handshake_async(G_TLS_CONNECTION(tls), G_PRIORITY_DEFAULT, NULL,
+	s->tls_cancel = g_cancellable_new();
+	s->tls_counted = TRUE;
+	s->server->tls_running++;
+	g_tls_connection_handshake_async(G_TLS_CONNECTION(tls), G_PRIORITY_DEFAULT, s->tls_cancel,
 					 on_handshake, session_ref(s));
+}
+
+/* Starts handshakes that wait for a thread, while limits.max_tls_handshakes
+ * allows. */
+static void
+server_next_handshake(MrSmtpServer *server)
+{
+	while (server->tls_running < (guint)server->cfg->max_tls_handshakes &&
+	       !g_queue_is_empty(&server->tls_waiting)) {
+		g_autoptr(MrSmtpSession) s = session_ref(g_queue_pop_head(&server->tls_waiting));
+
+		s->tls_queued = FALSE;
+		session_start_tls(s);
+	}
+}
+
+/* After "220 Ready to start TLS", the client's first TLS record (its
+ * ClientHello) is awaited here, on the main loop: a client that says
+ * STARTTLS and then nothing, or sends half a hello, costs no thread.  The
+ * kernel is asked (SO_RCVLOWAT) to wake us only once the whole record is
+ * in.  Then the handshake takes a thread, or waits for one. */
+static gboolean
+on_hello(GSocket *socket, GIOCondition condition, gpointer data)
+{
+	g_autoptr(MrSmtpSession) s = session_ref(data);
+	guint8 head[5];
+	gssize n = recv(g_socket_get_fd(socket), head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+	int avail = 0;
+	int need = (int)sizeof head;
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return G_SOURCE_CONTINUE;
+	if (n <= 0) {
+		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=%s state=TLS peer=%s",
+			    n == 0 ? "eof" : "read-error", s->peer);
+		session_close(s);
+		return G_SOURCE_REMOVE;
+	}
+	if (ioctl(g_socket_get_fd(socket), FIONREAD, &avail) < 0)
+		avail = (int)n;
+	/* A handshake record: type 22, version, then a 16-bit length.
+	 * Anything else goes to the TLS library, which refuses it. */
+	if (n == (gssize)sizeof head && head[0] == 22)
+		need = MIN((int)sizeof head + (head[3] << 8 | head[4]), TLS_MAX_RECORD);
+	else if (n == (gssize)sizeof head)
+		need = 0;
+	/* Not all in yet: wait for the rest -- unless we waited for exactly
+	 * this already, when the kernel ignores SO_RCVLOWAT, the peer closed
+	 * its side, or the buffer is too small for the record: do not spin. */
+	if (avail < need && need != s->hello_need) {
+		s->hello_need = need;
+		g_socket_set_option(socket, SOL_SOCKET, SO_RCVLOWAT, need, NULL);
+		return G_SOURCE_CONTINUE;
+	}
+	g_clear_pointer(&s->hello_source, g_source_unref);
+	if (s->server->tls_running < (guint)s->server->cfg->max_tls_handshakes) {
+		session_start_tls(s);
+	} else {
+		s->tls_queued = TRUE;
+		g_queue_push_tail(&s->server->tls_waiting, s);
+	}
+	return G_SOURCE_REMOVE;
+}
+
+static void
+session_wait_hello(MrSmtpSession *s)
+{
+	s->handshaking = TRUE;
+	s->last_active = g_get_monotonic_time(); /* the handshake's deadline */
+	s->hello_source = g_socket_create_source(g_socket_connection_get_socket(s->conn), G_IO_IN,
+						 NULL);
+	g_source_set_callback(s->hello_source, G_SOURCE_FUNC(on_hello), s, NULL);
+	loop_source_attach(s->hello_source);
 }
 
 /* Writes what is queued without blocking; waits for the socket when its
@@ -355,7 +507,7 @@ session_flush(MrSmtpSession *s)
 	if (s->state == MR_SMTP_STATE_QUIT)
 		session_close(s);
 	else if (s->state == MR_SMTP_STATE_TLS && !s->handshaking)
-		session_start_tls(s);
+		session_wait_hello(s);
 }
 
 /* --- commands ------------------------------------------------------------------ */
@@ -380,14 +532,28 @@ parse_path(const char *arg, const char *keyword, const char **params_out)
 	if (*p != '<')
 		return NULL;
 	p++;
-	/* RFC 5321 4.1.2: a source route "@a,@b:" before the mailbox is
-	 * obsolete and ignored. */
-	if (*p == '@') {
-		const char *colon = strchr(p, ':');
+	/* RFC 5321 4.1.2: a source route before the mailbox is obsolete and
+	 * ignored:
+	 *   Path = "<" [ A-d-l ":" ] Mailbox ">"
+	 *   A-d-l = At-domain *( "," At-domain ), At-domain = "@" Domain
+	 * where a domain may be an address literal, "[IPv6:::1]", whose
+	 * colons do not end the route. */
+	while (*p == '@') {
+		const char *d = ++p;
 
-		if (colon == NULL)
+		if (*p == '[')
+			p += strcspn(p, "]>") + 1;
+		else
+			while (g_ascii_isalnum(*p) || *p == '-' || *p == '.')
+				p++;
+		if (p[-1] == '>' || p[-1] == '\0' || p == d)
 			return NULL;
-		p = colon + 1;
+		if (*p == ':') {
+			p++;
+			break;
+		}
+		if (*p++ != ',' || *p != '@')
+			return NULL;
 	}
 	for (end = p; *end != '\0' && (quoted || *end != '>'); end++) {
 		if (*end == '"')
@@ -407,6 +573,30 @@ parse_path(const char *arg, const char *keyword, const char **params_out)
 		*params_out = q;
 	}
 	return g_strndup(p, (gsize)(end - p));
+}
+
+/* Returns TRUE when @text is 7-bit. */
+static gboolean
+is_ascii(const char *text)
+{
+	for (const char *c = text; *c != '\0'; c++)
+		if ((guchar)*c >= 0x80)
+			return FALSE;
+	return TRUE;
+}
+
+/* Client text for a reply: at most @max bytes, anything but printable
+ * ASCII shown as '?'; replies never carry the client's raw bytes.
+ * Returns: (transfer full). */
+static char *
+reply_text(const char *text, gsize max)
+{
+	char *out = g_strndup(text, max);
+
+	for (char *c = out; *c != '\0'; c++)
+		if ((guchar)*c < 0x20 || (guchar)*c >= 0x7f)
+			*c = '?';
+	return out;
 }
 
 static void
@@ -460,6 +650,12 @@ cmd_mail(MrSmtpSession *s, const char *verb, const char *arg)
 		session_error(s, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
 		return;
 	}
+	/* RFC 6531 3.5: without SMTPUTF8 (not offered) addresses are ASCII;
+	 * X.6.7 is "non-ASCII addresses not permitted". */
+	if (!is_ascii(path)) {
+		session_error(s, "553 5.6.7 Non-ASCII sender address not permitted");
+		return;
+	}
 	if (*path != '\0' && strchr(path, '@') == NULL) {
 		session_error(s, "553 5.1.7 Sender address must be fully qualified");
 		return;
@@ -470,13 +666,15 @@ cmd_mail(MrSmtpSession *s, const char *verb, const char *arg)
 		if (**w == '\0')
 			continue;
 		if (g_ascii_strncasecmp(*w, "SIZE=", 5) == 0) {
-			char *end = NULL;
-			guint64 size = g_ascii_strtoull(*w + 5, &end, 10);
+			/* RFC 1870: size-value ::= 1*20DIGIT (no sign, no space) */
+			gsize digits = strspn(*w + 5, "0123456789");
+			guint64 size;
 
-			if (end == *w + 5 || *end != '\0') {
+			if (digits == 0 || digits > 20 || (*w)[5 + digits] != '\0') {
 				session_error(s, "501 5.5.4 Bad SIZE parameter");
 				return;
 			}
+			size = g_ascii_strtoull(*w + 5, NULL, 10); /* G_MAXUINT64 if too big */
 			if (size > (guint64)s->cfg->max_message_size) {
 				session_error(s, "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
 						 " bytes", s->cfg->max_message_size);
@@ -487,7 +685,9 @@ cmd_mail(MrSmtpSession *s, const char *verb, const char *arg)
 			   g_ascii_strcasecmp(*w, "BODY=7BIT") == 0) {
 			continue;
 		} else {
-			session_error(s, "555 5.5.4 Unsupported parameter %.40s", *w);
+			g_autofree char *shown = reply_text(*w, 40);
+
+			session_error(s, "555 5.5.4 Unsupported parameter %s", shown);
 			return;
 		}
 	}
@@ -511,8 +711,14 @@ cmd_rcpt(MrSmtpSession *s, const char *verb, const char *arg)
 		session_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
+	if (!is_ascii(path)) {
+		session_error(s, "553 5.6.7 Non-ASCII recipient address not permitted");
+		return;
+	}
 	if (*params != '\0') {
-		session_error(s, "555 5.5.4 Unsupported parameter %.40s", params);
+		g_autofree char *shown = reply_text(params, 40);
+
+		session_error(s, "555 5.5.4 Unsupported parameter %s", shown);
 		return;
 	}
 	if (s->rcpts->len >= (guint)s->cfg->max_recipients) {
@@ -520,8 +726,10 @@ cmd_rcpt(MrSmtpSession *s, const char *verb, const char *arg)
 		return;
 	}
 	if (mr_config_find_address(s->cfg, path, NULL) == NULL) {
+		g_autofree char *shown = reply_text(path, 256);
+
 		session_error(s, "550 5.1.1 <%s>: Recipient address rejected: not a mailroom address",
-			      path);
+			      shown);
 		return;
 	}
 	g_ptr_array_add(s->rcpts, g_ascii_strdown(path, -1));
@@ -598,6 +806,12 @@ cmd_starttls(MrSmtpSession *s, const char *verb, const char *arg)
 	}
 	if (s->mail_from != NULL) {
 		session_error(s, "503 5.5.1 STARTTLS inside a transaction");
+		return;
+	}
+	/* Each handshake holds a thread: limits.max_tls_handshakes at once.
+	 * RFC 3207 4: 454 when TLS is not available for a temporary reason. */
+	if (s->server->tls_running >= (guint)s->server->cfg->max_tls_handshakes) {
+		session_reply(s, "454 4.7.0 TLS not available due to temporary reason");
 		return;
 	}
 	session_reply(s, "220 2.0.0 Ready to start TLS");
@@ -785,12 +999,14 @@ session_data(MrSmtpSession *s, const guint8 *p, gsize len)
 
 /* --- input ------------------------------------------------------------------------- */
 
-/* Handles what is buffered, as far as the state allows, then flushes the
- * replies and reads on. */
-static void
-session_process(MrSmtpSession *s)
+/* Handles what is buffered, as far as the state and the reply buffer
+ * allow.  Returns TRUE when it stopped only because SMTP_MAX_OUTPUT of
+ * replies piled up, with input left to handle. */
+static gboolean
+session_consume(MrSmtpSession *s)
 {
 	gsize pos = 0;
+	gboolean line_done = FALSE, full;
 
 	while (!s->closed && pos < s->in->len && s->out->len < SMTP_MAX_OUTPUT) {
 		const guint8 *p = s->in->data + pos;
@@ -804,6 +1020,7 @@ session_process(MrSmtpSession *s)
 			if (used == 0)
 				break;
 			pos += used;
+			line_done = TRUE;
 			continue;
 		}
 		if (s->state != MR_SMTP_STATE_HELO && s->state != MR_SMTP_STATE_MAIL &&
@@ -822,6 +1039,7 @@ session_process(MrSmtpSession *s)
 		}
 		n = (gsize)(lf - p) + 1;
 		pos += n;
+		line_done = TRUE;
 		if (s->discard_line) {
 			s->discard_line = FALSE;
 			continue;
@@ -852,11 +1070,42 @@ session_process(MrSmtpSession *s)
 			session_enter_state(s, MR_SMTP_STATE_QUIT);
 		}
 	}
+	full = !s->closed && pos < s->in->len && s->out->len >= SMTP_MAX_OUTPUT;
 	if (pos > 0)
 		g_byte_array_remove_range(s->in, 0, (guint)pos);
 	if (s->state == MR_SMTP_STATE_TLS)
 		g_byte_array_set_size(s->in, 0); /* RFC 3207 4.2: no plaintext injection */
-	session_flush(s);
+	/* limits.timeout is a deadline per line, command or DATA: a byte now
+	 * and then does not keep a session (and its slot) alive. */
+	if (line_done)
+		s->last_active = g_get_monotonic_time();
+	return full;
+}
+
+/* Handles what is buffered, flushes the replies and reads on. */
+static void
+session_process(MrSmtpSession *s)
+{
+	gboolean full;
+
+	/* Pipelined commands can outrun the reply buffer: the loop stops at
+	 * SMTP_MAX_OUTPUT.  When the flush then writes everything at once, no
+	 * event will come for the commands still buffered: go on here. */
+	do {
+		full = session_consume(s);
+		session_flush(s);
+	} while (full && !s->closed && s->out_source == NULL);
+	/* The client closed its side (it may still read): what it sent before
+	 * is answered; once nothing buffered can go on, close. */
+	if (s->peer_eof && !s->closed && s->out_source == NULL &&
+	    (s->state == MR_SMTP_STATE_HELO || s->state == MR_SMTP_STATE_MAIL ||
+	     s->state == MR_SMTP_STATE_RCPT || s->state == MR_SMTP_STATE_DATA)) {
+		if (!s->eof_logged)
+			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=eof state=%s peer=%s",
+				    mr_smtp_state_names[s->state], s->peer);
+		session_close(s);
+		return;
+	}
 	session_read(s);
 }
 
@@ -874,21 +1123,29 @@ on_readable(GObject *stream, gpointer data)
 						     s->server->chunk, SMTP_READ_CHUNK, NULL, &error);
 	if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
 		return G_SOURCE_CONTINUE;
-	if (n <= 0) {
+	if (n == 0) {
+		/* End of input, but maybe not of the session: a client may
+		 * pipeline a whole transaction and QUIT, shut down its sending
+		 * side and wait for the replies. */
+		s->peer_eof = TRUE;
+		session_stop_reading(s);
 		if (s->state == MR_SMTP_STATE_COMMIT) {
-			/* Gone while we commit: the message stays stored; the client
-			 * retries and the retry is a duplicate. */
+			/* The message is being stored either way; if the client is
+			 * gone, it retries and the retry is a duplicate. */
 			session_log(s, G_LOG_LEVEL_INFO, "disconnected during commit peer=%s", s->peer);
-		} else if (s->state != MR_SMTP_STATE_QUIT) {
-			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=%s state=%s peer=%s",
-				    n == 0 ? "eof" : "read-error", mr_smtp_state_names[s->state],
-				    s->peer);
+			s->eof_logged = TRUE;
 		}
+		session_process(s);
+		return G_SOURCE_REMOVE;
+	}
+	if (n < 0) {
+		if (s->state != MR_SMTP_STATE_QUIT)
+			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=read-error state=%s peer=%s",
+				    mr_smtp_state_names[s->state], s->peer);
 		session_close(s);
 		return G_SOURCE_REMOVE;
 	}
 	g_byte_array_append(s->in, s->server->chunk, (guint)n);
-	s->last_active = g_get_monotonic_time();
 	session_process(s);
 	return s->closed || s->in_source == NULL ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
@@ -897,7 +1154,7 @@ on_readable(GObject *stream, gpointer data)
 static void
 session_read(MrSmtpSession *s)
 {
-	gboolean want = !s->closed && s->state != MR_SMTP_STATE_QUIT &&
+	gboolean want = !s->closed && !s->peer_eof && s->state != MR_SMTP_STATE_QUIT &&
 			s->state != MR_SMTP_STATE_TLS && s->out->len < SMTP_MAX_OUTPUT &&
 			s->in->len < SMTP_MAX_BUFFER;
 
@@ -914,10 +1171,18 @@ on_handshake(GObject *source, GAsyncResult *res, gpointer data)
 {
 	g_autoptr(MrSmtpSession) s = data;
 	g_autoptr(GError) error = NULL;
+	gboolean ok = g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &error);
 
+	/* The thread is done: its slot goes to the next handshake waiting. */
+	if (s->tls_counted && s->server != NULL) {
+		s->server->tls_running--;
+		server_next_handshake(s->server);
+	}
+	s->tls_counted = FALSE;
+	g_clear_object(&s->tls_cancel);
 	if (s->closed)
 		return;
-	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &error)) {
+	if (!ok) {
 		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=tls-handshake peer=%s: %s",
 			    s->peer, error->message);
 		session_close(s);
@@ -943,6 +1208,46 @@ server_trusts(MrSmtpServer *server, GInetAddress *addr)
 	return FALSE;
 }
 
+/* Logs a refused connection, REFUSE_LOG_BURST lines per window at most;
+ * the rest are counted, and server_refusals_flush() logs the count. */
+static void
+server_log_refusal(MrSmtpServer *server, MrSmtpSession *s, MrSmtpRefusal why)
+{
+	if (server->refuse_logged < REFUSE_LOG_BURST) {
+		server->refuse_logged++;
+		session_log(s, G_LOG_LEVEL_INFO, "refused reason=%s peer=%s",
+			    mr_smtp_refusal_names[why], s->peer);
+	} else {
+		server->refuse_quiet[why]++;
+	}
+}
+
+/* Ends the refusal log window once it is over: one line counts the
+ * refusals that were not logged. */
+static void
+server_refusals_flush(MrSmtpServer *server, gint64 now)
+{
+	guint total = 0;
+
+	if (now - server->refuse_window < REFUSE_LOG_WINDOW_S * G_TIME_SPAN_SECOND)
+		return;
+	for (guint i = 0; i < MR_SMTP_REFUSE_N; i++)
+		total += server->refuse_quiet[i];
+	if (total > 0)
+		g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "MR_STAGE", "ingest", "MESSAGE",
+				 "refused %u more connections in %d s without a line each (%s=%u %s=%u %s=%u)",
+				 total, REFUSE_LOG_WINDOW_S,
+				 mr_smtp_refusal_names[MR_SMTP_REFUSE_UNTRUSTED],
+				 server->refuse_quiet[MR_SMTP_REFUSE_UNTRUSTED],
+				 mr_smtp_refusal_names[MR_SMTP_REFUSE_CONNECTIONS],
+				 server->refuse_quiet[MR_SMTP_REFUSE_CONNECTIONS],
+				 mr_smtp_refusal_names[MR_SMTP_REFUSE_CONNECTIONS_PER_IP],
+				 server->refuse_quiet[MR_SMTP_REFUSE_CONNECTIONS_PER_IP]);
+	server->refuse_window = now;
+	server->refuse_logged = 0;
+	memset(server->refuse_quiet, 0, sizeof server->refuse_quiet);
+}
+
 static void
 server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmtp)
 {
@@ -951,6 +1256,7 @@ server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmt
 	GInetAddress *addr = G_IS_INET_SOCKET_ADDRESS(remote)
 				     ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote))
 				     : NULL;
+	guint per_ip;
 
 	s->ref = 1;
 	s->server = server;
@@ -966,16 +1272,25 @@ server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmt
 	s->state = MR_SMTP_STATE_HELO;
 	s->last_active = g_get_monotonic_time();
 	g_hash_table_add(server->sessions, s);
+	per_ip = server_ip_add(server, s->peer);
 	g_socket_set_option(g_socket_connection_get_socket(conn), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 
+	server_refusals_flush(server, s->last_active);
 	if (addr == NULL || !server_trusts(server, addr)) {
-		session_log(s, G_LOG_LEVEL_INFO, "refused reason=untrusted peer=%s", s->peer);
+		server_log_refusal(server, s, MR_SMTP_REFUSE_UNTRUSTED);
 		session_reply(s, "554 5.7.1 %s: not a trusted network", s->peer);
 		session_enter_state(s, MR_SMTP_STATE_QUIT);
 	} else if (g_hash_table_size(server->sessions) > (guint)s->cfg->max_connections) {
-		session_log(s, G_LOG_LEVEL_INFO, "refused reason=too-many-connections peer=%s", s->peer);
+		server_log_refusal(server, s, MR_SMTP_REFUSE_CONNECTIONS);
 		session_reply(s, "421 4.7.0 %s Too many connections, try again later",
 			      s->cfg->hostname);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+	} else if (per_ip > (guint)s->cfg->max_connections_per_ip) {
+		/* Trusted networks and loopback too: one client must not take
+		 * every slot. */
+		server_log_refusal(server, s, MR_SMTP_REFUSE_CONNECTIONS_PER_IP);
+		session_reply(s, "421 4.7.0 %s Too many connections from %s, try again later",
+			      s->cfg->hostname, s->peer);
 		session_enter_state(s, MR_SMTP_STATE_QUIT);
 	} else if (server->draining) {
 		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
@@ -990,28 +1305,48 @@ server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmt
 	session_unref(s);
 }
 
-/* Once a second: idle sessions past limits.timeout get 421 (RFC 5321
- * 4.5.3.2); a session waiting for our COMMIT is never idle. */
+/* Seconds a session in @state may take: limits.timeout for each line
+ * (RFC 5321 4.5.3.2), limits.tls_handshake_timeout (at most that) from
+ * "220 Ready to start TLS" to the end of the handshake; QUIT: for the
+ * client to read its last replies.  A session waiting for our COMMIT is
+ * never late. */
+static gint64
+session_deadline_s(const MrSmtpSession *s)
+{
+	if (s->state == MR_SMTP_STATE_TLS)
+		return MIN(s->cfg->tls_handshake_timeout_s, s->cfg->timeout_s);
+	return s->cfg->timeout_s;
+}
+
+/* Once a second: sessions past their deadline get 421 4.4.2 and are
+ * closed; a session that does not read even that is closed after one more
+ * period, and a TLS handshake is cancelled. */
 static gboolean
 server_sweep(gpointer data)
 {
 	MrSmtpServer *server = data;
 	gint64 now = g_get_monotonic_time();
-	g_autoptr(GPtrArray) idle = g_ptr_array_new_with_free_func((GDestroyNotify)session_unref);
+	g_autoptr(GPtrArray) late = g_ptr_array_new_with_free_func((GDestroyNotify)session_unref);
 	GHashTableIter it;
 	gpointer key;
 
+	server_refusals_flush(server, now);
 	g_hash_table_iter_init(&it, server->sessions);
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
 		MrSmtpSession *s = key;
 
-		if (s->state != MR_SMTP_STATE_COMMIT && s->state != MR_SMTP_STATE_QUIT &&
-		    now - s->last_active > (gint64)s->cfg->timeout_s * G_TIME_SPAN_SECOND)
-			g_ptr_array_add(idle, session_ref(s));
+		if (s->state != MR_SMTP_STATE_COMMIT &&
+		    now - s->last_active > session_deadline_s(s) * G_TIME_SPAN_SECOND)
+			g_ptr_array_add(late, session_ref(s));
 	}
-	for (guint i = 0; i < idle->len; i++) {
-		MrSmtpSession *s = g_ptr_array_index(idle, i);
+	for (guint i = 0; i < late->len; i++) {
+		MrSmtpSession *s = g_ptr_array_index(late, i);
 
+		if (s->state == MR_SMTP_STATE_QUIT) {
+			/* Its replies (a 221 or 421) are stuck: it does not read. */
+			session_close(s);
+			continue;
+		}
 		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=timeout state=%s peer=%s",
 			    mr_smtp_state_names[s->state], s->peer);
 		if (s->state == MR_SMTP_STATE_TLS) {
@@ -1021,6 +1356,7 @@ server_sweep(gpointer data)
 		session_reset_tx(s);
 		session_reply(s, "421 4.4.2 %s Timeout, closing connection", s->cfg->hostname);
 		session_enter_state(s, MR_SMTP_STATE_QUIT);
+		s->last_active = now; /* the time it gets to read the 421 */
 		session_read(s);
 		session_flush(s);
 	}
@@ -1192,6 +1528,9 @@ mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error)
 	server->writer = writer;
 	server->masks = masks_new(cfg);
 	server->sessions = g_hash_table_new(NULL, NULL);
+	server->per_ip = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_queue_init(&server->tls_waiting);
+	server->refuse_window = g_get_monotonic_time();
 	server->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
 	server->chunk = g_malloc(SMTP_READ_CHUNK);
 	server->trace = g_strcmp0(g_getenv("G_MESSAGES_DEBUG"), "all") == 0 ||
@@ -1312,6 +1651,8 @@ mr_smtp_server_free(MrSmtpServer *server)
 		session_unref(s);
 	}
 	g_hash_table_unref(server->sessions);
+	g_hash_table_unref(server->per_ip);
+	g_queue_clear(&server->tls_waiting);
 	g_ptr_array_unref(server->listeners);
 	g_ptr_array_unref(server->masks);
 	g_clear_object(&server->cert);
