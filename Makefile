@@ -6,6 +6,7 @@
 #   make asan      the unit and integration tests under ASan + UBSan
 #   make test      check, then asan: the whole suite (what CI runs)
 #   make check-valgrind  the unit tests under valgrind
+#   make check-slow  the pathological messages at 25 MB too (66-pathological.t)
 #   make run       initialise var/mailroom.db and run mailroomd in the foreground
 #   make bench     throughput figures (mailroomd vs smtp-sink; the corpus)
 #   make install   PREFIX=/usr/local DESTDIR=
@@ -90,6 +91,11 @@ check-unit: all
 check-integration: all
 	MR_BUILD=$(CURDIR)/$(BUILD) MR_CORPUS_SAMPLE=$(MR_CORPUS_SAMPLE) prove $(INTEGRATION_TESTS)
 
+# What CI leaves out for time: the pathological messages at 25 MB (about a
+# minute), each within 10 s and 256 MB.
+check-slow: all
+	MR_BUILD=$(CURDIR)/$(BUILD) MR_SLOW=1 prove tests/integration/66-pathological.t
+
 # The whole suite again, built with AddressSanitizer and UBSan into build-asan/.
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
@@ -161,4 +167,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz var/test-*
 
-.PHONY: bench all test check check-unit check-valgrind check-integration asan check-layering deps run install clean fresh-check fuzz
+.PHONY: bench all test check check-unit check-valgrind check-integration check-slow asan check-layering deps run install clean fresh-check fuzz

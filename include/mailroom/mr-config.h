@@ -29,6 +29,13 @@ typedef struct {
 	char *ticket_prefix;      /* upper-case, e.g. "TKT" */
 	char **freemail_domains;  /* extra freemail domains (lower-case) */
 	char **fallback_charsets; /* for raw 8-bit text; NULL-terminated */
+	int max_mime_parts;       /* parse.max_mime_parts */
+	int max_header_lines;     /* parse.max_header_lines */
+	int max_addresses;        /* parse.max_addresses */
+	int max_references;       /* parse.max_references */
+	int max_header_size;      /* parse.max_header_size: bytes */
+	int max_parties;          /* route.max_parties */
+	int max_subject_scan;     /* route.max_subject_scan: bytes */
 	char *synchronous;        /* "full" or "normal" (store.synchronous) */
 	int busy_timeout_ms;      /* store.busy_timeout */
 	int batch_max;            /* store.batch_max: messages per group commit */

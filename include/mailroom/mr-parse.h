@@ -49,7 +49,8 @@ typedef struct {
 	char *in_reply_to;        /* (nullable): without angle brackets */
 	GPtrArray *references;    /* char*, without angle brackets, oldest first */
 	GPtrArray *auth_results;  /* char*: Authentication-Results values
-	                             (RFC 8601), unfolded, in header order */
+	                             (RFC 8601), unfolded, in header order;
+	                             the first 32 (an MTA adds its own on top) */
 	gint64 date;              /* Date: as Unix time, 0 when absent/invalid */
 	char *body_text;          /* UTF-8 text body ("" when none); HTML
 	                             reduced to text if no text/plain part */
@@ -63,12 +64,38 @@ typedef struct {
 	                             e.g. "Auto-Submitted: auto-replied" */
 } MrMessage;
 
+/* The defaults of the MrParseOptions limits (parse.max_* in the
+ * configuration).  They keep the memory GMime allocates per part, header
+ * and address, and the work done later per part and address, far below
+ * what the message's own size allows. */
+#define MR_PARSE_DEFAULT_MAX_MIME_PARTS 10000
+#define MR_PARSE_DEFAULT_MAX_HEADER_LINES 50000
+#define MR_PARSE_DEFAULT_MAX_ADDRESSES 1000
+#define MR_PARSE_DEFAULT_MAX_REFERENCES 100
+#define MR_PARSE_DEFAULT_MAX_HEADER_SIZE 102400
+
 typedef struct {
 	/* (nullable): charsets tried, in order, for raw 8-bit header and body
 	 * text that is not valid UTF-8 and has no declared charset; NULL
 	 * means { "utf-8", "windows-1252", NULL }.  Raw 8-bit headers try
 	 * UTF-8 and the charset= of the first text part before this list. */
 	const char *const *fallback_charsets;
+	/* Limits, 0 for the MR_PARSE_DEFAULT_* value.  A linear scan of the
+	 * bytes counts before GMime sees them: past @max_mime_parts lines that
+	 * may begin a MIME part ("--...") or @max_header_lines header fields
+	 * (the top level, parts and attached messages together), only the
+	 * bytes before that line are parsed; the mailboxes of To, Cc and Bcc
+	 * after the first @max_addresses are left out (and, counted apart,
+	 * those of From, Sender and Reply-To), and so is what a header field has
+	 * past @max_header_size bytes.  Each makes the message
+	 * MR_PARSE_DEGRADED and says so in @problem.  References: keeps its
+	 * first id and the last @max_references - 1 (not a problem: mail
+	 * clients trim it the same way). */
+	guint max_mime_parts;
+	guint max_header_lines;
+	guint max_addresses;
+	guint max_references;
+	guint max_header_size;
 } MrParseOptions;
 
 /* Initialises GMime once per process; safe to call more than once. */
@@ -76,8 +103,10 @@ void mr_parse_init(void);
 
 /* Parses @raw (a whole RFC 5322 message; a leading mbox "From " line is
  * skipped, and so are blanks before the first header, which make the
- * message MR_PARSE_DEGRADED).  @opts may be NULL for defaults.  Never fails: a message that is
- * not one comes back with status MR_PARSE_FAILED and empty fields.
+ * message MR_PARSE_DEGRADED).  @opts may be NULL for defaults.  Never
+ * fails: a message that is not one (no bytes at all included) comes back
+ * with status MR_PARSE_FAILED and empty fields.  Time and memory are
+ * linear in the size of @raw.
  * Returns: (transfer full): the message; free with mr_message_free(). */
 MrMessage *mr_parse_message(GBytes *raw, const MrParseOptions *opts);
 

@@ -22,8 +22,9 @@ MrPlan *mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
 		      const char *recipient, const char *envelope_from, GError **error);
 
 /* Finds the first record id ("[TKT-12]", "[Acme opp-42 x]") inside square
- * brackets of @subject, with the configured prefixes, any case.
- * Returns TRUE and sets @out when found. */
+ * brackets of @subject, with the configured prefixes, any case, within
+ * the first route.max_subject_scan bytes; in one pass, however many
+ * brackets.  Returns TRUE and sets @out when found. */
 gboolean mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out);
 
 /* Parses a display id: "TKT-12", "opp-42", "LEAD-7" (any case), or, when

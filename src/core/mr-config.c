@@ -35,7 +35,7 @@ static const struct {
 	{ "", { "database", "domains", "addresses", "freemail_domains" } },
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
-	{ "", { "tls", "authserv_id", NULL } },
+	{ "", { "tls", "authserv_id", "route" } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -43,7 +43,9 @@ static const struct {
 	{ "limits", { "max_tls_handshakes", NULL } },
 	{ "tls", { "cert", "key", NULL } },
 	{ "ids", { "opportunity_prefix", "ticket_prefix", NULL } },
-	{ "parse", { "fallback_charsets", NULL } },
+	{ "parse", { "fallback_charsets", "max_mime_parts", "max_header_lines", "max_addresses" } },
+	{ "parse", { "max_references", "max_header_size", NULL } },
+	{ "route", { "max_parties", "max_subject_scan", NULL } },
 	{ "store", { "synchronous", "busy_timeout", "batch_max", "batch_window" } },
 	{ "addresses", { "address", "role", NULL } },
 };
@@ -446,6 +448,35 @@ config_check_keys(const config_t *c, const char *path, GError **error)
 	return TRUE;
 }
 
+/* What one message may cost: the parse.max_* and route.max_* keys (the
+ * defaults are those of MR_PARSE_DEFAULT_* in mr-parse.h). */
+static gboolean
+config_parse_limits(const config_t *c, MrConfig *cfg, GError **error)
+{
+	static const struct {
+		const char *key;
+		gint64 def, min, max;
+		gsize offset;
+	} limits[] = {
+		{ "parse.max_mime_parts", 10000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_mime_parts) },
+		{ "parse.max_header_lines", 50000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_header_lines) },
+		{ "parse.max_addresses", 1000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_addresses) },
+		{ "parse.max_references", 100, 1, 10000, G_STRUCT_OFFSET(MrConfig, max_references) },
+		{ "parse.max_header_size", 102400, 1024, 16777216, G_STRUCT_OFFSET(MrConfig, max_header_size) },
+		{ "route.max_parties", 100, 1, 100000, G_STRUCT_OFFSET(MrConfig, max_parties) },
+		{ "route.max_subject_scan", 4096, 16, 16777216, G_STRUCT_OFFSET(MrConfig, max_subject_scan) },
+	};
+	gint64 v;
+
+	for (guint i = 0; i < G_N_ELEMENTS(limits); i++) {
+		if (!config_int(c, cfg->path, limits[i].key, limits[i].def, limits[i].min, limits[i].max,
+				&v, error))
+			return FALSE;
+		G_STRUCT_MEMBER(int, cfg, limits[i].offset) = (int)v;
+	}
+	return TRUE;
+}
+
 static gboolean
 config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 {
@@ -490,6 +521,8 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 		g_strfreev(cfg->fallback_charsets);
 		cfg->fallback_charsets = g_strsplit("utf-8 windows-1252", " ", -1);
 	}
+	if (!config_parse_limits(c, cfg, error))
+		return FALSE;
 	if (!config_string(c, cfg->path, "store.synchronous", "full", &cfg->synchronous, error))
 		return FALSE;
 	if (g_ascii_strcasecmp(cfg->synchronous, "full") != 0 &&

@@ -64,11 +64,19 @@ static const struct {
 	{ "Eacute", 0xc9 },
 };
 
+/* The last search for the end tag of one element: its first "</name"
+ * at or after @from is @found (NULL: none up to the end). */
+typedef struct {
+	const char *from;
+	const char *found;
+} HtmlEndTag;
+
 typedef struct {
 	GString *out;
 	guint newlines; /* line breaks owed before the next text */
 	gboolean space; /* a space is owed before the next text */
 	guint pre;      /* depth of <pre> */
+	HtmlEndTag ends[G_N_ELEMENTS(html_tags)]; /* by html_tags index */
 } HtmlText;
 
 static void
@@ -159,16 +167,29 @@ html_tag_end(const char *p)
 	return p;
 }
 
-/* Returns the position of "</@name" (any case) from @p, or the end. */
+/* Returns the position of the first "</name" (any case) of html_tags[@i]
+ * at or after @p, or NULL.  The answer of the last search is kept: it
+ * holds for any @p between where that search began and what it found, so
+ * a thousand <title> without </title> cost one search, not a thousand
+ * searches to the end. */
 static const char *
-html_find_end_tag(const char *p, const char *name)
+html_find_end_tag(HtmlText *t, guint i, const char *p)
 {
+	HtmlEndTag *e = &t->ends[i];
+	const char *name = html_tags[i].name;
 	gsize n = strlen(name);
+	const char *q;
 
-	for (; (p = strchr(p, '<')) != NULL; p++)
-		if (p[1] == '/' && g_ascii_strncasecmp(p + 2, name, n) == 0 && !g_ascii_isalnum(p[2 + n]))
-			return p;
-	return NULL;
+	if (e->from != NULL && p >= e->from && (e->found == NULL || p <= e->found))
+		return e->found;
+	e->from = p;
+	e->found = NULL;
+	for (q = p; (q = strchr(q, '<')) != NULL; q++)
+		if (q[1] == '/' && g_ascii_strncasecmp(q + 2, name, n) == 0 && !g_ascii_isalnum(q[2 + n])) {
+			e->found = q;
+			break;
+		}
+	return e->found;
 }
 
 /* Handles the tag at @p ('<') and returns where the text goes on. */
@@ -209,7 +230,7 @@ html_tag(HtmlText *t, const char *p)
 		case HTML_HIDE:
 		case HTML_TITLE:
 			if (!closing) {
-				const char *close = html_find_end_tag(end, html_tags[i].name);
+				const char *close = html_find_end_tag(t, i, end);
 
 				if (close != NULL)
 					end = html_tag_end(close);

@@ -36,4 +36,35 @@ char *mr_parse_subject_strip(const char *subject, gboolean *was_forward, gboolea
 gboolean mr_parse_forward_scan(const char *body, MrAddress **from_out, char **subject_out,
 			       gboolean *ambiguous_out);
 
+/* Bytes [@start, @end) of a message that GMime is not given. */
+typedef struct {
+	gsize start;
+	gsize end;
+} MrParseCut;
+
+/* What mr_parse_limits_scan() decided. */
+typedef struct {
+	gsize len;     /* parse the first @len bytes only */
+	GArray *cuts;  /* (nullable): MrParseCut, in order, all below @len:
+	                  the rest of a field past max_header_size, of
+	                  address fields past max_addresses */
+	char *problem; /* (nullable): what was left out, and why */
+} MrParseBudget;
+
+/* Counts, in one pass over @data (@len bytes, the message as GMime would
+ * read it), the lines that may begin a MIME part, the header fields (of
+ * the message, its parts and attached messages) and the mailboxes of the
+ * address fields, against the limits of @max (resolved: none is 0), and
+ * fills @out (cleared first) with what to parse.  Free with
+ * mr_parse_budget_clear(). */
+void mr_parse_limits_scan(const guint8 *data, gsize len, const MrParseOptions *max,
+			  MrParseBudget *out);
+
+/* Frees what @budget owns; NULL-safe. */
+void mr_parse_budget_clear(MrParseBudget *budget);
+
+/* Returns: (transfer full): the first @budget->len bytes of @data without
+ * @budget->cuts (which must not be NULL). */
+GByteArray *mr_parse_budget_apply(const guint8 *data, const MrParseBudget *budget);
+
 G_END_DECLS

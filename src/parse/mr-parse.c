@@ -16,6 +16,9 @@
 #define PARSE_REASON_MAX 100
 /* Group members are addresses again; RFC 5322 allows no nesting. */
 #define PARSE_MAX_GROUP_DEPTH 4
+/* Authentication-Results kept: an MTA adds its own above the others (RFC
+ * 8601 section 4), and routing reads each, under the write lock. */
+#define PARSE_MAX_AUTH_RESULTS 32
 
 static const char *const parse_default_charsets[] = { "utf-8", "windows-1252", NULL };
 
@@ -47,6 +50,7 @@ static const char *const parse_address_headers[] = {
 typedef struct {
 	MrMessage *msg;
 	GMimeParserOptions *gopts;
+	const MrParseOptions *limits;  /* resolved: no limit is 0 */
 	GString *problems;             /* NULL until something is broken */
 	guint32 warned;                /* bit per warning already in @problems */
 	gboolean failed;               /* not a message at all */
@@ -297,6 +301,35 @@ message_first_address(ParseCtx *ctx, GMimeMessage *message, GMimeAddressType typ
 	return all->len > 0 ? g_ptr_array_steal_index(all, 0) : NULL;
 }
 
+/* Returns: (transfer full) (nullable): the References: value @value
+ * with its first message id and its last @max - 1 only, or NULL when it
+ * has no more than @max.  Threads are found by the newest ids and by the
+ * first, and each id kept is a look-up when the message is routed. */
+static char *
+references_trimmed(const char *value, guint max)
+{
+	const char *p, *first_end, *tail;
+	GString *out;
+	gsize n = 0;
+
+	for (p = strchr(value, '<'); p != NULL && n <= max; p = strchr(p + 1, '<'))
+		n++;
+	if (n <= max)
+		return NULL;
+	tail = value + strlen(value);
+	for (guint k = 0; k + 1 < max; tail--)
+		if (tail[-1] == '<')
+			k++;
+	first_end = strchr(strchr(value, '<'), '>');
+	out = g_string_new(NULL);
+	if (first_end != NULL && first_end < tail) {
+		g_string_append_len(out, value, first_end + 1 - value);
+		g_string_append_c(out, ' ');
+	}
+	g_string_append(out, tail);
+	return g_string_free(out, FALSE);
+}
+
 static void
 parse_envelope(ParseCtx *ctx, GMimeMessage *message)
 {
@@ -322,7 +355,8 @@ parse_envelope(ParseCtx *ctx, GMimeMessage *message)
 		msg->in_reply_to = parse_strdup_utf8(id);
 	}
 	if ((value = g_mime_object_get_header(obj, "References")) != NULL) {
-		GMimeReferences *refs = g_mime_references_parse(ctx->gopts, value);
+		g_autofree char *trimmed = references_trimmed(value, ctx->limits->max_references);
+		GMimeReferences *refs = g_mime_references_parse(ctx->gopts, trimmed != NULL ? trimmed : value);
 		int n = refs != NULL ? g_mime_references_length(refs) : 0;
 
 		for (int i = 0; i < n; i++) {
@@ -337,7 +371,7 @@ parse_envelope(ParseCtx *ctx, GMimeMessage *message)
 		GMimeHeaderList *headers = g_mime_object_get_header_list(obj);
 		int n = g_mime_header_list_get_count(headers);
 
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < n && msg->auth_results->len < PARSE_MAX_AUTH_RESULTS; i++) {
 			GMimeHeader *h = g_mime_header_list_get_header_at(headers, i);
 			const char *raw = g_mime_header_get_raw_value(h);
 
@@ -395,33 +429,66 @@ charset_is_ascii(const char *charset)
 	return g_ascii_strcasecmp(charset, "us-ascii") == 0 || g_ascii_strcasecmp(charset, "ascii") == 0;
 }
 
-/* Returns: (transfer full): @data (@len bytes, no declared charset) as
- * UTF-8: as it is when it is UTF-8, else decoded with the first fallback
- * charset that fits (GMime picks the one with the fewest bad bytes when
- * none does).  A NUL byte becomes U+FFFD. */
+/* The ASCII control character SUB, which stands in for a NUL byte while
+ * GMime decodes text (GMime reads C strings). */
+#define PARSE_NUL_STAND_IN 0x1a
+
+/* Returns: (transfer full): the bytes of @bytes (transfer full), which
+ * hold no NUL, as a string, without a copy. */
 static char *
-text_from_undeclared(ParseCtx *ctx, const char *data, gsize len)
+bytes_to_string(GByteArray *bytes)
 {
-	GString *out;
-	const char *end = data + len;
+	g_byte_array_append(bytes, (const guint8 *)"", 1);
+	return (char *)g_byte_array_free(bytes, FALSE);
+}
+
+/* Returns: (transfer full): @bytes (transfer full; text with no declared
+ * charset) as UTF-8: as it is when it is UTF-8, else decoded with the
+ * first fallback charset that fits (GMime picks the one with the fewest
+ * bad bytes when none does).  A NUL byte becomes U+FFFD, and so does a
+ * SUB byte in text that has NULs too: the text is decoded in one call,
+ * not in one call per NUL (a message of NULs would cost a charset
+ * conversion per byte).  No more than one copy of the text at a time
+ * besides GMime's: a body can be most of a 25 MB message. */
+static char *
+text_from_undeclared(ParseCtx *ctx, GByteArray *bytes)
+{
+	char *data = (char *)bytes->data;
+	gsize len = bytes->len, n, subs = 0;
+	char *decoded, *src, *dst;
+	const char *p;
 
 	if (g_utf8_validate_len(data, len, NULL))
-		return g_strndup(data, len);
-	out = g_string_sized_new(len + len / 4);
-	while (data < end) {
-		const char *nul = memchr(data, '\0', (gsize)(end - data));
-		gsize run = (gsize)((nul != NULL ? nul : end) - data);
-
-		if (run > 0) {
-			g_autofree char *s = g_mime_utils_decode_8bit(ctx->gopts, data, run);
-
-			g_string_append(out, s);
-		}
-		if (nul != NULL)
-			g_string_append_unichar(out, 0xfffd);
-		data += run + (nul != NULL ? 1 : 0);
+		return bytes_to_string(bytes);
+	for (char *nul = data; (nul = memchr(nul, '\0', len - (gsize)(nul - data))) != NULL; nul++) {
+		*nul = PARSE_NUL_STAND_IN;
+		subs++;
 	}
-	return g_string_free(out, FALSE);
+	decoded = g_mime_utils_decode_8bit(ctx->gopts, data, len);
+	g_byte_array_unref(bytes);
+	if (subs == 0)
+		return decoded;
+	n = strlen(decoded);
+	subs = 0;
+	for (p = decoded; (p = memchr(p, PARSE_NUL_STAND_IN, n - (gsize)(p - decoded))) != NULL; p++)
+		subs++;
+	/* Each stand-in becomes the three bytes of U+FFFD, from the end. */
+	decoded = g_realloc(decoded, n + 2 * subs + 1);
+	src = decoded + n;
+	dst = decoded + n + 2 * subs;
+	*dst = '\0';
+	while (src > decoded) {
+		char c = *--src;
+
+		if (c == PARSE_NUL_STAND_IN) {
+			*--dst = '\xbd';
+			*--dst = '\xbf';
+			*--dst = '\xef';
+		} else {
+			*--dst = c;
+		}
+	}
+	return decoded;
 }
 
 /* Returns: (transfer full): the text of @part as valid UTF-8. */
@@ -440,12 +507,12 @@ part_text(ParseCtx *ctx, GMimePart *part)
 	if (charset != NULL && charset_is_utf8(charset) && filter == NULL) {
 		/* Declared UTF-8 with a few bad bytes is still UTF-8. */
 		if (g_utf8_validate_len((const char *)bytes->data, bytes->len, NULL))
-			return g_strndup((const char *)bytes->data, bytes->len);
+			return bytes_to_string(g_steal_pointer(&bytes));
 		return g_utf8_make_valid((const char *)bytes->data, (gssize)bytes->len);
 	}
 	if (filter != NULL) /* iconv wrote UTF-8, unless it gave up */
 		return g_utf8_make_valid((const char *)bytes->data, (gssize)bytes->len);
-	return text_from_undeclared(ctx, (const char *)bytes->data, bytes->len);
+	return text_from_undeclared(ctx, g_steal_pointer(&bytes));
 }
 
 /* Adds an attachment of @bytes (transfer full). */
@@ -557,8 +624,10 @@ parse_body(ParseCtx *ctx)
 	} else if (ctx->empty != NULL && g_mime_multipart_get_prologue(ctx->empty) != NULL) {
 		/* The boundary never came: what there is, is all preamble. */
 		const char *text = g_mime_multipart_get_prologue(ctx->empty);
+		GByteArray *bytes = g_byte_array_sized_new((guint)strlen(text) + 1);
 
-		msg->body_text = text_from_undeclared(ctx, text, strlen(text));
+		g_byte_array_append(bytes, (const guint8 *)text, (guint)strlen(text));
+		msg->body_text = text_from_undeclared(ctx, bytes);
 	}
 }
 
@@ -836,10 +905,14 @@ parse_stream(ParseCtx *ctx, GMimeStream *stream)
 	parse_auto(ctx, message);
 }
 
-/* Parses @len bytes at @data without copying them. */
+/* Parses @len bytes at @data without copying them; or, when a header
+ * field is cut short, a copy without the cut bytes.  Only as much as the
+ * limits allow is parsed (see mr_parse_limits_scan()). */
 static void
 parse_bytes(ParseCtx *ctx, const guint8 *data, gsize len)
 {
+	g_autoptr(GByteArray) copy = NULL;
+	MrParseBudget budget = { 0 };
 	GByteArray *view;
 	GMimeStream *stream;
 
@@ -848,6 +921,16 @@ parse_bytes(ParseCtx *ctx, const guint8 *data, gsize len)
 		parse_problem(ctx, "message of %" G_GSIZE_FORMAT " bytes is too large", len);
 		return;
 	}
+	mr_parse_limits_scan(data, len, ctx->limits, &budget);
+	if (budget.problem != NULL)
+		parse_problem(ctx, "%s", budget.problem);
+	len = budget.len;
+	if (budget.cuts != NULL) {
+		copy = mr_parse_budget_apply(data, &budget);
+		data = copy->data;
+		len = copy->len;
+	}
+	mr_parse_budget_clear(&budget);
 	/* A GMimeStreamMem reads its GByteArray's public data and len and
 	 * nothing else; pointed at @data, the parse and every part's content
 	 * substream read the caller's bytes in place.  The stream does not own
@@ -890,11 +973,34 @@ message_new(void)
 	return msg;
 }
 
+/* Returns: @opts (nullable) with every limit that is 0 set to its
+ * default. */
+static MrParseOptions
+parse_limits(const MrParseOptions *opts)
+{
+	MrParseOptions limits = { 0 };
+
+	if (opts != NULL)
+		limits = *opts;
+	if (limits.max_mime_parts == 0)
+		limits.max_mime_parts = MR_PARSE_DEFAULT_MAX_MIME_PARTS;
+	if (limits.max_header_lines == 0)
+		limits.max_header_lines = MR_PARSE_DEFAULT_MAX_HEADER_LINES;
+	if (limits.max_addresses == 0)
+		limits.max_addresses = MR_PARSE_DEFAULT_MAX_ADDRESSES;
+	if (limits.max_references == 0)
+		limits.max_references = MR_PARSE_DEFAULT_MAX_REFERENCES;
+	if (limits.max_header_size == 0)
+		limits.max_header_size = MR_PARSE_DEFAULT_MAX_HEADER_SIZE;
+	return limits;
+}
+
 MrMessage *
 mr_parse_message(GBytes *raw, const MrParseOptions *opts)
 {
 	g_autoptr(GMimeParserOptions) gopts = NULL;
-	ParseCtx ctx = { 0 };
+	MrParseOptions limits = parse_limits(opts);
+	ParseCtx ctx = { .limits = &limits };
 	const guint8 *data;
 	const guint8 *nul;
 	gsize len = 0;
@@ -904,14 +1010,19 @@ mr_parse_message(GBytes *raw, const MrParseOptions *opts)
 
 	mr_parse_init();
 	ctx.msg = message_new();
+	/* An empty GBytes may hold a NULL pointer: no arithmetic on it. */
 	data = g_bytes_get_data(raw, &len);
-	skip = mr_parse_skip_mbox_from(data, len);
-	data += skip;
-	len -= skip;
+	if (data == NULL)
+		len = 0;
+	if (len > 0) {
+		skip = mr_parse_skip_mbox_from(data, len);
+		data += skip;
+		len -= skip;
+	}
 	/* A stray blank before the first header would make GMime read the
 	 * whole header block as body: read it as if the blank were not there
 	 * (as other MIME libraries do), and say so. */
-	if ((skip = parse_leading_blanks(data, len)) > 0) {
+	if (len > 0 && (skip = parse_leading_blanks(data, len)) > 0) {
 		parse_problem(&ctx, "header block begins with white space (%" G_GSIZE_FORMAT " bytes skipped)",
 			      skip);
 		data += skip;

@@ -139,27 +139,33 @@ mr_route_parse_id(const MrConfig *cfg, const char *text, MrRecordKind bare_kind,
 gboolean
 mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out)
 {
-	const char *open;
+	const char *end, *open, *close;
 
 	g_return_val_if_fail(cfg != NULL && out != NULL, FALSE);
-	for (open = subject != NULL ? strchr(subject, '[') : NULL; open != NULL;
-	     open = strchr(open + 1, '[')) {
-		const char *close = strchr(open + 1, ']');
+	if (subject == NULL)
+		return FALSE;
+	end = subject + strnlen(subject, (gsize)cfg->max_subject_scan);
+	/* Every '[' reads to the next ']'; a '[' before that ']' would read
+	 * the same tokens again ('[' splits tokens), so the search goes on
+	 * after the ']': one pass over the subject, however many '['. */
+	for (open = memchr(subject, '[', (gsize)(end - subject)); open != NULL;
+	     open = memchr(close + 1, '[', (gsize)(end - close - 1))) {
 		const char *p = open + 1;
 
+		close = memchr(p, ']', (gsize)(end - p));
 		if (close == NULL)
 			return FALSE;
 		/* Tokens inside the brackets, split on anything that cannot be
 		 * part of an id: "[Acme TKT-12]", "[tkt-12/urgent]". */
 		while (p < close) {
-			const char *end = p;
+			const char *token_end = p;
 
-			while (end < close && (g_ascii_isalnum(*end) || *end == '-'))
-				end++;
-			if (end > p && parse_id_token(cfg, p, (gsize)(end - p), out) &&
+			while (token_end < close && (g_ascii_isalnum(*token_end) || *token_end == '-'))
+				token_end++;
+			if (token_end > p && parse_id_token(cfg, p, (gsize)(token_end - p), out) &&
 			    out->kind != MR_RECORD_LEAD)
 				return TRUE;
-			p = end < close ? end + 1 : close;
+			p = token_end < close ? token_end + 1 : close;
 		}
 	}
 	return FALSE;
@@ -173,27 +179,41 @@ is_mailroom_address(const MrConfig *cfg, const char *email)
 	return mr_config_find_address(cfg, email, NULL) != NULL;
 }
 
-/* Adds @a unless it is empty, a mailroom address or already there; returns
- * its index or -1. */
+/* The parties of one plan being collected. */
+typedef struct {
+	const MrConfig *cfg;
+	MrStore *store;
+	MrPlan *plan;
+	GHashTable *seen; /* email (borrowed from the party) -> index + 1 */
+} PartyList;
+
+/* Adds @a unless it is empty, a mailroom address or already there, or
+ * route.max_parties are there already; returns its index or -1. */
 static int
-add_party(const MrConfig *cfg, MrStore *store, MrPlan *plan, const MrAddress *a,
-	  gboolean is_sender)
+add_party(PartyList *l, const MrAddress *a, gboolean is_sender)
 {
+	const MrConfig *cfg = l->cfg;
+	MrStore *store = l->store;
+	MrPlan *plan = l->plan;
+	g_autofree char *email = NULL;
 	const char *at;
+	gpointer index;
 	MrParty *p;
 
 	if (a == NULL || a->email == NULL || (at = strrchr(a->email, '@')) == NULL ||
-	    at == a->email || at[1] == '\0' || is_mailroom_address(cfg, a->email))
+	    at == a->email || at[1] == '\0')
 		return -1;
-	for (guint i = 0; i < plan->parties->len; i++) {
-		p = g_ptr_array_index(plan->parties, i);
-		if (strcmp(p->email, a->email) == 0) {
-			p->is_sender = p->is_sender || is_sender;
-			return (int)i;
-		}
+	email = g_ascii_strdown(a->email, -1);
+	if ((index = g_hash_table_lookup(l->seen, email)) != NULL) {
+		p = g_ptr_array_index(plan->parties, GPOINTER_TO_UINT(index) - 1);
+		p->is_sender = p->is_sender || is_sender;
+		return (int)GPOINTER_TO_UINT(index) - 1;
 	}
+	if ((gint64)plan->parties->len >= cfg->max_parties || is_mailroom_address(cfg, a->email))
+		return -1;
+	at = strrchr(email, '@');
 	p = g_new0(MrParty, 1);
-	p->email = g_ascii_strdown(a->email, -1);
+	p->email = g_steal_pointer(&email);
 	p->name = g_strdup(a->name);
 	p->is_sender = is_sender;
 	p->user_id = mr_store_user_by_address(store, p->email);
@@ -201,7 +221,19 @@ add_party(const MrConfig *cfg, MrStore *store, MrPlan *plan, const MrAddress *a,
 	if (!p->internal)
 		p->contact_id = mr_store_contact_by_email(store, p->email);
 	g_ptr_array_add(plan->parties, p);
+	g_hash_table_insert(l->seen, p->email, GUINT_TO_POINTER(plan->parties->len));
 	return (int)plan->parties->len - 1;
+}
+
+/* Adds the recipients of @list (MrAddress*, nullable) until
+ * route.max_parties. */
+static void
+add_recipients(PartyList *l, const GPtrArray *list)
+{
+	for (guint i = 0; list != NULL && i < list->len &&
+			  (gint64)l->plan->parties->len < l->cfg->max_parties;
+	     i++)
+		add_party(l, g_ptr_array_index(list, i), FALSE);
 }
 
 static MrParty *
@@ -259,9 +291,15 @@ sender_authenticated(const MrConfig *cfg, const MrMessage *msg, const char *emai
 	return FALSE;
 }
 
+/* Makes the parties of @plan: the sender, a forward's original sender,
+ * then the To: and Cc: recipients, at most route.max_parties in all (a
+ * message to a hundred thousand addresses makes no hundred thousand
+ * contacts, and its routing stays short under the write lock). */
 static void
 collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPlan *plan)
 {
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+	PartyList l = { cfg, store, plan, seen };
 	int from;
 
 	/* Smart BCC trusts From: to say which user wrote.  With an
@@ -274,14 +312,12 @@ collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPla
 
 		if (internal && !sender_authenticated(cfg, msg, msg->from->email)) {
 			plan->untrusted = g_strdup(msg->from->email);
-			for (guint i = 0; msg->to != NULL && i < msg->to->len; i++)
-				add_party(cfg, store, plan, g_ptr_array_index(msg->to, i), FALSE);
-			for (guint i = 0; msg->cc != NULL && i < msg->cc->len; i++)
-				add_party(cfg, store, plan, g_ptr_array_index(msg->cc, i), FALSE);
+			add_recipients(&l, msg->to);
+			add_recipients(&l, msg->cc);
 			return;
 		}
 	}
-	from = add_party(cfg, store, plan, msg->from, TRUE);
+	from = add_party(&l, msg->from, TRUE);
 	MrParty *sender = party_at(plan, from);
 	int original = -1;
 
@@ -290,17 +326,15 @@ collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPla
 		/* A user forwarding a customer's mail: the customer is the
 		 * original sender. */
 		if (msg->is_forward && msg->original_from != NULL) {
-			original = add_party(cfg, store, plan, msg->original_from, TRUE);
+			original = add_party(&l, msg->original_from, TRUE);
 			if (original >= 0 && !party_at(plan, original)->internal)
 				plan->customer = original;
 		}
 	} else if (sender != NULL) {
 		plan->customer = from;
 	}
-	for (guint i = 0; msg->to != NULL && i < msg->to->len; i++)
-		add_party(cfg, store, plan, g_ptr_array_index(msg->to, i), FALSE);
-	for (guint i = 0; msg->cc != NULL && i < msg->cc->len; i++)
-		add_party(cfg, store, plan, g_ptr_array_index(msg->cc, i), FALSE);
+	add_recipients(&l, msg->to);
+	add_recipients(&l, msg->cc);
 	/* A user's own mail to a customer (smart BCC): the first external
 	 * recipient is the customer. */
 	if (plan->customer < 0 && plan->owner >= 0)

@@ -47,6 +47,14 @@ test_good(void)
 	g_assert_cmpstr(cfg->opportunity_prefix, ==, "DEAL");
 	g_assert_cmpstr(cfg->synchronous, ==, "full");
 	g_assert_false(cfg->bare_lf_reject);
+	/* What one message may cost (docs/configuration.md, parse limits). */
+	g_assert_cmpint(cfg->max_mime_parts, ==, 10000);
+	g_assert_cmpint(cfg->max_header_lines, ==, 50000);
+	g_assert_cmpint(cfg->max_header_size, ==, 102400);
+	g_assert_cmpint(cfg->max_addresses, ==, 1000);
+	g_assert_cmpint(cfg->max_references, ==, 100);
+	g_assert_cmpint(cfg->max_parties, ==, 100);
+	g_assert_cmpint(cfg->max_subject_scan, ==, 4096);
 
 	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
 	g_assert_nonnull(a);
@@ -124,6 +132,15 @@ static const struct {
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "ids = { ticket_prefix = \"lead\"; };",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = "LEAD" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "parse = { max_header_size = 100; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: parse.max_header_size: must be between 1024 and" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "route = { max_parties = 0; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: route.max_parties: must be between 1 and 100000" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "route = { max_subjects = 5; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: route.max_subjects: unknown key" },
 };
 
 static void

@@ -1022,12 +1022,13 @@ make_many_parts(void)
 	return g_string_free_to_bytes(s);
 }
 
+/* As many as fit in parse.max_header_size (102400 bytes). */
 static GBytes *
 make_many_encoded_words(void)
 {
 	GString *s = g_string_new("From: a@customer.test\nSubject:");
 
-	for (guint i = 0; i < 20000; i++)
+	for (guint i = 0; i < 6000; i++)
 		g_string_append(s, " =?UTF-8?B?w6Q=?=");
 	g_string_append(s, "\n\nbody\n");
 	return g_string_free_to_bytes(s);
@@ -1096,7 +1097,9 @@ static const HostileCase hostile_cases[] = {
 	{ .name = "nesting-40", .make = make_nesting_40, .status = MR_PARSE_DEGRADED,
 	  .problem = "MIME nesting deeper than 32 levels" },
 	{ .name = "deep-rfc822", .make = make_deep_rfc822, .status = MR_PARSE_DEGRADED, .problem = "nesting" },
-	{ .name = "huge-subject", .make = make_huge_subject, .status = MR_PARSE_OK },
+	/* parse.max_header_size: the rest of the field is not parsed. */
+	{ .name = "huge-subject", .make = make_huge_subject, .status = MR_PARSE_DEGRADED,
+	  .problem = "a header field longer than 102400 bytes was cut" },
 	{ .name = "many-parts", .make = make_many_parts, .status = MR_PARSE_OK },
 	{ .name = "many-encoded-words", .make = make_many_encoded_words, .status = MR_PARSE_OK },
 	{ .name = "headers-only", .make = make_headers_only, .status = MR_PARSE_OK },
@@ -1145,9 +1148,11 @@ test_hostile_details(void)
 	g_autoptr(GBytes) rfc822 = make_deep_rfc822();
 	g_autoptr(MrMessage) r = mr_parse_message(rfc822, NULL);
 
-	g_assert_cmpuint(strlen(h->subject), ==, 1024 * 1024);
+	g_assert_cmpuint(strlen(h->subject), ==, MR_PARSE_DEFAULT_MAX_HEADER_SIZE - strlen("Subject: "));
+	g_assert_true(g_str_has_prefix(h->subject, "abcdefghijklmnopqrstuvwxyzabc"));
+	g_assert_cmpstr(h->body_text, ==, "body\n");
 	g_assert_cmpuint(m->attachments->len, ==, 5000);
-	g_assert_cmpuint(g_utf8_strlen(w->subject, -1), ==, 20000);
+	g_assert_cmpuint(g_utf8_strlen(w->subject, -1), ==, 6000);
 	g_assert_cmpstr(u->body_text, ==, "Hello ");
 	g_assert_true(r->is_forward);
 	g_assert_cmpstr(r->original_from->email, ==, "level1@customer.test");
@@ -1165,6 +1170,377 @@ test_perf(void)
 		mr_message_free(mr_parse_message(raw, NULL));
 	g_test_minimized_result(g_timer_elapsed(timer, NULL), "parsed %u messages in %.2f s (%.0f/s)", n,
 				g_timer_elapsed(timer, NULL), n / g_timer_elapsed(timer, NULL));
+}
+
+/* --- one message must never stop the others (issue 12) ------------------ */
+
+/* An empty message, however the GBytes holds it: g_bytes_get_data() may
+ * give NULL, and no pointer arithmetic may be done on that (UBSan). */
+static void
+test_empty_bytes(void)
+{
+	g_autoptr(GBytes) null_data = g_bytes_new(NULL, 0);
+	g_autoptr(GBytes) static_empty = g_bytes_new_static("", 0);
+	g_autoptr(GBytes) whole = BYTES_LITERAL("From: a@customer.test\n\nbody\n");
+	g_autoptr(GBytes) slice = g_bytes_new_from_bytes(whole, 5, 0);
+	GBytes *const cases[] = { null_data, static_empty, slice };
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(MrMessage) msg = mr_parse_message(cases[i], NULL);
+
+		message_check(msg);
+		g_assert_cmpint(msg->status, ==, MR_PARSE_FAILED);
+		g_assert_cmpstr(msg->problem, ==, "empty message");
+		g_assert_cmpstr(msg->subject, ==, "");
+		g_assert_cmpstr(msg->body_text, ==, "");
+		g_assert_null(msg->from);
+	}
+}
+
+static GBytes *
+make_limit_parts(void)
+{
+	GString *s = g_string_new("From: a@customer.test\nSubject: parts\n"
+				  "Content-Type: multipart/mixed; boundary=m\n\n");
+
+	for (guint i = 0; i < 20; i++)
+		g_string_append_printf(s, "--m\nContent-Type: application/octet-stream\n\n%u\n", i);
+	g_string_append(s, "--m--\n");
+	return g_string_free_to_bytes(s);
+}
+
+static GBytes *
+make_limit_header_lines(void)
+{
+	GString *s = g_string_new("From: a@customer.test\nSubject: lines\nMessage-ID: <l@customer.test>\n");
+
+	for (guint i = 0; i < 20; i++)
+		g_string_append_printf(s, "X-Line-%u: v\n", i);
+	g_string_append(s, "\nbody\n");
+	return g_string_free_to_bytes(s);
+}
+
+/* @n header lines in a part, or in an attached message when @attached,
+ * or none and @n lines of base64 when @encoded. */
+static GBytes *
+make_nested_lines(guint n, gboolean attached, gboolean encoded)
+{
+	GString *s = g_string_new("From: a@customer.test\nSubject: nested\n"
+				  "Content-Type: multipart/mixed; boundary=m\n\n--m\n");
+
+	if (attached || encoded)
+		g_string_append(s, "Content-Type: message/rfc822\n");
+	if (encoded)
+		g_string_append(s, "Content-Transfer-Encoding: base64\n\n");
+	if (attached)
+		g_string_append(s, "\nFrom: inner@customer.test\n");
+	for (guint i = 0; i < n; i++)
+		g_string_append(s, encoded ? "RnJvbTogaW5uZXJAY3VzdG9tZXIudGVzdA==\n" : "X-Inner: v\n");
+	g_string_append(s, "\ninner body\n--m--\n");
+	return g_string_free_to_bytes(s);
+}
+
+static GBytes *
+make_limit_part_lines(void)
+{
+	return make_nested_lines(30, FALSE, FALSE);
+}
+
+static GBytes *
+make_limit_attached_lines(void)
+{
+	return make_nested_lines(30, TRUE, FALSE);
+}
+
+static GBytes *
+make_limit_encoded_lines(void)
+{
+	return make_nested_lines(50, FALSE, TRUE);
+}
+
+/* @n To: addresses, some with a comma in a quoted name, then a From:
+ * and a Cc:. */
+static GBytes *
+make_addresses(guint n)
+{
+	GString *s = g_string_new("To: ");
+
+	for (guint i = 0; i < n; i++)
+		g_string_append_printf(s, i % 2 == 0 ? "%s\"Doe, %u\" <u%u@customer.test>"
+						     : "%su%u@customer.test", i == 0 ? "" : ",\n ", i, i);
+	g_string_append(s, "\nFrom: a@customer.test\nCc: c1@customer.test, c2@customer.test\n"
+			   "Subject: addresses\n\nbody\n");
+	return g_string_free_to_bytes(s);
+}
+
+static GBytes *
+make_limit_addresses(void)
+{
+	return make_addresses(30);
+}
+
+static GBytes *
+make_limit_addresses_10(void)
+{
+	return make_addresses(10);
+}
+
+/* A Subject: of ten folded lines of 200 bytes, then more headers. */
+static GBytes *
+make_limit_header_size(void)
+{
+	GString *s = g_string_new("From: a@customer.test\nSubject:");
+
+	for (guint i = 0; i < 10; i++) {
+		g_string_append_c(s, i == 0 ? ' ' : '\t');
+		for (guint k = 0; k < 200; k++)
+			g_string_append_c(s, 'a' + (char)(i % 26));
+		g_string_append(s, "\r\n");
+	}
+	g_string_append(s, "Message-ID: <size@customer.test>\n\nbody\n");
+	return g_string_free_to_bytes(s);
+}
+
+static GBytes *
+make_limit_references(void)
+{
+	GString *s = g_string_new("From: a@customer.test\nSubject: refs\nReferences:");
+
+	for (guint i = 0; i < 500; i++)
+		g_string_append_printf(s, "%s<r%u@customer.test>", i % 5 == 0 ? "\n " : " ", i);
+	g_string_append(s, "\n\nbody\n");
+	return g_string_free_to_bytes(s);
+}
+
+typedef struct {
+	const char *name;
+	GBytes *(*make)(void);
+	MrParseOptions opts;
+	MrParseStatus status;
+	const char *problem;       /* substring of @problem */
+	const char *subject;       /* NULL: not checked */
+	gsize subject_len;         /* 0: not checked */
+	const char *message_id;
+	const char *body;          /* substring of body_text */
+	const char *from;
+	gint n_to, n_cc;           /* -1: not checked */
+	gint n_attachments;
+	const char *references[3]; /* count, first, last; NULL: not checked */
+} LimitCase;
+
+static const LimitCase limit_cases[] = {
+	{ .name = "mime-parts", .make = make_limit_parts, .opts.max_mime_parts = 5,
+	  .status = MR_PARSE_DEGRADED, .problem = "bytes: more than 5 MIME parts", .subject = "parts",
+	  .n_to = -1, .n_cc = -1, .n_attachments = 5 },
+	/* 20 parts and the closing boundary. */
+	{ .name = "mime-parts-at-limit", .make = make_limit_parts, .opts.max_mime_parts = 21,
+	  .status = MR_PARSE_OK, .subject = "parts", .n_to = -1, .n_cc = -1, .n_attachments = 20 },
+	{ .name = "header-lines", .make = make_limit_header_lines, .opts.max_header_lines = 10,
+	  .status = MR_PARSE_DEGRADED, .problem = "bytes: more than 10 header lines", .subject = "lines",
+	  .message_id = "l@customer.test", .from = "a@customer.test", .n_to = -1, .n_cc = -1,
+	  .n_attachments = -1 },
+	{ .name = "header-lines-at-limit", .make = make_limit_header_lines, .opts.max_header_lines = 23,
+	  .status = MR_PARSE_OK, .body = "body", .n_to = -1, .n_cc = -1, .n_attachments = -1 },
+	{ .name = "header-lines-in-part", .make = make_limit_part_lines, .opts.max_header_lines = 20,
+	  .status = MR_PARSE_DEGRADED, .problem = "more than 20 header lines", .subject = "nested",
+	  .n_to = -1, .n_cc = -1, .n_attachments = -1 },
+	{ .name = "header-lines-in-attached-message", .make = make_limit_attached_lines,
+	  .opts.max_header_lines = 20, .status = MR_PARSE_DEGRADED, .problem = "more than 20 header lines",
+	  .n_to = -1, .n_cc = -1, .n_attachments = -1 },
+	/* GMime does not parse an encoded message/rfc822: its lines are body. */
+	{ .name = "encoded-attached-message", .make = make_limit_encoded_lines, .opts.max_header_lines = 20,
+	  .status = MR_PARSE_OK, .n_to = -1, .n_cc = -1, .n_attachments = 1 },
+	/* A comma in a quoted name separates nothing; From: is counted apart. */
+	{ .name = "addresses", .make = make_limit_addresses, .opts.max_addresses = 10,
+	  .status = MR_PARSE_DEGRADED, .problem = "more than 10 addresses", .subject = "addresses",
+	  .from = "a@customer.test", .body = "body", .n_to = 10, .n_cc = 0, .n_attachments = 0 },
+	{ .name = "addresses-at-limit", .make = make_limit_addresses_10, .opts.max_addresses = 12,
+	  .status = MR_PARSE_OK, .from = "a@customer.test", .n_to = 10, .n_cc = 2, .n_attachments = 0 },
+	/* The cut ends the field, not the header block. */
+	{ .name = "header-size", .make = make_limit_header_size, .opts.max_header_size = 1024,
+	  .status = MR_PARSE_DEGRADED, .problem = "a header field longer than 1024 bytes was cut",
+	  .subject_len = 5 * 200 + 4 /* five lines and the tabs that fold them */,
+	  .message_id = "size@customer.test",
+	  .body = "body", .n_to = -1, .n_cc = -1, .n_attachments = 0 },
+	/* Trimmed like mail clients trim it: no problem. */
+	{ .name = "references", .make = make_limit_references, .opts.max_references = 10,
+	  .status = MR_PARSE_OK, .n_to = -1, .n_cc = -1, .n_attachments = 0,
+	  .references = { "10", "r0@customer.test", "r499@customer.test" } },
+};
+
+static void
+test_limits(gconstpointer data)
+{
+	const LimitCase *c = data;
+	g_autoptr(GBytes) raw = c->make();
+	g_autoptr(MrMessage) msg = mr_parse_message(raw, &c->opts);
+
+	message_check(msg);
+	if (msg->problem != NULL)
+		g_test_message("problem: %s", msg->problem);
+	g_assert_cmpint(msg->status, ==, c->status);
+	if (c->problem != NULL)
+		g_assert_nonnull(strstr(msg->problem, c->problem));
+	if (c->subject != NULL)
+		g_assert_cmpstr(msg->subject, ==, c->subject);
+	if (c->subject_len > 0)
+		g_assert_cmpuint(strlen(msg->subject), ==, c->subject_len);
+	if (c->message_id != NULL)
+		g_assert_cmpstr(msg->message_id, ==, c->message_id);
+	if (c->body != NULL)
+		g_assert_nonnull(strstr(msg->body_text, c->body));
+	if (c->from != NULL)
+		g_assert_cmpstr(msg->from->email, ==, c->from);
+	if (c->n_to >= 0)
+		g_assert_cmpuint(msg->to->len, ==, (guint)c->n_to);
+	if (c->n_cc >= 0)
+		g_assert_cmpuint(msg->cc->len, ==, (guint)c->n_cc);
+	if (c->n_attachments >= 0)
+		g_assert_cmpuint(msg->attachments->len, ==, (guint)c->n_attachments);
+	if (c->references[0] != NULL) {
+		g_assert_cmpuint(msg->references->len, ==, g_ascii_strtoull(c->references[0], NULL, 10));
+		g_assert_cmpstr(g_ptr_array_index(msg->references, 0), ==, c->references[1]);
+		g_assert_cmpstr(g_ptr_array_index(msg->references, msg->references->len - 1), ==,
+				c->references[2]);
+	}
+}
+
+/* The memory cases of issue 12 at the default limits: 200,000 empty MIME
+ * parts (1 MB) and 300,000 header lines (0.9 MB) took 260 and 190 MB (a
+ * million parts 1.3 GB); now GMime sees the first 10000 parts or 50000
+ * lines. */
+static void
+test_limits_defaults(void)
+{
+	GString *parts = g_string_new("From: a@customer.test\nContent-Type: multipart/mixed; boundary=b\n\n");
+	GString *lines = g_string_new("From: a@customer.test\n");
+	g_autoptr(GBytes) parts_raw = NULL;
+	g_autoptr(GBytes) lines_raw = NULL;
+	g_autoptr(MrMessage) p = NULL;
+	g_autoptr(MrMessage) l = NULL;
+
+	for (guint i = 0; i < 200000; i++)
+		g_string_append(parts, "--b\n\n");
+	for (guint i = 0; i < 300000; i++)
+		g_string_append(lines, "a:\n");
+	parts_raw = g_string_free_to_bytes(parts);
+	lines_raw = g_string_free_to_bytes(lines);
+	p = mr_parse_message(parts_raw, NULL);
+	l = mr_parse_message(lines_raw, NULL);
+	message_check(p);
+	message_check(l);
+	g_assert_cmpint(p->status, ==, MR_PARSE_DEGRADED);
+	g_assert_nonnull(strstr(p->problem, "more than 10000 MIME parts"));
+	g_assert_cmpstr(p->from->email, ==, "a@customer.test");
+	g_assert_cmpint(l->status, ==, MR_PARSE_DEGRADED);
+	g_assert_nonnull(strstr(l->problem, "more than 50000 header lines"));
+	g_assert_cmpstr(l->from->email, ==, "a@customer.test");
+}
+
+/* Random messages from pieces that the limits scan cares about (fields,
+ * folds, addresses, boundaries, attached messages, blank lines), parsed
+ * with tiny limits: each parse returns a sane message (and, under ASan,
+ * touches no byte it should not). */
+static void
+test_limits_random(void)
+{
+	static const char *const pieces[] = {
+		"From: a@customer.test\n", "To: b@x.test, \"c, d\" <c@x.test>,\n e@x.test\n",
+		"Cc: \"q\\\"uote, x\" <q@x.test>, r@x.test\n", "Subject: s\n", " folded\n", "\tfolded\n",
+		"Content-Type: multipart/mixed; boundary=b\n", "Content-Type:\n message/rfc822\n",
+		"Content-Type: multipart/digest; boundary=b\n", "Content-Transfer-Encoding: base64\n",
+		"References: <a@x> <b@x> <c@x>\n", "\n", "\r\n", "--b\n", "--b--\n", "text\n",
+		"X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", " \n",
+		"no colon\n", "\0\n", "=?utf-8?B?w6Q=?=\n",
+	};
+	static const MrParseOptions tiny = {
+		.max_mime_parts = 3, .max_header_lines = 6, .max_addresses = 2, .max_references = 1,
+		.max_header_size = 40,
+	};
+	g_autoptr(GRand) rand = g_rand_new_with_seed(12);
+
+	for (guint n = 0; n < 1000; n++) {
+		GString *s = g_string_new(NULL);
+		guint k = (guint)g_rand_int_range(rand, 1, 40);
+		g_autoptr(GBytes) raw = NULL;
+		g_autoptr(MrMessage) limited = NULL;
+		g_autoptr(MrMessage) whole = NULL;
+
+		for (guint i = 0; i < k; i++) {
+			const char *p = pieces[g_rand_int_range(rand, 0, G_N_ELEMENTS(pieces))];
+
+			/* "\0\n" is two bytes */
+			g_string_append_len(s, p, *p == '\0' ? 2 : (gssize)strlen(p));
+		}
+		raw = g_string_free_to_bytes(s);
+		limited = mr_parse_message(raw, &tiny);
+		whole = mr_parse_message(raw, NULL);
+		message_check(limited);
+		message_check(whole);
+		g_assert_cmpuint(limited->to->len, <=, whole->to->len);
+		g_assert_cmpuint(limited->references->len, <=, 1);
+	}
+}
+
+/* A megabyte of <title> without </title>: one search for the end tag,
+ * not one per tag (issue 12: 86 s).  Unclosed, a title is text; closed,
+ * everything up to the end tag is hidden. */
+static void
+test_html_unclosed_linear(void)
+{
+	const guint n = 200000;
+	GString *open = g_string_new(NULL);
+	GString *want = g_string_new(NULL);
+	GString *closed = g_string_new(NULL);
+	g_autofree char *open_text = NULL;
+	g_autofree char *closed_text = NULL;
+	g_autofree char *want_text = NULL;
+	g_autofree char *html = NULL;
+	g_autofree char *style_text = NULL;
+
+	for (guint i = 0; i < n; i++) {
+		g_string_append(open, "<title>x\n");
+		g_string_append(want, i == 0 ? "x" : " x");
+		g_string_append(closed, "<TITLE>y<style>s");
+	}
+	g_string_append(closed, "</title>end");
+	want_text = g_string_free(want, FALSE);
+	open_text = mr_parse_html_to_text(open->str);
+	closed_text = mr_parse_html_to_text(closed->str);
+	g_assert_cmpstr(open_text, ==, want_text);
+	g_assert_cmpstr(closed_text, ==, "end");
+	/* An unclosed <style> hides the rest. */
+	html = g_strconcat(open->str, "<style>", open->str, NULL);
+	style_text = mr_parse_html_to_text(html);
+	g_assert_cmpstr(style_text, ==, want_text);
+	g_string_free(open, TRUE);
+	g_string_free(closed, TRUE);
+}
+
+/* Text without a charset that is not UTF-8: each NUL becomes U+FFFD, in
+ * one conversion, not one per NUL; a SUB byte among NULs too. */
+static void
+test_nul_bytes_undeclared(void)
+{
+	GString *s = g_string_new("From: a@customer.test\nContent-Type: text/plain\n\n");
+	GString *want = g_string_new(NULL);
+	g_autoptr(GBytes) raw = NULL;
+	g_autoptr(MrMessage) msg = NULL;
+	g_autofree char *want_text = NULL;
+
+	for (guint i = 0; i < 100000; i++) {
+		g_string_append_len(s, "\xe4\0", 2);
+		g_string_append(want, "\xc3\xa4\xef\xbf\xbd");
+	}
+	g_string_append_len(s, "\x1a" "b", 2);
+	g_string_append(want, "\xef\xbf\xbd" "b");
+	raw = g_string_free_to_bytes(s);
+	msg = mr_parse_message(raw, NULL);
+	want_text = g_string_free(want, FALSE);
+	message_check(msg);
+	g_assert_cmpint(msg->status, ==, MR_PARSE_DEGRADED);
+	g_assert_nonnull(strstr(msg->problem, "NUL byte"));
+	g_assert_cmpstr(msg->body_text, ==, want_text);
 }
 
 /* Adds one test per row of @table, named @prefix/<row>. */
@@ -1214,6 +1590,16 @@ main(int argc, char **argv)
 	ADD_TABLE("/mailroom/parse/forward/inline", inline_forward_cases, test_inline_forward);
 	ADD_TABLE("/mailroom/parse/html/to-text", html_cases, test_html_to_text);
 	g_test_add_func("/mailroom/parse/mbox/skip-from", test_skip_mbox_from);
+	g_test_add_func("/mailroom/parse/empty/bytes", test_empty_bytes);
+	for (guint i = 0; i < G_N_ELEMENTS(limit_cases); i++) {
+		g_autofree char *path = g_strdup_printf("/mailroom/parse/limits/%s", limit_cases[i].name);
+
+		g_test_add_data_func(path, &limit_cases[i], test_limits);
+	}
+	g_test_add_func("/mailroom/parse/limits/defaults", test_limits_defaults);
+	g_test_add_func("/mailroom/parse/limits/random", test_limits_random);
+	g_test_add_func("/mailroom/parse/html/unclosed-linear", test_html_unclosed_linear);
+	g_test_add_func("/mailroom/parse/charset/nul-bytes", test_nul_bytes_undeclared);
 	if (g_test_perf())
 		g_test_add_func("/mailroom/parse/perf/attachments", test_perf);
 	return g_test_run();

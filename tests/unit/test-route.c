@@ -307,6 +307,117 @@ test_untrusted_sender(void)
 	}
 }
 
+/* --- one message must never stop the others (issue 12) ------------------ */
+
+/* Subjects made of brackets, scanned in one pass: every '[' used to read
+ * on to the next ']' (1 MB: eight minutes under the write lock). */
+typedef struct {
+	const char *name;
+	const char *head;  /* before the run of '[' */
+	gsize n;           /* how many '[' */
+	const char *tail;  /* after it */
+	gint64 scan;       /* route.max_subject_scan; 0: the default */
+	gint64 id;         /* the ticket found, 0 for none */
+} BracketCase;
+
+static const BracketCase bracket_cases[] = {
+	{ "open-1m-close", "", 1000000, "]", 2000000, 0 },
+	{ "open-1m-id", "", 1000000, "TKT-5]", 2000000, 5 },
+	{ "open-1m-then-id", "", 1000000, "] [TKT-6]", 2000000, 6 },
+	{ "open-1m-no-close", "", 1000000, "TKT-7", 2000000, 0 },
+	{ "id-then-open-1m", "[TKT-8] ", 1000000, "", 2000000, 8 },
+	/* Past route.max_subject_scan, an id is not looked for. */
+	{ "id-past-scan", "x", 5000, "] [TKT-9]", 0, 0 },
+	{ "id-within-scan", "", 4000, "] [TKT-10]", 0, 10 },
+	{ "id-cut-by-scan", "", 20, "] [TKT-11]", 24, 0 },
+};
+
+static void
+test_subject_brackets(gconstpointer data)
+{
+	const BracketCase *c = data;
+	g_autofree char *extra = c->scan > 0 ? g_strdup_printf("route = { max_subject_scan = %" G_GINT64_FORMAT "; };",
+							       c->scan)
+					     : NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config_extra(":memory:", extra);
+	GString *s = g_string_new(c->head);
+	g_autofree char *subject = NULL;
+	MrRecordRef ref = { MR_RECORD_NONE, 0 };
+	gboolean found;
+
+	for (gsize i = 0; i < c->n; i++)
+		g_string_append_c(s, '[');
+	g_string_append(s, c->tail);
+	subject = g_string_free(s, FALSE);
+	found = mr_route_subject_id(cfg, subject, &ref);
+	g_assert_cmpint(found, ==, c->id != 0);
+	if (found) {
+		g_assert_cmpint(ref.kind, ==, MR_RECORD_TICKET);
+		g_assert_cmpint(ref.id, ==, c->id);
+	}
+}
+
+/* @n distinct external To: addresses, each twice, the second time in
+ * upper case (the same party). */
+static MrMessage *
+message_many_recipients(guint n)
+{
+	MrMessage *msg = mr_test_message("bob@customer.test", "support@acme.test", "many");
+
+	for (guint pass = 0; pass < 2; pass++)
+		for (guint i = 0; i < n; i++) {
+			g_autofree char *email = g_strdup_printf(pass == 0 ? "u%u@r%u.test" : "U%u@R%u.TEST",
+								 i, i % 97);
+
+			g_ptr_array_add(msg->to, mr_test_address(email, NULL));
+		}
+	g_ptr_array_add(msg->cc, mr_test_address("bob@customer.test", "Bob again"));
+	return msg;
+}
+
+/* 100,000 recipients (50,000 twice): duplicates found by a hash, not by
+ * comparing each with all before it (137 s under the write lock). */
+static void
+test_parties_many(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config_extra(":memory:", "route = { max_parties = 100000; };");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) msg = message_many_recipients(50000);
+	g_autoptr(MrPlan) plan = NULL;
+
+	g_assert_no_error(error);
+	plan = mr_route_plan(cfg, store, msg, "support@acme.test", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(plan->parties->len, ==, 1 + 50000);
+	g_assert_cmpstr(party(plan, 0)->email, ==, "bob@customer.test");
+	g_assert_true(party(plan, 0)->is_sender);
+	g_assert_cmpint(plan->customer, ==, 0);
+	g_assert_cmpstr(party(plan, 1)->email, ==, "u0@r0.test");
+	g_assert_cmpstr(party(plan, 50000)->email, ==, "u49999@r44.test");
+	for (guint i = 1; i < plan->parties->len; i++)
+		g_assert_false(party(plan, (int)i)->is_sender);
+}
+
+/* route.max_parties: the sender first, then recipients up to the limit;
+ * the rest become no party (and so no contact). */
+static void
+test_parties_limit(Fixture *f, gconstpointer data)
+{
+	g_autoptr(MrMessage) msg = message_many_recipients(500);
+	MrApplied applied = { 0 };
+	g_autoptr(MrPlan) plan = route(f, msg, "support@acme.test", TRUE, &applied);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonArray) contacts = NULL;
+
+	g_assert_cmpuint(plan->parties->len, ==, 100);
+	g_assert_cmpstr(party(plan, 0)->email, ==, "bob@customer.test");
+	g_assert_cmpstr(party(plan, 99)->email, ==, "u98@r1.test");
+	contacts = mr_store_list(f->store, MR_LIST_CONTACTS, 10000, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(json_array_get_length(contacts), ==, 100);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -314,6 +425,12 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/route/ids/subject", test_subject_ids);
 	g_test_add_func("/mailroom/route/ids/parse", test_parse_id);
 	g_test_add_func("/mailroom/route/plan/untrusted-sender", test_untrusted_sender);
+	for (guint i = 0; i < G_N_ELEMENTS(bracket_cases); i++) {
+		g_autofree char *path = g_strdup_printf("/mailroom/route/ids/brackets/%s", bracket_cases[i].name);
+
+		g_test_add_data_func(path, &bracket_cases[i], test_subject_brackets);
+	}
+	g_test_add_func("/mailroom/route/plan/parties-many", test_parties_many);
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
 	ADD("/mailroom/route/plan/bcc-parties", test_bcc_parties);
 	ADD("/mailroom/route/plan/not-mailroom", test_not_mailroom);
@@ -322,6 +439,7 @@ main(int argc, char **argv)
 	ADD("/mailroom/route/plan/forward", test_forward);
 	ADD("/mailroom/route/plan/sales", test_sales);
 	ADD("/mailroom/route/plan/auto", test_auto_support);
+	ADD("/mailroom/route/plan/parties-limit", test_parties_limit);
 #undef ADD
 	return g_test_run();
 }
