@@ -79,6 +79,12 @@ gboolean mr_store_record_exists(MrStore *store, MrRecordRef ref, char **status_o
  * account of @ref's contact, or belongs to the record's owner. */
 gboolean mr_store_record_related(MrStore *store, MrRecordRef ref, const char *email);
 
+/* Returns TRUE when a stored message with one of the Message-IDs @ids
+ * (NULL-terminated) has @email among its addresses (From, Sender,
+ * Reply-To, To, Cc, the forwarded From): the sender of a reply took part
+ * in the thread it answers. */
+gboolean mr_store_thread_has_address(MrStore *store, const char *const *ids, const char *email);
+
 /* Looks the Message-IDs @ids (newest first) up among stored messages and
  * returns in @out the newest record of kind @kind linked to the first one
  * found.  Returns TRUE when found. */

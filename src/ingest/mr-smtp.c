@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-smtp.h"
 
@@ -691,7 +692,7 @@ cmd_mail(MrSmtpSession *s, const char *verb, const char *arg)
 			return;
 		}
 	}
-	s->mail_from = g_ascii_strdown(path, -1);
+	s->mail_from = mr_address_normalise(path);
 	session_reply(s, "250 2.1.0 Ok");
 	session_enter_state(s, MR_SMTP_STATE_RCPT);
 }
@@ -732,7 +733,7 @@ cmd_rcpt(MrSmtpSession *s, const char *verb, const char *arg)
 			      shown);
 		return;
 	}
-	g_ptr_array_add(s->rcpts, g_ascii_strdown(path, -1));
+	g_ptr_array_add(s->rcpts, mr_address_normalise(path));
 	session_reply(s, "250 2.1.5 Ok");
 }
 

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "mailroom/mr-address.h"
 #include "mr-parse-private.h"
 
 /* Deeper MIME trees are hostile; GMime itself stops at 1024 levels. */
@@ -166,7 +167,7 @@ mr_parse_address_new(const char *name, const char *addr)
 		g_strstrip(a->name);
 	if (a->name != NULL && *a->name == '\0')
 		g_clear_pointer(&a->name, g_free);
-	a->email = email != NULL ? g_utf8_strdown(email, -1) : g_strdup("");
+	a->email = mr_address_normalise(email);
 	return a;
 }
 

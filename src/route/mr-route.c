@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
 
@@ -203,7 +204,7 @@ add_party(PartyList *l, const MrAddress *a, gboolean is_sender)
 	if (a == NULL || a->email == NULL || (at = strrchr(a->email, '@')) == NULL ||
 	    at == a->email || at[1] == '\0')
 		return -1;
-	email = g_ascii_strdown(a->email, -1);
+	email = mr_address_normalise(a->email);
 	if ((index = g_hash_table_lookup(l->seen, email)) != NULL) {
 		p = g_ptr_array_index(plan->parties, GPOINTER_TO_UINT(index) - 1);
 		p->is_sender = p->is_sender || is_sender;
@@ -366,6 +367,30 @@ accept_named(MrStore *store, const MrConfig *cfg, MrPlan *plan, MrRecordRef ref)
 	return FALSE;
 }
 
+/* Accepts @ref found through the thread headers @ids when the sender may
+ * reach it: a user, an external sender related to the record (as for ids
+ * they name), or one who was an address of a referenced message.  Knowing
+ * a Message-ID is not enough: it travels in every quote and forward.  A
+ * refusal is remembered in the plan so that it is visible. */
+static gboolean
+accept_thread(MrStore *store, const MrConfig *cfg, MrPlan *plan, const char *const *ids,
+	      MrRecordRef ref)
+{
+	if (plan->owner >= 0) /* sent by a user */
+		return TRUE;
+	for (guint i = 0; i < plan->parties->len; i++) {
+		const MrParty *p = party_at(plan, (int)i);
+
+		if (p->is_sender && !p->internal &&
+		    (mr_store_record_related(store, ref, p->email) ||
+		     mr_store_thread_has_address(store, ids, p->email)))
+			return TRUE;
+	}
+	if (plan->refused == NULL)
+		plan->refused = mr_record_display_id(cfg, ref);
+	return FALSE;
+}
+
 /* The kinds of record a role looks for in thread headers, best first. */
 static const MrRecordKind *
 thread_kinds(MrRole role)
@@ -428,7 +453,8 @@ find_record(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const cha
 			if (ids->len > 1 &&
 			    mr_store_record_by_thread(store, (const char *const *)ids->pdata, *k,
 						      &ref) &&
-			    follow_lead(store, &ref)) {
+			    follow_lead(store, &ref) &&
+			    accept_thread(store, cfg, plan, (const char *const *)ids->pdata, ref)) {
 				plan->record = ref;
 				plan->found_by = MR_FOUND_THREAD;
 				return;
@@ -514,7 +540,7 @@ mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const c
 			    "%s is not a mailroom address", recipient != NULL ? recipient : "(none)");
 		return NULL;
 	}
-	plan->recipient = g_ascii_strdown(recipient, -1);
+	plan->recipient = mr_address_normalise(recipient);
 	plan->role = addr->role;
 	plan->envelope_from = g_strdup(envelope_from);
 	plan->create_contacts = msg->auto_kind == MR_AUTO_NONE;

@@ -235,6 +235,9 @@ const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 	[MR_SQL_THREAD_RECORD] =
 		"SELECT l.record_id FROM message m JOIN link l ON l.message_id = m.id"
 		" WHERE m.message_id = ?1 AND l.kind = ?2 ORDER BY l.record_id DESC LIMIT 1",
+	[MR_SQL_THREAD_ADDRESS] =
+		"SELECT 1 FROM message m JOIN message_address a ON a.message_id = m.id"
+		" WHERE m.message_id = ?1 AND a.email = ?2 LIMIT 1",
 	[MR_SQL_OPEN_LEAD] =
 		"SELECT l.id FROM lead l JOIN contact c ON c.id = l.contact_id"
 		" WHERE c.email = ?1 AND l.status IN ('new', 'in_progress')"

@@ -403,6 +403,20 @@ mr_store_record_by_thread(MrStore *store, const char *const *ids, MrRecordKind k
 	return FALSE;
 }
 
+gboolean
+mr_store_thread_has_address(MrStore *store, const char *const *ids, const char *email)
+{
+	for (; ids != NULL && *ids != NULL; ids++) {
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_THREAD_ADDRESS);
+
+		bind_text(st, 1, *ids);
+		bind_text(st, 2, email);
+		if (step_int64(st) != 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 gint64
 mr_store_open_lead_by_email(MrStore *store, const char *email)
 {
