@@ -1010,16 +1010,24 @@ make_huge_subject(void)
 	return g_string_free_to_bytes(s);
 }
 
+/* A multipart/mixed of @n small parts, with Subject: @subject. */
 static GBytes *
-make_many_parts(void)
+parts_message(const char *subject, guint n)
 {
-	GString *s = g_string_new("From: a@customer.test\nSubject: many\n"
-				  "Content-Type: multipart/mixed; boundary=m\n\n");
+	GString *s = g_string_new(NULL);
 
-	for (guint i = 0; i < 5000; i++)
+	g_string_printf(s, "From: a@customer.test\nSubject: %s\n"
+			   "Content-Type: multipart/mixed; boundary=m\n\n", subject);
+	for (guint i = 0; i < n; i++)
 		g_string_append_printf(s, "--m\nContent-Type: application/octet-stream\n\n%u\n", i);
 	g_string_append(s, "--m--\n");
 	return g_string_free_to_bytes(s);
+}
+
+static GBytes *
+make_many_parts(void)
+{
+	return parts_message("many", 5000);
 }
 
 /* As many as fit in parse.max_header_size (102400 bytes). */
@@ -1200,13 +1208,7 @@ test_empty_bytes(void)
 static GBytes *
 make_limit_parts(void)
 {
-	GString *s = g_string_new("From: a@customer.test\nSubject: parts\n"
-				  "Content-Type: multipart/mixed; boundary=m\n\n");
-
-	for (guint i = 0; i < 20; i++)
-		g_string_append_printf(s, "--m\nContent-Type: application/octet-stream\n\n%u\n", i);
-	g_string_append(s, "--m--\n");
-	return g_string_free_to_bytes(s);
+	return parts_message("parts", 20);
 }
 
 static GBytes *
