@@ -136,20 +136,17 @@ limits_encoding(LimitsScan *s, const guint8 *p, const guint8 *end)
 		s->block.encoded = TRUE;
 }
 
-static void limits_note(LimitsScan *s, const char *format, ...) G_GNUC_PRINTF(2, 3);
-
+/* Leaves out the rest of the address field being read, from @pos: one
+ * mailbox too many begins there. */
 static void
-limits_note(LimitsScan *s, const char *format, ...)
+limits_cut_addresses(LimitsScan *s, gsize pos)
 {
-	va_list args;
-
-	if (s->problems == NULL)
-		s->problems = g_string_new(NULL);
-	else
-		g_string_append(s->problems, "; ");
-	va_start(args, format);
-	g_string_append_vprintf(s->problems, format, args);
-	va_end(args);
+	s->cutting = TRUE;
+	s->cut_start = pos;
+	if (!s->cut_addresses)
+		mr_parse_note(&s->problems, "more than %u addresses: the rest were not parsed",
+			      s->max->max_addresses);
+	s->cut_addresses = TRUE;
 }
 
 /* Counts the mailboxes of an address field, one more per comma outside a
@@ -169,16 +166,10 @@ limits_addresses(LimitsScan *s, const guint8 *p, const guint8 *end)
 		} else if (*p == '"') {
 			s->in_quote = TRUE;
 		} else if (*p == ',') {
-			if (s->addresses[s->group] >= s->max->max_addresses) {
-				s->cutting = TRUE;
-				s->cut_start = (gsize)(p - s->data);
-				if (!s->cut_addresses)
-					limits_note(s, "more than %u addresses: the rest were not parsed",
-						    s->max->max_addresses);
-				s->cut_addresses = TRUE;
-			} else {
+			if (s->addresses[s->group] >= s->max->max_addresses)
+				limits_cut_addresses(s, (gsize)(p - s->data));
+			else
 				s->addresses[s->group]++;
-			}
 		}
 	}
 }
@@ -217,7 +208,7 @@ limits_field_size(LimitsScan *s, const guint8 *p, const guint8 *end)
 	s->cutting = TRUE;
 	s->cut_start = cut;
 	if (!s->cut_size)
-		limits_note(s, "a header field longer than %u bytes was cut", s->max->max_header_size);
+		mr_parse_note(&s->problems, "a header field longer than %u bytes was cut", s->max->max_header_size);
 	s->cut_size = TRUE;
 }
 
@@ -238,12 +229,7 @@ limits_field_read(LimitsScan *s, const guint8 *p, const guint8 *end)
 		s->group = limits_address_fields[i].group;
 		s->in_quote = s->escape = FALSE;
 		if (s->addresses[s->group] >= s->max->max_addresses) {
-			s->cutting = TRUE;
-			s->cut_start = (gsize)(colon + 1 - s->data);
-			if (!s->cut_addresses)
-				limits_note(s, "more than %u addresses: the rest were not parsed",
-					    s->max->max_addresses);
-			s->cut_addresses = TRUE;
+			limits_cut_addresses(s, (gsize)(colon + 1 - s->data));
 		} else {
 			s->addresses[s->group]++;
 			limits_addresses(s, colon + 1, end);
@@ -291,7 +277,7 @@ static void
 limits_stop(LimitsScan *s, gsize pos, gsize len, guint limit, const char *what)
 {
 	s->out->len = pos;
-	limits_note(s, "parsed only the first %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+	mr_parse_note(&s->problems, "parsed only the first %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
 		    " bytes: more than %u %s", pos, len, limit, what);
 }
 

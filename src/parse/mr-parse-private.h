@@ -19,6 +19,10 @@ MrAddress *mr_parse_address_new(const char *name, const char *addr);
  * groups. */
 void mr_parse_address_list_flatten(InternetAddressList *list, GPtrArray *out);
 
+/* Appends a problem to *@problems (created when NULL), "; " between two:
+ * what the parse found broken, in the words MrMessage.problem shows. */
+void mr_parse_note(GString **problems, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
 /* Returns: (transfer full) (nullable): @value (a raw header value, folded
  * or not) with each run of adjacent base64 encoded-words of one charset
  * merged into a single encoded-word, or NULL when @value has no run that

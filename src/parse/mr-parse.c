@@ -64,19 +64,17 @@ typedef struct {
 	const char *bounce;            /* the part that makes it a bounce */
 } ParseCtx;
 
-static void parse_problem(ParseCtx *ctx, const char *format, ...) G_GNUC_PRINTF(2, 3);
-
-static void
-parse_problem(ParseCtx *ctx, const char *format, ...)
+void
+mr_parse_note(GString **problems, const char *format, ...)
 {
 	va_list args;
 
-	if (ctx->problems == NULL)
-		ctx->problems = g_string_new(NULL);
+	if (*problems == NULL)
+		*problems = g_string_new(NULL);
 	else
-		g_string_append(ctx->problems, "; ");
+		g_string_append(*problems, "; ");
 	va_start(args, format);
-	g_string_append_vprintf(ctx->problems, format, args);
+	g_string_append_vprintf(*problems, format, args);
 	va_end(args);
 }
 
@@ -92,9 +90,9 @@ parse_warning(gint64 offset, GMimeParserWarning code, const char *item, gpointer
 		return;
 	ctx->warned |= 1u << code;
 	if (offset >= 0)
-		parse_problem(ctx, "%s at byte %" G_GINT64_FORMAT, parse_warning_text[code], offset);
+		mr_parse_note(&ctx->problems, "%s at byte %" G_GINT64_FORMAT, parse_warning_text[code], offset);
 	else
-		parse_problem(ctx, "%s", parse_warning_text[code]);
+		mr_parse_note(&ctx->problems, "%s", parse_warning_text[code]);
 }
 
 /* Returns: (transfer full) (nullable): @s as valid UTF-8, NULL for NULL
@@ -584,7 +582,7 @@ parse_walk(ParseCtx *ctx, GMimeObject *obj, guint depth, gboolean in_report)
 	if (depth > PARSE_MAX_DEPTH) {
 		if ((ctx->warned & (1u << GMIME_CRIT_NESTING_OVERFLOW)) == 0) {
 			ctx->warned |= 1u << GMIME_CRIT_NESTING_OVERFLOW;
-			parse_problem(ctx, "MIME nesting deeper than %d levels", PARSE_MAX_DEPTH);
+			mr_parse_note(&ctx->problems, "MIME nesting deeper than %d levels", PARSE_MAX_DEPTH);
 		}
 		return;
 	}
@@ -881,7 +879,7 @@ parse_stream(ParseCtx *ctx, GMimeStream *stream)
 	if (message == NULL ||
 	    g_mime_header_list_get_count(g_mime_object_get_header_list(GMIME_OBJECT(message))) == 0) {
 		ctx->failed = TRUE;
-		parse_problem(ctx, "not a message: no header block");
+		mr_parse_note(&ctx->problems, "not a message: no header block");
 		return;
 	}
 	/* Raw 8-bit headers: read them again, in the charset the message
@@ -919,12 +917,12 @@ parse_bytes(ParseCtx *ctx, const guint8 *data, gsize len)
 
 	if (len > G_MAXUINT) {
 		ctx->failed = TRUE;
-		parse_problem(ctx, "message of %" G_GSIZE_FORMAT " bytes is too large", len);
+		mr_parse_note(&ctx->problems, "message of %" G_GSIZE_FORMAT " bytes is too large", len);
 		return;
 	}
 	mr_parse_limits_scan(data, len, ctx->limits, &budget);
 	if (budget.problem != NULL)
-		parse_problem(ctx, "%s", budget.problem);
+		mr_parse_note(&ctx->problems, "%s", budget.problem);
 	len = budget.len;
 	if (budget.cuts != NULL) {
 		copy = mr_parse_budget_apply(data, &budget);
@@ -1024,7 +1022,7 @@ mr_parse_message(GBytes *raw, const MrParseOptions *opts)
 	 * whole header block as body: read it as if the blank were not there
 	 * (as other MIME libraries do), and say so. */
 	if (len > 0 && (skip = parse_leading_blanks(data, len)) > 0) {
-		parse_problem(&ctx, "header block begins with white space (%" G_GSIZE_FORMAT " bytes skipped)",
+		mr_parse_note(&ctx.problems, "header block begins with white space (%" G_GSIZE_FORMAT " bytes skipped)",
 			      skip);
 		data += skip;
 		len -= skip;
@@ -1032,7 +1030,7 @@ mr_parse_message(GBytes *raw, const MrParseOptions *opts)
 
 	if (len == 0) {
 		ctx.failed = TRUE;
-		parse_problem(&ctx, "empty message");
+		mr_parse_note(&ctx.problems, "empty message");
 	} else {
 		gopts = g_mime_parser_options_new();
 		g_mime_parser_options_set_fallback_charsets(
@@ -1043,7 +1041,7 @@ mr_parse_message(GBytes *raw, const MrParseOptions *opts)
 		ctx.gopts = gopts;
 		/* GMime reads header values as C strings: a NUL cuts them. */
 		if ((nul = memchr(data, '\0', len)) != NULL)
-			parse_problem(&ctx, "NUL byte at byte %" G_GSIZE_FORMAT, (gsize)(nul - data));
+			mr_parse_note(&ctx.problems, "NUL byte at byte %" G_GSIZE_FORMAT, (gsize)(nul - data));
 		parse_bytes(&ctx, data, len);
 	}
 

@@ -7,14 +7,13 @@
  * every input meets the same database.  Built and run by `make fuzz`
  * (clang, -fsanitize=fuzzer,address,undefined), seeded from tests/data. */
 #include <glib.h>
-#include <glib/gstdio.h>
 #include <stdint.h>
-#include <unistd.h>
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-store.h"
+#include "../unit/mr-test-util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,17 +26,6 @@ static MrStore *fuzz_store;
 static const char *const fuzz_rcpts[] = { "crm@acme.test", "support@acme.test",
 					  "sales+lead-1@acme.test" };
 
-static const char fuzz_config[] =
-	"database = \":memory:\";\n"
-	"domains = [ \"acme.test\" ];\n"
-	"addresses = (\n"
-	"  { address = \"crm@acme.test\"; role = \"bcc\"; },\n"
-	"  { address = \"support@acme.test\"; role = \"support\"; },\n"
-	"  { address = \"sales@acme.test\"; role = \"sales\"; }\n"
-	");\n"
-	"ids = { opportunity_prefix = \"OPP\"; ticket_prefix = \"TKT\"; };\n"
-	"store = { synchronous = \"normal\"; };\n";
-
 static const char fuzz_seed[] = "From: Bob <bob@customer.test>\r\n"
 				"To: support@acme.test\r\n"
 				"Subject: printer\r\n"
@@ -48,17 +36,10 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *path = NULL;
 	g_autoptr(GBytes) seed = g_bytes_new_static(fuzz_seed, sizeof fuzz_seed - 1);
-	int fd = g_file_open_tmp("mr-fuzz-XXXXXX.conf", &path, &error);
 
-	if (fd < 0 || !g_file_set_contents(path, fuzz_config, -1, &error))
-		g_error("fuzz: config: %s", error->message);
-	close(fd);
-	fuzz_cfg = mr_config_load(path, &error);
-	g_unlink(path);
-	if (fuzz_cfg == NULL)
-		g_error("fuzz: config: %s", error->message);
+	/* The unit tests' configuration: the three roles, an in-memory store. */
+	fuzz_cfg = mr_test_config(":memory:");
 	fuzz_store = mr_store_open(fuzz_cfg, &error);
 	if (fuzz_store == NULL)
 		g_error("fuzz: store: %s", error->message);
