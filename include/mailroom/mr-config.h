@@ -23,6 +23,8 @@ typedef struct {
 typedef struct {
 	char *path;               /* the file it was read from */
 	char *database;           /* SQLite file */
+	char *spool_directory;    /* spool_directory: big messages on their way
+	                             in; default: "spool" beside the database */
 	char **domains;           /* lower-cased own domains, NULL-terminated */
 	GPtrArray *addresses;     /* MrMailroomAddress* */
 	char *opportunity_prefix; /* upper-case, e.g. "OPP" */
@@ -58,6 +60,9 @@ typedef struct {
 	int max_connections_per_ip; /* limits.max_connections_per_ip */
 	int tls_handshake_timeout_s; /* limits.tls_handshake_timeout: seconds */
 	int max_tls_handshakes;   /* limits.max_tls_handshakes: at once */
+	gint64 spool_threshold;   /* limits.spool_threshold: bytes kept in memory */
+	gint64 max_bytes_in_flight; /* limits.max_bytes_in_flight: of spooled
+	                             messages being parsed and stored at once */
 } MrConfig;
 
 /* Loads and validates @path.  Relative paths in the file stay relative to

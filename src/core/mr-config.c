@@ -35,12 +35,12 @@ static const struct {
 	{ "", { "database", "domains", "addresses", "freemail_domains" } },
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
-	{ "", { "tls", "authserv_id", "route" } },
+	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
 	{ "limits", { "max_errors", "max_connections_per_ip", "tls_handshake_timeout", NULL } },
-	{ "limits", { "max_tls_handshakes", NULL } },
+	{ "limits", { "max_tls_handshakes", "spool_threshold", "max_bytes_in_flight", NULL } },
 	{ "tls", { "cert", "key", NULL } },
 	{ "ids", { "opportunity_prefix", "ticket_prefix", NULL } },
 	{ "parse", { "fallback_charsets", "max_mime_parts", "max_header_lines", "max_addresses" } },
@@ -79,6 +79,7 @@ config_clear(MrConfig *cfg)
 {
 	g_free(cfg->path);
 	g_free(cfg->database);
+	g_free(cfg->spool_directory);
 	g_strfreev(cfg->domains);
 	g_clear_pointer(&cfg->addresses, g_ptr_array_unref);
 	g_free(cfg->opportunity_prefix);
@@ -313,6 +314,12 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!config_int(c, path, "limits.max_tls_handshakes", 8, 1, 1000, &v, error))
 		return FALSE;
 	cfg->max_tls_handshakes = (int)v;
+	if (!config_int(c, path, "limits.spool_threshold", 1048576, 0, G_MAXINT32,
+			&cfg->spool_threshold, error))
+		return FALSE;
+	if (!config_int(c, path, "limits.max_bytes_in_flight", 67108864, 1048576, G_MAXINT64,
+			&cfg->max_bytes_in_flight, error))
+		return FALSE;
 	if (!config_int(c, path, "store.batch_max", 256, 1, 10000, &v, error))
 		return FALSE;
 	cfg->batch_max = (int)v;
@@ -491,6 +498,14 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (*cfg->database == '\0')
 		return config_invalid(error, cfg->path, config_lookup(c, "database"),
 				      "database", "must not be empty");
+	if (!config_string(c, cfg->path, "spool_directory", NULL, &cfg->spool_directory, error))
+		return FALSE;
+	if (cfg->spool_directory == NULL || *cfg->spool_directory == '\0') {
+		g_autofree char *dir = g_path_get_dirname(cfg->database);
+
+		g_free(cfg->spool_directory);
+		cfg->spool_directory = g_build_filename(dir, "spool", NULL);
+	}
 	if (!config_string_list(c, cfg->path, "domains", TRUE, &cfg->domains, error))
 		return FALSE;
 	if (!config_addresses(c, cfg, error))

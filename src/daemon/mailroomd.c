@@ -20,6 +20,7 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-smtp.h"
+#include "mailroom/mr-spool.h"
 #include "mailroom/mr-writer.h"
 
 #define MR_EX_UNAVAILABLE 69
@@ -150,6 +151,9 @@ on_reload(gpointer data)
 	if (d->systemd)
 		sd_notify(0, "RELOADING=1");
 	cfg = mr_config_load(d->config_path, &error);
+	if (cfg != NULL && g_strcmp0(cfg->spool_directory, d->cfg->spool_directory) != 0 &&
+	    !mr_spool_check_directory(cfg->spool_directory, &error))
+		g_clear_pointer(&cfg, mr_config_unref);
 	if (cfg == NULL) {
 		g_warning("reload refused, keeping the running configuration: %s", error->message);
 	} else {
@@ -317,6 +321,13 @@ main(int argc, char **argv)
 				 MAX(g_get_num_processors() - 1, 1), &error);
 	if (d.writer == NULL) {
 		g_autofree char *msg = g_strdup_printf("cannot open the database: %s", error->message);
+
+		rc = started(&d, MR_EX_TEMPFAIL, msg);
+		daemon_clear(&d);
+		return rc;
+	}
+	if (!mr_spool_check_directory(d.cfg->spool_directory, &error)) {
+		g_autofree char *msg = g_strdup_printf("cannot use the spool: %s", error->message);
 
 		rc = started(&d, MR_EX_TEMPFAIL, msg);
 		daemon_clear(&d);

@@ -16,6 +16,7 @@
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-smtp.h"
+#include "mailroom/mr-spool.h"
 
 /* RFC 5321 4.5.3.1.4 says 512 octets; SIZE= and long addresses make real
  * clients send more, and nothing breaks at 2048. */
@@ -127,7 +128,7 @@ typedef struct {
 	char *helo;
 	char *mail_from;      /* NULL: no transaction; "": null sender */
 	GPtrArray *rcpts;     /* char*, lower-case */
-	GByteArray *data;
+	MrSpool *data;        /* DATA: in memory, or spooled past a threshold */
 	gsize data_size;      /* bytes seen, also past the limit */
 	gint64 declared_size;
 } MrSmtpSession;
@@ -159,7 +160,7 @@ session_unref(MrSmtpSession *s)
 	g_free(s->helo);
 	g_free(s->mail_from);
 	g_ptr_array_unref(s->rcpts);
-	g_clear_pointer(&s->data, g_byte_array_unref);
+	g_clear_pointer(&s->data, mr_spool_free);
 	mr_config_unref(s->cfg);
 	g_free(s);
 }
@@ -237,7 +238,7 @@ session_reset_tx(MrSmtpSession *s)
 {
 	g_clear_pointer(&s->mail_from, g_free);
 	g_ptr_array_set_size(s->rcpts, 0);
-	g_clear_pointer(&s->data, g_byte_array_unref);
+	g_clear_pointer(&s->data, mr_spool_free);
 	s->data_size = 0;
 	s->declared_size = 0;
 }
@@ -752,7 +753,7 @@ cmd_data(MrSmtpSession *s, const char *verb, const char *arg)
 		session_error(s, "503 5.5.1 Need RCPT before DATA");
 		return;
 	}
-	s->data = g_byte_array_sized_new((guint)MIN(MAX(s->declared_size, 4096), 1 << 20));
+	s->data = mr_spool_new(s->cfg->spool_directory, (gsize)s->cfg->spool_threshold);
 	s->data_size = 0;
 	s->data_crlf = TRUE;
 	s->data_bare_lf = FALSE;
@@ -915,6 +916,7 @@ static void
 session_end_data(MrSmtpSession *s)
 {
 	g_autoptr(GBytes) raw = NULL;
+	g_autoptr(GError) error = NULL;
 
 	if (s->data_bare_lf && s->cfg->bare_lf_reject) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
@@ -940,7 +942,17 @@ session_end_data(MrSmtpSession *s)
 		session_enter_state(s, MR_SMTP_STATE_MAIL);
 		return;
 	}
-	raw = g_byte_array_free_to_bytes(g_steal_pointer(&s->data));
+	raw = mr_spool_finish(s->data, &error);
+	if (raw == NULL) {
+		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
+			session_reply(s, "451 4.3.0 Temporary failure, please try again later");
+		session_log(s, G_LOG_LEVEL_WARNING, "deferred reason=spool size=%zu: %s", s->data_size,
+			    error->message);
+		session_reset_tx(s);
+		session_enter_state(s, MR_SMTP_STATE_MAIL);
+		return;
+	}
+	g_clear_pointer(&s->data, mr_spool_free);
 	session_enter_state(s, MR_SMTP_STATE_COMMIT);
 	mr_writer_submit(s->server->writer, s->cfg, raw,
 			 *s->mail_from != '\0' ? s->mail_from : NULL, s->rcpts, on_committed,
@@ -991,7 +1003,7 @@ session_data(MrSmtpSession *s, const guint8 *p, gsize len)
 		}
 		s->data_size += n;
 		if (s->data_size <= (gsize)s->cfg->max_message_size)
-			g_byte_array_append(s->data, line, (guint)n);
+			mr_spool_append(s->data, line, n, NULL); /* a failure: 451 at the end */
 		s->data_crlf = crlf;
 		pos = end;
 	}

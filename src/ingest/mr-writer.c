@@ -4,7 +4,14 @@
  * Ingest stage.  Owns the writer's store connection and threads.  A batch
  * is whatever is queued when the writer comes back from the previous
  * COMMIT (plus an optional short window), so under load every fsync
- * carries many messages and at rest a single message waits for nobody. */
+ * carries many messages and at rest a single message waits for nobody.
+ *
+ * Large messages (past limits.spool_threshold: the doors spooled them to a
+ * file) are parsed on a lane of their own, one at a time, so that small
+ * messages never queue behind them; and the bytes of large messages
+ * between the start of their parse and the end of their batch are held
+ * under limits.max_bytes_in_flight (one message always goes), so that
+ * many of them arriving at once do not all sit in memory together. */
 #define G_LOG_DOMAIN "mailroom-writer"
 
 #include <string.h>
@@ -18,6 +25,10 @@ struct _MrWriter {
 	MrConfig *cfg;          /* the store was opened with it */
 	MrStore *store;         /* the writer thread's alone once started */
 	GThreadPool *parse_pool;
+	GThreadPool *large_pool; /* one thread: messages past the spool threshold */
+	GMutex budget_lock;
+	GCond budget_cond;
+	guint64 in_flight;      /* bytes of large messages parsed or applied now */
 	GAsyncQueue *queue;     /* WriterJob*, parsed */
 	GThread *thread;
 	gint pending;           /* submitted, not yet reported (atomic) */
@@ -31,17 +42,37 @@ typedef struct {
 	GPtrArray *recipients;  /* char* */
 	GBytes *raw;
 	MrIngestItem *item;
+	guint64 large;          /* its bytes, counted in in_flight; 0: small */
 	MrWriterResult *results;
 	MrWriterDone done;
 	gpointer user_data;
 	gboolean stop;          /* the sentinel that ends the writer thread */
 } WriterJob;
 
+/* Gives the bytes of a large @job back to the budget, once. */
+static void
+job_release(WriterJob *job)
+{
+	MrWriter *writer = job->writer;
+
+	g_clear_pointer(&job->item, mr_ingest_item_free);
+	g_clear_pointer(&job->raw, g_bytes_unref);
+	if (job->large == 0)
+		return;
+	g_mutex_lock(&writer->budget_lock);
+	writer->in_flight -= job->large;
+	g_cond_broadcast(&writer->budget_cond);
+	g_mutex_unlock(&writer->budget_lock);
+	job->large = 0;
+}
+
 static void
 job_free(WriterJob *job)
 {
 	if (job == NULL)
 		return;
+	if (job->writer != NULL)
+		job_release(job);
 	for (guint i = 0; job->results != NULL && i < job->recipients->len; i++)
 		g_clear_error(&job->results[i].error);
 	g_free(job->results);
@@ -80,6 +111,23 @@ parse_job(gpointer data, gpointer user_data)
 
 	job->item = mr_ingest_item_new(job->cfg, job->raw);
 	g_async_queue_push(job->writer->queue, job);
+}
+
+/* The large lane: waits until the message fits in the budget (or nothing
+ * else is in flight), then parses it. */
+static void
+parse_large_job(gpointer data, gpointer user_data)
+{
+	WriterJob *job = data;
+	MrWriter *writer = job->writer;
+	guint64 budget = (guint64)job->cfg->max_bytes_in_flight;
+
+	g_mutex_lock(&writer->budget_lock);
+	while (writer->in_flight > 0 && writer->in_flight + job->large > budget)
+		g_cond_wait(&writer->budget_cond, &writer->budget_lock);
+	writer->in_flight += job->large;
+	g_mutex_unlock(&writer->budget_lock);
+	parse_job(job, user_data);
 }
 
 /* Fails every result of @batch that has none yet with @error. */
@@ -216,6 +264,9 @@ writer_thread(gpointer data)
 			continue;
 		}
 		batch_apply(writer, batch);
+		/* The bytes and the parse are not needed for the answers. */
+		for (guint b = 0; b < batch->len; b++)
+			job_release(g_ptr_array_index(batch, b));
 		g_main_context_invoke_full(writer->context, G_PRIORITY_DEFAULT, batch_dispatch, batch,
 					   NULL);
 	}
@@ -229,6 +280,8 @@ mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_threads, GError 
 
 	g_return_val_if_fail(cfg != NULL && context != NULL, NULL);
 
+	g_mutex_init(&writer->budget_lock);
+	g_cond_init(&writer->budget_cond);
 	writer->context = g_main_context_ref(context);
 	writer->cfg = mr_config_ref(cfg);
 	writer->queue = g_async_queue_new();
@@ -238,6 +291,9 @@ mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_threads, GError 
 	writer->parse_pool = g_thread_pool_new(parse_job, NULL, (gint)MAX(parse_threads, 1), FALSE,
 					       error);
 	if (writer->parse_pool == NULL)
+		return NULL;
+	writer->large_pool = g_thread_pool_new(parse_large_job, NULL, 1, FALSE, error);
+	if (writer->large_pool == NULL)
 		return NULL;
 	writer->thread = g_thread_new("mr-writer", writer_thread, writer);
 	return g_steal_pointer(&writer);
@@ -264,7 +320,12 @@ mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envel
 	job->done = done;
 	job->user_data = user_data;
 	g_atomic_int_inc(&writer->pending);
-	g_thread_pool_push(writer->parse_pool, job, NULL);
+	if (g_bytes_get_size(raw) > (gsize)cfg->spool_threshold) {
+		job->large = MAX(g_bytes_get_size(raw), 1);
+		g_thread_pool_push(writer->large_pool, job, NULL);
+	} else {
+		g_thread_pool_push(writer->parse_pool, job, NULL);
+	}
 }
 
 guint
@@ -287,8 +348,10 @@ mr_writer_free(MrWriter *writer)
 	if (writer->thread != NULL) {
 		WriterJob *stop = g_new0(WriterJob, 1);
 
-		/* Every parse lands in the queue before the sentinel. */
+		/* Every parse lands in the queue before the sentinel; the
+		 * large lane's budget is given back by the writer thread. */
 		g_thread_pool_free(g_steal_pointer(&writer->parse_pool), FALSE, TRUE);
+		g_thread_pool_free(g_steal_pointer(&writer->large_pool), FALSE, TRUE);
 		stop->stop = TRUE;
 		g_async_queue_push(writer->queue, stop);
 		g_thread_join(g_steal_pointer(&writer->thread));
@@ -297,6 +360,10 @@ mr_writer_free(MrWriter *writer)
 	}
 	if (writer->parse_pool != NULL)
 		g_thread_pool_free(writer->parse_pool, TRUE, TRUE);
+	if (writer->large_pool != NULL)
+		g_thread_pool_free(writer->large_pool, TRUE, TRUE);
+	g_mutex_clear(&writer->budget_lock);
+	g_cond_clear(&writer->budget_cond);
 	g_clear_pointer(&writer->store, mr_store_close);
 	g_clear_pointer(&writer->queue, g_async_queue_unref);
 	g_clear_pointer(&writer->cfg, mr_config_unref);

@@ -6,7 +6,9 @@
 # applied again in a new transaction -- not one by one in autocommit mode,
 # which stored them and still answered 451.  The answers must agree with
 # the database: every 250 is stored once, nothing else is.  Then the same
-# through `mailroomctl deliver FILE...` (its own group commit).
+# through `mailroomctl deliver FILE...` (its own group commit).  Last, the
+# spool directory on the full disk: a big message is deferred (451), not
+# cut short, and small ones (kept in memory) still go.
 # Needs root (mount -t tmpfs); skipped otherwise.
 import atexit
 import json
@@ -59,7 +61,9 @@ def stored_subjects(db):
         con.close()
 
 
-d = Daemon("store = { batch_window = 1000; busy_timeout = 20000; };\n", env=e)
+# The spool lives off the small disk here: the database is what fills up.
+SPOOL_OFF = 'spool_directory = "%s";\n' % os.path.join(e.dir, "spool")
+d = Daemon("store = { batch_window = 1000; busy_timeout = 20000; };\n" + SPOOL_OFF, env=e)
 
 with section("SMTP: one batch, a message too big for the disk"):
     plan = [("small-1", SMALL), ("big-1", BIG), ("small-2", SMALL), ("small-3", SMALL)]
@@ -127,6 +131,31 @@ with section("mailroomctl deliver FILE...: the same in its group commit"):
     except ValueError:
         listed = out
     t.eq(listed, ["file-small-1.eml", "file-small-2.eml"], "--json lists the stored files only")
+
+with section("the spool directory on the full disk"):
+    spool = os.path.join(var, "spool")
+    d = Daemon('limits = { spool_threshold = 65536; };\nspool_directory = "%s";\n' % spool, env=e)
+    mark = d.mark()
+    replies = {}
+    for tag, size in [("spool-big", BIG), ("spool-small", SMALL)]:
+        c = d.raw(timeout=60)
+        c.cmd("EHLO client.test")
+        c.cmd("MAIL FROM:<filler@client.test>")
+        c.cmd("RCPT TO:<crm@acme.test>")
+        c.cmd("DATA")
+        send_data(c, message(tag, size))
+        replies[tag] = c.try_reply()
+        c.close()
+    t.ok(replies["spool-big"][1].startswith("451 4.3.0"),
+         "a big message that does not fit in the spool: 451 4.3.0", replies)
+    t.ok(d.wait_for(re.compile(r"deferred reason=spool .*No space left"), 10, mark) is not None,
+         "the log says why (no space left)", d.log(mark))
+    t.eq(replies["spool-small"][0], 250, "a small message (kept in memory) still goes")
+    subjects = stored_subjects(e.db)
+    t.eq([subjects.count(x) for x in ("spool-big", "spool-small")], [0, 1],
+         "the big one is not stored, the small one once")
+    t.eq(os.listdir(spool), [], "nothing left in the spool directory")
+    t.eq(d.stop(), 0, "exit 0")
 
 with section("integrity"):
     con = sqlite3.connect("file:%s?mode=ro" % e.db, uri=True, timeout=10)

@@ -55,6 +55,10 @@ test_good(void)
 	g_assert_cmpint(cfg->max_references, ==, 100);
 	g_assert_cmpint(cfg->max_parties, ==, 100);
 	g_assert_cmpint(cfg->max_subject_scan, ==, 4096);
+	/* What a session may hold in memory (docs/configuration.md, limits). */
+	g_assert_cmpstr(cfg->spool_directory, ==, "/tmp/spool");
+	g_assert_cmpint(cfg->spool_threshold, ==, 1048576);
+	g_assert_cmpint(cfg->max_bytes_in_flight, ==, 67108864);
 
 	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
 	g_assert_nonnull(a);
@@ -70,6 +74,30 @@ test_good(void)
 	g_assert_true(mr_config_is_freemail(cfg, "mail.example"));
 	g_assert_false(mr_config_is_freemail(cfg, "customer.test"));
 	g_unlink(path);
+}
+
+/* spool_directory: set, or "" for the default beside the database. */
+static void
+test_spool_directory(void)
+{
+	g_autofree char *set = write_config("addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+					    "database = \"var/x.db\"; spool_directory = \"/srv/spool\";\n"
+					    "limits = { spool_threshold = 0; max_bytes_in_flight = 8589934592L; };\n");
+	g_autofree char *empty = write_config("addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+					      "database = \"x.db\"; spool_directory = \"\";\n");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) a = mr_config_load(set, &error);
+	g_autoptr(MrConfig) b = NULL;
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(a->spool_directory, ==, "/srv/spool");
+	g_assert_cmpint(a->spool_threshold, ==, 0);
+	g_assert_cmpint(a->max_bytes_in_flight, ==, G_GINT64_CONSTANT(8589934592));
+	b = mr_config_load(empty, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(b->spool_directory, ==, "./spool");
+	g_unlink(set);
+	g_unlink(empty);
 }
 
 static const struct {
@@ -141,6 +169,15 @@ static const struct {
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "route = { max_subjects = 5; };",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: route.max_subjects: unknown key" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "limits = { max_bytes_in_flight = 1000; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: limits.max_bytes_in_flight: must be between 1048576" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "limits = { spool_threshold = -1; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: limits.spool_threshold: must be between 0" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "spool_directory = 5;",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: spool_directory: must be a string" },
 };
 
 static void
@@ -177,5 +214,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/core/config/good", test_good);
 	g_test_add_func("/mailroom/core/config/bad", test_bad);
 	g_test_add_func("/mailroom/core/config/missing", test_missing);
+	g_test_add_func("/mailroom/core/config/spool-directory", test_spool_directory);
 	return g_test_run();
 }
