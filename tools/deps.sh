@@ -25,6 +25,10 @@ PKGS=(
   openssl procps util-linux systemd
   # postfix: a real MTA (63-postfix.t) and smtp-source/smtp-sink (make bench)
   postfix
+  # postgresql: the server of the tests' private clusters (tests/integration/mrpg.py)
+  postgresql
+  # libpq-dev: the PostgreSQL storage driver's build (libpq)
+  libpq-dev
   # sqlite3 and bc: make bench; git: clones; ca-certificates: npm over TLS
   sqlite3 bc git ca-certificates
   # locales: localedef, for the tr_TR.UTF-8 locale below (test-address)
