@@ -45,6 +45,7 @@ typedef enum {
 	MR_STORE_ERROR_FAILED,    /* any other SQLite failure */
 	MR_STORE_ERROR_NOT_FOUND, /* no such record */
 	MR_STORE_ERROR_INVALID,   /* the request contradicts the data */
+	MR_STORE_ERROR_CONSTRAINT, /* a constraint refused a row */
 } MrStoreError;
 
 GQuark mr_config_error_quark(void);

@@ -1,4 +1,5 @@
-/* mr-store.h - stage 4: the SQLite store (the only module that speaks SQL).
+/* mr-store.h - stage 4: the store (the only module that speaks SQL, through
+ * the driver of its database engine: SQLite today).
  *
  * One MrStore is one connection.  Writers bracket their work with
  * mr_store_begin()/mr_store_commit(); readers (mailroomctl) read through the
@@ -23,6 +24,13 @@ typedef struct _MrStore MrStore;
  * store, or NULL with @error set (MR_STORE_ERROR_OPEN or _BUSY). */
 MrStore *mr_store_open(const MrConfig *cfg, GError **error);
 
+/* Opens the database named in @cfg like mr_store_open(), but never creates
+ * one: for the CLI's verbs that only read (a mistyped path is an error,
+ * not a new empty database).  Returns: (transfer full) (nullable): the
+ * store, or NULL with @error (MR_STORE_ERROR_NOT_FOUND when it does not
+ * exist). */
+MrStore *mr_store_open_existing(const MrConfig *cfg, GError **error);
+
 /* Closes @store; rolls back an open transaction.  NULL-safe. */
 void mr_store_close(MrStore *store);
 
@@ -35,8 +43,9 @@ void mr_store_set_config(MrStore *store, const MrConfig *cfg);
 /* Returns the schema version the database is at. */
 int mr_store_schema_version(MrStore *store);
 
-/* BEGIN IMMEDIATE: takes the write lock now, so that what routing reads
- * cannot change before the plan is applied.  Returns FALSE with @error
+/* Begins a transaction and takes the write lock now where the engine has
+ * one (SQLite: BEGIN IMMEDIATE), so that what routing reads cannot change
+ * before the plan is applied.  Returns FALSE with @error
  * (MR_STORE_ERROR_BUSY when locked past the busy timeout). */
 gboolean mr_store_begin(MrStore *store, GError **error);
 

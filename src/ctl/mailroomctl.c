@@ -43,6 +43,7 @@ typedef struct {
 	int min_args, max_args;
 	MrCtlFunc run;
 	const char *usage;
+	gboolean creates; /* may create the database; the others need one */
 } MrCtlCommand;
 
 static void
@@ -275,8 +276,10 @@ store_fail(const GError *error)
 
 /* --- setup ----------------------------------------------------------------- */
 
+/* Loads the configuration and, with @store, opens the database: creating
+ * it only when @create (init, deliver); every other verb needs one. */
 static int
-ctl_open(MrCtl *ctl, gboolean store)
+ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 {
 	g_autoptr(GError) error = NULL;
 	const char *path = ctl->config_path != NULL ? ctl->config_path : mr_config_default_path();
@@ -286,7 +289,9 @@ ctl_open(MrCtl *ctl, gboolean store)
 		return fail(MR_EX_CONFIG, "%s", error->message);
 	if (!store)
 		return 0;
-	ctl->store = mr_store_open(ctl->cfg, &error);
+	ctl->store = create ? mr_store_open(ctl->cfg, &error) : mr_store_open_existing(ctl->cfg, &error);
+	if (ctl->store == NULL && g_error_matches(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND))
+		return fail(MR_EX_NOINPUT, "%s", error->message);
 	if (ctl->store == NULL)
 		return fail(MR_EX_TEMPFAIL, "cannot open the database: %s", error->message);
 	return 0;
@@ -828,32 +833,34 @@ cmd_message_show(MrCtl *ctl, char **args)
 }
 
 static const MrCtlCommand mr_ctl_commands[] = {
-	{ "init", NULL, 0, 0, cmd_init, "init                         create or migrate the database" },
+	{ "init", NULL, 0, 0, cmd_init, "init                         create or migrate the database",
+	  TRUE },
 	{ "deliver", NULL, 0, G_MAXINT, cmd_deliver,
 	  "deliver --to ADDRESS [--from SENDER] [FILE...] < message\n"
-	  "                             deliver one message from standard input, or each FILE" },
-	{ "user", "add", 1, 1, cmd_user_add, "user add EMAIL [--name NAME]" },
-	{ "user", "list", 0, 0, cmd_user_list, "user list" },
-	{ "contact", "list", 0, 0, cmd_contact_list, "contact list" },
-	{ "contact", "show", 1, 1, cmd_contact_show, "contact show EMAIL" },
-	{ "account", "list", 0, 0, cmd_account_list, "account list" },
-	{ "inbox", "list", 0, 0, cmd_inbox_list, "inbox list" },
-	{ "inbox", "show", 1, 1, cmd_inbox_show, "inbox show ID" },
-	{ "inbox", "convert", 1, 1, cmd_inbox_convert, "inbox convert ID   (prints the new OPP id)" },
-	{ "inbox", "archive", 1, 1, cmd_inbox_archive, "inbox archive ID" },
+	  "                             deliver one message from standard input, or each FILE",
+	  TRUE },
+	{ "user", "add", 1, 1, cmd_user_add, "user add EMAIL [--name NAME]", FALSE },
+	{ "user", "list", 0, 0, cmd_user_list, "user list", FALSE },
+	{ "contact", "list", 0, 0, cmd_contact_list, "contact list", FALSE },
+	{ "contact", "show", 1, 1, cmd_contact_show, "contact show EMAIL", FALSE },
+	{ "account", "list", 0, 0, cmd_account_list, "account list", FALSE },
+	{ "inbox", "list", 0, 0, cmd_inbox_list, "inbox list", FALSE },
+	{ "inbox", "show", 1, 1, cmd_inbox_show, "inbox show ID", FALSE },
+	{ "inbox", "convert", 1, 1, cmd_inbox_convert, "inbox convert ID   (prints the new OPP id)", FALSE },
+	{ "inbox", "archive", 1, 1, cmd_inbox_archive, "inbox archive ID", FALSE },
 	{ "opp", "add", 0, 0, cmd_opp_add,
-	  "opp add --title T --contact EMAIL [--owner EMAIL] [--value N]" },
-	{ "opp", "list", 0, 0, cmd_opp_list, "opp list" },
-	{ "opp", "show", 1, 1, cmd_opp_show, "opp show OPP-n" },
-	{ "opp", "won", 1, 1, cmd_opp_won, "opp won OPP-n" },
-	{ "opp", "lost", 1, 1, cmd_opp_lost, "opp lost OPP-n --reason R" },
-	{ "ticket", "list", 0, 0, cmd_ticket_list, "ticket list" },
-	{ "ticket", "show", 1, 1, cmd_ticket_show, "ticket show TKT-n" },
+	  "opp add --title T --contact EMAIL [--owner EMAIL] [--value N]", FALSE },
+	{ "opp", "list", 0, 0, cmd_opp_list, "opp list", FALSE },
+	{ "opp", "show", 1, 1, cmd_opp_show, "opp show OPP-n", FALSE },
+	{ "opp", "won", 1, 1, cmd_opp_won, "opp won OPP-n", FALSE },
+	{ "opp", "lost", 1, 1, cmd_opp_lost, "opp lost OPP-n --reason R", FALSE },
+	{ "ticket", "list", 0, 0, cmd_ticket_list, "ticket list", FALSE },
+	{ "ticket", "show", 1, 1, cmd_ticket_show, "ticket show TKT-n", FALSE },
 	{ "ticket", "status", 2, 2, cmd_ticket_status,
-	  "ticket status TKT-n STATUS   (new, open, pending, solved, closed)" },
-	{ "timeline", NULL, 1, 1, cmd_timeline, "timeline EMAIL|DOMAIN|OPP-n|TKT-n|LEAD-n" },
-	{ "message", "list", 0, 0, cmd_message_list, "message list" },
-	{ "message", "show", 1, 1, cmd_message_show, "message show ID [--raw]" },
+	  "ticket status TKT-n STATUS   (new, open, pending, solved, closed)", FALSE },
+	{ "timeline", NULL, 1, 1, cmd_timeline, "timeline EMAIL|DOMAIN|OPP-n|TKT-n|LEAD-n", FALSE },
+	{ "message", "list", 0, 0, cmd_message_list, "message list", FALSE },
+	{ "message", "show", 1, 1, cmd_message_show, "message show ID [--raw]", FALSE },
 };
 
 static void
@@ -878,7 +885,7 @@ usage(FILE *out, const char *noun)
 			"  --limit N          list at most N rows (default: all)\n"
 			"  -h, --help         this help; 'mailroomctl NOUN --help' for one noun\n"
 			"\nExit codes: 0 ok, 1 unknown record or refused request, 64 usage,\n"
-			"65 bad message, 66 input file missing, 67 not a mailroom address,\n"
+			"65 bad message, 66 input file or database missing, 67 not a mailroom address,\n"
 			"74 database or output error, 75 try again later, 78 bad configuration.\n"
 			"See mailroomctl(1).\n",
 			mr_config_default_path());
@@ -951,7 +958,7 @@ main(int argc, char **argv)
 		ctl_clear(&ctl);
 		return MR_EX_USAGE;
 	}
-	rc = ctl_open(&ctl, TRUE);
+	rc = ctl_open(&ctl, TRUE, cmd->creates);
 	if (rc == 0) {
 		mr_parse_init();
 		rc = cmd->run(&ctl, args);

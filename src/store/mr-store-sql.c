@@ -204,152 +204,146 @@ const int mr_sql_schema_version = 1;
 	"   WHERE l.message_id = r.id AND l.kind IN ('ticket', 'opportunity', 'lead'))" \
 	" AS \"@links\""
 
-const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
-	[MR_SQL_BEGIN] = "BEGIN IMMEDIATE",
-	[MR_SQL_COMMIT] = "COMMIT",
-	[MR_SQL_ROLLBACK] = "ROLLBACK",
-	[MR_SQL_SAVEPOINT] = "SAVEPOINT mr_message",
-	[MR_SQL_RELEASE] = "RELEASE mr_message",
-	[MR_SQL_ROLLBACK_TO] = "ROLLBACK TO mr_message",
-	[MR_SQL_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
-	[MR_SQL_USER_INSERT] = "INSERT INTO user (email, name, created) VALUES (?1, ?2, ?3)",
-	[MR_SQL_USER_ADDRESS_INSERT] =
+const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
+	[MR_STMT_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
+	[MR_STMT_USER_INSERT] = "INSERT INTO user (email, name, created) VALUES (?1, ?2, ?3) RETURNING id",
+	[MR_STMT_USER_ADDRESS_INSERT] =
 		"INSERT OR IGNORE INTO user_address (address, user_id) VALUES (?1, ?2)",
-	[MR_SQL_USER_SET_NAME] = "UPDATE user SET name = ?2 WHERE id = ?1",
-	[MR_SQL_CONTACT_BY_EMAIL] = "SELECT id FROM contact WHERE email = ?1",
-	[MR_SQL_CONTACT_INSERT] =
+	[MR_STMT_USER_SET_NAME] = "UPDATE user SET name = ?2 WHERE id = ?1",
+	[MR_STMT_CONTACT_BY_EMAIL] = "SELECT id FROM contact WHERE email = ?1",
+	[MR_STMT_CONTACT_INSERT] =
 		"INSERT INTO contact (email, name, account_id, owner_id, created, last_seen)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-	[MR_SQL_CONTACT_TOUCH] =
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+	[MR_STMT_CONTACT_TOUCH] =
 		"UPDATE contact SET name = coalesce(name, ?2), owner_id = coalesce(owner_id, ?3),"
 		" last_seen = ?4 WHERE id = ?1",
-	[MR_SQL_CONTACT_GET] = "SELECT account_id, owner_id FROM contact WHERE id = ?1",
-	[MR_SQL_ACCOUNT_BY_DOMAIN] = "SELECT id FROM account WHERE domain = ?1",
-	[MR_SQL_ACCOUNT_INSERT] = "INSERT INTO account (domain, name, created) VALUES (?1, ?2, ?3)",
-	[MR_SQL_LEAD_STATUS] = "SELECT status FROM lead WHERE id = ?1",
-	[MR_SQL_OPP_STATUS] = "SELECT status FROM opportunity WHERE id = ?1",
-	[MR_SQL_TICKET_STATUS] = "SELECT status FROM ticket WHERE id = ?1",
-	[MR_SQL_LEAD_RELATED] = RELATED("lead"),
-	[MR_SQL_OPP_RELATED] = RELATED("opportunity"),
-	[MR_SQL_TICKET_RELATED] = RELATED("ticket"),
-	[MR_SQL_THREAD_RECORD] =
+	[MR_STMT_CONTACT_GET] = "SELECT account_id, owner_id FROM contact WHERE id = ?1",
+	[MR_STMT_ACCOUNT_BY_DOMAIN] = "SELECT id FROM account WHERE domain = ?1",
+	[MR_STMT_ACCOUNT_INSERT] = "INSERT INTO account (domain, name, created) VALUES (?1, ?2, ?3) RETURNING id",
+	[MR_STMT_LEAD_STATUS] = "SELECT status FROM lead WHERE id = ?1",
+	[MR_STMT_OPP_STATUS] = "SELECT status FROM opportunity WHERE id = ?1",
+	[MR_STMT_TICKET_STATUS] = "SELECT status FROM ticket WHERE id = ?1",
+	[MR_STMT_LEAD_RELATED] = RELATED("lead"),
+	[MR_STMT_OPP_RELATED] = RELATED("opportunity"),
+	[MR_STMT_TICKET_RELATED] = RELATED("ticket"),
+	[MR_STMT_THREAD_RECORD] =
 		"SELECT l.record_id FROM message m JOIN link l ON l.message_id = m.id"
 		" WHERE m.message_id = ?1 AND l.kind = ?2 ORDER BY l.record_id DESC LIMIT 1",
-	[MR_SQL_THREAD_ADDRESS] =
+	[MR_STMT_THREAD_ADDRESS] =
 		"SELECT 1 FROM message m JOIN message_address a ON a.message_id = m.id"
 		" WHERE m.message_id = ?1 AND a.email = ?2 LIMIT 1",
-	[MR_SQL_OPEN_LEAD] =
+	[MR_STMT_OPEN_LEAD] =
 		"SELECT l.id FROM lead l JOIN contact c ON c.id = l.contact_id"
 		" WHERE c.email = ?1 AND l.status IN ('new', 'in_progress')"
 		" ORDER BY l.id DESC LIMIT 1",
-	[MR_SQL_MESSAGE_BY_KEY] = "SELECT id FROM message WHERE content_key = ?1",
-	[MR_SQL_DELIVERY_EXISTS] =
+	[MR_STMT_MESSAGE_BY_KEY] = "SELECT id FROM message WHERE content_key = ?1",
+	[MR_STMT_DELIVERY_EXISTS] =
 		"SELECT 1 FROM delivery WHERE message_id = ?1 AND recipient = ?2",
-	[MR_SQL_MESSAGE_INSERT] =
+	[MR_STMT_MESSAGE_INSERT] =
 		"INSERT INTO message (content_key, message_id, in_reply_to, subject,"
 		" subject_norm, from_email, from_name, date, received, size, parse_status,"
 		" parse_problem, auto_kind, auto_reason, is_forward, original_from, snippet)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-		" ?16, ?17)",
-	[MR_SQL_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
-	[MR_SQL_ADDRESS_INSERT] =
+		" ?16, ?17) RETURNING id",
+	[MR_STMT_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
+	[MR_STMT_ADDRESS_INSERT] =
 		"INSERT INTO message_address (message_id, kind, email, name) VALUES (?1, ?2, ?3, ?4)",
-	[MR_SQL_BLOB_INSERT] =
+	[MR_STMT_BLOB_INSERT] =
 		"INSERT OR IGNORE INTO blob (sha256, size, data) VALUES (?1, ?2, ?3)",
-	[MR_SQL_ATTACHMENT_INSERT] =
+	[MR_STMT_ATTACHMENT_INSERT] =
 		"INSERT INTO attachment (message_id, sha256, filename, content_type, size)"
 		" VALUES (?1, ?2, ?3, ?4, ?5)",
-	[MR_SQL_DELIVERY_INSERT] =
+	[MR_STMT_DELIVERY_INSERT] =
 		"INSERT INTO delivery (message_id, recipient, role, envelope_from, received)"
 		" VALUES (?1, ?2, ?3, ?4, ?5)",
-	[MR_SQL_LINK_INSERT] =
+	[MR_STMT_LINK_INSERT] =
 		"INSERT OR IGNORE INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3)",
-	[MR_SQL_EVENT_INSERT] =
+	[MR_STMT_EVENT_INSERT] =
 		"INSERT INTO event (created, type, record_kind, record_id, message_id, summary)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[MR_SQL_TICKET_INSERT] =
+	[MR_STMT_TICKET_INSERT] =
 		"INSERT INTO ticket (subject, contact_id, owner_id, created, updated)"
-		" VALUES (?1, ?2, ?3, ?4, ?4)",
-	[MR_SQL_TICKET_TOUCH] =
+		" VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
+	[MR_STMT_TICKET_TOUCH] =
 		"UPDATE ticket SET updated = ?2, status = coalesce(?3, status),"
 		" owner_id = coalesce(owner_id, ?4) WHERE id = ?1",
-	[MR_SQL_LEAD_INSERT] =
+	[MR_STMT_LEAD_INSERT] =
 		"INSERT INTO lead (title, source, contact_id, owner_id, created, updated)"
-		" VALUES (?1, 'email', ?2, ?3, ?4, ?4)",
-	[MR_SQL_LEAD_TOUCH] = "UPDATE lead SET updated = ?2 WHERE id = ?1",
-	[MR_SQL_OPP_TOUCH] = "UPDATE opportunity SET updated = ?2 WHERE id = ?1",
-	[MR_SQL_OPP_INSERT] =
+		" VALUES (?1, 'email', ?2, ?3, ?4, ?4) RETURNING id",
+	[MR_STMT_LEAD_TOUCH] = "UPDATE lead SET updated = ?2 WHERE id = ?1",
+	[MR_STMT_OPP_TOUCH] = "UPDATE opportunity SET updated = ?2 WHERE id = ?1",
+	[MR_STMT_OPP_INSERT] =
 		"INSERT INTO opportunity (title, value, contact_id, account_id, owner_id,"
-		" created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-	[MR_SQL_OPP_CLOSE] =
+		" created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+	[MR_STMT_OPP_CLOSE] =
 		"UPDATE opportunity SET status = ?2, stage = ?3, probability = ?4,"
 		" lost_reason = ?5, closed = ?6, updated = ?6 WHERE id = ?1 AND status = 'open'",
-	[MR_SQL_TICKET_SET_STATUS] = "UPDATE ticket SET status = ?2, updated = ?3 WHERE id = ?1",
-	[MR_SQL_LEAD_SET_STATUS] =
+	[MR_STMT_TICKET_SET_STATUS] = "UPDATE ticket SET status = ?2, updated = ?3 WHERE id = ?1",
+	[MR_STMT_LEAD_SET_STATUS] =
 		"UPDATE lead SET status = ?2, updated = ?3, opportunity_id = coalesce(?4, opportunity_id),"
 		" qualified = coalesce(qualified, CASE WHEN ?2 = 'converted' THEN ?3 END)"
 		" WHERE id = ?1",
-	[MR_SQL_LEAD_GET] =
+	[MR_STMT_LEAD_GET] =
 		"SELECT l.title, l.status, c.email, u.email FROM lead l"
 		" LEFT JOIN contact c ON c.id = l.contact_id LEFT JOIN user u ON u.id = l.owner_id"
 		" WHERE l.id = ?1",
-	[MR_SQL_LEAD_OPPORTUNITY] = "SELECT opportunity_id FROM lead WHERE id = ?1",
-	[MR_SQL_LINKS_COPY] =
+	[MR_STMT_LEAD_OPPORTUNITY] = "SELECT opportunity_id FROM lead WHERE id = ?1",
+	[MR_STMT_LINKS_COPY] =
 		"INSERT OR IGNORE INTO link (message_id, kind, record_id)"
 		" SELECT message_id, ?3, ?4 FROM link WHERE kind = ?1 AND record_id = ?2",
-	[MR_SQL_LIST_USERS] =
+	[MR_STMT_LIST_USERS] =
 		"SELECT u.id AS id, u.email AS email, u.name AS name,"
 		" (SELECT group_concat(address, ' ') FROM user_address a WHERE a.user_id = u.id)"
 		" AS addresses, u.created AS created,"
 		" (SELECT count(*) FROM link l WHERE l.kind = 'user' AND l.record_id = u.id)"
 		" AS message_count FROM user u ORDER BY u.id LIMIT ?1",
-	[MR_SQL_LIST_CONTACTS] = "SELECT " CONTACT_COLUMNS " ORDER BY r.id LIMIT ?1",
-	[MR_SQL_LIST_ACCOUNTS] =
+	[MR_STMT_LIST_CONTACTS] = "SELECT " CONTACT_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_STMT_LIST_ACCOUNTS] =
 		"SELECT r.name AS name, r.domain AS domain, r.created AS created,"
 		" (SELECT count(*) FROM contact c WHERE c.account_id = r.id) AS contacts,"
 		" " MESSAGE_COUNT("account") " AS message_count"
 		" FROM account r ORDER BY r.id LIMIT ?1",
-	[MR_SQL_LIST_LEADS] = "SELECT " LEAD_COLUMNS " ORDER BY r.id LIMIT ?1",
-	[MR_SQL_LIST_OPPS] = "SELECT " OPP_COLUMNS " ORDER BY r.id LIMIT ?1",
-	[MR_SQL_LIST_TICKETS] = "SELECT " TICKET_COLUMNS " ORDER BY r.id LIMIT ?1",
-	[MR_SQL_LIST_MESSAGES] = "SELECT " MESSAGE_COLUMNS " FROM message r ORDER BY r.id LIMIT ?1",
-	[MR_SQL_SHOW_CONTACT] = "SELECT r.id AS _id, " CONTACT_COLUMNS " WHERE r.email = ?1",
-	[MR_SQL_SHOW_LEAD] = "SELECT " LEAD_COLUMNS " WHERE r.id = ?1",
-	[MR_SQL_SHOW_OPP] = "SELECT " OPP_COLUMNS " WHERE r.id = ?1",
-	[MR_SQL_SHOW_TICKET] = "SELECT " TICKET_COLUMNS " WHERE r.id = ?1",
-	[MR_SQL_SHOW_MESSAGE] =
+	[MR_STMT_LIST_LEADS] = "SELECT " LEAD_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_STMT_LIST_OPPS] = "SELECT " OPP_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_STMT_LIST_TICKETS] = "SELECT " TICKET_COLUMNS " ORDER BY r.id LIMIT ?1",
+	[MR_STMT_LIST_MESSAGES] = "SELECT " MESSAGE_COLUMNS " FROM message r ORDER BY r.id LIMIT ?1",
+	[MR_STMT_SHOW_CONTACT] = "SELECT r.id AS _id, " CONTACT_COLUMNS " WHERE r.email = ?1",
+	[MR_STMT_SHOW_LEAD] = "SELECT " LEAD_COLUMNS " WHERE r.id = ?1",
+	[MR_STMT_SHOW_OPP] = "SELECT " OPP_COLUMNS " WHERE r.id = ?1",
+	[MR_STMT_SHOW_TICKET] = "SELECT " TICKET_COLUMNS " WHERE r.id = ?1",
+	[MR_STMT_SHOW_MESSAGE] =
 		"SELECT " MESSAGE_COLUMNS ", r.in_reply_to AS in_reply_to,"
 		" r.auto_reason AS auto_reason, r.is_forward AS is_forward,"
 		" r.original_from AS original_from, r.from_name AS from_name,"
 		" r.content_key AS content_key, r.snippet AS snippet"
 		" FROM message r WHERE r.id = ?1",
-	[MR_SQL_RECORD_MESSAGES] =
+	[MR_STMT_RECORD_MESSAGES] =
 		"SELECT m.id AS id, m.message_id AS message_id, m.subject AS subject,"
 		" m.from_email AS \"from\", coalesce(m.date, m.received) AS date"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
 		" ORDER BY coalesce(m.date, m.received), m.id",
-	[MR_SQL_MESSAGE_LINKS] =
+	[MR_STMT_MESSAGE_LINKS] =
 		"SELECT l.kind,"
 		" CASE l.kind WHEN 'contact' THEN (SELECT email FROM contact WHERE id = l.record_id)"
 		"  WHEN 'account' THEN (SELECT domain FROM account WHERE id = l.record_id)"
 		"  WHEN 'user' THEN (SELECT email FROM user WHERE id = l.record_id) END"
 		" FROM link l WHERE l.message_id = ?1 AND l.kind IN ('contact', 'account', 'user')"
 		" ORDER BY l.kind, l.record_id",
-	[MR_SQL_MESSAGE_ADDRESSES] =
+	[MR_STMT_MESSAGE_ADDRESSES] =
 		"SELECT kind, email, name FROM message_address WHERE message_id = ?1 ORDER BY rowid",
-	[MR_SQL_MESSAGE_ATTACHMENTS] =
+	[MR_STMT_MESSAGE_ATTACHMENTS] =
 		"SELECT filename, content_type, size, sha256 FROM attachment"
 		" WHERE message_id = ?1 ORDER BY rowid",
-	[MR_SQL_MESSAGE_DELIVERIES] =
+	[MR_STMT_MESSAGE_DELIVERIES] =
 		"SELECT recipient, role, envelope_from, received FROM delivery"
 		" WHERE message_id = ?1 ORDER BY received",
-	[MR_SQL_MESSAGE_REFUSED] =
+	[MR_STMT_MESSAGE_REFUSED] =
 		"SELECT summary FROM event WHERE message_id = ?1"
 		" AND type IN ('link.refused', 'sender.untrusted') ORDER BY id",
-	[MR_SQL_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
-	[MR_SQL_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
-	[MR_SQL_TIMELINE] =
+	[MR_STMT_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
+	[MR_STMT_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
+	[MR_STMT_TIMELINE] =
 		"SELECT coalesce(m.date, m.received) AS date, 'message' AS kind,"
 		" m.subject AS subject, m.message_id AS message_id, m.id AS _row"
 		" FROM link l JOIN message m ON m.id = l.message_id"
@@ -359,5 +353,5 @@ const char *const mr_sql_text[MR_SQL_N_STATEMENTS] = {
 		" FROM event e LEFT JOIN message m ON m.id = e.message_id"
 		" WHERE e.record_kind = ?1 AND e.record_id = ?2"
 		" ORDER BY 1, 5",
-	[MR_SQL_COUNT_MESSAGES] = "SELECT count(*) FROM message",
+	[MR_STMT_COUNT_MESSAGES] = "SELECT count(*) FROM message",
 };

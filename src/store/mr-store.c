@@ -1,8 +1,9 @@
-/* mr-store.c - the SQLite store: open and migrate, transactions, applying
- * a routing plan, administration and the CLI's queries.
+/* mr-store.c - the store: open and migrate, transactions, applying a
+ * routing plan, administration and the CLI's queries.
  *
  * Store stage.  Owns the connection and its prepared statements (texts in
- * mr-store-sql.c).  SQLite result codes become MR_STORE_ERROR here, once. */
+ * mr-store-sql.c) and speaks to the database only through the SQL driver
+ * interface (mr-sql.h), which classifies the engine's errors. */
 #define G_LOG_DOMAIN "mailroom-store"
 
 #include <errno.h>
@@ -12,75 +13,72 @@
 #include "mailroom/mr-error.h"
 
 struct _MrStore {
-	sqlite3 *db;
+	MrSqlConn *conn;
+	const MrSqlDriver *driver;
 	const MrConfig *cfg;
-	sqlite3_stmt *stmt[MR_SQL_N_STATEMENTS];
+	MrSqlStmt *stmt[MR_STMT_N_STATEMENTS];
 };
 
+/* The savepoint of one message in a group commit. */
+#define MR_STORE_SAVEPOINT "mr_message"
+
 /* A statement in use: released (reset, bindings cleared) at scope exit, so
- * that no finished SELECT keeps a WAL read snapshot open. */
-typedef sqlite3_stmt MrStmtUse;
+ * that no finished SELECT keeps a read snapshot open. */
+typedef MrSqlStmt MrStmtUse;
 
 static void
 stmt_release(MrStmtUse *st)
 {
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	mr_sql_reset(st);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrStmtUse, stmt_release)
 
 static MrStmtUse *
-store_stmt(MrStore *store, MrSql id)
+store_stmt(MrStore *store, MrStmtId id)
 {
 	return store->stmt[id];
 }
 
-static gboolean
-store_fail(MrStore *store, GError **error, const char *what)
-{
-	int rc = sqlite3_extended_errcode(store->db) & 0xff;
-	int code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? MR_STORE_ERROR_BUSY
-			  : MR_STORE_ERROR_FAILED;
-
-	g_set_error(error, MR_STORE_ERROR, code, "%s: %s", what, sqlite3_errmsg(store->db));
-	return FALSE;
-}
-
-static void
-bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v == NULL)
-		sqlite3_bind_null(st, i);
-	else
-		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-}
-
 /* Binds @v, or NULL when @v is 0 (an absent row id). */
 static void
-bind_id(sqlite3_stmt *st, int i, gint64 v)
+bind_id(MrSqlStmt *st, int i, gint64 v)
 {
 	if (v == 0)
-		sqlite3_bind_null(st, i);
+		mr_sql_bind_null(st, i);
 	else
-		sqlite3_bind_int64(st, i, v);
+		mr_sql_bind_int64(st, i, v);
 }
 
 /* Steps a statement that returns no rows. */
 static gboolean
-step_done(MrStore *store, sqlite3_stmt *st, GError **error)
+step_done(MrStore *store, MrSqlStmt *st, GError **error)
 {
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_fail(store, error, sqlite3_sql(st));
-	return TRUE;
+	return mr_sql_step(st, error) != MR_SQL_FAIL;
 }
 
 /* Steps and returns the first column of the first row as an integer, or
  * 0 when there is no row. */
 static gint64
-step_int64(sqlite3_stmt *st)
+step_int64(MrSqlStmt *st)
 {
-	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	return mr_sql_step(st, NULL) == MR_SQL_ROW ? mr_sql_column_int64(st, 0) : 0;
+}
+
+/* Steps an INSERT ... RETURNING id: returns the new row's id, or 0 with
+ * @error. */
+static gint64
+step_id(MrStore *store, MrSqlStmt *st, GError **error)
+{
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		return mr_sql_column_int64(st, 0);
+	case MR_SQL_DONE:
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_FAILED, "insert returned no id");
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 static char *
@@ -101,23 +99,6 @@ unix_to_iso(gint64 t)
 
 /* --- open, migrate, close --------------------------------------------- */
 
-static gboolean
-store_exec(MrStore *store, const char *sql, GError **error)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(store->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		int rc = sqlite3_extended_errcode(store->db) & 0xff;
-
-		g_set_error(error, MR_STORE_ERROR,
-			    rc == SQLITE_BUSY ? MR_STORE_ERROR_BUSY : MR_STORE_ERROR_OPEN,
-			    "%s", msg != NULL ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 void
 mr_store_set_config(MrStore *store, const MrConfig *cfg)
 {
@@ -128,20 +109,18 @@ mr_store_set_config(MrStore *store, const MrConfig *cfg)
 int
 mr_store_schema_version(MrStore *store)
 {
-	g_autoptr(sqlite3_stmt) st = NULL;
-
-	if (sqlite3_prepare_v2(store->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	return (int)step_int64(st);
+	return store->driver->schema_version(store->conn, NULL);
 }
 
 /* Moves the schema forward one version at a time, each step in its own
- * transaction with its user_version bump. */
+ * transaction with its version bump. */
 static gboolean
 store_migrate(MrStore *store, GError **error)
 {
-	int v = mr_store_schema_version(store);
+	int v = store->driver->schema_version(store->conn, error);
 
+	if (v < 0)
+		return FALSE;
 	if (v > mr_sql_schema_version) {
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN,
 			    "database schema version %d is newer than this mailroom (%d)", v,
@@ -149,19 +128,19 @@ store_migrate(MrStore *store, GError **error)
 		return FALSE;
 	}
 	for (; v < mr_sql_schema_version; v++) {
-		g_autofree char *bump = g_strdup_printf("PRAGMA user_version = %d", v + 1);
 		g_autoptr(GError) local = NULL;
 
-		if (!store_exec(store, "BEGIN IMMEDIATE", error))
+		if (!store->driver->begin(store->conn, error))
 			return FALSE;
 		/* Another process may have migrated while we waited for the lock. */
-		if (mr_store_schema_version(store) > v) {
-			store_exec(store, "ROLLBACK", NULL);
+		if (store->driver->schema_version(store->conn, NULL) > v) {
+			store->driver->rollback(store->conn);
 			continue;
 		}
-		if (!store_exec(store, mr_sql_migrations[v], &local) ||
-		    !store_exec(store, bump, &local) || !store_exec(store, "COMMIT", &local)) {
-			store_exec(store, "ROLLBACK", NULL);
+		if (!mr_sql_exec(store->conn, mr_sql_migrations[v], &local) ||
+		    !store->driver->set_schema_version(store->conn, v + 1, &local) ||
+		    !store->driver->commit(store->conn, &local)) {
+			store->driver->rollback(store->conn);
 			g_propagate_prefixed_error(error, g_steal_pointer(&local),
 						   "migrating to schema %d: ", v + 1);
 			return FALSE;
@@ -170,54 +149,48 @@ store_migrate(MrStore *store, GError **error)
 	return TRUE;
 }
 
-MrStore *
-mr_store_open(const MrConfig *cfg, GError **error)
+static MrStore *
+store_open(const MrConfig *cfg, gboolean create, GError **error)
 {
 	g_autoptr(MrStore) store = g_new0(MrStore, 1);
-	g_autofree char *dir = NULL;
-	g_autofree char *pragmas = NULL;
-	int rc;
 
 	g_return_val_if_fail(cfg != NULL && cfg->database != NULL, NULL);
 
 	store->cfg = cfg;
-	dir = g_path_get_dirname(cfg->database);
-	if (g_mkdir_with_parents(dir, 0750) != 0) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN,
-			    "%s: cannot create directory: %s", dir, g_strerror(errno));
+	store->driver = mr_sql_driver_for(cfg->database, error);
+	if (store->driver == NULL)
 		return NULL;
-	}
-	rc = sqlite3_open_v2(cfg->database, &store->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN, "%s: %s", cfg->database,
-			    store->db != NULL ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
+	store->conn = store->driver->open(cfg, create, error);
+	if (store->conn == NULL)
 		return NULL;
-	}
-	sqlite3_extended_result_codes(store->db, 1);
-	sqlite3_busy_timeout(store->db, cfg->busy_timeout_ms);
-	pragmas = g_strdup_printf("PRAGMA journal_mode = WAL;"
-				  "PRAGMA synchronous = %s;"
-				  "PRAGMA foreign_keys = ON;"
-				  /* reads without a copy; bounded, as mapped pages count in
-				   * the daemon's RSS */
-				  "PRAGMA mmap_size = 33554432;",
-				  g_ascii_strcasecmp(cfg->synchronous, "normal") == 0 ? "NORMAL"
-										      : "FULL");
-	if (!store_exec(store, pragmas, error) || !store_migrate(store, error)) {
+	if (!store_migrate(store, error)) {
 		g_prefix_error(error, "%s: ", cfg->database);
+		if (error != NULL && *error != NULL && (*error)->code != MR_STORE_ERROR_BUSY)
+			(*error)->code = MR_STORE_ERROR_OPEN;
 		return NULL;
 	}
-	for (int i = 0; i < MR_SQL_N_STATEMENTS; i++) {
+	for (int i = 0; i < MR_STMT_N_STATEMENTS; i++) {
 		g_assert(mr_sql_text[i] != NULL);
-		if (sqlite3_prepare_v3(store->db, mr_sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
-				       &store->stmt[i], NULL) != SQLITE_OK) {
-			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN,
-				    "preparing statement %d: %s", i, sqlite3_errmsg(store->db));
+		store->stmt[i] = store->driver->prepare(store->conn, mr_sql_text[i], error);
+		if (store->stmt[i] == NULL) {
+			g_prefix_error(error, "preparing statement %d: ", i);
+			(*error)->code = MR_STORE_ERROR_OPEN;
 			return NULL;
 		}
 	}
 	return g_steal_pointer(&store);
+}
+
+MrStore *
+mr_store_open(const MrConfig *cfg, GError **error)
+{
+	return store_open(cfg, TRUE, error);
+}
+
+MrStore *
+mr_store_open_existing(const MrConfig *cfg, GError **error)
+{
+	return store_open(cfg, FALSE, error);
 }
 
 void
@@ -225,40 +198,30 @@ mr_store_close(MrStore *store)
 {
 	if (store == NULL)
 		return;
-	if (store->db != NULL && !sqlite3_get_autocommit(store->db))
-		store_exec(store, "ROLLBACK", NULL);
-	for (int i = 0; i < MR_SQL_N_STATEMENTS; i++)
-		sqlite3_finalize(store->stmt[i]);
-	sqlite3_close(store->db);
+	for (int i = 0; i < MR_STMT_N_STATEMENTS; i++)
+		if (store->stmt[i] != NULL)
+			store->driver->finalize(store->stmt[i]);
+	if (store->conn != NULL)
+		store->driver->close(store->conn);
 	g_free(store);
 }
 
 gboolean
 mr_store_begin(MrStore *store, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_BEGIN);
-
-	return step_done(store, st, error);
+	return store->driver->begin(store->conn, error);
 }
 
 gboolean
 mr_store_commit(MrStore *store, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_COMMIT);
-
-	return step_done(store, st, error);
+	return store->driver->commit(store->conn, error);
 }
 
 void
 mr_store_rollback(MrStore *store)
 {
-	g_autoptr(MrStmtUse) st = NULL;
-
-	if (sqlite3_get_autocommit(store->db))
-		return;
-	st = store_stmt(store, MR_SQL_ROLLBACK);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		g_warning("rollback failed: %s", sqlite3_errmsg(store->db));
+	store->driver->rollback(store->conn);
 }
 
 gboolean
@@ -266,40 +229,29 @@ mr_store_in_transaction(MrStore *store)
 {
 	g_return_val_if_fail(store != NULL, FALSE);
 
-	return !sqlite3_get_autocommit(store->db);
+	return store->driver->in_transaction(store->conn);
 }
 
 gboolean
 mr_store_savepoint(MrStore *store, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_SAVEPOINT);
-
-	return step_done(store, st, error);
+	return store->driver->savepoint(store->conn, MR_STORE_SAVEPOINT, error);
 }
 
 gboolean
 mr_store_release(MrStore *store, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_RELEASE);
-
-	return step_done(store, st, error);
+	return store->driver->release(store->conn, MR_STORE_SAVEPOINT, error);
 }
 
 void
 mr_store_rollback_to(MrStore *store)
 {
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_ROLLBACK_TO);
+	g_autoptr(GError) error = NULL;
 
-		if (sqlite3_step(st) != SQLITE_DONE)
-			g_warning("rollback to savepoint failed: %s", sqlite3_errmsg(store->db));
-	}
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_RELEASE);
-
-		if (sqlite3_step(st) != SQLITE_DONE)
-			g_warning("release of savepoint failed: %s", sqlite3_errmsg(store->db));
-	}
+	if (!store->driver->rollback_to(store->conn, MR_STORE_SAVEPOINT, &error) ||
+	    !store->driver->release(store->conn, MR_STORE_SAVEPOINT, &error))
+		g_warning("undoing a message's savepoint failed: %s", error->message);
 }
 
 /* Runs @fn in its own transaction when none is open (the CLI's verbs). */
@@ -326,31 +278,31 @@ store_in_tx(MrStore *store, MrStoreTxFunc fn, gpointer data, GError **error)
 gint64
 mr_store_user_by_address(MrStore *store, const char *email)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_USER_BY_ADDRESS);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_BY_ADDRESS);
 
-	bind_text(st, 1, email);
+	mr_sql_bind_text(st, 1, email);
 	return step_int64(st);
 }
 
 gint64
 mr_store_contact_by_email(MrStore *store, const char *email)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_CONTACT_BY_EMAIL);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_BY_EMAIL);
 
-	bind_text(st, 1, email);
+	mr_sql_bind_text(st, 1, email);
 	return step_int64(st);
 }
 
-static const MrSql mr_status_sql[] = {
-	[MR_RECORD_LEAD] = MR_SQL_LEAD_STATUS,
-	[MR_RECORD_OPPORTUNITY] = MR_SQL_OPP_STATUS,
-	[MR_RECORD_TICKET] = MR_SQL_TICKET_STATUS,
+static const MrStmtId mr_status_sql[] = {
+	[MR_RECORD_LEAD] = MR_STMT_LEAD_STATUS,
+	[MR_RECORD_OPPORTUNITY] = MR_STMT_OPP_STATUS,
+	[MR_RECORD_TICKET] = MR_STMT_TICKET_STATUS,
 };
 
-static const MrSql mr_related_sql[] = {
-	[MR_RECORD_LEAD] = MR_SQL_LEAD_RELATED,
-	[MR_RECORD_OPPORTUNITY] = MR_SQL_OPP_RELATED,
-	[MR_RECORD_TICKET] = MR_SQL_TICKET_RELATED,
+static const MrStmtId mr_related_sql[] = {
+	[MR_RECORD_LEAD] = MR_STMT_LEAD_RELATED,
+	[MR_RECORD_OPPORTUNITY] = MR_STMT_OPP_RELATED,
+	[MR_RECORD_TICKET] = MR_STMT_TICKET_RELATED,
 };
 
 gboolean
@@ -361,11 +313,11 @@ mr_store_record_exists(MrStore *store, MrRecordRef ref, char **status_out)
 	if (ref.kind == MR_RECORD_NONE)
 		return FALSE;
 	st = store_stmt(store, mr_status_sql[ref.kind]);
-	sqlite3_bind_int64(st, 1, ref.id);
-	if (sqlite3_step(st) != SQLITE_ROW)
+	mr_sql_bind_int64(st, 1, ref.id);
+	if (mr_sql_step(st, NULL) != MR_SQL_ROW)
 		return FALSE;
 	if (status_out != NULL)
-		*status_out = g_strdup((const char *)sqlite3_column_text(st, 0));
+		*status_out = g_strdup(mr_sql_column_text(st, 0));
 	return TRUE;
 }
 
@@ -377,10 +329,10 @@ mr_store_record_related(MrStore *store, MrRecordRef ref, const char *email)
 	if (ref.kind == MR_RECORD_NONE || email == NULL)
 		return FALSE;
 	st = store_stmt(store, mr_related_sql[ref.kind]);
-	sqlite3_bind_int64(st, 1, ref.id);
-	bind_text(st, 2, email);
-	bind_text(st, 3, strrchr(email, '@') != NULL ? strrchr(email, '@') + 1 : NULL);
-	return sqlite3_step(st) == SQLITE_ROW;
+	mr_sql_bind_int64(st, 1, ref.id);
+	mr_sql_bind_text(st, 2, email);
+	mr_sql_bind_text(st, 3, strrchr(email, '@') != NULL ? strrchr(email, '@') + 1 : NULL);
+	return mr_sql_step(st, NULL) == MR_SQL_ROW;
 }
 
 gboolean
@@ -388,11 +340,11 @@ mr_store_record_by_thread(MrStore *store, const char *const *ids, MrRecordKind k
 			  MrRecordRef *out)
 {
 	for (; ids != NULL && *ids != NULL; ids++) {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_THREAD_RECORD);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_THREAD_RECORD);
 		gint64 id;
 
-		bind_text(st, 1, *ids);
-		bind_text(st, 2, mr_record_kind_name(kind));
+		mr_sql_bind_text(st, 1, *ids);
+		mr_sql_bind_text(st, 2, mr_record_kind_name(kind));
 		id = step_int64(st);
 		if (id != 0) {
 			out->kind = kind;
@@ -407,10 +359,10 @@ gboolean
 mr_store_thread_has_address(MrStore *store, const char *const *ids, const char *email)
 {
 	for (; ids != NULL && *ids != NULL; ids++) {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_THREAD_ADDRESS);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_THREAD_ADDRESS);
 
-		bind_text(st, 1, *ids);
-		bind_text(st, 2, email);
+		mr_sql_bind_text(st, 1, *ids);
+		mr_sql_bind_text(st, 2, email);
 		if (step_int64(st) != 0)
 			return TRUE;
 	}
@@ -420,44 +372,44 @@ mr_store_thread_has_address(MrStore *store, const char *const *ids, const char *
 gint64
 mr_store_open_lead_by_email(MrStore *store, const char *email)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_OPEN_LEAD);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OPEN_LEAD);
 
-	bind_text(st, 1, email);
+	mr_sql_bind_text(st, 1, email);
 	return step_int64(st);
 }
 
 gint64
 mr_store_lead_opportunity(MrStore *store, gint64 id)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_LEAD_OPPORTUNITY);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_OPPORTUNITY);
 
-	sqlite3_bind_int64(st, 1, id);
+	mr_sql_bind_int64(st, 1, id);
 	return step_int64(st);
 }
 
 gint64
 mr_store_message_by_key(MrStore *store, const char *key)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_MESSAGE_BY_KEY);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_BY_KEY);
 
-	bind_text(st, 1, key);
+	mr_sql_bind_text(st, 1, key);
 	return step_int64(st);
 }
 
 gboolean
 mr_store_delivery_exists(MrStore *store, gint64 message_row, const char *recipient)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_DELIVERY_EXISTS);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_DELIVERY_EXISTS);
 
-	sqlite3_bind_int64(st, 1, message_row);
-	bind_text(st, 2, recipient);
-	return sqlite3_step(st) == SQLITE_ROW;
+	mr_sql_bind_int64(st, 1, message_row);
+	mr_sql_bind_text(st, 2, recipient);
+	return mr_sql_step(st, NULL) == MR_SQL_ROW;
 }
 
 gint64
 mr_store_count_messages(MrStore *store)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_COUNT_MESSAGES);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_COUNT_MESSAGES);
 
 	return step_int64(st);
 }
@@ -471,11 +423,11 @@ insert_address(MrStore *store, gint64 msg, const char *kind, const MrAddress *a,
 
 	if (a == NULL || a->email == NULL || *a->email == '\0')
 		return TRUE;
-	st = store_stmt(store, MR_SQL_ADDRESS_INSERT);
-	sqlite3_bind_int64(st, 1, msg);
-	bind_text(st, 2, kind);
-	bind_text(st, 3, a->email);
-	bind_text(st, 4, a->name);
+	st = store_stmt(store, MR_STMT_ADDRESS_INSERT);
+	mr_sql_bind_int64(st, 1, msg);
+	mr_sql_bind_text(st, 2, kind);
+	mr_sql_bind_text(st, 3, a->email);
+	mr_sql_bind_text(st, 4, a->name);
 	return step_done(store, st, error);
 }
 
@@ -486,23 +438,23 @@ insert_attachment(MrStore *store, gint64 msg, const MrAttachment *att, GError **
 	const void *data = att->data != NULL ? g_bytes_get_data(att->data, &len) : NULL;
 
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_BLOB_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_BLOB_INSERT);
 
-		bind_text(st, 1, att->sha256);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
-		sqlite3_bind_blob64(st, 3, data != NULL ? data : "", len, SQLITE_STATIC);
+		mr_sql_bind_text(st, 1, att->sha256);
+		mr_sql_bind_int64(st, 2, (gint64)len);
+		mr_sql_bind_blob(st, 3, data, len);
 		if (!step_done(store, st, error))
 			return FALSE;
 	}
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_ATTACHMENT_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ATTACHMENT_INSERT);
 
-		sqlite3_bind_int64(st, 1, msg);
-		bind_text(st, 2, att->sha256);
-		bind_text(st, 3, att->filename);
-		bind_text(st, 4, att->content_type != NULL ? att->content_type
+		mr_sql_bind_int64(st, 1, msg);
+		mr_sql_bind_text(st, 2, att->sha256);
+		mr_sql_bind_text(st, 3, att->filename);
+		mr_sql_bind_text(st, 4, att->content_type != NULL ? att->content_type
 							   : "application/octet-stream");
-		sqlite3_bind_int64(st, 5, (sqlite3_int64)att->size);
+		mr_sql_bind_int64(st, 5, (gint64)att->size);
 		return step_done(store, st, error);
 	}
 }
@@ -560,34 +512,34 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 	gint64 row;
 
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_MESSAGE_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_INSERT);
 
-		bind_text(st, 1, key);
-		bind_text(st, 2, msg->message_id);
-		bind_text(st, 3, msg->in_reply_to);
-		bind_text(st, 4, msg->subject != NULL ? msg->subject : "");
-		bind_text(st, 5, msg->subject_normalised != NULL ? msg->subject_normalised : "");
-		bind_text(st, 6, msg->from != NULL ? msg->from->email : NULL);
-		bind_text(st, 7, msg->from != NULL ? msg->from->name : NULL);
-		bind_text(st, 8, date);
-		bind_text(st, 9, now);
-		sqlite3_bind_int64(st, 10, (sqlite3_int64)raw_len);
-		bind_text(st, 11, mr_parse_status_names[msg->status]);
-		bind_text(st, 12, msg->problem);
-		bind_text(st, 13, mr_auto_names[msg->auto_kind]);
-		bind_text(st, 14, msg->auto_reason);
-		sqlite3_bind_int(st, 15, msg->is_forward ? 1 : 0);
-		bind_text(st, 16, msg->original_from != NULL ? msg->original_from->email : NULL);
-		bind_text(st, 17, snippet);
-		if (!step_done(store, st, error))
+		mr_sql_bind_text(st, 1, key);
+		mr_sql_bind_text(st, 2, msg->message_id);
+		mr_sql_bind_text(st, 3, msg->in_reply_to);
+		mr_sql_bind_text(st, 4, msg->subject != NULL ? msg->subject : "");
+		mr_sql_bind_text(st, 5, msg->subject_normalised != NULL ? msg->subject_normalised : "");
+		mr_sql_bind_text(st, 6, msg->from != NULL ? msg->from->email : NULL);
+		mr_sql_bind_text(st, 7, msg->from != NULL ? msg->from->name : NULL);
+		mr_sql_bind_text(st, 8, date);
+		mr_sql_bind_text(st, 9, now);
+		mr_sql_bind_int64(st, 10, (gint64)raw_len);
+		mr_sql_bind_text(st, 11, mr_parse_status_names[msg->status]);
+		mr_sql_bind_text(st, 12, msg->problem);
+		mr_sql_bind_text(st, 13, mr_auto_names[msg->auto_kind]);
+		mr_sql_bind_text(st, 14, msg->auto_reason);
+		mr_sql_bind_int64(st, 15, msg->is_forward ? 1 : 0);
+		mr_sql_bind_text(st, 16, msg->original_from != NULL ? msg->original_from->email : NULL);
+		mr_sql_bind_text(st, 17, snippet);
+		row = step_id(store, st, error);
+		if (row == 0)
 			return 0;
-		row = sqlite3_last_insert_rowid(store->db);
 	}
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_MESSAGE_RAW_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_RAW_INSERT);
 
-		sqlite3_bind_int64(st, 1, row);
-		sqlite3_bind_blob64(st, 2, raw_len > 0 ? raw_data : "", raw_len, SQLITE_STATIC);
+		mr_sql_bind_int64(st, 1, row);
+		mr_sql_bind_blob(st, 2, raw_data, raw_len);
 		if (!step_done(store, st, error))
 			return 0;
 	}
@@ -615,10 +567,10 @@ insert_link(MrStore *store, gint64 msg, const char *kind, gint64 id, GError **er
 
 	if (id == 0)
 		return TRUE;
-	st = store_stmt(store, MR_SQL_LINK_INSERT);
-	sqlite3_bind_int64(st, 1, msg);
-	bind_text(st, 2, kind);
-	sqlite3_bind_int64(st, 3, id);
+	st = store_stmt(store, MR_STMT_LINK_INSERT);
+	mr_sql_bind_int64(st, 1, msg);
+	mr_sql_bind_text(st, 2, kind);
+	mr_sql_bind_int64(st, 3, id);
 	return step_done(store, st, error);
 }
 
@@ -626,14 +578,14 @@ static gboolean
 insert_event(MrStore *store, const char *now, const char *type, MrRecordRef ref, gint64 msg,
 	     const char *summary, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_EVENT_INSERT);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_EVENT_INSERT);
 
-	bind_text(st, 1, now);
-	bind_text(st, 2, type);
-	bind_text(st, 3, mr_record_kind_name(ref.kind));
+	mr_sql_bind_text(st, 1, now);
+	mr_sql_bind_text(st, 2, type);
+	mr_sql_bind_text(st, 3, mr_record_kind_name(ref.kind));
 	bind_id(st, 4, ref.id);
 	bind_id(st, 5, msg);
-	bind_text(st, 6, summary);
+	mr_sql_bind_text(st, 6, summary);
 	return step_done(store, st, error);
 }
 
@@ -647,20 +599,20 @@ ensure_user(MrStore *store, const char *email, const char *name, const char *now
 	if (id != 0)
 		return id;
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_USER_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_INSERT);
 
-		bind_text(st, 1, email);
-		bind_text(st, 2, name);
-		bind_text(st, 3, now);
-		if (!step_done(store, st, error))
+		mr_sql_bind_text(st, 1, email);
+		mr_sql_bind_text(st, 2, name);
+		mr_sql_bind_text(st, 3, now);
+		id = step_id(store, st, error);
+		if (id == 0)
 			return 0;
-		id = sqlite3_last_insert_rowid(store->db);
 	}
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_USER_ADDRESS_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_ADDRESS_INSERT);
 
-		bind_text(st, 1, email);
-		sqlite3_bind_int64(st, 2, id);
+		mr_sql_bind_text(st, 1, email);
+		mr_sql_bind_int64(st, 2, id);
 		if (!step_done(store, st, error))
 			return 0;
 	}
@@ -676,23 +628,21 @@ ensure_account(MrStore *store, const char *domain, const char *now, GError **err
 	if (domain == NULL || *domain == '\0' || mr_config_is_freemail(store->cfg, domain))
 		return 0;
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_ACCOUNT_BY_DOMAIN);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_BY_DOMAIN);
 
-		bind_text(st, 1, domain);
+		mr_sql_bind_text(st, 1, domain);
 		id = step_int64(st);
 	}
 	if (id != 0)
 		return id;
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_ACCOUNT_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_INSERT);
 
-		bind_text(st, 1, domain);
-		bind_text(st, 2, domain);
-		bind_text(st, 3, now);
-		if (!step_done(store, st, error))
-			return 0;
+		mr_sql_bind_text(st, 1, domain);
+		mr_sql_bind_text(st, 2, domain);
+		mr_sql_bind_text(st, 3, now);
+		return step_id(store, st, error);
 	}
-	return sqlite3_last_insert_rowid(store->db);
 }
 
 /* Returns the contact of @p, creating it (and its account) when missing;
@@ -710,31 +660,29 @@ ensure_contact(MrStore *store, const MrParty *p, gint64 owner, const char *now,
 
 		if (account == 0 && error != NULL && *error != NULL)
 			return 0;
-		st = store_stmt(store, MR_SQL_CONTACT_INSERT);
-		bind_text(st, 1, p->email);
-		bind_text(st, 2, p->name != NULL && *p->name != '\0' ? p->name : NULL);
+		st = store_stmt(store, MR_STMT_CONTACT_INSERT);
+		mr_sql_bind_text(st, 1, p->email);
+		mr_sql_bind_text(st, 2, p->name != NULL && *p->name != '\0' ? p->name : NULL);
 		bind_id(st, 3, account);
 		bind_id(st, 4, owner);
-		bind_text(st, 5, now);
-		if (!step_done(store, st, error))
-			return 0;
+		mr_sql_bind_text(st, 5, now);
 		*account_out = account;
-		return sqlite3_last_insert_rowid(store->db);
+		return step_id(store, st, error);
 	}
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_CONTACT_TOUCH);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_TOUCH);
 
-		sqlite3_bind_int64(st, 1, id);
-		bind_text(st, 2, p->name != NULL && *p->name != '\0' ? p->name : NULL);
+		mr_sql_bind_int64(st, 1, id);
+		mr_sql_bind_text(st, 2, p->name != NULL && *p->name != '\0' ? p->name : NULL);
 		bind_id(st, 3, owner);
-		bind_text(st, 4, now);
+		mr_sql_bind_text(st, 4, now);
 		if (!step_done(store, st, error))
 			return 0;
 	}
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_CONTACT_GET);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_GET);
 
-		sqlite3_bind_int64(st, 1, id);
+		mr_sql_bind_int64(st, 1, id);
 		*account_out = step_int64(st);
 	}
 	return id;
@@ -792,16 +740,16 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 
 	switch (plan->action) {
 	case MR_ACTION_TICKET_CREATE: {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_TICKET_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_INSERT);
 
-		bind_text(st, 1, plan->title);
+		mr_sql_bind_text(st, 1, plan->title);
 		bind_id(st, 2, customer);
 		bind_id(st, 3, owner);
-		bind_text(st, 4, now);
-		if (!step_done(store, st, error))
-			return FALSE;
+		mr_sql_bind_text(st, 4, now);
 		ref.kind = MR_RECORD_TICKET;
-		ref.id = sqlite3_last_insert_rowid(store->db);
+		ref.id = step_id(store, st, error);
+		if (ref.id == 0)
+			return FALSE;
 		display = mr_record_display_id(store->cfg, ref);
 		summary = g_strdup_printf("%s created: %s", display, plan->title);
 		if (!insert_event(store, now, "ticket.created", ref, msg, summary, error))
@@ -809,24 +757,24 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 		break;
 	}
 	case MR_ACTION_LEAD_CREATE: {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_LEAD_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_INSERT);
 		gint64 lead_owner = owner;
 
 		if (lead_owner == 0 && customer != 0) {
-			g_autoptr(MrStmtUse) c = store_stmt(store, MR_SQL_CONTACT_GET);
+			g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
 
-			sqlite3_bind_int64(c, 1, customer);
-			if (sqlite3_step(c) == SQLITE_ROW)
-				lead_owner = sqlite3_column_int64(c, 1);
+			mr_sql_bind_int64(c, 1, customer);
+			if (mr_sql_step(c, NULL) == MR_SQL_ROW)
+				lead_owner = mr_sql_column_int64(c, 1);
 		}
-		bind_text(st, 1, plan->title);
+		mr_sql_bind_text(st, 1, plan->title);
 		bind_id(st, 2, customer);
 		bind_id(st, 3, lead_owner);
-		bind_text(st, 4, now);
-		if (!step_done(store, st, error))
-			return FALSE;
+		mr_sql_bind_text(st, 4, now);
 		ref.kind = MR_RECORD_LEAD;
-		ref.id = sqlite3_last_insert_rowid(store->db);
+		ref.id = step_id(store, st, error);
+		if (ref.id == 0)
+			return FALSE;
 		display = mr_record_display_id(store->cfg, ref);
 		summary = g_strdup_printf("%s created: %s", display, plan->title);
 		if (!insert_event(store, now, "lead.created", ref, msg, summary, error))
@@ -834,11 +782,11 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 		break;
 	}
 	case MR_ACTION_TICKET_UPDATE: {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_TICKET_TOUCH);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_TOUCH);
 
-		sqlite3_bind_int64(st, 1, ref.id);
-		bind_text(st, 2, now);
-		bind_text(st, 3, plan->reopen ? "open" : NULL);
+		mr_sql_bind_int64(st, 1, ref.id);
+		mr_sql_bind_text(st, 2, now);
+		mr_sql_bind_text(st, 3, plan->reopen ? "open" : NULL);
 		bind_id(st, 4, owner);
 		if (!step_done(store, st, error))
 			return FALSE;
@@ -848,18 +796,18 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 	case MR_ACTION_LOG:
 		if (ref.kind == MR_RECORD_LEAD || ref.kind == MR_RECORD_OPPORTUNITY) {
 			g_autoptr(MrStmtUse) st = store_stmt(
-				store, ref.kind == MR_RECORD_LEAD ? MR_SQL_LEAD_TOUCH : MR_SQL_OPP_TOUCH);
+				store, ref.kind == MR_RECORD_LEAD ? MR_STMT_LEAD_TOUCH : MR_STMT_OPP_TOUCH);
 
-			sqlite3_bind_int64(st, 1, ref.id);
-			bind_text(st, 2, now);
+			mr_sql_bind_int64(st, 1, ref.id);
+			mr_sql_bind_text(st, 2, now);
 			if (!step_done(store, st, error))
 				return FALSE;
 		} else if (ref.kind == MR_RECORD_TICKET) {
-			g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_TICKET_TOUCH);
+			g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_TOUCH);
 
-			sqlite3_bind_int64(st, 1, ref.id);
-			bind_text(st, 2, now);
-			bind_text(st, 3, plan->reopen ? "open" : NULL);
+			mr_sql_bind_int64(st, 1, ref.id);
+			mr_sql_bind_text(st, 2, now);
+			mr_sql_bind_text(st, 3, plan->reopen ? "open" : NULL);
 			bind_id(st, 4, 0);
 			if (!step_done(store, st, error))
 				return FALSE;
@@ -910,7 +858,7 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 	MrApplied applied = { 0 };
 
 	g_return_val_if_fail(store != NULL && plan != NULL && raw != NULL && key != NULL, FALSE);
-	g_return_val_if_fail(!sqlite3_get_autocommit(store->db), FALSE);
+	g_return_val_if_fail(!!store->conn->driver->in_transaction(store->conn), FALSE);
 
 	applied.message_row = message_row;
 	if (message_row == 0) {
@@ -920,13 +868,13 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 		applied.new_message = TRUE;
 	}
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_DELIVERY_INSERT);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_DELIVERY_INSERT);
 
-		sqlite3_bind_int64(st, 1, applied.message_row);
-		bind_text(st, 2, plan->recipient);
-		bind_text(st, 3, mr_role_name(plan->role));
-		bind_text(st, 4, plan->envelope_from);
-		bind_text(st, 5, now);
+		mr_sql_bind_int64(st, 1, applied.message_row);
+		mr_sql_bind_text(st, 2, plan->recipient);
+		mr_sql_bind_text(st, 3, mr_role_name(plan->role));
+		mr_sql_bind_text(st, 4, plan->envelope_from);
+		mr_sql_bind_text(st, 5, now);
 		if (!step_done(store, st, error))
 			return FALSE;
 	}
@@ -975,10 +923,10 @@ user_add_tx(MrStore *store, gpointer data, GError **error)
 	if (u->id == 0)
 		return FALSE;
 	if (u->name != NULL) {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_USER_SET_NAME);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_SET_NAME);
 
-		sqlite3_bind_int64(st, 1, u->id);
-		bind_text(st, 2, u->name);
+		mr_sql_bind_int64(st, 1, u->id);
+		mr_sql_bind_text(st, 2, u->name);
 		return step_done(store, st, error);
 	}
 	return TRUE;
@@ -1012,12 +960,12 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 		return FALSE;
 	}
 	{
-		g_autoptr(MrStmtUse) c = store_stmt(store, MR_SQL_CONTACT_GET);
+		g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
 
-		sqlite3_bind_int64(c, 1, contact);
-		if (sqlite3_step(c) == SQLITE_ROW) {
-			account = sqlite3_column_int64(c, 0);
-			owner = sqlite3_column_int64(c, 1);
+		mr_sql_bind_int64(c, 1, contact);
+		if (mr_sql_step(c, NULL) == MR_SQL_ROW) {
+			account = mr_sql_column_int64(c, 0);
+			owner = mr_sql_column_int64(c, 1);
 		}
 	}
 	if (o->owner != NULL) {
@@ -1028,17 +976,17 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 			return FALSE;
 		}
 	}
-	st = store_stmt(store, MR_SQL_OPP_INSERT);
-	bind_text(st, 1, o->title);
+	st = store_stmt(store, MR_STMT_OPP_INSERT);
+	mr_sql_bind_text(st, 1, o->title);
 	if (o->value >= 0)
-		sqlite3_bind_int64(st, 2, o->value);
+		mr_sql_bind_int64(st, 2, o->value);
 	bind_id(st, 3, contact);
 	bind_id(st, 4, account);
 	bind_id(st, 5, owner);
-	bind_text(st, 6, now);
-	if (!step_done(store, st, error))
+	mr_sql_bind_text(st, 6, now);
+	o->id = step_id(store, st, error);
+	if (o->id == 0)
 		return FALSE;
-	o->id = sqlite3_last_insert_rowid(store->db);
 	{
 		MrRecordRef ref = { MR_RECORD_OPPORTUNITY, o->id };
 		g_autofree char *display = mr_record_display_id(store->cfg, ref);
@@ -1094,13 +1042,13 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 			    display, status);
 		return FALSE;
 	}
-	st = store_stmt(store, MR_SQL_OPP_CLOSE);
-	sqlite3_bind_int64(st, 1, o->id);
-	bind_text(st, 2, o->won ? "won" : "lost");
-	bind_text(st, 3, o->won ? "closed_won" : "closed_lost");
-	sqlite3_bind_int(st, 4, o->won ? 100 : 0);
-	bind_text(st, 5, o->won ? NULL : o->reason);
-	bind_text(st, 6, now);
+	st = store_stmt(store, MR_STMT_OPP_CLOSE);
+	mr_sql_bind_int64(st, 1, o->id);
+	mr_sql_bind_text(st, 2, o->won ? "won" : "lost");
+	mr_sql_bind_text(st, 3, o->won ? "closed_won" : "closed_lost");
+	mr_sql_bind_int64(st, 4, o->won ? 100 : 0);
+	mr_sql_bind_text(st, 5, o->won ? NULL : o->reason);
+	mr_sql_bind_text(st, 6, now);
 	if (!step_done(store, st, error))
 		return FALSE;
 	summary = o->won ? g_strdup_printf("%s won", display)
@@ -1141,10 +1089,10 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 
 	if (!record_must_exist(store, ref, &old, error))
 		return FALSE;
-	st = store_stmt(store, MR_SQL_TICKET_SET_STATUS);
-	sqlite3_bind_int64(st, 1, t->id);
-	bind_text(st, 2, t->status);
-	bind_text(st, 3, now);
+	st = store_stmt(store, MR_STMT_TICKET_SET_STATUS);
+	mr_sql_bind_int64(st, 1, t->id);
+	mr_sql_bind_text(st, 2, t->status);
+	mr_sql_bind_text(st, 3, now);
 	if (!step_done(store, st, error))
 		return FALSE;
 	display = mr_record_display_id(store->cfg, ref);
@@ -1189,13 +1137,13 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 	}
 	if (l->convert) {
 		OppAdd o = { 0 };
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_LEAD_GET);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_GET);
 
-		sqlite3_bind_int64(st, 1, l->id);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			title = g_strdup((const char *)sqlite3_column_text(st, 0));
-			contact = g_strdup((const char *)sqlite3_column_text(st, 2));
-			owner = g_strdup((const char *)sqlite3_column_text(st, 3));
+		mr_sql_bind_int64(st, 1, l->id);
+		if (mr_sql_step(st, NULL) == MR_SQL_ROW) {
+			title = g_strdup(mr_sql_column_text(st, 0));
+			contact = g_strdup(mr_sql_column_text(st, 2));
+			owner = g_strdup(mr_sql_column_text(st, 3));
 		}
 		g_clear_pointer(&st, stmt_release);
 		if (contact == NULL) {
@@ -1210,20 +1158,20 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 		if (!opp_add_tx(store, &o, error))
 			return FALSE;
 		l->opp = o.id;
-		st = store_stmt(store, MR_SQL_LINKS_COPY);
-		bind_text(st, 1, "lead");
-		sqlite3_bind_int64(st, 2, l->id);
-		bind_text(st, 3, "opportunity");
-		sqlite3_bind_int64(st, 4, l->opp);
+		st = store_stmt(store, MR_STMT_LINKS_COPY);
+		mr_sql_bind_text(st, 1, "lead");
+		mr_sql_bind_int64(st, 2, l->id);
+		mr_sql_bind_text(st, 3, "opportunity");
+		mr_sql_bind_int64(st, 4, l->opp);
 		if (!step_done(store, st, error))
 			return FALSE;
 	}
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_LEAD_SET_STATUS);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_SET_STATUS);
 
-		sqlite3_bind_int64(st, 1, l->id);
-		bind_text(st, 2, l->convert ? "converted" : "archived");
-		bind_text(st, 3, now);
+		mr_sql_bind_int64(st, 1, l->id);
+		mr_sql_bind_text(st, 2, l->convert ? "converted" : "archived");
+		mr_sql_bind_text(st, 3, now);
 		bind_id(st, 4, l->opp);
 		if (!step_done(store, st, error))
 			return FALSE;
@@ -1254,31 +1202,32 @@ mr_store_lead_archive(MrStore *store, gint64 id, GError **error)
 /* Binds the parameters every CLI query may use: ?2 and ?3 are the
  * opportunity and ticket prefixes, when the statement has them. */
 static void
-bind_prefixes(MrStore *store, sqlite3_stmt *st)
+bind_prefixes(MrStore *store, MrSqlStmt *st)
 {
-	int n = sqlite3_bind_parameter_count(st);
+	int n = store->driver->param_count(st);
 
 	if (n >= 2)
-		bind_text(st, 2, store->cfg->opportunity_prefix);
+		mr_sql_bind_text(st, 2, store->cfg->opportunity_prefix);
 	if (n >= 3)
-		bind_text(st, 3, store->cfg->ticket_prefix);
+		mr_sql_bind_text(st, 3, store->cfg->ticket_prefix);
 }
 
 /* Turns the current row into an object keyed by column name; columns whose
  * names start with '_' are internal and left out, and a column "@name"
  * holding space-separated words becomes the array "name". */
 static JsonObject *
-row_to_object(sqlite3_stmt *st)
+row_to_object(MrSqlStmt *st)
 {
+	const MrSqlDriver *d = st->conn->driver;
 	JsonObject *o = json_object_new();
 
-	for (int i = 0; i < sqlite3_column_count(st); i++) {
-		const char *name = sqlite3_column_name(st, i);
+	for (int i = 0; i < d->column_count(st); i++) {
+		const char *name = d->column_name(st, i);
 
 		if (name[0] == '_')
 			continue;
 		if (name[0] == '@') {
-			const char *text = (const char *)sqlite3_column_text(st, i);
+			const char *text = mr_sql_column_text(st, i);
 			g_auto(GStrv) words = g_strsplit(text != NULL ? text : "", " ", -1);
 			JsonArray *a = json_array_new();
 
@@ -1288,16 +1237,16 @@ row_to_object(sqlite3_stmt *st)
 			json_object_set_array_member(o, name + 1, a);
 			continue;
 		}
-		switch (sqlite3_column_type(st, i)) {
-		case SQLITE_INTEGER:
-			json_object_set_int_member(o, name, sqlite3_column_int64(st, i));
+		switch (d->column_type(st, i)) {
+		case MR_SQL_TYPE_INT:
+			json_object_set_int_member(o, name, mr_sql_column_int64(st, i));
 			break;
-		case SQLITE_FLOAT:
-			json_object_set_double_member(o, name, sqlite3_column_double(st, i));
+		case MR_SQL_TYPE_FLOAT:
+			json_object_set_double_member(o, name, d->column_double(st, i));
 			break;
-		case SQLITE_TEXT:
+		case MR_SQL_TYPE_TEXT:
 			json_object_set_string_member(o, name,
-						      (const char *)sqlite3_column_text(st, i));
+						      mr_sql_column_text(st, i));
 			break;
 		default:
 			json_object_set_null_member(o, name);
@@ -1309,28 +1258,26 @@ row_to_object(sqlite3_stmt *st)
 
 /* Steps @st to the end, collecting rows.  NULL with @error on failure. */
 static JsonArray *
-rows_to_array(MrStore *store, sqlite3_stmt *st, GError **error)
+rows_to_array(MrStore *store, MrSqlStmt *st, GError **error)
 {
 	g_autoptr(JsonArray) rows = json_array_new();
-	int rc;
+	MrSqlStep rc;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW)
 		json_array_add_object_element(rows, row_to_object(st));
-	if (rc != SQLITE_DONE) {
-		store_fail(store, error, "query");
+	if (rc != MR_SQL_DONE)
 		return NULL;
-	}
 	return g_steal_pointer(&rows);
 }
 
-static const MrSql mr_list_sql[MR_LIST_N] = {
-	[MR_LIST_USERS] = MR_SQL_LIST_USERS,
-	[MR_LIST_CONTACTS] = MR_SQL_LIST_CONTACTS,
-	[MR_LIST_ACCOUNTS] = MR_SQL_LIST_ACCOUNTS,
-	[MR_LIST_LEADS] = MR_SQL_LIST_LEADS,
-	[MR_LIST_OPPORTUNITIES] = MR_SQL_LIST_OPPS,
-	[MR_LIST_TICKETS] = MR_SQL_LIST_TICKETS,
-	[MR_LIST_MESSAGES] = MR_SQL_LIST_MESSAGES,
+static const MrStmtId mr_list_sql[MR_LIST_N] = {
+	[MR_LIST_USERS] = MR_STMT_LIST_USERS,
+	[MR_LIST_CONTACTS] = MR_STMT_LIST_CONTACTS,
+	[MR_LIST_ACCOUNTS] = MR_STMT_LIST_ACCOUNTS,
+	[MR_LIST_LEADS] = MR_STMT_LIST_LEADS,
+	[MR_LIST_OPPORTUNITIES] = MR_STMT_LIST_OPPS,
+	[MR_LIST_TICKETS] = MR_STMT_LIST_TICKETS,
+	[MR_LIST_MESSAGES] = MR_STMT_LIST_MESSAGES,
 };
 
 JsonArray *
@@ -1340,7 +1287,7 @@ mr_store_list(MrStore *store, MrListKind kind, gint64 limit, GError **error)
 
 	g_return_val_if_fail(kind < MR_LIST_N, NULL);
 	st = store_stmt(store, mr_list_sql[kind]);
-	sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1);
+	mr_sql_bind_int64(st, 1, limit > 0 ? limit : -1);
 	bind_prefixes(store, st);
 	return rows_to_array(store, st, error);
 }
@@ -1356,11 +1303,11 @@ not_found(GError **error, const char *what)
 static gboolean
 add_messages(MrStore *store, JsonObject *o, const char *kind, gint64 id, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_RECORD_MESSAGES);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_RECORD_MESSAGES);
 	JsonArray *rows;
 
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, id);
+	mr_sql_bind_text(st, 1, kind);
+	mr_sql_bind_int64(st, 2, id);
 	rows = rows_to_array(store, st, error);
 	if (rows == NULL)
 		return FALSE;
@@ -1379,10 +1326,15 @@ mr_store_show_contact(MrStore *store, const char *email, GError **error)
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no contact %s", email);
 		return NULL;
 	}
-	st = store_stmt(store, MR_SQL_SHOW_CONTACT);
-	bind_text(st, 1, email);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		store_fail(store, error, "contact");
+	st = store_stmt(store, MR_STMT_SHOW_CONTACT);
+	mr_sql_bind_text(st, 1, email);
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		break;
+	case MR_SQL_DONE:
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no contact %s", email);
+		return NULL;
+	default:
 		return NULL;
 	}
 	o = row_to_object(st);
@@ -1391,10 +1343,10 @@ mr_store_show_contact(MrStore *store, const char *email, GError **error)
 	return g_steal_pointer(&o);
 }
 
-static const MrSql mr_show_sql[] = {
-	[MR_RECORD_LEAD] = MR_SQL_SHOW_LEAD,
-	[MR_RECORD_OPPORTUNITY] = MR_SQL_SHOW_OPP,
-	[MR_RECORD_TICKET] = MR_SQL_SHOW_TICKET,
+static const MrStmtId mr_show_sql[] = {
+	[MR_RECORD_LEAD] = MR_STMT_SHOW_LEAD,
+	[MR_RECORD_OPPORTUNITY] = MR_STMT_SHOW_OPP,
+	[MR_RECORD_TICKET] = MR_STMT_SHOW_TICKET,
 };
 
 JsonObject *
@@ -1408,9 +1360,9 @@ mr_store_show_record(MrStore *store, MrRecordRef ref, GError **error)
 		return NULL;
 	}
 	st = store_stmt(store, mr_show_sql[ref.kind]);
-	sqlite3_bind_int64(st, 1, ref.id);
+	mr_sql_bind_int64(st, 1, ref.id);
 	bind_prefixes(store, st);
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	if (mr_sql_step(st, NULL) != MR_SQL_ROW) {
 		g_autofree char *display = mr_record_display_id(store->cfg, ref);
 
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no such record %s",
@@ -1425,13 +1377,13 @@ mr_store_show_record(MrStore *store, MrRecordRef ref, GError **error)
 
 /* Adds the result of a per-message statement as array @member. */
 static gboolean
-add_message_rows(MrStore *store, JsonObject *o, MrSql sql, gint64 id, const char *member,
+add_message_rows(MrStore *store, JsonObject *o, MrStmtId sql, gint64 id, const char *member,
 		 GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, sql);
 	JsonArray *rows;
 
-	sqlite3_bind_int64(st, 1, id);
+	mr_sql_bind_int64(st, 1, id);
 	rows = rows_to_array(store, st, error);
 	if (rows == NULL)
 		return FALSE;
@@ -1444,18 +1396,18 @@ add_message_rows(MrStore *store, JsonObject *o, MrSql sql, gint64 id, const char
 static gboolean
 add_message_links(MrStore *store, JsonObject *o, gint64 id, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_MESSAGE_LINKS);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_LINKS);
 	JsonArray *contacts = json_array_new();
 	JsonArray *accounts = json_array_new(), *users = json_array_new();
-	int rc;
+	MrSqlStep rc;
 
 	json_object_set_array_member(o, "contacts", contacts);
 	json_object_set_array_member(o, "accounts", accounts);
 	json_object_set_array_member(o, "users", users);
-	sqlite3_bind_int64(st, 1, id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *kind = (const char *)sqlite3_column_text(st, 0);
-		const char *name = (const char *)sqlite3_column_text(st, 1);
+	mr_sql_bind_int64(st, 1, id);
+	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW) {
+		const char *kind = mr_sql_column_text(st, 0);
+		const char *name = mr_sql_column_text(st, 1);
 
 		if (g_strcmp0(kind, "contact") == 0)
 			json_array_add_string_element(contacts, name);
@@ -1464,8 +1416,8 @@ add_message_links(MrStore *store, JsonObject *o, gint64 id, GError **error)
 		else if (g_strcmp0(kind, "user") == 0)
 			json_array_add_string_element(users, name);
 	}
-	if (rc != SQLITE_DONE)
-		return store_fail(store, error, "links");
+	if (rc != MR_SQL_DONE)
+		return FALSE;
 	return TRUE;
 }
 
@@ -1475,11 +1427,11 @@ mr_store_show_message(MrStore *store, gint64 id, GError **error)
 	g_autoptr(JsonObject) o = NULL;
 
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_SHOW_MESSAGE);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_MESSAGE);
 
-		sqlite3_bind_int64(st, 1, id);
+		mr_sql_bind_int64(st, 1, id);
 		bind_prefixes(store, st);
-		if (sqlite3_step(st) != SQLITE_ROW) {
+		if (mr_sql_step(st, NULL) != MR_SQL_ROW) {
 			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
 				    "no message %" G_GINT64_FORMAT, id);
 			return NULL;
@@ -1487,19 +1439,19 @@ mr_store_show_message(MrStore *store, gint64 id, GError **error)
 		o = row_to_object(st);
 	}
 	if (!add_message_links(store, o, id, error) ||
-	    !add_message_rows(store, o, MR_SQL_MESSAGE_ADDRESSES, id, "addresses", error) ||
-	    !add_message_rows(store, o, MR_SQL_MESSAGE_ATTACHMENTS, id, "attachments", error) ||
-	    !add_message_rows(store, o, MR_SQL_MESSAGE_DELIVERIES, id, "deliveries", error))
+	    !add_message_rows(store, o, MR_STMT_MESSAGE_ADDRESSES, id, "addresses", error) ||
+	    !add_message_rows(store, o, MR_STMT_MESSAGE_ATTACHMENTS, id, "attachments", error) ||
+	    !add_message_rows(store, o, MR_STMT_MESSAGE_DELIVERIES, id, "deliveries", error))
 		return NULL;
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_MESSAGE_REFUSED);
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_REFUSED);
 		JsonArray *refused = json_array_new();
 
 		json_object_set_array_member(o, "refused", refused);
-		sqlite3_bind_int64(st, 1, id);
-		while (sqlite3_step(st) == SQLITE_ROW)
+		mr_sql_bind_int64(st, 1, id);
+		while (mr_sql_step(st, NULL) == MR_SQL_ROW)
 			json_array_add_string_element(refused,
-						      (const char *)sqlite3_column_text(st, 0));
+						      mr_sql_column_text(st, 0));
 	}
 	return g_steal_pointer(&o);
 }
@@ -1507,15 +1459,20 @@ mr_store_show_message(MrStore *store, gint64 id, GError **error)
 GBytes *
 mr_store_message_raw(MrStore *store, gint64 id, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_SQL_MESSAGE_RAW);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_RAW);
 
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	mr_sql_bind_int64(st, 1, id);
+	if (mr_sql_step(st, NULL) != MR_SQL_ROW) {
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
 			    "no message %" G_GINT64_FORMAT, id);
 		return NULL;
 	}
-	return g_bytes_new(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0));
+	{
+		gsize len = 0;
+		const void *data = store->driver->column_blob(st, 0, &len);
+
+		return g_bytes_new(data, len);
+	}
 }
 
 JsonArray *
@@ -1539,10 +1496,10 @@ mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecor
 			return NULL;
 		}
 	} else if (domain != NULL) {
-		g_autoptr(MrStmtUse) a = store_stmt(store, MR_SQL_ACCOUNT_ID);
+		g_autoptr(MrStmtUse) a = store_stmt(store, MR_STMT_ACCOUNT_ID);
 
 		kind = "account";
-		bind_text(a, 1, domain);
+		mr_sql_bind_text(a, 1, domain);
 		id = step_int64(a);
 		if (id == 0) {
 			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
@@ -1555,8 +1512,8 @@ mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecor
 		kind = mr_record_kind_name(ref.kind);
 		id = ref.id;
 	}
-	st = store_stmt(store, MR_SQL_TIMELINE);
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, id);
+	st = store_stmt(store, MR_STMT_TIMELINE);
+	mr_sql_bind_text(st, 1, kind);
+	mr_sql_bind_int64(st, 2, id);
 	return rows_to_array(store, st, error);
 }

@@ -46,6 +46,21 @@ rc, out, err = e.deliver("support@acme.test", message("a@b.test", "support@acme.
 t.ok(rc == 75 and err.count("\n") == 1, "database not writable: exit 75, one line", err)
 e.write_config()
 
+# a database that does not exist: only init and deliver create one
+missing = os.path.join(e.dir, "typo", "mailroom.db")
+e.write_config(db=missing)
+for args in (["user", "list"], ["message", "list"], ["ticket", "show", "TKT-1"],
+             ["timeline", "a@b.test"], ["user", "add", "x@acme.test"]):
+    rc, out, err = e.ctl(*args)
+    t.ok(rc == 66 and "no such database" in err and missing in err,
+         "%s on a missing database: exit 66, naming it" % " ".join(args), err)
+t.ok(not os.path.exists(os.path.dirname(missing)), "and nothing was created")
+rc, out, err = e.ctl("init")
+t.ok(rc == 0 and os.path.exists(missing), "init creates it", err)
+rc, out, err = e.ctl("user", "list")
+t.eq(rc, 0, "then the verbs work")
+e.write_config()
+
 # configuration errors: exit 78 with file:line
 bad = os.path.join(e.dir, "bad.conf")
 cases = [

@@ -1,0 +1,170 @@
+/* mr-sql.h - the SQL driver interface under the store (src/store only).
+ *
+ * The store speaks SQL through this and nothing else; a driver (SQLite
+ * today, PostgreSQL next) implements it for one database engine.  The
+ * model is Dovecot's lib-sql, made synchronous: a connection, transactions
+ * and named savepoints, prepared statements with ?N parameters (1-based)
+ * and a row cursor, columns 0-based.
+ *
+ * Errors are set in MR_STORE_ERROR and classified once, by the driver:
+ * MR_STORE_ERROR_BUSY for what may succeed when tried again (a lock held
+ * too long, a serialization failure or deadlock, a lost connection),
+ * MR_STORE_ERROR_CONSTRAINT for a row a constraint refused, and
+ * MR_STORE_ERROR_FAILED for everything else (a full disk, a broken
+ * database, a bug).  For the doors all three are temporary: nothing was
+ * stored. */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-error.h"
+
+G_BEGIN_DECLS
+
+typedef struct _MrSqlDriver MrSqlDriver;
+
+/* The first member of every driver's connection and statement. */
+typedef struct {
+	const MrSqlDriver *driver;
+} MrSqlConn;
+
+typedef struct {
+	MrSqlConn *conn;
+} MrSqlStmt;
+
+typedef enum {
+	MR_SQL_ROW,  /* a row is ready: read its columns */
+	MR_SQL_DONE, /* no (more) rows: the statement ran to its end */
+	MR_SQL_FAIL, /* the error is set */
+} MrSqlStep;
+
+typedef enum {
+	MR_SQL_TYPE_NULL,
+	MR_SQL_TYPE_INT,
+	MR_SQL_TYPE_FLOAT,
+	MR_SQL_TYPE_TEXT,
+	MR_SQL_TYPE_BLOB,
+} MrSqlType;
+
+struct _MrSqlDriver {
+	const char *name; /* "sqlite" */
+
+	/* Opens (for SQLite: creating when missing) the database of @cfg with
+	 * its durability settings.  @create FALSE: fail with
+	 * MR_STORE_ERROR_NOT_FOUND when it does not exist. */
+	MrSqlConn *(*open)(const MrConfig *cfg, gboolean create, GError **error);
+	/* Closes @conn, rolling back an open transaction; finalizes nothing:
+	 * the caller finalizes its statements first. */
+	void (*close)(MrSqlConn *conn);
+	/* Runs @script, one or more statements without parameters or rows. */
+	gboolean (*exec)(MrSqlConn *conn, const char *script, GError **error);
+
+	/* Transactions.  begin takes the write lock where the engine has one
+	 * (SQLite: BEGIN IMMEDIATE), so that what is read before the apply
+	 * cannot change under it. */
+	gboolean (*begin)(MrSqlConn *conn, GError **error);
+	gboolean (*commit)(MrSqlConn *conn, GError **error);
+	void (*rollback)(MrSqlConn *conn);
+	/* TRUE while a transaction is open; FALSE after an error means the
+	 * engine ended it on its own and everything since begin is gone. */
+	gboolean (*in_transaction)(MrSqlConn *conn);
+	gboolean (*savepoint)(MrSqlConn *conn, const char *name, GError **error);
+	gboolean (*release)(MrSqlConn *conn, const char *name, GError **error);
+	gboolean (*rollback_to)(MrSqlConn *conn, const char *name, GError **error);
+
+	/* The schema version stored in the database (0: empty), and setting
+	 * it inside the migration's transaction. */
+	int (*schema_version)(MrSqlConn *conn, GError **error);
+	gboolean (*set_schema_version)(MrSqlConn *conn, int version, GError **error);
+
+	/* Statements: prepared once, used many times (reset between uses). */
+	MrSqlStmt *(*prepare)(MrSqlConn *conn, const char *sql, GError **error);
+	void (*finalize)(MrSqlStmt *st);
+	int (*param_count)(MrSqlStmt *st);
+	void (*bind_null)(MrSqlStmt *st, int i);
+	void (*bind_int64)(MrSqlStmt *st, int i, gint64 v);
+	/* @v is copied. */
+	void (*bind_text)(MrSqlStmt *st, int i, const char *v);
+	/* @data must stay valid until the statement is reset. */
+	void (*bind_blob)(MrSqlStmt *st, int i, const void *data, gsize len);
+	MrSqlStep (*step)(MrSqlStmt *st, GError **error);
+	/* Ends the current use: rows, snapshot and bindings go. */
+	void (*reset)(MrSqlStmt *st);
+	int (*column_count)(MrSqlStmt *st);
+	const char *(*column_name)(MrSqlStmt *st, int i);
+	MrSqlType (*column_type)(MrSqlStmt *st, int i);
+	gint64 (*column_int64)(MrSqlStmt *st, int i);
+	double (*column_double)(MrSqlStmt *st, int i);
+	/* NULL for SQL NULL; valid until the next step or reset. */
+	const char *(*column_text)(MrSqlStmt *st, int i);
+	const void *(*column_blob)(MrSqlStmt *st, int i, gsize *len);
+};
+
+/* The SQLite driver (mr-sql-sqlite.c). */
+extern const MrSqlDriver mr_sql_sqlite_driver;
+
+/* Returns: the driver for @database (a file path: SQLite), or NULL with
+ * @error (MR_STORE_ERROR_OPEN) for a URI of an engine not built in. */
+const MrSqlDriver *mr_sql_driver_for(const char *database, GError **error);
+
+/* Thin dispatchers, so that callers read like the SQL they run. */
+static inline gboolean
+mr_sql_exec(MrSqlConn *c, const char *script, GError **error)
+{
+	return c->driver->exec(c, script, error);
+}
+
+static inline MrSqlStep
+mr_sql_step(MrSqlStmt *st, GError **error)
+{
+	return st->conn->driver->step(st, error);
+}
+
+static inline void
+mr_sql_reset(MrSqlStmt *st)
+{
+	st->conn->driver->reset(st);
+}
+
+static inline void
+mr_sql_bind_int64(MrSqlStmt *st, int i, gint64 v)
+{
+	st->conn->driver->bind_int64(st, i, v);
+}
+
+static inline void
+mr_sql_bind_null(MrSqlStmt *st, int i)
+{
+	st->conn->driver->bind_null(st, i);
+}
+
+/* Binds @v, or NULL when @v is NULL. */
+static inline void
+mr_sql_bind_text(MrSqlStmt *st, int i, const char *v)
+{
+	if (v == NULL)
+		st->conn->driver->bind_null(st, i);
+	else
+		st->conn->driver->bind_text(st, i, v);
+}
+
+static inline void
+mr_sql_bind_blob(MrSqlStmt *st, int i, const void *data, gsize len)
+{
+	st->conn->driver->bind_blob(st, i, data, len);
+}
+
+static inline gint64
+mr_sql_column_int64(MrSqlStmt *st, int i)
+{
+	return st->conn->driver->column_int64(st, i);
+}
+
+static inline const char *
+mr_sql_column_text(MrSqlStmt *st, int i)
+{
+	return st->conn->driver->column_text(st, i);
+}
+
+G_END_DECLS
