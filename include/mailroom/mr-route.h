@@ -16,8 +16,9 @@ G_BEGIN_DECLS
 
 /* Plans the delivery of @msg to @recipient (envelope recipient, any case,
  * plus forms allowed) from @envelope_from (nullable).
- * Returns: (transfer full) (nullable): the plan, or NULL with @error
- * MR_ROUTE_ERROR_NO_ADDRESS when @recipient is no mailroom address. */
+ * Returns: (transfer full) (nullable): the plan, or NULL with @error:
+ * MR_ROUTE_ERROR_NO_ADDRESS when @recipient is no mailroom address, or
+ * MR_STORE_ERROR_* (temporary) when a look-up failed. */
 MrPlan *mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
 		      const char *recipient, const char *envelope_from, GError **error);
 

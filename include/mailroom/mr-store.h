@@ -72,7 +72,14 @@ gboolean mr_store_release(MrStore *store, GError **error);
  * transaction stays open. */
 void mr_store_rollback_to(MrStore *store);
 
-/* --- look-ups for routing (read only) --------------------------------- */
+/* Returns FALSE with @error when a look-up failed since the last check
+ * (and forgets it).  A look-up that fails (an I/O error, a lock) answers
+ * as if nothing were found, so that routing code stays simple; whoever
+ * decides from look-ups checks here before the decision is applied or
+ * committed: mr_route_plan(), mr_store_apply() and the CLI's verbs do. */
+gboolean mr_store_check(MrStore *store, GError **error);
+
+/* --- look-ups for routing (read only; see mr_store_check()) ----------- */
 
 /* Returns the user id owning @email, or 0. */
 gint64 mr_store_user_by_address(MrStore *store, const char *email);

@@ -74,11 +74,14 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
 		   const char *rcpt, const char *envelope_from, MrDelivery *out, GError **error)
 {
 	gint64 row = mr_store_message_by_key(store, item->key);
+	gboolean delivered = row != 0 && mr_store_delivery_exists(store, row, rcpt);
 	g_autoptr(MrPlan) plan = NULL;
 	MrApplied applied = { 0 };
 
 	out->degraded = item->msg->status != MR_PARSE_OK;
-	if (row != 0 && mr_store_delivery_exists(store, row, rcpt)) {
+	if (!mr_store_check(store, error))
+		return FALSE;
+	if (delivered) {
 		out->message_row = row;
 		out->duplicate = TRUE;
 		return TRUE;

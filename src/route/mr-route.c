@@ -554,5 +554,11 @@ mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const c
 		plan->also.kind = MR_RECORD_NONE;
 		g_clear_pointer(&plan->title, g_free);
 	}
+	/* A look-up that failed answered "not found": a plan made from it
+	 * (a refused link, a new ticket) must not be applied. */
+	if (!mr_store_check(store, error)) {
+		g_prefix_error(error, "routing: ");
+		return NULL;
+	}
 	return g_steal_pointer(&plan);
 }

@@ -7,6 +7,7 @@
 #define G_LOG_DOMAIN "mailroom-store"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "mr-store-private.h"
@@ -17,6 +18,8 @@ struct _MrStore {
 	const MrSqlDriver *driver;
 	const MrConfig *cfg;
 	MrSqlStmt *stmt[MR_STMT_N_STATEMENTS];
+	GError *lookup_error;   /* the first look-up that failed since the last
+	                           mr_store_check(): it answered "not found" */
 };
 
 /* The savepoint of one message in a group commit. */
@@ -57,12 +60,62 @@ step_done(MrStore *store, MrSqlStmt *st, GError **error)
 	return mr_sql_step(st, error) != MR_SQL_FAIL;
 }
 
-/* Steps and returns the first column of the first row as an integer, or
- * 0 when there is no row. */
-static gint64
-step_int64(MrSqlStmt *st)
+/* Steps a look-up: TRUE when it found a row.  A failure answers FALSE, as
+ * "not found" would, and is kept for mr_store_check(): whatever was
+ * decided from the answer is dropped there, never committed. */
+static gboolean
+step_row(MrStore *store, MrSqlStmt *st)
 {
-	return mr_sql_step(st, NULL) == MR_SQL_ROW ? mr_sql_column_int64(st, 0) : 0;
+	g_autoptr(GError) error = NULL;
+
+	switch (mr_sql_step(st, &error)) {
+	case MR_SQL_ROW:
+		return TRUE;
+	case MR_SQL_DONE:
+		return FALSE;
+	default:
+		if (store->lookup_error == NULL)
+			store->lookup_error = g_steal_pointer(&error);
+		return FALSE;
+	}
+}
+
+/* Steps a look-up and returns the first column of the first row as an
+ * integer, or 0 when there is no row (or the look-up failed: see
+ * step_row()). */
+static gint64
+step_int64(MrStore *store, MrSqlStmt *st)
+{
+	return step_row(store, st) ? mr_sql_column_int64(st, 0) : 0;
+}
+
+/* Moves a failed look-up's error to @error.  Returns TRUE when there was
+ * one. */
+static gboolean
+take_lookup_error(MrStore *store, GError **error)
+{
+	if (store->lookup_error == NULL)
+		return FALSE;
+	g_propagate_error(error, g_steal_pointer(&store->lookup_error));
+	return TRUE;
+}
+
+/* Sets MR_STORE_ERROR_NOT_FOUND with the message @fmt -- unless a look-up
+ * failed, in which case "not found" may be false: that error instead. */
+static void store_not_found(MrStore *store, GError **error, const char *fmt, ...)
+	G_GNUC_PRINTF(3, 4);
+
+static void
+store_not_found(MrStore *store, GError **error, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (take_lookup_error(store, error))
+		return;
+	va_start(ap, fmt);
+	if (error != NULL)
+		*error = g_error_new_valist(MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, fmt, ap);
+	va_end(ap);
 }
 
 /* Steps an INSERT ... RETURNING id: returns the new row's id, or 0 with
@@ -203,7 +256,16 @@ mr_store_close(MrStore *store)
 			store->driver->finalize(store->stmt[i]);
 	if (store->conn != NULL)
 		store->driver->close(store->conn);
+	g_clear_error(&store->lookup_error);
 	g_free(store);
+}
+
+gboolean
+mr_store_check(MrStore *store, GError **error)
+{
+	g_return_val_if_fail(store != NULL, FALSE);
+
+	return !take_lookup_error(store, error);
 }
 
 gboolean
@@ -262,7 +324,7 @@ store_in_tx(MrStore *store, MrStoreTxFunc fn, gpointer data, GError **error)
 {
 	if (!mr_store_begin(store, error))
 		return FALSE;
-	if (!fn(store, data, error)) {
+	if (!fn(store, data, error) || !mr_store_check(store, error)) {
 		mr_store_rollback(store);
 		return FALSE;
 	}
@@ -281,7 +343,7 @@ mr_store_user_by_address(MrStore *store, const char *email)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_BY_ADDRESS);
 
 	mr_sql_bind_text(st, 1, email);
-	return step_int64(st);
+	return step_int64(store, st);
 }
 
 gint64
@@ -290,7 +352,7 @@ mr_store_contact_by_email(MrStore *store, const char *email)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_BY_EMAIL);
 
 	mr_sql_bind_text(st, 1, email);
-	return step_int64(st);
+	return step_int64(store, st);
 }
 
 static const MrStmtId mr_status_sql[] = {
@@ -314,7 +376,7 @@ mr_store_record_exists(MrStore *store, MrRecordRef ref, char **status_out)
 		return FALSE;
 	st = store_stmt(store, mr_status_sql[ref.kind]);
 	mr_sql_bind_int64(st, 1, ref.id);
-	if (mr_sql_step(st, NULL) != MR_SQL_ROW)
+	if (!step_row(store, st))
 		return FALSE;
 	if (status_out != NULL)
 		*status_out = g_strdup(mr_sql_column_text(st, 0));
@@ -332,7 +394,7 @@ mr_store_record_related(MrStore *store, MrRecordRef ref, const char *email)
 	mr_sql_bind_int64(st, 1, ref.id);
 	mr_sql_bind_text(st, 2, email);
 	mr_sql_bind_text(st, 3, strrchr(email, '@') != NULL ? strrchr(email, '@') + 1 : NULL);
-	return mr_sql_step(st, NULL) == MR_SQL_ROW;
+	return step_row(store, st);
 }
 
 gboolean
@@ -345,7 +407,7 @@ mr_store_record_by_thread(MrStore *store, const char *const *ids, MrRecordKind k
 
 		mr_sql_bind_text(st, 1, *ids);
 		mr_sql_bind_text(st, 2, mr_record_kind_name(kind));
-		id = step_int64(st);
+		id = step_int64(store, st);
 		if (id != 0) {
 			out->kind = kind;
 			out->id = id;
@@ -363,7 +425,7 @@ mr_store_thread_has_address(MrStore *store, const char *const *ids, const char *
 
 		mr_sql_bind_text(st, 1, *ids);
 		mr_sql_bind_text(st, 2, email);
-		if (step_int64(st) != 0)
+		if (step_int64(store, st) != 0)
 			return TRUE;
 	}
 	return FALSE;
@@ -375,7 +437,7 @@ mr_store_open_lead_by_email(MrStore *store, const char *email)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OPEN_LEAD);
 
 	mr_sql_bind_text(st, 1, email);
-	return step_int64(st);
+	return step_int64(store, st);
 }
 
 gint64
@@ -384,7 +446,7 @@ mr_store_lead_opportunity(MrStore *store, gint64 id)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_OPPORTUNITY);
 
 	mr_sql_bind_int64(st, 1, id);
-	return step_int64(st);
+	return step_int64(store, st);
 }
 
 gint64
@@ -393,7 +455,7 @@ mr_store_message_by_key(MrStore *store, const char *key)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_BY_KEY);
 
 	mr_sql_bind_text(st, 1, key);
-	return step_int64(st);
+	return step_int64(store, st);
 }
 
 gboolean
@@ -403,7 +465,7 @@ mr_store_delivery_exists(MrStore *store, gint64 message_row, const char *recipie
 
 	mr_sql_bind_int64(st, 1, message_row);
 	mr_sql_bind_text(st, 2, recipient);
-	return mr_sql_step(st, NULL) == MR_SQL_ROW;
+	return step_row(store, st);
 }
 
 gint64
@@ -411,7 +473,7 @@ mr_store_count_messages(MrStore *store)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_COUNT_MESSAGES);
 
-	return step_int64(st);
+	return step_int64(store, st);
 }
 
 /* --- applying a plan --------------------------------------------------- */
@@ -631,7 +693,7 @@ ensure_account(MrStore *store, const char *domain, const char *now, GError **err
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_BY_DOMAIN);
 
 		mr_sql_bind_text(st, 1, domain);
-		id = step_int64(st);
+		id = step_int64(store, st);
 	}
 	if (id != 0)
 		return id;
@@ -683,7 +745,7 @@ ensure_contact(MrStore *store, const MrParty *p, gint64 owner, const char *now,
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_GET);
 
 		mr_sql_bind_int64(st, 1, id);
-		*account_out = step_int64(st);
+		*account_out = step_int64(store, st);
 	}
 	return id;
 }
@@ -764,7 +826,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 			g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
 
 			mr_sql_bind_int64(c, 1, customer);
-			if (mr_sql_step(c, NULL) == MR_SQL_ROW)
+			if (step_row(store, c))
 				lead_owner = mr_sql_column_int64(c, 1);
 		}
 		mr_sql_bind_text(st, 1, plan->title);
@@ -901,6 +963,10 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 				  error))
 			return FALSE;
 	}
+	/* A look-up made while applying (a user, an account) that failed
+	 * answered "not found": what was written from it must not stay. */
+	if (!mr_store_check(store, error))
+		return FALSE;
 	if (out != NULL)
 		*out = applied;
 	return TRUE;
@@ -955,7 +1021,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (contact == 0) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no contact %s",
+		store_not_found(store, error, "no contact %s",
 			    o->contact);
 		return FALSE;
 	}
@@ -963,7 +1029,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 		g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
 
 		mr_sql_bind_int64(c, 1, contact);
-		if (mr_sql_step(c, NULL) == MR_SQL_ROW) {
+		if (step_row(store, c)) {
 			account = mr_sql_column_int64(c, 0);
 			owner = mr_sql_column_int64(c, 1);
 		}
@@ -971,7 +1037,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 	if (o->owner != NULL) {
 		owner = mr_store_user_by_address(store, o->owner);
 		if (owner == 0) {
-			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no user %s",
+			store_not_found(store, error, "no user %s",
 				    o->owner);
 			return FALSE;
 		}
@@ -1014,7 +1080,7 @@ record_must_exist(MrStore *store, MrRecordRef ref, char **status_out, GError **e
 	{
 		g_autofree char *display = mr_record_display_id(store->cfg, ref);
 
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no such record %s",
+		store_not_found(store, error, "no such record %s",
 			    display);
 	}
 	return FALSE;
@@ -1140,7 +1206,7 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_GET);
 
 		mr_sql_bind_int64(st, 1, l->id);
-		if (mr_sql_step(st, NULL) == MR_SQL_ROW) {
+		if (step_row(store, st)) {
 			title = g_strdup(mr_sql_column_text(st, 0));
 			contact = g_strdup(mr_sql_column_text(st, 2));
 			owner = g_strdup(mr_sql_column_text(st, 3));
@@ -1323,7 +1389,7 @@ mr_store_show_contact(MrStore *store, const char *email, GError **error)
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (id == 0) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no contact %s", email);
+		store_not_found(store, error, "no contact %s", email);
 		return NULL;
 	}
 	st = store_stmt(store, MR_STMT_SHOW_CONTACT);
@@ -1332,7 +1398,7 @@ mr_store_show_contact(MrStore *store, const char *email, GError **error)
 	case MR_SQL_ROW:
 		break;
 	case MR_SQL_DONE:
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no contact %s", email);
+		store_not_found(store, error, "no contact %s", email);
 		return NULL;
 	default:
 		return NULL;
@@ -1362,10 +1428,10 @@ mr_store_show_record(MrStore *store, MrRecordRef ref, GError **error)
 	st = store_stmt(store, mr_show_sql[ref.kind]);
 	mr_sql_bind_int64(st, 1, ref.id);
 	bind_prefixes(store, st);
-	if (mr_sql_step(st, NULL) != MR_SQL_ROW) {
+	if (!step_row(store, st)) {
 		g_autofree char *display = mr_record_display_id(store->cfg, ref);
 
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no such record %s",
+		store_not_found(store, error, "no such record %s",
 			    display);
 		return NULL;
 	}
@@ -1431,8 +1497,8 @@ mr_store_show_message(MrStore *store, gint64 id, GError **error)
 
 		mr_sql_bind_int64(st, 1, id);
 		bind_prefixes(store, st);
-		if (mr_sql_step(st, NULL) != MR_SQL_ROW) {
-			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
+		if (!step_row(store, st)) {
+			store_not_found(store, error,
 				    "no message %" G_GINT64_FORMAT, id);
 			return NULL;
 		}
@@ -1449,7 +1515,7 @@ mr_store_show_message(MrStore *store, gint64 id, GError **error)
 
 		json_object_set_array_member(o, "refused", refused);
 		mr_sql_bind_int64(st, 1, id);
-		while (mr_sql_step(st, NULL) == MR_SQL_ROW)
+		while (step_row(store, st))
 			json_array_add_string_element(refused,
 						      mr_sql_column_text(st, 0));
 	}
@@ -1462,8 +1528,8 @@ mr_store_message_raw(MrStore *store, gint64 id, GError **error)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_RAW);
 
 	mr_sql_bind_int64(st, 1, id);
-	if (mr_sql_step(st, NULL) != MR_SQL_ROW) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
+	if (!step_row(store, st)) {
+		store_not_found(store, error,
 			    "no message %" G_GINT64_FORMAT, id);
 		return NULL;
 	}
@@ -1491,7 +1557,7 @@ mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecor
 			id = mr_store_user_by_address(store, email);
 		}
 		if (id == 0) {
-			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
+			store_not_found(store, error,
 				    "no contact or user %s", email);
 			return NULL;
 		}
@@ -1500,9 +1566,9 @@ mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecor
 
 		kind = "account";
 		mr_sql_bind_text(a, 1, domain);
-		id = step_int64(a);
+		id = step_int64(store, a);
 		if (id == 0) {
-			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
+			store_not_found(store, error,
 				    "no account %s", domain);
 			return NULL;
 		}
