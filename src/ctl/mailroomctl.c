@@ -765,7 +765,7 @@ cmd_ticket_status(MrCtl *ctl, char **args)
 static int
 cmd_timeline(MrCtl *ctl, char **args)
 {
-	static const char *const cols[] = { "date", "kind", "subject", "message_id", NULL };
+	static const char *const cols[] = { "date", "kind", "subject", "message_id", "sent", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(JsonArray) rows = NULL;
 	g_autofree char *target = mr_address_normalise(args[0]);

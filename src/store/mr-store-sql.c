@@ -319,10 +319,10 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" FROM message r WHERE r.id = ?1",
 	[MR_STMT_RECORD_MESSAGES] =
 		"SELECT m.id AS id, m.message_id AS message_id, m.subject AS subject,"
-		" m.from_email AS \"from\", coalesce(m.date, m.received) AS date"
+		" m.from_email AS \"from\", m.received AS date, m.date AS sent"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
-		" ORDER BY coalesce(m.date, m.received), m.id",
+		" ORDER BY m.received, m.id",
 	[MR_STMT_MESSAGE_LINKS] =
 		"SELECT l.kind,"
 		" CASE l.kind WHEN 'contact' THEN (SELECT email FROM contact WHERE id = l.record_id)"
@@ -344,14 +344,14 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
 	[MR_STMT_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_STMT_TIMELINE] =
-		"SELECT coalesce(m.date, m.received) AS date, 'message' AS kind,"
-		" m.subject AS subject, m.message_id AS message_id, m.id AS _row"
+		"SELECT m.received AS date, 'message' AS kind,"
+		" m.subject AS subject, m.message_id AS message_id, m.date AS sent, m.id AS _row"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
 		" UNION ALL"
-		" SELECT e.created, e.type, e.summary, m.message_id, 1000000000000 + e.id"
+		" SELECT e.created, e.type, e.summary, m.message_id, NULL, 1000000000000 + e.id"
 		" FROM event e LEFT JOIN message m ON m.id = e.message_id"
 		" WHERE e.record_kind = ?1 AND e.record_id = ?2"
-		" ORDER BY 1, 5",
+		" ORDER BY 1, 6",
 	[MR_STMT_COUNT_MESSAGES] = "SELECT count(*) FROM message",
 };

@@ -255,6 +255,32 @@ t.ok(any(x["kind"] == "opportunity.won" for x in tl), "timeline OPP-n has events
 rc, out, err = e.ctl("timeline", "TKT-1")
 t.ok(rc == 0 and "ticket.created" in out, "timeline prints a table")
 
+# The sender controls Date:: timelines and a record's messages follow the
+# order mailroom received them in, and show the Date: beside it.
+deliver_ok("support@acme.test",
+           message("zed@timewarp.test", "support@acme.test", "Clock is right",
+                   msgid="tw-1@timewarp.test", date="Mon, 30 Nov 2026 09:00:00 +0000"),
+           "a new ticket, Date: today")
+tkt = [x for x in e.json("ticket", "list") if x["subject"] == "Clock is right"][0]["id"]
+deliver_ok("support@acme.test",
+           message("zed@timewarp.test", "support@acme.test", "Re: [%s] Clock is right" % tkt,
+                   msgid="tw-2@timewarp.test", date="Sat, 01 Jan 2000 00:00:00 +0000"),
+           "a reply dated in 2000")
+msgs = [x for x in e.json("timeline", tkt) if x["kind"] == "message"]
+t.eq([x["message_id"] for x in msgs], ["tw-1@timewarp.test", "tw-2@timewarp.test"],
+     "timeline: in the order received, not by Date:")
+t.eq([x["sent"] for x in msgs], ["2026-11-30T09:00:00Z", "2000-01-01T00:00:00Z"],
+     "timeline: Date: shown as sent")
+t.ok(msgs[1]["date"] >= msgs[0]["date"] and msgs[1]["date"] > "2000-01-02",
+     "timeline: date is when received", msgs)
+shown = e.json("ticket", "show", tkt)["messages"]
+t.eq([x["message_id"] for x in shown], ["tw-1@timewarp.test", "tw-2@timewarp.test"],
+     "ticket show: messages in the order received")
+t.eq(shown[1]["sent"], "2000-01-01T00:00:00Z", "ticket show: Date: shown as sent")
+rc, out, err = e.ctl("timeline", tkt)
+t.ok(rc == 0 and "SENT" in out and "2000-01-01T00:00:00Z" in out, "the table has a SENT column",
+     out)
+
 # --- raw bytes ---------------------------------------------------------------
 mid = e.json("message", "list")[0]["id"]
 rc, out, err = e.ctl("message", "show", str(mid), "--raw")
