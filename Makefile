@@ -2,7 +2,8 @@
 #
 #   make deps      install the Debian 12 packages the build and the tests need
 #   make           build build/mailroomd, build/mailroomctl and the unit tests
-#   make check     unit tests (prove) and integration tests
+#   make check     unit tests (prove) and integration tests, on SQLite and
+#                  on PostgreSQL (check-pg)
 #   make asan      the unit and integration tests under ASan + UBSan
 #   make test      check, then asan: the whole suite (what CI runs)
 #   make check-valgrind  the unit tests under valgrind
@@ -25,7 +26,7 @@ DESTDIR    ?=
 BUILD  ?= build
 MR_CORPUS_SAMPLE ?= 1
 CC     ?= cc
-PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 sqlite3 libconfig json-glib-1.0 libsystemd
+PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 sqlite3 libpq libconfig json-glib-1.0 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Say what is wrong on a machine without the libraries, instead of a
@@ -80,7 +81,7 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 
 -include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d)
 
-check: check-layering check-unit check-integration
+check: check-layering check-unit check-integration check-pg
 
 # The whole suite: as built, then again under the sanitizers.
 test: check asan check-valgrind
@@ -90,6 +91,13 @@ check-unit: all
 
 check-integration: all
 	MR_BUILD=$(CURDIR)/$(BUILD) MR_CORPUS_SAMPLE=$(MR_CORPUS_SAMPLE) prove $(INTEGRATION_TESTS)
+
+# The integration suite again on PostgreSQL: each test process starts a
+# private cluster on 127.0.0.1 (tests/integration/mrpg.py); tests that are
+# about an SQLite file say SKIP.
+check-pg: all
+	MR_BUILD=$(CURDIR)/$(BUILD) MR_TEST_DB=postgresql MR_CORPUS_SAMPLE=10 \
+	  prove $(INTEGRATION_TESTS)
 
 # What CI leaves out for time: the pathological messages at 25 MB (about a
 # minute), each within 10 s and 256 MB.
@@ -114,6 +122,8 @@ check-valgrind: all
 check-layering:
 	@! grep -l 'sqlite3.h' $$(ls src/*/*.c src/*/*.h include/mailroom/*.h | grep -v '^src/store/mr-sql-sqlite.c') \
 	  || { echo "sqlite3.h outside src/store/mr-sql-sqlite.c"; exit 1; }
+	@! grep -l 'libpq-fe.h' $$(ls src/*/*.c src/*/*.h include/mailroom/*.h | grep -v '^src/store/mr-sql-pgsql.c') \
+	  || { echo "libpq-fe.h outside src/store/mr-sql-pgsql.c"; exit 1; }
 
 deps:
 	./tools/deps.sh
@@ -141,6 +151,7 @@ $(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/fuzz-%.o $(BUILD)/libmailroom.a
 bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) ./tools/bench-smtp.sh
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-corpus.py
+	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-storage.py
 
 run: $(BUILD)/mailroomctl $(BUILD)/mailroomd
 	./tools/run.sh
@@ -168,4 +179,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz var/test-*
 
-.PHONY: bench all test check check-unit check-valgrind check-integration check-slow asan check-layering deps run install clean fresh-check fuzz
+.PHONY: bench all test check check-pg check-unit check-valgrind check-integration check-slow asan check-layering deps run install clean fresh-check fuzz

@@ -22,7 +22,8 @@ typedef struct {
 
 typedef struct {
 	char *path;               /* the file it was read from */
-	char *database;           /* SQLite file */
+	char *database;           /* an SQLite file, or a postgresql:// URI */
+	char *database_password_file; /* (nullable): PostgreSQL's password */
 	char *spool_directory;    /* spool_directory: big messages on their way
 	                             in; default: "spool" beside the database */
 	char **domains;           /* lower-cased own domains, NULL-terminated */
@@ -79,6 +80,11 @@ MrConfig *mr_config_ref(MrConfig *cfg);
 void mr_config_unref(MrConfig *cfg);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrConfig, mr_config_unref)
+
+/* Returns: (transfer full): the database of @cfg as logs and output may
+ * show it: a URI's password (user:PASSWORD@, password=PASSWORD) replaced
+ * by "***". */
+char *mr_config_database_name(const MrConfig *cfg);
 
 /* Returns the default configuration path: $MAILROOM_CONFIG when set, else
  * SYSCONFDIR/mailroom.conf.  Returns: the path (borrowed, static). */

@@ -33,6 +33,7 @@ static const struct {
 	const char *const keys[4];
 } mr_known_keys[] = {
 	{ "", { "database", "domains", "addresses", "freemail_domains" } },
+	{ "", { "database_password_file", NULL } },
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
@@ -79,6 +80,7 @@ config_clear(MrConfig *cfg)
 {
 	g_free(cfg->path);
 	g_free(cfg->database);
+	g_free(cfg->database_password_file);
 	g_free(cfg->spool_directory);
 	g_strfreev(cfg->domains);
 	g_clear_pointer(&cfg->addresses, g_ptr_array_unref);
@@ -498,13 +500,19 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (*cfg->database == '\0')
 		return config_invalid(error, cfg->path, config_lookup(c, "database"),
 				      "database", "must not be empty");
+	if (!config_string(c, cfg->path, "database_password_file", NULL,
+			   &cfg->database_password_file, error))
+		return FALSE;
 	if (!config_string(c, cfg->path, "spool_directory", NULL, &cfg->spool_directory, error))
 		return FALSE;
 	if (cfg->spool_directory == NULL || *cfg->spool_directory == '\0') {
 		g_autofree char *dir = g_path_get_dirname(cfg->database);
 
 		g_free(cfg->spool_directory);
-		cfg->spool_directory = g_build_filename(dir, "spool", NULL);
+		/* beside an SQLite file; a database server has no "beside" */
+		cfg->spool_directory = strstr(cfg->database, "://") != NULL
+					       ? g_strdup("/var/spool/mailroom")
+					       : g_build_filename(dir, "spool", NULL);
 	}
 	if (!config_string_list(c, cfg->path, "domains", TRUE, &cfg->domains, error))
 		return FALSE;
@@ -634,4 +642,46 @@ mr_config_is_freemail(const MrConfig *cfg, const char *domain)
 		if (strcmp(domain, mr_builtin_freemail[i]) == 0)
 			return TRUE;
 	return g_strv_contains((const char *const *)cfg->freemail_domains, domain);
+}
+
+char *
+mr_config_database_name(const MrConfig *cfg)
+{
+	const char *db = cfg->database;
+	const char *rest = strstr(db, "://");
+	GString *out;
+
+	if (rest == NULL)
+		return g_strdup(db);
+	rest += 3;
+	out = g_string_new_len(db, rest - db);
+	{
+		const char *at = strchr(rest, '@');
+		const char *slash = strchr(rest, '/');
+		const char *colon = strchr(rest, ':');
+
+		/* user:password@host: the userinfo ends at the '@' before the path */
+		if (at != NULL && (slash == NULL || at < slash) && colon != NULL && colon < at) {
+			g_string_append_len(out, rest, colon + 1 - rest);
+			g_string_append(out, "***");
+			rest = at;
+		}
+	}
+	for (const char *p = rest; *p != '\0';) {
+		const char *hit = strstr(p, "password=");
+
+		if (hit == NULL || (hit != rest && hit[-1] != '?' && hit[-1] != '&')) {
+			if (hit == NULL) {
+				g_string_append(out, p);
+				break;
+			}
+			g_string_append_len(out, p, hit + 9 - p);
+			p = hit + 9;
+			continue;
+		}
+		g_string_append_len(out, p, hit + 9 - p);
+		g_string_append(out, "***");
+		p = hit + 9 + strcspn(hit + 9, "&");
+	}
+	return g_string_free(out, FALSE);
 }

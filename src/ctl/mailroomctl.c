@@ -302,15 +302,16 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 static int
 cmd_init(MrCtl *ctl, char **args)
 {
+	g_autofree char *name = mr_config_database_name(ctl->cfg);
+
 	if (ctl->json) {
 		g_autoptr(JsonObject) o = json_object_new();
 
-		json_object_set_string_member(o, "database", ctl->cfg->database);
+		json_object_set_string_member(o, "database", name);
 		json_object_set_int_member(o, "schema_version", mr_store_schema_version(ctl->store));
 		print_json_object(o);
 	} else {
-		printf("%s: schema version %d\n", ctl->cfg->database,
-		       mr_store_schema_version(ctl->store));
+		printf("%s: schema version %d\n", name, mr_store_schema_version(ctl->store));
 	}
 	return 0;
 }

@@ -345,7 +345,9 @@ main(int argc, char **argv)
 	g_unix_signal_add(SIGINT, on_terminate, &d);
 	g_unix_signal_add(SIGHUP, on_reload, &d);
 	where = mr_smtp_server_describe(d.smtp);
-	g_message("listening %s database %s synchronous=%s", where, d.cfg->database,
+	g_autofree char *dbname = mr_config_database_name(d.cfg);
+
+	g_message("listening %s database %s synchronous=%s", where, dbname,
 		  d.cfg->synchronous);
 	if (d.systemd) {
 		sd_notify(0, "READY=1");

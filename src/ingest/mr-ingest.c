@@ -14,6 +14,10 @@
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-route.h"
 
+/* Attempts of one message when a constraint refuses a row that another
+ * daemon inserted meanwhile (each attempt sees more of their work). */
+#define MR_INGEST_CONSTRAINT_RETRIES 3
+
 char *
 mr_ingest_content_key(GBytes *raw)
 {
@@ -114,14 +118,28 @@ mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 		return FALSE;
 	}
 	rcpt = mr_address_normalise(recipient);
-	if (!mr_store_savepoint(store, error))
-		return FALSE;
-	if (!ingest_route_apply(cfg, store, item, rcpt, envelope_from, &result, error)) {
+	/* With several daemons on one database, another may insert the same
+	 * contact, account, lead or message between our look-up and our
+	 * insert: a constraint refuses ours.  Undone to the savepoint, the
+	 * work is done again, and this time the look-ups see the other's
+	 * committed row.  (One writer on SQLite never races.) */
+	for (int attempt = 1;; attempt++) {
+		g_autoptr(GError) local = NULL;
+
+		memset(&result, 0, sizeof result);
+		if (!mr_store_savepoint(store, error))
+			return FALSE;
+		if (ingest_route_apply(cfg, store, item, rcpt, envelope_from, &result, &local) &&
+		    mr_store_release(store, &local))
+			break;
 		mr_store_rollback_to(store);
-		return FALSE;
-	}
-	if (!mr_store_release(store, error)) {
-		mr_store_rollback_to(store);
+		if (attempt < MR_INGEST_CONSTRAINT_RETRIES &&
+		    g_error_matches(local, MR_STORE_ERROR, MR_STORE_ERROR_CONSTRAINT) &&
+		    mr_store_in_transaction(store)) {
+			g_debug("%s: %s; routing again", rcpt, local->message);
+			continue;
+		}
+		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
 	}
 	if (out != NULL)

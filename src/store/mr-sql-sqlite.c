@@ -402,9 +402,14 @@ const MrSqlDriver mr_sql_sqlite_driver = {
 const MrSqlDriver *
 mr_sql_driver_for(const char *database, GError **error)
 {
-	if (g_str_has_prefix(database, "postgresql://") || g_str_has_prefix(database, "postgres://")) {
+	const char *scheme_end = strstr(database, "://");
+
+	if (g_str_has_prefix(database, "postgresql://") || g_str_has_prefix(database, "postgres://"))
+		return &mr_sql_pgsql_driver;
+	if (scheme_end != NULL && strchr(database, '/') > scheme_end) {
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN,
-			    "%s: PostgreSQL is not supported by this build yet", database);
+			    "%.*s: unknown database scheme (a file path or postgresql://)",
+			    (int)(scheme_end - database), database);
 		return NULL;
 	}
 	return &mr_sql_sqlite_driver;

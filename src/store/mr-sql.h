@@ -48,7 +48,7 @@ typedef enum {
 } MrSqlType;
 
 struct _MrSqlDriver {
-	const char *name; /* "sqlite" */
+	const char *name; /* "sqlite", "postgresql" */
 
 	/* Opens (for SQLite: creating when missing) the database of @cfg with
 	 * its durability settings.  @create FALSE: fail with
@@ -72,6 +72,9 @@ struct _MrSqlDriver {
 	gboolean (*savepoint)(MrSqlConn *conn, const char *name, GError **error);
 	gboolean (*release)(MrSqlConn *conn, const char *name, GError **error);
 	gboolean (*rollback_to)(MrSqlConn *conn, const char *name, GError **error);
+	/* (nullable) Inside a transaction: waits until no other process
+	 * migrates the schema (SQLite's BEGIN IMMEDIATE does that already). */
+	gboolean (*lock_schema)(MrSqlConn *conn, GError **error);
 
 	/* The schema version stored in the database (0: empty), and setting
 	 * it inside the migration's transaction. */
@@ -101,11 +104,13 @@ struct _MrSqlDriver {
 	const void *(*column_blob)(MrSqlStmt *st, int i, gsize *len);
 };
 
-/* The SQLite driver (mr-sql-sqlite.c). */
+/* The drivers: SQLite (mr-sql-sqlite.c), PostgreSQL (mr-sql-pgsql.c). */
 extern const MrSqlDriver mr_sql_sqlite_driver;
+extern const MrSqlDriver mr_sql_pgsql_driver;
 
-/* Returns: the driver for @database (a file path: SQLite), or NULL with
- * @error (MR_STORE_ERROR_OPEN) for a URI of an engine not built in. */
+/* Returns: the driver for @database: a postgresql:// or postgres:// URI
+ * selects PostgreSQL, anything else is an SQLite file.  NULL with @error
+ * (MR_STORE_ERROR_OPEN) for another scheme. */
 const MrSqlDriver *mr_sql_driver_for(const char *database, GError **error);
 
 /* Thin dispatchers, so that callers read like the SQL they run. */

@@ -77,6 +77,14 @@ typedef enum {
 /* The text of every statement, indexed by MrStmtId. */
 extern const char *const mr_sql_text[MR_STMT_N_STATEMENTS];
 
-/* The schema history: mr_sql_migrations[v] moves version v to v + 1. */
-extern const char *const mr_sql_migrations[];
+/* One step of the schema history: @sql moves version @from to @to. */
+typedef struct {
+	int from, to;
+	const char *sql;
+} MrSqlMigration;
+
+/* The schema history of each engine, ending in { 0, 0, NULL }, and the
+ * version this mailroom writes. */
+extern const MrSqlMigration mr_sql_migrations_sqlite[];
+extern const MrSqlMigration mr_sql_migrations_pgsql[];
 extern const int mr_sql_schema_version;

@@ -165,11 +165,19 @@ mr_store_schema_version(MrStore *store)
 	return store->driver->schema_version(store->conn, NULL);
 }
 
-/* Moves the schema forward one version at a time, each step in its own
+/* Returns: the schema history of @driver's engine. */
+static const MrSqlMigration *
+store_migrations(const MrSqlDriver *driver)
+{
+	return driver == &mr_sql_pgsql_driver ? mr_sql_migrations_pgsql : mr_sql_migrations_sqlite;
+}
+
+/* Moves the schema forward one step at a time, each step in its own
  * transaction with its version bump. */
 static gboolean
 store_migrate(MrStore *store, GError **error)
 {
+	const MrSqlMigration *steps = store_migrations(store->driver);
 	int v = store->driver->schema_version(store->conn, error);
 
 	if (v < 0)
@@ -180,24 +188,40 @@ store_migrate(MrStore *store, GError **error)
 			    mr_sql_schema_version);
 		return FALSE;
 	}
-	for (; v < mr_sql_schema_version; v++) {
+	for (const MrSqlMigration *m = steps; m->sql != NULL && v < mr_sql_schema_version; m++) {
 		g_autoptr(GError) local = NULL;
 
+		if (m->from != v)
+			continue;
 		if (!store->driver->begin(store->conn, error))
 			return FALSE;
-		/* Another process may have migrated while we waited for the lock. */
-		if (store->driver->schema_version(store->conn, NULL) > v) {
+		if (store->driver->lock_schema != NULL &&
+		    !store->driver->lock_schema(store->conn, error)) {
 			store->driver->rollback(store->conn);
+			return FALSE;
+		}
+		/* Another process may have migrated while we waited for the lock. */
+		if (store->driver->schema_version(store->conn, NULL) != v) {
+			store->driver->rollback(store->conn);
+			v = store->driver->schema_version(store->conn, error);
+			if (v < 0)
+				return FALSE;
 			continue;
 		}
-		if (!mr_sql_exec(store->conn, mr_sql_migrations[v], &local) ||
-		    !store->driver->set_schema_version(store->conn, v + 1, &local) ||
+		if (!mr_sql_exec(store->conn, m->sql, &local) ||
+		    !store->driver->set_schema_version(store->conn, m->to, &local) ||
 		    !store->driver->commit(store->conn, &local)) {
 			store->driver->rollback(store->conn);
 			g_propagate_prefixed_error(error, g_steal_pointer(&local),
-						   "migrating to schema %d: ", v + 1);
+						   "migrating from schema %d to %d: ", m->from, m->to);
 			return FALSE;
 		}
+		v = m->to;
+	}
+	if (v != mr_sql_schema_version) {
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN,
+			    "no way from schema version %d to %d", v, mr_sql_schema_version);
+		return FALSE;
 	}
 	return TRUE;
 }
@@ -216,8 +240,17 @@ store_open(const MrConfig *cfg, gboolean create, GError **error)
 	store->conn = store->driver->open(cfg, create, error);
 	if (store->conn == NULL)
 		return NULL;
+	if (!create && store->driver->schema_version(store->conn, NULL) == 0) {
+		g_autofree char *name = mr_config_database_name(cfg);
+
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
+			    "%s: no mailroom database here (mailroomctl init creates it)", name);
+		return NULL;
+	}
 	if (!store_migrate(store, error)) {
-		g_prefix_error(error, "%s: ", cfg->database);
+		g_autofree char *name = mr_config_database_name(cfg);
+
+		g_prefix_error(error, "%s: ", name);
 		if (error != NULL && *error != NULL && (*error)->code != MR_STORE_ERROR_BUSY)
 			(*error)->code = MR_STORE_ERROR_OPEN;
 		return NULL;
@@ -1353,7 +1386,7 @@ mr_store_list(MrStore *store, MrListKind kind, gint64 limit, GError **error)
 
 	g_return_val_if_fail(kind < MR_LIST_N, NULL);
 	st = store_stmt(store, mr_list_sql[kind]);
-	mr_sql_bind_int64(st, 1, limit > 0 ? limit : -1);
+	mr_sql_bind_int64(st, 1, limit > 0 ? limit : G_MAXINT64);
 	bind_prefixes(store, st);
 	return rows_to_array(store, st, error);
 }

@@ -3,16 +3,16 @@
 import os
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import Tap, Env, message
+from mrtest import PG, Tap, Env, message, pg_cluster
 
 t = Tap()
 e = Env()
 
 rc, out, err = e.ctl("init")
 t.eq(rc, 0, "init exits 0")
-t.ok(os.path.exists(e.db), "init creates the database")
+t.ok(PG or os.path.exists(e.db), "init creates the database")
 j = e.json("init")
-t.eq(j["schema_version"], 1, "init --json reports the schema version")
+t.eq(j["schema_version"], 2, "init --json reports the schema version")
 
 rc, out, err = e.ctl("--help")
 t.eq(rc, 0, "--help exits 0")
@@ -38,28 +38,52 @@ t.ok(rc == 67 and "not a mailroom address" in err, "unknown recipient: exit 67",
 rc, out, err = e.deliver("SUPPORT@Acme.Test", message("a@b.test", "support@acme.test", "case"))
 t.eq(rc, 0, "recipient matching ignores case")
 
-# the database cannot be written: temporary failure, nothing acknowledged
-blocker = os.path.join(e.dir, "blocker")
-open(blocker, "w").close()
-e.write_config(db=os.path.join(blocker, "sub", "db.sqlite"))
-rc, out, err = e.deliver("support@acme.test", message("a@b.test", "support@acme.test", "x"))
-t.ok(rc == 75 and err.count("\n") == 1, "database not writable: exit 75, one line", err)
-e.write_config()
-
+# the database cannot be written: temporary failure, nothing acknowledged;
 # a database that does not exist: only init and deliver create one
-missing = os.path.join(e.dir, "typo", "mailroom.db")
-e.write_config(db=missing)
-for args in (["user", "list"], ["message", "list"], ["ticket", "show", "TKT-1"],
-             ["timeline", "a@b.test"], ["user", "add", "x@acme.test"]):
-    rc, out, err = e.ctl(*args)
-    t.ok(rc == 66 and "no such database" in err and missing in err,
-         "%s on a missing database: exit 66, naming it" % " ".join(args), err)
-t.ok(not os.path.exists(os.path.dirname(missing)), "and nothing was created")
-rc, out, err = e.ctl("init")
-t.ok(rc == 0 and os.path.exists(missing), "init creates it", err)
-rc, out, err = e.ctl("user", "list")
-t.eq(rc, 0, "then the verbs work")
-e.write_config()
+if not PG:
+    blocker = os.path.join(e.dir, "blocker")
+    open(blocker, "w").close()
+    e.write_config(db=os.path.join(blocker, "sub", "db.sqlite"))
+    rc, out, err = e.deliver("support@acme.test", message("a@b.test", "support@acme.test", "x"))
+    t.ok(rc == 75 and err.count("\n") == 1, "database not writable: exit 75, one line", err)
+    e.write_config()
+
+    # a database that does not exist: only init and deliver create one
+    missing = os.path.join(e.dir, "typo", "mailroom.db")
+    e.write_config(db=missing)
+    for args in (["user", "list"], ["message", "list"], ["ticket", "show", "TKT-1"],
+                 ["timeline", "a@b.test"], ["user", "add", "x@acme.test"]):
+        rc, out, err = e.ctl(*args)
+        t.ok(rc == 66 and "no such database" in err and missing in err,
+             "%s on a missing database: exit 66, naming it" % " ".join(args), err)
+    t.ok(not os.path.exists(os.path.dirname(missing)), "and nothing was created")
+    rc, out, err = e.ctl("init")
+    t.ok(rc == 0 and os.path.exists(missing), "init creates it", err)
+    rc, out, err = e.ctl("user", "list")
+    t.eq(rc, 0, "then the verbs work")
+    e.write_config()
+else:
+    # PostgreSQL: the administrator creates the database; a database
+    # without mailroom's tables is "missing" for every verb but init and
+    # deliver, and nothing is created in it.
+    pg_cluster().createdb("empty_one")
+    empty = pg_cluster().uri("empty_one")
+    e.write_config(db=empty)
+    for args in (["user", "list"], ["message", "list"], ["user", "add", "x@acme.test"]):
+        rc, out, err = e.ctl(*args)
+        t.ok(rc == 66 and "no mailroom database here" in err,
+             "%s on an empty PostgreSQL database: exit 66" % " ".join(args), err)
+    t.eq(pg_cluster().psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                           db="empty_one").strip(), "0", "and nothing was created")
+    rc, out, err = e.ctl("init")
+    t.ok(rc == 0 and "schema version 2" in out, "init creates the tables", err)
+    rc, out, err = e.ctl("user", "list")
+    t.eq(rc, 0, "then the verbs work")
+    # a password in the URI is never printed
+    e.write_config(db=empty.replace("mailroom@", "mailroom:s3cret@"))
+    rc, out, err = e.ctl("init")
+    t.ok(rc == 0 and "s3cret" not in out and "mailroom:***@" in out, "init hides the password", out)
+    e.write_config()
 
 # configuration errors: exit 78 with file:line
 bad = os.path.join(e.dir, "bad.conf")

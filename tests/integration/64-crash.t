@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import BUILD, Tap, message
+from mrtest import BUILD, PG, Tap, message
 from mrdaemon import Client, Daemon, dot_stuff, stored_id
 
 T0 = time.monotonic()
@@ -287,16 +287,12 @@ class Worker(threading.Thread):
         return err.endswith("after data") and not err.startswith("421")
 
 
-def db_rows(db):
+def db_rows(env):
     """(message rows [(id, message_id)], deliveries [(message_id, recipient)]),
     read-only (no checkpoint: the next daemon finds the WAL as the kill left it)."""
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-    try:
-        msgs = con.execute("SELECT id, message_id FROM message").fetchall()
-        dels = con.execute("SELECT m.message_id, d.recipient FROM delivery d"
-                           " JOIN message m ON m.id = d.message_id").fetchall()
-    finally:
-        con.close()
+    msgs = env.query("SELECT id, message_id FROM message")
+    dels = env.query("SELECT m.message_id, d.recipient FROM delivery d"
+                     " JOIN message m ON m.id = d.message_id")
     return msgs, dels
 
 
@@ -349,7 +345,7 @@ with section("kills"):
         eof = wait_eof(d)
         d.kill()  # forget it (the harness kills whatever is left at exit)
         logs.append(d.log())
-        snap = db_rows(db)
+        snap = db_rows(d.env)
         kills.append({"pid": pid, "rc": rc, "t": t_kill, "gen": server.gen, "eof": eof,
                       "uptime": t_kill - t_gen, "snap": snap})
         try:
@@ -456,16 +452,18 @@ t.diag("sending took %.1fs with the kills, %.1fs to finish the retries"
 
 # --- the database ------------------------------------------------------------------------------
 with section("database"):
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-    integrity = con.execute("PRAGMA integrity_check").fetchall()
-    t.eq(integrity, [("ok",)], "PRAGMA integrity_check: ok")
-    t.eq(con.execute("PRAGMA foreign_key_check").fetchall(), [], "PRAGMA foreign_key_check: nothing")
-    rows = con.execute("SELECT id, message_id FROM message").fetchall()
-    dels = con.execute("SELECT m.message_id, d.recipient FROM delivery d"
-                       " JOIN message m ON m.id = d.message_id").fetchall()
-    raws = con.execute("SELECT m.message_id, r.raw FROM message_raw r"
-                       " JOIN message m ON m.id = r.message_id").fetchall()
-    con.close()
+    if not PG:
+        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+        integrity = con.execute("PRAGMA integrity_check").fetchall()
+        t.eq(integrity, [("ok",)], "PRAGMA integrity_check: ok")
+        t.eq(con.execute("PRAGMA foreign_key_check").fetchall(), [],
+             "PRAGMA foreign_key_check: nothing")
+        con.close()
+    rows = d.env.query("SELECT id, message_id FROM message")
+    dels = d.env.query("SELECT m.message_id, d.recipient FROM delivery d"
+                       " JOIN message m ON m.id = d.message_id")
+    raws = d.env.query("SELECT m.message_id, r.raw FROM message_raw r"
+                       " JOIN message m ON m.id = r.message_id")
 
     ids = collections.defaultdict(list)
     for rid, mid in rows:

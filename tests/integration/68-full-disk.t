@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import Env  # noqa: E402
+from mrtest import Env, skip_unless_sqlite  # noqa: E402
 
+skip_unless_sqlite("the database file on a full disk")
 T0 = time.monotonic()
 e = Env()
 var = os.path.join(e.dir, "var")

@@ -17,7 +17,6 @@
 #     ones still go; one that cannot be made stops the start (and a reload).
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -48,24 +47,16 @@ def peak_mb(pid):
         return [int(x.split()[1]) / 1024.0 for x in f if x.startswith("VmHWM")][0]
 
 
-def stored_raw(db):
+def stored_raw(env):
     """{subject: raw bytes} of every stored message."""
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-    try:
-        return {s: bytes(r) for s, r in con.execute(
-            "SELECT m.subject, r.raw FROM message m JOIN message_raw r ON r.message_id = m.id")}
-    finally:
-        con.close()
+    return {subj: raw for subj, raw in env.query(
+        "SELECT m.subject, r.raw FROM message m JOIN message_raw r ON r.message_id = m.id")}
 
 
-def deliveries(db, subject):
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-    try:
-        return sorted(r[0] for r in con.execute(
-            "SELECT d.recipient FROM delivery d JOIN message m ON m.id = d.message_id "
-            "WHERE m.subject = ?", (subject,)))
-    finally:
-        con.close()
+def deliveries(env, subject):
+    return sorted(r[0] for r in env.query(
+        "SELECT d.recipient FROM delivery d JOIN message m ON m.id = d.message_id"
+        " WHERE m.subject = ?", (subject,)))
 
 
 def open_tx(d, frm, lmtp=False, rcpts=("crm@acme.test",)):
@@ -124,7 +115,7 @@ with section("%d clients send %d MB each at once: spooled" % (N, BIG >> 20)):
     replies, when, spooled_mb, seen = burst(d, "big")
     codes = sorted(set(r[0] for r in replies.values()))
     t.ok(codes == [250], "every message is answered 250", replies)
-    stored = stored_raw(e.db)
+    stored = stored_raw(e)
     same = sum(1 for i in range(N) if stored.get("big-%d" % i) == message("big-%d" % i, BIG))
     t.eq(same, N, "all %d stored once, byte for byte" % N)
     t.ok(stored.get("big-small") == message("big-small", SMALL), "the small one too")
@@ -141,8 +132,8 @@ with section("%d clients send %d MB each at once: spooled" % (N, BIG >> 20)):
         r = c.replies(2)
         c.close()
         t.ok([x[0] for x in r] == [250, 250], "250 for each recipient", r)
-        t.ok(stored_raw(e.db).get("lmtp-big") == message("lmtp-big", BIG), "stored byte for byte")
-        t.eq(deliveries(e.db, "lmtp-big"), ["crm@acme.test", "support@acme.test"],
+        t.ok(stored_raw(e).get("lmtp-big") == message("lmtp-big", BIG), "stored byte for byte")
+        t.eq(deliveries(e, "lmtp-big"), ["crm@acme.test", "support@acme.test"],
              "once, with a delivery per recipient")
     t.eq(d.stop(), 0, "exit 0")
 
@@ -178,7 +169,7 @@ with section("a spool directory that goes away"):
     r = c.try_reply()
     c.close()
     t.eq(r[0], 250, "a small message (in memory) still goes")
-    t.eq(sorted(stored_raw(e3.db)), ["gone-small"], "only the small one is stored")
+    t.eq(sorted(stored_raw(e3)), ["gone-small"], "only the small one is stored")
 
     with section("a reload to a spool directory that cannot be made is refused"):
         blocker = os.path.join(e3.dir, "a-file")

@@ -268,10 +268,28 @@ class Daemon:
 
 
 class WriteLock:
-    """Holds SQLite's write lock on a database (BEGIN IMMEDIATE) until
-    release(): the daemon's writer waits (store.busy_timeout), then fails."""
+    """Holds the database so that the daemon's writer waits
+    (store.busy_timeout), then fails, until release(); readers go on.
+    SQLite: its write lock (BEGIN IMMEDIATE).  PostgreSQL: an EXCLUSIVE
+    lock on the message table, held by a psql session, which a new
+    message's insert waits for (lock_timeout)."""
 
     def __init__(self, db):
+        self.conn = self.proc = None
+        if "://" in db:
+            import mrtest
+            c = mrtest.pg_cluster()
+            self.proc = subprocess.Popen(
+                [os.path.join(c.bindir, "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p",
+                 str(c.port), "-U", "mailroom", "-d", db.rsplit("/", 1)[1]],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.proc.stdin.write(b"BEGIN;\nLOCK TABLE message IN EXCLUSIVE MODE;\n"
+                                  b"SELECT 'locked';\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+            if line.strip() != b"locked":
+                raise RuntimeError("psql could not lock: %r" % line)
+            return
         self.conn = sqlite3.connect(db, timeout=10, isolation_level=None,
                                     check_same_thread=False)
         self.conn.execute("BEGIN IMMEDIATE")
@@ -281,6 +299,11 @@ class WriteLock:
             self.conn.execute("ROLLBACK")
             self.conn.close()
             self.conn = None
+        if self.proc is not None:
+            self.proc.stdin.write(b"ROLLBACK;\n\\q\n")
+            self.proc.stdin.close()
+            self.proc.wait(30)
+            self.proc = None
 
 
 def dot_stuff(raw):

@@ -1,8 +1,13 @@
 """mrtest - a small TAP harness for mailroom's integration tests.
 
-Each test gets a temporary folder with its own configuration and SQLite
-database, runs the real build/mailroomctl (MR_BUILD, default ./build) and
-asserts on its exit codes and --json output.
+Each test gets a temporary folder with its own configuration and database,
+runs the real build/mailroomctl (MR_BUILD, default ./build) and asserts on
+its exit codes and --json output.
+
+MR_TEST_DB selects the storage engine: "sqlite" (the default: a file in the
+folder) or "postgresql" (a database of its own in a private cluster on
+127.0.0.1 that the test process starts once, tests/integration/mrpg.py).
+Env.query() reads the database whatever the engine.
 """
 import json
 import os
@@ -17,6 +22,29 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("MR_BUILD", os.path.join(ROOT, "build"))
 DATA = os.path.join(ROOT, "tests", "data")
+ENGINE = os.environ.get("MR_TEST_DB", "sqlite")
+PG = ENGINE == "postgresql"
+if ENGINE not in ("sqlite", "postgresql"):
+    raise SystemExit("MR_TEST_DB must be sqlite or postgresql, not %r" % ENGINE)
+
+_cluster = None
+_databases = 0
+
+
+def pg_cluster():
+    """The private PostgreSQL cluster of this test process (started once)."""
+    global _cluster
+    if _cluster is None:
+        import mrpg
+        _cluster = mrpg.PgCluster.start()
+    return _cluster
+
+
+def skip_unless_sqlite(why):
+    """Ends a test that only makes sense on SQLite with a TAP skip."""
+    if PG:
+        print("1..0 # SKIP %s (SQLite only)" % why)
+        sys.exit(0)
 
 CONFIG = """
 database = "{db}";
@@ -86,16 +114,38 @@ class Env:
     """A temporary mailroom: config, database, and the CLI."""
 
     def __init__(self, extra=""):
+        global _databases
         self.dir = tempfile.mkdtemp(prefix="mrtest-")
         atexit.register(shutil.rmtree, self.dir, True)
-        self.db = os.path.join(self.dir, "var", "mailroom.db")
+        if PG:
+            _databases += 1
+            name = "mailroom_%d" % _databases
+            pg_cluster().createdb(name)
+            self.db = pg_cluster().uri(name)
+        else:
+            self.db = os.path.join(self.dir, "var", "mailroom.db")
         self.conf = os.path.join(self.dir, "mailroom.conf")
         self.write_config(extra)
         self.ctl_path = os.path.join(BUILD, "mailroomctl")
 
     def write_config(self, extra="", db=None):
+        if PG and "spool_directory" not in extra:
+            extra = 'spool_directory = "%s";\n' % os.path.join(self.dir, "spool") + extra
         with open(self.conf, "w") as f:
             f.write(CONFIG.format(db=db or self.db, extra=extra))
+
+    def query(self, sql, args=()):
+        """Rows of @sql (? placeholders) on the database, read only, as
+        tuples of Python values (bytes for blobs, on either engine)."""
+        if PG:
+            return _pg_query(self.db, sql, args)
+        import sqlite3
+        con = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=30)
+        try:
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                    for row in con.execute(sql, args)]
+        finally:
+            con.close()
 
     def ctl(self, *args, input=None):
         """Runs mailroomctl; returns (exit code, stdout, stderr)."""
@@ -116,6 +166,42 @@ class Env:
         if sender:
             args += ["--from", sender]
         return self.ctl(*args, input=raw)
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, int):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _pg_query(uri, sql, args):
+    """@sql with ? placeholders through psql; each value comes back as
+    text (NULL as None; bytea as bytes; integers as int)."""
+    import json as _json
+    parts = sql.split("?")
+    if len(parts) - 1 != len(args):
+        raise ValueError("%d placeholders, %d arguments" % (len(parts) - 1, len(args)))
+    text = parts[0] + "".join(_pg_literal(a) + p for a, p in zip(args, parts[1:]))
+    # Each row as a JSON object in column order: types survive (numbers,
+    # null), bytea comes as "\\x..." hex text.  Give result columns
+    # distinct names.
+    wrapped = "SELECT row_to_json(q) FROM (%s) q" % text
+    cluster = pg_cluster()
+    out = cluster.psql(wrapped, db=uri.rsplit("/", 1)[1])
+    rows = []
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        row = []
+        for v in _json.loads(line).values():
+            if isinstance(v, str) and v.startswith("\\x"):
+                row.append(bytes.fromhex(v[2:]))
+            else:
+                row.append(v)
+        rows.append(tuple(row))
+    return rows
 
 
 def message(frm, to, subject, body="Hello.\n", cc=None, msgid=None, headers=None,

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+# Schema v1 -> v2 on SQLite (issue 13): a database made by the v1 code
+# (tests/data/v1/mailroom-v1.sql, made by tests/data/v1/make-fixture.py)
+# migrates with every row kept, and mailroomctl prints for it what the v1
+# code printed (tests/data/v1/expected.json).  mailroomd migrates the same
+# way at start, and a migrated database takes new mail.
+import json
+import os
+import sqlite3
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mrtest import Env, Tap, message, skip_unless_sqlite  # noqa: E402
+from mrdaemon import Daemon, transaction  # noqa: E402
+
+skip_unless_sqlite("a schema-v1 SQLite file")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURE = os.path.join(HERE, "..", "data", "v1")
+t = Tap()
+section = t.section
+
+TABLES = ["account", "attachment", "blob", "contact", "delivery", "event", "lead", "link",
+          "message", "message_address", "message_raw", "opportunity", "ticket", "user_address"]
+
+
+def load_v1(db):
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    con = sqlite3.connect(db)
+    with open(os.path.join(FIXTURE, "mailroom-v1.sql")) as f:
+        con.executescript(f.read())
+    con.close()
+
+
+def counts(db, user_table):
+    con = sqlite3.connect(db)
+    try:
+        n = {x: con.execute("SELECT count(*) FROM %s" % x).fetchone()[0] for x in TABLES}
+        n["user"] = con.execute("SELECT count(*) FROM %s" % user_table).fetchone()[0]
+        n["version"] = con.execute("PRAGMA user_version").fetchone()[0]
+        return n
+    finally:
+        con.close()
+
+
+with open(os.path.join(FIXTURE, "expected.json")) as f:
+    expected = json.load(f)
+
+with section("mailroomctl init migrates a v1 database"):
+    e = Env()
+    load_v1(e.db)
+    before = counts(e.db, "user")
+    t.eq(before["version"], 1, "the fixture is schema v1")
+    t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
+    j = e.json("init")
+    t.eq(j["schema_version"], 2, "init: schema version 2")
+    after = counts(e.db, "app_user")
+    del before["version"], after["version"]
+    t.eq(after, before, "every table keeps every row")
+    con = sqlite3.connect(e.db)
+    t.eq(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", "integrity_check: ok")
+    t.eq(con.execute("PRAGMA foreign_key_check").fetchall(), [], "foreign_key_check: clean")
+    fks = [r[2] for r in con.execute("PRAGMA foreign_key_list(contact)")]
+    t.ok("app_user" in fks and "user" not in fks, "foreign keys follow the renamed table", fks)
+    con.close()
+    for cmd, want in sorted(expected.items()):
+        got = e.json(*cmd.split(" "))
+        t.ok(got == want, "mailroomctl %s prints what v1 printed" % cmd,
+             None if got == want else {"v1": want, "v2": got})
+
+with section("the migrated database takes new mail and keeps its rules"):
+    rc, out, err = e.deliver("sales@acme.test", message("fresh@prospect9.test", "sales@acme.test",
+                                                        "Hello again"))
+    t.eq(rc, 0, "a delivery to it works")
+    rc, out, err = e.deliver("sales@acme.test", message("fresh@prospect9.test", "sales@acme.test",
+                                                        "Second mail"))
+    leads = [x for x in e.json("inbox", "list") if x["contact"] == "fresh@prospect9.test"]
+    t.eq(len(leads), 1, "one open lead per sender")
+    con = sqlite3.connect(e.db)
+    cid = con.execute("SELECT id FROM contact WHERE email = 'fresh@prospect9.test'").fetchone()[0]
+    try:
+        con.execute("INSERT INTO lead (title, source, contact_id, created, updated)"
+                    " VALUES ('dup', 'email', ?, 'x', 'x')", (cid,))
+        con.commit()
+        refused = False
+    except sqlite3.IntegrityError:
+        refused = True
+    con.close()
+    t.ok(refused, "a second open lead for a contact is refused by the schema")
+
+with section("mailroomd migrates at start"):
+    e2 = Env()
+    d = Daemon("", env=e2, start=False)  # runs mailroomctl init: replace its database
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(e2.db + suffix):
+            os.unlink(e2.db + suffix)
+    load_v1(e2.db)
+    d.start()
+    c = d.raw()
+    c.cmd("EHLO client.test")
+    _, _, _, final = transaction(c, "new@customer.test", ["crm@acme.test"],
+                                 message("new@customer.test", "crm@acme.test", "after migration"))
+    c.close()
+    t.ok(final and final[0][0] == 250, "it takes mail", final)
+    t.eq(d.stop(), 0, "exit 0")
+    con = sqlite3.connect(e2.db)
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 2, "the database is at schema 2")
+    con.close()

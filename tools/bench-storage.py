@@ -1,0 +1,584 @@
+#!/usr/bin/env python3
+"""bench-storage - `make bench`: mailroomd on SQLite against mailroomd on
+PostgreSQL, driven by Postfix's smtp-source on loopback.
+
+Three configurations, each with a fresh database every round:
+
+  A  one mailroomd on SQLite (synchronous = "full", the default);
+  B  one mailroomd on PostgreSQL (a private cluster, tests/integration/mrpg.py:
+     fsync on, synchronous_commit on);
+  C  two mailroomd on the same PostgreSQL database, the load split between
+     them (an MX pair).
+
+The load is the one of bench-smtp.sh's 100-per-connection mode: 16 parallel
+smtp-source processes at a time (xargs -P 16), each sending 100 messages of
+4 KB over one connection (-d -s 1 -m 100 -l 4096), to crm@acme.test (a smart
+BCC address), MR_BENCH_MESSAGES messages per configuration and round
+(default 10,000, a multiple of 100).  For C, each daemon gets its own 16
+processes and half the messages, both halves at the same time (32 sessions
+in all).  smtp-source runs with -A, so that a temporary failure (a 451 after
+a deadlock between the two daemons, say) is counted rather than fatal; no
+-N or -r, which append a number to the recipient's local part (crm0@...),
+an address mailroom refuses.
+
+The machine's speed drifts over minutes, so the configurations are
+interleaved: round 1 runs A, B, C, round 2 A, B, C, and so on
+(MR_BENCH_ROUNDS, default 3).  Every figure is printed as it is taken; the
+summary gives medians over the rounds and the ratios of interest (SQLite's
+CPU per message, PostgreSQL's rate as a share of SQLite's).
+
+CPU per message, from /proc (clock ticks, all threads), read just before
+smtp-source starts and just after it ends:
+  - mailroomd: utime + stime (fields 14, 15 of /proc/PID/stat) of each
+    daemon, summed over the daemons of the configuration;
+  - PostgreSQL: the whole cluster.  Backends of connections that ended are
+    gone from /proc, so the sum is: the postmaster's own utime + stime, plus
+    its cutime + cstime (fields 16, 17: the CPU of children that exited and
+    that it reaped, and of their reaped children), plus utime + stime +
+    cutime + cstime of every live process whose parent chain leads to the
+    postmaster (backends, checkpointer, WAL writer, autovacuum...).  A child
+    that ends between the two samples moves from the "live" part to the
+    postmaster's cutime with its full CPU, so the difference stays right.
+    A CHECKPOINT is run before every PostgreSQL measurement so that none
+    from an earlier run lands in it; autovacuum and checkpoints triggered by
+    the run itself are counted (they are the cost of the load).
+    Caveats: /proc is read process by process, so a backend reaped in the
+    instant between reading it and reading the postmaster counts twice (or
+    never); the benchmark waits until the backend of its CHECKPOINT is gone
+    before the first sample, so that no connection is closing at either.  The resolution is a clock tick (10 ms: 1 µs per
+    message at 10,000 messages).
+  The client is not in the total; its CPU (smtp-source and xargs: the
+  children time of this script, which reaps xargs, which reaps smtp-source)
+  is shown apart.  The column "others" is how many CPUs, on average, were
+  busy with anything else during the run (the machine's busy time from
+  /proc/stat minus servers and client): a hint of how much a round was
+  disturbed.
+
+After each run, the database must hold exactly one message and one delivery
+per message acknowledged (messages sent minus the transactions smtp-source
+reported as rejected); otherwise the benchmark fails loudly.
+
+Figures, not a test: it fails only when something is wrong (lost or extra
+mail, a server that did not start or exit cleanly, smtp-source errors).  The
+figures are noisy on a busy machine (anything else on the CPUs, such as a
+fuzzer at nice 19, steals from the servers); compare CPU per message
+rather than rates, and medians rather than single rounds.
+"""
+import atexit
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import mrpg  # noqa: E402
+
+SOURCE = "/usr/sbin/smtp-source"
+SESSIONS = 16             # smtp-source processes at a time, per daemon
+SIZE = 4096               # bytes of payload per message
+PER_CONNECTION = 100      # messages per connection (one smtp-source each)
+SENDER = "bench@customer.test"
+RECIPIENT = "crm@acme.test"
+START_TIMEOUT = 20        # seconds until mailroomd reports its ports
+STOP_TIMEOUT = 60         # seconds for mailroomd to exit after SIGTERM
+# mailroomd's CPU per message on SQLite in earlier runs of bench-smtp.sh,
+# 100 messages per connection, for comparison.
+EARLIER_SQLITE_US = 318
+
+READY = re.compile(r"listening smtp 127\.0\.0\.1:(\d+) lmtp 127\.0\.0\.1:(\d+)")
+# smtp-source -A warnings that end a transaction (each message slot fails at
+# most once at one of these steps; the session goes on with the next one).
+FAILED = re.compile(r"warning: (?:sender|recipient|data|end of data) rejected: (\d{3})"
+                    r"|warning: (?:HELO|LHLO) rejected: (421|521)")
+WARNING = re.compile(r"warning: .*?: (\d{3}) ")
+TCK = os.sysconf("SC_CLK_TCK")
+
+CONFIGS = ("A", "B", "C")
+LABEL = {"A": "SQLite, 1 daemon", "B": "PostgreSQL, 1 daemon", "C": "PostgreSQL, 2 daemons"}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def die(msg):
+    print("bench-storage: %s" % msg, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def env_int(name, default):
+    v = os.environ.get(name, str(default))
+    if not re.fullmatch(r"[1-9][0-9]*", v):
+        die("%s=%s: want a positive number" % (name, v))
+    return int(v)
+
+
+# --- processes ----------------------------------------------------------------
+
+_daemons = []      # Popen of every mailroomd still running
+_sources = []      # Popen of every xargs (smtp-source pool) still running
+
+
+def _die_with_parent():
+    """In the child, before exec: SIGKILL when the benchmark dies, even
+    without atexit.  Linux only; best effort."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def kill_all():
+    """Kills what this benchmark started and is still running, by pid."""
+    for p in list(_sources):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)   # xargs and its smtp-source
+            except OSError:
+                pass
+            p.wait()
+        _sources.remove(p)
+    for p in list(_daemons):
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        _daemons.remove(p)
+
+
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (which may hold
+    blanks and parentheses): [0] is field 3 (state), [1] the ppid, [11] utime
+    (field 14), [12] stime, [13] cutime, [14] cstime.  None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_ticks(pid):
+    """utime + stime of @pid, all threads."""
+    f = stat_fields(pid)
+    if f is None:
+        raise BenchError("process %d is gone" % pid)
+    return int(f[11]) + int(f[12])
+
+
+def machine_ticks():
+    """Busy clock ticks of the whole machine, all CPUs (the "cpu" line of
+    /proc/stat: user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def closing_backends(postmaster):
+    """Pids of the postmaster's children that are zombies or backends of
+    the database "postgres" (this script's psql)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        f = stat_fields(int(name))
+        if f is None or int(f[1]) != postmaster:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as c:
+                cmd = c.read()
+        except OSError:
+            continue
+        if f[0] == b"Z" or cmd.startswith(b"postgres: %s postgres " % mrpg.USER.encode()):
+            found.append(int(name))
+    return found
+
+
+def cluster_ticks(postmaster):
+    """CPU ticks of the whole PostgreSQL cluster (see the module's doc)."""
+    parent = {}
+    times = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        f = stat_fields(int(name))
+        if f is None:
+            continue
+        pid = int(name)
+        parent[pid] = int(f[1])
+        times[pid] = (int(f[11]) + int(f[12]), int(f[13]) + int(f[14]))
+    if postmaster not in times:
+        raise BenchError("the postmaster (pid %d) is gone" % postmaster)
+    total = sum(times[postmaster])
+    for pid in times:
+        p, seen = parent.get(pid), 0
+        while p and p != postmaster and seen < 64:
+            p, seen = parent.get(p), seen + 1
+        if pid != postmaster and p == postmaster:
+            total += sum(times[pid])
+    return total
+
+
+class Daemon:
+    """One mailroomd with its config file in @directory."""
+
+    def __init__(self, build, directory, database, spool=None):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.conf = os.path.join(directory, "mailroom.conf")
+        self.logpath = os.path.join(directory, "log")
+        text = ('database = "%s";\n' % database
+                + ('spool_directory = "%s";\n' % spool if spool else "")
+                + 'domains = [ "acme.test" ];\n'
+                'addresses = (\n'
+                '  { address = "crm@acme.test";     role = "bcc";     },\n'
+                '  { address = "support@acme.test"; role = "support"; },\n'
+                '  { address = "sales@acme.test";   role = "sales";   }\n'
+                ');\n'
+                'ids = { opportunity_prefix = "OPP"; ticket_prefix = "TKT"; };\n'
+                'smtp = { listen = [ "127.0.0.1:0" ]; };\n'
+                'lmtp = { listen = [ "127.0.0.1:0" ]; };\n'
+                'hostname = "mx.acme.test";\n'
+                'limits = { max_connections_per_ip = 64; };\n')
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.build = build
+        self.proc = None
+        self.port = None
+
+    def init(self):
+        p = subprocess.run([os.path.join(self.build, "mailroomctl"), "-c", self.conf, "init"],
+                           capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise BenchError("mailroomctl init failed (exit %d): %s" % (
+                p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace").strip()))
+
+    def start(self):
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        with open(self.logpath, "wb") as log:
+            self.proc = subprocess.Popen(
+                [os.path.join(self.build, "mailroomd"), "-c", self.conf, "--foreground"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=self.dir, preexec_fn=_die_with_parent)
+        _daemons.append(self.proc)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            m = READY.search(self.log())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise BenchError("mailroomd did not start (%s):\n%s" % (
+            "exit %s" % self.proc.returncode if self.proc.poll() is not None else "no ports after %d s"
+            % START_TIMEOUT, self.log()[-3000:]))
+
+    def log(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        """SIGTERM; it must exit 0."""
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = "killed after %d s" % STOP_TIMEOUT
+        _daemons.remove(self.proc)
+        if rc != 0:
+            raise BenchError("mailroomd did not exit cleanly (%s):\n%s" % (
+                rc, "\n".join(self.log().splitlines()[-10:])))
+
+
+# --- the load -----------------------------------------------------------------
+
+def start_source(port, chunks, errpath):
+    """xargs runs @chunks smtp-source processes of PER_CONNECTION messages,
+    SESSIONS at a time, against 127.0.0.1:@port.  In its own process group,
+    so that cleanup can kill it with its children."""
+    err = open(errpath, "wb")
+    try:
+        p = subprocess.Popen(
+            ["xargs", "-P", str(SESSIONS), "-I{}", SOURCE, "-A", "-d", "-s", "1",
+             "-m", str(PER_CONNECTION), "-l", str(SIZE), "-f", SENDER, "-t", RECIPIENT,
+             "127.0.0.1:%d" % port],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True)
+    finally:
+        err.close()
+    _sources.append(p)
+    p.stdin.write("".join("%d\n" % i for i in range(chunks)).encode())
+    p.stdin.close()
+    return p
+
+
+def source_result(p, errpath, sent):
+    """Waits for the pool @p; returns (acknowledged, {reply code: count})
+    from smtp-source's warnings.  Raises on anything but rejections."""
+    rc = p.wait()
+    _sources.remove(p)
+    with open(errpath, "rb") as f:
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    failed, codes, other = 0, {}, []
+    for line in lines:
+        m = FAILED.search(line)
+        if m:
+            failed += 1
+            code = m.group(1) or m.group(2)
+            codes[code] = codes.get(code, 0) + 1
+        elif WARNING.search(line) and "rset rejected" in line:
+            code = WARNING.search(line).group(1)
+            codes[code] = codes.get(code, 0) + 1   # after an earlier failure
+        else:
+            other.append(line)
+    if rc != 0 or other:
+        raise BenchError("smtp-source failed (xargs exit %d):\n%s" % (
+            rc, "\n".join((other or lines)[:10])))
+    bad = {c: n for c, n in codes.items() if not c.startswith("4")}
+    if bad:
+        raise BenchError("smtp-source got permanent rejections %s:\n%s" % (
+            bad, "\n".join(lines[:5])))
+    return sent - failed, codes
+
+
+def run_load(daemons, work, n):
+    """Sends @n messages split over @daemons at once; returns (seconds,
+    acknowledged, {code: count})."""
+    chunks = n // PER_CONNECTION
+    share = [chunks // len(daemons) + (1 if i < chunks % len(daemons) else 0)
+             for i in range(len(daemons))]
+    start = time.monotonic()
+    pools = []
+    for i, (d, k) in enumerate(zip(daemons, share)):
+        if k:
+            errpath = os.path.join(work, "source-%d.err" % i)
+            pools.append((start_source(d.port, k, errpath), errpath, k * PER_CONNECTION))
+    results = [source_result(*pool) for pool in pools]
+    seconds = time.monotonic() - start
+    acked = sum(r[0] for r in results)
+    codes = {}
+    for _, c in results:
+        for code, count in c.items():
+            codes[code] = codes.get(code, 0) + count
+    return seconds, acked, codes
+
+
+# --- one measurement ----------------------------------------------------------
+
+def check_stored(what, acked, messages, deliveries):
+    if messages != acked or deliveries != acked:
+        raise BenchError("%s: acknowledged %d, but the database holds %d messages "
+                         "(%d deliveries)" % (what, acked, messages, deliveries))
+
+
+def measure(config, rnd, build, work, n, pg):
+    """One run of @config in round @rnd with a fresh database; returns a dict
+    of figures."""
+    d = os.path.join(work, "%s-%d" % (config, rnd))
+    os.makedirs(d)
+    if config == "A":
+        db = os.path.join(d, "mailroom.db")
+        daemons = [Daemon(build, os.path.join(d, "mailroomd"), db)]
+    else:
+        dbname = "bench_%s_%d" % (config.lower(), rnd)
+        pg.createdb(dbname)
+        spool = os.path.join(d, "spool")
+        os.makedirs(spool)
+        count = 1 if config == "B" else 2
+        daemons = [Daemon(build, os.path.join(d, "mailroomd-%d" % i), pg.uri(dbname), spool)
+                   for i in range(count)]
+    daemons[0].init()
+    for dm in daemons:
+        dm.start()
+    if config != "A":
+        pg.psql("CHECKPOINT")
+        # Its backend (connected to the database "postgres") must be gone,
+        # reaped, before the first sample.
+        deadline = time.monotonic() + 10
+        while closing_backends(pg.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    pg0 = cluster_ticks(pg.pid) if config != "A" else 0
+    mr0 = sum(cpu_ticks(dm.proc.pid) for dm in daemons)
+    all0, cl0 = machine_ticks(), os.times()
+    seconds, acked, codes = run_load(daemons, d, n)
+    all1, cl1 = machine_ticks(), os.times()
+    client = (cl1.children_user + cl1.children_system
+              - cl0.children_user - cl0.children_system)      # seconds
+    mr1 = sum(cpu_ticks(dm.proc.pid) for dm in daemons)
+    pg1 = cluster_ticks(pg.pid) if config != "A" else 0
+    for dm in daemons:
+        dm.stop()
+    what = "%s round %d" % (config, rnd)
+    if config == "A":
+        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+        try:
+            messages = con.execute("SELECT count(*) FROM message").fetchone()[0]
+            deliveries = con.execute("SELECT count(*) FROM delivery").fetchone()[0]
+        finally:
+            con.close()
+        check_stored(what, acked, messages, deliveries)
+    else:
+        out = pg.psql("SELECT (SELECT count(*) FROM message), (SELECT count(*) FROM delivery)",
+                      db=dbname).strip()
+        messages, deliveries = (int(x) for x in out.split("|"))
+        check_stored(what, acked, messages, deliveries)
+        pg.dropdb(dbname)
+    shutil.rmtree(d, ignore_errors=True)     # keep /tmp small over the rounds
+    return {
+        "rate": acked / seconds,
+        "seconds": seconds,
+        "acked": acked,
+        "mr_us": (mr1 - mr0) * 1e6 / TCK / acked,
+        "pg_us": (pg1 - pg0) * 1e6 / TCK / acked if config != "A" else None,
+        "client_us": client * 1e6 / acked,
+        # CPUs busy with anything else meanwhile.
+        "others": max(0.0, ((all1 - all0) - (mr1 - mr0) - (pg1 - pg0)) / TCK - client)
+        / seconds,
+        "codes": codes,
+    }
+
+
+# --- output -------------------------------------------------------------------
+
+ROW = "%5s  %-23s  %7s  %7s  %9s  %8s  %8s  %8s  %6s  %6s  %s"
+
+
+def fmt(v, spec="%.1f"):
+    return "" if v is None else spec % v
+
+
+def print_row(rnd, config, r):
+    total = r["mr_us"] + (r["pg_us"] or 0)
+    rejected = ", ".join("%s: %d" % kv for kv in sorted(r["codes"].items())) or "0"
+    print((ROW % (rnd, "%s %s" % (config, LABEL[config]), "%.0f" % r["rate"],
+                  "%.2f" % r["seconds"], fmt(r["mr_us"]), fmt(r["pg_us"]), fmt(total),
+                  fmt(r["client_us"]), r["acked"], "%.2f" % r["others"],
+                  rejected)).rstrip(), flush=True)
+
+
+def main():
+    n = env_int("MR_BENCH_MESSAGES", 10000)
+    rounds = env_int("MR_BENCH_ROUNDS", 3)
+    if n % PER_CONNECTION:
+        die("MR_BENCH_MESSAGES=%d: want a positive multiple of %d" % (n, PER_CONNECTION))
+    build = os.environ.get("MR_BUILD", "build")
+    if not os.path.isabs(build):
+        build = os.path.join(ROOT, build)
+    for path in (SOURCE, os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl")):
+        if not os.access(path, os.X_OK):
+            die("%s missing: run make deps, make" % path)
+    if not mrpg.available():
+        die("PostgreSQL: %s (run make deps)" % mrpg.unavailable_reason())
+
+    # A SIGTERM or SIGHUP ends the benchmark through the finally below.
+    def on_signal(sig, frame):
+        print("bench-storage: interrupted (signal %d); cleaning up" % sig, file=sys.stderr,
+              flush=True)
+        sys.exit(128 + sig)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    atexit.register(kill_all)
+
+    t0 = time.monotonic()
+    work = tempfile.mkdtemp(prefix="mr-bench-storage-")
+    os.chmod(work, 0o755)
+    pg = None
+    try:
+        pg = mrpg.PgCluster.start()
+        ver = pg.version
+        print("mailroom storage bench: %d messages of %d bytes per run, %d per connection, "
+              "%d sessions per daemon, %d cores, PostgreSQL %d.%d; %d round(s) of A, B, C"
+              % (n, SIZE, PER_CONNECTION, SESSIONS, os.cpu_count() or 0, ver // 10000, ver % 100,
+                 rounds), flush=True)
+        print("  A: %s  B: %s  C: %s (half the messages to each, at once)"
+              % (LABEL["A"], LABEL["B"], LABEL["C"]), flush=True)
+        print("load average %s; figures are noisy when other work shares the CPUs" % loadavg())
+        print("CPU: user+system µs per acknowledged message (mailroomd: all daemons; postgres: "
+              "the whole cluster; total: both; client: smtp-source); others: CPUs busy with "
+              "anything else meanwhile", flush=True)
+        print(ROW % ("round", "configuration", "msgs/s", "seconds", "mailroomd", "postgres",
+                     "total", "client", "stored", "others", "rejected (smtp-source)"),
+              flush=True)
+        results = {c: [] for c in CONFIGS}
+        for rnd in range(1, rounds + 1):
+            for config in CONFIGS:
+                r = measure(config, rnd, build, work, n, pg)
+                results[config].append(r)
+                print_row(rnd, config, r)
+        summary(results, rounds)
+    except (BenchError, mrpg.PgError) as e:
+        kill_all()
+        die(str(e))
+    except KeyboardInterrupt:
+        kill_all()
+        die("interrupted; cleaning up")
+    finally:
+        kill_all()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print("elapsed: %.0f s; load average %s" % (time.monotonic() - t0, loadavg()), flush=True)
+
+
+def summary(results, rounds):
+    med = statistics.median
+
+    def m(config, key):
+        vals = [r[key] for r in results[config] if r[key] is not None]
+        return med(vals) if vals else None
+
+    print()
+    print("medians over %d round(s):" % rounds)
+    print("%-24s  %7s  %11s  %11s  %9s  %6s  %5s" % ("configuration", "msgs/s", "mailroomd µs",
+                                                       "postgres µs", "total µs", "others",
+                                                       "4xx"))
+    for c in CONFIGS:
+        mr, pgu = m(c, "mr_us"), m(c, "pg_us")
+        fourxx = sum(n for r in results[c] for code, n in r["codes"].items()
+                     if code.startswith("4"))
+        print("%-24s  %7.0f  %11.1f  %11s  %9.1f  %6.2f  %5d" % (
+            "%s %s" % (c, LABEL[c]), m(c, "rate"), mr, fmt(pgu), mr + (pgu or 0),
+            m(c, "others"), fourxx))
+
+    def per_round(a, b):
+        """Median over the rounds of 100 * rate(a) / rate(b), same round."""
+        return med(100 * x["rate"] / y["rate"] for x, y in zip(results[a], results[b]))
+
+    a_mr = m("A", "mr_us")
+    b_total = m("B", "mr_us") + m("B", "pg_us")
+    c_total = m("C", "mr_us") + m("C", "pg_us")
+    print()
+    print("SQLite mailroomd CPU: %.1f µs/msg (earlier bench-smtp.sh runs, 100 per connection: "
+          "about %d µs/msg)" % (a_mr, EARLIER_SQLITE_US))
+    print("PostgreSQL, 1 daemon, rate as %% of SQLite's: %.1f %% (median of per-round ratios; "
+          "ratio of medians %.1f %%; target >= 50 %%)"
+          % (per_round("B", "A"), 100 * m("B", "rate") / m("A", "rate")))
+    print("PostgreSQL, 2 daemons, rate as %% of SQLite's: %.1f %%; as %% of 1 daemon's: %.1f %%"
+          % (per_round("C", "A"), per_round("C", "B")))
+    print("CPU per message, PostgreSQL / SQLite: 1 daemon %.2f x mailroomd alone, %.2f x with "
+          "the server; 2 daemons %.2f x, %.2f x"
+          % (m("B", "mr_us") / a_mr, b_total / a_mr, m("C", "mr_us") / a_mr, c_total / a_mr),
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
