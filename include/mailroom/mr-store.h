@@ -137,7 +137,9 @@ gboolean mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const c
 			const MrMessage *msg, gint64 message_row, MrApplied *out,
 			GError **error);
 
-/* --- administration ---------------------------------------------------- */
+/* --- administration ----------------------------------------------------
+ * Each runs in a transaction of its own, or, when one is open (a unit of
+ * work on the writer), inside it: its owner commits or undoes. */
 
 /* Adds user @email (or adds @name to an existing one).  Returns its id, or
  * 0 with @error. */

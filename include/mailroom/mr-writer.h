@@ -1,15 +1,20 @@
-/* mr-writer.h - group commit: one writer thread, one SQLite connection,
- * many messages per transaction.
+/* mr-writer.h - group commit: one writer thread, one store connection,
+ * many messages and units of work per transaction.
  *
  * Doors submit a message with its recipients; parsing runs on a thread
  * pool, then the writer applies every pending message in one transaction
- * and reports each result back on the door's main context after COMMIT. */
+ * and reports each result back on the door's main context after COMMIT.
+ * Any thread can also submit a unit of work (a function and its data) that
+ * runs inside the same group commit, under a savepoint of its own, and is
+ * answered on the GMainContext it names -- or, for a thread without a
+ * loop (a blocking IMAP client), waited for with mr_writer_run_sync(). */
 #pragma once
 
 #include <glib.h>
 
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-ingest.h"
+#include "mailroom/mr-store.h"
 
 G_BEGIN_DECLS
 
@@ -40,7 +45,33 @@ MrWriter *mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_thread
 void mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envelope_from,
 		      GPtrArray *recipients, MrWriterDone done, gpointer user_data);
 
-/* Returns the number of messages submitted and not yet reported. */
+/* A unit of work.  Runs on the writer thread inside the open group-commit
+ * transaction, under a savepoint of its own, with @store set to @cfg:
+ * returning FALSE (with @error) undoes what it did and leaves the rest of
+ * the batch alone.  A look-up that failed (mr_store_check()) fails it too.
+ * It must not begin, commit or roll back. */
+typedef gboolean (*MrWriterWork)(MrStore *store, const MrConfig *cfg, gpointer data,
+				 GError **error);
+
+/* Called exactly once for a unit: @error is NULL when its work is durable
+ * (the batch committed), else why nothing of it is stored. */
+typedef void (*MrWriterWorkDone)(gpointer data, const GError *error, gpointer user_data);
+
+/* Queues @work with @data (freed with @free_data, nullable, after @done)
+ * under @cfg (referenced).  @done runs on @context, or -- @context NULL --
+ * on the writer thread itself, where it must be quick and thread-safe. */
+void mr_writer_run(MrWriter *writer, MrConfig *cfg, MrWriterWork work, gpointer data,
+		   GDestroyNotify free_data, GMainContext *context, MrWriterWorkDone done,
+		   gpointer user_data);
+
+/* Runs @work like mr_writer_run() and blocks until its batch committed or
+ * failed: for a thread without a main loop.  Not on the writer thread.
+ * Returns TRUE once the work is durable, else FALSE with @error. */
+gboolean mr_writer_run_sync(MrWriter *writer, MrConfig *cfg, MrWriterWork work, gpointer data,
+			    GError **error);
+
+/* Returns the number of messages and units submitted and not yet
+ * reported. */
 guint mr_writer_pending(MrWriter *writer);
 
 /* Returns the number of messages committed so far. */

@@ -19,9 +19,10 @@
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-writer.h"
 
 #define MR_CTL_MAX_MESSAGE (256u * 1024 * 1024)
-/* Files per transaction in batch mode. */
+/* deliver: messages in flight in the writer at once. */
 #define MR_CTL_GROUP 256
 
 typedef struct {
@@ -368,143 +369,132 @@ delivery_print(MrCtl *ctl, const char *source, const MrDelivery *d, JsonArray *r
 	}
 }
 
-/* Delivers one message; returns its exit code and prints the reason. */
-static int
-deliver_one(MrCtl *ctl, GBytes *raw, const char *source, JsonArray *results)
+/* One message of a deliver run: where it came from, and its outcome. */
+typedef struct {
+	const char *source; /* the FILE, or NULL for standard input */
+	int code;           /* 0, or the exit code (printed) */
+	gboolean answered;
+	MrDelivery delivery;
+} DeliverItem;
+
+/* The writer's answer for one message (on the ctl's own context). */
+static void
+deliver_done(const MrWriterResult *results, guint n, gpointer user_data)
 {
-	g_autoptr(GError) error = NULL;
-	MrDelivery d = { 0 };
+	DeliverItem *it = user_data;
+	const GError *e = results[0].error;
+	const char *what = it->source != NULL ? it->source : "deliver";
 
-	if (!mr_ingest_deliver(ctl->cfg, ctl->store, raw, ctl->to, ctl->from, &d, &error)) {
-		const char *what = source != NULL ? source : "deliver";
-
-		if (g_error_matches(error, MR_PARSE_ERROR, MR_PARSE_ERROR_EMPTY))
-			return fail(MR_EX_DATAERR, "%s: %s", what, error->message);
-		if (g_error_matches(error, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS))
-			return fail(MR_EX_NOUSER, "%s: %s", what, error->message);
-		return fail(MR_EX_TEMPFAIL, "%s: not stored, try again later: %s", what,
-			    error->message);
-	}
-	delivery_print(ctl, source, &d, results);
-	return 0;
+	it->answered = TRUE;
+	it->delivery = results[0].delivery;
+	if (e == NULL)
+		it->code = 0;
+	else if (g_error_matches(e, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS))
+		it->code = fail(MR_EX_NOUSER, "%s: %s", what, e->message);
+	else
+		it->code = fail(MR_EX_TEMPFAIL, "%s: not stored, try again later: %s", what,
+				e->message);
 }
 
-/* Applies one file of a group in the open transaction; sets *@code (0 or
- * an exit code, printed) and @done.  Returns: FALSE when the database
- * ended the transaction on its own (a full disk: everything applied is
- * gone). */
+/* Checks and submits one message to @writer.  Returns FALSE when it was
+ * refused before (the exit code is set and printed). */
 static gboolean
-deliver_group_file(MrCtl *ctl, const char *file, MrDelivery *done, int *code)
+deliver_submit(MrCtl *ctl, MrWriter *writer, GPtrArray *rcpts, GBytes *raw, DeliverItem *it)
 {
-	g_autoptr(GError) e = NULL;
-	g_autoptr(GMappedFile) map = g_mapped_file_new(file, FALSE, &e);
-	g_autoptr(GBytes) raw = NULL;
-	g_autoptr(MrIngestItem) item = NULL;
+	const char *what = it->source != NULL ? it->source : "deliver";
 
-	*code = 0;
-	if (map == NULL) {
-		*code = fail(MR_EX_NOINPUT, "%s", e->message);
-		return TRUE;
+	if (g_bytes_get_size(raw) == 0) {
+		it->code = fail(MR_EX_DATAERR, "%s: empty message", what);
+		return FALSE;
 	}
-	if (g_mapped_file_get_length(map) > MR_CTL_MAX_MESSAGE || g_mapped_file_get_length(map) == 0) {
-		*code = fail(MR_EX_DATAERR, "%s: %s", file,
-			     g_mapped_file_get_length(map) == 0 ? "empty message" : "message too large");
-		return TRUE;
+	if (g_bytes_get_size(raw) > MR_CTL_MAX_MESSAGE) {
+		it->code = fail(MR_EX_DATAERR, "%s: message too large", what);
+		return FALSE;
 	}
-	raw = g_mapped_file_get_bytes(map);
-	item = mr_ingest_item_new(ctl->cfg, raw);
-	if (mr_ingest_apply(ctl->cfg, ctl->store, item, ctl->to, ctl->from, done, &e))
-		return TRUE;
-	*code = g_error_matches(e, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS)
-			? fail(MR_EX_NOUSER, "%s: %s", file, e->message)
-			: fail(MR_EX_TEMPFAIL, "%s: not stored, try again later: %s", file, e->message);
-	return mr_store_in_transaction(ctl->store);
+	mr_writer_submit(writer, ctl->cfg, raw, ctl->from, rcpts, deliver_done, it);
+	return TRUE;
 }
 
-/* Stores files @files[0..@n) in one transaction, each under its own
- * savepoint; a file counts as delivered only after the COMMIT.  When the
- * database rolls the transaction back on its own (a full disk), the file
- * that hit it fails and the others are applied again in a new transaction,
- * never in autocommit mode.  Returns the first failure's exit code, or 0. */
-static int
-deliver_group(MrCtl *ctl, char **files, guint n, JsonArray *results, guint *stored)
+/* Delivers standard input (@files NULL) or each FILE through the same
+ * group-commit writer as mailroomd: many messages per transaction, parsed
+ * in parallel, each answered only after its COMMIT; at most MR_CTL_GROUP
+ * in flight.  Fills @items. */
+static gboolean
+deliver_run(MrCtl *ctl, char **files, DeliverItem *items, guint n, GError **error)
 {
-	g_autoptr(GError) error = NULL;
-	g_autofree MrDelivery *done = g_new0(MrDelivery, n);
-	g_autofree int *codes = g_new0(int, n);
-	g_autofree gboolean *lost = g_new0(gboolean, n);
-	int worst = 0;
-	gint culprit;
+	g_autoptr(GMainContext) context = g_main_context_new();
+	g_autoptr(MrWriter) writer = NULL;
+	g_autoptr(GPtrArray) rcpts = g_ptr_array_new();
 
-	do {
-		if (!mr_store_begin(ctl->store, &error))
-			return fail(MR_EX_TEMPFAIL, "%s...: not stored, try again later: %s", files[0],
-				    error->message);
-		culprit = -1;
-		for (guint i = 0; i < n && culprit < 0; i++)
-			if (!lost[i] && !deliver_group_file(ctl, files[i], &done[i], &codes[i]))
-				culprit = (gint)i;
-		if (culprit >= 0) { /* the others' work is gone: again, without it */
-			lost[culprit] = TRUE;
-			for (guint i = 0; i < n; i++)
-				if (!lost[i]) {
-					codes[i] = 0;
-					memset(&done[i], 0, sizeof done[i]);
-				}
-		}
-	} while (culprit >= 0);
-	if (!mr_store_commit(ctl->store, &error)) {
-		mr_store_rollback(ctl->store);
-		return fail(MR_EX_TEMPFAIL, "%u messages from %s on not stored, try again later: %s",
-			    n, files[0], error->message);
+	if (mr_config_find_address(ctl->cfg, ctl->to, NULL) == NULL) {
+		for (guint i = 0; i < n; i++)
+			items[i].code = fail(MR_EX_NOUSER, "%s: %s is not a mailroom address",
+					     items[i].source != NULL ? items[i].source : "deliver",
+					     ctl->to);
+		return TRUE;
 	}
+	writer = mr_writer_new(ctl->cfg, context, files != NULL ? MAX(g_get_num_processors(), 1) : 1,
+			       error);
+	if (writer == NULL)
+		return FALSE;
+	g_ptr_array_add(rcpts, ctl->to);
 	for (guint i = 0; i < n; i++) {
-		if (codes[i] == 0) {
-			delivery_print(ctl, files[i], &done[i], results);
-			(*stored)++;
-		} else if (worst == 0) {
-			worst = codes[i];
+		g_autoptr(GBytes) raw = NULL;
+		g_autoptr(GError) e = NULL;
+
+		while (mr_writer_pending(writer) >= MR_CTL_GROUP)
+			g_main_context_iteration(context, TRUE);
+		if (files == NULL) {
+			raw = read_all(STDIN_FILENO, &e);
+			if (raw == NULL) {
+				items[i].code = fail(g_error_matches(e, G_IO_ERROR,
+								     G_IO_ERROR_MESSAGE_TOO_LARGE)
+							     ? MR_EX_DATAERR
+							     : MR_EX_TEMPFAIL,
+						     "%s", e->message);
+				continue;
+			}
+		} else {
+			g_autoptr(GMappedFile) map = g_mapped_file_new(files[i], FALSE, &e);
+
+			if (map == NULL) {
+				items[i].code = fail(MR_EX_NOINPUT, "%s", e->message);
+				continue;
+			}
+			raw = g_mapped_file_get_bytes(map);
 		}
+		deliver_submit(ctl, writer, rcpts, raw, &items[i]);
 	}
-	return worst;
+	while (mr_writer_pending(writer) > 0)
+		g_main_context_iteration(context, TRUE);
+	return TRUE;
 }
 
 static int
 cmd_deliver(MrCtl *ctl, char **args)
 {
 	g_autoptr(JsonArray) results = ctl->json ? json_array_new() : NULL;
-	int worst = 0;
-	guint n = 0, stored = 0;
 	g_autoptr(GTimer) timer = g_timer_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree DeliverItem *items = NULL;
+	guint n = args[0] != NULL ? g_strv_length(args) : 1, stored = 0;
+	int worst = 0;
 
 	if (ctl->to == NULL)
 		return fail(MR_EX_USAGE, "deliver needs --to ADDRESS");
-	if (args[0] == NULL) {
-		g_autoptr(GError) error = NULL;
-		g_autoptr(GBytes) raw = read_all(STDIN_FILENO, &error);
-
-		if (raw == NULL)
-			return fail(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE)
-					    ? MR_EX_DATAERR
-					    : MR_EX_TEMPFAIL,
-				    "%s", error->message);
-		worst = deliver_one(ctl, raw, NULL, results);
-		n = 1;
-		stored = worst == 0;
-	}
-	/* Batch mode: each FILE is one message; MR_CTL_GROUP of them share a
-	 * transaction (group commit); the exit code is the first failure's. */
-	for (char **f = args; *f != NULL;) {
-		guint len = 0;
-		int rc;
-
-		while (f[len] != NULL && len < MR_CTL_GROUP)
-			len++;
-		rc = deliver_group(ctl, f, len, results, &stored);
-		if (worst == 0)
-			worst = rc;
-		f += len;
-		n += len;
+	items = g_new0(DeliverItem, n);
+	for (guint i = 0; i < n; i++)
+		items[i].source = args[0] != NULL ? args[i] : NULL;
+	if (!deliver_run(ctl, args[0] != NULL ? args : NULL, items, n, &error))
+		return fail(MR_EX_TEMPFAIL, "not stored, try again later: %s", error->message);
+	/* The exit code is the first failure's, in the order given. */
+	for (guint i = 0; i < n; i++) {
+		if (items[i].code == 0 && items[i].answered) {
+			delivery_print(ctl, items[i].source, &items[i].delivery, results);
+			stored++;
+		} else if (worst == 0) {
+			worst = items[i].code != 0 ? items[i].code : MR_EX_SOFTWARE;
+		}
 	}
 	if (results != NULL && (args[0] != NULL || worst == 0)) {
 		if (args[0] == NULL)
@@ -959,7 +949,8 @@ main(int argc, char **argv)
 		ctl_clear(&ctl);
 		return MR_EX_USAGE;
 	}
-	rc = ctl_open(&ctl, TRUE, cmd->creates);
+	/* deliver opens the database in its writer, not here */
+	rc = ctl_open(&ctl, cmd->run != cmd_deliver, cmd->creates);
 	if (rc == 0) {
 		mr_parse_init();
 		rc = cmd->run(&ctl, args);

@@ -6,6 +6,11 @@
  * COMMIT (plus an optional short window), so under load every fsync
  * carries many messages and at rest a single message waits for nobody.
  *
+ * A batch holds messages (parsed first on the pool) and units of work (a
+ * function and its data, from any door or thread); each runs under a
+ * savepoint of its own, and each is answered where its submitter asked:
+ * on a GMainContext, or on the writer thread for a thread without one.
+ *
  * Large messages (past limits.spool_threshold: the doors spooled them to a
  * file) are parsed on a lane of their own, one at a time, so that small
  * messages never queue behind them; and the bytes of large messages
@@ -38,6 +43,14 @@ struct _MrWriter {
 typedef struct {
 	MrWriter *writer;
 	MrConfig *cfg;
+	/* a unit of work (NULL for a message) */
+	MrWriterWork work;
+	gpointer work_data;
+	GDestroyNotify work_free;
+	MrWriterWorkDone work_done;
+	GError *work_error;
+	GMainContext *context;  /* where to answer; NULL: the writer thread */
+	/* a message */
 	char *envelope_from;
 	GPtrArray *recipients;  /* char* */
 	GBytes *raw;
@@ -76,6 +89,10 @@ job_free(WriterJob *job)
 	for (guint i = 0; job->results != NULL && i < job->recipients->len; i++)
 		g_clear_error(&job->results[i].error);
 	g_free(job->results);
+	if (job->work_free != NULL)
+		job->work_free(job->work_data);
+	g_clear_error(&job->work_error);
+	g_clear_pointer(&job->context, g_main_context_unref);
 	g_clear_pointer(&job->recipients, g_ptr_array_unref);
 	g_free(job->envelope_from);
 	g_clear_pointer(&job->raw, g_bytes_unref);
@@ -84,23 +101,61 @@ job_free(WriterJob *job)
 	g_free(job);
 }
 
-/* On the door's context: report and forget a committed batch (one
- * wake-up of the door's loop per batch, not per message). */
+/* Reports @job to its submitter and forgets it. */
+static void
+job_report(WriterJob *job)
+{
+	MrWriter *writer = job->writer;
+
+	if (job->work != NULL)
+		job->work_done(job->work_data, job->work_error, job->user_data);
+	else
+		job->done(job->results, job->recipients->len, job->user_data);
+	job_free(job);
+	g_atomic_int_dec_and_test(&writer->pending);
+}
+
+/* On a submitter's context: report and forget the jobs of a committed
+ * batch (one wake-up of that loop per batch, not per message). */
 static gboolean
 batch_dispatch(gpointer data)
 {
 	GPtrArray *batch = data;
 
-	for (guint b = 0; b < batch->len; b++) {
-		WriterJob *job = g_ptr_array_index(batch, b);
-		MrWriter *writer = job->writer;
-
-		job->done(job->results, job->recipients->len, job->user_data);
-		job_free(job);
-		g_atomic_int_dec_and_test(&writer->pending);
-	}
+	for (guint b = 0; b < batch->len; b++)
+		job_report(g_ptr_array_index(batch, b));
 	g_ptr_array_unref(batch);
 	return G_SOURCE_REMOVE;
+}
+
+/* On the writer thread, after the batch: each job to where its
+ * submitter asked, one invocation per context. */
+static void
+batch_report(GPtrArray *batch)
+{
+	g_autoptr(GHashTable) by_context = g_hash_table_new(NULL, NULL);
+	GHashTableIter it;
+	gpointer key, value;
+
+	for (guint b = 0; b < batch->len; b++) {
+		WriterJob *job = g_ptr_array_index(batch, b);
+		GPtrArray *group;
+
+		if (job->context == NULL) {
+			job_report(job); /* a thread without a loop: answered here */
+			continue;
+		}
+		group = g_hash_table_lookup(by_context, job->context);
+		if (group == NULL) {
+			group = g_ptr_array_new();
+			g_hash_table_insert(by_context, job->context, group);
+		}
+		g_ptr_array_add(group, job);
+	}
+	g_hash_table_iter_init(&it, by_context);
+	while (g_hash_table_iter_next(&it, &key, &value))
+		g_main_context_invoke_full(key, G_PRIORITY_DEFAULT, batch_dispatch, value, NULL);
+	g_ptr_array_unref(batch);
 }
 
 /* Parse pool: bytes to an item, then on to the writer. */
@@ -137,6 +192,11 @@ batch_fail(GPtrArray *batch, const GError *error)
 	for (guint b = 0; b < batch->len; b++) {
 		WriterJob *job = g_ptr_array_index(batch, b);
 
+		if (job->work != NULL) {
+			if (job->work_error == NULL)
+				job->work_error = g_error_copy(error);
+			continue;
+		}
 		for (guint i = 0; i < job->recipients->len; i++)
 			if (job->results[i].error == NULL)
 				job->results[i].error = g_error_copy(error);
@@ -147,10 +207,33 @@ batch_fail(GPtrArray *batch, const GError *error)
 static void
 job_reset(WriterJob *job)
 {
-	for (guint i = 0; i < job->recipients->len; i++) {
+	g_clear_error(&job->work_error);
+	for (guint i = 0; job->work == NULL && i < job->recipients->len; i++) {
 		g_clear_error(&job->results[i].error);
 		memset(&job->results[i].delivery, 0, sizeof job->results[i].delivery);
 	}
+}
+
+/* Runs a unit of work under a savepoint of its own.  Returns TRUE when
+ * it succeeded; else its error is kept and its work undone. */
+static gboolean
+unit_apply(MrWriter *writer, WriterJob *job)
+{
+	if (!mr_store_savepoint(writer->store, &job->work_error))
+		return FALSE;
+	if (!job->work(writer->store, job->cfg, job->work_data, &job->work_error)) {
+		if (job->work_error == NULL)
+			job->work_error = g_error_new(MR_STORE_ERROR, MR_STORE_ERROR_FAILED,
+						      "a unit of work failed without saying why");
+		mr_store_rollback_to(writer->store);
+		return FALSE;
+	}
+	if (!mr_store_check(writer->store, &job->work_error) ||
+	    !mr_store_release(writer->store, &job->work_error)) {
+		mr_store_rollback_to(writer->store);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /* Applies the jobs of @batch not marked in @lost, in the open transaction.
@@ -167,6 +250,11 @@ batch_apply_jobs(MrWriter *writer, GPtrArray *batch, const gboolean *lost, gsize
 		if (lost[b])
 			continue;
 		mr_store_set_config(writer->store, job->cfg);
+		if (job->work != NULL) {
+			if (!unit_apply(writer, job) && !mr_store_in_transaction(writer->store))
+				return (gint)b;
+			continue;
+		}
 		for (guint i = 0; i < job->recipients->len; i++) {
 			MrWriterResult *r = &job->results[i];
 
@@ -267,8 +355,7 @@ writer_thread(gpointer data)
 		/* The bytes and the parse are not needed for the answers. */
 		for (guint b = 0; b < batch->len; b++)
 			job_release(g_ptr_array_index(batch, b));
-		g_main_context_invoke_full(writer->context, G_PRIORITY_DEFAULT, batch_dispatch, batch,
-					   NULL);
+		batch_report(batch);
 	}
 	return NULL;
 }
@@ -319,6 +406,7 @@ mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envel
 	}
 	job->done = done;
 	job->user_data = user_data;
+	job->context = g_main_context_ref(writer->context);
 	g_atomic_int_inc(&writer->pending);
 	if (g_bytes_get_size(raw) > (gsize)cfg->spool_threshold) {
 		job->large = MAX(g_bytes_get_size(raw), 1);
@@ -326,6 +414,72 @@ mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envel
 	} else {
 		g_thread_pool_push(writer->parse_pool, job, NULL);
 	}
+}
+
+void
+mr_writer_run(MrWriter *writer, MrConfig *cfg, MrWriterWork work, gpointer data,
+	      GDestroyNotify free_data, GMainContext *context, MrWriterWorkDone done,
+	      gpointer user_data)
+{
+	WriterJob *job = g_new0(WriterJob, 1);
+
+	g_return_if_fail(writer != NULL && cfg != NULL && work != NULL && done != NULL);
+
+	job->writer = writer;
+	job->cfg = mr_config_ref(cfg);
+	job->work = work;
+	job->work_data = data;
+	job->work_free = free_data;
+	job->work_done = done;
+	job->user_data = user_data;
+	job->context = context != NULL ? g_main_context_ref(context) : NULL;
+	g_atomic_int_inc(&writer->pending);
+	g_async_queue_push(writer->queue, job);
+}
+
+typedef struct {
+	GMutex lock;
+	GCond cond;
+	gboolean done;
+	GError *error;
+} SyncWait;
+
+static void
+sync_done(gpointer data, const GError *error, gpointer user_data)
+{
+	SyncWait *w = user_data;
+
+	g_mutex_lock(&w->lock);
+	if (error != NULL)
+		w->error = g_error_copy(error);
+	w->done = TRUE;
+	g_cond_signal(&w->cond);
+	g_mutex_unlock(&w->lock);
+}
+
+gboolean
+mr_writer_run_sync(MrWriter *writer, MrConfig *cfg, MrWriterWork work, gpointer data,
+		   GError **error)
+{
+	SyncWait w = { 0 };
+
+	g_return_val_if_fail(writer != NULL && work != NULL, FALSE);
+	g_return_val_if_fail(g_thread_self() != writer->thread, FALSE);
+
+	g_mutex_init(&w.lock);
+	g_cond_init(&w.cond);
+	mr_writer_run(writer, cfg, work, data, NULL, NULL, sync_done, &w);
+	g_mutex_lock(&w.lock);
+	while (!w.done)
+		g_cond_wait(&w.cond, &w.lock);
+	g_mutex_unlock(&w.lock);
+	g_mutex_clear(&w.lock);
+	g_cond_clear(&w.cond);
+	if (w.error != NULL) {
+		g_propagate_error(error, w.error);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 guint

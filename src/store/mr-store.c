@@ -355,6 +355,10 @@ typedef gboolean (*MrStoreTxFunc)(MrStore *store, gpointer data, GError **error)
 static gboolean
 store_in_tx(MrStore *store, MrStoreTxFunc fn, gpointer data, GError **error)
 {
+	/* Inside a transaction already (a unit of work of the writer): its
+	 * owner commits or undoes. */
+	if (mr_store_in_transaction(store))
+		return fn(store, data, error) && mr_store_check(store, error);
 	if (!mr_store_begin(store, error))
 		return FALSE;
 	if (!fn(store, data, error) || !mr_store_check(store, error)) {

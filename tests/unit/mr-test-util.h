@@ -9,12 +9,14 @@
 #include "mailroom/mr-parse.h"
 
 /* A configuration like etc/mailroom.conf with its database at @db and
- * @extra (nullable) appended. */
+ * @extra (nullable) appended; a "store" group in @extra replaces the
+ * default one (synchronous = "normal"). */
 static inline MrConfig *
 mr_test_config_extra(const char *db, const char *extra)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree char *path = NULL;
+	gboolean own_store = extra != NULL && strstr(extra, "store") != NULL;
 	g_autofree char *text = g_strdup_printf(
 		"database = \"%s\";\n"
 		"domains = [ \"acme.test\" ];\n"
@@ -24,8 +26,9 @@ mr_test_config_extra(const char *db, const char *extra)
 		"  { address = \"sales@acme.test\"; role = \"sales\"; }\n"
 		");\n"
 		"ids = { opportunity_prefix = \"OPP\"; ticket_prefix = \"TKT\"; };\n"
-		"store = { synchronous = \"normal\"; };\n%s\n",
-		db, extra != NULL ? extra : "");
+		"%s\n%s\n",
+		db, own_store ? "" : "store = { synchronous = \"normal\"; };",
+		extra != NULL ? extra : "");
 	int fd = g_file_open_tmp("mr-test-XXXXXX.conf", &path, &error);
 	MrConfig *cfg;
 
