@@ -26,14 +26,22 @@ DESTDIR    ?=
 BUILD  ?= build
 MR_CORPUS_SAMPLE ?= 1
 CC     ?= cc
-PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 sqlite3 libpq libconfig json-glib-1.0 libsystemd
+PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 gmodule-2.0 sqlite3 libconfig json-glib-1.0 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The PostgreSQL driver is a module, loaded only for a postgresql:// URI:
+# libpq brings about twenty libraries (Kerberos, LDAP, TLS) whose loading
+# would cost every process -- an MTA's mailroomctl per message -- some
+# milliseconds.  (Dovecot builds its SQL drivers as plugins too.)
+PG_PKGS    = libpq glib-2.0
+PG_CFLAGS := $(shell pkg-config --cflags $(PG_PKGS) 2>/dev/null)
+PG_LIBS   := $(shell pkg-config --libs $(PG_PKGS) 2>/dev/null)
+MODULEDIR ?= $(PREFIX)/lib/mailroom
 # Say what is wrong on a machine without the libraries, instead of a
 # compiler error about a missing glib.h.
 ifeq ($(filter deps clean fresh-check fuzz,$(MAKECMDGOALS)),)
-ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),ok)
-$(error the libraries $(PKGS) are not all installed: run make deps)
+ifneq ($(shell pkg-config --exists $(PKGS) $(PG_PKGS) 2>/dev/null && echo ok),ok)
+$(error the libraries $(PKGS) $(PG_PKGS) are not all installed: run make deps)
 endif
 endif
 
@@ -42,11 +50,14 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu17 $(WARN) $(CFLAGS) $(SAN) -Iinclude $(PKG_CFLAGS) \
              -DG_LOG_USE_STRUCTURED -DMR_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             -DMR_MODULEDIR='"$(MODULEDIR)"' \
              -DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS = $(PKG_LIBS) -lm
 
-LIB_SRCS  = $(wildcard src/lib/*.c src/core/*.c src/parse/*.c src/route/*.c src/store/*.c src/ingest/*.c)
+PG_SRCS   = src/store/mr-sql-pgsql.c
+LIB_SRCS  = $(filter-out $(PG_SRCS),$(wildcard src/lib/*.c src/core/*.c src/parse/*.c src/route/*.c src/store/*.c src/ingest/*.c))
+PG_OBJS   = $(PG_SRCS:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/src/core/mr-error.o
 CTL_SRCS  = $(wildcard src/ctl/*.c)
 DAEMON_SRCS = $(wildcard src/daemon/*.c)
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
@@ -56,11 +67,19 @@ UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 INTEGRATION_TESTS = $(sort $(wildcard tests/integration/*.t))
 
-all: $(BUILD)/mailroomctl $(BUILD)/mailroomd $(UNIT_BINS)
+all: $(BUILD)/mailroomctl $(BUILD)/mailroomd $(BUILD)/mailroom-pgsql.so $(UNIT_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Position-independent objects for the module.
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PG_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+
+$(BUILD)/mailroom-pgsql.so: $(PG_OBJS)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(PG_LIBS)
 
 $(BUILD)/libmailroom.a: $(LIB_OBJS)
 	@rm -f $@
@@ -79,7 +98,8 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 # Keep the unit tests' objects: they are not intermediate files to delete.
 .SECONDARY:
 
--include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d)
+-include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) \
+  $(PG_OBJS:.o=.d)
 
 check: check-layering check-unit check-integration check-pg
 
@@ -166,6 +186,8 @@ install: all
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -m 0755 $(BUILD)/mailroomctl $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(BUILD)/mailroomd $(DESTDIR)$(SBINDIR)/
+	install -d $(DESTDIR)$(MODULEDIR)
+	install -m 0644 $(BUILD)/mailroom-pgsql.so $(DESTDIR)$(MODULEDIR)/
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 	  systemd/mailroomd.service.in >$(DESTDIR)$(UNITDIR)/mailroomd.service
 	install -m 0644 systemd/mailroom.sysusers $(DESTDIR)$(SYSUSERSDIR)/mailroom.conf

@@ -1,9 +1,9 @@
-/* mailroomd.c - the daemon: SMTP/LMTP listeners, the group-commit writer,
- * signals, systemd readiness, logging.
+/* mailroomd.c - the daemon: its services (the SMTP/LMTP listeners today),
+ * the group-commit writer, signals, systemd readiness, logging.
  *
- * Owns the one MrDaemon context.  SIGTERM drains (no new sessions, open
- * transactions are answered, then exit 0); SIGHUP reloads the
- * configuration without dropping connections. */
+ * Owns the one MrDaemon context.  SIGTERM drains every service (no new
+ * work, what is in hand is answered, then exit 0); SIGHUP reloads the
+ * configuration into every service without dropping connections. */
 #define G_LOG_DOMAIN "mailroom-daemon"
 
 #include <errno.h>
@@ -19,7 +19,7 @@
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-parse.h"
-#include "mailroom/mr-smtp.h"
+#include "mailroom/mr-service.h"
 #include "mailroom/mr-spool.h"
 #include "mailroom/mr-writer.h"
 
@@ -27,12 +27,24 @@
 /* How long a drain waits for open transactions before it closes them. */
 #define MR_DRAIN_SECONDS 30
 
+/* The services mailroomd runs, started in this order, stopped in the
+ * reverse one. */
+static const MrServiceClass *const mr_daemon_services[] = {
+	&mr_smtp_service,
+};
+
+typedef struct {
+	const MrServiceClass *klass;
+	gpointer self;
+} MrRunning;
+
 typedef struct {
 	char *config_path;
 	MrConfig *cfg;
 	GMainLoop *loop;
 	MrWriter *writer;
-	MrSmtpServer *smtp;
+	MrRunning running[G_N_ELEMENTS(mr_daemon_services)];
+	guint n_running;
 	gboolean systemd;         /* NOTIFY_SOCKET is set */
 	gboolean stopping;
 	gint64 drain_deadline;    /* monotonic, µs */
@@ -79,17 +91,32 @@ daemon_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpoint
 
 /* --- systemd ---------------------------------------------------------------- */
 
+/* Returns the work in hand of every service. */
+static guint
+daemon_busy(MrDaemon *d)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < d->n_running; i++)
+		n += d->running[i].klass->busy(d->running[i].self);
+	return n;
+}
+
 static void
 daemon_status(MrDaemon *d)
 {
-	if (!d->systemd || d->smtp == NULL)
+	g_autoptr(GString) text = NULL;
+
+	if (!d->systemd || d->n_running == 0)
 		return;
-	sd_notifyf(0,
-		   "STATUS=%s: %u sessions, %" G_GUINT64_FORMAT " accepted, %" G_GUINT64_FORMAT
-		   " committed, %u pending",
-		   d->stopping ? "draining" : "running", mr_smtp_server_sessions(d->smtp),
-		   mr_smtp_server_accepted(d->smtp), mr_writer_committed(d->writer),
-		   mr_writer_pending(d->writer));
+	text = g_string_new(d->stopping ? "draining: " : "running: ");
+	for (guint i = 0; i < d->n_running; i++) {
+		g_autofree char *one = d->running[i].klass->status(d->running[i].self);
+
+		g_string_append_printf(text, "%s %s, ", d->running[i].klass->name, one);
+	}
+	sd_notifyf(0, "STATUS=%s%" G_GUINT64_FORMAT " committed, %u pending", text->str,
+		   mr_writer_committed(d->writer), mr_writer_pending(d->writer));
 }
 
 static gboolean
@@ -105,12 +132,12 @@ static gboolean
 on_drain_check(gpointer data)
 {
 	MrDaemon *d = data;
-	guint sessions = mr_smtp_server_sessions(d->smtp);
+	guint busy = daemon_busy(d);
 	guint pending = mr_writer_pending(d->writer);
 
-	if ((sessions == 0 && pending == 0) || g_get_monotonic_time() >= d->drain_deadline) {
-		if (sessions > 0)
-			g_warning("drain timed out: closing %u sessions", sessions);
+	if ((busy == 0 && pending == 0) || g_get_monotonic_time() >= d->drain_deadline) {
+		if (busy > 0)
+			g_warning("drain timed out: closing %u sessions", busy);
 		g_main_loop_quit(d->loop);
 		return G_SOURCE_REMOVE;
 	}
@@ -126,19 +153,14 @@ on_terminate(gpointer data)
 	if (d->stopping)
 		return G_SOURCE_CONTINUE;
 	d->stopping = TRUE;
-	g_message("stopping: draining %u sessions", mr_smtp_server_sessions(d->smtp));
+	g_message("stopping: draining %u sessions", daemon_busy(d));
 	if (d->systemd)
 		sd_notify(0, "STOPPING=1");
-	mr_smtp_server_drain(d->smtp);
+	for (guint i = 0; i < d->n_running; i++)
+		d->running[i].klass->drain(d->running[i].self);
 	d->drain_deadline = g_get_monotonic_time() + MR_DRAIN_SECONDS * G_TIME_SPAN_SECOND;
 	g_timeout_add(50, on_drain_check, d);
 	return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-strv_equal(char **a, char **b)
-{
-	return g_strv_equal((const char *const *)a, (const char *const *)b);
 }
 
 static gboolean
@@ -157,11 +179,10 @@ on_reload(gpointer data)
 	if (cfg == NULL) {
 		g_warning("reload refused, keeping the running configuration: %s", error->message);
 	} else {
-		if (!strv_equal(cfg->smtp_listen, d->cfg->smtp_listen) ||
-		    !strv_equal(cfg->lmtp_listen, d->cfg->lmtp_listen) ||
-		    g_strcmp0(cfg->database, d->cfg->database) != 0)
-			g_warning("reload: listen addresses and database change only on restart");
-		mr_smtp_server_set_config(d->smtp, cfg);
+		if (g_strcmp0(cfg->database, d->cfg->database) != 0)
+			g_warning("reload: the database changes only on restart");
+		for (guint i = 0; i < d->n_running; i++)
+			d->running[i].klass->reload(d->running[i].self, d->cfg, cfg);
 		mr_config_unref(d->cfg);
 		d->cfg = cfg;
 		g_message("reloaded %s", d->config_path);
@@ -247,7 +268,11 @@ started(MrDaemon *d, int code, const char *message)
 static void
 daemon_clear(MrDaemon *d)
 {
-	g_clear_pointer(&d->smtp, mr_smtp_server_free);
+	while (d->n_running > 0) {
+		MrRunning *r = &d->running[--d->n_running];
+
+		r->klass->stop(g_steal_pointer(&r->self));
+	}
 	g_clear_pointer(&d->writer, mr_writer_free);
 	g_clear_pointer(&d->loop, g_main_loop_unref);
 	g_clear_pointer(&d->cfg, mr_config_unref);
@@ -271,7 +296,8 @@ main(int argc, char **argv)
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new("- the mailroom daemon");
 	g_autoptr(GError) error = NULL;
-	g_autofree char *where = NULL;
+	g_autoptr(GString) where = g_string_new(NULL);
+	g_autofree char *dbname = NULL;
 	int rc;
 
 	setlocale(LC_ALL, "");
@@ -333,21 +359,26 @@ main(int argc, char **argv)
 		daemon_clear(&d);
 		return rc;
 	}
-	d.smtp = mr_smtp_server_new(d.cfg, d.writer, &error);
-	if (d.smtp == NULL) {
-		g_autofree char *msg = g_strdup_printf("cannot listen: %s", error->message);
+	for (guint i = 0; i < G_N_ELEMENTS(mr_daemon_services); i++) {
+		const MrServiceClass *klass = mr_daemon_services[i];
+		gpointer self = klass->start(d.cfg, d.writer, &error);
+		g_autofree char *what = NULL;
 
-		rc = started(&d, MR_EX_UNAVAILABLE, msg);
-		daemon_clear(&d);
-		return rc;
+		if (self == NULL) {
+			rc = started(&d, klass->start_failure_exit, error->message);
+			daemon_clear(&d);
+			return rc;
+		}
+		d.running[d.n_running].klass = klass;
+		d.running[d.n_running++].self = self;
+		what = klass->describe(self);
+		g_string_append_printf(where, "%s%s", where->len > 0 ? " " : "", what);
 	}
 	g_unix_signal_add(SIGTERM, on_terminate, &d);
 	g_unix_signal_add(SIGINT, on_terminate, &d);
 	g_unix_signal_add(SIGHUP, on_reload, &d);
-	where = mr_smtp_server_describe(d.smtp);
-	g_autofree char *dbname = mr_config_database_name(d.cfg);
-
-	g_message("listening %s database %s synchronous=%s", where, dbname,
+	dbname = mr_config_database_name(d.cfg);
+	g_message("listening %s database %s synchronous=%s", where->str, dbname,
 		  d.cfg->synchronous);
 	if (d.systemd) {
 		sd_notify(0, "READY=1");
@@ -358,8 +389,8 @@ main(int argc, char **argv)
 
 	g_main_loop_run(d.loop);
 
-	g_message("stopped: %" G_GUINT64_FORMAT " messages accepted",
-		  mr_smtp_server_accepted(d.smtp));
+	g_message("stopped: %" G_GUINT64_FORMAT " messages committed",
+		  mr_writer_committed(d.writer));
 	daemon_clear(&d);
 	return 0;
 }

@@ -398,19 +398,3 @@ const MrSqlDriver mr_sql_sqlite_driver = {
 	.column_text = sqlite_column_text,
 	.column_blob = sqlite_column_blob,
 };
-
-const MrSqlDriver *
-mr_sql_driver_for(const char *database, GError **error)
-{
-	const char *scheme_end = strstr(database, "://");
-
-	if (g_str_has_prefix(database, "postgresql://") || g_str_has_prefix(database, "postgres://"))
-		return &mr_sql_pgsql_driver;
-	if (scheme_end != NULL && strchr(database, '/') > scheme_end) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_OPEN,
-			    "%.*s: unknown database scheme (a file path or postgresql://)",
-			    (int)(scheme_end - database), database);
-		return NULL;
-	}
-	return &mr_sql_sqlite_driver;
-}

@@ -104,13 +104,17 @@ struct _MrSqlDriver {
 	const void *(*column_blob)(MrSqlStmt *st, int i, gsize *len);
 };
 
-/* The drivers: SQLite (mr-sql-sqlite.c), PostgreSQL (mr-sql-pgsql.c). */
+/* The drivers: SQLite (mr-sql-sqlite.c, built in) and PostgreSQL
+ * (mr-sql-pgsql.c, the module mailroom-pgsql.so, which exports it under
+ * this name). */
 extern const MrSqlDriver mr_sql_sqlite_driver;
 extern const MrSqlDriver mr_sql_pgsql_driver;
 
 /* Returns: the driver for @database: a postgresql:// or postgres:// URI
- * selects PostgreSQL, anything else is an SQLite file.  NULL with @error
- * (MR_STORE_ERROR_OPEN) for another scheme. */
+ * selects PostgreSQL (loading its module on first use: from
+ * $MAILROOM_MODULE_DIR, the program's own directory, or MR_MODULEDIR),
+ * anything else is an SQLite file.  NULL with @error
+ * (MR_STORE_ERROR_OPEN) for another scheme or a module not found. */
 const MrSqlDriver *mr_sql_driver_for(const char *database, GError **error);
 
 /* Thin dispatchers, so that callers read like the SQL they run. */

@@ -169,7 +169,8 @@ mr_store_schema_version(MrStore *store)
 static const MrSqlMigration *
 store_migrations(const MrSqlDriver *driver)
 {
-	return driver == &mr_sql_pgsql_driver ? mr_sql_migrations_pgsql : mr_sql_migrations_sqlite;
+	return strcmp(driver->name, "postgresql") == 0 ? mr_sql_migrations_pgsql
+						       : mr_sql_migrations_sqlite;
 }
 
 /* Moves the schema forward one step at a time, each step in its own
