@@ -209,4 +209,56 @@ JsonArray *mr_store_timeline(MrStore *store, const char *email, const char *doma
 /* Counts stored messages. */
 gint64 mr_store_count_messages(MrStore *store);
 
+/* --- events: the feed that workflows read ------------------------------ */
+
+/* What happened.  Stored by name (mr_event_type_name()); a name this
+ * mailroom does not know reads as MR_EVENT_OTHER. */
+typedef enum {
+	MR_EVENT_OTHER,
+	MR_EVENT_TICKET_CREATED,
+	MR_EVENT_TICKET_REOPENED,
+	MR_EVENT_TICKET_STATUS,
+	MR_EVENT_LEAD_CREATED,
+	MR_EVENT_LEAD_CONVERTED,
+	MR_EVENT_LEAD_ARCHIVED,
+	MR_EVENT_OPPORTUNITY_CREATED,
+	MR_EVENT_OPPORTUNITY_WON,
+	MR_EVENT_OPPORTUNITY_LOST,
+	MR_EVENT_MESSAGE_LINKED,
+	MR_EVENT_REPLY_RECEIVED,
+	MR_EVENT_LINK_REFUSED,
+	MR_EVENT_SENDER_UNTRUSTED,
+	MR_EVENT_N
+} MrEventType;
+
+/* Returns the stored name of @type ("ticket.created"); "other" for
+ * MR_EVENT_OTHER. */
+const char *mr_event_type_name(MrEventType type);
+
+/* Returns the type named @name, or MR_EVENT_OTHER. */
+MrEventType mr_event_type_from_name(const char *name);
+
+typedef struct {
+	gint64 id;           /* increasing: a consumer remembers the last it read */
+	char *created;       /* UTC ISO-8601 */
+	MrEventType type;
+	char *type_name;     /* as stored (for MR_EVENT_OTHER) */
+	MrRecordRef record;  /* MR_RECORD_NONE for a message's own events */
+	gint64 message_row;  /* 0: none */
+	char *summary;
+} MrEvent;
+
+void mr_event_free(MrEvent *event);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrEvent, mr_event_free)
+
+/* Returns: (transfer full) (element-type MrEvent): the events with an id
+ * above @after, oldest first, at most @limit (0: all), or NULL with
+ * @error.  Committed events only show up here, in id order, so a consumer
+ * that remembers the last id it handled misses none (ids are given in
+ * commit order on SQLite; on PostgreSQL a consumer should stay a few
+ * seconds behind the newest, as concurrent transactions commit in any
+ * order). */
+GPtrArray *mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error);
+
 G_END_DECLS

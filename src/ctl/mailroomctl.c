@@ -31,6 +31,7 @@ typedef struct {
 	gboolean help;
 	gboolean raw;
 	gint64 limit;
+	gint64 after;
 	char *to, *from, *name, *title, *contact, *owner, *value, *reason;
 	MrConfig *cfg;
 	MrStore *store;
@@ -583,6 +584,48 @@ static int cmd_opp_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "opp"); 
 static int cmd_ticket_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "ticket"); }
 static int cmd_message_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "message"); }
 
+/* The event feed: what workflows read, oldest first, after an id. */
+static int
+cmd_event_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "id", "created", "type", "record", "summary", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) events = NULL;
+	g_autoptr(JsonArray) rows = json_array_new();
+
+	if (ctl->after < 0 || ctl->limit < 0 || ctl->limit > G_MAXUINT)
+		return fail(MR_EX_USAGE, "--after and --limit take a number of 0 or more");
+	events = mr_store_events_after(ctl->store, ctl->after, (guint)ctl->limit, &error);
+	if (events == NULL)
+		return store_fail(error);
+	for (guint i = 0; i < events->len; i++) {
+		const MrEvent *e = g_ptr_array_index(events, i);
+		JsonObject *o = json_object_new();
+
+		json_object_set_int_member(o, "id", e->id);
+		json_object_set_string_member(o, "created", e->created);
+		json_object_set_string_member(o, "type", e->type_name);
+		if (e->record.kind != MR_RECORD_NONE) {
+			g_autofree char *display = mr_record_display_id(ctl->cfg, e->record);
+
+			json_object_set_string_member(o, "record", display);
+		} else {
+			json_object_set_null_member(o, "record");
+		}
+		if (e->message_row != 0)
+			json_object_set_int_member(o, "message", e->message_row);
+		else
+			json_object_set_null_member(o, "message");
+		json_object_set_string_member(o, "summary", e->summary);
+		json_array_add_object_element(rows, o);
+	}
+	if (ctl->json)
+		print_json_array(rows);
+	else
+		print_table(rows, cols);
+	return 0;
+}
+
 static int
 print_shown(MrCtl *ctl, JsonObject *o, GError *error)
 {
@@ -851,6 +894,8 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	  "ticket status TKT-n STATUS   (new, open, pending, solved, closed)", FALSE },
 	{ "timeline", NULL, 1, 1, cmd_timeline, "timeline EMAIL|DOMAIN|OPP-n|TKT-n|LEAD-n", FALSE },
 	{ "message", "list", 0, 0, cmd_message_list, "message list", FALSE },
+	{ "event", "list", 0, 0, cmd_event_list,
+	  "event list [--after ID] [--limit N]   (the event feed, oldest first)", FALSE },
 	{ "message", "show", 1, 1, cmd_message_show, "message show ID [--raw]", FALSE },
 };
 
@@ -892,6 +937,7 @@ main(int argc, char **argv)
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &ctl.json, NULL, NULL },
 		{ "help", 'h', 0, G_OPTION_ARG_NONE, &ctl.help, NULL, NULL },
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, NULL, NULL },
+		{ "after", 0, 0, G_OPTION_ARG_INT64, &ctl.after, NULL, NULL },
 		{ "raw", 0, 0, G_OPTION_ARG_NONE, &ctl.raw, NULL, NULL },
 		{ "to", 0, 0, G_OPTION_ARG_STRING, &ctl.to, NULL, NULL },
 		{ "from", 0, 0, G_OPTION_ARG_STRING, &ctl.from, NULL, NULL },

@@ -523,4 +523,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" WHERE e.record_kind = ?1 AND e.record_id = ?2"
 		" ORDER BY 1, 6",
 	[MR_STMT_COUNT_MESSAGES] = "SELECT count(*) FROM message",
+	[MR_STMT_EVENTS_AFTER] =
+		"SELECT id, created, type, record_kind, record_id, message_id, summary FROM event"
+		" WHERE id > ?1 ORDER BY id LIMIT ?2",
 };

@@ -675,13 +675,13 @@ insert_link(MrStore *store, gint64 msg, const char *kind, gint64 id, GError **er
 }
 
 static gboolean
-insert_event(MrStore *store, const char *now, const char *type, MrRecordRef ref, gint64 msg,
+insert_event(MrStore *store, const char *now, MrEventType type, MrRecordRef ref, gint64 msg,
 	     const char *summary, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_EVENT_INSERT);
 
 	mr_sql_bind_text(st, 1, now);
-	mr_sql_bind_text(st, 2, type);
+	mr_sql_bind_text(st, 2, mr_event_type_name(type));
 	mr_sql_bind_text(st, 3, mr_record_kind_name(ref.kind));
 	bind_id(st, 4, ref.id);
 	bind_id(st, 5, msg);
@@ -852,7 +852,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 			return FALSE;
 		display = mr_record_display_id(store->cfg, ref);
 		summary = g_strdup_printf("%s created: %s", display, plan->title);
-		if (!insert_event(store, now, "ticket.created", ref, msg, summary, error))
+		if (!insert_event(store, now, MR_EVENT_TICKET_CREATED, ref, msg, summary, error))
 			return FALSE;
 		break;
 	}
@@ -877,7 +877,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 			return FALSE;
 		display = mr_record_display_id(store->cfg, ref);
 		summary = g_strdup_printf("%s created: %s", display, plan->title);
-		if (!insert_event(store, now, "lead.created", ref, msg, summary, error))
+		if (!insert_event(store, now, MR_EVENT_LEAD_CREATED, ref, msg, summary, error))
 			return FALSE;
 		break;
 	}
@@ -921,7 +921,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 
 		if (!insert_link(store, msg, mr_record_kind_name(plan->also.kind), plan->also.id,
 				 error) ||
-		    !insert_event(store, now, "message.linked", plan->also, msg, text, error))
+		    !insert_event(store, now, MR_EVENT_MESSAGE_LINKED, plan->also, msg, text, error))
 			return FALSE;
 	}
 	if (ref.kind == MR_RECORD_NONE)
@@ -933,17 +933,17 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 	display = mr_record_display_id(store->cfg, ref);
 	if (plan->reopen) {
 		summary = g_strdup_printf("%s reopened by a new message", display);
-		if (!insert_event(store, now, "ticket.reopened", ref, msg, summary, error))
+		if (!insert_event(store, now, MR_EVENT_TICKET_REOPENED, ref, msg, summary, error))
 			return FALSE;
 		g_clear_pointer(&summary, g_free);
 	}
 	summary = g_strdup_printf("message linked to %s", display);
-	if (!insert_event(store, now, "message.linked", ref, msg, summary, error))
+	if (!insert_event(store, now, MR_EVENT_MESSAGE_LINKED, ref, msg, summary, error))
 		return FALSE;
 	if (plan->is_reply) {
 		g_clear_pointer(&summary, g_free);
 		summary = g_strdup_printf("%s: reply received", display);
-		if (!insert_event(store, now, "reply.received", ref, msg, summary, error))
+		if (!insert_event(store, now, MR_EVENT_REPLY_RECEIVED, ref, msg, summary, error))
 			return FALSE;
 	}
 	return TRUE;
@@ -988,7 +988,7 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 			plan->untrusted, store->cfg->authserv_id);
 		MrRecordRef none = { MR_RECORD_NONE, 0 };
 
-		if (!insert_event(store, now, "sender.untrusted", none, applied.message_row, summary,
+		if (!insert_event(store, now, MR_EVENT_SENDER_UNTRUSTED, none, applied.message_row, summary,
 				  error))
 			return FALSE;
 	}
@@ -997,7 +997,7 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 			"%s named in the subject, not attached: sender not related", plan->refused);
 		MrRecordRef none = { MR_RECORD_NONE, 0 };
 
-		if (!insert_event(store, now, "link.refused", none, applied.message_row, summary,
+		if (!insert_event(store, now, MR_EVENT_LINK_REFUSED, none, applied.message_row, summary,
 				  error))
 			return FALSE;
 	}
@@ -1096,7 +1096,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 		g_autofree char *display = mr_record_display_id(store->cfg, ref);
 		g_autofree char *summary = g_strdup_printf("%s created: %s", display, o->title);
 
-		return insert_event(store, now, "opportunity.created", ref, 0, summary, error);
+		return insert_event(store, now, MR_EVENT_OPPORTUNITY_CREATED, ref, 0, summary, error);
 	}
 }
 
@@ -1157,8 +1157,8 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 		return FALSE;
 	summary = o->won ? g_strdup_printf("%s won", display)
 			 : g_strdup_printf("%s lost: %s", display, o->reason);
-	return insert_event(store, now, o->won ? "opportunity.won" : "opportunity.lost", ref, 0,
-			    summary, error);
+	return insert_event(store, now, o->won ? MR_EVENT_OPPORTUNITY_WON : MR_EVENT_OPPORTUNITY_LOST,
+			    ref, 0, summary, error);
 }
 
 gboolean
@@ -1201,7 +1201,7 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 		return FALSE;
 	display = mr_record_display_id(store->cfg, ref);
 	summary = g_strdup_printf("%s status %s -> %s", display, old, t->status);
-	return insert_event(store, now, "ticket.status", ref, 0, summary, error);
+	return insert_event(store, now, MR_EVENT_TICKET_STATUS, ref, 0, summary, error);
 }
 
 gboolean
@@ -1281,8 +1281,8 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 			return FALSE;
 	}
 	summary = g_strdup_printf("%s %s", display, l->convert ? "converted" : "archived");
-	return insert_event(store, now, l->convert ? "lead.converted" : "lead.archived", ref, 0,
-			    summary, error);
+	return insert_event(store, now, l->convert ? MR_EVENT_LEAD_CONVERTED : MR_EVENT_LEAD_ARCHIVED,
+			    ref, 0, summary, error);
 }
 
 gint64
@@ -1620,4 +1620,88 @@ mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecor
 	mr_sql_bind_text(st, 1, kind);
 	mr_sql_bind_int64(st, 2, id);
 	return rows_to_array(store, st, error);
+}
+
+/* --- events -------------------------------------------------------------- */
+
+static const char *const mr_event_names[MR_EVENT_N] = {
+	[MR_EVENT_OTHER] = "other",
+	[MR_EVENT_TICKET_CREATED] = "ticket.created",
+	[MR_EVENT_TICKET_REOPENED] = "ticket.reopened",
+	[MR_EVENT_TICKET_STATUS] = "ticket.status",
+	[MR_EVENT_LEAD_CREATED] = "lead.created",
+	[MR_EVENT_LEAD_CONVERTED] = "lead.converted",
+	[MR_EVENT_LEAD_ARCHIVED] = "lead.archived",
+	[MR_EVENT_OPPORTUNITY_CREATED] = "opportunity.created",
+	[MR_EVENT_OPPORTUNITY_WON] = "opportunity.won",
+	[MR_EVENT_OPPORTUNITY_LOST] = "opportunity.lost",
+	[MR_EVENT_MESSAGE_LINKED] = "message.linked",
+	[MR_EVENT_REPLY_RECEIVED] = "reply.received",
+	[MR_EVENT_LINK_REFUSED] = "link.refused",
+	[MR_EVENT_SENDER_UNTRUSTED] = "sender.untrusted",
+};
+
+const char *
+mr_event_type_name(MrEventType type)
+{
+	return type < MR_EVENT_N ? mr_event_names[type] : mr_event_names[MR_EVENT_OTHER];
+}
+
+MrEventType
+mr_event_type_from_name(const char *name)
+{
+	for (int t = 1; t < MR_EVENT_N && name != NULL; t++)
+		if (strcmp(mr_event_names[t], name) == 0)
+			return (MrEventType)t;
+	return MR_EVENT_OTHER;
+}
+
+void
+mr_event_free(MrEvent *event)
+{
+	if (event == NULL)
+		return;
+	g_free(event->created);
+	g_free(event->type_name);
+	g_free(event->summary);
+	g_free(event);
+}
+
+static MrRecordKind
+record_kind_from_name(const char *name)
+{
+	static const MrRecordKind kinds[] = { MR_RECORD_LEAD, MR_RECORD_OPPORTUNITY,
+					      MR_RECORD_TICKET };
+
+	for (guint i = 0; name != NULL && i < G_N_ELEMENTS(kinds); i++)
+		if (strcmp(mr_record_kind_name(kinds[i]), name) == 0)
+			return kinds[i];
+	return MR_RECORD_NONE;
+}
+
+GPtrArray *
+mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_EVENTS_AFTER);
+	g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func((GDestroyNotify)mr_event_free);
+	MrSqlStep rc;
+
+	mr_sql_bind_int64(st, 1, after);
+	mr_sql_bind_int64(st, 2, limit > 0 ? (gint64)limit : G_MAXINT64);
+	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW) {
+		MrEvent *e = g_new0(MrEvent, 1);
+
+		e->id = mr_sql_column_int64(st, 0);
+		e->created = g_strdup(mr_sql_column_text(st, 1));
+		e->type_name = g_strdup(mr_sql_column_text(st, 2));
+		e->type = mr_event_type_from_name(e->type_name);
+		e->record.kind = record_kind_from_name(mr_sql_column_text(st, 3));
+		e->record.id = e->record.kind != MR_RECORD_NONE ? mr_sql_column_int64(st, 4) : 0;
+		e->message_row = mr_sql_column_int64(st, 5);
+		e->summary = g_strdup(mr_sql_column_text(st, 6));
+		g_ptr_array_add(events, e);
+	}
+	if (rc != MR_SQL_DONE)
+		return NULL;
+	return g_steal_pointer(&events);
 }

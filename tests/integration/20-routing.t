@@ -281,6 +281,28 @@ rc, out, err = e.ctl("timeline", tkt)
 t.ok(rc == 0 and "SENT" in out and "2000-01-01T00:00:00Z" in out, "the table has a SENT column",
      out)
 
+# --- the event feed --------------------------------------------------------------
+evs = e.json("event", "list")
+ids = [x["id"] for x in evs]
+t.ok(len(evs) > 10 and ids == sorted(ids) and len(set(ids)) == len(ids),
+     "event list: every event, oldest first, by increasing id", ids[:5])
+t.ok(all(set(x) == {"id", "created", "type", "record", "message", "summary"} for x in evs),
+     "event list --json: id, created, type, record, message, summary", evs[:1])
+created = [x for x in evs if x["type"] == "ticket.created"]
+t.ok(created and created[0]["record"].startswith("TKT-") and isinstance(created[0]["message"], int),
+     "ticket.created names its ticket and message", created[:1])
+won = [x for x in evs if x["type"] == "opportunity.won"]
+t.ok(won and won[0]["record"].startswith("OPP-") and won[0]["message"] is None,
+     "opportunity.won: the record, no message", won)
+middle = ids[len(ids) // 2]
+after = e.json("event", "list", "--after", str(middle))
+t.eq([x["id"] for x in after], [i for i in ids if i > middle], "--after ID: only the later ones")
+t.eq(len(e.json("event", "list", "--after", str(middle), "--limit", "2")), 2, "--limit N")
+t.eq(e.json("event", "list", "--after", str(ids[-1])), [], "nothing after the newest")
+rc, out, err = e.ctl("event", "list", "--limit", "3")
+t.ok(rc == 0 and out.splitlines()[0].split() == ["ID", "CREATED", "TYPE", "RECORD", "SUMMARY"],
+     "event list prints a table", out)
+
 # --- raw bytes ---------------------------------------------------------------
 mid = e.json("message", "list")[0]["id"]
 rc, out, err = e.ctl("message", "show", str(mid), "--raw")

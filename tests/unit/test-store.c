@@ -192,6 +192,22 @@ test_admin(void)
 	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
 }
 
+/* Event types: every one has a name that reads back as itself; a name
+ * this mailroom does not know is "other". */
+static void
+test_event_types(void)
+{
+	for (int t = 1; t < MR_EVENT_N; t++) {
+		const char *name = mr_event_type_name((MrEventType)t);
+
+		g_assert_nonnull(strchr(name, '.'));
+		g_assert_cmpint(mr_event_type_from_name(name), ==, t);
+	}
+	g_assert_cmpint(mr_event_type_from_name("rule.fired"), ==, MR_EVENT_OTHER);
+	g_assert_cmpint(mr_event_type_from_name(NULL), ==, MR_EVENT_OTHER);
+	g_assert_cmpstr(mr_event_type_name(MR_EVENT_N), ==, "other");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -201,5 +217,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/apply", test_apply);
 	g_test_add_func("/mailroom/store/rollback", test_rollback);
 	g_test_add_func("/mailroom/store/admin", test_admin);
+	g_test_add_func("/mailroom/store/event-types", test_event_types);
 	return g_test_run();
 }
