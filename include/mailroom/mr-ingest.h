@@ -8,6 +8,7 @@
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-plan.h"
+#include "mailroom/mr-route.h"
 #include "mailroom/mr-store.h"
 
 G_BEGIN_DECLS
@@ -22,12 +23,13 @@ typedef struct {
 	gboolean degraded;    /* the parse was degraded or failed */
 } MrDelivery;
 
-/* A message ready to be stored: its bytes, content key and parse.  Made
- * on any thread; applied on the writer's. */
+/* A message ready to be stored: its bytes, content key, parse and routing
+ * facts.  Made on any thread (the parse pool); applied on the writer's. */
 typedef struct {
 	GBytes *raw;
 	char *key;
 	MrMessage *msg;
+	MrRouteFacts *facts;
 } MrIngestItem;
 
 /* Computes the content key of @raw: the hex SHA-256 of the bytes after a
@@ -35,8 +37,9 @@ typedef struct {
  * over SMTP and through a pipe is one message).  Returns: (transfer full). */
 char *mr_ingest_content_key(GBytes *raw);
 
-/* Parses @raw (a reference is taken) with the options of @cfg.  Never
- * fails.  Returns: (transfer full): the item. */
+/* Parses @raw (a reference is taken) with the options of @cfg and works
+ * out its routing facts.  Never fails.  Returns: (transfer full): the
+ * item. */
 MrIngestItem *mr_ingest_item_new(const MrConfig *cfg, GBytes *raw);
 
 /* Frees @item; NULL-safe. */

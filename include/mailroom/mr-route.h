@@ -14,13 +14,36 @@
 
 G_BEGIN_DECLS
 
+/* What routing needs from a message that no look-up changes: its
+ * addresses normalised, the id in its subject, its thread's Message-IDs,
+ * the title of a record made from it, whether Authentication-Results vouch
+ * for its From:.  Linear in the message; made without the store (on the
+ * parse pool), so that only look-ups run under the write lock. */
+typedef struct _MrRouteFacts MrRouteFacts;
+
+/* Returns: (transfer full): the facts of @msg under @cfg; @msg must
+ * outlive them. */
+MrRouteFacts *mr_route_facts_new(const MrConfig *cfg, const MrMessage *msg);
+
+/* Frees @facts; NULL-safe. */
+void mr_route_facts_free(MrRouteFacts *facts);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrRouteFacts, mr_route_facts_free)
+
 /* Plans the delivery of @msg to @recipient (envelope recipient, any case,
- * plus forms allowed) from @envelope_from (nullable).
+ * plus forms allowed) from @envelope_from (nullable), working out its
+ * facts first (see mr_route_plan_facts()).
  * Returns: (transfer full) (nullable): the plan, or NULL with @error:
  * MR_ROUTE_ERROR_NO_ADDRESS when @recipient is no mailroom address, or
  * MR_STORE_ERROR_* (temporary) when a look-up failed. */
 MrPlan *mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
 		      const char *recipient, const char *envelope_from, GError **error);
+
+/* Like mr_route_plan(), with the @facts of @msg made before (under the
+ * same @cfg): only the look-ups and the decisions happen here. */
+MrPlan *mr_route_plan_facts(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
+			    const MrRouteFacts *facts, const char *recipient,
+			    const char *envelope_from, GError **error);
 
 /* Finds the first record id ("[TKT-12]", "[Acme opp-42 x]") inside square
  * brackets of @subject, with the configured prefixes, any case, within

@@ -58,6 +58,7 @@ mr_ingest_item_new(const MrConfig *cfg, GBytes *raw)
 	item->raw = g_bytes_ref(raw);
 	item->key = mr_ingest_content_key(raw);
 	item->msg = mr_parse_message(raw, &opts);
+	item->facts = mr_route_facts_new(cfg, item->msg);
 	return item;
 }
 
@@ -68,6 +69,7 @@ mr_ingest_item_free(MrIngestItem *item)
 		return;
 	g_bytes_unref(item->raw);
 	g_free(item->key);
+	mr_route_facts_free(item->facts);
 	mr_message_free(item->msg);
 	g_free(item);
 }
@@ -90,7 +92,7 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
 		out->duplicate = TRUE;
 		return TRUE;
 	}
-	plan = mr_route_plan(cfg, store, item->msg, rcpt, envelope_from, error);
+	plan = mr_route_plan_facts(cfg, store, item->msg, item->facts, rcpt, envelope_from, error);
 	if (plan == NULL)
 		return FALSE;
 	if (!mr_store_apply(store, plan, item->raw, item->key, item->msg, row, &applied, error))

@@ -3,7 +3,13 @@
  *
  * Route stage.  Reads through MrStore look-ups, writes nothing.  The order
  * of evidence for the record is: id in the subject, plus address, thread
- * headers of stored messages, the sender's open inbox lead (sales). */
+ * headers of stored messages, the sender's open inbox lead (sales).
+ *
+ * What depends on the message alone -- normalised addresses, the id in
+ * the subject, the thread's Message-IDs, the title, whether the sender's
+ * domain was authenticated -- is worked out first (MrRouteFacts), on the
+ * parse pool in mailroomd; only the look-ups and the decisions made from
+ * them run under the write lock. */
 #define G_LOG_DOMAIN "mailroom-route"
 
 #include <string.h>
@@ -172,6 +178,99 @@ mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out)
 	return FALSE;
 }
 
+/* --- facts: what the message alone says ------------------------------ */
+
+struct _MrRouteFacts {
+	char *from;            /* normalised addresses, or NULL for one that is */
+	char *original_from;   /* not an address (no '@', nothing around it) */
+	char **to, **cc;       /* aligned with msg->to, msg->cc; NULL for an
+	                          entry that is no address */
+	guint n_to, n_cc;
+	gboolean subject_found;
+	MrRecordRef subject_ref;
+	GPtrArray *thread_ids; /* In-Reply-To, then References newest first;
+	                          NULL-terminated, borrowed from the message */
+	char *title;
+	gboolean from_authenticated; /* Authentication-Results vouch for From: */
+};
+
+static gboolean sender_authenticated(const MrConfig *cfg, const MrMessage *msg, const char *email);
+static char *plan_title(const MrMessage *msg);
+
+/* Returns: (transfer full) (nullable): @a's address normalised, or NULL
+ * when it is no address. */
+static char *
+fact_address(const MrAddress *a)
+{
+	const char *at;
+
+	if (a == NULL || a->email == NULL || (at = strrchr(a->email, '@')) == NULL ||
+	    at == a->email || at[1] == '\0')
+		return NULL;
+	return mr_address_normalise(a->email);
+}
+
+/* Normalises the addresses of @list (MrAddress*, nullable) into @n
+ * entries, NULL for one that is no address. */
+static char **
+fact_addresses(const GPtrArray *list, guint *n)
+{
+	char **out;
+
+	*n = list != NULL ? list->len : 0;
+	out = g_new0(char *, *n + 1);
+	for (guint i = 0; i < *n; i++)
+		out[i] = fact_address(g_ptr_array_index(list, i));
+	return out;
+}
+
+static void
+addresses_free(char **v, guint n)
+{
+	for (guint i = 0; v != NULL && i < n; i++)
+		g_free(v[i]);
+	g_free(v);
+}
+
+MrRouteFacts *
+mr_route_facts_new(const MrConfig *cfg, const MrMessage *msg)
+{
+	MrRouteFacts *f = g_new0(MrRouteFacts, 1);
+
+	g_return_val_if_fail(cfg != NULL && msg != NULL, NULL);
+
+	f->from = fact_address(msg->from);
+	f->original_from = fact_address(msg->original_from);
+	f->to = fact_addresses(msg->to, &f->n_to);
+	f->cc = fact_addresses(msg->cc, &f->n_cc);
+	f->subject_found = mr_route_subject_id(cfg, msg->subject, &f->subject_ref);
+	f->thread_ids = g_ptr_array_new();
+	if (msg->in_reply_to != NULL)
+		g_ptr_array_add(f->thread_ids, msg->in_reply_to);
+	for (guint i = msg->references != NULL ? msg->references->len : 0; i > 0; i--)
+		g_ptr_array_add(f->thread_ids, g_ptr_array_index(msg->references, i - 1));
+	g_ptr_array_add(f->thread_ids, NULL);
+	f->title = plan_title(msg);
+	f->from_authenticated = cfg->authserv_id != NULL && msg->from != NULL &&
+				msg->from->email != NULL &&
+				sender_authenticated(cfg, msg, msg->from->email);
+	return f;
+}
+
+void
+mr_route_facts_free(MrRouteFacts *facts)
+{
+	if (facts == NULL)
+		return;
+	g_free(facts->from);
+	g_free(facts->original_from);
+	addresses_free(facts->to, facts->n_to);
+	addresses_free(facts->cc, facts->n_cc);
+	g_ptr_array_unref(facts->thread_ids);
+	g_free(facts->title);
+	g_free(facts);
+}
+
 /* --- parties ------------------------------------------------------------ */
 
 static gboolean
@@ -188,23 +287,21 @@ typedef struct {
 	GHashTable *seen; /* email (borrowed from the party) -> index + 1 */
 } PartyList;
 
-/* Adds @a unless it is empty, a mailroom address or already there, or
- * route.max_parties are there already; returns its index or -1. */
+/* Adds @a (its address normalised: @email, NULL when it is none) unless
+ * it is a mailroom address or already there, or route.max_parties are
+ * there already; returns its index or -1. */
 static int
-add_party(PartyList *l, const MrAddress *a, gboolean is_sender)
+add_party(PartyList *l, const MrAddress *a, const char *email, gboolean is_sender)
 {
 	const MrConfig *cfg = l->cfg;
 	MrStore *store = l->store;
 	MrPlan *plan = l->plan;
-	g_autofree char *email = NULL;
 	const char *at;
 	gpointer index;
 	MrParty *p;
 
-	if (a == NULL || a->email == NULL || (at = strrchr(a->email, '@')) == NULL ||
-	    at == a->email || at[1] == '\0')
+	if (a == NULL || email == NULL)
 		return -1;
-	email = mr_address_normalise(a->email);
 	if ((index = g_hash_table_lookup(l->seen, email)) != NULL) {
 		p = g_ptr_array_index(plan->parties, GPOINTER_TO_UINT(index) - 1);
 		p->is_sender = p->is_sender || is_sender;
@@ -214,7 +311,7 @@ add_party(PartyList *l, const MrAddress *a, gboolean is_sender)
 		return -1;
 	at = strrchr(email, '@');
 	p = g_new0(MrParty, 1);
-	p->email = g_steal_pointer(&email);
+	p->email = g_strdup(email);
 	p->name = g_strdup(a->name);
 	p->is_sender = is_sender;
 	p->user_id = mr_store_user_by_address(store, p->email);
@@ -226,15 +323,15 @@ add_party(PartyList *l, const MrAddress *a, gboolean is_sender)
 	return (int)plan->parties->len - 1;
 }
 
-/* Adds the recipients of @list (MrAddress*, nullable) until
- * route.max_parties. */
+/* Adds the recipients of @list (MrAddress*, nullable; @emails their
+ * addresses normalised) until route.max_parties. */
 static void
-add_recipients(PartyList *l, const GPtrArray *list)
+add_recipients(PartyList *l, const GPtrArray *list, char **emails)
 {
 	for (guint i = 0; list != NULL && i < list->len &&
 			  (gint64)l->plan->parties->len < l->cfg->max_parties;
 	     i++)
-		add_party(l, g_ptr_array_index(list, i), FALSE);
+		add_party(l, g_ptr_array_index(list, i), emails[i], FALSE);
 }
 
 static MrParty *
@@ -297,7 +394,8 @@ sender_authenticated(const MrConfig *cfg, const MrMessage *msg, const char *emai
  * message to a hundred thousand addresses makes no hundred thousand
  * contacts, and its routing stays short under the write lock). */
 static void
-collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPlan *plan)
+collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
+		const MrRouteFacts *facts, MrPlan *plan)
 {
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
 	PartyList l = { cfg, store, plan, seen };
@@ -309,16 +407,17 @@ collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPla
 	if (cfg->authserv_id != NULL && msg->from != NULL && msg->from->email != NULL) {
 		const char *at = strrchr(msg->from->email, '@');
 		gboolean internal = (at != NULL && mr_config_is_own_domain(cfg, at + 1)) ||
-				    mr_store_user_by_address(store, msg->from->email) != 0;
+				    (facts->from != NULL &&
+				     mr_store_user_by_address(store, facts->from) != 0);
 
-		if (internal && !sender_authenticated(cfg, msg, msg->from->email)) {
+		if (internal && !facts->from_authenticated) {
 			plan->untrusted = g_strdup(msg->from->email);
-			add_recipients(&l, msg->to);
-			add_recipients(&l, msg->cc);
+			add_recipients(&l, msg->to, facts->to);
+			add_recipients(&l, msg->cc, facts->cc);
 			return;
 		}
 	}
-	from = add_party(&l, msg->from, TRUE);
+	from = add_party(&l, msg->from, facts->from, TRUE);
 	MrParty *sender = party_at(plan, from);
 	int original = -1;
 
@@ -327,15 +426,15 @@ collect_parties(const MrConfig *cfg, MrStore *store, const MrMessage *msg, MrPla
 		/* A user forwarding a customer's mail: the customer is the
 		 * original sender. */
 		if (msg->is_forward && msg->original_from != NULL) {
-			original = add_party(&l, msg->original_from, TRUE);
+			original = add_party(&l, msg->original_from, facts->original_from, TRUE);
 			if (original >= 0 && !party_at(plan, original)->internal)
 				plan->customer = original;
 		}
 	} else if (sender != NULL) {
 		plan->customer = from;
 	}
-	add_recipients(&l, msg->to);
-	add_recipients(&l, msg->cc);
+	add_recipients(&l, msg->to, facts->to);
+	add_recipients(&l, msg->cc, facts->cc);
 	/* A user's own mail to a customer (smart BCC): the first external
 	 * recipient is the customer. */
 	if (plan->customer < 0 && plan->owner >= 0)
@@ -425,12 +524,12 @@ follow_lead(MrStore *store, MrRecordRef *ref)
 }
 
 static void
-find_record(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const char *detail,
+find_record(const MrConfig *cfg, MrStore *store, const MrRouteFacts *facts, const char *detail,
 	    MrPlan *plan)
 {
-	MrRecordRef ref = { MR_RECORD_NONE, 0 };
+	MrRecordRef ref = facts->subject_ref;
 
-	if (mr_route_subject_id(cfg, msg->subject, &ref) && accept_named(store, cfg, plan, ref)) {
+	if (facts->subject_found && accept_named(store, cfg, plan, ref)) {
 		plan->record = ref;
 		plan->found_by = MR_FOUND_SUBJECT;
 		return;
@@ -442,13 +541,8 @@ find_record(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const cha
 		return;
 	}
 	{
-		g_autoptr(GPtrArray) ids = g_ptr_array_new();
+		const GPtrArray *ids = facts->thread_ids;
 
-		if (msg->in_reply_to != NULL)
-			g_ptr_array_add(ids, msg->in_reply_to);
-		for (guint i = msg->references != NULL ? msg->references->len : 0; i > 0; i--)
-			g_ptr_array_add(ids, g_ptr_array_index(msg->references, i - 1));
-		g_ptr_array_add(ids, NULL);
 		for (const MrRecordKind *k = thread_kinds(plan->role); *k != MR_RECORD_NONE; k++)
 			if (ids->len > 1 &&
 			    mr_store_record_by_thread(store, (const char *const *)ids->pdata, *k,
@@ -483,7 +577,7 @@ plan_title(const MrMessage *msg)
 }
 
 static void
-decide_action(MrStore *store, const MrMessage *msg, MrPlan *plan)
+decide_action(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts, MrPlan *plan)
 {
 	gboolean automatic = msg->auto_kind != MR_AUTO_NONE;
 	const MrParty *customer = party_at(plan, plan->customer);
@@ -499,7 +593,7 @@ decide_action(MrStore *store, const MrMessage *msg, MrPlan *plan)
 						      g_strcmp0(status, "closed") == 0);
 		} else if (!automatic && msg->status != MR_PARSE_FAILED) {
 			plan->action = MR_ACTION_TICKET_CREATE;
-			plan->title = plan_title(msg);
+			plan->title = g_strdup(facts->title);
 			plan->also = plan->record; /* e.g. [OPP-3]: log it there too */
 			plan->record.kind = MR_RECORD_NONE;
 			plan->record.id = 0;
@@ -511,7 +605,7 @@ decide_action(MrStore *store, const MrMessage *msg, MrPlan *plan)
 		else if (plan->record.kind == MR_RECORD_NONE && !automatic && customer != NULL &&
 			 customer->is_sender && msg->status != MR_PARSE_FAILED) {
 			plan->action = MR_ACTION_LEAD_CREATE;
-			plan->title = plan_title(msg);
+			plan->title = g_strdup(facts->title);
 		}
 		break;
 	case MR_ROLE_BCC:
@@ -528,11 +622,24 @@ MrPlan *
 mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const char *recipient,
 	      const char *envelope_from, GError **error)
 {
+	g_autoptr(MrRouteFacts) facts = NULL;
+
+	g_return_val_if_fail(cfg != NULL && store != NULL && msg != NULL, NULL);
+
+	facts = mr_route_facts_new(cfg, msg);
+	return mr_route_plan_facts(cfg, store, msg, facts, recipient, envelope_from, error);
+}
+
+MrPlan *
+mr_route_plan_facts(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
+		    const MrRouteFacts *facts, const char *recipient, const char *envelope_from,
+		    GError **error)
+{
 	g_autoptr(MrPlan) plan = mr_plan_new();
 	g_autofree char *detail = NULL;
 	const MrMailroomAddress *addr;
 
-	g_return_val_if_fail(cfg != NULL && store != NULL && msg != NULL, NULL);
+	g_return_val_if_fail(cfg != NULL && store != NULL && msg != NULL && facts != NULL, NULL);
 
 	addr = recipient != NULL ? mr_config_find_address(cfg, recipient, &detail) : NULL;
 	if (addr == NULL) {
@@ -544,9 +651,9 @@ mr_route_plan(const MrConfig *cfg, MrStore *store, const MrMessage *msg, const c
 	plan->role = addr->role;
 	plan->envelope_from = g_strdup(envelope_from);
 	plan->create_contacts = msg->auto_kind == MR_AUTO_NONE;
-	collect_parties(cfg, store, msg, plan);
-	find_record(cfg, store, msg, detail, plan);
-	decide_action(store, msg, plan);
+	collect_parties(cfg, store, msg, facts, plan);
+	find_record(cfg, store, facts, detail, plan);
+	decide_action(store, msg, facts, plan);
 	if (plan->untrusted != NULL) { /* a forged user creates nothing */
 		plan->action = MR_ACTION_LOG;
 		plan->reopen = FALSE;
