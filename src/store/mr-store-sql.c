@@ -374,20 +374,22 @@ const int mr_sql_schema_version = 2;
 
 const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
-	[MR_STMT_USER_INSERT] = "INSERT INTO app_user (email, name, created) VALUES (?1, ?2, ?3) RETURNING id",
+	[MR_STMT_USER_INSERT] = "INSERT INTO app_user (email, name, created) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (email) DO NOTHING RETURNING id",
 	[MR_STMT_USER_ADDRESS_INSERT] =
 		"INSERT INTO user_address (address, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 	[MR_STMT_USER_SET_NAME] = "UPDATE app_user SET name = ?2 WHERE id = ?1",
 	[MR_STMT_CONTACT_BY_EMAIL] = "SELECT id FROM contact WHERE email = ?1",
 	[MR_STMT_CONTACT_INSERT] =
 		"INSERT INTO contact (email, name, account_id, owner_id, created, last_seen)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (email) DO NOTHING RETURNING id",
 	[MR_STMT_CONTACT_TOUCH] =
 		"UPDATE contact SET name = coalesce(name, ?2), owner_id = coalesce(owner_id, ?3),"
 		" last_seen = ?4 WHERE id = ?1",
 	[MR_STMT_CONTACT_GET] = "SELECT account_id, owner_id FROM contact WHERE id = ?1",
 	[MR_STMT_ACCOUNT_BY_DOMAIN] = "SELECT id FROM account WHERE domain = ?1",
-	[MR_STMT_ACCOUNT_INSERT] = "INSERT INTO account (domain, name, created) VALUES (?1, ?2, ?3) RETURNING id",
+	[MR_STMT_ACCOUNT_INSERT] = "INSERT INTO account (domain, name, created) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (domain) DO NOTHING RETURNING id",
 	[MR_STMT_LEAD_STATUS] = "SELECT status FROM lead WHERE id = ?1",
 	[MR_STMT_OPP_STATUS] = "SELECT status FROM opportunity WHERE id = ?1",
 	[MR_STMT_TICKET_STATUS] = "SELECT status FROM ticket WHERE id = ?1",

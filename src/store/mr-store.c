@@ -134,6 +134,21 @@ step_id(MrStore *store, MrSqlStmt *st, GError **error)
 	}
 }
 
+/* Steps an INSERT ... ON CONFLICT DO NOTHING RETURNING id: returns the
+ * new row's id, or 0 -- with @error on failure, without when the row was
+ * there already (another writer inserted it and committed meanwhile: look
+ * it up again). */
+static gint64
+step_new_id(MrStore *store, MrSqlStmt *st, GError **error)
+{
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		return mr_sql_column_int64(st, 0);
+	default:
+		return 0;
+	}
+}
+
 static char *
 now_iso(void)
 {
@@ -689,6 +704,17 @@ insert_event(MrStore *store, const char *now, MrEventType type, MrRecordRef ref,
 	return step_done(store, st, error);
 }
 
+/* After an insert that found its row there already: @id is what the look-up
+ * found now.  Returns it, or 0 with @error when the row is gone again. */
+static gint64
+lookup_again(MrStore *store, GError **error, const char *what, const char *key, gint64 id)
+{
+	if (id == 0 && !take_lookup_error(store, error))
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY,
+			    "%s %s was inserted by another writer and is not there", what, key);
+	return id;
+}
+
 /* Returns the id of user @email, creating the user (and its address) when
  * missing; 0 with @error on failure. */
 static gint64
@@ -704,9 +730,13 @@ ensure_user(MrStore *store, const char *email, const char *name, const char *now
 		mr_sql_bind_text(st, 1, email);
 		mr_sql_bind_text(st, 2, name);
 		mr_sql_bind_text(st, 3, now);
-		id = step_id(store, st, error);
-		if (id == 0)
+		id = step_new_id(store, st, error);
+	}
+	if (id == 0) { /* failed, or another writer made the user meanwhile */
+		if (error != NULL && *error != NULL)
 			return 0;
+		return lookup_again(store, error, "user", email,
+				    mr_store_user_by_address(store, email));
 	}
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_ADDRESS_INSERT);
@@ -741,8 +771,15 @@ ensure_account(MrStore *store, const char *domain, const char *now, GError **err
 		mr_sql_bind_text(st, 1, domain);
 		mr_sql_bind_text(st, 2, domain);
 		mr_sql_bind_text(st, 3, now);
-		return step_id(store, st, error);
+		id = step_new_id(store, st, error);
 	}
+	if (id == 0 && (error == NULL || *error == NULL)) {
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_BY_DOMAIN);
+
+		mr_sql_bind_text(st, 1, domain);
+		id = lookup_again(store, error, "account", domain, step_int64(store, st));
+	}
+	return id;
 }
 
 /* Returns the contact of @p, creating it (and its account) when missing;
@@ -767,7 +804,14 @@ ensure_contact(MrStore *store, const MrParty *p, gint64 owner, const char *now,
 		bind_id(st, 4, owner);
 		mr_sql_bind_text(st, 5, now);
 		*account_out = account;
-		return step_id(store, st, error);
+		id = step_new_id(store, st, error);
+		if (id != 0 || (error != NULL && *error != NULL))
+			return id;
+		/* another writer made the contact meanwhile: touch theirs */
+		id = lookup_again(store, error, "contact", p->email,
+				  mr_store_contact_by_email(store, p->email));
+		if (id == 0)
+			return 0;
 	}
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_TOUCH);
