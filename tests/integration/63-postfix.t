@@ -550,9 +550,21 @@ with section("option B: temporary failure"):
          "Postfix removed it from its queue")
 
 # --- the end: nothing left behind --------------------------------------------------------
+# A warning about the machine, not about the mail: a virtual machine's
+# clock may step, and Postfix's cleanup says so ("file system clock is 1
+# seconds ahead of local clock", "resetting file time stamps").
+CLOCK_WARNING = re.compile(r"warning: (file system clock is .* of local clock|"
+                           r"resetting file time stamps)")
+
+
+def postfix_warnings():
+    return [x for x in pf.log().splitlines()
+            if re.search(r"warning|fatal|panic", x) and not CLOCK_WARNING.search(x)]
+
+
 with section("stop"):
-    t.ok(pf.wait_log(re.compile(r"warning|fatal|panic"), 0) is None, "no warning in Postfix's log",
-         "\n".join(x for x in pf.log().splitlines() if re.search(r"warning|fatal|panic", x)))
+    t.ok(postfix_warnings() == [], "no warning in Postfix's log (but about the clock)",
+         "\n".join(postfix_warnings()))
     pid = pf.master_pid
     t.eq(pf.stop(), 0, "postfix -c DIR stop")
     t.eq(pf.session_processes(), [], "no process is left in the master's session (ps)")
