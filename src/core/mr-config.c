@@ -667,21 +667,17 @@ mr_config_database_name(const MrConfig *cfg)
 			rest = at;
 		}
 	}
-	for (const char *p = rest; *p != '\0';) {
-		const char *hit = strstr(p, "password=");
+	/* password=PASSWORD among the query parameters */
+	for (const char *hit; (hit = strstr(rest, "password=")) != NULL;) {
+		gboolean param = hit[-1] == '?' || hit[-1] == '&';
 
-		if (hit == NULL || (hit != rest && hit[-1] != '?' && hit[-1] != '&')) {
-			if (hit == NULL) {
-				g_string_append(out, p);
-				break;
-			}
-			g_string_append_len(out, p, hit + 9 - p);
-			p = hit + 9;
-			continue;
+		g_string_append_len(out, rest, hit + 9 - rest);
+		rest = hit + 9;
+		if (param) {
+			g_string_append(out, "***");
+			rest += strcspn(rest, "&");
 		}
-		g_string_append_len(out, p, hit + 9 - p);
-		g_string_append(out, "***");
-		p = hit + 9 + strcspn(hit + 9, "&");
 	}
+	g_string_append(out, rest);
 	return g_string_free(out, FALSE);
 }

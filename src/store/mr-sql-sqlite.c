@@ -45,16 +45,26 @@ control_free(gpointer st)
 	sqlite3_finalize(st);
 }
 
+/* Returns: the MR_STORE_ERROR code of SQLite result code @rc. */
+static int
+sqlite_code(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return MR_STORE_ERROR_BUSY;
+	case SQLITE_CONSTRAINT:
+		return MR_STORE_ERROR_CONSTRAINT;
+	default:
+		return MR_STORE_ERROR_FAILED;
+	}
+}
+
 /* Sets @error from the connection's last result code. */
 static void
 sqlite_error(sqlite3 *db, int rc, const char *what, GError **error)
 {
-	int primary = rc & 0xff;
-	int code = primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? MR_STORE_ERROR_BUSY
-		   : primary == SQLITE_CONSTRAINT			   ? MR_STORE_ERROR_CONSTRAINT
-									   : MR_STORE_ERROR_FAILED;
-
-	g_set_error(error, MR_STORE_ERROR, code, "%s: %s", what,
+	g_set_error(error, MR_STORE_ERROR, sqlite_code(rc), "%s: %s", what,
 		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
@@ -65,11 +75,7 @@ sqlite_exec(MrSqlConn *c, const char *script, GError **error)
 	int rc = sqlite3_exec(CONN(c)->db, script, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
-		int primary = sqlite3_extended_errcode(CONN(c)->db) & 0xff;
-
-		g_set_error(error, MR_STORE_ERROR,
-			    primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? MR_STORE_ERROR_BUSY
-										: MR_STORE_ERROR_FAILED,
+		g_set_error(error, MR_STORE_ERROR, sqlite_code(sqlite3_extended_errcode(CONN(c)->db)),
 			    "%s", msg != NULL ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		return FALSE;

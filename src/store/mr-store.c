@@ -118,22 +118,6 @@ store_not_found(MrStore *store, GError **error, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Steps an INSERT ... RETURNING id: returns the new row's id, or 0 with
- * @error. */
-static gint64
-step_id(MrStore *store, MrSqlStmt *st, GError **error)
-{
-	switch (mr_sql_step(st, error)) {
-	case MR_SQL_ROW:
-		return mr_sql_column_int64(st, 0);
-	case MR_SQL_DONE:
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_FAILED, "insert returned no id");
-		return 0;
-	default:
-		return 0;
-	}
-}
-
 /* Steps an INSERT ... ON CONFLICT DO NOTHING RETURNING id: returns the
  * new row's id, or 0 -- with @error on failure, without when the row was
  * there already (another writer inserted it and committed meanwhile: look
@@ -147,6 +131,21 @@ step_new_id(MrStore *store, MrSqlStmt *st, GError **error)
 	default:
 		return 0;
 	}
+}
+
+/* Steps an INSERT ... RETURNING id that must insert: returns the new row's
+ * id, or 0 with @error. */
+static gint64
+step_id(MrStore *store, MrSqlStmt *st, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	gint64 id = step_new_id(store, st, &local);
+
+	if (id == 0 && local == NULL)
+		local = g_error_new(MR_STORE_ERROR, MR_STORE_ERROR_FAILED, "insert returned no id");
+	if (local != NULL)
+		g_propagate_error(error, g_steal_pointer(&local));
+	return id;
 }
 
 static char *
@@ -276,7 +275,8 @@ store_open(const MrConfig *cfg, gboolean create, GError **error)
 		store->stmt[i] = store->driver->prepare(store->conn, mr_sql_text[i], error);
 		if (store->stmt[i] == NULL) {
 			g_prefix_error(error, "preparing statement %d: ", i);
-			(*error)->code = MR_STORE_ERROR_OPEN;
+			if (error != NULL)
+				(*error)->code = MR_STORE_ERROR_OPEN;
 			return NULL;
 		}
 	}

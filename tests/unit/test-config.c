@@ -100,6 +100,39 @@ test_spool_directory(void)
 	g_unlink(empty);
 }
 
+/* The database as logs may show it: never a password. */
+static void
+test_database_name(void)
+{
+	static const struct {
+		const char *db, *want;
+	} cases[] = {
+		{ "/var/lib/mailroom/mailroom.db", "/var/lib/mailroom/mailroom.db" },
+		{ "postgresql://mailroom@db.test/mailroom", "postgresql://mailroom@db.test/mailroom" },
+		{ "postgresql://mailroom:s3cret@db.test:5432/mailroom",
+		  "postgresql://mailroom:***@db.test:5432/mailroom" },
+		{ "postgresql://db.test/mailroom?user=m&password=s3cret&sslmode=require",
+		  "postgresql://db.test/mailroom?user=m&password=***&sslmode=require" },
+		{ "postgres://db.test/m?password=s3cret", "postgres://db.test/m?password=***" },
+		{ "postgresql://db.test/mypassword=x", "postgresql://db.test/mypassword=x" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = g_strdup_printf(
+			"database = \"%s\";\naddresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n",
+			cases[i].db);
+		g_autofree char *path = write_config(text);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+		g_autofree char *name = NULL;
+
+		g_assert_no_error(error);
+		name = mr_config_database_name(cfg);
+		g_assert_cmpstr(name, ==, cases[i].want);
+		g_unlink(path);
+	}
+}
+
 static const struct {
 	const char *text;
 	int code;
@@ -215,5 +248,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/core/config/bad", test_bad);
 	g_test_add_func("/mailroom/core/config/missing", test_missing);
 	g_test_add_func("/mailroom/core/config/spool-directory", test_spool_directory);
+	g_test_add_func("/mailroom/core/config/database-name", test_database_name);
 	return g_test_run();
 }
