@@ -144,6 +144,8 @@ check-layering:
 	  || { echo "sqlite3.h outside src/store/mr-sql-sqlite.c"; exit 1; }
 	@! grep -l 'libpq-fe.h' $$(ls src/*/*.c src/*/*.h include/mailroom/*.h | grep -v '^src/store/mr-sql-pgsql.c') \
 	  || { echo "libpq-fe.h outside src/store/mr-sql-pgsql.c"; exit 1; }
+	@! grep -l 'json-glib' src/store/*.c src/store/*.h include/mailroom/mr-store.h \
+	  || { echo "JSON in the store: it answers with structs, src/ctl/ makes JSON"; exit 1; }
 
 deps:
 	./tools/deps.sh

@@ -1,14 +1,13 @@
 /* mr-store.h - stage 4: the store (the only module that speaks SQL, through
- * the driver of its database engine: SQLite today).
+ * the driver of its database engine: SQLite or PostgreSQL).
  *
  * One MrStore is one connection.  Writers bracket their work with
  * mr_store_begin()/mr_store_commit(); readers (mailroomctl) read through the
- * same handle while the daemon writes (WAL).  Rows come back to the CLI as
- * JSON objects whose keys are the documented field names. */
+ * same handle while the daemon writes (WAL).  Queries answer with structs;
+ * the CLI makes tables and JSON of them. */
 #pragma once
 
 #include <glib.h>
-#include <json-glib/json-glib.h>
 
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-parse.h"
@@ -166,44 +165,214 @@ gint64 mr_store_lead_convert(MrStore *store, gint64 id, GError **error);
 /* Archives inbox lead @id. */
 gboolean mr_store_lead_archive(MrStore *store, gint64 id, GError **error);
 
-/* --- queries for the CLI ----------------------------------------------- */
+/* --- queries for the CLI ------------------------------------------------
+ * Rows come back as structs; text members are NULL where the column is
+ * NULL.  Record ids are numbers: mr_record_display_id() formats them. */
 
-typedef enum {
-	MR_LIST_USERS,
-	MR_LIST_CONTACTS,
-	MR_LIST_ACCOUNTS,
-	MR_LIST_LEADS,
-	MR_LIST_OPPORTUNITIES,
-	MR_LIST_TICKETS,
-	MR_LIST_MESSAGES,
-	MR_LIST_N
-} MrListKind;
+typedef struct {
+	gint64 id;
+	char *email;
+	char *name;
+	GStrv addresses;      /* every address of the user (NULL-terminated) */
+	char *created;
+	gint64 message_count;
+} MrUserRow;
 
-/* Lists rows of @kind, newest last, at most @limit (<= 0: all).
- * Returns: (transfer full): a JSON array of objects, or NULL with @error. */
-JsonArray *mr_store_list(MrStore *store, MrListKind kind, gint64 limit, GError **error);
+typedef struct {
+	gint64 id;
+	char *email;
+	char *name;
+	char *account;        /* the account's name */
+	char *owner;          /* the owner's email */
+	char *created;
+	char *last_seen;
+	gint64 message_count;
+} MrContactRow;
 
-/* Shows contact @email, with its messages.  Returns: (transfer full) or
- * NULL with MR_STORE_ERROR_NOT_FOUND. */
-JsonObject *mr_store_show_contact(MrStore *store, const char *email, GError **error);
+typedef struct {
+	gint64 id;
+	char *name;
+	char *domain;
+	char *created;
+	gint64 contacts;
+	gint64 message_count;
+} MrAccountRow;
 
-/* Shows lead, opportunity or ticket @ref with its "messages".
- * Returns: (transfer full) or NULL with MR_STORE_ERROR_NOT_FOUND. */
-JsonObject *mr_store_show_record(MrStore *store, MrRecordRef ref, GError **error);
+typedef struct {
+	gint64 id;
+	char *title;
+	char *source;
+	char *status;
+	char *priority;
+	char *contact;
+	char *owner;
+	char *created;
+	char *qualified;
+	char *updated;
+	gint64 opportunity;   /* the opportunity it was converted into, or 0 */
+	gint64 message_count;
+} MrLeadRow;
 
-/* Shows message @id with "links", addresses and attachments.
- * Returns: (transfer full) or NULL with MR_STORE_ERROR_NOT_FOUND. */
-JsonObject *mr_store_show_message(MrStore *store, gint64 id, GError **error);
+typedef struct {
+	gint64 id;
+	char *title;
+	char *status;
+	char *stage;
+	gint64 probability;
+	gint64 value;         /* -1: none */
+	char *contact;
+	char *account;
+	char *owner;
+	char *lost_reason;
+	char *created;
+	char *updated;
+	char *closed;
+	gint64 message_count;
+} MrOpportunityRow;
+
+typedef struct {
+	gint64 id;
+	char *subject;
+	char *status;
+	char *type;
+	char *priority;
+	char *contact;
+	char *owner;
+	char *created;
+	char *updated;
+	gint64 message_count;
+} MrTicketRow;
+
+typedef struct {
+	gint64 id;
+	char *message_id;
+	char *subject;
+	char *from;
+	char *date;           /* the sender's Date: */
+	char *received;       /* when mailroom received it */
+	gint64 size;
+	char *parse_status;
+	char *parse_problem;
+	char *auto_kind;
+	GStrv delivered_to;   /* the recipients it was delivered to */
+	GArray *links;        /* (element-type MrRecordRef): its records,
+	                         ordered by kind name, then id */
+} MrMessageRow;
+
+typedef struct {
+	char *kind;           /* from, to, cc, ... */
+	char *email;
+	char *name;
+} MrAddressRow;
+
+typedef struct {
+	char *filename;
+	char *content_type;
+	gint64 size;
+	char *sha256;
+} MrAttachmentRow;
+
+typedef struct {
+	char *recipient;
+	char *role;
+	char *envelope_from;
+	char *received;
+} MrDeliveryRow;
+
+/* A message with everything linked to it (mailroomctl message show). */
+typedef struct {
+	MrMessageRow row;
+	char *in_reply_to;
+	char *auto_reason;
+	gboolean is_forward;
+	char *original_from;
+	char *from_name;
+	char *content_key;
+	char *snippet;
+	GStrv contacts;        /* emails of the linked contacts */
+	GStrv accounts;        /* domains of the linked accounts */
+	GStrv users;           /* emails of the linked users */
+	GPtrArray *addresses;  /* (element-type MrAddressRow) in header order */
+	GPtrArray *attachments; /* (element-type MrAttachmentRow) */
+	GPtrArray *deliveries; /* (element-type MrDeliveryRow) */
+	GStrv refused;         /* why links were refused */
+} MrMessageDetail;
+
+/* A message linked to a contact or record, as a show lists them. */
+typedef struct {
+	gint64 id;
+	char *message_id;
+	char *subject;
+	char *from;
+	char *received;
+	char *sent;           /* the sender's Date: */
+} MrMessageBrief;
+
+/* One entry of a timeline: a message, or an event ("ticket.created"). */
+typedef struct {
+	char *date;           /* received, or the event's time */
+	char *kind;           /* "message" or the event type's name */
+	char *subject;        /* the subject, or the event's summary */
+	char *message_id;
+	char *sent;           /* the sender's Date: of a message */
+} MrTimelineEntry;
+
+void mr_user_row_free(MrUserRow *row);
+void mr_contact_row_free(MrContactRow *row);
+void mr_account_row_free(MrAccountRow *row);
+void mr_lead_row_free(MrLeadRow *row);
+void mr_opportunity_row_free(MrOpportunityRow *row);
+void mr_ticket_row_free(MrTicketRow *row);
+void mr_message_row_free(MrMessageRow *row);
+void mr_message_detail_free(MrMessageDetail *detail);
+void mr_message_brief_free(MrMessageBrief *brief);
+void mr_timeline_entry_free(MrTimelineEntry *entry);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrUserRow, mr_user_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrContactRow, mr_contact_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrAccountRow, mr_account_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrLeadRow, mr_lead_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrOpportunityRow, mr_opportunity_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrTicketRow, mr_ticket_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMessageRow, mr_message_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMessageDetail, mr_message_detail_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMessageBrief, mr_message_brief_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrTimelineEntry, mr_timeline_entry_free)
+
+/* Each lists its rows oldest first, at most @limit (<= 0: all).
+ * Returns: (transfer full) (element-type the row struct): the rows, or
+ * NULL with @error. */
+GPtrArray *mr_store_users(MrStore *store, gint64 limit, GError **error);
+GPtrArray *mr_store_contacts(MrStore *store, gint64 limit, GError **error);
+GPtrArray *mr_store_accounts(MrStore *store, gint64 limit, GError **error);
+GPtrArray *mr_store_leads(MrStore *store, gint64 limit, GError **error);
+GPtrArray *mr_store_opportunities(MrStore *store, gint64 limit, GError **error);
+GPtrArray *mr_store_tickets(MrStore *store, gint64 limit, GError **error);
+GPtrArray *mr_store_messages(MrStore *store, gint64 limit, GError **error);
+
+/* Each returns one row by its key.  Returns: (transfer full): the row, or
+ * NULL with @error (MR_STORE_ERROR_NOT_FOUND when there is none). */
+MrContactRow *mr_store_contact_get(MrStore *store, const char *email, GError **error);
+MrLeadRow *mr_store_lead_get(MrStore *store, gint64 id, GError **error);
+MrOpportunityRow *mr_store_opportunity_get(MrStore *store, gint64 id, GError **error);
+MrTicketRow *mr_store_ticket_get(MrStore *store, gint64 id, GError **error);
+MrMessageDetail *mr_store_message_get(MrStore *store, gint64 id, GError **error);
+
+/* Returns: (transfer full) (element-type MrMessageBrief): the messages
+ * linked to contact @contact_id (@kind MR_RECORD_NONE) or to record
+ * (@kind, @id), oldest received first, or NULL with @error. */
+GPtrArray *mr_store_linked_messages(MrStore *store, MrRecordKind kind, gint64 id,
+				    GError **error);
 
 /* Returns: (transfer full): the raw bytes of message @id, or NULL with
  * MR_STORE_ERROR_NOT_FOUND. */
 GBytes *mr_store_message_raw(MrStore *store, gint64 id, GError **error);
 
-/* The timeline of a contact (@email), an account (@domain) or a record
- * (@ref), oldest first: entries { date kind subject message_id }.  Exactly
- * one of @email, @domain and @ref.kind is set.  Returns: (transfer full)
- * or NULL with MR_STORE_ERROR_NOT_FOUND. */
-JsonArray *mr_store_timeline(MrStore *store, const char *email, const char *domain,
+/* The timeline of a contact or user (@email), an account (@domain) or a
+ * record (@ref), oldest first.  Exactly one of @email, @domain and
+ * @ref.kind is set.  Returns: (transfer full) (element-type
+ * MrTimelineEntry), or NULL with MR_STORE_ERROR_NOT_FOUND. */
+GPtrArray *mr_store_timeline(MrStore *store, const char *email, const char *domain,
 			     MrRecordRef ref, GError **error);
 
 /* Counts stored messages. */

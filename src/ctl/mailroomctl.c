@@ -21,6 +21,8 @@
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-writer.h"
 
+#include "mr-ctl-output.h"
+
 #define MR_CTL_MAX_MESSAGE (256u * 1024 * 1024)
 /* deliver: messages in flight in the writer at once. */
 #define MR_CTL_GROUP 256
@@ -62,187 +64,6 @@ ctl_clear(MrCtl *ctl)
 	g_free(ctl->reason);
 	g_clear_pointer(&ctl->store, mr_store_close);
 	g_clear_pointer(&ctl->cfg, mr_config_unref);
-}
-
-/* --- output ---------------------------------------------------------------- */
-
-/* Makes every string in @node valid UTF-8 (U+FFFD for bad bytes): the
- * database keeps what senders sent, and JSON must be UTF-8 (RFC 8259 8.1). */
-static void
-json_make_valid(JsonNode *node)
-{
-	if (JSON_NODE_HOLDS_OBJECT(node)) {
-		g_autoptr(GList) members = json_object_get_members(json_node_get_object(node));
-
-		for (GList *m = members; m != NULL; m = m->next)
-			json_make_valid(json_object_get_member(json_node_get_object(node), m->data));
-	} else if (JSON_NODE_HOLDS_ARRAY(node)) {
-		JsonArray *a = json_node_get_array(node);
-
-		for (guint i = 0; i < json_array_get_length(a); i++)
-			json_make_valid(json_array_get_element(a, i));
-	} else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING &&
-		   !g_utf8_validate(json_node_get_string(node), -1, NULL)) {
-		g_autofree char *valid = g_utf8_make_valid(json_node_get_string(node), -1);
-
-		json_node_set_string(node, valid);
-	}
-}
-
-static void
-print_json(JsonNode *node)
-{
-	g_autoptr(JsonGenerator) gen = json_generator_new();
-	g_autofree char *text = NULL;
-
-	json_make_valid(node);
-	json_generator_set_pretty(gen, TRUE);
-	json_generator_set_root(gen, node);
-	text = json_generator_to_data(gen, NULL);
-	fputs(text, stdout);
-	fputc('\n', stdout);
-}
-
-static void
-print_json_array(JsonArray *a)
-{
-	g_autoptr(JsonNode) node = json_node_new(JSON_NODE_ARRAY);
-
-	json_node_set_array(node, a);
-	print_json(node);
-}
-
-static void
-print_json_object(JsonObject *o)
-{
-	g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
-
-	json_node_set_object(node, o);
-	print_json(node);
-}
-
-/* Renders member @key of @o as text for a table cell. */
-static char *
-cell_text(JsonObject *o, const char *key)
-{
-	JsonNode *n = json_object_get_member(o, key);
-	const char *s;
-
-	if (n == NULL || JSON_NODE_HOLDS_NULL(n))
-		return g_strdup("-");
-	if (JSON_NODE_HOLDS_ARRAY(n)) {
-		JsonArray *a = json_node_get_array(n);
-		g_autoptr(GString) out = g_string_new(NULL);
-
-		for (guint i = 0; i < json_array_get_length(a); i++) {
-			JsonNode *e = json_array_get_element(a, i);
-
-			if (JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_STRING)
-				g_string_append_printf(out, "%s%s", i > 0 ? " " : "",
-						       json_node_get_string(e));
-		}
-		return g_string_free(g_steal_pointer(&out), FALSE);
-	}
-	if (!JSON_NODE_HOLDS_VALUE(n))
-		return g_strdup("…");
-	switch (json_node_get_value_type(n)) {
-	case G_TYPE_INT64:
-		return g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
-	case G_TYPE_DOUBLE:
-		return g_strdup_printf("%g", json_node_get_double(n));
-	case G_TYPE_BOOLEAN:
-		return g_strdup(json_node_get_boolean(n) ? "yes" : "no");
-	default:
-		s = json_node_get_string(n);
-		return g_strdup(s != NULL ? s : "-");
-	}
-}
-
-/* Makes @s fit a table cell: one line, at most @max characters. */
-static char *
-cell_fit(const char *s, glong max)
-{
-	g_autofree char *valid = g_utf8_make_valid(s, -1);
-	glong len;
-
-	g_strdelimit(valid, "\r\n\t", ' ');
-	len = g_utf8_strlen(valid, -1);
-	if (len <= max)
-		return g_steal_pointer(&valid);
-	{
-		g_autofree char *cut = g_utf8_substring(valid, 0, max - 1);
-
-		return g_strconcat(cut, "…", NULL);
-	}
-}
-
-static void
-print_table(JsonArray *rows, const char *const *columns)
-{
-	guint ncol = g_strv_length((char **)columns);
-	guint nrow = json_array_get_length(rows);
-	g_autofree glong *width = g_new0(glong, ncol);
-	g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func(g_free);
-
-	for (guint c = 0; c < ncol; c++)
-		width[c] = (glong)strlen(columns[c]);
-	for (guint r = 0; r < nrow; r++) {
-		JsonObject *o = json_array_get_object_element(rows, r);
-
-		for (guint c = 0; c < ncol; c++) {
-			g_autofree char *text = cell_text(o, columns[c]);
-			char *fit = cell_fit(text, 48);
-
-			width[c] = MAX(width[c], g_utf8_strlen(fit, -1));
-			g_ptr_array_add(cells, fit);
-		}
-	}
-	for (guint c = 0; c < ncol; c++) {
-		g_autofree char *up = g_ascii_strup(columns[c], -1);
-
-		printf("%-*s%s", (int)width[c], up, c + 1 < ncol ? "  " : "\n");
-	}
-	for (guint r = 0; r < nrow; r++)
-		for (guint c = 0; c < ncol; c++) {
-			const char *s = g_ptr_array_index(cells, r * ncol + c);
-			int pad = (int)(width[c] - g_utf8_strlen(s, -1));
-
-			if (c + 1 < ncol)
-				printf("%s%*s  ", s, pad, "");
-			else
-				printf("%s\n", s);
-		}
-}
-
-/* Prints the scalar members of @o as "key: value" lines, then the array
- * member "messages" as a table. */
-static void
-print_object(JsonObject *o)
-{
-	g_autoptr(GList) members = json_object_get_members(o);
-
-	for (GList *m = members; m != NULL; m = m->next) {
-		JsonNode *n = json_object_get_member(o, m->data);
-		g_autofree char *text = NULL;
-
-		if (JSON_NODE_HOLDS_OBJECT(n) ||
-		    (JSON_NODE_HOLDS_ARRAY(n) && g_strcmp0(m->data, "messages") == 0))
-			continue;
-		if (JSON_NODE_HOLDS_ARRAY(n) &&
-		    json_array_get_length(json_node_get_array(n)) > 0 &&
-		    JSON_NODE_HOLDS_OBJECT(json_array_get_element(json_node_get_array(n), 0)))
-			continue;
-		text = cell_text(o, m->data);
-		if (g_strcmp0(m->data, "body") == 0)
-			continue;
-		printf("%-14s %s\n", (const char *)m->data, text);
-	}
-	if (json_object_has_member(o, "messages")) {
-		static const char *const cols[] = { "date", "from", "subject", "message_id", NULL };
-
-		printf("\nmessages:\n");
-		print_table(json_object_get_array_member(o, "messages"), cols);
-	}
 }
 
 static int
@@ -311,7 +132,7 @@ cmd_init(MrCtl *ctl, char **args)
 
 		json_object_set_string_member(o, "database", name);
 		json_object_set_int_member(o, "schema_version", mr_store_schema_version(ctl->store));
-		print_json_object(o);
+		mr_ctl_print_json_object(o);
 	} else {
 		printf("%s: schema version %d\n", name, mr_store_schema_version(ctl->store));
 	}
@@ -499,9 +320,9 @@ cmd_deliver(MrCtl *ctl, char **args)
 	}
 	if (results != NULL && (args[0] != NULL || worst == 0)) {
 		if (args[0] == NULL)
-			print_json_object(json_array_get_object_element(results, 0));
+			mr_ctl_print_json_object(json_array_get_object_element(results, 0));
 		else
-			print_json_array(results);
+			mr_ctl_print_json_array(results);
 	}
 	if (args[0] != NULL && !ctl->json)
 		fprintf(stderr, "delivered %u of %u messages in %.2f s (%.0f messages/s)\n", stored,
@@ -526,52 +347,68 @@ cmd_user_add(MrCtl *ctl, char **args)
 
 		json_object_set_int_member(o, "id", id);
 		json_object_set_string_member(o, "email", email);
-		print_json_object(o);
+		mr_ctl_print_json_object(o);
 	} else {
 		printf("user %s (%" G_GINT64_FORMAT ")\n", email, id);
 	}
 	return 0;
 }
 
+typedef GPtrArray *(*MrCtlLister)(MrStore *store, gint64 limit, GError **error);
+
 typedef struct {
 	const char *noun;
-	MrListKind kind;
+	MrCtlLister list;
+	MrCtlRowJson to_json;
 	const char *const columns[9];
 } MrCtlList;
 
 static const MrCtlList mr_ctl_lists[] = {
-	{ "user", MR_LIST_USERS, { "id", "email", "name", "message_count", NULL } },
-	{ "contact", MR_LIST_CONTACTS,
+	{ "user", mr_store_users, mr_ctl_json_user,
+	  { "id", "email", "name", "message_count", NULL } },
+	{ "contact", mr_store_contacts, mr_ctl_json_contact,
 	  { "email", "name", "account", "owner", "message_count", NULL } },
-	{ "account", MR_LIST_ACCOUNTS, { "name", "domain", "contacts", "message_count", NULL } },
-	{ "inbox", MR_LIST_LEADS,
+	{ "account", mr_store_accounts, mr_ctl_json_account,
+	  { "name", "domain", "contacts", "message_count", NULL } },
+	{ "inbox", mr_store_leads, mr_ctl_json_lead,
 	  { "id", "status", "title", "contact", "owner", "message_count", "created", NULL } },
-	{ "opp", MR_LIST_OPPORTUNITIES,
+	{ "opp", mr_store_opportunities, mr_ctl_json_opportunity,
 	  { "id", "status", "stage", "title", "value", "contact", "owner", "message_count",
 	    NULL } },
-	{ "ticket", MR_LIST_TICKETS,
+	{ "ticket", mr_store_tickets, mr_ctl_json_ticket,
 	  { "id", "status", "priority", "subject", "contact", "owner", "message_count", NULL } },
-	{ "message", MR_LIST_MESSAGES,
+	{ "message", mr_store_messages, mr_ctl_json_message,
 	  { "id", "date", "from", "subject", "links", "auto", "parse_status", NULL } },
 };
+
+/* Prints @rows (made JSON by @to_json) as JSON or as a table of @columns. */
+static int
+print_rows(MrCtl *ctl, GPtrArray *rows, MrCtlRowJson to_json, const char *const *columns)
+{
+	g_autoptr(JsonArray) a = mr_ctl_json_rows(ctl->cfg, rows, to_json);
+
+	if (ctl->json)
+		mr_ctl_print_json_array(a);
+	else
+		mr_ctl_print_table(a, columns);
+	return 0;
+}
 
 static int
 cmd_list(MrCtl *ctl, const char *noun)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonArray) rows = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
 
 	for (guint i = 0; i < G_N_ELEMENTS(mr_ctl_lists); i++) {
-		if (strcmp(mr_ctl_lists[i].noun, noun) != 0)
+		const MrCtlList *l = &mr_ctl_lists[i];
+
+		if (strcmp(l->noun, noun) != 0)
 			continue;
-		rows = mr_store_list(ctl->store, mr_ctl_lists[i].kind, ctl->limit, &error);
+		rows = l->list(ctl->store, ctl->limit, &error);
 		if (rows == NULL)
 			return store_fail(error);
-		if (ctl->json)
-			print_json_array(rows);
-		else
-			print_table(rows, mr_ctl_lists[i].columns);
-		return 0;
+		return print_rows(ctl, rows, l->to_json, l->columns);
 	}
 	g_assert_not_reached();
 }
@@ -591,51 +428,33 @@ cmd_event_list(MrCtl *ctl, char **args)
 	static const char *const cols[] = { "id", "created", "type", "record", "summary", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) events = NULL;
-	g_autoptr(JsonArray) rows = json_array_new();
 
 	if (ctl->after < 0 || ctl->limit < 0 || ctl->limit > G_MAXUINT)
 		return fail(MR_EX_USAGE, "--after and --limit take a number of 0 or more");
 	events = mr_store_events_after(ctl->store, ctl->after, (guint)ctl->limit, &error);
 	if (events == NULL)
 		return store_fail(error);
-	for (guint i = 0; i < events->len; i++) {
-		const MrEvent *e = g_ptr_array_index(events, i);
-		JsonObject *o = json_object_new();
-
-		json_object_set_int_member(o, "id", e->id);
-		json_object_set_string_member(o, "created", e->created);
-		json_object_set_string_member(o, "type", e->type_name);
-		if (e->record.kind != MR_RECORD_NONE) {
-			g_autofree char *display = mr_record_display_id(ctl->cfg, e->record);
-
-			json_object_set_string_member(o, "record", display);
-		} else {
-			json_object_set_null_member(o, "record");
-		}
-		if (e->message_row != 0)
-			json_object_set_int_member(o, "message", e->message_row);
-		else
-			json_object_set_null_member(o, "message");
-		json_object_set_string_member(o, "summary", e->summary);
-		json_array_add_object_element(rows, o);
-	}
-	if (ctl->json)
-		print_json_array(rows);
-	else
-		print_table(rows, cols);
-	return 0;
+	return print_rows(ctl, events, mr_ctl_json_event, cols);
 }
 
+/* Prints the object @o of a show verb, with the messages linked to @kind
+ * (MR_RECORD_NONE: the contact) @id as "messages". */
 static int
-print_shown(MrCtl *ctl, JsonObject *o, GError *error)
+print_shown(MrCtl *ctl, JsonObject *o, MrRecordKind kind, gint64 id)
 {
-	if (o == NULL)
+	g_autoptr(GError) error = NULL;
+	g_autoptr(JsonObject) owned = o;
+	g_autoptr(GPtrArray) messages = mr_store_linked_messages(ctl->store, kind, id, &error);
+
+	if (messages == NULL)
 		return store_fail(error);
+	json_object_set_array_member(o, "messages",
+				     mr_ctl_json_rows(ctl->cfg, messages,
+						      mr_ctl_json_message_brief));
 	if (ctl->json)
-		print_json_object(o);
+		mr_ctl_print_json_object(o);
 	else
-		print_object(o);
-	json_object_unref(o);
+		mr_ctl_print_object(o);
 	return 0;
 }
 
@@ -644,10 +463,11 @@ cmd_contact_show(MrCtl *ctl, char **args)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree char *email = mr_address_normalise(args[0]);
+	g_autoptr(MrContactRow) row = mr_store_contact_get(ctl->store, email, &error);
 
-	JsonObject *o = mr_store_show_contact(ctl->store, email, &error);
-
-	return print_shown(ctl, o, error);
+	if (row == NULL)
+		return store_fail(error);
+	return print_shown(ctl, mr_ctl_json_contact(ctl->cfg, row), MR_RECORD_NONE, row->id);
 }
 
 /* Parses @text as a record id of @kind; prints the error itself. */
@@ -673,12 +493,35 @@ cmd_show(MrCtl *ctl, const char *text, MrRecordKind kind)
 {
 	g_autoptr(GError) error = NULL;
 	MrRecordRef ref;
-	JsonObject *o;
+	JsonObject *o = NULL;
 
 	if (!ctl_record_arg(ctl, text, kind, &ref))
 		return 1;
-	o = mr_store_show_record(ctl->store, ref, &error);
-	return print_shown(ctl, o, error);
+	switch (kind) {
+	case MR_RECORD_LEAD: {
+		g_autoptr(MrLeadRow) row = mr_store_lead_get(ctl->store, ref.id, &error);
+
+		o = row != NULL ? mr_ctl_json_lead(ctl->cfg, row) : NULL;
+		break;
+	}
+	case MR_RECORD_OPPORTUNITY: {
+		g_autoptr(MrOpportunityRow) row = mr_store_opportunity_get(ctl->store, ref.id, &error);
+
+		o = row != NULL ? mr_ctl_json_opportunity(ctl->cfg, row) : NULL;
+		break;
+	}
+	case MR_RECORD_TICKET: {
+		g_autoptr(MrTicketRow) row = mr_store_ticket_get(ctl->store, ref.id, &error);
+
+		o = row != NULL ? mr_ctl_json_ticket(ctl->cfg, row) : NULL;
+		break;
+	}
+	default:
+		g_assert_not_reached();
+	}
+	if (o == NULL)
+		return store_fail(error);
+	return print_shown(ctl, o, kind, ref.id);
 }
 
 static int cmd_inbox_show(MrCtl *ctl, char **args) { return cmd_show(ctl, args[0], MR_RECORD_LEAD); }
@@ -696,7 +539,7 @@ print_id(MrCtl *ctl, MrRecordRef ref, const char *what)
 		json_object_set_string_member(o, "id", display);
 		if (what != NULL)
 			json_object_set_string_member(o, "status", what);
-		print_json_object(o);
+		mr_ctl_print_json_object(o);
 	} else if (what != NULL) {
 		printf("%s %s\n", display, what);
 	} else {
@@ -801,7 +644,7 @@ cmd_timeline(MrCtl *ctl, char **args)
 {
 	static const char *const cols[] = { "date", "kind", "subject", "message_id", "sent", NULL };
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonArray) rows = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
 	g_autofree char *target = mr_address_normalise(args[0]);
 	MrRecordRef ref = { MR_RECORD_NONE, 0 };
 
@@ -815,11 +658,7 @@ cmd_timeline(MrCtl *ctl, char **args)
 		return fail(1, "'%s' is no email address, domain or record id", args[0]);
 	if (rows == NULL)
 		return store_fail(error);
-	if (ctl->json)
-		print_json_array(rows);
-	else
-		print_table(rows, cols);
-	return 0;
+	return print_rows(ctl, rows, mr_ctl_json_timeline_entry, cols);
 }
 
 static int
@@ -844,25 +683,27 @@ cmd_message_show(MrCtl *ctl, char **args)
 		return 0;
 	}
 	{
-		JsonObject *o = mr_store_show_message(ctl->store, id, &error);
-		g_autoptr(GBytes) raw = o != NULL ? mr_store_message_raw(ctl->store, id, NULL) : NULL;
+		g_autoptr(MrMessageDetail) d = mr_store_message_get(ctl->store, id, &error);
+		g_autoptr(GBytes) raw = d != NULL ? mr_store_message_raw(ctl->store, id, &error) : NULL;
+		g_autoptr(JsonObject) o = NULL;
+		MrParseOptions opts = {
+			.fallback_charsets = (const char *const *)ctl->cfg->fallback_charsets
+		};
+		g_autoptr(MrMessage) msg = NULL;
 
+		if (raw == NULL)
+			return store_fail(error);
 		/* The body is not stored apart from the raw bytes: parse them. */
-		if (raw != NULL) {
-			MrParseOptions opts = {
-				.fallback_charsets = (const char *const *)ctl->cfg->fallback_charsets
-			};
-			g_autoptr(MrMessage) msg = mr_parse_message(raw, &opts);
-
-			json_object_set_string_member(o, "body", msg->body_text);
+		msg = mr_parse_message(raw, &opts);
+		o = mr_ctl_json_message_detail(ctl->cfg, d);
+		json_object_set_string_member(o, "body", msg->body_text);
+		if (ctl->json) {
+			mr_ctl_print_json_object(o);
+		} else {
+			mr_ctl_print_object(o);
+			printf("\n%s\n", msg->body_text != NULL ? msg->body_text : "");
 		}
-		if (o != NULL && !ctl->json) {
-			print_object(o);
-			printf("\n%s\n", json_object_get_string_member_with_default(o, "body", ""));
-			json_object_unref(o);
-			return 0;
-		}
-		return print_shown(ctl, o, error);
+		return 0;
 	}
 }
 

@@ -89,3 +89,53 @@ typedef struct {
 extern const MrSqlMigration mr_sql_migrations_sqlite[];
 extern const MrSqlMigration mr_sql_migrations_pgsql[];
 extern const int mr_sql_schema_version;
+
+struct _MrStore {
+	MrSqlConn *conn;
+	const MrSqlDriver *driver;
+	const MrConfig *cfg;
+	MrSqlStmt *stmt[MR_STMT_N_STATEMENTS];
+	GError *lookup_error;   /* the first look-up that failed since the last
+	                           mr_store_check(): it answered "not found" */
+};
+/* The savepoint of one message in a group commit. */
+#define MR_STORE_SAVEPOINT "mr_message"
+
+/* A statement in use: released (reset, bindings cleared) at scope exit, so
+ * that no finished SELECT keeps a read snapshot open. */
+typedef MrSqlStmt MrStmtUse;
+
+static inline void
+stmt_release(MrStmtUse *st)
+{
+	mr_sql_reset(st);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrStmtUse, stmt_release)
+
+static inline MrStmtUse *
+store_stmt(MrStore *store, MrStmtId id)
+{
+	return store->stmt[id];
+}
+
+
+/* Steps a look-up: TRUE when it found a row.  A failure answers FALSE, as
+ * "not found" would, and is kept for mr_store_check(): whatever was
+ * decided from the answer is dropped there, never committed. */
+gboolean mr_store_step_row(MrStore *store, MrSqlStmt *st);
+
+/* Steps a look-up and returns the first column of the first row as an
+ * integer, or 0 when there is no row (or the look-up failed: see
+ * mr_store_step_row()). */
+gint64 mr_store_step_int64(MrStore *store, MrSqlStmt *st);
+
+/* Sets MR_STORE_ERROR_NOT_FOUND with the message @fmt -- unless a look-up
+ * failed, in which case "not found" may be false: that error instead. */
+void mr_store_not_found(MrStore *store, GError **error, const char *fmt, ...)
+	G_GNUC_PRINTF(3, 4);
+
+/* Fails with MR_STORE_ERROR_NOT_FOUND when @ref does not exist; sets
+ * @status_out (nullable) to its status. */
+gboolean mr_store_record_must_exist(MrStore *store, MrRecordRef ref, char **status_out,
+				    GError **error);

@@ -322,55 +322,43 @@ const int mr_sql_schema_version = 2;
 #define MESSAGE_COUNT(kind) \
 	"(SELECT count(*) FROM link l WHERE l.kind = '" kind "' AND l.record_id = r.id)"
 
-/* Column lists of the JSON objects: their names are the CLI's contract. */
+/* Column lists of the CLI's rows, read by position in mr-store-query.c
+ * (the *_COL_* constants there follow this order). */
 #define LEAD_COLUMNS                                                               \
-	"r.id AS id, r.title AS title, r.source AS source, r.status AS status,"   \
-	" r.priority AS priority, c.email AS contact, u.email AS owner,"          \
-	" r.created AS created, r.qualified AS qualified, r.updated AS updated,"  \
-	" CASE WHEN r.opportunity_id IS NULL THEN NULL"                           \
-	"  ELSE ?2 || '-' || r.opportunity_id END AS opportunity,"               \
-	" " MESSAGE_COUNT("lead") " AS message_count"                             \
+	"r.id, r.title, r.source, r.status, r.priority, c.email, u.email,"        \
+	" r.created, r.qualified, r.updated, r.opportunity_id,"                   \
+	" " MESSAGE_COUNT("lead")                                                 \
 	" FROM lead r LEFT JOIN contact c ON c.id = r.contact_id"                 \
 	" LEFT JOIN app_user u ON u.id = r.owner_id"
 
 #define OPP_COLUMNS                                                                \
-	"?2 || '-' || r.id AS id, r.title AS title, r.status AS status,"          \
-	" r.stage AS stage, r.probability AS probability, r.value AS value,"      \
-	" c.email AS contact, a.name AS account, u.email AS owner,"               \
-	" r.lost_reason AS lost_reason, r.created AS created,"                    \
-	" r.updated AS updated, r.closed AS closed,"                              \
-	" " MESSAGE_COUNT("opportunity") " AS message_count"                      \
+	"r.id, r.title, r.status, r.stage, r.probability, r.value, c.email,"      \
+	" a.name, u.email, r.lost_reason, r.created, r.updated, r.closed,"        \
+	" " MESSAGE_COUNT("opportunity")                                          \
 	" FROM opportunity r LEFT JOIN contact c ON c.id = r.contact_id"          \
 	" LEFT JOIN account a ON a.id = r.account_id"                             \
 	" LEFT JOIN app_user u ON u.id = r.owner_id"
 
 #define TICKET_COLUMNS                                                             \
-	"?3 || '-' || r.id AS id, r.subject AS subject, r.status AS status,"      \
-	" r.type AS type, r.priority AS priority, c.email AS contact,"            \
-	" u.email AS owner, r.created AS created, r.updated AS updated,"          \
-	" " MESSAGE_COUNT("ticket") " AS message_count"                           \
+	"r.id, r.subject, r.status, r.type, r.priority, c.email, u.email,"        \
+	" r.created, r.updated, " MESSAGE_COUNT("ticket")                         \
 	" FROM ticket r LEFT JOIN contact c ON c.id = r.contact_id"               \
 	" LEFT JOIN app_user u ON u.id = r.owner_id"
 
 #define CONTACT_COLUMNS                                                            \
-	"r.email AS email, r.name AS name, a.name AS account, u.email AS owner,"  \
-	" r.created AS created, r.last_seen AS last_seen,"                        \
-	" " MESSAGE_COUNT("contact") " AS message_count"                          \
+	"r.id, r.email, r.name, a.name, u.email, r.created, r.last_seen,"         \
+	" " MESSAGE_COUNT("contact")                                              \
 	" FROM contact r LEFT JOIN account a ON a.id = r.account_id"              \
 	" LEFT JOIN app_user u ON u.id = r.owner_id"
 
+/* The links come as words "kind:id". */
 #define MESSAGE_COLUMNS                                                            \
-	"r.id AS id, r.message_id AS message_id, r.subject AS subject,"           \
-	" r.from_email AS \"from\", r.date AS date, r.received AS received,"      \
-	" r.size AS size, r.parse_status AS parse_status,"                        \
-	" r.parse_problem AS parse_problem, r.auto_kind AS auto,"                 \
+	"r.id, r.message_id, r.subject, r.from_email, r.date, r.received, r.size,"\
+	" r.parse_status, r.parse_problem, r.auto_kind,"                          \
 	" (SELECT group_concat(d.recipient, ' ') FROM delivery d"                 \
-	"   WHERE d.message_id = r.id) AS delivered_to,"                           \
-	" (SELECT group_concat(CASE l.kind WHEN 'ticket' THEN ?3 || '-' || l.record_id" \
-	"   WHEN 'opportunity' THEN ?2 || '-' || l.record_id"                     \
-	"   ELSE 'LEAD-' || l.record_id END, ' ') FROM link l"                    \
-	"   WHERE l.message_id = r.id AND l.kind IN ('ticket', 'opportunity', 'lead'))" \
-	" AS \"@links\""
+	"   WHERE d.message_id = r.id),"                                          \
+	" (SELECT group_concat(l.kind || ':' || l.record_id, ' ') FROM link l"    \
+	"   WHERE l.message_id = r.id AND l.kind IN ('ticket', 'opportunity', 'lead'))"
 
 const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
@@ -463,34 +451,31 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" SELECT message_id, ?3, ?4 FROM link WHERE kind = ?1 AND record_id = ?2"
 		" ON CONFLICT DO NOTHING",
 	[MR_STMT_LIST_USERS] =
-		"SELECT u.id AS id, u.email AS email, u.name AS name,"
-		" (SELECT group_concat(address, ' ') FROM user_address a WHERE a.user_id = u.id)"
-		" AS addresses, u.created AS created,"
+		"SELECT u.id, u.email, u.name,"
+		" (SELECT group_concat(address, ' ') FROM user_address a WHERE a.user_id = u.id),"
+		" u.created,"
 		" (SELECT count(*) FROM link l WHERE l.kind = 'user' AND l.record_id = u.id)"
-		" AS message_count FROM app_user u ORDER BY u.id LIMIT ?1",
+		" FROM app_user u ORDER BY u.id LIMIT ?1",
 	[MR_STMT_LIST_CONTACTS] = "SELECT " CONTACT_COLUMNS " ORDER BY r.id LIMIT ?1",
 	[MR_STMT_LIST_ACCOUNTS] =
-		"SELECT r.name AS name, r.domain AS domain, r.created AS created,"
-		" (SELECT count(*) FROM contact c WHERE c.account_id = r.id) AS contacts,"
-		" " MESSAGE_COUNT("account") " AS message_count"
+		"SELECT r.id, r.name, r.domain, r.created,"
+		" (SELECT count(*) FROM contact c WHERE c.account_id = r.id),"
+		" " MESSAGE_COUNT("account")
 		" FROM account r ORDER BY r.id LIMIT ?1",
 	[MR_STMT_LIST_LEADS] = "SELECT " LEAD_COLUMNS " ORDER BY r.id LIMIT ?1",
 	[MR_STMT_LIST_OPPS] = "SELECT " OPP_COLUMNS " ORDER BY r.id LIMIT ?1",
 	[MR_STMT_LIST_TICKETS] = "SELECT " TICKET_COLUMNS " ORDER BY r.id LIMIT ?1",
 	[MR_STMT_LIST_MESSAGES] = "SELECT " MESSAGE_COLUMNS " FROM message r ORDER BY r.id LIMIT ?1",
-	[MR_STMT_SHOW_CONTACT] = "SELECT r.id AS _id, " CONTACT_COLUMNS " WHERE r.email = ?1",
+	[MR_STMT_SHOW_CONTACT] = "SELECT " CONTACT_COLUMNS " WHERE r.email = ?1",
 	[MR_STMT_SHOW_LEAD] = "SELECT " LEAD_COLUMNS " WHERE r.id = ?1",
 	[MR_STMT_SHOW_OPP] = "SELECT " OPP_COLUMNS " WHERE r.id = ?1",
 	[MR_STMT_SHOW_TICKET] = "SELECT " TICKET_COLUMNS " WHERE r.id = ?1",
 	[MR_STMT_SHOW_MESSAGE] =
-		"SELECT " MESSAGE_COLUMNS ", r.in_reply_to AS in_reply_to,"
-		" r.auto_reason AS auto_reason, r.is_forward AS is_forward,"
-		" r.original_from AS original_from, r.from_name AS from_name,"
-		" r.content_key AS content_key, r.snippet AS snippet"
+		"SELECT " MESSAGE_COLUMNS ", r.in_reply_to, r.auto_reason, r.is_forward,"
+		" r.original_from, r.from_name, r.content_key, r.snippet"
 		" FROM message r WHERE r.id = ?1",
 	[MR_STMT_RECORD_MESSAGES] =
-		"SELECT m.id AS id, m.message_id AS message_id, m.subject AS subject,"
-		" m.from_email AS \"from\", m.received AS date, m.date AS sent"
+		"SELECT m.id, m.message_id, m.subject, m.from_email, m.received, m.date"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
 		" ORDER BY m.received, m.id",
@@ -515,8 +500,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
 	[MR_STMT_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_STMT_TIMELINE] =
-		"SELECT m.received AS date, 'message' AS kind,"
-		" m.subject AS subject, m.message_id AS message_id, m.date AS sent, m.id AS _row"
+		"SELECT m.received, 'message', m.subject, m.message_id, m.date, m.id"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
 		" UNION ALL"

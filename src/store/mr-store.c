@@ -1,5 +1,5 @@
 /* mr-store.c - the store: open and migrate, transactions, applying a
- * routing plan, administration and the CLI's queries.
+ * routing plan, administration (the CLI's queries: mr-store-query.c).
  *
  * Store stage.  Owns the connection and its prepared statements (texts in
  * mr-store-sql.c) and speaks to the database only through the SQL driver
@@ -12,36 +12,6 @@
 
 #include "mr-store-private.h"
 #include "mailroom/mr-error.h"
-
-struct _MrStore {
-	MrSqlConn *conn;
-	const MrSqlDriver *driver;
-	const MrConfig *cfg;
-	MrSqlStmt *stmt[MR_STMT_N_STATEMENTS];
-	GError *lookup_error;   /* the first look-up that failed since the last
-	                           mr_store_check(): it answered "not found" */
-};
-
-/* The savepoint of one message in a group commit. */
-#define MR_STORE_SAVEPOINT "mr_message"
-
-/* A statement in use: released (reset, bindings cleared) at scope exit, so
- * that no finished SELECT keeps a read snapshot open. */
-typedef MrSqlStmt MrStmtUse;
-
-static void
-stmt_release(MrStmtUse *st)
-{
-	mr_sql_reset(st);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrStmtUse, stmt_release)
-
-static MrStmtUse *
-store_stmt(MrStore *store, MrStmtId id)
-{
-	return store->stmt[id];
-}
 
 /* Binds @v, or NULL when @v is 0 (an absent row id). */
 static void
@@ -60,11 +30,8 @@ step_done(MrStore *store, MrSqlStmt *st, GError **error)
 	return mr_sql_step(st, error) != MR_SQL_FAIL;
 }
 
-/* Steps a look-up: TRUE when it found a row.  A failure answers FALSE, as
- * "not found" would, and is kept for mr_store_check(): whatever was
- * decided from the answer is dropped there, never committed. */
-static gboolean
-step_row(MrStore *store, MrSqlStmt *st)
+gboolean
+mr_store_step_row(MrStore *store, MrSqlStmt *st)
 {
 	g_autoptr(GError) error = NULL;
 
@@ -80,13 +47,10 @@ step_row(MrStore *store, MrSqlStmt *st)
 	}
 }
 
-/* Steps a look-up and returns the first column of the first row as an
- * integer, or 0 when there is no row (or the look-up failed: see
- * step_row()). */
-static gint64
-step_int64(MrStore *store, MrSqlStmt *st)
+gint64
+mr_store_step_int64(MrStore *store, MrSqlStmt *st)
 {
-	return step_row(store, st) ? mr_sql_column_int64(st, 0) : 0;
+	return mr_store_step_row(store, st) ? mr_sql_column_int64(st, 0) : 0;
 }
 
 /* Moves a failed look-up's error to @error.  Returns TRUE when there was
@@ -100,13 +64,8 @@ take_lookup_error(MrStore *store, GError **error)
 	return TRUE;
 }
 
-/* Sets MR_STORE_ERROR_NOT_FOUND with the message @fmt -- unless a look-up
- * failed, in which case "not found" may be false: that error instead. */
-static void store_not_found(MrStore *store, GError **error, const char *fmt, ...)
-	G_GNUC_PRINTF(3, 4);
-
-static void
-store_not_found(MrStore *store, GError **error, const char *fmt, ...)
+void
+mr_store_not_found(MrStore *store, GError **error, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -396,7 +355,7 @@ mr_store_user_by_address(MrStore *store, const char *email)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_BY_ADDRESS);
 
 	mr_sql_bind_text(st, 1, email);
-	return step_int64(store, st);
+	return mr_store_step_int64(store, st);
 }
 
 gint64
@@ -405,7 +364,7 @@ mr_store_contact_by_email(MrStore *store, const char *email)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_BY_EMAIL);
 
 	mr_sql_bind_text(st, 1, email);
-	return step_int64(store, st);
+	return mr_store_step_int64(store, st);
 }
 
 static const MrStmtId mr_status_sql[] = {
@@ -429,7 +388,7 @@ mr_store_record_exists(MrStore *store, MrRecordRef ref, char **status_out)
 		return FALSE;
 	st = store_stmt(store, mr_status_sql[ref.kind]);
 	mr_sql_bind_int64(st, 1, ref.id);
-	if (!step_row(store, st))
+	if (!mr_store_step_row(store, st))
 		return FALSE;
 	if (status_out != NULL)
 		*status_out = g_strdup(mr_sql_column_text(st, 0));
@@ -447,7 +406,7 @@ mr_store_record_related(MrStore *store, MrRecordRef ref, const char *email)
 	mr_sql_bind_int64(st, 1, ref.id);
 	mr_sql_bind_text(st, 2, email);
 	mr_sql_bind_text(st, 3, strrchr(email, '@') != NULL ? strrchr(email, '@') + 1 : NULL);
-	return step_row(store, st);
+	return mr_store_step_row(store, st);
 }
 
 gboolean
@@ -460,7 +419,7 @@ mr_store_record_by_thread(MrStore *store, const char *const *ids, MrRecordKind k
 
 		mr_sql_bind_text(st, 1, *ids);
 		mr_sql_bind_text(st, 2, mr_record_kind_name(kind));
-		id = step_int64(store, st);
+		id = mr_store_step_int64(store, st);
 		if (id != 0) {
 			out->kind = kind;
 			out->id = id;
@@ -478,7 +437,7 @@ mr_store_thread_has_address(MrStore *store, const char *const *ids, const char *
 
 		mr_sql_bind_text(st, 1, *ids);
 		mr_sql_bind_text(st, 2, email);
-		if (step_int64(store, st) != 0)
+		if (mr_store_step_int64(store, st) != 0)
 			return TRUE;
 	}
 	return FALSE;
@@ -490,7 +449,7 @@ mr_store_open_lead_by_email(MrStore *store, const char *email)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OPEN_LEAD);
 
 	mr_sql_bind_text(st, 1, email);
-	return step_int64(store, st);
+	return mr_store_step_int64(store, st);
 }
 
 gint64
@@ -499,7 +458,7 @@ mr_store_lead_opportunity(MrStore *store, gint64 id)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_OPPORTUNITY);
 
 	mr_sql_bind_int64(st, 1, id);
-	return step_int64(store, st);
+	return mr_store_step_int64(store, st);
 }
 
 gint64
@@ -508,7 +467,7 @@ mr_store_message_by_key(MrStore *store, const char *key)
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_BY_KEY);
 
 	mr_sql_bind_text(st, 1, key);
-	return step_int64(store, st);
+	return mr_store_step_int64(store, st);
 }
 
 gboolean
@@ -518,7 +477,7 @@ mr_store_delivery_exists(MrStore *store, gint64 message_row, const char *recipie
 
 	mr_sql_bind_int64(st, 1, message_row);
 	mr_sql_bind_text(st, 2, recipient);
-	return step_row(store, st);
+	return mr_store_step_row(store, st);
 }
 
 gint64
@@ -526,7 +485,7 @@ mr_store_count_messages(MrStore *store)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_COUNT_MESSAGES);
 
-	return step_int64(store, st);
+	return mr_store_step_int64(store, st);
 }
 
 /* --- applying a plan --------------------------------------------------- */
@@ -761,7 +720,7 @@ ensure_account(MrStore *store, const char *domain, const char *now, GError **err
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_BY_DOMAIN);
 
 		mr_sql_bind_text(st, 1, domain);
-		id = step_int64(store, st);
+		id = mr_store_step_int64(store, st);
 	}
 	if (id != 0)
 		return id;
@@ -777,7 +736,7 @@ ensure_account(MrStore *store, const char *domain, const char *now, GError **err
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_BY_DOMAIN);
 
 		mr_sql_bind_text(st, 1, domain);
-		id = lookup_again(store, error, "account", domain, step_int64(store, st));
+		id = lookup_again(store, error, "account", domain, mr_store_step_int64(store, st));
 	}
 	return id;
 }
@@ -827,7 +786,7 @@ ensure_contact(MrStore *store, const MrParty *p, gint64 owner, const char *now,
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_GET);
 
 		mr_sql_bind_int64(st, 1, id);
-		*account_out = step_int64(store, st);
+		*account_out = mr_store_step_int64(store, st);
 	}
 	return id;
 }
@@ -908,7 +867,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 			g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
 
 			mr_sql_bind_int64(c, 1, customer);
-			if (step_row(store, c))
+			if (mr_store_step_row(store, c))
 				lead_owner = mr_sql_column_int64(c, 1);
 		}
 		mr_sql_bind_text(st, 1, plan->title);
@@ -1103,7 +1062,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (contact == 0) {
-		store_not_found(store, error, "no contact %s",
+		mr_store_not_found(store, error, "no contact %s",
 			    o->contact);
 		return FALSE;
 	}
@@ -1111,7 +1070,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 		g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
 
 		mr_sql_bind_int64(c, 1, contact);
-		if (step_row(store, c)) {
+		if (mr_store_step_row(store, c)) {
 			account = mr_sql_column_int64(c, 0);
 			owner = mr_sql_column_int64(c, 1);
 		}
@@ -1119,7 +1078,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 	if (o->owner != NULL) {
 		owner = mr_store_user_by_address(store, o->owner);
 		if (owner == 0) {
-			store_not_found(store, error, "no user %s",
+			mr_store_not_found(store, error, "no user %s",
 				    o->owner);
 			return FALSE;
 		}
@@ -1153,16 +1112,15 @@ mr_store_opp_add(MrStore *store, const char *title, const char *contact, const c
 	return store_in_tx(store, opp_add_tx, &o, error) ? o.id : 0;
 }
 
-/* Fails with NOT_FOUND when @ref does not exist. */
-static gboolean
-record_must_exist(MrStore *store, MrRecordRef ref, char **status_out, GError **error)
+gboolean
+mr_store_record_must_exist(MrStore *store, MrRecordRef ref, char **status_out, GError **error)
 {
 	if (mr_store_record_exists(store, ref, status_out))
 		return TRUE;
 	{
 		g_autofree char *display = mr_record_display_id(store->cfg, ref);
 
-		store_not_found(store, error, "no such record %s",
+		mr_store_not_found(store, error, "no such record %s",
 			    display);
 	}
 	return FALSE;
@@ -1182,7 +1140,7 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 	g_autofree char *status = NULL, *now = now_iso(), *display = NULL, *summary = NULL;
 	g_autoptr(MrStmtUse) st = NULL;
 
-	if (!record_must_exist(store, ref, &status, error))
+	if (!mr_store_record_must_exist(store, ref, &status, error))
 		return FALSE;
 	display = mr_record_display_id(store->cfg, ref);
 	if (g_strcmp0(status, "open") != 0) {
@@ -1235,7 +1193,7 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 	g_autofree char *old = NULL, *now = now_iso(), *display = NULL, *summary = NULL;
 	g_autoptr(MrStmtUse) st = NULL;
 
-	if (!record_must_exist(store, ref, &old, error))
+	if (!mr_store_record_must_exist(store, ref, &old, error))
 		return FALSE;
 	st = store_stmt(store, MR_STMT_TICKET_SET_STATUS);
 	mr_sql_bind_int64(st, 1, t->id);
@@ -1275,7 +1233,7 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 	g_autofree char *status = NULL, *now = now_iso(), *display = NULL, *summary = NULL;
 	g_autofree char *title = NULL, *contact = NULL, *owner = NULL;
 
-	if (!record_must_exist(store, ref, &status, error))
+	if (!mr_store_record_must_exist(store, ref, &status, error))
 		return FALSE;
 	display = mr_record_display_id(store->cfg, ref);
 	if (g_strcmp0(status, "converted") == 0 || g_strcmp0(status, "archived") == 0) {
@@ -1288,7 +1246,7 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_GET);
 
 		mr_sql_bind_int64(st, 1, l->id);
-		if (step_row(store, st)) {
+		if (mr_store_step_row(store, st)) {
 			title = g_strdup(mr_sql_column_text(st, 0));
 			contact = g_strdup(mr_sql_column_text(st, 2));
 			owner = g_strdup(mr_sql_column_text(st, 3));
@@ -1345,407 +1303,3 @@ mr_store_lead_archive(MrStore *store, gint64 id, GError **error)
 	return store_in_tx(store, lead_close_tx, &l, error);
 }
 
-/* --- queries ------------------------------------------------------------ */
-
-/* Binds the parameters every CLI query may use: ?2 and ?3 are the
- * opportunity and ticket prefixes, when the statement has them. */
-static void
-bind_prefixes(MrStore *store, MrSqlStmt *st)
-{
-	int n = store->driver->param_count(st);
-
-	if (n >= 2)
-		mr_sql_bind_text(st, 2, store->cfg->opportunity_prefix);
-	if (n >= 3)
-		mr_sql_bind_text(st, 3, store->cfg->ticket_prefix);
-}
-
-/* Turns the current row into an object keyed by column name; columns whose
- * names start with '_' are internal and left out, and a column "@name"
- * holding space-separated words becomes the array "name". */
-static JsonObject *
-row_to_object(MrSqlStmt *st)
-{
-	const MrSqlDriver *d = st->conn->driver;
-	JsonObject *o = json_object_new();
-
-	for (int i = 0; i < d->column_count(st); i++) {
-		const char *name = d->column_name(st, i);
-
-		if (name[0] == '_')
-			continue;
-		if (name[0] == '@') {
-			const char *text = mr_sql_column_text(st, i);
-			g_auto(GStrv) words = g_strsplit(text != NULL ? text : "", " ", -1);
-			JsonArray *a = json_array_new();
-
-			for (char **w = words; *w != NULL; w++)
-				if (**w != '\0')
-					json_array_add_string_element(a, *w);
-			json_object_set_array_member(o, name + 1, a);
-			continue;
-		}
-		switch (d->column_type(st, i)) {
-		case MR_SQL_TYPE_INT:
-			json_object_set_int_member(o, name, mr_sql_column_int64(st, i));
-			break;
-		case MR_SQL_TYPE_FLOAT:
-			json_object_set_double_member(o, name, d->column_double(st, i));
-			break;
-		case MR_SQL_TYPE_TEXT:
-			json_object_set_string_member(o, name,
-						      mr_sql_column_text(st, i));
-			break;
-		default:
-			json_object_set_null_member(o, name);
-			break;
-		}
-	}
-	return o;
-}
-
-/* Steps @st to the end, collecting rows.  NULL with @error on failure. */
-static JsonArray *
-rows_to_array(MrStore *store, MrSqlStmt *st, GError **error)
-{
-	g_autoptr(JsonArray) rows = json_array_new();
-	MrSqlStep rc;
-
-	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW)
-		json_array_add_object_element(rows, row_to_object(st));
-	if (rc != MR_SQL_DONE)
-		return NULL;
-	return g_steal_pointer(&rows);
-}
-
-static const MrStmtId mr_list_sql[MR_LIST_N] = {
-	[MR_LIST_USERS] = MR_STMT_LIST_USERS,
-	[MR_LIST_CONTACTS] = MR_STMT_LIST_CONTACTS,
-	[MR_LIST_ACCOUNTS] = MR_STMT_LIST_ACCOUNTS,
-	[MR_LIST_LEADS] = MR_STMT_LIST_LEADS,
-	[MR_LIST_OPPORTUNITIES] = MR_STMT_LIST_OPPS,
-	[MR_LIST_TICKETS] = MR_STMT_LIST_TICKETS,
-	[MR_LIST_MESSAGES] = MR_STMT_LIST_MESSAGES,
-};
-
-JsonArray *
-mr_store_list(MrStore *store, MrListKind kind, gint64 limit, GError **error)
-{
-	g_autoptr(MrStmtUse) st = NULL;
-
-	g_return_val_if_fail(kind < MR_LIST_N, NULL);
-	st = store_stmt(store, mr_list_sql[kind]);
-	mr_sql_bind_int64(st, 1, limit > 0 ? limit : G_MAXINT64);
-	bind_prefixes(store, st);
-	return rows_to_array(store, st, error);
-}
-
-static gboolean
-not_found(GError **error, const char *what)
-{
-	g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no such %s", what);
-	return FALSE;
-}
-
-/* Adds "messages": the messages linked to (@kind, @id). */
-static gboolean
-add_messages(MrStore *store, JsonObject *o, const char *kind, gint64 id, GError **error)
-{
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_RECORD_MESSAGES);
-	JsonArray *rows;
-
-	mr_sql_bind_text(st, 1, kind);
-	mr_sql_bind_int64(st, 2, id);
-	rows = rows_to_array(store, st, error);
-	if (rows == NULL)
-		return FALSE;
-	json_object_set_array_member(o, "messages", rows);
-	return TRUE;
-}
-
-JsonObject *
-mr_store_show_contact(MrStore *store, const char *email, GError **error)
-{
-	gint64 id = mr_store_contact_by_email(store, email);
-	g_autoptr(JsonObject) o = NULL;
-	g_autoptr(MrStmtUse) st = NULL;
-
-	if (id == 0) {
-		store_not_found(store, error, "no contact %s", email);
-		return NULL;
-	}
-	st = store_stmt(store, MR_STMT_SHOW_CONTACT);
-	mr_sql_bind_text(st, 1, email);
-	switch (mr_sql_step(st, error)) {
-	case MR_SQL_ROW:
-		break;
-	case MR_SQL_DONE:
-		store_not_found(store, error, "no contact %s", email);
-		return NULL;
-	default:
-		return NULL;
-	}
-	o = row_to_object(st);
-	if (!add_messages(store, o, "contact", id, error))
-		return NULL;
-	return g_steal_pointer(&o);
-}
-
-static const MrStmtId mr_show_sql[] = {
-	[MR_RECORD_LEAD] = MR_STMT_SHOW_LEAD,
-	[MR_RECORD_OPPORTUNITY] = MR_STMT_SHOW_OPP,
-	[MR_RECORD_TICKET] = MR_STMT_SHOW_TICKET,
-};
-
-JsonObject *
-mr_store_show_record(MrStore *store, MrRecordRef ref, GError **error)
-{
-	g_autoptr(JsonObject) o = NULL;
-	g_autoptr(MrStmtUse) st = NULL;
-
-	if (ref.kind == MR_RECORD_NONE) {
-		not_found(error, "record");
-		return NULL;
-	}
-	st = store_stmt(store, mr_show_sql[ref.kind]);
-	mr_sql_bind_int64(st, 1, ref.id);
-	bind_prefixes(store, st);
-	if (!step_row(store, st)) {
-		g_autofree char *display = mr_record_display_id(store->cfg, ref);
-
-		store_not_found(store, error, "no such record %s",
-			    display);
-		return NULL;
-	}
-	o = row_to_object(st);
-	if (!add_messages(store, o, mr_record_kind_name(ref.kind), ref.id, error))
-		return NULL;
-	return g_steal_pointer(&o);
-}
-
-/* Adds the result of a per-message statement as array @member. */
-static gboolean
-add_message_rows(MrStore *store, JsonObject *o, MrStmtId sql, gint64 id, const char *member,
-		 GError **error)
-{
-	g_autoptr(MrStmtUse) st = store_stmt(store, sql);
-	JsonArray *rows;
-
-	mr_sql_bind_int64(st, 1, id);
-	rows = rows_to_array(store, st, error);
-	if (rows == NULL)
-		return FALSE;
-	json_object_set_array_member(o, member, rows);
-	return TRUE;
-}
-
-/* Adds "contacts", "accounts", "users" ("links", the records, come with
- * the message row). */
-static gboolean
-add_message_links(MrStore *store, JsonObject *o, gint64 id, GError **error)
-{
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_LINKS);
-	JsonArray *contacts = json_array_new();
-	JsonArray *accounts = json_array_new(), *users = json_array_new();
-	MrSqlStep rc;
-
-	json_object_set_array_member(o, "contacts", contacts);
-	json_object_set_array_member(o, "accounts", accounts);
-	json_object_set_array_member(o, "users", users);
-	mr_sql_bind_int64(st, 1, id);
-	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW) {
-		const char *kind = mr_sql_column_text(st, 0);
-		const char *name = mr_sql_column_text(st, 1);
-
-		if (g_strcmp0(kind, "contact") == 0)
-			json_array_add_string_element(contacts, name);
-		else if (g_strcmp0(kind, "account") == 0)
-			json_array_add_string_element(accounts, name);
-		else if (g_strcmp0(kind, "user") == 0)
-			json_array_add_string_element(users, name);
-	}
-	if (rc != MR_SQL_DONE)
-		return FALSE;
-	return TRUE;
-}
-
-JsonObject *
-mr_store_show_message(MrStore *store, gint64 id, GError **error)
-{
-	g_autoptr(JsonObject) o = NULL;
-
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_MESSAGE);
-
-		mr_sql_bind_int64(st, 1, id);
-		bind_prefixes(store, st);
-		if (!step_row(store, st)) {
-			store_not_found(store, error,
-				    "no message %" G_GINT64_FORMAT, id);
-			return NULL;
-		}
-		o = row_to_object(st);
-	}
-	if (!add_message_links(store, o, id, error) ||
-	    !add_message_rows(store, o, MR_STMT_MESSAGE_ADDRESSES, id, "addresses", error) ||
-	    !add_message_rows(store, o, MR_STMT_MESSAGE_ATTACHMENTS, id, "attachments", error) ||
-	    !add_message_rows(store, o, MR_STMT_MESSAGE_DELIVERIES, id, "deliveries", error))
-		return NULL;
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_REFUSED);
-		JsonArray *refused = json_array_new();
-
-		json_object_set_array_member(o, "refused", refused);
-		mr_sql_bind_int64(st, 1, id);
-		while (step_row(store, st))
-			json_array_add_string_element(refused,
-						      mr_sql_column_text(st, 0));
-	}
-	return g_steal_pointer(&o);
-}
-
-GBytes *
-mr_store_message_raw(MrStore *store, gint64 id, GError **error)
-{
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_RAW);
-
-	mr_sql_bind_int64(st, 1, id);
-	if (!step_row(store, st)) {
-		store_not_found(store, error,
-			    "no message %" G_GINT64_FORMAT, id);
-		return NULL;
-	}
-	{
-		gsize len = 0;
-		const void *data = store->driver->column_blob(st, 0, &len);
-
-		return g_bytes_new(data, len);
-	}
-}
-
-JsonArray *
-mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecordRef ref,
-		  GError **error)
-{
-	g_autoptr(MrStmtUse) st = NULL;
-	const char *kind;
-	gint64 id;
-
-	if (email != NULL) {
-		kind = "contact";
-		id = mr_store_contact_by_email(store, email);
-		if (id == 0) {
-			kind = "user";
-			id = mr_store_user_by_address(store, email);
-		}
-		if (id == 0) {
-			store_not_found(store, error,
-				    "no contact or user %s", email);
-			return NULL;
-		}
-	} else if (domain != NULL) {
-		g_autoptr(MrStmtUse) a = store_stmt(store, MR_STMT_ACCOUNT_ID);
-
-		kind = "account";
-		mr_sql_bind_text(a, 1, domain);
-		id = step_int64(store, a);
-		if (id == 0) {
-			store_not_found(store, error,
-				    "no account %s", domain);
-			return NULL;
-		}
-	} else {
-		if (!record_must_exist(store, ref, NULL, error))
-			return NULL;
-		kind = mr_record_kind_name(ref.kind);
-		id = ref.id;
-	}
-	st = store_stmt(store, MR_STMT_TIMELINE);
-	mr_sql_bind_text(st, 1, kind);
-	mr_sql_bind_int64(st, 2, id);
-	return rows_to_array(store, st, error);
-}
-
-/* --- events -------------------------------------------------------------- */
-
-static const char *const mr_event_names[MR_EVENT_N] = {
-	[MR_EVENT_OTHER] = "other",
-	[MR_EVENT_TICKET_CREATED] = "ticket.created",
-	[MR_EVENT_TICKET_REOPENED] = "ticket.reopened",
-	[MR_EVENT_TICKET_STATUS] = "ticket.status",
-	[MR_EVENT_LEAD_CREATED] = "lead.created",
-	[MR_EVENT_LEAD_CONVERTED] = "lead.converted",
-	[MR_EVENT_LEAD_ARCHIVED] = "lead.archived",
-	[MR_EVENT_OPPORTUNITY_CREATED] = "opportunity.created",
-	[MR_EVENT_OPPORTUNITY_WON] = "opportunity.won",
-	[MR_EVENT_OPPORTUNITY_LOST] = "opportunity.lost",
-	[MR_EVENT_MESSAGE_LINKED] = "message.linked",
-	[MR_EVENT_REPLY_RECEIVED] = "reply.received",
-	[MR_EVENT_LINK_REFUSED] = "link.refused",
-	[MR_EVENT_SENDER_UNTRUSTED] = "sender.untrusted",
-};
-
-const char *
-mr_event_type_name(MrEventType type)
-{
-	return type < MR_EVENT_N ? mr_event_names[type] : mr_event_names[MR_EVENT_OTHER];
-}
-
-MrEventType
-mr_event_type_from_name(const char *name)
-{
-	for (int t = 1; t < MR_EVENT_N && name != NULL; t++)
-		if (strcmp(mr_event_names[t], name) == 0)
-			return (MrEventType)t;
-	return MR_EVENT_OTHER;
-}
-
-void
-mr_event_free(MrEvent *event)
-{
-	if (event == NULL)
-		return;
-	g_free(event->created);
-	g_free(event->type_name);
-	g_free(event->summary);
-	g_free(event);
-}
-
-static MrRecordKind
-record_kind_from_name(const char *name)
-{
-	static const MrRecordKind kinds[] = { MR_RECORD_LEAD, MR_RECORD_OPPORTUNITY,
-					      MR_RECORD_TICKET };
-
-	for (guint i = 0; name != NULL && i < G_N_ELEMENTS(kinds); i++)
-		if (strcmp(mr_record_kind_name(kinds[i]), name) == 0)
-			return kinds[i];
-	return MR_RECORD_NONE;
-}
-
-GPtrArray *
-mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error)
-{
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_EVENTS_AFTER);
-	g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func((GDestroyNotify)mr_event_free);
-	MrSqlStep rc;
-
-	mr_sql_bind_int64(st, 1, after);
-	mr_sql_bind_int64(st, 2, limit > 0 ? (gint64)limit : G_MAXINT64);
-	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW) {
-		MrEvent *e = g_new0(MrEvent, 1);
-
-		e->id = mr_sql_column_int64(st, 0);
-		e->created = g_strdup(mr_sql_column_text(st, 1));
-		e->type_name = g_strdup(mr_sql_column_text(st, 2));
-		e->type = mr_event_type_from_name(e->type_name);
-		e->record.kind = record_kind_from_name(mr_sql_column_text(st, 3));
-		e->record.id = e->record.kind != MR_RECORD_NONE ? mr_sql_column_int64(st, 4) : 0;
-		e->message_row = mr_sql_column_int64(st, 5);
-		e->summary = g_strdup(mr_sql_column_text(st, 6));
-		g_ptr_array_add(events, e);
-	}
-	if (rc != MR_SQL_DONE)
-		return NULL;
-	return g_steal_pointer(&events);
-}

@@ -321,8 +321,7 @@ test_lookup_failure(void)
 	mr_store_rollback(store);
 	/* The CLI says so too, instead of "no such record". */
 	{
-		MrRecordRef ref = { MR_RECORD_TICKET, 1 };
-		g_autoptr(JsonObject) o = mr_store_show_record(store, ref, &error);
+		g_autoptr(MrTicketRow) o = mr_store_ticket_get(store, 1, &error);
 
 		g_assert_null(o);
 		g_assert_false(g_error_matches(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND));
@@ -482,14 +481,14 @@ test_parties_limit(Fixture *f, gconstpointer data)
 	MrApplied applied = { 0 };
 	g_autoptr(MrPlan) plan = route(f, msg, "support@acme.test", TRUE, &applied);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(JsonArray) contacts = NULL;
+	g_autoptr(GPtrArray) contacts = NULL;
 
 	g_assert_cmpuint(plan->parties->len, ==, 100);
 	g_assert_cmpstr(party(plan, 0)->email, ==, "bob@customer.test");
 	g_assert_cmpstr(party(plan, 99)->email, ==, "u98@r1.test");
-	contacts = mr_store_list(f->store, MR_LIST_CONTACTS, 10000, &error);
+	contacts = mr_store_contacts(f->store, 10000, &error);
 	g_assert_no_error(error);
-	g_assert_cmpuint(json_array_get_length(contacts), ==, 100);
+	g_assert_cmpuint(contacts->len, ==, 100);
 }
 
 int

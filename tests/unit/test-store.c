@@ -93,8 +93,8 @@ test_apply(void)
 	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
 	g_autoptr(MrMessage) m1 = mr_test_message("eve@client.test", "support@acme.test", "Broken");
 	g_autoptr(MrMessage) m2 = mr_test_message("eve@client.test", "support@acme.test", "Again");
-	g_autoptr(JsonArray) tickets = NULL, contacts = NULL, accounts = NULL;
-	g_autoptr(JsonObject) shown = NULL;
+	g_autoptr(GPtrArray) tickets = NULL, contacts = NULL, accounts = NULL;
+	g_autoptr(MrMessageDetail) shown = NULL;
 	gint64 r1, r2;
 
 	g_assert_no_error(error);
@@ -110,34 +110,31 @@ test_apply(void)
 	g_assert_cmpint(r2, >, r1);
 	g_assert_cmpint(mr_store_count_messages(store), ==, 2);
 
-	tickets = mr_store_list(store, MR_LIST_TICKETS, 0, &error);
+	tickets = mr_store_tickets(store, 0, &error);
 	g_assert_no_error(error);
-	g_assert_cmpuint(json_array_get_length(tickets), ==, 2);
-	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(tickets, 0), "id"),
-			==, "TKT-1");
-	contacts = mr_store_list(store, MR_LIST_CONTACTS, 0, &error);
-	g_assert_cmpuint(json_array_get_length(contacts), ==, 1);
-	accounts = mr_store_list(store, MR_LIST_ACCOUNTS, 1, &error);
-	g_assert_cmpuint(json_array_get_length(accounts), ==, 1);
-	g_assert_cmpstr(json_object_get_string_member(json_array_get_object_element(accounts, 0),
-						      "domain"),
-			==, "client.test");
+	g_assert_cmpuint(tickets->len, ==, 2);
+	g_assert_cmpint(((MrTicketRow *)g_ptr_array_index(tickets, 0))->id, ==, 1);
+	contacts = mr_store_contacts(store, 0, &error);
+	g_assert_cmpuint(contacts->len, ==, 1);
+	accounts = mr_store_accounts(store, 1, &error);
+	g_assert_cmpuint(accounts->len, ==, 1);
+	g_assert_cmpstr(((MrAccountRow *)g_ptr_array_index(accounts, 0))->domain, ==,
+			"client.test");
 
-	shown = mr_store_show_message(store, r1, &error);
+	shown = mr_store_message_get(store, r1, &error);
 	g_assert_no_error(error);
-	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(shown, "deliveries")), ==,
-			 2);
-	g_assert_cmpuint(json_array_get_length(json_object_get_array_member(shown, "attachments")),
-			 ==, 1);
-	g_assert_cmpstr(json_array_get_string_element(json_object_get_array_member(shown, "links"), 0),
-			==, "TKT-1");
+	g_assert_cmpuint(shown->deliveries->len, ==, 2);
+	g_assert_cmpuint(shown->attachments->len, ==, 1);
+	g_assert_cmpuint(shown->row.links->len, ==, 1);
+	g_assert_cmpint(g_array_index(shown->row.links, MrRecordRef, 0).kind, ==, MR_RECORD_TICKET);
+	g_assert_cmpint(g_array_index(shown->row.links, MrRecordRef, 0).id, ==, 1);
 	{
 		g_autoptr(GBytes) raw = mr_store_message_raw(store, r1, &error);
 
 		g_assert_no_error(error);
 		g_assert_cmpuint(g_bytes_get_size(raw), ==, 17);
 	}
-	g_assert_null(mr_store_show_message(store, 999, &error));
+	g_assert_null(mr_store_message_get(store, 999, &error));
 	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
 }
 
@@ -166,7 +163,7 @@ test_admin(void)
 	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
 	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
 	g_autoptr(MrMessage) msg = mr_test_message("alice@acme.test", "bob@customer.test", "hi");
-	g_autoptr(JsonObject) opp = NULL;
+	g_autoptr(MrOpportunityRow) opp = NULL;
 	gint64 id;
 
 	g_assert_cmpint(mr_store_user_add(store, "alice@acme.test", "Alice", &error), ==, 1);
@@ -184,10 +181,11 @@ test_admin(void)
 	g_assert_false(mr_store_opp_close(store, id, TRUE, NULL, &error));
 	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID);
 	g_clear_error(&error);
-	opp = mr_store_show_record(store, (MrRecordRef){ MR_RECORD_OPPORTUNITY, id }, &error);
+	opp = mr_store_opportunity_get(store, id, &error);
 	g_assert_no_error(error);
-	g_assert_cmpstr(json_object_get_string_member(opp, "owner"), ==, "alice@acme.test");
-	g_assert_cmpstr(json_object_get_string_member(opp, "status"), ==, "lost");
+	g_assert_cmpstr(opp->owner, ==, "alice@acme.test");
+	g_assert_cmpstr(opp->status, ==, "lost");
+	g_assert_cmpint(opp->value, ==, 100);
 	g_assert_false(mr_store_ticket_set_status(store, 1, "open", &error));
 	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
 }
