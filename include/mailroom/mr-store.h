@@ -423,11 +423,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrEvent, mr_event_free)
 
 /* Returns: (transfer full) (element-type MrEvent): the events with an id
  * above @after, oldest first, at most @limit (0: all), or NULL with
- * @error.  Committed events only show up here, in id order, so a consumer
- * that remembers the last id it handled misses none (ids are given in
- * commit order on SQLite; on PostgreSQL a consumer should stay a few
- * seconds behind the newest, as concurrent transactions commit in any
- * order). */
+ * @error.  Only committed events show up, in id order, and never an
+ * event with a smaller id later: a consumer that remembers the last id
+ * it handled misses none.  (SQLite's writers take turns; on PostgreSQL,
+ * where several daemons commit in any order, every write transaction
+ * holds a shared lock from BEGIN to its end, and this reads up to the
+ * newest id seen while holding it exclusively: it waits for the writers
+ * in flight, a batch at most.) */
 GPtrArray *mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error);
 
 G_END_DECLS

@@ -29,6 +29,10 @@
 
 /* Serialises schema migrations of several daemons (an advisory lock). */
 #define PG_SCHEMA_LOCK 0x6d61696c726f6f6dLL /* "mailroom" */
+/* Every write transaction holds this advisory lock shared until its end;
+ * pg_settled_int64() takes it exclusively for one query: then no writer
+ * is between drawing an id and its COMMIT. */
+#define PG_WRITERS_LOCK (PG_SCHEMA_LOCK + 1)
 
 typedef struct {
 	MrSqlConn base;
@@ -116,9 +120,16 @@ pg_begin(MrSqlConn *c, GError **error)
 {
 	PgConn *conn = CONN(c);
 
+	g_autofree char *sql = g_strdup_printf("BEGIN; SELECT pg_advisory_xact_lock_shared(%lld)",
+					       (long long)PG_WRITERS_LOCK);
+
 	if (PQtransactionStatus(conn->pg) == PQTRANS_UNKNOWN && !pg_ensure(conn, error))
 		return FALSE;
-	return pg_exec(c, "BEGIN", error);
+	/* One round trip; a lock that times out fails the transaction. */
+	if (pg_exec(c, sql, error))
+		return TRUE;
+	pg_exec(c, "ROLLBACK", NULL);
+	return FALSE;
 }
 
 static gboolean
@@ -208,6 +219,30 @@ pg_value(PgConn *conn, const char *sql, GError **error)
 		v = g_strdup(PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
 	PQclear(res);
 	return v;
+}
+
+/* A session-level lock, so that this works inside a transaction too (a
+ * unit of work on the writer) and ends its hold at once. */
+static gboolean
+pg_settled_int64(MrSqlConn *c, const char *sql, gint64 *out, GError **error)
+{
+	PgConn *conn = CONN(c);
+	g_autofree char *lock =
+		g_strdup_printf("SELECT pg_advisory_lock(%lld)", (long long)PG_WRITERS_LOCK);
+	g_autofree char *unlock =
+		g_strdup_printf("SELECT pg_advisory_unlock(%lld)", (long long)PG_WRITERS_LOCK);
+	g_autofree char *v = NULL;
+
+	if (PQtransactionStatus(conn->pg) == PQTRANS_UNKNOWN && !pg_ensure(conn, error))
+		return FALSE;
+	if (!pg_exec(c, lock, error))
+		return FALSE;
+	v = pg_value(conn, sql, error);
+	pg_exec(c, unlock, NULL);
+	if (v == NULL)
+		return FALSE;
+	*out = g_ascii_strtoll(v, NULL, 10);
+	return TRUE;
 }
 
 static int
@@ -610,6 +645,7 @@ const MrSqlDriver mr_sql_pgsql_driver = {
 	.release = pg_release,
 	.rollback_to = pg_rollback_to,
 	.lock_schema = pg_lock_schema,
+	.settled_int64 = pg_settled_int64,
 	.schema_version = pg_schema_version,
 	.set_schema_version = pg_set_schema_version,
 	.prepare = pg_prepare,

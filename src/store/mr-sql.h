@@ -75,6 +75,13 @@ struct _MrSqlDriver {
 	/* (nullable) Inside a transaction: waits until no other process
 	 * migrates the schema (SQLite's BEGIN IMMEDIATE does that already). */
 	gboolean (*lock_schema)(MrSqlConn *conn, GError **error);
+	/* (nullable) For engines whose concurrent writers can commit in
+	 * another order than they drew ids (PostgreSQL): runs @sql, a query
+	 * of one integer, at a moment when no write transaction is open
+	 * (begin makes every write transaction hold a lock that this waits
+	 * for), so that every row with an id up to its answer is committed
+	 * or gone for good.  NULL where writers take turns (SQLite). */
+	gboolean (*settled_int64)(MrSqlConn *conn, const char *sql, gint64 *out, GError **error);
 
 	/* The schema version stored in the database (0: empty), and setting
 	 * it inside the migration's transaction. */

@@ -840,12 +840,21 @@ mr_event_free(MrEvent *event)
 GPtrArray *
 mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_EVENTS_AFTER);
+	g_autoptr(MrStmtUse) st = NULL;
 	g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func((GDestroyNotify)mr_event_free);
+	gint64 settled = G_MAXINT64;
 	MrSqlStep rc;
 
+	/* Where writers may commit out of id order, read only up to the
+	 * newest id no open transaction can still fill in below. */
+	if (store->driver->settled_int64 != NULL &&
+	    !store->driver->settled_int64(store->conn, "SELECT coalesce(max(id), 0) FROM event",
+					  &settled, error))
+		return NULL;
+	st = store_stmt(store, MR_STMT_EVENTS_AFTER);
 	mr_sql_bind_int64(st, 1, after);
 	mr_sql_bind_int64(st, 2, limit > 0 ? (gint64)limit : G_MAXINT64);
+	mr_sql_bind_int64(st, 3, settled);
 	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW) {
 		MrEvent *e = g_new0(MrEvent, 1);
 

@@ -10,7 +10,12 @@
  *   2  the table "user" is "app_user" (a reserved word in PostgreSQL);
  *      message addresses and attachments have an id that keeps their
  *      order (no rowid in PostgreSQL); at most one open lead per contact,
- *      by a partial unique index. */
+ *      by a partial unique index.
+ *   3  typed events: the table event_type names every event type, and
+ *      event.type refers to it; an event's record is a lead, an
+ *      opportunity or a ticket, with both its kind and its id or neither.
+ *      A new event type comes with a migration that adds its name (the
+ *      unit test test-store checks that every MrEventType has one). */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -170,9 +175,45 @@ static const char mr_sql_migrate_v2[] =
 	"CREATE UNIQUE INDEX lead_open_contact ON lead(contact_id)"
 	"  WHERE status IN ('new', 'in_progress');";
 
+/* The event types of schema 3, both engines. */
+#define EVENT_TYPES_V3                                                              \
+	"CREATE TABLE event_type (name TEXT PRIMARY KEY);"                        \
+	"INSERT INTO event_type (name) VALUES ('ticket.created'), ('ticket.reopened'),"\
+	" ('ticket.status'), ('lead.created'), ('lead.converted'), ('lead.archived'),"\
+	" ('opportunity.created'), ('opportunity.won'), ('opportunity.lost'),"       \
+	" ('message.linked'), ('reply.received'), ('link.refused'),"                \
+	" ('sender.untrusted');"                                                    \
+	/* Rows of another type (none known) keep it: every row is kept. */         \
+	"INSERT INTO event_type (name) SELECT DISTINCT type FROM event WHERE true"  \
+	" ON CONFLICT DO NOTHING;"
+
+#define EVENT_KIND_CHECK "CHECK (record_kind IN ('lead', 'opportunity', 'ticket'))"
+#define EVENT_RECORD_CHECK "CHECK ((record_kind IS NULL) = (record_id IS NULL))"
+
+/* 2 -> 3 (SQLite, which adds constraints by copying the table; the ids
+ * stay, so a consumer's last id still means the same event). */
+static const char mr_sql_migrate_v3[] =
+	EVENT_TYPES_V3
+	"CREATE TABLE event_v3 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  created TEXT NOT NULL,"
+	"  type TEXT NOT NULL REFERENCES event_type(name),"
+	"  record_kind TEXT,"
+	"  record_id INTEGER,"
+	"  message_id INTEGER REFERENCES message(id),"
+	"  summary TEXT, " EVENT_KIND_CHECK ", " EVENT_RECORD_CHECK ");"
+	"INSERT INTO event_v3 (id, created, type, record_kind, record_id, message_id, summary)"
+	"  SELECT id, created, type, record_kind, record_id, message_id, summary FROM event"
+	"  ORDER BY id;"
+	"DROP TABLE event;"
+	"ALTER TABLE event_v3 RENAME TO event;"
+	"CREATE INDEX event_record ON event(record_kind, record_id);"
+	"CREATE INDEX event_message ON event(message_id);";
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
+	{ 2, 3, mr_sql_migrate_v3 },
 	{ 0, 0, NULL },
 };
 
@@ -300,12 +341,19 @@ static const char mr_sql_pgsql_schema_v2[] =
 	"CREATE INDEX event_record ON event(record_kind, record_id);"
 	"CREATE INDEX event_message ON event(message_id);";
 
+/* 2 -> 3 (PostgreSQL). */
+static const char mr_sql_pgsql_migrate_v3[] =
+	EVENT_TYPES_V3
+	"ALTER TABLE event ADD FOREIGN KEY (type) REFERENCES event_type(name),"
+	" ADD " EVENT_KIND_CHECK ", ADD " EVENT_RECORD_CHECK ";";
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
+	{ 2, 3, mr_sql_pgsql_migrate_v3 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 2;
+const int mr_sql_schema_version = 3;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -511,5 +559,5 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_COUNT_MESSAGES] = "SELECT count(*) FROM message",
 	[MR_STMT_EVENTS_AFTER] =
 		"SELECT id, created, type, record_kind, record_id, message_id, summary FROM event"
-		" WHERE id > ?1 ORDER BY id LIMIT ?2",
+		" WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
 };

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Schema v1 -> v2 on SQLite (issue 13): a database made by the v1 code
+# Schema v1 -> v3 on SQLite (issue 13): a database made by the v1 code
 # (tests/data/v1/mailroom-v1.sql, made by tests/data/v1/make-fixture.py)
 # migrates with every row kept, and mailroomctl prints for it what the v1
 # code printed (tests/data/v1/expected.json).  mailroomd migrates the same
@@ -49,23 +49,44 @@ with section("mailroomctl init migrates a v1 database"):
     e = Env()
     load_v1(e.db)
     before = counts(e.db, "user")
+    con = sqlite3.connect(e.db)
+    events_before = con.execute("SELECT * FROM event ORDER BY id").fetchall()
+    con.close()
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 2, "init: schema version 2")
+    t.eq(j["schema_version"], 3, "init: schema version 3 (v1 -> v2 -> v3)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
     con = sqlite3.connect(e.db)
+    con.execute("PRAGMA foreign_keys = ON")   # as mailroom's connections have it
     t.eq(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", "integrity_check: ok")
     t.eq(con.execute("PRAGMA foreign_key_check").fetchall(), [], "foreign_key_check: clean")
     fks = [r[2] for r in con.execute("PRAGMA foreign_key_list(contact)")]
     t.ok("app_user" in fks and "user" not in fks, "foreign keys follow the renamed table", fks)
+    t.eq(con.execute("SELECT * FROM event ORDER BY id").fetchall(), events_before,
+         "every event keeps its id and its values (a consumer's last id still holds)")
+    for sql, what in (("INSERT INTO event (created, type) VALUES ('x', 'no.such.type')",
+                       "an event of a type that is not in event_type"),
+                      ("INSERT INTO event (created, type, record_kind, record_id)"
+                       " VALUES ('x', 'ticket.status', 'contact', 1)",
+                       "an event whose record is not a lead, opportunity or ticket"),
+                      ("INSERT INTO event (created, type, record_kind)"
+                       " VALUES ('x', 'ticket.status', 'ticket')",
+                       "an event with a record kind and no id")):
+        try:
+            con.execute(sql)
+            refused = False
+        except sqlite3.IntegrityError:
+            refused = True
+        con.rollback()
+        t.ok(refused, "the schema refuses %s" % what)
     con.close()
     for cmd, want in sorted(expected.items()):
         got = e.json(*cmd.split(" "))
         t.ok(got == want, "mailroomctl %s prints what v1 printed" % cmd,
-             None if got == want else {"v1": want, "v2": got})
+             None if got == want else {"v1": want, "now": got})
 
 with section("the migrated database takes new mail and keeps its rules"):
     rc, out, err = e.deliver("sales@acme.test", message("fresh@prospect9.test", "sales@acme.test",
@@ -103,5 +124,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 2, "the database is at schema 2")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 3, "the database is at schema 3")
     con.close()

@@ -1,5 +1,7 @@
 /* test-store.c - the SQLite store: schema migration, applying plans,
  * content-addressed attachments, duplicates, rollback, queries. */
+#include <glib/gstdio.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "mailroom/mr-error.h"
@@ -19,7 +21,7 @@ test_migrate_file(void)
 		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
 
 		g_assert_no_error(error);
-		g_assert_cmpint(mr_store_schema_version(store), ==, 2);
+		g_assert_cmpint(mr_store_schema_version(store), ==, 3);
 		g_assert_cmpint(mr_store_count_messages(store), ==, 0);
 	}
 	{
@@ -206,6 +208,41 @@ test_event_types(void)
 	g_assert_cmpstr(mr_event_type_name(MR_EVENT_N), ==, "other");
 }
 
+/* Every event type this mailroom writes is in the schema's event_type
+ * table, which event.type refers to: a new type needs a migration that
+ * adds it, or its events would fail. */
+static void
+test_event_types_in_schema(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("mr-test-XXXXXX", NULL);
+	g_autofree char *db = g_build_filename(dir, "m.db", NULL);
+	g_autoptr(GError) error = NULL;
+	sqlite3 *con = NULL;
+
+	{
+		g_autoptr(MrConfig) cfg = mr_test_config(db);
+		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpint(mr_store_schema_version(store), ==, 3);
+	}
+	g_assert_cmpint(sqlite3_open(db, &con), ==, SQLITE_OK);
+	for (int t = 1; t < MR_EVENT_N; t++) {
+		sqlite3_stmt *st = NULL;
+
+		g_assert_cmpint(sqlite3_prepare_v2(con, "SELECT 1 FROM event_type WHERE name = ?1",
+						   -1, &st, NULL), ==, SQLITE_OK);
+		sqlite3_bind_text(st, 1, mr_event_type_name((MrEventType)t), -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			g_error("event type %s is not in the schema's event_type table: "
+				"add it in a migration", mr_event_type_name((MrEventType)t));
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(con);
+	g_unlink(db);
+	g_rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -216,5 +253,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/rollback", test_rollback);
 	g_test_add_func("/mailroom/store/admin", test_admin);
 	g_test_add_func("/mailroom/store/event-types", test_event_types);
+	g_test_add_func("/mailroom/store/event-types-in-schema", test_event_types_in_schema);
 	return g_test_run();
 }
