@@ -20,6 +20,50 @@ typedef struct {
 	MrRole role;
 } MrMailroomAddress;
 
+/* How an IMAP mailbox's connection is secured. */
+typedef enum {
+	MR_IMAP_TLS_IMPLICIT, /* TLS from the first byte (port 993) */
+	MR_IMAP_TLS_STARTTLS, /* STARTTLS before the login (port 143) */
+	MR_IMAP_TLS_NONE,     /* plain text: tests and loopback only */
+} MrImapTls;
+
+typedef enum {
+	MR_IMAP_AUTH_PASSWORD, /* LOGIN / AUTHENTICATE PLAIN */
+	MR_IMAP_AUTH_XOAUTH2,  /* SASL XOAUTH2 (or OAUTHBEARER) with a token
+	                          from token_command */
+} MrImapAuth;
+
+/* What becomes of a message on the server once it is stored. */
+typedef enum {
+	MR_IMAP_AFTER_SEEN,   /* flag \Seen */
+	MR_IMAP_AFTER_MOVE,   /* move to after_folder */
+	MR_IMAP_AFTER_DELETE, /* \Deleted and expunge */
+} MrImapAfter;
+
+/* One entry of the imap list: a mailbox mailroomd watches. */
+typedef struct {
+	char *name;           /* unique; how logs and the CLI name it */
+	char *host;
+	int port;             /* default: 993 (implicit TLS), else 143 */
+	MrImapTls tls;
+	char *user;
+	MrImapAuth auth;
+	char *password_file;  /* (nullable): its first line is the password */
+	char *password_env;   /* (nullable): the variable holding it */
+	char **token_command; /* (nullable): argv of the XOAUTH2 token helper */
+	char *folder;         /* default "INBOX" */
+	MrRole role;          /* how its mail is routed */
+	MrImapAfter after;
+	char *after_folder;   /* the move: target */
+	int poll_interval_s;  /* without IDLE */
+	int reconnect_max_s;  /* cap of the reconnect backoff */
+	gboolean tls_verify;  /* FALSE: tests only, warned at every connect */
+	char *tls_ca_file;    /* (nullable): a CA trusted besides the system's */
+	MrMailroomAddress address; /* "imap:NAME" (lower case) and role: the
+	                        recipient its deliveries are routed and
+	                        recorded with */
+} MrImapMailbox;
+
 typedef struct {
 	char *path;               /* the file it was read from */
 	char *database;           /* an SQLite file, or a postgresql:// URI */
@@ -64,6 +108,7 @@ typedef struct {
 	gint64 spool_threshold;   /* limits.spool_threshold: bytes kept in memory */
 	gint64 max_bytes_in_flight; /* limits.max_bytes_in_flight: of spooled
 	                             messages being parsed and stored at once */
+	GPtrArray *imap;          /* MrImapMailbox*: the imap list */
 } MrConfig;
 
 /* Loads and validates @path.  Relative paths in the file stay relative to
@@ -91,7 +136,7 @@ char *mr_config_database_name(const MrConfig *cfg);
 const char *mr_config_default_path(void);
 
 /* Looks @address (any case, with or without a +detail) up among the
- * mailroom addresses.  Sets @detail_out (nullable; transfer full) to the
+ * mailroom addresses, and "imap:NAME" among the imap entries.  Sets @detail_out (nullable; transfer full) to the
  * +detail part, if any.  Returns: the matching entry (borrowed) or NULL. */
 const MrMailroomAddress *mr_config_find_address(const MrConfig *cfg,
 						const char *address,
@@ -106,5 +151,18 @@ gboolean mr_config_is_freemail(const MrConfig *cfg, const char *domain);
 
 /* Returns the name of @role ("bcc", "support", "sales", "none"). */
 const char *mr_role_name(MrRole role);
+
+/* Returns the imap entry named @name, or NULL. */
+const MrImapMailbox *mr_config_find_imap(const MrConfig *cfg, const char *name);
+
+/* Returns TRUE when @a and @b configure the same connection and handling
+ * (a reload keeps the connection of an unchanged mailbox). */
+gboolean mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b);
+
+/* Returns the password of @mb (transfer full, nullable): the first line of
+ * password_file without its line end, or $password_env; NULL with @error
+ * (MR_CONFIG_ERROR_IO) when it cannot be read or is empty.  Read afresh at
+ * every login, so that a changed file needs no reload. */
+char *mr_imap_mailbox_password(const MrImapMailbox *mb, GError **error);
 
 G_END_DECLS

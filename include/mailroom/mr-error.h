@@ -24,6 +24,7 @@ G_BEGIN_DECLS
 #define MR_PARSE_ERROR (mr_parse_error_quark())
 #define MR_ROUTE_ERROR (mr_route_error_quark())
 #define MR_STORE_ERROR (mr_store_error_quark())
+#define MR_IMAP_ERROR (mr_imap_error_quark())
 
 typedef enum {
 	MR_CONFIG_ERROR_IO,      /* the file cannot be read */
@@ -51,6 +52,14 @@ typedef enum {
 GQuark mr_config_error_quark(void);
 GQuark mr_parse_error_quark(void);
 GQuark mr_route_error_quark(void);
+typedef enum {
+	MR_IMAP_ERROR_CONNECT,  /* no connection (refused, unreachable, lost) */
+	MR_IMAP_ERROR_TLS,      /* the TLS handshake or the certificate failed */
+	MR_IMAP_ERROR_AUTH,     /* the login was refused (or no credentials) */
+	MR_IMAP_ERROR_PROTOCOL, /* the server answered something unusable */
+} MrImapError;
+
 GQuark mr_store_error_quark(void);
+GQuark mr_imap_error_quark(void);
 
 G_END_DECLS

@@ -37,6 +37,7 @@ static const struct {
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
+	{ "", { "imap", NULL } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -49,7 +50,15 @@ static const struct {
 	{ "route", { "max_parties", "max_subject_scan", NULL } },
 	{ "store", { "synchronous", "busy_timeout", "batch_max", "batch_window" } },
 	{ "addresses", { "address", "role", NULL } },
+	{ "imap", { "name", "host", "port", "tls" } },
+	{ "imap", { "user", "auth", "password_file", "password_env" } },
+	{ "imap", { "token_command", "folder", "role", "after" } },
+	{ "imap", { "poll_interval", "reconnect_max", "tls_verify", "tls_ca_file" } },
 };
+
+/* Top-level keys that hold a list of groups, each checked against the
+ * keys of its own name. */
+static const char *const mr_list_keys[] = { "addresses", "imap", NULL };
 
 static const char *const mr_role_names[] = {
 	[MR_ROLE_NONE] = "none",
@@ -76,6 +85,27 @@ mailroom_address_free(MrMailroomAddress *a)
 }
 
 static void
+imap_mailbox_free(MrImapMailbox *mb)
+{
+	if (mb == NULL)
+		return;
+	g_free(mb->name);
+	g_free(mb->host);
+	g_free(mb->user);
+	g_free(mb->password_file);
+	g_free(mb->password_env);
+	g_strfreev(mb->token_command);
+	g_free(mb->folder);
+	g_free(mb->after_folder);
+	g_free(mb->tls_ca_file);
+	g_free(mb->address.address);
+	g_free(mb);
+}
+
+typedef MrImapMailbox MrImapMailboxOwned;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrImapMailboxOwned, imap_mailbox_free)
+
+static void
 config_clear(MrConfig *cfg)
 {
 	g_free(cfg->path);
@@ -96,6 +126,7 @@ config_clear(MrConfig *cfg)
 	g_free(cfg->tls_key);
 	g_strfreev(cfg->trusted_networks);
 	g_free(cfg->authserv_id);
+	g_clear_pointer(&cfg->imap, g_ptr_array_unref);
 }
 
 MrConfig *
@@ -398,6 +429,273 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 	return TRUE;
 }
 
+/* --- imap ------------------------------------------------------------------ */
+
+/* Reads optional string @key of entry @e; @def when missing; empty is
+ * refused. */
+static gboolean
+entry_string(config_setting_t *e, const char *path, const char *key, const char *def,
+	     char **out, GError **error)
+{
+	config_setting_t *s = config_setting_get_member(e, key);
+	g_autofree char *full = g_strconcat("imap.", key, NULL);
+
+	if (s == NULL) {
+		*out = g_strdup(def);
+		return TRUE;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING || *config_setting_get_string(s) == '\0')
+		return config_invalid(error, path, s, full, "must be a non-empty string");
+	*out = g_strdup(config_setting_get_string(s));
+	return TRUE;
+}
+
+/* Reads optional integer @key of entry @e into @out (default @def) within
+ * [@min, @max]. */
+static gboolean
+entry_int(config_setting_t *e, const char *path, const char *key, int def, int min, int max,
+	  int *out, GError **error)
+{
+	config_setting_t *s = config_setting_get_member(e, key);
+	g_autofree char *full = g_strconcat("imap.", key, NULL);
+	long long v;
+
+	*out = def;
+	if (s == NULL)
+		return TRUE;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+		return config_invalid(error, path, s, full, "must be an integer");
+	v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		g_autofree char *range = g_strdup_printf("must be between %d and %d", min, max);
+
+		return config_invalid(error, path, s, full, range);
+	}
+	*out = (int)v;
+	return TRUE;
+}
+
+/* Picks @text among @names (any case): its index, or -1. */
+static int
+pick(const char *text, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (g_ascii_strcasecmp(text, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* A mailbox name: what the CLI and logs show, and the key of its state. */
+static gboolean
+is_valid_mailbox_name(const char *name)
+{
+	if (*name == '\0' || strlen(name) > 64)
+		return FALSE;
+	for (const char *p = name; *p != '\0'; p++)
+		if (!g_ascii_isalnum(*p) && strchr("._-", *p) == NULL)
+			return FALSE;
+	return TRUE;
+}
+
+/* Reads the tls, auth, credential and after keys of entry @e into @mb. */
+static gboolean
+imap_entry_modes(config_setting_t *e, const char *path, MrImapMailbox *mb, GError **error)
+{
+	static const char *const tls_names[] = { "implicit", "starttls", "none" };
+	static const char *const auth_names[] = { "password", "xoauth2" };
+	g_autofree char *tls = NULL, *auth = NULL, *after = NULL, *command = NULL;
+	int v;
+
+	if (!entry_string(e, path, "tls", "implicit", &tls, error))
+		return FALSE;
+	if ((v = pick(tls, tls_names, G_N_ELEMENTS(tls_names))) < 0)
+		return config_invalid(error, path, config_setting_get_member(e, "tls"), "imap.tls",
+				      "must be \"implicit\", \"starttls\" or \"none\"");
+	mb->tls = (MrImapTls)v;
+	if (!entry_string(e, path, "auth", "password", &auth, error))
+		return FALSE;
+	if ((v = pick(auth, auth_names, G_N_ELEMENTS(auth_names))) < 0)
+		return config_invalid(error, path, config_setting_get_member(e, "auth"), "imap.auth",
+				      "must be \"password\" or \"xoauth2\"");
+	mb->auth = (MrImapAuth)v;
+	if (!entry_string(e, path, "password_file", NULL, &mb->password_file, error) ||
+	    !entry_string(e, path, "password_env", NULL, &mb->password_env, error) ||
+	    !entry_string(e, path, "token_command", NULL, &command, error))
+		return FALSE;
+	if (mb->auth == MR_IMAP_AUTH_PASSWORD &&
+	    (mb->password_file == NULL) == (mb->password_env == NULL))
+		return config_invalid(error, path, e, "imap.password_file",
+				      "auth = \"password\" needs password_file or password_env"
+				      " (one of them)");
+	if (mb->auth == MR_IMAP_AUTH_XOAUTH2) {
+		g_autoptr(GError) local = NULL;
+
+		if (command == NULL)
+			return config_invalid(error, path, e, "imap.token_command",
+					      "auth = \"xoauth2\" needs token_command");
+		if (!g_shell_parse_argv(command, NULL, &mb->token_command, &local))
+			return config_invalid(error, path,
+					      config_setting_get_member(e, "token_command"),
+					      "imap.token_command", local->message);
+	}
+	if (!entry_string(e, path, "after", "seen", &after, error))
+		return FALSE;
+	if (g_ascii_strcasecmp(after, "seen") == 0) {
+		mb->after = MR_IMAP_AFTER_SEEN;
+	} else if (g_ascii_strcasecmp(after, "delete") == 0) {
+		mb->after = MR_IMAP_AFTER_DELETE;
+	} else if (g_ascii_strncasecmp(after, "move:", 5) == 0 && after[5] != '\0') {
+		mb->after = MR_IMAP_AFTER_MOVE;
+		mb->after_folder = g_strdup(after + 5);
+	} else {
+		return config_invalid(error, path, config_setting_get_member(e, "after"),
+				      "imap.after",
+				      "must be \"seen\", \"delete\" or \"move:FOLDER\"");
+	}
+	return TRUE;
+}
+
+static gboolean
+config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError **error)
+{
+	g_autoptr(MrImapMailboxOwned) mb = g_new0(MrImapMailbox, 1);
+	g_autofree char *role = NULL;
+	config_setting_t *s;
+	int v;
+
+	if (!config_setting_is_group(e))
+		return config_invalid(error, path, e, "imap",
+				      "each entry must be a group { name = ...; host = ...; ... }");
+	if (!entry_string(e, path, "name", NULL, &mb->name, error) ||
+	    !entry_string(e, path, "host", NULL, &mb->host, error) ||
+	    !entry_string(e, path, "user", NULL, &mb->user, error))
+		return FALSE;
+	if (mb->name == NULL || !is_valid_mailbox_name(mb->name))
+		return config_invalid(error, path, e, "imap.name",
+				      "missing, or not 1-64 letters, digits, '.', '_' or '-'");
+	if (mr_config_find_imap(cfg, mb->name) != NULL)
+		return config_invalid(error, path, e, "imap.name", "used twice (names are compared in any case)");
+	if (mb->host == NULL)
+		return config_invalid(error, path, e, "imap.host", "missing");
+	if (mb->user == NULL)
+		return config_invalid(error, path, e, "imap.user", "missing");
+	if (!imap_entry_modes(e, path, mb, error))
+		return FALSE;
+	if (!entry_int(e, path, "port", mb->tls == MR_IMAP_TLS_IMPLICIT ? 993 : 143, 1, 65535,
+		       &mb->port, error) ||
+	    !entry_string(e, path, "folder", "INBOX", &mb->folder, error) ||
+	    !entry_string(e, path, "role", NULL, &role, error) ||
+	    !entry_int(e, path, "poll_interval", 60, 1, 86400, &mb->poll_interval_s, error) ||
+	    !entry_int(e, path, "reconnect_max", 60, 1, 3600, &mb->reconnect_max_s, error) ||
+	    !entry_string(e, path, "tls_ca_file", NULL, &mb->tls_ca_file, error))
+		return FALSE;
+	v = role != NULL ? pick(role, mr_role_names, G_N_ELEMENTS(mr_role_names)) : -1;
+	if (v <= (int)MR_ROLE_NONE)
+		return config_invalid(error, path,
+				      role != NULL ? config_setting_get_member(e, "role") : e,
+				      "imap.role", "missing, or not one of bcc, support, sales");
+	mb->role = (MrRole)v;
+	mb->address.role = mb->role;
+	{
+		g_autofree char *lower = g_ascii_strdown(mb->name, -1);
+
+		mb->address.address = g_strconcat("imap:", lower, NULL);
+	}
+	if (mb->after == MR_IMAP_AFTER_MOVE && strcmp(mb->after_folder, mb->folder) == 0)
+		return config_invalid(error, path, config_setting_get_member(e, "after"),
+				      "imap.after", "cannot move to the folder it watches");
+	mb->tls_verify = TRUE;
+	s = config_setting_get_member(e, "tls_verify");
+	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return config_invalid(error, path, s, "imap.tls_verify", "must be true or false");
+	if (s != NULL)
+		mb->tls_verify = config_setting_get_bool(s);
+	if (mb->tls_ca_file != NULL && !g_file_test(mb->tls_ca_file, G_FILE_TEST_IS_REGULAR))
+		return config_invalid(error, path, config_setting_get_member(e, "tls_ca_file"),
+				      "imap.tls_ca_file", "not a readable file");
+	g_ptr_array_add(cfg->imap, g_steal_pointer(&mb));
+	return TRUE;
+}
+
+static gboolean
+config_imap(const config_t *c, MrConfig *cfg, GError **error)
+{
+	config_setting_t *list = config_lookup(c, "imap");
+
+	if (list == NULL)
+		return TRUE;
+	if (!config_setting_is_list(list) && !config_setting_is_array(list))
+		return config_invalid(error, cfg->path, list, "imap",
+				      "must be a list ( { name = ...; host = ...; ... }, ... )");
+	for (int i = 0; i < config_setting_length(list); i++)
+		if (!config_imap_entry(config_setting_get_elem(list, i), cfg->path, cfg, error))
+			return FALSE;
+	return TRUE;
+}
+
+const MrImapMailbox *
+mr_config_find_imap(const MrConfig *cfg, const char *name)
+{
+	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
+
+		if (g_ascii_strcasecmp(mb->name, name) == 0)
+			return mb;
+	}
+	return NULL;
+}
+
+static gboolean
+strv_equal0(char **a, char **b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return g_strv_equal((const char *const *)a, (const char *const *)b);
+}
+
+gboolean
+mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b)
+{
+	return g_strcmp0(a->name, b->name) == 0 && g_strcmp0(a->host, b->host) == 0 &&
+	       a->port == b->port && a->tls == b->tls && g_strcmp0(a->user, b->user) == 0 &&
+	       a->auth == b->auth && g_strcmp0(a->password_file, b->password_file) == 0 &&
+	       g_strcmp0(a->password_env, b->password_env) == 0 &&
+	       strv_equal0(a->token_command, b->token_command) &&
+	       g_strcmp0(a->folder, b->folder) == 0 && a->role == b->role &&
+	       a->after == b->after && g_strcmp0(a->after_folder, b->after_folder) == 0 &&
+	       a->poll_interval_s == b->poll_interval_s &&
+	       a->reconnect_max_s == b->reconnect_max_s && a->tls_verify == b->tls_verify &&
+	       g_strcmp0(a->tls_ca_file, b->tls_ca_file) == 0;
+}
+
+char *
+mr_imap_mailbox_password(const MrImapMailbox *mb, GError **error)
+{
+	g_autofree char *text = NULL;
+	const char *what = mb->password_env != NULL ? mb->password_env : mb->password_file;
+
+	if (mb->password_env != NULL) {
+		text = g_strdup(g_getenv(mb->password_env));
+	} else if (mb->password_file != NULL) {
+		g_autoptr(GError) local = NULL;
+
+		if (!g_file_get_contents(mb->password_file, &text, NULL, &local)) {
+			g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
+				    "mailbox %s: cannot read password_file: %s", mb->name,
+				    local->message);
+			return NULL;
+		}
+	}
+	if (text != NULL)
+		text[strcspn(text, "\r\n")] = '\0';
+	if (text == NULL || *text == '\0') {
+		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
+			    "mailbox %s: no password in %s", mb->name, what != NULL ? what : "(none)");
+		return NULL;
+	}
+	return g_steal_pointer(&text);
+}
+
 static gboolean
 is_known_key(const char *group, const char *name)
 {
@@ -414,7 +712,8 @@ static gboolean
 is_group_key(const char *name)
 {
 	for (guint i = 0; i < G_N_ELEMENTS(mr_known_keys); i++)
-		if (strcmp(mr_known_keys[i].group, name) == 0 && strcmp(name, "addresses") != 0)
+		if (strcmp(mr_known_keys[i].group, name) == 0 &&
+		    !g_strv_contains(mr_list_keys, name))
 			return TRUE;
 	return FALSE;
 }
@@ -442,17 +741,20 @@ config_check_group(config_setting_t *s, const char *path, const char *group, GEr
 static gboolean
 config_check_keys(const config_t *c, const char *path, GError **error)
 {
-	config_setting_t *addresses = config_lookup(c, "addresses");
-
 	if (!config_check_group(config_root_setting(c), path, "", error))
 		return FALSE;
-	for (int i = 0; addresses != NULL && config_setting_is_aggregate(addresses) &&
-			i < config_setting_length(addresses);
-	     i++) {
-		config_setting_t *e = config_setting_get_elem(addresses, i);
+	for (guint k = 0; mr_list_keys[k] != NULL; k++) {
+		config_setting_t *list = config_lookup(c, mr_list_keys[k]);
 
-		if (config_setting_is_group(e) && !config_check_group(e, path, "addresses", error))
-			return FALSE;
+		for (int i = 0; list != NULL && config_setting_is_aggregate(list) &&
+				i < config_setting_length(list);
+		     i++) {
+			config_setting_t *e = config_setting_get_elem(list, i);
+
+			if (config_setting_is_group(e) &&
+			    !config_check_group(e, path, mr_list_keys[k], error))
+				return FALSE;
+		}
 	}
 	return TRUE;
 }
@@ -516,7 +818,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	}
 	if (!config_string_list(c, cfg->path, "domains", TRUE, &cfg->domains, error))
 		return FALSE;
-	if (!config_addresses(c, cfg, error))
+	if (!config_addresses(c, cfg, error) || !config_imap(c, cfg, error))
 		return FALSE;
 	if (!config_string(c, cfg->path, "ids.opportunity_prefix", "OPP", &opp, error) ||
 	    !config_string(c, cfg->path, "ids.ticket_prefix", "TKT", &tkt, error))
@@ -577,6 +879,7 @@ mr_config_load(const char *path, GError **error)
 	config_init(c);
 	cfg->path = g_strdup(path);
 	cfg->addresses = g_ptr_array_new_with_free_func((GDestroyNotify)mailroom_address_free);
+	cfg->imap = g_ptr_array_new_with_free_func((GDestroyNotify)imap_mailbox_free);
 	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
 		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
 			    "%s: cannot read the configuration file (missing or not a file)", path);
@@ -606,6 +909,13 @@ mr_config_find_address(const MrConfig *cfg, const char *address, char **detail_o
 
 	g_return_val_if_fail(cfg != NULL && address != NULL, NULL);
 
+	if (g_ascii_strncasecmp(address, "imap:", 5) == 0) {
+		const MrImapMailbox *mb = mr_config_find_imap(cfg, address + 5);
+
+		if (detail_out != NULL)
+			*detail_out = NULL;
+		return mb != NULL ? &mb->address : NULL;
+	}
 	lower = mr_address_normalise(address);
 	at = strrchr(lower, '@');
 	if (at == NULL)

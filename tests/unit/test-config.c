@@ -210,8 +210,130 @@ static const struct {
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: limits.spool_threshold: must be between 0" },
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "spool_directory = 5;",
-	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: spool_directory: must be a string" },
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: spool_directory: must be a string" },	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.name: missing" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"a b\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.name" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; },\n { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"sales\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":3: imap.name: used twice" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; user = \"u\"; password_env = \"P\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.host: missing" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; password_env = \"P\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.user: missing" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "needs password_file or password_env" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; password_file = \"/f\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "one of them" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; auth = \"xoauth2\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "needs token_command" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; auth = \"xoauth2\"; token_command = \"a 'b\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.token_command" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; auth = \"kerberos\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.auth" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; tls = \"maybe\"; role = \"support\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.tls" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"boss\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.role" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.role: missing" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; after = \"move:\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.after" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; after = \"move:INBOX\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "cannot move to the folder it watches" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; poll_interval = 0; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.poll_interval: must be between 1" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; port = 70000; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.port" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; tls_verify = \"no\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.tls_verify" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; tls_ca_file = \"/nonexistent/ca.pem\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.tls_ca_file" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = ( { name = \"s\"; host = \"h\"; user = \"u\"; password_env = \"P\"; role = \"support\"; pasword = \"x\"; } );",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = "imap.pasword: unknown key" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "imap = { name = \"s\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: imap: must be a list" },
 };
+
+/* The imap list: defaults, modes, the password, what a reload compares. */
+static void
+test_imap(void)
+{
+	g_autofree char *pw = write_config("s3cret\nsecond line\n");
+	g_autofree char *text = g_strdup_printf(
+		"addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		"imap = (\n"
+		"  { name = \"support\"; host = \"imap.acme.test\"; user = \"support@acme.test\";\n"
+		"    password_file = \"%s\"; role = \"support\"; after = \"move:Processed\"; },\n"
+		"  { name = \"bcc.gmail\"; host = \"imap.gmail.com\"; tls = \"STARTTLS\";\n"
+		"    user = \"crm@acme.test\"; auth = \"xoauth2\"; role = \"bcc\";\n"
+		"    token_command = \"/usr/local/bin/get-token 'crm box'\"; after = \"delete\";\n"
+		"    poll_interval = 30; reconnect_max = 120; tls_verify = false; }\n"
+		");\n", pw);
+	g_autofree char *path = write_config(text);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+	g_autoptr(MrConfig) again = mr_config_load(path, NULL);
+	const MrImapMailbox *a, *b;
+	g_autofree char *password = NULL;
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(cfg->imap->len, ==, 2);
+	a = mr_config_find_imap(cfg, "support");
+	b = mr_config_find_imap(cfg, "bcc.gmail");
+	g_assert_nonnull(a);
+	g_assert_nonnull(b);
+	g_assert_null(mr_config_find_imap(cfg, "other"));
+	g_assert_cmpint(a->port, ==, 993);
+	g_assert_cmpint(a->tls, ==, MR_IMAP_TLS_IMPLICIT);
+	g_assert_cmpstr(a->folder, ==, "INBOX");
+	g_assert_cmpint(a->after, ==, MR_IMAP_AFTER_MOVE);
+	g_assert_cmpstr(a->after_folder, ==, "Processed");
+	g_assert_cmpint(a->poll_interval_s, ==, 60);
+	g_assert_cmpint(a->reconnect_max_s, ==, 60);
+	g_assert_true(a->tls_verify);
+	g_assert_cmpint(a->role, ==, MR_ROLE_SUPPORT);
+	password = mr_imap_mailbox_password(a, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(password, ==, "s3cret"); /* the first line, without its end */
+	g_assert_cmpint(b->port, ==, 143);
+	g_assert_cmpint(b->tls, ==, MR_IMAP_TLS_STARTTLS);
+	g_assert_cmpint(b->auth, ==, MR_IMAP_AUTH_XOAUTH2);
+	g_assert_cmpstr(b->token_command[0], ==, "/usr/local/bin/get-token");
+	g_assert_cmpstr(b->token_command[1], ==, "crm box");
+	g_assert_null(b->token_command[2]);
+	g_assert_cmpint(b->after, ==, MR_IMAP_AFTER_DELETE);
+	g_assert_false(b->tls_verify);
+	g_assert_true(mr_imap_mailbox_equal(a, mr_config_find_imap(again, "support")));
+	g_assert_false(mr_imap_mailbox_equal(a, b));
+	/* An empty password file is an error that names the mailbox. */
+	g_assert_true(g_file_set_contents(pw, "\n", -1, NULL));
+	g_assert_null(mr_imap_mailbox_password(a, &error));
+	g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO);
+	g_assert_nonnull(strstr(error->message, "support"));
+	g_unlink(pw);
+	g_unlink(path);
+}
 
 static void
 test_bad(void)
@@ -245,6 +367,7 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/mailroom/core/config/good", test_good);
+	g_test_add_func("/mailroom/core/config/imap", test_imap);
 	g_test_add_func("/mailroom/core/config/bad", test_bad);
 	g_test_add_func("/mailroom/core/config/missing", test_missing);
 	g_test_add_func("/mailroom/core/config/spool-directory", test_spool_directory);
