@@ -54,6 +54,10 @@ ALL_CFLAGS = -std=gnu17 $(WARN) $(CFLAGS) $(SAN) -Iinclude $(PKG_CFLAGS) \
              -DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS = $(PKG_LIBS) -lm
+# libetpan (the IMAP door) only where it is used: mailroomd.  Its
+# pkg-config file carries Debian's build flags (-specs=...), so name the
+# library alone.
+IMAP_LIBS = -letpan
 
 PG_SRCS   = src/store/mr-sql-pgsql.c
 LIB_SRCS  = $(filter-out $(PG_SRCS),$(wildcard src/lib/*.c src/core/*.c src/parse/*.c src/route/*.c src/store/*.c src/ingest/*.c))
@@ -89,7 +93,7 @@ $(BUILD)/mailroomctl: $(CTL_OBJS) $(BUILD)/libmailroom.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(BUILD)/libmailroom.a $(LIBS)
 
 $(BUILD)/mailroomd: $(DAEMON_OBJS) $(BUILD)/libmailroom.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libmailroom.a $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libmailroom.a $(LIBS) $(IMAP_LIBS)
 
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 	@mkdir -p $(dir $@)

@@ -29,6 +29,9 @@ PKGS=(
   postgresql
   # libpq-dev: the PostgreSQL storage driver's build (libpq)
   libpq-dev
+  # dovecot: the IMAP server of the tests' private instances
+  # (tests/integration/mrdovecot.py); libetpan-dev above is the client
+  dovecot-core dovecot-imapd
   # sqlite3 and bc: make bench; git: clones; ca-certificates: npm over TLS
   sqlite3 bc git ca-certificates
   # locales: localedef, for the tr_TR.UTF-8 locale below (test-address)
@@ -56,6 +59,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # Postfix only for its smtp-sink/smtp-source (make bench): no MTA set-up.
   echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
+  # Packages that come with a service (Dovecot on 143/993, Postfix on 25)
+  # must not start one: the tests run private instances on free ports.
+  # policy-rc.d says so to the packages' scripts, for this install only.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

@@ -432,4 +432,37 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrEvent, mr_event_free)
  * in flight, a batch at most.) */
 GPtrArray *mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error);
 
+/* --- IMAP mailboxes ----------------------------------------------------- */
+
+/* What mailroomd knows of a mailbox it watches (an imap entry, by name):
+ * where it stands and how its connection is.  One writer per mailbox: the
+ * thread that watches it. */
+typedef struct {
+	char *name;
+	gint64 uidvalidity;   /* 0: never selected */
+	gint64 last_uid;      /* every message up to it is handled */
+	char *state;          /* connecting connected idle polling backoff
+	                         auth_failed stopped */
+	gint64 backlog;       /* messages above last_uid on the server, as of
+	                         the last check */
+	char *last_error;     /* (nullable) */
+	char *updated;        /* UTC ISO-8601, set by mr_store_mailbox_save() */
+} MrMailboxState;
+
+void mr_mailbox_state_free(MrMailboxState *st);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMailboxState, mr_mailbox_state_free)
+
+/* Returns: (transfer full) (nullable): the state of mailbox @name, or NULL
+ * -- with @error on failure, without when the mailbox has none yet. */
+MrMailboxState *mr_store_mailbox_get(MrStore *store, const char *name, GError **error);
+
+/* Writes @st (all of it; "updated" is now) for its name.  Runs in the open
+ * transaction (a unit of work), or in one of its own. */
+gboolean mr_store_mailbox_save(MrStore *store, const MrMailboxState *st, GError **error);
+
+/* Returns: (transfer full) (element-type MrMailboxState): every mailbox
+ * with a state, by name, or NULL with @error. */
+GPtrArray *mr_store_mailboxes(MrStore *store, GError **error);
+
 G_END_DECLS

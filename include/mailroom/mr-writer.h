@@ -45,6 +45,13 @@ MrWriter *mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_thread
 void mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envelope_from,
 		      GPtrArray *recipients, MrWriterDone done, gpointer user_data);
 
+/* Like mr_writer_submit(), with @done called on @context -- or, @context
+ * NULL, on the writer thread itself, where it must be quick and
+ * thread-safe (a thread without a loop: push to its queue). */
+void mr_writer_submit_full(MrWriter *writer, MrConfig *cfg, GBytes *raw,
+			   const char *envelope_from, GPtrArray *recipients,
+			   GMainContext *context, MrWriterDone done, gpointer user_data);
+
 /* A unit of work.  Runs on the writer thread inside the open group-commit
  * transaction, under a savepoint of its own, with @store set to @cfg:
  * returning FALSE (with @error) undoes what it did and leaves the rest of

@@ -439,6 +439,38 @@ cmd_event_list(MrCtl *ctl, char **args)
 
 /* Prints the object @o of a show verb, with the messages linked to @kind
  * (MR_RECORD_NONE: the contact) @id as "messages". */
+/* The configured IMAP mailboxes with what mailroomd last saved of each
+ * (state "stopped" for one it never watched). */
+static int
+cmd_mailbox_status(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "name", "state", "last_uid", "backlog", "last_error",
+					    NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) saved = mr_store_mailboxes(ctl->store, &error);
+	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)mr_mailbox_state_free);
+
+	if (saved == NULL)
+		return store_fail(error);
+	for (guint i = 0; i < ctl->cfg->imap->len; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(ctl->cfg->imap, i);
+		MrMailboxState *row = NULL;
+
+		for (guint k = 0; k < saved->len && row == NULL; k++)
+			if (g_ascii_strcasecmp(((MrMailboxState *)g_ptr_array_index(saved, k))->name,
+					       mb->name) == 0)
+				row = g_ptr_array_steal_index(saved, k);
+		if (row == NULL) {
+			row = g_new0(MrMailboxState, 1);
+			row->state = g_strdup("stopped");
+		}
+		g_free(row->name);
+		row->name = g_strdup(mb->name);
+		g_ptr_array_add(rows, row);
+	}
+	return print_rows(ctl, rows, mr_ctl_json_mailbox, cols);
+}
+
 static int
 print_shown(MrCtl *ctl, JsonObject *o, MrRecordKind kind, gint64 id)
 {
@@ -735,6 +767,8 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	  "ticket status TKT-n STATUS   (new, open, pending, solved, closed)", FALSE },
 	{ "timeline", NULL, 1, 1, cmd_timeline, "timeline EMAIL|DOMAIN|OPP-n|TKT-n|LEAD-n", FALSE },
 	{ "message", "list", 0, 0, cmd_message_list, "message list", FALSE },
+	{ "mailbox", "status", 0, 0, cmd_mailbox_status,
+	  "mailbox status   (the IMAP mailboxes: state, last UID, backlog)", FALSE },
 	{ "event", "list", 0, 0, cmd_event_list,
 	  "event list [--after ID] [--limit N]   (the event feed, oldest first)", FALSE },
 	{ "message", "show", 1, 1, cmd_message_show, "message show ID [--raw]", FALSE },

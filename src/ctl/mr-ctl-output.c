@@ -310,6 +310,25 @@ mr_ctl_json_event(const MrConfig *cfg, gconstpointer row)
 	return o;
 }
 
+JsonObject *
+mr_ctl_json_mailbox(const MrConfig *cfg, gconstpointer row)
+{
+	const MrMailboxState *m = row;
+	JsonObject *o = json_object_new();
+
+	set_text(o, "name", m->name);
+	set_text(o, "state", m->state);
+	if (m->uidvalidity != 0)
+		json_object_set_int_member(o, "uidvalidity", m->uidvalidity);
+	else
+		json_object_set_null_member(o, "uidvalidity");
+	json_object_set_int_member(o, "last_uid", m->last_uid);
+	json_object_set_int_member(o, "backlog", m->backlog);
+	set_text(o, "last_error", m->last_error);
+	set_text(o, "updated", m->updated);
+	return o;
+}
+
 JsonArray *
 mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, MrCtlRowJson to_json)
 {

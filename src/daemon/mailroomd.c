@@ -20,6 +20,7 @@
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-parse.h"
+#include "mailroom/mr-imap.h"
 #include "mailroom/mr-service.h"
 #include "mailroom/mr-spool.h"
 #include "mailroom/mr-writer.h"
@@ -32,6 +33,7 @@
  * reverse one. */
 static const MrServiceClass *const mr_daemon_services[] = {
 	&mr_smtp_service,
+	&mr_imap_service,
 };
 
 typedef struct {
@@ -373,7 +375,8 @@ main(int argc, char **argv)
 		d.running[d.n_running].klass = klass;
 		d.running[d.n_running++].self = self;
 		what = klass->describe(self);
-		g_string_append_printf(where, "%s%s", where->len > 0 ? " " : "", what);
+		if (*what != '\0')
+			g_string_append_printf(where, "%s%s", where->len > 0 ? " " : "", what);
 	}
 	g_unix_signal_add(SIGTERM, on_terminate, &d);
 	g_unix_signal_add(SIGINT, on_terminate, &d);

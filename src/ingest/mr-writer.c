@@ -390,6 +390,15 @@ void
 mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envelope_from,
 		 GPtrArray *recipients, MrWriterDone done, gpointer user_data)
 {
+	mr_writer_submit_full(writer, cfg, raw, envelope_from, recipients, writer->context, done,
+			      user_data);
+}
+
+void
+mr_writer_submit_full(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envelope_from,
+		      GPtrArray *recipients, GMainContext *context, MrWriterDone done,
+		      gpointer user_data)
+{
 	WriterJob *job = g_new0(WriterJob, 1);
 
 	g_return_if_fail(writer != NULL && raw != NULL && recipients != NULL && done != NULL);
@@ -406,7 +415,7 @@ mr_writer_submit(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *envel
 	}
 	job->done = done;
 	job->user_data = user_data;
-	job->context = g_main_context_ref(writer->context);
+	job->context = context != NULL ? g_main_context_ref(context) : NULL;
 	g_atomic_int_inc(&writer->pending);
 	if (g_bytes_get_size(raw) > (gsize)cfg->spool_threshold) {
 		job->large = MAX(g_bytes_get_size(raw), 1);

@@ -15,7 +15,10 @@
  *      event.type refers to it; an event's record is a lead, an
  *      opportunity or a ticket, with both its kind and its id or neither.
  *      A new event type comes with a migration that adds its name (the
- *      unit test test-store checks that every MrEventType has one). */
+ *      unit test test-store checks that every MrEventType has one).
+ *   4  IMAP mailboxes: mailbox_state, what mailroomd knows of each
+ *      mailbox it watches (UIDVALIDITY, the last UID handled, the
+ *      connection's state for the CLI). */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -210,10 +213,25 @@ static const char mr_sql_migrate_v3[] =
 	"CREATE INDEX event_record ON event(record_kind, record_id);"
 	"CREATE INDEX event_message ON event(message_id);";
 
+/* 3 -> 4, both engines: the state of IMAP mailboxes, by the name of their
+ * imap entry.  last_uid: every message up to it is stored (or
+ * quarantined) and had its after action. */
+static const char mr_sql_migrate_v4[] =
+	"CREATE TABLE mailbox_state ("
+	"  name TEXT PRIMARY KEY,"
+	"  uidvalidity BIGINT,"
+	"  last_uid BIGINT NOT NULL DEFAULT 0,"
+	"  state TEXT NOT NULL CHECK (state IN ('connecting', 'connected', 'idle',"
+	"    'polling', 'backoff', 'auth_failed', 'stopped')),"
+	"  backlog BIGINT NOT NULL DEFAULT 0,"
+	"  last_error TEXT,"
+	"  updated TEXT NOT NULL);";
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
 	{ 2, 3, mr_sql_migrate_v3 },
+	{ 3, 4, mr_sql_migrate_v4 },
 	{ 0, 0, NULL },
 };
 
@@ -350,10 +368,11 @@ static const char mr_sql_pgsql_migrate_v3[] =
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
+	{ 3, 4, mr_sql_migrate_v4 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 3;
+const int mr_sql_schema_version = 4;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -560,4 +579,17 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_EVENTS_AFTER] =
 		"SELECT id, created, type, record_kind, record_id, message_id, summary FROM event"
 		" WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
+	[MR_STMT_MAILBOX_GET] =
+		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated"
+		" FROM mailbox_state WHERE name = ?1",
+	[MR_STMT_MAILBOX_SAVE] =
+		"INSERT INTO mailbox_state (name, uidvalidity, last_uid, state, backlog,"
+		" last_error, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		" ON CONFLICT (name) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
+		" last_uid = excluded.last_uid, state = excluded.state,"
+		" backlog = excluded.backlog, last_error = excluded.last_error,"
+		" updated = excluded.updated",
+	[MR_STMT_MAILBOX_LIST] =
+		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated"
+		" FROM mailbox_state ORDER BY name",
 };

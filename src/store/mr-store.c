@@ -1303,3 +1303,84 @@ mr_store_lead_archive(MrStore *store, gint64 id, GError **error)
 	return store_in_tx(store, lead_close_tx, &l, error);
 }
 
+
+/* --- IMAP mailboxes -------------------------------------------------------- */
+
+void
+mr_mailbox_state_free(MrMailboxState *st)
+{
+	if (st == NULL)
+		return;
+	g_free(st->name);
+	g_free(st->state);
+	g_free(st->last_error);
+	g_free(st->updated);
+	g_free(st);
+}
+
+static MrMailboxState *
+mailbox_from_row(MrSqlStmt *st)
+{
+	MrMailboxState *m = g_new0(MrMailboxState, 1);
+
+	m->name = g_strdup(mr_sql_column_text(st, 0));
+	m->uidvalidity = mr_sql_column_int64(st, 1);
+	m->last_uid = mr_sql_column_int64(st, 2);
+	m->state = g_strdup(mr_sql_column_text(st, 3));
+	m->backlog = mr_sql_column_int64(st, 4);
+	m->last_error = g_strdup(mr_sql_column_text(st, 5));
+	m->updated = g_strdup(mr_sql_column_text(st, 6));
+	return m;
+}
+
+MrMailboxState *
+mr_store_mailbox_get(MrStore *store, const char *name, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MAILBOX_GET);
+
+	mr_sql_bind_text(st, 1, name);
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		return mailbox_from_row(st);
+	default:
+		return NULL;
+	}
+}
+
+static gboolean
+mailbox_save_tx(MrStore *store, gpointer data, GError **error)
+{
+	const MrMailboxState *m = data;
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MAILBOX_SAVE);
+	g_autofree char *now = now_iso();
+
+	mr_sql_bind_text(st, 1, m->name);
+	bind_id(st, 2, m->uidvalidity);
+	mr_sql_bind_int64(st, 3, m->last_uid);
+	mr_sql_bind_text(st, 4, m->state);
+	mr_sql_bind_int64(st, 5, m->backlog);
+	mr_sql_bind_text(st, 6, m->last_error);
+	mr_sql_bind_text(st, 7, now);
+	return step_done(store, st, error);
+}
+
+gboolean
+mr_store_mailbox_save(MrStore *store, const MrMailboxState *st, GError **error)
+{
+	return store_in_tx(store, mailbox_save_tx, (gpointer)st, error);
+}
+
+GPtrArray *
+mr_store_mailboxes(MrStore *store, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MAILBOX_LIST);
+	g_autoptr(GPtrArray) rows =
+		g_ptr_array_new_with_free_func((GDestroyNotify)mr_mailbox_state_free);
+	MrSqlStep rc;
+
+	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW)
+		g_ptr_array_add(rows, mailbox_from_row(st));
+	if (rc != MR_SQL_DONE)
+		return NULL;
+	return g_steal_pointer(&rows);
+}

@@ -1,0 +1,40 @@
+/* mr-imap.h - the IMAP door: mailroomd fetches the mail of IMAP mailboxes
+ * (the imap entries of the configuration).
+ *
+ * One thread per mailbox speaks IMAP through libetpan over a GIO
+ * connection (TLS from GIO, verified against the system's CA store and
+ * tls_ca_file).  It fetches every message above the last UID handled,
+ * hands the bytes to the writer (the same parse, route and group commit
+ * as SMTP mail, recipient "imap:NAME"), and only after COMMIT applies the
+ * after action (\Seen, move, delete) and records the new last UID.  Then
+ * it waits in IDLE, or polls.  A crash anywhere repeats at most the last
+ * batch, and a message stored before is not stored again. */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-service.h"
+
+G_BEGIN_DECLS
+
+/* The IMAP mailboxes of the configuration, a thread each. */
+extern const MrServiceClass mr_imap_service;
+
+/* What mailroomctl mailbox test shows: a login without a fetch. */
+typedef struct {
+	char **capabilities; /* after the login */
+	gint64 exists;       /* messages in the folder */
+	gint64 uidvalidity;
+	gint64 uidnext;
+} MrImapProbe;
+
+void mr_imap_probe_clear(MrImapProbe *probe);
+
+/* Connects to @mb, logs in, selects its folder (read-only: EXAMINE) and
+ * logs out.  Returns TRUE and fills @out, or FALSE with @error
+ * (MR_IMAP_ERROR_AUTH for a refused login, MR_IMAP_ERROR_TLS, _CONNECT,
+ * _PROTOCOL). */
+gboolean mr_imap_probe(const MrImapMailbox *mb, MrImapProbe *out, GError **error);
+
+G_END_DECLS

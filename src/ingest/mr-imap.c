@@ -1,0 +1,1390 @@
+/* mr-imap.c - the IMAP door: a thread per mailbox fetches its mail through
+ * libetpan and hands it to the writer; see mr-imap.h for the contract.
+ *
+ * Ingest stage.  libetpan speaks IMAP; the bytes travel over a GIO
+ * connection (a mailstream_low driver below), so that TLS is GIO's, with
+ * certificate verification, and every blocking read or write of a thread
+ * can be cancelled at stop.  The thread never touches the database itself:
+ * messages go to the writer like SMTP mail, and the mailbox's state is
+ * saved through writer units. */
+#define G_LOG_DOMAIN "mailroom-imap"
+
+#include <gio/gio.h>
+#include <libetpan/libetpan.h>
+#include <string.h>
+
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-imap.h"
+#include "mailroom/mr-store.h"
+
+/* Seconds a read or write may block before the connection counts as lost. */
+#define MR_IMAP_IO_TIMEOUT 120
+/* IDLE is re-issued before the 30 minutes servers allow (RFC 2177). */
+#define MR_IMAP_IDLE_SECONDS (29 * 60)
+/* A fetch batch: at most this many messages and about this many bytes. */
+#define MR_IMAP_BATCH_MESSAGES 200
+#define MR_IMAP_BATCH_BYTES (16 * 1024 * 1024)
+
+/* --- the connection: GIO under libetpan ------------------------------------ */
+
+typedef struct {
+	GSocketConnection *tcp; /* the TCP connection */
+	GIOStream *stream;      /* tcp, or the TLS connection over it */
+	GCancellable *cancel;   /* cancels blocking I/O (hard stop) */
+	GError *error;          /* why the last read or write failed */
+} MrImapConn;
+
+static void
+conn_free(MrImapConn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->stream != NULL && c->stream != G_IO_STREAM(c->tcp))
+		g_io_stream_close(c->stream, NULL, NULL);
+	g_clear_object(&c->stream);
+	if (c->tcp != NULL)
+		g_io_stream_close(G_IO_STREAM(c->tcp), NULL, NULL);
+	g_clear_object(&c->tcp);
+	g_clear_object(&c->cancel);
+	g_clear_error(&c->error);
+	g_free(c);
+}
+
+static ssize_t
+low_read(mailstream_low *s, void *buf, size_t count)
+{
+	MrImapConn *c = s->data;
+	gssize n;
+
+	g_clear_error(&c->error);
+	n = g_input_stream_read(g_io_stream_get_input_stream(c->stream), buf, count, c->cancel,
+				&c->error);
+	return n < 0 ? -1 : n;
+}
+
+static ssize_t
+low_write(mailstream_low *s, const void *buf, size_t count)
+{
+	MrImapConn *c = s->data;
+	gsize written = 0;
+
+	g_clear_error(&c->error);
+	if (!g_output_stream_write_all(g_io_stream_get_output_stream(c->stream), buf, count,
+				       &written, c->cancel, &c->error))
+		return -1;
+	return (ssize_t)written;
+}
+
+static int
+low_close(mailstream_low *s)
+{
+	return 0; /* the connection closes with the MrImapConn */
+}
+
+static int
+low_get_fd(mailstream_low *s)
+{
+	MrImapConn *c = s->data;
+
+	return g_socket_get_fd(g_socket_connection_get_socket(c->tcp));
+}
+
+static void
+low_free(mailstream_low *s)
+{
+	free(s); /* allocated by mailstream_low_new(); the data is not ours */
+}
+
+static void
+low_cancel(mailstream_low *s)
+{
+	MrImapConn *c = s->data;
+
+	g_cancellable_cancel(c->cancel);
+}
+
+static mailstream_low_driver mr_imap_low_driver = {
+	.mailstream_read = low_read,
+	.mailstream_write = low_write,
+	.mailstream_close = low_close,
+	.mailstream_get_fd = low_get_fd,
+	.mailstream_free = low_free,
+	.mailstream_cancel = low_cancel,
+};
+
+/* An open IMAP session: libetpan's state over our connection. */
+typedef struct {
+	mailimap *imap;
+	MrImapConn *conn;
+	gboolean has_idle, has_move, has_uidplus;
+} MrImapSession;
+
+static void
+session_free(MrImapSession *s)
+{
+	if (s == NULL)
+		return;
+	if (s->imap != NULL)
+		mailimap_free(s->imap); /* frees the mailstream and our low */
+	conn_free(s->conn);
+	g_free(s);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrImapSession, session_free)
+
+/* The last line the server answered, for errors ("[AUTHENTICATIONFAILED]
+ * Authentication failed."). */
+static const char *
+server_said(const MrImapSession *s)
+{
+	const char *r = s->imap != NULL ? s->imap->imap_response : NULL;
+
+	return r != NULL && *r != '\0' ? r : "no answer";
+}
+
+/* Sets @error from libetpan's result @r of @what: a stream error carries
+ * the connection's own error. */
+static gboolean
+session_fail(MrImapSession *s, int r, const char *what, GError **error)
+{
+	if (r == MAILIMAP_ERROR_STREAM && s->conn->error != NULL) {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT, "%s: %s", what,
+			    s->conn->error->message);
+	} else if (r == MAILIMAP_ERROR_STREAM) {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT,
+			    "%s: the server closed the connection", what);
+	} else if (r == MAILIMAP_ERROR_LOGIN || r == MAILIMAP_ERROR_SASL) {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, "%s refused: %s", what,
+			    server_said(s));
+	} else {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_PROTOCOL, "%s failed (%d): %s",
+			    what, r, server_said(s));
+	}
+	return FALSE;
+}
+
+/* --- TLS -------------------------------------------------------------------- */
+
+typedef struct {
+	const MrImapMailbox *mb;
+	GTlsDatabase *extra; /* (nullable): tls_ca_file */
+	GSocketConnectable *identity;
+} MrTlsCheck;
+
+/* GIO verified the certificate against the system's store and found
+ * @errors: accept it when tls_verify is off, or when tls_ca_file vouches
+ * for the chain (the same checks, against that CA). */
+static gboolean
+accept_certificate(GTlsConnection *tls, GTlsCertificate *cert, GTlsCertificateFlags errors,
+		   gpointer data)
+{
+	MrTlsCheck *check = data;
+
+	if (!check->mb->tls_verify)
+		return TRUE;
+	if (check->extra != NULL) {
+		g_autoptr(GError) local = NULL;
+		GTlsCertificateFlags flags = g_tls_database_verify_chain(
+			check->extra, cert, G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER,
+			check->identity, NULL, G_TLS_DATABASE_VERIFY_NONE, NULL, &local);
+
+		return local == NULL && flags == 0;
+	}
+	return FALSE;
+}
+
+static const char *
+tls_flags_text(GTlsCertificateFlags f)
+{
+	if (f & G_TLS_CERTIFICATE_UNKNOWN_CA)
+		return "signed by an unknown CA";
+	if (f & G_TLS_CERTIFICATE_BAD_IDENTITY)
+		return "issued to another name";
+	if (f & G_TLS_CERTIFICATE_EXPIRED)
+		return "expired";
+	if (f & G_TLS_CERTIFICATE_NOT_ACTIVATED)
+		return "not valid yet";
+	if (f & G_TLS_CERTIFICATE_REVOKED)
+		return "revoked";
+	return "not acceptable";
+}
+
+/* Wraps the connection of @c in TLS and does the handshake. */
+static gboolean
+conn_start_tls(MrImapConn *c, const MrImapMailbox *mb, GError **error)
+{
+	g_autoptr(GSocketConnectable) identity = g_network_address_new(mb->host, (guint16)mb->port);
+	g_autoptr(GTlsDatabase) extra = NULL;
+	g_autoptr(GIOStream) tls = NULL;
+	g_autoptr(GError) local = NULL;
+	MrTlsCheck check = { mb, NULL, identity };
+	gulong handler;
+
+	if (mb->tls_ca_file != NULL) {
+		extra = g_tls_file_database_new(mb->tls_ca_file, &local);
+		if (extra == NULL) {
+			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "tls_ca_file %s: %s",
+				    mb->tls_ca_file, local->message);
+			return FALSE;
+		}
+		check.extra = extra;
+	}
+	if (!mb->tls_verify)
+		g_warning("mailbox %s: tls_verify is off: the server's certificate is not checked"
+			  " (for tests only)", mb->name);
+	tls = g_tls_client_connection_new(G_IO_STREAM(c->tcp), identity, &local);
+	if (tls == NULL) {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "TLS: %s", local->message);
+		return FALSE;
+	}
+	handler = g_signal_connect(tls, "accept-certificate", G_CALLBACK(accept_certificate),
+				   &check);
+	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), c->cancel, &local)) {
+		GTlsCertificateFlags f = g_tls_connection_get_peer_certificate_errors(G_TLS_CONNECTION(tls));
+
+		if (g_error_matches(local, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE) && f != 0)
+			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS,
+				    "the certificate of %s is %s", mb->host, tls_flags_text(f));
+		else
+			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "TLS handshake with %s: %s",
+				    mb->host, local->message);
+		return FALSE;
+	}
+	g_signal_handler_disconnect(tls, handler);
+	g_clear_object(&c->stream);
+	c->stream = g_steal_pointer(&tls);
+	return TRUE;
+}
+
+/* --- login ------------------------------------------------------------------- */
+
+typedef struct {
+	GBytes *out, *err;
+	GError *error;
+	gboolean done, timed_out;
+} MrTokenRun;
+
+static void
+token_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+	MrTokenRun *run = data;
+
+	g_subprocess_communicate_finish(G_SUBPROCESS(source), res, &run->out, &run->err,
+					&run->error);
+	run->done = TRUE;
+}
+
+static gboolean
+token_timeout(gpointer data)
+{
+	((MrTokenRun *)data)->timed_out = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+/* Runs token_command (no shell, 30 s at most) and returns the first line
+ * of its standard output: the access token.  Its first line of standard
+ * error is the reason when it fails. */
+static char *
+fetch_token(const MrImapMailbox *mb, GError **error)
+{
+	g_autoptr(GSubprocess) p = NULL;
+	g_autoptr(GMainContext) ctx = g_main_context_new();
+	g_autoptr(GCancellable) cancel = g_cancellable_new();
+	g_autoptr(GSource) timer = g_timeout_source_new_seconds(30);
+	g_autoptr(GError) local = NULL;
+	g_autofree char *token = NULL;
+	MrTokenRun run = { 0 };
+
+	p = g_subprocess_newv((const char *const *)mb->token_command,
+			      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE |
+				      G_SUBPROCESS_FLAGS_STDIN_INHERIT,
+			      &local);
+	if (p == NULL) {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, "token_command: %s",
+			    local->message);
+		return NULL;
+	}
+	/* A loop of this thread's own: the command's pipes and the clock. */
+	g_main_context_push_thread_default(ctx);
+	g_source_set_callback(timer, token_timeout, &run, NULL);
+	g_source_attach(timer, ctx);
+	g_subprocess_communicate_async(p, NULL, cancel, token_done, &run);
+	while (!run.done) {
+		g_main_context_iteration(ctx, TRUE);
+		if (run.timed_out && !g_cancellable_is_cancelled(cancel)) {
+			g_subprocess_force_exit(p);
+			g_cancellable_cancel(cancel);
+		}
+	}
+	g_source_destroy(timer);
+	g_main_context_pop_thread_default(ctx);
+	if (run.timed_out || run.error != NULL) {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, "token_command: %s",
+			    run.timed_out ? "no answer within 30 s" : run.error->message);
+	} else if (!g_subprocess_get_successful(p) || run.out == NULL ||
+		   g_bytes_get_size(run.out) == 0) {
+		g_autofree char *why = g_strndup(run.err != NULL ? g_bytes_get_data(run.err, NULL) : "",
+						 run.err != NULL ? g_bytes_get_size(run.err) : 0);
+
+		why[strcspn(why, "\r\n")] = '\0';
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, "token_command failed%s%s",
+			    *why != '\0' ? ": " : " (no token on its output)", why);
+	} else {
+		token = g_strndup(g_bytes_get_data(run.out, NULL), g_bytes_get_size(run.out));
+		token[strcspn(token, "\r\n")] = '\0';
+		if (*token == '\0') {
+			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH,
+				    "token_command printed no token");
+			g_clear_pointer(&token, g_free);
+		}
+	}
+	g_clear_pointer(&run.out, g_bytes_unref);
+	g_clear_pointer(&run.err, g_bytes_unref);
+	g_clear_error(&run.error);
+	return g_steal_pointer(&token);
+}
+
+static gboolean
+session_login(MrImapSession *s, const MrImapMailbox *mb, GError **error)
+{
+	int r;
+
+	if (mb->auth == MR_IMAP_AUTH_XOAUTH2) {
+		/* A fresh token for every login, and once more at once when the
+		 * server refuses it (it may have expired in between). */
+		for (int attempt = 0; attempt < 2; attempt++) {
+			g_autofree char *token = fetch_token(mb, error);
+
+			if (token == NULL)
+				return FALSE;
+			r = mailimap_oauth2_authenticate(s->imap, mb->user, token);
+			memset(token, 0, strlen(token));
+			if (r == MAILIMAP_NO_ERROR)
+				return TRUE;
+			if (r == MAILIMAP_ERROR_STREAM)
+				break;
+		}
+		return session_fail(s, r, "XOAUTH2 login", error);
+	}
+	{
+		g_autoptr(GError) local = NULL;
+		g_autofree char *password = mr_imap_mailbox_password(mb, &local);
+
+		if (password == NULL) {
+			g_set_error_literal(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, local->message);
+			return FALSE;
+		}
+		r = mailimap_login(s->imap, mb->user, password);
+		memset(password, 0, strlen(password));
+	}
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "login", error);
+	return TRUE;
+}
+
+static gboolean
+has_cap(mailimap *imap, const char *name)
+{
+	return mailimap_has_extension(imap, (char *)name) != 0;
+}
+
+/* Connects to @mb, secures the connection as configured and logs in. */
+static MrImapSession *
+session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
+{
+	g_autoptr(MrImapSession) s = g_new0(MrImapSession, 1);
+	g_autoptr(GSocketClient) client = g_socket_client_new();
+	g_autoptr(GError) local = NULL;
+	mailstream *stream;
+	int r;
+
+	s->conn = g_new0(MrImapConn, 1);
+	s->conn->cancel = cancel != NULL ? g_object_ref(cancel) : g_cancellable_new();
+	g_socket_client_set_timeout(client, 30);
+	s->conn->tcp = g_socket_client_connect_to_host(client, mb->host, (guint16)mb->port,
+						       s->conn->cancel, &local);
+	if (s->conn->tcp == NULL) {
+		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT, "connect to %s:%d: %s",
+			    mb->host, mb->port, local->message);
+		return NULL;
+	}
+	g_socket_set_timeout(g_socket_connection_get_socket(s->conn->tcp), MR_IMAP_IO_TIMEOUT);
+	s->conn->stream = G_IO_STREAM(g_object_ref(s->conn->tcp));
+	if (mb->tls == MR_IMAP_TLS_IMPLICIT && !conn_start_tls(s->conn, mb, error))
+		return NULL;
+	s->imap = mailimap_new(0, NULL);
+	stream = mailstream_new(mailstream_low_new(s->conn, &mr_imap_low_driver), 8192);
+	r = mailimap_connect(s->imap, stream);
+	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
+		session_fail(s, r, "greeting", error);
+		return NULL;
+	}
+	if (mb->tls == MR_IMAP_TLS_STARTTLS) {
+		r = mailimap_starttls(s->imap);
+		if (r != MAILIMAP_NO_ERROR) {
+			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS,
+				    "STARTTLS refused by %s: %s", mb->host, server_said(s));
+			return NULL;
+		}
+		if (!conn_start_tls(s->conn, mb, error))
+			return NULL;
+	}
+	if (!session_login(s, mb, error))
+		return NULL;
+	{
+		struct mailimap_capability_data *caps = NULL;
+
+		/* after the login: servers announce more then */
+		r = mailimap_capability(s->imap, &caps);
+		if (r != MAILIMAP_NO_ERROR) {
+			session_fail(s, r, "CAPABILITY", error);
+			return NULL;
+		}
+		mailimap_capability_data_free(caps);
+	}
+	s->has_idle = mailimap_has_idle(s->imap) != 0;
+	s->has_move = has_cap(s->imap, "MOVE");
+	s->has_uidplus = has_cap(s->imap, "UIDPLUS");
+	return g_steal_pointer(&s);
+}
+
+/* --- commands ------------------------------------------------------------------ */
+
+/* Selects @folder, creating it when the server has no such folder. */
+static gboolean
+session_select(MrImapSession *s, const char *folder, GError **error)
+{
+	int r = mailimap_select(s->imap, folder);
+
+	if (r == MAILIMAP_ERROR_SELECT) {
+		mailimap_create(s->imap, folder); /* may exist and be unselectable: see below */
+		r = mailimap_select(s->imap, folder);
+	}
+	if (r != MAILIMAP_NO_ERROR) {
+		g_autofree char *what = g_strdup_printf("SELECT %s", folder);
+
+		return session_fail(s, r, what, error);
+	}
+	return TRUE;
+}
+
+/* Creates @folder unless it exists (an error that says so is fine). */
+static gboolean
+session_ensure_folder(MrImapSession *s, const char *folder, GError **error)
+{
+	clist *list = NULL;
+	int r = mailimap_list(s->imap, "", folder, &list);
+	gboolean exists = r == MAILIMAP_NO_ERROR && list != NULL && clist_count(list) > 0;
+
+	if (list != NULL)
+		mailimap_list_result_free(list);
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "LIST", error);
+	if (exists)
+		return TRUE;
+	r = mailimap_create(s->imap, folder);
+	if (r != MAILIMAP_NO_ERROR) {
+		g_autofree char *what = g_strdup_printf("CREATE %s", folder);
+
+		return session_fail(s, r, what, error);
+	}
+	g_message("created folder %s", folder);
+	return TRUE;
+}
+
+/* A message on the server: its UID and size. */
+typedef struct {
+	guint32 uid;
+	guint32 size;
+} MrImapUid;
+
+static int
+compare_uid(gconstpointer a, gconstpointer b)
+{
+	guint32 x = ((const MrImapUid *)a)->uid, y = ((const MrImapUid *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Lists the messages of the selected folder with a UID above @after, in
+ * UID order. */
+static GArray *
+session_list_after(MrImapSession *s, guint32 after, GError **error)
+{
+	g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(MrImapUid));
+	struct mailimap_set *set;
+	struct mailimap_fetch_type *type;
+	clist *result = NULL;
+	int r;
+
+	if (s->imap->imap_selection_info != NULL && s->imap->imap_selection_info->sel_exists == 0)
+		return g_steal_pointer(&uids);
+	set = mailimap_set_new_interval(after + 1, 0); /* after+1:* */
+	type = mailimap_fetch_type_new_fetch_att_list_empty();
+	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_uid());
+	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_rfc822_size());
+	r = mailimap_uid_fetch(s->imap, set, type, &result);
+	mailimap_fetch_type_free(type);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "UID FETCH (UID RFC822.SIZE)", error), NULL;
+	for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
+		struct mailimap_msg_att *att = clist_content(i);
+		MrImapUid u = { 0, 0 };
+
+		for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
+			struct mailimap_msg_att_item *item = clist_content(j);
+
+			if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+				continue;
+			if (item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
+				u.uid = item->att_data.att_static->att_data.att_uid;
+			else if (item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE)
+				u.size = item->att_data.att_static->att_data.att_rfc822_size;
+		}
+		/* "n:*" names the last message even when its UID is below n */
+		if (u.uid > after)
+			g_array_append_val(uids, u);
+	}
+	mailimap_fetch_list_free(result);
+	g_array_sort(uids, compare_uid);
+	return g_steal_pointer(&uids);
+}
+
+static struct mailimap_set *
+set_of(const MrImapUid *uids, guint n)
+{
+	struct mailimap_set *set = mailimap_set_new_empty();
+
+	for (guint i = 0; i < n; i++)
+		mailimap_set_add_single(set, uids[i].uid);
+	return set;
+}
+
+/* Fetches the bytes of the @n messages @uids: returns an array of GBytes
+ * in the order of @uids (NULL for a message the server did not send). */
+static GPtrArray *
+session_fetch(MrImapSession *s, const MrImapUid *uids, guint n, GError **error)
+{
+	g_autoptr(GPtrArray) raws = g_ptr_array_new_full(n, (GDestroyNotify)g_bytes_unref);
+	g_autoptr(GHashTable) by_uid = g_hash_table_new(NULL, NULL);
+	struct mailimap_set *set = set_of(uids, n);
+	struct mailimap_fetch_type *type = mailimap_fetch_type_new_fetch_att_list_empty();
+	clist *result = NULL;
+	int r;
+
+	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_uid());
+	mailimap_fetch_type_new_fetch_att_list_add(
+		type, mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
+	r = mailimap_uid_fetch(s->imap, set, type, &result);
+	mailimap_fetch_type_free(type);
+	mailimap_set_free(set);
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "UID FETCH BODY.PEEK[]", error), NULL;
+	for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
+		struct mailimap_msg_att *att = clist_content(i);
+		guint32 uid = 0;
+		GBytes *raw = NULL;
+
+		for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
+			struct mailimap_msg_att_item *item = clist_content(j);
+			struct mailimap_msg_att_static *st;
+
+			if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+				continue;
+			st = item->att_data.att_static;
+			if (st->att_type == MAILIMAP_MSG_ATT_UID) {
+				uid = st->att_data.att_uid;
+			} else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION &&
+				   st->att_data.att_body_section != NULL && raw == NULL) {
+				const struct mailimap_msg_att_body_section *b =
+					st->att_data.att_body_section;
+
+				raw = g_bytes_new(b->sec_body_part != NULL ? b->sec_body_part : "",
+						  b->sec_body_part != NULL ? b->sec_length : 0);
+			}
+		}
+		if (uid != 0 && raw != NULL && !g_hash_table_contains(by_uid, GUINT_TO_POINTER(uid)))
+			g_hash_table_insert(by_uid, GUINT_TO_POINTER(uid), raw);
+		else if (raw != NULL)
+			g_bytes_unref(raw);
+	}
+	mailimap_fetch_list_free(result);
+	for (guint i = 0; i < n; i++)
+		g_ptr_array_add(raws, g_hash_table_lookup(by_uid, GUINT_TO_POINTER(uids[i].uid)));
+	return g_steal_pointer(&raws);
+}
+
+static gboolean
+store_flag(MrImapSession *s, struct mailimap_set *set, struct mailimap_flag *flag,
+	   GError **error)
+{
+	struct mailimap_flag_list *flags = mailimap_flag_list_new_empty();
+	struct mailimap_store_att_flags *att;
+	int r;
+
+	mailimap_flag_list_add(flags, flag);
+	att = mailimap_store_att_flags_new_add_flags_silent(flags);
+	r = mailimap_uid_store(s->imap, set, att);
+	mailimap_store_att_flags_free(att);
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "UID STORE", error);
+	return TRUE;
+}
+
+/* Applies the after action of @mb to the @n messages @uids. */
+static gboolean
+session_after(MrImapSession *s, const MrImapMailbox *mb, const MrImapUid *uids, guint n,
+	      GError **error)
+{
+	struct mailimap_set *set;
+	gboolean ok = TRUE;
+	int r;
+
+	if (n == 0)
+		return TRUE;
+	set = set_of(uids, n);
+	switch (mb->after) {
+	case MR_IMAP_AFTER_SEEN:
+		ok = store_flag(s, set, mailimap_flag_new_seen(), error);
+		break;
+	case MR_IMAP_AFTER_MOVE:
+		if (s->has_move) {
+			r = mailimap_uid_move(s->imap, set, mb->after_folder);
+			ok = r == MAILIMAP_NO_ERROR || session_fail(s, r, "UID MOVE", error);
+			break;
+		}
+		r = mailimap_uid_copy(s->imap, set, mb->after_folder);
+		if (r != MAILIMAP_NO_ERROR) {
+			ok = session_fail(s, r, "UID COPY", error);
+			break;
+		}
+		/* delete the originals */
+		G_GNUC_FALLTHROUGH;
+	case MR_IMAP_AFTER_DELETE:
+		ok = store_flag(s, set, mailimap_flag_new_deleted(), error);
+		if (!ok)
+			break;
+		/* UID EXPUNGE removes only these; a plain EXPUNGE would also
+		 * remove what someone else flagged \Deleted. */
+		r = s->has_uidplus ? mailimap_uid_expunge(s->imap, set) : mailimap_expunge(s->imap);
+		ok = r == MAILIMAP_NO_ERROR || session_fail(s, r, "EXPUNGE", error);
+		break;
+	}
+	mailimap_set_free(set);
+	return ok;
+}
+
+/* A nudge from the main thread to a watch thread in a wait: it wakes the
+ * wait's own main context. */
+typedef struct {
+	GMutex lock;
+	GMainContext *waiting; /* (nullable) the context of the wait in progress */
+	gboolean poked;
+} MrImapPoke;
+
+/* Makes the wait in progress (or the next one) of @poke's thread return. */
+static void
+poke_send(MrImapPoke *poke)
+{
+	g_mutex_lock(&poke->lock);
+	poke->poked = TRUE;
+	if (poke->waiting != NULL)
+		g_main_context_wakeup(poke->waiting);
+	g_mutex_unlock(&poke->lock);
+}
+
+/* Starts a wait on @ctx: FALSE when a poke came already (and takes it). */
+static gboolean
+poke_wait_begin(MrImapPoke *poke, GMainContext *ctx)
+{
+	gboolean poked;
+
+	g_mutex_lock(&poke->lock);
+	poked = poke->poked;
+	poke->poked = FALSE;
+	poke->waiting = poked ? NULL : ctx;
+	g_mutex_unlock(&poke->lock);
+	return !poked;
+}
+
+/* Returns TRUE when a poke came during the wait (and takes it). */
+static gboolean
+poke_taken(MrImapPoke *poke)
+{
+	gboolean poked;
+
+	g_mutex_lock(&poke->lock);
+	poked = poke->poked;
+	poke->poked = FALSE;
+	g_mutex_unlock(&poke->lock);
+	return poked;
+}
+
+static void
+poke_wait_end(MrImapPoke *poke)
+{
+	g_mutex_lock(&poke->lock);
+	poke->waiting = NULL;
+	g_mutex_unlock(&poke->lock);
+}
+
+static gboolean
+readable_cb(GObject *stream, gpointer data)
+{
+	*(gboolean *)data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+flag_cb(gpointer data)
+{
+	*(gboolean *)data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+/* Waits until the server has something for us, @seconds pass, or @wake
+ * is cancelled: libetpan's buffer first, then the TLS layer's, then the
+ * socket. */
+static void
+wait_readable(MrImapSession *s, GCancellable *wake, MrImapPoke *poke, int seconds)
+{
+	GPollableInputStream *in =
+		G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(s->conn->stream));
+	g_autoptr(GMainContext) ctx = NULL;
+	g_autoptr(GSource) ready = NULL;
+	g_autoptr(GSource) timer = NULL;
+	gboolean fired = FALSE;
+
+	if (s->imap->imap_stream->read_buffer_len > 0 || g_pollable_input_stream_is_readable(in))
+		return;
+	ctx = g_main_context_new();
+	if (!poke_wait_begin(poke, ctx))
+		return;
+	/* No cancellable here: glib-networking's TLS source leaks the one it
+	 * makes for it.  A stop pokes too. */
+	ready = g_pollable_input_stream_create_source(in, NULL);
+	timer = g_timeout_source_new_seconds((guint)seconds);
+	g_source_set_callback(ready, G_SOURCE_FUNC(readable_cb), &fired, NULL);
+	g_source_set_callback(timer, flag_cb, &fired, NULL);
+	g_source_attach(ready, ctx);
+	g_source_attach(timer, ctx);
+	while (!fired && !poke_taken(poke) && !g_cancellable_is_cancelled(wake))
+		g_main_context_iteration(ctx, TRUE);
+	poke_wait_end(poke);
+	g_source_destroy(ready);
+	g_source_destroy(timer);
+}
+
+/* Waits @seconds or until @wake is cancelled. */
+static void
+wait_wake(GCancellable *wake, int seconds)
+{
+	g_autoptr(GMainContext) ctx = g_main_context_new();
+	g_autoptr(GSource) cancelled = g_cancellable_source_new(wake);
+	g_autoptr(GSource) timer = g_timeout_source_new_seconds((guint)seconds);
+	gboolean fired = FALSE;
+
+	g_source_set_callback(cancelled, G_SOURCE_FUNC(readable_cb), &fired, NULL);
+	g_source_set_callback(timer, flag_cb, &fired, NULL);
+	g_source_attach(cancelled, ctx);
+	g_source_attach(timer, ctx);
+	while (!fired && !g_cancellable_is_cancelled(wake))
+		g_main_context_iteration(ctx, TRUE);
+	g_source_destroy(cancelled);
+	g_source_destroy(timer);
+}
+
+/* IDLE until the server says something, @seconds pass, or @wake or @poke
+ * is cancelled; then DONE. */
+static gboolean
+session_idle(MrImapSession *s, GCancellable *wake, MrImapPoke *poke, int seconds,
+	     GError **error)
+{
+	int r = mailimap_idle(s->imap);
+
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "IDLE", error);
+	wait_readable(s, wake, poke, seconds);
+	r = mailimap_idle_done(s->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "DONE", error);
+	return TRUE;
+}
+
+/* --- a watched mailbox: its thread ---------------------------------------------- */
+
+typedef struct _MrImapService MrImapService;
+
+typedef struct {
+	MrImapService *svc;
+	MrWriter *writer;
+	MrConfig *cfg;              /* the configuration it runs with (ref) */
+	const MrImapMailbox *mb;    /* in @cfg */
+	MrConfig *next_cfg;         /* (nullable) a reload's, under @lock: taken
+	                               between batches */
+	MrConfig *main_cfg;         /* the main thread's view (reload, describe): */
+	const MrImapMailbox *main_mb; /* the same mailbox, in @main_cfg */
+	GThread *thread;
+	GCancellable *wake;         /* ends waits (IDLE, poll, backoff): drain */
+	MrImapPoke poke;            /* ends a wait once: a reload's configuration */
+	GCancellable *io;           /* ends blocking I/O: hard stop */
+	gint stopping;              /* atomic: finish what is in hand, then exit */
+	gint finished;              /* atomic: the thread is done */
+	GAsyncQueue *results;       /* MrImapSlot* answered by the writer */
+	MrMailboxState st;          /* the thread's own copy */
+	GMutex lock;                /* guards @state and @next_cfg */
+	char *state;
+} MrImapWatch;
+
+/* One message handed to the writer, and its answer. */
+typedef struct {
+	MrImapWatch *watch;
+	GError *error;
+	MrDelivery delivery;
+} MrImapSlot;
+
+static void
+imap_done(const MrWriterResult *results, guint n, gpointer user_data)
+{
+	MrImapSlot *slot = user_data;
+
+	if (n > 0 && results[0].error != NULL)
+		slot->error = g_error_copy(results[0].error);
+	else if (n > 0)
+		slot->delivery = results[0].delivery;
+	g_async_queue_push(slot->watch->results, slot);
+}
+
+static gboolean
+save_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
+{
+	return mr_store_mailbox_save(store, data, error);
+}
+
+static gboolean
+load_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
+{
+	MrMailboxState *st = data;
+	g_autoptr(GError) local = NULL;
+	g_autoptr(MrMailboxState) found = mr_store_mailbox_get(store, st->name, &local);
+
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	if (found != NULL) {
+		st->uidvalidity = found->uidvalidity;
+		st->last_uid = found->last_uid;
+		st->backlog = found->backlog;
+	}
+	return TRUE;
+}
+
+/* Saves the thread's state; a failure is logged (the next save repeats
+ * it; the position is never ahead of what is durable). */
+static gboolean
+watch_save(MrImapWatch *w)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (mr_writer_run_sync(w->writer, w->cfg, save_work, &w->st, &error))
+		return TRUE;
+	g_warning("mailbox %s: cannot save its state: %s", w->mb->name, error->message);
+	return FALSE;
+}
+
+/* Moves to @state (with @why, nullable): one log line and one save per
+ * change, none when nothing changed. */
+static void
+watch_state(MrImapWatch *w, const char *state, const char *why)
+{
+	gboolean same = g_strcmp0(w->st.state, state) == 0 && g_strcmp0(w->st.last_error, why) == 0;
+
+	if (same)
+		return;
+	if (why != NULL && (strcmp(state, "backoff") == 0 || strcmp(state, "auth_failed") == 0))
+		g_warning("mailbox %s: %s: %s", w->mb->name, state, why);
+	else
+		g_message("mailbox %s: %s", w->mb->name, state);
+	g_free(w->st.state);
+	w->st.state = g_strdup(state);
+	if (why != NULL || strcmp(state, "idle") == 0 || strcmp(state, "polling") == 0) {
+		g_free(w->st.last_error);
+		w->st.last_error = g_strdup(why);
+	}
+	g_mutex_lock(&w->lock);
+	g_free(w->state);
+	w->state = g_strdup(state);
+	g_mutex_unlock(&w->lock);
+	watch_save(w);
+}
+
+static gboolean
+watch_stopping(MrImapWatch *w)
+{
+	return g_atomic_int_get(&w->stopping) != 0;
+}
+
+/* Takes the configuration of a reload that kept this mailbox as it was
+ * (limits, addresses and routing may have changed). */
+static void
+watch_take_config(MrImapWatch *w)
+{
+	MrConfig *old = NULL;
+
+	g_mutex_lock(&w->lock);
+	if (w->next_cfg != NULL) {
+		old = w->cfg;
+		w->cfg = g_steal_pointer(&w->next_cfg);
+		w->mb = mr_config_find_imap(w->cfg, w->mb->name);
+	}
+	g_mutex_unlock(&w->lock);
+	if (old != NULL)
+		mr_config_unref(old);
+}
+
+/* Hands the messages @raws (NULL: the server sent none) to the writer and
+ * waits for every answer.  Returns how many of them, from the first on,
+ * are durable (stored, or stored before); @error says why the next one
+ * is not. */
+static guint
+watch_store(MrImapWatch *w, GPtrArray *raws, GError **error)
+{
+	g_autoptr(GPtrArray) recipients = g_ptr_array_new();
+	g_autofree MrImapSlot *slots = g_new0(MrImapSlot, raws->len);
+	guint submitted = 0, ok;
+
+	g_ptr_array_add(recipients, w->mb->address.address);
+	for (guint i = 0; i < raws->len; i++) {
+		GBytes *raw = g_ptr_array_index(raws, i);
+
+		slots[i].watch = w;
+		if (raw == NULL || g_bytes_get_size(raw) == 0)
+			continue; /* expunged meanwhile, or empty: nothing to store */
+		mr_writer_submit_full(w->writer, w->cfg, raw, NULL, recipients, NULL, imap_done,
+				      &slots[i]);
+		submitted++;
+	}
+	for (guint i = 0; i < submitted; i++)
+		g_async_queue_pop(w->results);
+	for (ok = 0; ok < raws->len && slots[ok].error == NULL; ok++)
+		;
+	if (ok < raws->len)
+		g_propagate_error(error, g_error_copy(slots[ok].error));
+	for (guint i = 0; i < raws->len; i++)
+		g_clear_error(&slots[i].error);
+	return ok;
+}
+
+/* Stores every message of the selected folder above the last UID handled,
+ * batch by batch: fetch, store (COMMIT), after action, new last UID. */
+static gboolean
+watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
+{
+	guint32 validity = s->imap->imap_selection_info->sel_uidvalidity;
+	g_autoptr(GArray) uids = NULL;
+	guint i = 0;
+
+	if ((guint32)w->st.uidvalidity != validity) {
+		if (w->st.uidvalidity != 0)
+			g_message("mailbox %s: UIDVALIDITY changed from %" G_GINT64_FORMAT
+				  " to %u: reading the folder again (what was stored is not"
+				  " stored twice)", w->mb->name, w->st.uidvalidity, validity);
+		w->st.uidvalidity = validity;
+		w->st.last_uid = 0;
+	}
+	uids = session_list_after(s, (guint32)w->st.last_uid, error);
+	if (uids == NULL)
+		return FALSE;
+	if (w->st.backlog != (gint64)uids->len) {
+		w->st.backlog = uids->len;
+		watch_save(w);
+	}
+	while (i < uids->len && !watch_stopping(w)) {
+		const MrImapUid *batch = &g_array_index(uids, MrImapUid, i);
+		g_autoptr(GPtrArray) raws = NULL;
+		g_autoptr(GError) failed = NULL;
+		guint n = 0, stored;
+		guint64 bytes = 0;
+
+		if ((gint64)batch[0].size > w->cfg->max_message_size) {
+			/* Not fetched: it stays on the server as it is.  (A
+			 * quarantine for it is to come.) */
+			g_warning("mailbox %s: UID %u is %u bytes, over limits.max_message_size:"
+				  " left on the server, not stored", w->mb->name, batch[0].uid,
+				  batch[0].size);
+			w->st.last_uid = batch[0].uid;
+			w->st.backlog = uids->len - (i + 1);
+			watch_save(w);
+			i++;
+			continue;
+		}
+		while (i + n < uids->len && n < MR_IMAP_BATCH_MESSAGES &&
+		       (gint64)batch[n].size <= w->cfg->max_message_size &&
+		       (n == 0 || bytes + batch[n].size <= MR_IMAP_BATCH_BYTES))
+			bytes += batch[n++].size;
+		raws = session_fetch(s, batch, n, error);
+		if (raws == NULL)
+			return FALSE;
+		stored = watch_store(w, raws, &failed);
+		if (stored > 0) {
+			if (!session_after(s, w->mb, batch, stored, error))
+				return FALSE;
+			w->st.last_uid = batch[stored - 1].uid;
+			w->st.backlog = uids->len - (i + stored);
+			watch_save(w);
+		}
+		if (failed != NULL) {
+			g_propagate_prefixed_error(error, g_steal_pointer(&failed),
+						   "storing UID %u: ", batch[stored].uid);
+			return FALSE;
+		}
+		i += n;
+	}
+	return TRUE;
+}
+
+/* One connection's life: select, drain, wait for more, until it fails or
+ * the watch stops. */
+static gboolean
+watch_session(MrImapWatch *w, MrImapSession *s, GError **error)
+{
+	if (w->mb->after == MR_IMAP_AFTER_MOVE &&
+	    !session_ensure_folder(s, w->mb->after_folder, error))
+		return FALSE;
+	if (!session_select(s, w->mb->folder, error))
+		return FALSE;
+	watch_state(w, "connected", NULL);
+	while (!watch_stopping(w)) {
+		watch_take_config(w);
+		if (!watch_drain(w, s, error))
+			return FALSE;
+		if (watch_stopping(w))
+			break;
+		if (s->has_idle) {
+			watch_state(w, "idle", NULL);
+			if (!session_idle(s, w->wake, &w->poke, MR_IMAP_IDLE_SECONDS, error))
+				return FALSE;
+		} else {
+			int r;
+
+			watch_state(w, "polling", NULL);
+			wait_wake(w->wake, w->mb->poll_interval_s);
+			if (watch_stopping(w))
+				break;
+			r = mailimap_noop(s->imap);
+			if (r != MAILIMAP_NO_ERROR)
+				return session_fail(s, r, "NOOP", error);
+		}
+	}
+	return TRUE;
+}
+
+static gpointer
+watch_thread(gpointer data)
+{
+	MrImapWatch *w = data;
+	int backoff = 1;
+
+	{
+		g_autoptr(GError) error = NULL;
+
+		if (!mr_writer_run_sync(w->writer, w->cfg, load_work, &w->st, &error))
+			g_warning("mailbox %s: cannot read its state: %s", w->mb->name,
+				  error->message);
+	}
+	while (!watch_stopping(w)) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrImapSession) s = NULL;
+
+		watch_state(w, "connecting", NULL);
+		s = session_open(w->mb, w->io, &error);
+		if (s != NULL) {
+			backoff = 1;
+			if (watch_session(w, s, &error)) {
+				mailimap_logout(s->imap);
+				break; /* stopping */
+			}
+		}
+		if (watch_stopping(w))
+			break;
+		watch_state(w, g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH)
+				       ? "auth_failed" : "backoff",
+			    error->message);
+		wait_wake(w->wake, backoff);
+		backoff = MIN(backoff * 2, w->mb->reconnect_max_s);
+	}
+	watch_state(w, "stopped", NULL);
+	g_atomic_int_set(&w->finished, 1);
+	return NULL;
+}
+
+static MrImapWatch *
+watch_start(MrImapService *svc, MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
+{
+	MrImapWatch *w = g_new0(MrImapWatch, 1);
+	g_autofree char *name = g_strdup_printf("imap-%s", mb->name);
+
+	w->svc = svc;
+	w->writer = writer;
+	w->cfg = mr_config_ref(cfg);
+	w->mb = mb;
+	w->main_cfg = mr_config_ref(cfg);
+	w->main_mb = mb;
+	w->wake = g_cancellable_new();
+	g_mutex_init(&w->poke.lock);
+	w->io = g_cancellable_new();
+	w->results = g_async_queue_new();
+	w->st.name = g_strdup(mb->name);
+	g_mutex_init(&w->lock);
+	w->thread = g_thread_new(name, watch_thread, w);
+	return w;
+}
+
+/* Asks @w to finish what it has in hand and stop. */
+static void
+watch_drain_request(MrImapWatch *w)
+{
+	g_atomic_int_set(&w->stopping, 1);
+	g_cancellable_cancel(w->wake);
+	poke_send(&w->poke);
+}
+
+/* Stops @w now (its I/O is cancelled) and frees it. */
+static void
+watch_free(MrImapWatch *w)
+{
+	watch_drain_request(w);
+	if (!g_atomic_int_get(&w->finished))
+		g_cancellable_cancel(w->io);
+	g_thread_join(w->thread);
+	g_async_queue_unref(w->results);
+	g_object_unref(w->wake);
+	g_mutex_clear(&w->poke.lock);
+	g_object_unref(w->io);
+	mr_config_unref(w->cfg);
+	if (w->next_cfg != NULL)
+		mr_config_unref(w->next_cfg);
+	mr_config_unref(w->main_cfg);
+	g_free(w->st.name);
+	g_free(w->st.state);
+	g_free(w->st.last_error);
+	g_free(w->state);
+	g_mutex_clear(&w->lock);
+	g_free(w);
+}
+
+/* --- the service ------------------------------------------------------------------ */
+
+struct _MrImapService {
+	MrWriter *writer;
+	GPtrArray *watches; /* MrImapWatch*: the running ones */
+	GPtrArray *retired; /* MrImapWatch*: asked to stop, not yet joined */
+	guint reaper;       /* a timer that joins retired watches */
+};
+
+static gboolean
+reap_retired(gpointer data)
+{
+	MrImapService *svc = data;
+
+	for (guint i = 0; i < svc->retired->len;) {
+		MrImapWatch *w = g_ptr_array_index(svc->retired, i);
+
+		if (g_atomic_int_get(&w->finished))
+			g_ptr_array_remove_index_fast(svc->retired, i); /* frees (joins) it */
+		else
+			i++;
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static gpointer
+imap_start(MrConfig *cfg, MrWriter *writer, GError **error)
+{
+	MrImapService *svc = g_new0(MrImapService, 1);
+
+	svc->writer = writer;
+	svc->watches = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
+	svc->retired = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
+	for (guint i = 0; i < cfg->imap->len; i++)
+		g_ptr_array_add(svc->watches,
+				watch_start(svc, writer, cfg, g_ptr_array_index(cfg->imap, i)));
+	svc->reaper = g_timeout_add(200, reap_retired, svc);
+	return svc;
+}
+
+static void
+imap_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
+{
+	MrImapService *svc = self;
+	g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
+
+	/* Mailboxes gone or changed stop (finishing what they have in hand);
+	 * unchanged ones keep their connection; new and changed ones start. */
+	for (guint i = 0; i < svc->watches->len; i++) {
+		MrImapWatch *w = g_ptr_array_index(svc->watches, i);
+		const MrImapMailbox *now = mr_config_find_imap(cfg, w->main_mb->name);
+
+		if (now != NULL && mr_imap_mailbox_equal(now, w->main_mb)) {
+			mr_config_unref(w->main_cfg);
+			w->main_cfg = mr_config_ref(cfg);
+			w->main_mb = now;
+			g_mutex_lock(&w->lock);
+			if (w->next_cfg != NULL)
+				mr_config_unref(w->next_cfg);
+			w->next_cfg = mr_config_ref(cfg);
+			g_mutex_unlock(&w->lock);
+			poke_send(&w->poke); /* out of IDLE: the next batch uses it */
+			g_ptr_array_add(keep, w);
+			continue;
+		}
+		g_message("mailbox %s: %s", w->main_mb->name,
+			  now == NULL ? "removed from the configuration: stopping"
+				      : "changed: reconnecting");
+		watch_drain_request(w);
+		g_ptr_array_add(svc->retired, w);
+	}
+	g_free(g_ptr_array_steal(svc->watches, NULL)); /* moved to keep or retired */
+	g_ptr_array_unref(svc->watches);
+	svc->watches = g_steal_pointer(&keep);
+	for (guint i = 0; i < cfg->imap->len; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
+		gboolean running = FALSE;
+
+		for (guint k = 0; k < svc->watches->len && !running; k++)
+			running = strcmp(((MrImapWatch *)g_ptr_array_index(svc->watches, k))->main_mb->name,
+					 mb->name) == 0;
+		if (!running)
+			g_ptr_array_add(svc->watches, watch_start(svc, svc->writer, cfg, mb));
+	}
+}
+
+static void
+imap_drain(gpointer self)
+{
+	MrImapService *svc = self;
+
+	for (guint i = 0; i < svc->watches->len; i++)
+		watch_drain_request(g_ptr_array_index(svc->watches, i));
+}
+
+static guint
+imap_busy(gpointer self)
+{
+	MrImapService *svc = self;
+	guint n = 0;
+
+	for (guint i = 0; i < svc->watches->len; i++)
+		n += !g_atomic_int_get(&((MrImapWatch *)g_ptr_array_index(svc->watches, i))->finished);
+	for (guint i = 0; i < svc->retired->len; i++)
+		n += !g_atomic_int_get(&((MrImapWatch *)g_ptr_array_index(svc->retired, i))->finished);
+	return n;
+}
+
+static char *
+imap_describe(gpointer self)
+{
+	MrImapService *svc = self;
+	g_autoptr(GString) out = g_string_new(svc->watches->len > 0 ? "imap" : "");
+
+	for (guint i = 0; i < svc->watches->len; i++) {
+		const MrImapMailbox *mb = ((MrImapWatch *)g_ptr_array_index(svc->watches, i))->main_mb;
+
+		g_string_append_printf(out, "%s%s (%s:%d %s)", i == 0 ? " " : ", ", mb->name,
+				       mb->host, mb->port, mb->folder);
+	}
+	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+static char *
+imap_status(gpointer self)
+{
+	MrImapService *svc = self;
+	guint up = 0;
+
+	for (guint i = 0; i < svc->watches->len; i++) {
+		MrImapWatch *w = g_ptr_array_index(svc->watches, i);
+
+		g_mutex_lock(&w->lock);
+		up += g_strcmp0(w->state, "idle") == 0 || g_strcmp0(w->state, "polling") == 0 ||
+		      g_strcmp0(w->state, "connected") == 0;
+		g_mutex_unlock(&w->lock);
+	}
+	return g_strdup_printf("%u/%u mailboxes connected", up, svc->watches->len);
+}
+
+static void
+imap_stop(gpointer self)
+{
+	MrImapService *svc = self;
+
+	if (svc == NULL)
+		return;
+	if (svc->reaper != 0)
+		g_source_remove(svc->reaper);
+	g_ptr_array_unref(svc->watches);
+	g_ptr_array_unref(svc->retired);
+	g_free(svc);
+}
+
+const MrServiceClass mr_imap_service = {
+	.name = "imap",
+	.start_failure_exit = 75,
+	.start = imap_start,
+	.reload = imap_reload,
+	.drain = imap_drain,
+	.busy = imap_busy,
+	.describe = imap_describe,
+	.status = imap_status,
+	.stop = imap_stop,
+};
+
+/* --- mailroomctl mailbox test ---------------------------------------------------- */
+
+void
+mr_imap_probe_clear(MrImapProbe *probe)
+{
+	g_clear_pointer(&probe->capabilities, g_strfreev);
+}
+
+gboolean
+mr_imap_probe(const MrImapMailbox *mb, MrImapProbe *out, GError **error)
+{
+	g_autoptr(MrImapSession) s = session_open(mb, NULL, error);
+	g_autoptr(GStrvBuilder) caps = g_strv_builder_new();
+	struct mailimap_capability_data *data;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return FALSE;
+	data = s->imap->imap_connection_info != NULL ? s->imap->imap_connection_info->imap_capability
+						     : NULL;
+	for (clistiter *i = data != NULL ? clist_begin(data->cap_list) : NULL; i != NULL;
+	     i = clist_next(i)) {
+		struct mailimap_capability *c = clist_content(i);
+
+		if (c->cap_type == MAILIMAP_CAPABILITY_NAME)
+			g_strv_builder_add(caps, c->cap_data.cap_name);
+		else if (c->cap_type == MAILIMAP_CAPABILITY_AUTH_TYPE)
+		{
+			g_autofree char *auth = g_strconcat("AUTH=", c->cap_data.cap_auth_type, NULL);
+
+			g_strv_builder_add(caps, auth);
+		}
+	}
+	r = mailimap_examine(s->imap, mb->folder);
+	if (r != MAILIMAP_NO_ERROR) {
+		g_autofree char *what = g_strdup_printf("EXAMINE %s", mb->folder);
+
+		return session_fail(s, r, what, error);
+	}
+	out->capabilities = g_strv_builder_end(caps);
+	out->exists = s->imap->imap_selection_info->sel_exists;
+	out->uidvalidity = s->imap->imap_selection_info->sel_uidvalidity;
+	out->uidnext = s->imap->imap_selection_info->sel_uidnext;
+	mailimap_logout(s->imap);
+	return TRUE;
+}

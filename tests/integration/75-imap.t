@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+# The IMAP door against a real Dovecot (tests/integration/mrdovecot.py):
+# a backlog stored once each; new mail while mailroomd sits in IDLE; each
+# after action (seen, move, delete); a restart resumes where it stopped
+# without storing anything twice; mailroomctl mailbox status.
+# Runs on both engines (MR_TEST_DB).
+import os
+import sys
+import time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mrdovecot  # noqa: E402
+
+if not mrdovecot.available():
+    print("1..0 # SKIP %s" % mrdovecot.unavailable_reason())
+    sys.exit(0)
+
+from mrtest import Tap, message  # noqa: E402 - after the skip: Tap prints a plan at exit
+from mrdaemon import Daemon  # noqa: E402
+
+t = Tap()
+section = t.section
+BACKLOG = int(os.environ.get("MR_IMAP_BACKLOG", "300"))
+
+dc = mrdovecot.DovecotServer.start(users=4)
+
+
+def imap_entry(name, user, after="seen", extra=""):
+    pwfile = os.path.join(dc.dir, "%s.pass" % name)
+    with open(pwfile, "w") as f:
+        f.write(dc.password(user) + "\n")
+    return ('{ name = "%s"; host = "127.0.0.1"; port = %d; tls = "none"; user = "%s";'
+            ' password_file = "%s"; role = "support"; after = "%s"; reconnect_max = 2; %s }'
+            % (name, dc.port, user, pwfile, after, extra))
+
+
+def config(*entries):
+    return "imap = (\n  %s\n);\n" % ",\n  ".join(entries)
+
+
+def mail(i, frm="customer%d@client.test", subject="Problem %d"):
+    return message(frm % (i % 7), "support@acme.test", subject % i,
+                   msgid="<imap-%d-%f@client.test>" % (i, time.time())).encode()
+
+
+def wait_until(what, check, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = check()
+        if v:
+            return v
+        time.sleep(0.1)
+    return check()
+
+
+def stored(d):
+    return d.env.query("SELECT count(*) FROM message")[0][0]
+
+
+def deliveries(d, name):
+    return d.env.query("SELECT count(*) FROM delivery WHERE recipient = ?", ("imap:" + name,))[0][0]
+
+
+with section("a backlog is stored once each, then flagged \\Seen"):
+    uids = dc.append_many("user1", "INBOX", [mail(i) for i in range(BACKLOG)])
+    d = Daemon(config(imap_entry("support", "user1")))
+    t0 = time.monotonic()
+    n = wait_until("backlog", lambda: deliveries(d, "support") >= BACKLOG and
+                   d.env.query("SELECT last_uid FROM mailbox_state")[0][0] == uids[-1], 60)
+    took = time.monotonic() - t0
+    t.eq(deliveries(d, "support"), BACKLOG, "%d messages stored (%.1f s)" % (BACKLOG, took))
+    t.eq(stored(d), BACKLOG, "each once")
+    t.ok(all("\\Seen" in dc.flags("user1", "INBOX", u) for u in uids[:5] + uids[-5:]),
+         "and flagged \\Seen on the server")
+    st = d.env.json("mailbox", "status")
+    t.ok(len(st) == 1 and st[0]["name"] == "support" and st[0]["last_uid"] == uids[-1]
+         and st[0]["backlog"] == 0, "mailbox status: last_uid and backlog 0", st)
+    tickets = d.env.json("ticket", "list")
+    t.eq(len(tickets), BACKLOG, "each new support mail made its ticket")
+
+with section("new mail while mailroomd is in IDLE"):
+    t.ok(wait_until("idle", lambda: d.env.json("mailbox", "status")[0]["state"] == "idle", 10),
+         "state idle", d.env.json("mailbox", "status"))
+    latencies = []
+    for i in range(5):
+        before = deliveries(d, "support")
+        t0 = time.monotonic()
+        dc.append("user1", "INBOX", mail(1000 + i))
+        wait_until("new", lambda: deliveries(d, "support") > before, 10)
+        latencies.append(time.monotonic() - t0)
+    t.eq(deliveries(d, "support"), BACKLOG + 5, "5 new messages stored")
+    latencies.sort()
+    t.ok(latencies[-1] < 5, "each within 5 s of its APPEND (median %.2f s, max %.2f s)"
+         % (latencies[2], latencies[-1]))
+
+with section("a restart resumes where it stopped: nothing twice"):
+    t.eq(d.stop(), 0, "mailroomd stops (exit 0)")
+    st = d.env.query("SELECT state FROM mailbox_state WHERE name = 'support'")
+    t.eq(st, [("stopped",)], "state stopped")
+    dc.append("user1", "INBOX", mail(2000))
+    d.start()
+    wait_until("after restart", lambda: deliveries(d, "support") == BACKLOG + 6, 20)
+    t.eq(deliveries(d, "support"), BACKLOG + 6, "the one new message is stored")
+    t.eq(stored(d), BACKLOG + 6, "nothing else again")
+
+with section("after = move and delete"):
+    uids2 = dc.append_many("user2", "INBOX", [mail(i, subject="Move %d") for i in range(20)])
+    uids3 = dc.append_many("user3", "INBOX", [mail(i, subject="Delete %d") for i in range(20)])
+    d.write_config(config(imap_entry("support", "user1"),
+                          imap_entry("moved", "user2", "move:Processed/mailroom"),
+                          imap_entry("deleted", "user3", "delete")))
+    d.reload()
+    wait_until("move+delete", lambda: deliveries(d, "moved") == 20 and
+               deliveries(d, "deleted") == 20 and dc.count("user2", "INBOX") == 0 and
+               dc.count("user3", "INBOX") == 0, 30)
+    t.eq(deliveries(d, "moved"), 20, "moved: 20 stored")
+    t.eq((dc.count("user2", "INBOX"), dc.count("user2", "Processed/mailroom")), (0, 20),
+         "and moved to a folder made for them")
+    t.eq(deliveries(d, "deleted"), 20, "deleted: 20 stored")
+    t.eq(dc.count("user3", "INBOX"), 0, "and gone from the server")
+    st = {m["name"]: m for m in d.env.json("mailbox", "status")}
+    t.eq(sorted(st), ["deleted", "moved", "support"], "status lists the three mailboxes")
+
+with section("TLS: implicit and STARTTLS with the test's CA; refused without it"):
+    def tls_entry(name, user, tls, port, ca=True):
+        e = imap_entry(name, user)
+        e = e.replace('port = %d; tls = "none";' % dc.port, 'port = %d; tls = "%s";' % (port, tls))
+        if ca:   # (the other name: no TLS session of a trusting mailbox to resume)
+            e = e.replace('host = "127.0.0.1"', 'host = "localhost"')
+            e = e[:-1] + 'tls_ca_file = "%s"; }' % dc.ca_file
+        return e
+    for u in ("user2", "user3"):
+        dc.append("user2" if u == "user2" else "user3", "INBOX", mail(4000, subject="TLS " + u + " %d"))
+    d.write_config(config(imap_entry("support", "user1"),
+                          tls_entry("implicit", "user2", "implicit", dc.imaps_port),
+                          tls_entry("starttls", "user3", "starttls", dc.port),
+                          tls_entry("noca", "user4", "implicit", dc.imaps_port, ca=False)))
+    d.reload()
+    st = wait_until("tls", lambda: {m["name"]: m for m in d.env.json("mailbox", "status")
+                                    if m["state"] in ("idle", "backoff")}
+                    if len([m for m in d.env.json("mailbox", "status")
+                            if m["state"] in ("idle", "backoff")]) == 4 else None, 20) or {}
+    t.eq(st.get("implicit", {}).get("state"), "idle", "implicit TLS with tls_ca_file: idle")
+    t.eq(st.get("starttls", {}).get("state"), "idle", "STARTTLS with tls_ca_file: idle")
+    t.ok(deliveries(d, "implicit") >= 1 and deliveries(d, "starttls") >= 1,
+         "both fetched their mail")
+    noca = st.get("noca", {})
+    t.ok(noca.get("state") == "backoff" and "unknown CA" in (noca.get("last_error") or ""),
+         "without tls_ca_file: refused, the certificate is signed by an unknown CA", noca)
+
+with section("XOAUTH2: a token from token_command; an expired one is asked again"):
+    tokfile = os.path.join(dc.dir, "token")
+    script = os.path.join(dc.dir, "get-token")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n# prints the token of the file, then the next one next time\n"
+                "n=$(cat %s.n 2>/dev/null || echo 0); echo $((n + 1)) > %s.n\n"
+                "sed -n \"$((n + 1))p\" %s\n" % (tokfile, tokfile, tokfile))
+    os.chmod(script, 0o755)
+    with open(tokfile, "w") as f:
+        f.write("tok-expired\ntok-good\ntok-good\ntok-good\n")
+    dc.oauth_tokens["tok-good"] = "user4"
+    dc.oauth_tokens["tok-expired"] = "user4"
+    dc.expire_token("tok-expired")
+    dc.append("user4", "INBOX", mail(5000, subject="OAuth %d"))
+    oauth = ('{ name = "oauth"; host = "127.0.0.1"; port = %d; tls = "none"; user = "user4";'
+             ' auth = "xoauth2"; token_command = "%s \'an argument\'"; role = "support";'
+             ' reconnect_max = 2; }' % (dc.port, script))
+    d.write_config(config(imap_entry("support", "user1"), oauth))
+    d.reload()
+    t.ok(wait_until("oauth", lambda: deliveries(d, "oauth") == 1, 20),
+         "logged in with XOAUTH2 and fetched", d.env.json("mailbox", "status"))
+    t.ok(len(dc.introspections("tok-expired")) >= 1 and len(dc.introspections("tok-good")) >= 1,
+         "the expired token was refused and the command asked again at once")
+    t.ok("tok-good" not in d.log() and "tok-expired" not in d.log(), "tokens are never logged")
+
+with section("Dovecot restarted mid-run: mailroomd reconnects and goes on"):
+    dc.restart()
+    before = deliveries(d, "support")
+    dc.append("user1", "INBOX", mail(6000))
+    t.ok(wait_until("reconnect", lambda: deliveries(d, "support") == before + 1, 20),
+         "the next mail after the restart is stored", d.env.json("mailbox", "status"))
+
+with section("a message over limits.max_message_size is left on the server"):
+    big = mail(7000, subject="Big %d") + b"x" * 4096 * 1024
+    uid_big = dc.append("user1", "INBOX", big)
+    before = deliveries(d, "support")
+    d.write_config(config(imap_entry("support", "user1")) +
+                   "limits = { max_message_size = 1048576; };\n")
+    d.reload()   # a changed limit: the mailbox entry is the same, the limit is read per batch
+    dc.append("user1", "INBOX", mail(7001))
+    t.ok(wait_until("big", lambda: deliveries(d, "support") == before + 1, 20),
+         "the next message is stored")
+    t.ok(uid_big in dc.uids("user1", "INBOX") and "\\Seen" not in dc.flags("user1", "INBOX", uid_big),
+         "the big one stays on the server, untouched")
+    t.ok("over limits.max_message_size" in d.log(), "with a warning in the log")
+
+with section("a wrong password: auth_failed, the others go on"):
+    bad = imap_entry("bad", "user4")
+    with open(os.path.join(dc.dir, "bad.pass"), "w") as f:
+        f.write("wrong\n")
+    d.write_config(config(imap_entry("support", "user1"), bad))
+    d.reload()
+    st = wait_until("auth_failed", lambda: [m for m in d.env.json("mailbox", "status")
+                                            if m["name"] == "bad" and m["state"] == "auth_failed"],
+                    15)
+    t.ok(st and st[0]["last_error"] and "wrong" not in st[0]["last_error"],
+         "state auth_failed with the server's reason (no password in it)", st)
+    before = deliveries(d, "support")
+    dc.append("user1", "INBOX", mail(3000))
+    t.ok(wait_until("others", lambda: deliveries(d, "support") == before + 1, 10),
+         "the other mailbox still takes mail")
+    t.eq(d.stop(), 0, "exit 0")
+    t.ok("wrong" not in d.log(), "the password is never logged")
+
+with section("no IDLE on the server: polling"):
+    dc2 = mrdovecot.DovecotServer.start(users=1, capabilities_off=("IDLE",))
+    pw = os.path.join(dc2.dir, "p.pass")
+    with open(pw, "w") as f:
+        f.write(dc2.password("user1") + "\n")
+    entry = ('{ name = "polled"; host = "127.0.0.1"; port = %d; tls = "none"; user = "user1";'
+             ' password_file = "%s"; role = "bcc"; poll_interval = 1; }' % (dc2.port, pw))
+    d = Daemon(config(entry))
+    t.ok(wait_until("polling", lambda: d.env.json("mailbox", "status")[0]["state"] == "polling",
+                    10), "state polling", d.env.json("mailbox", "status"))
+    dc2.append("user1", "INBOX", message("alice@acme.test", "bob@customer.test", "Offer").encode())
+    t.ok(wait_until("polled", lambda: deliveries(d, "polled") == 1, 10),
+         "new mail is stored at the next poll")
+    t.eq(d.stop(), 0, "exit 0")
+    dc2.stop()
+
+with section("SIGKILL of mailroomd mid-drain: after the restart, every message once"):
+    total = 1500
+    dc.add_user("crasher")
+    uids = dc.append_many("crasher", "INBOX", [mail(i, subject="Crash %d") for i in range(total)])
+    d = Daemon(config(imap_entry("crash", "crasher", "move:Done")))
+    wait_until("some", lambda: deliveries(d, "crash") > 100, 30)
+    d.kill()
+    got = deliveries(d, "crash")
+    t.ok(0 < got < total, "killed after %d of %d were stored" % (got, total))
+    d.start()
+    t.ok(wait_until("all", lambda: deliveries(d, "crash") == total and
+                    dc.count("crasher", "INBOX") == 0, 60),
+         "after the restart all %d are stored" % total, deliveries(d, "crash"))
+    dups = d.env.query("SELECT count(*) FROM (SELECT content_key FROM message"
+                       " GROUP BY content_key HAVING count(*) > 1) x")[0][0]
+    t.eq(dups, 0, "none twice")
+    t.eq(dc.count("crasher", "Done"), total, "and every one was moved exactly once")
+    t.eq(d.stop(), 0, "exit 0")
+
