@@ -45,6 +45,7 @@ typedef struct {
 	gboolean internal;
 	gint64 user_id;  /* internal: the user's id, 0 when not yet a user */
 	gint64 contact_id; /* external: the contact's id, 0 when new */
+	gint64 account_id; /* external: the account of @contact_id, 0 when none */
 	gboolean is_sender; /* From: (or the original sender of a forward) */
 } MrParty;
 

@@ -51,7 +51,8 @@ gboolean mr_store_begin(MrStore *store, GError **error);
 /* COMMIT.  Only after TRUE is the work durable. */
 gboolean mr_store_commit(MrStore *store, GError **error);
 
-/* ROLLBACK, if a transaction is open. */
+/* ROLLBACK, if a transaction is open; forgets a failed look-up (see
+ * mr_store_check()), whose answer concerned the work undone. */
 void mr_store_rollback(MrStore *store);
 
 /* Returns: TRUE while a transaction is open.  After an error, FALSE means
@@ -67,8 +68,8 @@ gboolean mr_store_savepoint(MrStore *store, GError **error);
 /* RELEASE the savepoint: the message's work joins the transaction. */
 gboolean mr_store_release(MrStore *store, GError **error);
 
-/* ROLLBACK TO and RELEASE the savepoint: the message's work is undone, the
- * transaction stays open. */
+/* ROLLBACK TO and RELEASE the savepoint: the message's work is undone (a
+ * failed look-up forgotten with it), the transaction stays open. */
 void mr_store_rollback_to(MrStore *store);
 
 /* Returns FALSE with @error when a look-up failed since the last check
@@ -85,6 +86,13 @@ gint64 mr_store_user_by_address(MrStore *store, const char *email);
 
 /* Returns the contact id of @email, or 0. */
 gint64 mr_store_contact_by_email(MrStore *store, const char *email);
+
+/* Looks @email up as a user's address and as a contact at once (one
+ * statement): sets @user_out to the user's id, @contact_out to the
+ * contact's and @account_out to that contact's account, each 0 when
+ * there is none. */
+void mr_store_party_by_email(MrStore *store, const char *email, gint64 *user_out,
+			     gint64 *contact_out, gint64 *account_out);
 
 /* Returns TRUE when @ref exists; sets @status_out (transfer full,
  * nullable) to its status. */
@@ -125,13 +133,18 @@ gboolean mr_store_delivery_exists(MrStore *store, gint64 message_row, const char
 typedef struct {
 	gint64 message_row; /* the stored message */
 	gboolean new_message; /* FALSE when the bytes were already stored */
+	gboolean duplicate;   /* already delivered to the plan's recipient:
+				 nothing was written */
 	MrRecordRef record;   /* the record created or updated, if any */
 } MrApplied;
 
 /* Applies @plan inside the open transaction: stores @raw (content key @key)
  * and @msg unless @message_row is already non-zero, records the delivery,
  * creates users, contacts, accounts, tickets and leads as planned, links
- * and writes the events.  Returns FALSE with @error; the caller rolls back. */
+ * and writes the events.  With @message_row 0, the message is looked up
+ * by @key as it is inserted: when it is stored already and was delivered
+ * to the plan's recipient, nothing is written and @out says duplicate.
+ * Returns FALSE with @error; the caller rolls back. */
 gboolean mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 			const MrMessage *msg, gint64 message_row, MrApplied *out,
 			GError **error);

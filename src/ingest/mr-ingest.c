@@ -79,25 +79,22 @@ static gboolean
 ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 		   const char *rcpt, const char *envelope_from, MrDelivery *out, GError **error)
 {
-	gint64 row = mr_store_message_by_key(store, item->key);
-	gboolean delivered = row != 0 && mr_store_delivery_exists(store, row, rcpt);
 	g_autoptr(MrPlan) plan = NULL;
 	MrApplied applied = { 0 };
 
 	out->degraded = item->msg->status != MR_PARSE_OK;
-	if (!mr_store_check(store, error))
-		return FALSE;
-	if (delivered) {
-		out->message_row = row;
-		out->duplicate = TRUE;
-		return TRUE;
-	}
+	/* Routing only reads; the apply finds a duplicate delivery as it
+	 * inserts the message (by its content key) and then writes nothing. */
 	plan = mr_route_plan_facts(cfg, store, item->msg, item->facts, rcpt, envelope_from, error);
 	if (plan == NULL)
 		return FALSE;
-	if (!mr_store_apply(store, plan, item->raw, item->key, item->msg, row, &applied, error))
+	if (!mr_store_apply(store, plan, item->raw, item->key, item->msg, 0, &applied, error))
 		return FALSE;
 	out->message_row = applied.message_row;
+	if (applied.duplicate) {
+		out->duplicate = TRUE;
+		return TRUE;
+	}
 	out->new_message = applied.new_message;
 	out->record = applied.record;
 	out->action = plan->action;
@@ -121,7 +118,7 @@ mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 	}
 	rcpt = mr_address_normalise(recipient);
 	/* With several daemons on one database, another may insert the same
-	 * contact, account, lead or message between our look-up and our
+	 * contact, account or lead between our look-up and our
 	 * insert: a constraint refuses ours.  Undone to the savepoint, the
 	 * work is done again, and this time the look-ups see the other's
 	 * committed row.  (One writer on SQLite never races.) */

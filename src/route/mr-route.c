@@ -298,6 +298,7 @@ add_party(PartyList *l, const MrAddress *a, const char *email, gboolean is_sende
 	MrPlan *plan = l->plan;
 	const char *at;
 	gpointer index;
+	gint64 contact, account;
 	MrParty *p;
 
 	if (a == NULL || email == NULL)
@@ -314,10 +315,12 @@ add_party(PartyList *l, const MrAddress *a, const char *email, gboolean is_sende
 	p->email = g_strdup(email);
 	p->name = g_strdup(a->name);
 	p->is_sender = is_sender;
-	p->user_id = mr_store_user_by_address(store, p->email);
+	mr_store_party_by_email(store, p->email, &p->user_id, &contact, &account);
 	p->internal = p->user_id != 0 || mr_config_is_own_domain(cfg, at + 1);
-	if (!p->internal)
-		p->contact_id = mr_store_contact_by_email(store, p->email);
+	if (!p->internal) {
+		p->contact_id = contact;
+		p->account_id = account;
+	}
 	g_ptr_array_add(plan->parties, p);
 	g_hash_table_insert(l->seen, p->email, GUINT_TO_POINTER(plan->parties->len));
 	return (int)plan->parties->len - 1;

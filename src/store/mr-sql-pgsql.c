@@ -6,7 +6,16 @@
  * blob as a binary parameter (no escaping), text results.  The store's
  * portable SQL is adapted here, in one place: ?N parameters become $N and
  * group_concat() becomes string_agg().  A lost connection is a temporary
- * error; the next transaction reconnects and prepares again. */
+ * error; the next transaction reconnects and prepares again.
+ *
+ * Round trips: inside a transaction, SAVEPOINT and the statements run
+ * with step_later are not waited for.  They wait in libpq's pipeline
+ * (PQenterPipelineMode) and go to the server with the next statement
+ * whose answer is needed (a look-up, an INSERT ... RETURNING id, RELEASE,
+ * COMMIT), in one write and one read; a message of the ingest path costs
+ * a few round trips instead of one per statement.  The first error of the
+ * pipeline is the one reported, and the statements after it are skipped
+ * by the server, as if the caller had stopped there. */
 #define G_LOG_DOMAIN "mailroom-store"
 
 #include <string.h>
@@ -39,6 +48,14 @@ typedef struct {
 	PGconn *pg;
 	guint generation; /* bumped by every reconnect: statements prepare again */
 	guint next_id;    /* statement names */
+	/* In pipeline mode: the statements sent and not yet answered, each as
+	 * its SQL text (owned), for its error message. */
+	GPtrArray *queued;
+	/* The error that aborted the transaction, reported again by the
+	 * statements that fail after it (SQLSTATE 25P02, "current transaction
+	 * is aborted"), so that the caller sees and classifies the cause --
+	 * a constraint, a deadlock -- wherever it surfaces. */
+	GError *cause;
 } PgConn;
 
 typedef struct {
@@ -60,16 +77,23 @@ typedef struct {
 #define CONN(c) ((PgConn *)(c))
 #define STMT(s) ((PgStmt *)(s))
 
-/* Classifies a failed result (or the connection's state) into @error. */
+/* Classifies a failed result (or the connection's state) into @error.  A
+ * statement refused because an earlier one aborted the transaction
+ * reports that earlier one, the cause. */
 static void
 pg_error(PgConn *conn, const PGresult *res, const char *what, GError **error)
 {
 	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	g_autofree char *msg = g_strdup(res != NULL && *PQresultErrorMessage(res) != '\0'
-						? PQresultErrorMessage(res)
-						: PQerrorMessage(conn->pg));
+	g_autofree char *msg = NULL;
+	GError *local;
 	int code = MR_STORE_ERROR_FAILED;
 
+	if (state != NULL && strcmp(state, "25P02") == 0 && conn->cause != NULL) {
+		g_propagate_error(error, g_error_copy(conn->cause));
+		return;
+	}
+	msg = g_strdup(res != NULL && *PQresultErrorMessage(res) != '\0' ? PQresultErrorMessage(res)
+									 : PQerrorMessage(conn->pg));
 	g_strstrip(msg);
 	if (PQstatus(conn->pg) != CONNECTION_OK || state == NULL)
 		code = MR_STORE_ERROR_BUSY; /* the connection: try again later */
@@ -80,9 +104,24 @@ pg_error(PgConn *conn, const PGresult *res, const char *what, GError **error)
 		 strcmp(state, "53300") == 0)
 		code = MR_STORE_ERROR_BUSY; /* serialization, deadlock, lock time-out,
 					       shutdown, too many connections */
-	g_set_error(error, MR_STORE_ERROR, code, "%s: %s%s%s%s", what, msg,
-		    state != NULL ? " (SQLSTATE " : "", state != NULL ? state : "",
-		    state != NULL ? ")" : "");
+	local = g_error_new(MR_STORE_ERROR, code, "%s: %s%s%s%s", what, msg,
+			    state != NULL ? " (SQLSTATE " : "", state != NULL ? state : "",
+			    state != NULL ? ")" : "");
+	/* Inside a transaction (idle in it, or in a pipeline), an error of
+	 * the server aborts it. */
+	if (state != NULL && conn->cause == NULL &&
+	    PQtransactionStatus(conn->pg) != PQTRANS_IDLE &&
+	    PQtransactionStatus(conn->pg) != PQTRANS_UNKNOWN)
+		conn->cause = g_error_copy(local);
+	g_propagate_error(error, local);
+}
+
+/* Forgets the cause of an aborted transaction: the transaction, or the
+ * work that failed, is gone. */
+static void
+pg_clear_cause(PgConn *conn)
+{
+	g_clear_error(&conn->cause);
 }
 
 /* Reconnects a broken connection.  Returns FALSE with @error. */
@@ -91,6 +130,8 @@ pg_ensure(PgConn *conn, GError **error)
 {
 	if (PQstatus(conn->pg) == CONNECTION_OK)
 		return TRUE;
+	g_ptr_array_set_size(conn->queued, 0); /* PQreset leaves pipeline mode */
+	pg_clear_cause(conn);
 	PQreset(conn->pg);
 	if (PQstatus(conn->pg) != CONNECTION_OK) {
 		pg_error(conn, NULL, "reconnect", error);
@@ -101,14 +142,120 @@ pg_ensure(PgConn *conn, GError **error)
 	return TRUE;
 }
 
+/* Reads the results of one statement of the pipeline: keeps the first
+ * error in @first, and the result in @keep (nullable) when it succeeded. */
+static void
+pg_pipeline_result(PgConn *conn, const char *what, PGresult **keep, GError **first)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(conn->pg)) != NULL) {
+		ExecStatusType status = PQresultStatus(res);
+
+		if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR ||
+		    status == PGRES_BAD_RESPONSE) {
+			if (*first == NULL)
+				pg_error(conn, res, what, first);
+		} else if (status == PGRES_PIPELINE_ABORTED) {
+			/* skipped after an earlier error, which *first holds */
+			if (*first == NULL)
+				g_set_error(first, MR_STORE_ERROR, MR_STORE_ERROR_FAILED,
+					    "%s: skipped after an error", what);
+		} else if (keep != NULL && *keep == NULL) {
+			*keep = res;
+			continue;
+		}
+		PQclear(res);
+	}
+}
+
+/* Ends the pipeline: a sync, then the results of every statement sent
+ * since the last one, in order, and of @reader last (nullable: the
+ * statement whose rows the caller wants; they land in reader->res).
+ * Returns FALSE with the first error. */
+static gboolean
+pg_pipeline_sync(PgConn *conn, PgStmt *reader, GError **error)
+{
+	g_autoptr(GError) first = NULL;
+	PGresult *res;
+
+	if (PQpipelineStatus(conn->pg) == PQ_PIPELINE_OFF)
+		return TRUE;
+	if (!PQpipelineSync(conn->pg)) {
+		pg_error(conn, NULL, "pipeline sync", &first);
+	} else {
+		for (guint i = 0; i < conn->queued->len; i++)
+			pg_pipeline_result(conn, g_ptr_array_index(conn->queued, i), NULL, &first);
+		if (reader != NULL)
+			pg_pipeline_result(conn, reader->sql, &reader->res, &first);
+		/* The sync's own result; none when the connection broke. */
+		res = PQgetResult(conn->pg);
+		if (res != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC && first == NULL)
+			pg_error(conn, res, "pipeline sync", &first);
+		PQclear(res);
+	}
+	g_ptr_array_set_size(conn->queued, 0);
+	if (!PQexitPipelineMode(conn->pg) && first == NULL)
+		pg_error(conn, NULL, "pipeline", &first);
+	if (first == NULL && (PQstatus(conn->pg) != CONNECTION_OK ||
+			      (reader != NULL && reader->res == NULL)))
+		pg_error(conn, NULL, reader != NULL ? reader->sql : "pipeline", &first);
+	if (first != NULL) {
+		if (reader != NULL)
+			g_clear_pointer(&reader->res, PQclear);
+		g_propagate_error(error, g_steal_pointer(&first));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Before a statement that is waited for outside the pipeline: settles
+ * what the pipeline holds.  Returns FALSE with its first error. */
+static gboolean
+pg_settle(PgConn *conn, GError **error)
+{
+	return pg_pipeline_sync(conn, NULL, error);
+}
+
+static gboolean
+pg_pipeline_enter(PgConn *conn, GError **error)
+{
+	if (PQpipelineStatus(conn->pg) != PQ_PIPELINE_OFF)
+		return TRUE;
+	if (!PQenterPipelineMode(conn->pg)) {
+		pg_error(conn, NULL, "pipeline", error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Sends @sql, a statement without parameters or rows, in the pipeline. */
+static gboolean
+pg_queue_text(PgConn *conn, const char *sql, GError **error)
+{
+	if (!pg_pipeline_enter(conn, error))
+		return FALSE;
+	if (!PQsendQueryParams(conn->pg, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+		pg_error(conn, NULL, sql, error);
+		return FALSE;
+	}
+	g_ptr_array_add(conn->queued, g_strdup(sql));
+	return TRUE;
+}
+
 static gboolean
 pg_exec(MrSqlConn *c, const char *script, GError **error)
 {
 	PgConn *conn = CONN(c);
-	PGresult *res = PQexec(conn->pg, script);
-	ExecStatusType st = PQresultStatus(res);
-	gboolean ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	PGresult *res;
+	ExecStatusType st;
+	gboolean ok;
 
+	if (!pg_settle(conn, error))
+		return FALSE;
+	res = PQexec(conn->pg, script);
+	st = PQresultStatus(res);
+	ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 	if (!ok)
 		pg_error(conn, res, script, error);
 	PQclear(res);
@@ -125,6 +272,7 @@ pg_begin(MrSqlConn *c, GError **error)
 
 	if (PQtransactionStatus(conn->pg) == PQTRANS_UNKNOWN && !pg_ensure(conn, error))
 		return FALSE;
+	pg_clear_cause(conn);
 	/* One round trip; a lock that times out fails the transaction. */
 	if (pg_exec(c, sql, error))
 		return TRUE;
@@ -136,9 +284,13 @@ static gboolean
 pg_commit(MrSqlConn *c, GError **error)
 {
 	PgConn *conn = CONN(c);
-	PGresult *res = PQexec(conn->pg, "COMMIT");
-	gboolean ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PGresult *res;
+	gboolean ok;
 
+	if (!pg_settle(conn, error))
+		return FALSE; /* the transaction is aborted: the caller rolls back */
+	res = PQexec(conn->pg, "COMMIT");
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	/* COMMIT of a transaction that failed answers "ROLLBACK". */
 	if (ok && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_FAILED,
@@ -148,6 +300,7 @@ pg_commit(MrSqlConn *c, GError **error)
 		pg_error(conn, res, "COMMIT", error);
 	}
 	PQclear(res);
+	pg_clear_cause(conn);
 	return ok;
 }
 
@@ -162,38 +315,57 @@ pg_in_transaction(MrSqlConn *c)
 static void
 pg_rollback(MrSqlConn *c)
 {
+	PgConn *conn = CONN(c);
 	g_autoptr(GError) error = NULL;
 
+	/* What the pipeline holds is undone with the rest: its errors too. */
+	pg_settle(conn, NULL);
+	pg_clear_cause(conn);
 	if (pg_in_transaction(c) && !pg_exec(c, "ROLLBACK", &error))
 		g_warning("rollback failed: %s", error->message);
 }
 
 static gboolean
-pg_savepoint_op(MrSqlConn *c, const char *op, const char *name, GError **error)
+pg_savepoint(MrSqlConn *c, const char *name, GError **error)
 {
+	PgConn *conn = CONN(c);
 	char sql[96];
 
 	g_return_val_if_fail(strlen(name) < 64, FALSE);
-	g_snprintf(sql, sizeof sql, "%s %s", op, name);
+	g_snprintf(sql, sizeof sql, "SAVEPOINT %s", name);
+	/* Its answer can wait for the message's first look-up. */
+	if (pg_in_transaction(c))
+		return pg_queue_text(conn, sql, error);
 	return pg_exec(c, sql, error);
-}
-
-static gboolean
-pg_savepoint(MrSqlConn *c, const char *name, GError **error)
-{
-	return pg_savepoint_op(c, "SAVEPOINT", name, error);
 }
 
 static gboolean
 pg_release(MrSqlConn *c, const char *name, GError **error)
 {
-	return pg_savepoint_op(c, "RELEASE SAVEPOINT", name, error);
+	PgConn *conn = CONN(c);
+	char sql[96];
+
+	g_return_val_if_fail(strlen(name) < 64, FALSE);
+	g_snprintf(sql, sizeof sql, "RELEASE SAVEPOINT %s", name);
+	/* One round trip for the release and what waits before it: the
+	 * server skips the release when one of them fails. */
+	return pg_queue_text(conn, sql, error) && pg_settle(conn, error);
 }
 
 static gboolean
 pg_rollback_to(MrSqlConn *c, const char *name, GError **error)
 {
-	return pg_savepoint_op(c, "ROLLBACK TO SAVEPOINT", name, error);
+	PgConn *conn = CONN(c);
+	char sql[96];
+
+	g_return_val_if_fail(strlen(name) < 64, FALSE);
+	g_snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT %s", name);
+	/* The work undone takes its errors along. */
+	pg_settle(conn, NULL);
+	if (!pg_exec(c, sql, error))
+		return FALSE;
+	pg_clear_cause(conn);
+	return TRUE;
 }
 
 static gboolean
@@ -210,9 +382,12 @@ pg_lock_schema(MrSqlConn *c, GError **error)
 static char *
 pg_value(PgConn *conn, const char *sql, GError **error)
 {
-	PGresult *res = PQexec(conn->pg, sql);
+	PGresult *res;
 	char *v = NULL;
 
+	if (!pg_settle(conn, error))
+		return NULL;
+	res = PQexec(conn->pg, sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		pg_error(conn, res, sql, error);
 	else
@@ -312,7 +487,8 @@ pg_rewrite(const char *sql, int *nparams, Oid **types)
 	return g_string_free(out, FALSE);
 }
 
-/* Prepares @s on the current connection unless it already is. */
+/* Prepares @s on the current connection unless it already is (settling
+ * the pipeline first: once per statement and connection). */
 static gboolean
 pg_stmt_ensure(PgStmt *s, GError **error)
 {
@@ -322,6 +498,8 @@ pg_stmt_ensure(PgStmt *s, GError **error)
 
 	if (s->generation == conn->generation)
 		return TRUE;
+	if (!pg_settle(conn, error))
+		return FALSE;
 	res = PQprepare(conn->pg, s->name, s->sql, s->nparams, s->types);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
@@ -453,6 +631,23 @@ pg_bind_blob(MrSqlStmt *st, int i, const void *data, gsize len)
 	s->formats[k] = 1; /* binary: the bytes as they are */
 }
 
+/* Sends @s (prepared, bound) in the pipeline; libpq copies the
+ * parameters, so that @s can be reset at once. */
+static gboolean
+pg_send(PgStmt *s, GError **error)
+{
+	PgConn *conn = CONN(s->base.conn);
+
+	if (!pg_pipeline_enter(conn, error))
+		return FALSE;
+	if (!PQsendQueryPrepared(conn->pg, s->name, s->nparams, (const char *const *)s->values,
+				 s->lengths, s->formats, 0)) {
+		pg_error(conn, NULL, s->sql, error);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static MrSqlStep
 pg_step(MrSqlStmt *st, GError **error)
 {
@@ -463,8 +658,15 @@ pg_step(MrSqlStmt *st, GError **error)
 	if (s->res == NULL) {
 		if (!pg_stmt_ensure(s, error))
 			return MR_SQL_FAIL;
-		s->res = PQexecPrepared(conn->pg, s->name, s->nparams, (const char *const *)s->values,
-					s->lengths, s->formats, 0);
+		if (conn->queued->len > 0) {
+			/* The statements held back go with this one. */
+			if (!pg_send(s, error) || !pg_pipeline_sync(conn, s, error))
+				return MR_SQL_FAIL;
+		} else {
+			s->res = PQexecPrepared(conn->pg, s->name, s->nparams,
+						(const char *const *)s->values, s->lengths,
+						s->formats, 0);
+		}
 		status = PQresultStatus(s->res);
 		if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
 			pg_error(conn, s->res, s->sql, error);
@@ -474,6 +676,22 @@ pg_step(MrSqlStmt *st, GError **error)
 	}
 	s->row++;
 	return s->row < PQntuples(s->res) ? MR_SQL_ROW : MR_SQL_DONE;
+}
+
+static gboolean
+pg_step_later(MrSqlStmt *st, GError **error)
+{
+	PgStmt *s = STMT(st);
+
+	/* Outside a transaction it commits on its own: its outcome is due now. */
+	if (!pg_in_transaction(st->conn))
+		return pg_step(st, error) != MR_SQL_FAIL;
+	if (!pg_stmt_ensure(s, error))
+		return FALSE;
+	if (!pg_send(s, error))
+		return FALSE;
+	g_ptr_array_add(CONN(st->conn)->queued, g_strdup(s->sql));
+	return TRUE;
 }
 
 static int
@@ -573,6 +791,8 @@ pg_close(MrSqlConn *c)
 	if (conn->pg != NULL && PQstatus(conn->pg) == CONNECTION_OK)
 		pg_rollback(c);
 	PQfinish(conn->pg);
+	g_ptr_array_unref(conn->queued);
+	g_clear_error(&conn->cause);
 	g_free(conn);
 }
 
@@ -610,9 +830,11 @@ pg_open(const MrConfig *cfg, gboolean create, GError **error)
 
 	conn->base.driver = &mr_sql_pgsql_driver;
 	conn->generation = 1;
+	conn->queued = g_ptr_array_new_with_free_func(g_free);
 	if (cfg->database_password_file != NULL) {
 		password = pg_read_password(cfg->database_password_file, error);
 		if (password == NULL) {
+			g_ptr_array_unref(conn->queued);
 			g_free(conn);
 			return NULL;
 		}
@@ -656,6 +878,7 @@ const MrSqlDriver mr_sql_pgsql_driver = {
 	.bind_text = pg_bind_text,
 	.bind_blob = pg_bind_blob,
 	.step = pg_step,
+	.step_later = pg_step_later,
 	.reset = pg_reset,
 	.column_count = pg_column_count,
 	.column_name = pg_column_name,

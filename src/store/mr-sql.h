@@ -4,7 +4,9 @@
  * today, PostgreSQL next) implements it for one database engine.  The
  * model is Dovecot's lib-sql, made synchronous: a connection, transactions
  * and named savepoints, prepared statements with ?N parameters (1-based)
- * and a row cursor, columns 0-based.
+ * and a row cursor, columns 0-based.  One exception, for engines behind a
+ * network round trip: a statement without rows may be held back
+ * (step_later) and its error reported by the next statement waited for.
  *
  * Errors are set in MR_STORE_ERROR and classified once, by the driver:
  * MR_STORE_ERROR_BUSY for what may succeed when tried again (a lock held
@@ -99,6 +101,14 @@ struct _MrSqlDriver {
 	/* @data must stay valid until the statement is reset. */
 	void (*bind_blob)(MrSqlStmt *st, int i, const void *data, gsize len);
 	MrSqlStep (*step)(MrSqlStmt *st, GError **error);
+	/* (nullable) Steps @st, a statement without rows whose outcome can
+	 * wait, inside a transaction: the engine may hold it back and send it
+	 * with the next statement whose answer is needed.  Its error is then
+	 * reported by the next step, release, commit or exec -- whichever
+	 * comes first; never lost, and always before the savepoint it ran
+	 * under is released.  The statement may be reset and used again at
+	 * once.  NULL: step runs it now. */
+	gboolean (*step_later)(MrSqlStmt *st, GError **error);
 	/* Ends the current use: rows, snapshot and bindings go. */
 	void (*reset)(MrSqlStmt *st);
 	int (*column_count)(MrSqlStmt *st);
@@ -135,6 +145,18 @@ static inline MrSqlStep
 mr_sql_step(MrSqlStmt *st, GError **error)
 {
 	return st->conn->driver->step(st, error);
+}
+
+/* Steps a statement without rows whose error may come later (see
+ * step_later); TRUE when it ran or was held back. */
+static inline gboolean
+mr_sql_step_later(MrSqlStmt *st, GError **error)
+{
+	const MrSqlDriver *d = st->conn->driver;
+
+	if (d->step_later != NULL)
+		return d->step_later(st, error);
+	return d->step(st, error) != MR_SQL_FAIL;
 }
 
 static inline void

@@ -435,6 +435,11 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"INSERT INTO user_address (address, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 	[MR_STMT_USER_SET_NAME] = "UPDATE app_user SET name = ?2 WHERE id = ?1",
 	[MR_STMT_CONTACT_BY_EMAIL] = "SELECT id FROM contact WHERE email = ?1",
+	/* Both look-ups of a party in one statement: one round trip. */
+	[MR_STMT_PARTY_BY_EMAIL] =
+		"SELECT u.user_id, c.id, c.account_id FROM (SELECT CAST(?1 AS TEXT) AS email) k"
+		" LEFT JOIN user_address u ON u.address = k.email"
+		" LEFT JOIN contact c ON c.email = k.email",
 	[MR_STMT_CONTACT_INSERT] =
 		"INSERT INTO contact (email, name, account_id, owner_id, created, last_seen)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (email) DO NOTHING RETURNING id",
@@ -469,7 +474,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" subject_norm, from_email, from_name, date, received, size, parse_status,"
 		" parse_problem, auto_kind, auto_reason, is_forward, original_from, snippet)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-		" ?16, ?17) RETURNING id",
+		" ?16, ?17) ON CONFLICT (content_key) DO NOTHING RETURNING id",
 	[MR_STMT_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
 	[MR_STMT_ADDRESS_INSERT] =
 		"INSERT INTO message_address (message_id, kind, email, name) VALUES (?1, ?2, ?3, ?4)",

@@ -30,6 +30,16 @@ step_done(MrStore *store, MrSqlStmt *st, GError **error)
 	return mr_sql_step(st, error) != MR_SQL_FAIL;
 }
 
+/* Steps a statement that returns no rows and whose outcome can wait: the
+ * driver may send it with the next statement that answers, which then
+ * reports its error (mr-sql.h, step_later).  For the inserts and updates
+ * of applying a plan, whose errors all end in the same undo. */
+static gboolean
+step_later(MrStore *store, MrSqlStmt *st, GError **error)
+{
+	return mr_sql_step_later(st, error);
+}
+
 gboolean
 mr_store_step_row(MrStore *store, MrSqlStmt *st)
 {
@@ -292,6 +302,8 @@ void
 mr_store_rollback(MrStore *store)
 {
 	store->driver->rollback(store->conn);
+	/* A look-up that failed in the work undone concerns nothing now. */
+	g_clear_error(&store->lookup_error);
 }
 
 gboolean
@@ -319,6 +331,7 @@ mr_store_rollback_to(MrStore *store)
 {
 	g_autoptr(GError) error = NULL;
 
+	g_clear_error(&store->lookup_error); /* as in mr_store_rollback() */
 	if (!store->driver->rollback_to(store->conn, MR_STORE_SAVEPOINT, &error) ||
 	    !store->driver->release(store->conn, MR_STORE_SAVEPOINT, &error))
 		g_warning("undoing a message's savepoint failed: %s", error->message);
@@ -365,6 +378,20 @@ mr_store_contact_by_email(MrStore *store, const char *email)
 
 	mr_sql_bind_text(st, 1, email);
 	return mr_store_step_int64(store, st);
+}
+
+void
+mr_store_party_by_email(MrStore *store, const char *email, gint64 *user_out,
+			gint64 *contact_out, gint64 *account_out)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_PARTY_BY_EMAIL);
+	gboolean found;
+
+	mr_sql_bind_text(st, 1, email);
+	found = mr_store_step_row(store, st);
+	*user_out = found ? mr_sql_column_int64(st, 0) : 0;
+	*contact_out = found ? mr_sql_column_int64(st, 1) : 0;
+	*account_out = found ? mr_sql_column_int64(st, 2) : 0;
 }
 
 static const MrStmtId mr_status_sql[] = {
@@ -502,7 +529,7 @@ insert_address(MrStore *store, gint64 msg, const char *kind, const MrAddress *a,
 	mr_sql_bind_text(st, 2, kind);
 	mr_sql_bind_text(st, 3, a->email);
 	mr_sql_bind_text(st, 4, a->name);
-	return step_done(store, st, error);
+	return step_later(store, st, error);
 }
 
 static gboolean
@@ -517,7 +544,7 @@ insert_attachment(MrStore *store, gint64 msg, const MrAttachment *att, GError **
 		mr_sql_bind_text(st, 1, att->sha256);
 		mr_sql_bind_int64(st, 2, (gint64)len);
 		mr_sql_bind_blob(st, 3, data, len);
-		if (!step_done(store, st, error))
+		if (!step_later(store, st, error))
 			return FALSE;
 	}
 	{
@@ -529,7 +556,7 @@ insert_attachment(MrStore *store, gint64 msg, const MrAttachment *att, GError **
 		mr_sql_bind_text(st, 4, att->content_type != NULL ? att->content_type
 							   : "application/octet-stream");
 		mr_sql_bind_int64(st, 5, (gint64)att->size);
-		return step_done(store, st, error);
+		return step_later(store, st, error);
 	}
 }
 
@@ -574,7 +601,9 @@ make_snippet(const char *body)
 	return g_string_free(out, FALSE);
 }
 
-/* Stores the message row, its raw bytes, addresses and attachments. */
+/* Stores the message row, its raw bytes, addresses and attachments.
+ * Returns the new row, or 0: with @error on failure, without when a
+ * message with @key is stored already (nothing is written then). */
 static gint64
 insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
 	       const char *now, GError **error)
@@ -605,7 +634,7 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 		mr_sql_bind_int64(st, 15, msg->is_forward ? 1 : 0);
 		mr_sql_bind_text(st, 16, msg->original_from != NULL ? msg->original_from->email : NULL);
 		mr_sql_bind_text(st, 17, snippet);
-		row = step_id(store, st, error);
+		row = step_new_id(store, st, error);
 		if (row == 0)
 			return 0;
 	}
@@ -614,7 +643,7 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 
 		mr_sql_bind_int64(st, 1, row);
 		mr_sql_bind_blob(st, 2, raw_data, raw_len);
-		if (!step_done(store, st, error))
+		if (!step_later(store, st, error))
 			return 0;
 	}
 	if (!insert_address(store, row, "from", msg->from, error) ||
@@ -645,7 +674,7 @@ insert_link(MrStore *store, gint64 msg, const char *kind, gint64 id, GError **er
 	mr_sql_bind_int64(st, 1, msg);
 	mr_sql_bind_text(st, 2, kind);
 	mr_sql_bind_int64(st, 3, id);
-	return step_done(store, st, error);
+	return step_later(store, st, error);
 }
 
 static gboolean
@@ -660,7 +689,7 @@ insert_event(MrStore *store, const char *now, MrEventType type, MrRecordRef ref,
 	bind_id(st, 4, ref.id);
 	bind_id(st, 5, msg);
 	mr_sql_bind_text(st, 6, summary);
-	return step_done(store, st, error);
+	return step_later(store, st, error);
 }
 
 /* After an insert that found its row there already: @id is what the look-up
@@ -702,7 +731,7 @@ ensure_user(MrStore *store, const char *email, const char *name, const char *now
 
 		mr_sql_bind_text(st, 1, email);
 		mr_sql_bind_int64(st, 2, id);
-		if (!step_done(store, st, error))
+		if (!step_later(store, st, error))
 			return 0;
 	}
 	return id;
@@ -749,6 +778,9 @@ ensure_contact(MrStore *store, const MrParty *p, gint64 owner, const char *now,
 {
 	gint64 id = p->contact_id != 0 ? p->contact_id : mr_store_contact_by_email(store, p->email);
 	const char *at = strrchr(p->email, '@');
+	/* Routing looked the contact up with its account, which a contact
+	 * keeps for ever (set at insert only). */
+	gboolean account_known = p->contact_id != 0;
 
 	if (id == 0) {
 		gint64 account = ensure_account(store, at != NULL ? at + 1 : NULL, now, error);
@@ -779,10 +811,12 @@ ensure_contact(MrStore *store, const MrParty *p, gint64 owner, const char *now,
 		mr_sql_bind_text(st, 2, p->name != NULL && *p->name != '\0' ? p->name : NULL);
 		bind_id(st, 3, owner);
 		mr_sql_bind_text(st, 4, now);
-		if (!step_done(store, st, error))
+		if (!step_later(store, st, error))
 			return 0;
 	}
-	{
+	if (account_known) {
+		*account_out = p->account_id;
+	} else {
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_GET);
 
 		mr_sql_bind_int64(st, 1, id);
@@ -891,7 +925,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 		mr_sql_bind_text(st, 2, now);
 		mr_sql_bind_text(st, 3, plan->reopen ? "open" : NULL);
 		bind_id(st, 4, owner);
-		if (!step_done(store, st, error))
+		if (!step_later(store, st, error))
 			return FALSE;
 		break;
 	}
@@ -903,7 +937,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 
 			mr_sql_bind_int64(st, 1, ref.id);
 			mr_sql_bind_text(st, 2, now);
-			if (!step_done(store, st, error))
+			if (!step_later(store, st, error))
 				return FALSE;
 		} else if (ref.kind == MR_RECORD_TICKET) {
 			g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_TOUCH);
@@ -912,7 +946,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 			mr_sql_bind_text(st, 2, now);
 			mr_sql_bind_text(st, 3, plan->reopen ? "open" : NULL);
 			bind_id(st, 4, 0);
-			if (!step_done(store, st, error))
+			if (!step_later(store, st, error))
 				return FALSE;
 		}
 		break;
@@ -965,10 +999,32 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 
 	applied.message_row = message_row;
 	if (message_row == 0) {
-		applied.message_row = insert_message(store, raw, key, msg, now, error);
+		g_autoptr(GError) local = NULL;
+
+		/* One statement for a new message, the look-up by key included
+		 * (a round trip less on PostgreSQL); a duplicate delivery is
+		 * found here, after routing, which only reads. */
+		applied.message_row = insert_message(store, raw, key, msg, now, &local);
+		if (local != NULL) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+		applied.new_message = applied.message_row != 0;
+	}
+	if (message_row == 0 && !applied.new_message) {
+		/* stored by an earlier delivery (or another daemon, meanwhile) */
+		applied.message_row = lookup_again(store, error, "message", key,
+						   mr_store_message_by_key(store, key));
 		if (applied.message_row == 0)
 			return FALSE;
-		applied.new_message = TRUE;
+		if (mr_store_delivery_exists(store, applied.message_row, plan->recipient)) {
+			applied.duplicate = TRUE;
+			if (!mr_store_check(store, error))
+				return FALSE;
+			if (out != NULL)
+				*out = applied;
+			return TRUE;
+		}
 	}
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_DELIVERY_INSERT);
@@ -978,7 +1034,7 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 		mr_sql_bind_text(st, 3, mr_role_name(plan->role));
 		mr_sql_bind_text(st, 4, plan->envelope_from);
 		mr_sql_bind_text(st, 5, now);
-		if (!step_done(store, st, error))
+		if (!step_later(store, st, error))
 			return FALSE;
 	}
 	if (!apply_parties(store, plan, applied.message_row, now, &owner, &customer, error) ||

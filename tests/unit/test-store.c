@@ -158,6 +158,71 @@ test_rollback(void)
 	g_assert_cmpint(mr_store_contact_by_email(store, "eve@client.test"), ==, 0);
 }
 
+/* mr_store_apply() without a message row: the insert finds a message
+ * stored already, and a delivery made already is a duplicate that writes
+ * nothing. */
+static gboolean
+apply_once(MrConfig *cfg, MrStore *store, MrMessage *msg, const char *rcpt, MrApplied *applied)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrPlan) plan = NULL;
+	g_autoptr(GBytes) raw = g_bytes_new_static("x", 1);
+
+	g_assert_true(mr_store_begin(store, &error));
+	plan = mr_route_plan(cfg, store, msg, rcpt, NULL, &error);
+	g_assert_no_error(error);
+	if (!mr_store_apply(store, plan, raw, "k", msg, 0, applied, &error)) {
+		mr_store_rollback(store);
+		return FALSE;
+	}
+	g_assert_true(mr_store_commit(store, &error));
+	return TRUE;
+}
+
+static void
+test_apply_duplicate(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) msg = mr_test_message("eve@client.test", "support@acme.test", "x");
+	g_autoptr(MrMessageDetail) shown = NULL;
+	MrApplied first = { 0 }, again = { 0 }, other = { 0 };
+	gint64 user = -1, contact = -1, account = -1;
+
+	g_assert_true(apply_once(cfg, store, msg, "support@acme.test", &first));
+	g_assert_true(first.new_message);
+	g_assert_false(first.duplicate);
+	g_assert_cmpint(first.record.kind, ==, MR_RECORD_TICKET);
+
+	g_assert_true(apply_once(cfg, store, msg, "support@acme.test", &again));
+	g_assert_true(again.duplicate);
+	g_assert_false(again.new_message);
+	g_assert_cmpint(again.message_row, ==, first.message_row);
+	g_assert_cmpint(again.record.kind, ==, MR_RECORD_NONE);
+
+	g_assert_true(apply_once(cfg, store, msg, "crm@acme.test", &other));
+	g_assert_false(other.duplicate);
+	g_assert_false(other.new_message);
+	g_assert_cmpint(other.message_row, ==, first.message_row);
+
+	g_assert_cmpint(mr_store_count_messages(store), ==, 1);
+	shown = mr_store_message_get(store, first.message_row, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(shown->deliveries->len, ==, 2);
+	g_assert_cmpuint(shown->addresses->len, ==, 2);
+
+	/* both look-ups of a party at once */
+	mr_store_party_by_email(store, "eve@client.test", &user, &contact, &account);
+	g_assert_cmpint(user, ==, 0);
+	g_assert_cmpint(contact, ==, mr_store_contact_by_email(store, "eve@client.test"));
+	g_assert_cmpint(contact, >, 0);
+	g_assert_cmpint(account, >, 0);
+	mr_store_party_by_email(store, "nobody@client.test", &user, &contact, &account);
+	g_assert_cmpint(user + contact + account, ==, 0);
+	g_assert_true(mr_store_check(store, &error));
+}
+
 static void
 test_admin(void)
 {
@@ -250,6 +315,7 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/migrate", test_migrate_file);
 	g_test_add_func("/mailroom/store/open-fails", test_open_fails);
 	g_test_add_func("/mailroom/store/apply", test_apply);
+	g_test_add_func("/mailroom/store/apply-duplicate", test_apply_duplicate);
 	g_test_add_func("/mailroom/store/rollback", test_rollback);
 	g_test_add_func("/mailroom/store/admin", test_admin);
 	g_test_add_func("/mailroom/store/event-types", test_event_types);
