@@ -478,4 +478,40 @@ gboolean mr_store_mailbox_save(MrStore *store, const MrMailboxState *st, GError 
  * with a state, by name, or NULL with @error. */
 GPtrArray *mr_store_mailboxes(MrStore *store, GError **error);
 
+/* A message of a mailbox that could not be stored (too big, or failing
+ * again and again): its bytes wait here for mailroomctl message retry. */
+typedef struct {
+	gint64 id;
+	char *mailbox;
+	gint64 uidvalidity;
+	gint64 uid;
+	char *reason;
+	gint64 size;
+	char *created;
+	GBytes *raw;          /* (nullable): only from mr_store_quarantine_get() */
+} MrQuarantineRow;
+
+void mr_quarantine_row_free(MrQuarantineRow *row);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrQuarantineRow, mr_quarantine_row_free)
+
+/* Keeps @raw of UID @uid (UIDVALIDITY @uidvalidity) of @mailbox with
+ * @reason; once per message (a second time changes nothing).  Runs in
+ * the open transaction or one of its own. */
+gboolean mr_store_quarantine_add(MrStore *store, const char *mailbox, gint64 uidvalidity,
+				 gint64 uid, const char *reason, GBytes *raw, GError **error);
+
+/* Returns: (transfer full) (element-type MrQuarantineRow): the quarantined
+ * messages (without their bytes), oldest first, at most @limit (<= 0:
+ * all), or NULL with @error. */
+GPtrArray *mr_store_quarantined(MrStore *store, gint64 limit, GError **error);
+
+/* Returns: (transfer full): quarantined message @id with its bytes, or
+ * NULL with @error (MR_STORE_ERROR_NOT_FOUND). */
+MrQuarantineRow *mr_store_quarantine_get(MrStore *store, gint64 id, GError **error);
+
+/* Removes quarantined message @id (in the open transaction: after it was
+ * stored).  FALSE with MR_STORE_ERROR_NOT_FOUND when there is none. */
+gboolean mr_store_quarantine_delete(MrStore *store, gint64 id, GError **error);
+
 G_END_DECLS

@@ -32,6 +32,7 @@ typedef struct {
 	gboolean json;
 	gboolean help;
 	gboolean raw;
+	gboolean quarantined;
 	gint64 limit;
 	gint64 after;
 	char *to, *from, *name, *title, *contact, *owner, *value, *reason;
@@ -419,7 +420,84 @@ static int cmd_account_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "acc
 static int cmd_inbox_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "inbox"); }
 static int cmd_opp_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "opp"); }
 static int cmd_ticket_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "ticket"); }
-static int cmd_message_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "message"); }
+/* message list --quarantined: what IMAP mailboxes could not store. */
+static int
+cmd_quarantine_list(MrCtl *ctl)
+{
+	static const char *const cols[] = { "id", "mailbox", "uid", "size", "reason", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_quarantined(ctl->store, ctl->limit, &error);
+
+	if (rows == NULL)
+		return store_fail(error);
+	return print_rows(ctl, rows, mr_ctl_json_quarantine, cols);
+}
+
+static int
+cmd_message_list(MrCtl *ctl, char **args)
+{
+	if (ctl->quarantined)
+		return cmd_quarantine_list(ctl);
+	return cmd_list(ctl, "message");
+}
+
+/* message retry ID: a quarantined message through the ingest path again,
+ * for the mailbox it came from; it leaves the quarantine in the same
+ * transaction that stores it. */
+static int
+cmd_message_retry(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrQuarantineRow) q = NULL;
+	g_autoptr(MrIngestItem) item = NULL;
+	const MrImapMailbox *mb;
+	MrDelivery d = { 0 };
+	char *end = NULL;
+	gint64 id = g_ascii_strtoll(args[0], &end, 10);
+
+	if (end == args[0] || *end != '\0' || id <= 0)
+		return fail(MR_EX_USAGE, "'%s' is not a quarantine id (message list --quarantined)",
+			    args[0]);
+	q = mr_store_quarantine_get(ctl->store, id, &error);
+	if (q == NULL)
+		return store_fail(error);
+	mb = mr_config_find_imap(ctl->cfg, q->mailbox);
+	if (mb == NULL)
+		return fail(MR_EX_NOUSER, "mailbox %s is not in the configuration's imap list",
+			    q->mailbox);
+	if ((gint64)g_bytes_get_size(q->raw) > ctl->cfg->max_message_size)
+		return fail(MR_EX_DATAERR,
+			    "message %" G_GINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) is still larger"
+			    " than limits.max_message_size (%" G_GINT64_FORMAT ")", id,
+			    g_bytes_get_size(q->raw), ctl->cfg->max_message_size);
+	item = mr_ingest_item_new(ctl->cfg, q->raw);
+	if (!mr_store_begin(ctl->store, &error) ||
+	    !mr_ingest_apply(ctl->cfg, ctl->store, item, mb->address.address, NULL, &d, &error) ||
+	    !mr_store_quarantine_delete(ctl->store, id, &error) ||
+	    !mr_store_commit(ctl->store, &error)) {
+		mr_store_rollback(ctl->store);
+		return store_fail(error);
+	}
+	if (ctl->json) {
+		g_autoptr(JsonObject) o = json_object_new();
+
+		json_object_set_int_member(o, "id", id);
+		json_object_set_int_member(o, "message", d.message_row);
+		json_object_set_boolean_member(o, "duplicate", d.duplicate);
+		if (d.record.kind != MR_RECORD_NONE) {
+			g_autofree char *rec = mr_record_display_id(ctl->cfg, d.record);
+
+			json_object_set_string_member(o, "record", rec);
+		} else {
+			json_object_set_null_member(o, "record");
+		}
+		mr_ctl_print_json_object(o);
+	} else {
+		printf("quarantined %" G_GINT64_FORMAT " stored as message %" G_GINT64_FORMAT "%s\n",
+		       id, d.message_row, d.duplicate ? " (it was stored before)" : "");
+	}
+	return 0;
+}
 
 /* The event feed: what workflows read, oldest first, after an id. */
 static int
@@ -766,7 +844,11 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "ticket", "status", 2, 2, cmd_ticket_status,
 	  "ticket status TKT-n STATUS   (new, open, pending, solved, closed)", FALSE },
 	{ "timeline", NULL, 1, 1, cmd_timeline, "timeline EMAIL|DOMAIN|OPP-n|TKT-n|LEAD-n", FALSE },
-	{ "message", "list", 0, 0, cmd_message_list, "message list", FALSE },
+	{ "message", "list", 0, 0, cmd_message_list,
+	  "message list [--quarantined]   (--quarantined: what IMAP mailboxes could not store)",
+	  FALSE },
+	{ "message", "retry", 1, 1, cmd_message_retry,
+	  "message retry ID   (a quarantined message through the ingest path again)", FALSE },
 	{ "mailbox", "status", 0, 0, cmd_mailbox_status,
 	  "mailbox status   (the IMAP mailboxes: state, last UID, backlog)", FALSE },
 	{ "event", "list", 0, 0, cmd_event_list,
@@ -814,6 +896,7 @@ main(int argc, char **argv)
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, NULL, NULL },
 		{ "after", 0, 0, G_OPTION_ARG_INT64, &ctl.after, NULL, NULL },
 		{ "raw", 0, 0, G_OPTION_ARG_NONE, &ctl.raw, NULL, NULL },
+		{ "quarantined", 0, 0, G_OPTION_ARG_NONE, &ctl.quarantined, NULL, NULL },
 		{ "to", 0, 0, G_OPTION_ARG_STRING, &ctl.to, NULL, NULL },
 		{ "from", 0, 0, G_OPTION_ARG_STRING, &ctl.from, NULL, NULL },
 		{ "name", 0, 0, G_OPTION_ARG_STRING, &ctl.name, NULL, NULL },

@@ -329,6 +329,22 @@ mr_ctl_json_mailbox(const MrConfig *cfg, gconstpointer row)
 	return o;
 }
 
+JsonObject *
+mr_ctl_json_quarantine(const MrConfig *cfg, gconstpointer row)
+{
+	const MrQuarantineRow *q = row;
+	JsonObject *o = json_object_new();
+
+	json_object_set_int_member(o, "id", q->id);
+	set_text(o, "mailbox", q->mailbox);
+	json_object_set_int_member(o, "uid", q->uid);
+	json_object_set_int_member(o, "uidvalidity", q->uidvalidity);
+	set_text(o, "reason", q->reason);
+	json_object_set_int_member(o, "size", q->size);
+	set_text(o, "created", q->created);
+	return o;
+}
+
 JsonArray *
 mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, MrCtlRowJson to_json)
 {

@@ -25,6 +25,7 @@ JsonObject *mr_ctl_json_message_brief(const MrConfig *cfg, gconstpointer row);
 JsonObject *mr_ctl_json_timeline_entry(const MrConfig *cfg, gconstpointer row);
 JsonObject *mr_ctl_json_event(const MrConfig *cfg, gconstpointer row);
 JsonObject *mr_ctl_json_mailbox(const MrConfig *cfg, gconstpointer row);
+JsonObject *mr_ctl_json_quarantine(const MrConfig *cfg, gconstpointer row);
 
 /* Returns: (transfer full): an array of @to_json of each of @rows. */
 JsonArray *mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, MrCtlRowJson to_json);

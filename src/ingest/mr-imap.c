@@ -15,6 +15,7 @@
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-imap.h"
+#include "mailroom/mr-spool.h"
 #include "mailroom/mr-store.h"
 
 /* Seconds a read or write may block before the connection counts as lost. */
@@ -24,6 +25,11 @@
 /* A fetch batch: at most this many messages and about this many bytes. */
 #define MR_IMAP_BATCH_MESSAGES 200
 #define MR_IMAP_BATCH_BYTES (16 * 1024 * 1024)
+/* A message over limits.max_message_size is fetched in parts this big. */
+#define MR_IMAP_CHUNK (4 * 1024 * 1024)
+/* A message whose store fails this often (not for a busy database) goes
+ * to the quarantine. */
+#define MR_IMAP_MAX_ATTEMPTS 2
 
 /* --- the connection: GIO under libetpan ------------------------------------ */
 
@@ -615,6 +621,62 @@ session_fetch(MrImapSession *s, const MrImapUid *uids, guint n, GError **error)
 	return g_steal_pointer(&raws);
 }
 
+/* Fetches the bytes of message @uid in parts of @chunk bytes into a file
+ * of @spool_dir (BODY.PEEK[]<offset.chunk>): memory stays bounded however
+ * big it is.  Returns: (transfer full): the bytes (mapped), or NULL with
+ * @error. */
+static GBytes *
+session_fetch_spooled(MrImapSession *s, guint32 uid, const char *spool_dir, guint32 chunk,
+		      GError **error)
+{
+	g_autoptr(MrSpool) spool = mr_spool_new(spool_dir, 0);
+
+	for (guint32 offset = 0;;) {
+		struct mailimap_set *set = mailimap_set_new_single(uid);
+		struct mailimap_fetch_type *type = mailimap_fetch_type_new_fetch_att_list_empty();
+		clist *result = NULL;
+		gsize got = 0;
+		int r;
+
+		mailimap_fetch_type_new_fetch_att_list_add(
+			type, mailimap_fetch_att_new_body_peek_section_partial(
+				      mailimap_section_new(NULL), offset, chunk));
+		r = mailimap_uid_fetch(s->imap, set, type, &result);
+		mailimap_fetch_type_free(type);
+		mailimap_set_free(set);
+		if (r != MAILIMAP_NO_ERROR)
+			return session_fail(s, r, "UID FETCH BODY.PEEK[]<partial>", error), NULL;
+		for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
+			struct mailimap_msg_att *att = clist_content(i);
+
+			for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
+				struct mailimap_msg_att_item *item = clist_content(j);
+				struct mailimap_msg_att_static *st;
+
+				if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+					continue;
+				st = item->att_data.att_static;
+				if (st->att_type != MAILIMAP_MSG_ATT_BODY_SECTION ||
+				    st->att_data.att_body_section == NULL ||
+				    st->att_data.att_body_section->sec_body_part == NULL || got > 0)
+					continue;
+				got = st->att_data.att_body_section->sec_length;
+				if (!mr_spool_append(spool,
+						     (const guint8 *)st->att_data.att_body_section->sec_body_part,
+						     got, error)) {
+					mailimap_fetch_list_free(result);
+					return NULL;
+				}
+			}
+		}
+		mailimap_fetch_list_free(result);
+		offset += (guint32)got;
+		if (got < chunk)
+			break;
+	}
+	return mr_spool_finish(spool, error);
+}
+
 static gboolean
 store_flag(MrImapSession *s, struct mailimap_set *set, struct mailimap_flag *flag,
 	   GError **error)
@@ -832,6 +894,7 @@ typedef struct {
 	gint stopping;              /* atomic: finish what is in hand, then exit */
 	gint finished;              /* atomic: the thread is done */
 	GAsyncQueue *results;       /* MrImapSlot* answered by the writer */
+	GHashTable *attempts;       /* UID -> failed stores (GUINT) */
 	MrMailboxState st;          /* the thread's own copy */
 	GMutex lock;                /* guards @state and @next_cfg */
 	char *state;
@@ -878,6 +941,35 @@ load_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 		st->last_uid = found->last_uid;
 		st->backlog = found->backlog;
 	}
+	return TRUE;
+}
+
+typedef struct {
+	const char *mailbox;
+	gint64 uidvalidity, uid;
+	const char *reason;
+	GBytes *raw;
+} MrImapQuarantine;
+
+static gboolean
+quarantine_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
+{
+	const MrImapQuarantine *q = data;
+
+	return mr_store_quarantine_add(store, q->mailbox, q->uidvalidity, q->uid, q->reason,
+				       q->raw, error);
+}
+
+/* Keeps @raw of @uid in the quarantine (durable when TRUE). */
+static gboolean
+watch_quarantine(MrImapWatch *w, guint32 uid, GBytes *raw, const char *reason, GError **error)
+{
+	MrImapQuarantine q = { w->mb->name, w->st.uidvalidity, uid, reason, raw };
+
+	if (!mr_writer_run_sync(w->writer, w->cfg, quarantine_work, &q, error))
+		return FALSE;
+	g_warning("mailbox %s: UID %u quarantined (%s): mailroomctl message list --quarantined",
+		  w->mb->name, uid, reason);
 	return TRUE;
 }
 
@@ -993,6 +1085,7 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 				  " stored twice)", w->mb->name, w->st.uidvalidity, validity);
 		w->st.uidvalidity = validity;
 		w->st.last_uid = 0;
+		g_hash_table_remove_all(w->attempts);
 	}
 	uids = session_list_after(s, (guint32)w->st.last_uid, error);
 	if (uids == NULL)
@@ -1005,15 +1098,25 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 		const MrImapUid *batch = &g_array_index(uids, MrImapUid, i);
 		g_autoptr(GPtrArray) raws = NULL;
 		g_autoptr(GError) failed = NULL;
-		guint n = 0, stored;
+		guint n = 0, handled;
 		guint64 bytes = 0;
 
 		if ((gint64)batch[0].size > w->cfg->max_message_size) {
-			/* Not fetched: it stays on the server as it is.  (A
-			 * quarantine for it is to come.) */
-			g_warning("mailbox %s: UID %u is %u bytes, over limits.max_message_size:"
-				  " left on the server, not stored", w->mb->name, batch[0].uid,
-				  batch[0].size);
+			/* Too big to store: its bytes, fetched in parts, go to the
+			 * quarantine, and it gets the after action like the others. */
+			g_autoptr(GBytes) raw = session_fetch_spooled(s, batch[0].uid,
+								      w->cfg->spool_directory,
+								      MR_IMAP_CHUNK, error);
+			g_autofree char *why = NULL;
+
+			if (raw == NULL)
+				return FALSE;
+			why = g_strdup_printf("%" G_GSIZE_FORMAT " bytes, over limits.max_message_size"
+					      " (%" G_GINT64_FORMAT ")", g_bytes_get_size(raw),
+					      w->cfg->max_message_size);
+			if (!watch_quarantine(w, batch[0].uid, raw, why, error) ||
+			    !session_after(s, w->mb, batch, 1, error))
+				return FALSE;
 			w->st.last_uid = batch[0].uid;
 			w->st.backlog = uids->len - (i + 1);
 			watch_save(w);
@@ -1027,20 +1130,37 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 		raws = session_fetch(s, batch, n, error);
 		if (raws == NULL)
 			return FALSE;
-		stored = watch_store(w, raws, &failed);
-		if (stored > 0) {
-			if (!session_after(s, w->mb, batch, stored, error))
+		handled = watch_store(w, raws, &failed);
+		/* A message that fails again (not for a busy database, which
+		 * fails them all) is kept in the quarantine and passed. */
+		if (failed != NULL && !g_error_matches(failed, MR_STORE_ERROR, MR_STORE_ERROR_BUSY)) {
+			gpointer key = GUINT_TO_POINTER(batch[handled].uid);
+			guint tries = GPOINTER_TO_UINT(g_hash_table_lookup(w->attempts, key)) + 1;
+
+			g_hash_table_insert(w->attempts, key, GUINT_TO_POINTER(tries));
+			if (tries >= MR_IMAP_MAX_ATTEMPTS && g_ptr_array_index(raws, handled) != NULL) {
+				if (!watch_quarantine(w, batch[handled].uid,
+						      g_ptr_array_index(raws, handled), failed->message,
+						      error))
+					return FALSE;
+				g_hash_table_remove(w->attempts, key);
+				g_clear_error(&failed);
+				handled++;
+			}
+		}
+		if (handled > 0) {
+			if (!session_after(s, w->mb, batch, handled, error))
 				return FALSE;
-			w->st.last_uid = batch[stored - 1].uid;
-			w->st.backlog = uids->len - (i + stored);
+			w->st.last_uid = batch[handled - 1].uid;
+			w->st.backlog = uids->len - (i + handled);
 			watch_save(w);
 		}
 		if (failed != NULL) {
 			g_propagate_prefixed_error(error, g_steal_pointer(&failed),
-						   "storing UID %u: ", batch[stored].uid);
+						   "storing UID %u: ", batch[handled].uid);
 			return FALSE;
 		}
-		i += n;
+		i += handled; /* what follows a quarantined one is fetched again */
 	}
 	return TRUE;
 }
@@ -1136,6 +1256,7 @@ watch_start(MrImapService *svc, MrWriter *writer, MrConfig *cfg, const MrImapMai
 	g_mutex_init(&w->poke.lock);
 	w->io = g_cancellable_new();
 	w->results = g_async_queue_new();
+	w->attempts = g_hash_table_new(NULL, NULL);
 	w->st.name = g_strdup(mb->name);
 	g_mutex_init(&w->lock);
 	w->thread = g_thread_new(name, watch_thread, w);
@@ -1160,6 +1281,7 @@ watch_free(MrImapWatch *w)
 		g_cancellable_cancel(w->io);
 	g_thread_join(w->thread);
 	g_async_queue_unref(w->results);
+	g_hash_table_unref(w->attempts);
 	g_object_unref(w->wake);
 	g_mutex_clear(&w->poke.lock);
 	g_object_unref(w->io);

@@ -213,19 +213,34 @@ static const char mr_sql_migrate_v3[] =
 	"CREATE INDEX event_record ON event(record_kind, record_id);"
 	"CREATE INDEX event_message ON event(message_id);";
 
-/* 3 -> 4, both engines: the state of IMAP mailboxes, by the name of their
- * imap entry.  last_uid: every message up to it is stored (or
- * quarantined) and had its after action. */
+/* 3 -> 4: the state of IMAP mailboxes, by the name of their imap entry
+ * (last_uid: every message up to it is stored, or quarantined, and had
+ * its after action), and the quarantine: messages of a mailbox that could
+ * not be stored, with their bytes, until a retry stores them. */
+#define QUARANTINE_V4(ID, BYTES)                                                    \
+	"CREATE TABLE quarantine (" ID                                              \
+	"  mailbox TEXT NOT NULL,"                                                  \
+	"  uidvalidity BIGINT NOT NULL,"                                            \
+	"  uid BIGINT NOT NULL,"                                                    \
+	"  reason TEXT NOT NULL,"                                                   \
+	"  size BIGINT NOT NULL,"                                                   \
+	"  raw " BYTES " NOT NULL,"                                                 \
+	"  created TEXT NOT NULL,"                                                  \
+	"  UNIQUE (mailbox, uidvalidity, uid));"
+
+#define MAILBOX_STATE_V4                                                            \
+	"CREATE TABLE mailbox_state ("                                              \
+	"  name TEXT PRIMARY KEY,"                                                  \
+	"  uidvalidity BIGINT,"                                                     \
+	"  last_uid BIGINT NOT NULL DEFAULT 0,"                                     \
+	"  state TEXT NOT NULL CHECK (state IN ('connecting', 'connected', 'idle',"\
+	"    'polling', 'backoff', 'auth_failed', 'stopped')),"                     \
+	"  backlog BIGINT NOT NULL DEFAULT 0,"                                      \
+	"  last_error TEXT,"                                                        \
+	"  updated TEXT NOT NULL);"
+
 static const char mr_sql_migrate_v4[] =
-	"CREATE TABLE mailbox_state ("
-	"  name TEXT PRIMARY KEY,"
-	"  uidvalidity BIGINT,"
-	"  last_uid BIGINT NOT NULL DEFAULT 0,"
-	"  state TEXT NOT NULL CHECK (state IN ('connecting', 'connected', 'idle',"
-	"    'polling', 'backoff', 'auth_failed', 'stopped')),"
-	"  backlog BIGINT NOT NULL DEFAULT 0,"
-	"  last_error TEXT,"
-	"  updated TEXT NOT NULL);";
+	QUARANTINE_V4("id INTEGER PRIMARY KEY,", "BLOB") MAILBOX_STATE_V4;
 
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
@@ -365,10 +380,14 @@ static const char mr_sql_pgsql_migrate_v3[] =
 	"ALTER TABLE event ADD FOREIGN KEY (type) REFERENCES event_type(name),"
 	" ADD " EVENT_KIND_CHECK ", ADD " EVENT_RECORD_CHECK ";";
 
+/* 3 -> 4 (PostgreSQL): as mr_sql_migrate_v4, in its types. */
+static const char mr_sql_pgsql_migrate_v4[] =
+	QUARANTINE_V4(PG_ID, "BYTEA") MAILBOX_STATE_V4;
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
-	{ 3, 4, mr_sql_migrate_v4 },
+	{ 3, 4, mr_sql_pgsql_migrate_v4 },
 	{ 0, 0, NULL },
 };
 
@@ -597,4 +616,15 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MAILBOX_LIST] =
 		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated"
 		" FROM mailbox_state ORDER BY name",
+	[MR_STMT_QUARANTINE_INSERT] =
+		"INSERT INTO quarantine (mailbox, uidvalidity, uid, reason, size, raw, created)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		" ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING",
+	[MR_STMT_QUARANTINE_LIST] =
+		"SELECT id, mailbox, uidvalidity, uid, reason, size, created FROM quarantine"
+		" ORDER BY id LIMIT ?1",
+	[MR_STMT_QUARANTINE_GET] =
+		"SELECT id, mailbox, uidvalidity, uid, reason, size, created, raw FROM quarantine"
+		" WHERE id = ?1",
+	[MR_STMT_QUARANTINE_DELETE] = "DELETE FROM quarantine WHERE id = ?1",
 };

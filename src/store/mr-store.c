@@ -1440,3 +1440,118 @@ mr_store_mailboxes(MrStore *store, GError **error)
 		return NULL;
 	return g_steal_pointer(&rows);
 }
+
+/* --- the quarantine ---------------------------------------------------------- */
+
+void
+mr_quarantine_row_free(MrQuarantineRow *row)
+{
+	if (row == NULL)
+		return;
+	g_free(row->mailbox);
+	g_free(row->reason);
+	g_free(row->created);
+	g_clear_pointer(&row->raw, g_bytes_unref);
+	g_free(row);
+}
+
+typedef struct {
+	const char *mailbox, *reason;
+	gint64 uidvalidity, uid;
+	GBytes *raw;
+} QuarantineAdd;
+
+static gboolean
+quarantine_add_tx(MrStore *store, gpointer data, GError **error)
+{
+	const QuarantineAdd *q = data;
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_QUARANTINE_INSERT);
+	g_autofree char *now = now_iso();
+	gsize len = 0;
+	const void *bytes = g_bytes_get_data(q->raw, &len);
+
+	mr_sql_bind_text(st, 1, q->mailbox);
+	mr_sql_bind_int64(st, 2, q->uidvalidity);
+	mr_sql_bind_int64(st, 3, q->uid);
+	mr_sql_bind_text(st, 4, q->reason);
+	mr_sql_bind_int64(st, 5, (gint64)len);
+	mr_sql_bind_blob(st, 6, bytes != NULL ? bytes : "", len);
+	mr_sql_bind_text(st, 7, now);
+	return step_done(store, st, error);
+}
+
+gboolean
+mr_store_quarantine_add(MrStore *store, const char *mailbox, gint64 uidvalidity, gint64 uid,
+			const char *reason, GBytes *raw, GError **error)
+{
+	QuarantineAdd q = { mailbox, reason, uidvalidity, uid, raw };
+
+	return store_in_tx(store, quarantine_add_tx, &q, error);
+}
+
+static MrQuarantineRow *
+quarantine_from_row(MrSqlStmt *st)
+{
+	MrQuarantineRow *q = g_new0(MrQuarantineRow, 1);
+
+	q->id = mr_sql_column_int64(st, 0);
+	q->mailbox = g_strdup(mr_sql_column_text(st, 1));
+	q->uidvalidity = mr_sql_column_int64(st, 2);
+	q->uid = mr_sql_column_int64(st, 3);
+	q->reason = g_strdup(mr_sql_column_text(st, 4));
+	q->size = mr_sql_column_int64(st, 5);
+	q->created = g_strdup(mr_sql_column_text(st, 6));
+	return q;
+}
+
+GPtrArray *
+mr_store_quarantined(MrStore *store, gint64 limit, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_QUARANTINE_LIST);
+	g_autoptr(GPtrArray) rows =
+		g_ptr_array_new_with_free_func((GDestroyNotify)mr_quarantine_row_free);
+	MrSqlStep rc;
+
+	mr_sql_bind_int64(st, 1, limit > 0 ? limit : G_MAXINT64);
+	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW)
+		g_ptr_array_add(rows, quarantine_from_row(st));
+	if (rc != MR_SQL_DONE)
+		return NULL;
+	return g_steal_pointer(&rows);
+}
+
+MrQuarantineRow *
+mr_store_quarantine_get(MrStore *store, gint64 id, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_QUARANTINE_GET);
+	MrQuarantineRow *q;
+	gsize len = 0;
+	const void *data;
+
+	mr_sql_bind_int64(st, 1, id);
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		break;
+	case MR_SQL_DONE:
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
+			    "no quarantined message %" G_GINT64_FORMAT, id);
+		return NULL;
+	default:
+		return NULL;
+	}
+	q = quarantine_from_row(st);
+	data = store->driver->column_blob(st, 7, &len);
+	q->raw = g_bytes_new(data, len);
+	return q;
+}
+
+gboolean
+mr_store_quarantine_delete(MrStore *store, gint64 id, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_QUARANTINE_DELETE);
+
+	mr_sql_bind_int64(st, 1, id);
+	if (!step_done(store, st, error))
+		return FALSE;
+	return TRUE;
+}

@@ -14,7 +14,7 @@ if not mrdovecot.available():
     print("1..0 # SKIP %s" % mrdovecot.unavailable_reason())
     sys.exit(0)
 
-from mrtest import Tap, message  # noqa: E402 - after the skip: Tap prints a plan at exit
+from mrtest import PG, Tap, message, pg_cluster  # noqa: E402 - after the skip: Tap prints a plan at exit
 from mrdaemon import Daemon  # noqa: E402
 
 t = Tap()
@@ -102,6 +102,19 @@ with section("a restart resumes where it stopped: nothing twice"):
     t.eq(deliveries(d, "support"), BACKLOG + 6, "the one new message is stored")
     t.eq(stored(d), BACKLOG + 6, "nothing else again")
 
+with section("UIDVALIDITY changes: the folder is read again, nothing stored twice"):
+    before = deliveries(d, "support")
+    old = d.env.query("SELECT uidvalidity FROM mailbox_state WHERE name = 'support'")[0][0]
+    dc.change_uidvalidity("user1", "INBOX")
+    dc.append("user1", "INBOX", mail(2500))     # wakes the IDLE; the session ends with BYE
+    t.ok(wait_until("rescan", lambda: d.env.query(
+        "SELECT uidvalidity, backlog FROM mailbox_state WHERE name = 'support'")[0][0] != old
+        and deliveries(d, "support") == before + 1, 20),
+         "the new UIDVALIDITY is taken and the new message stored",
+         d.env.json("mailbox", "status"))
+    t.eq(stored(d), before + 1, "every older message was found stored: none twice")
+    t.ok("UIDVALIDITY changed" in d.log(), "the log says why the folder is read again")
+
 with section("after = move and delete"):
     uids2 = dc.append_many("user2", "INBOX", [mail(i, subject="Move %d") for i in range(20)])
     uids3 = dc.append_many("user3", "INBOX", [mail(i, subject="Delete %d") for i in range(20)])
@@ -179,19 +192,68 @@ with section("Dovecot restarted mid-run: mailroomd reconnects and goes on"):
     t.ok(wait_until("reconnect", lambda: deliveries(d, "support") == before + 1, 20),
          "the next mail after the restart is stored", d.env.json("mailbox", "status"))
 
-with section("a message over limits.max_message_size is left on the server"):
+with section("a message over limits.max_message_size: quarantined, then retried"):
     big = mail(7000, subject="Big %d") + b"x" * 4096 * 1024
-    uid_big = dc.append("user1", "INBOX", big)
-    before = deliveries(d, "support")
     d.write_config(config(imap_entry("support", "user1")) +
                    "limits = { max_message_size = 1048576; };\n")
-    d.reload()   # a changed limit: the mailbox entry is the same, the limit is read per batch
+    d.reload()   # the mailbox entry is the same: it takes the new limit between batches
+    time.sleep(0.5)
+    before = deliveries(d, "support")
+    uid_big = dc.append("user1", "INBOX", big)
     dc.append("user1", "INBOX", mail(7001))
     t.ok(wait_until("big", lambda: deliveries(d, "support") == before + 1, 20),
          "the next message is stored")
-    t.ok(uid_big in dc.uids("user1", "INBOX") and "\\Seen" not in dc.flags("user1", "INBOX", uid_big),
-         "the big one stays on the server, untouched")
-    t.ok("over limits.max_message_size" in d.log(), "with a warning in the log")
+    q = d.env.json("message", "list", "--quarantined")
+    t.ok(len(q) == 1 and q[0]["mailbox"] == "support" and q[0]["uid"] == uid_big and
+         q[0]["size"] == len(big) and "max_message_size" in q[0]["reason"],
+         "the big one is in the quarantine, all its bytes", q)
+    t.ok("\\Seen" in dc.flags("user1", "INBOX", uid_big), "and got its after action (\\Seen)")
+    rc, out, err = d.env.ctl("message", "retry", str(q[0]["id"]))
+    t.ok(rc == 65 and "still larger" in err, "retry refuses while the limit is unchanged", err)
+    d.write_config(config(imap_entry("support", "user1")))
+    rc, out, err = d.env.ctl("message", "retry", str(q[0]["id"]), "--json")
+    t.ok(rc == 0 and d.env.json("message", "list", "--quarantined") == [] and
+         deliveries(d, "support") == before + 2, "after the limit is raised, retry stores it and"
+         " it leaves the quarantine", (rc, out, err))
+    d.reload()
+
+with section("a message that fails twice: quarantined, the next ones go on"):
+    if PG:
+        pg_cluster().psql(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.subject = 'Poison pill' THEN RAISE EXCEPTION 'poisoned'; END IF;"
+            " RETURN NEW; END $$;"
+            "CREATE TRIGGER poison BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION poison();",
+            db=d.env.db.rsplit("/", 1)[1])
+    else:
+        import sqlite3
+        con = sqlite3.connect(d.env.db)
+        con.execute("CREATE TRIGGER poison BEFORE INSERT ON message WHEN NEW.subject = 'Poison pill'"
+                    " BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+        con.commit()
+        con.close()
+    before = deliveries(d, "support")
+    uid_p = dc.append("user1", "INBOX", message("eve@client.test", "support@acme.test",
+                                                "Poison pill", msgid="<poison@client.test>").encode())
+    dc.append("user1", "INBOX", mail(8000))
+    t.ok(wait_until("poison", lambda: deliveries(d, "support") == before + 1 and
+                    d.env.json("message", "list", "--quarantined"), 30),
+         "the message after it is stored", d.env.json("mailbox", "status"))
+    q = d.env.json("message", "list", "--quarantined")
+    t.ok(len(q) == 1 and q[0]["uid"] == uid_p and "poisoned" in q[0]["reason"],
+         "the failing one is in the quarantine with the reason", q)
+    t.ok("\\Seen" in dc.flags("user1", "INBOX", uid_p), "and got its after action")
+    if PG:
+        pg_cluster().psql("DROP TRIGGER poison ON message", db=d.env.db.rsplit("/", 1)[1])
+    else:
+        con = sqlite3.connect(d.env.db)
+        con.execute("DROP TRIGGER poison")
+        con.commit()
+        con.close()
+    rc, out, err = d.env.ctl("message", "retry", str(q[0]["id"]))
+    t.ok(rc == 0 and deliveries(d, "support") == before + 2 and
+         d.env.json("message", "list", "--quarantined") == [],
+         "once the cause is gone, retry stores it", (rc, out, err))
 
 with section("a wrong password: auth_failed, the others go on"):
     bad = imap_entry("bad", "user4")
