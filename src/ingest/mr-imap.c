@@ -512,6 +512,30 @@ compare_uid(gconstpointer a, gconstpointer b)
 	return x < y ? -1 : x > y;
 }
 
+/* Reads what a FETCH answered for one message: its UID, RFC822.SIZE and
+ * first body section (each left alone when absent). */
+static void
+att_fields(struct mailimap_msg_att *att, guint32 *uid, guint32 *size,
+	   const struct mailimap_msg_att_body_section **body)
+{
+	for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
+		struct mailimap_msg_att_item *item = clist_content(j);
+		struct mailimap_msg_att_static *st;
+
+		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
+			continue;
+		st = item->att_data.att_static;
+		if (st->att_type == MAILIMAP_MSG_ATT_UID)
+			*uid = st->att_data.att_uid;
+		else if (st->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE && size != NULL)
+			*size = st->att_data.att_rfc822_size;
+		else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && body != NULL &&
+			 *body == NULL && st->att_data.att_body_section != NULL &&
+			 st->att_data.att_body_section->sec_body_part != NULL)
+			*body = st->att_data.att_body_section;
+	}
+}
+
 /* Lists the messages of the selected folder with a UID above @after, in
  * UID order. */
 static GArray *
@@ -535,19 +559,9 @@ session_list_after(MrImapSession *s, guint32 after, GError **error)
 	if (r != MAILIMAP_NO_ERROR)
 		return session_fail(s, r, "UID FETCH (UID RFC822.SIZE)", error), NULL;
 	for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
-		struct mailimap_msg_att *att = clist_content(i);
 		MrImapUid u = { 0, 0 };
 
-		for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
-			struct mailimap_msg_att_item *item = clist_content(j);
-
-			if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-				continue;
-			if (item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_UID)
-				u.uid = item->att_data.att_static->att_data.att_uid;
-			else if (item->att_data.att_static->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE)
-				u.size = item->att_data.att_static->att_data.att_rfc822_size;
-		}
+		att_fields(clist_content(i), &u.uid, &u.size, NULL);
 		/* "n:*" names the last message even when its UID is below n */
 		if (u.uid > after)
 			g_array_append_val(uids, u);
@@ -588,28 +602,12 @@ session_fetch(MrImapSession *s, const MrImapUid *uids, guint n, GError **error)
 	if (r != MAILIMAP_NO_ERROR)
 		return session_fail(s, r, "UID FETCH BODY.PEEK[]", error), NULL;
 	for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
-		struct mailimap_msg_att *att = clist_content(i);
+		const struct mailimap_msg_att_body_section *body = NULL;
 		guint32 uid = 0;
-		GBytes *raw = NULL;
+		GBytes *raw;
 
-		for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
-			struct mailimap_msg_att_item *item = clist_content(j);
-			struct mailimap_msg_att_static *st;
-
-			if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-				continue;
-			st = item->att_data.att_static;
-			if (st->att_type == MAILIMAP_MSG_ATT_UID) {
-				uid = st->att_data.att_uid;
-			} else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION &&
-				   st->att_data.att_body_section != NULL && raw == NULL) {
-				const struct mailimap_msg_att_body_section *b =
-					st->att_data.att_body_section;
-
-				raw = g_bytes_new(b->sec_body_part != NULL ? b->sec_body_part : "",
-						  b->sec_body_part != NULL ? b->sec_length : 0);
-			}
-		}
+		att_fields(clist_content(i), &uid, NULL, &body);
+		raw = body != NULL ? g_bytes_new(body->sec_body_part, body->sec_length) : NULL;
 		if (uid != 0 && raw != NULL && !g_hash_table_contains(by_uid, GUINT_TO_POINTER(uid)))
 			g_hash_table_insert(by_uid, GUINT_TO_POINTER(uid), raw);
 		else if (raw != NULL)
@@ -646,27 +644,17 @@ session_fetch_spooled(MrImapSession *s, guint32 uid, const char *spool_dir, guin
 		mailimap_set_free(set);
 		if (r != MAILIMAP_NO_ERROR)
 			return session_fail(s, r, "UID FETCH BODY.PEEK[]<partial>", error), NULL;
-		for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
-			struct mailimap_msg_att *att = clist_content(i);
+		for (clistiter *i = clist_begin(result); i != NULL && got == 0; i = clist_next(i)) {
+			const struct mailimap_msg_att_body_section *body = NULL;
+			guint32 answered = 0;
 
-			for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
-				struct mailimap_msg_att_item *item = clist_content(j);
-				struct mailimap_msg_att_static *st;
-
-				if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
-					continue;
-				st = item->att_data.att_static;
-				if (st->att_type != MAILIMAP_MSG_ATT_BODY_SECTION ||
-				    st->att_data.att_body_section == NULL ||
-				    st->att_data.att_body_section->sec_body_part == NULL || got > 0)
-					continue;
-				got = st->att_data.att_body_section->sec_length;
-				if (!mr_spool_append(spool,
-						     (const guint8 *)st->att_data.att_body_section->sec_body_part,
-						     got, error)) {
-					mailimap_fetch_list_free(result);
-					return NULL;
-				}
+			att_fields(clist_content(i), &answered, NULL, &body);
+			if (body == NULL || body->sec_length == 0 || answered != uid)
+				continue;
+			got = body->sec_length;
+			if (!mr_spool_append(spool, (const guint8 *)body->sec_body_part, got, error)) {
+				mailimap_fetch_list_free(result);
+				return NULL;
 			}
 		}
 		mailimap_fetch_list_free(result);
