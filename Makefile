@@ -50,7 +50,7 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu17 $(WARN) $(CFLAGS) $(SAN) -Iinclude $(PKG_CFLAGS) \
              -DG_LOG_USE_STRUCTURED -DMR_SYSCONFDIR='"$(SYSCONFDIR)"' \
-             -DMR_MODULEDIR='"$(MODULEDIR)"' \
+             -DMR_MODULEDIR='"$(MODULEDIR)"' -DMR_SBINDIR='"$(SBINDIR)"' \
              -DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS = $(PKG_LIBS) -lm

@@ -10,6 +10,7 @@
 #include <locale.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mailroom/mr-config.h"
@@ -549,6 +550,46 @@ cmd_mailbox_status(MrCtl *ctl, char **args)
 	return print_rows(ctl, rows, mr_ctl_json_mailbox, cols);
 }
 
+/* Finds mailroomd: $MAILROOM_MAILROOMD, beside this program (a build
+ * tree), or where make install puts it. */
+static char *
+find_mailroomd(void)
+{
+	const char *env = g_getenv("MAILROOM_MAILROOMD");
+	g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+	g_autofree char *dir = self != NULL ? g_path_get_dirname(self) : NULL;
+	g_autofree char *beside = dir != NULL ? g_build_filename(dir, "mailroomd", NULL) : NULL;
+
+	if (env != NULL && *env != '\0')
+		return g_strdup(env);
+	if (beside != NULL && g_file_test(beside, G_FILE_TEST_IS_EXECUTABLE))
+		return g_steal_pointer(&beside);
+	return g_build_filename(MR_SBINDIR, "mailroomd", NULL);
+}
+
+/* mailbox test NAME: mailroomd (which holds the IMAP client; mailroomctl,
+ * run by MTAs for every message, stays without it) connects, logs in,
+ * shows the capabilities and the folder, and fetches nothing. */
+static int
+cmd_mailbox_test(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *daemon = find_mailroomd();
+	const char *config = ctl->config_path != NULL ? ctl->config_path
+						      : mr_config_default_path();
+	const char *argv[] = { daemon, "-c", config, "--test-mailbox", args[0],
+			       ctl->json ? "--json" : NULL, NULL };
+	int status = 0;
+
+	if (mr_config_find_imap(ctl->cfg, args[0]) == NULL)
+		return fail(MR_EX_NOUSER, "no mailbox %s in the imap list of %s", args[0],
+			    ctl->cfg->path);
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL,
+			  NULL, &status, &error))
+		return fail(MR_EX_UNAVAILABLE, "cannot run %s: %s", daemon, error->message);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : MR_EX_SOFTWARE;
+}
+
 static int
 print_shown(MrCtl *ctl, JsonObject *o, MrRecordKind kind, gint64 id)
 {
@@ -849,6 +890,9 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	  FALSE },
 	{ "message", "retry", 1, 1, cmd_message_retry,
 	  "message retry ID   (a quarantined message through the ingest path again)", FALSE },
+	{ "mailbox", "test", 1, 1, cmd_mailbox_test,
+	  "mailbox test NAME   (connect and log in, list capabilities, count the folder;"
+	  " fetches nothing)", FALSE },
 	{ "mailbox", "status", 0, 0, cmd_mailbox_status,
 	  "mailbox status   (the IMAP mailboxes: state, last UID, backlog)", FALSE },
 	{ "event", "list", 0, 0, cmd_event_list,
@@ -954,7 +998,7 @@ main(int argc, char **argv)
 		return MR_EX_USAGE;
 	}
 	/* deliver opens the database in its writer, not here */
-	rc = ctl_open(&ctl, cmd->run != cmd_deliver, cmd->creates);
+	rc = ctl_open(&ctl, cmd->run != cmd_deliver && cmd->run != cmd_mailbox_test, cmd->creates);
 	if (rc == 0) {
 		mr_parse_init();
 		rc = cmd->run(&ctl, args);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 #include <glib-unix.h>
 #include <locale.h>
 #include <stdio.h>
@@ -282,11 +283,76 @@ daemon_clear(MrDaemon *d)
 	g_free(d->config_path);
 }
 
+/* --test-mailbox: a login without a fetch, for mailroomctl mailbox test.
+ * Exits 0, 67 (no such mailbox), 77 (login refused), 69 (TLS or
+ * protocol) or 75 (no connection). */
+static int
+test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
+{
+	const MrImapMailbox *mb = mr_config_find_imap(cfg, name);
+	g_autoptr(GError) error = NULL;
+	MrImapProbe probe;
+	int rc;
+
+	if (mb == NULL) {
+		fprintf(stderr, "mailroomd: no mailbox %s in the imap list of %s\n", name, cfg->path);
+		return MR_EX_NOUSER;
+	}
+	if (!mr_imap_probe(mb, &probe, &error)) {
+		rc = g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH)	    ? MR_EX_NOPERM
+		     : g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT) ? MR_EX_TEMPFAIL
+										    : MR_EX_UNAVAILABLE;
+		fprintf(stderr, "mailroomd: mailbox %s: %s\n", mb->name, error->message);
+		return rc;
+	}
+	if (json) {
+		g_autoptr(JsonBuilder) b = json_builder_new();
+		g_autoptr(JsonGenerator) gen = json_generator_new();
+		g_autoptr(JsonNode) root = NULL;
+		g_autofree char *text = NULL;
+
+		json_builder_begin_object(b);
+		json_builder_set_member_name(b, "name");
+		json_builder_add_string_value(b, mb->name);
+		json_builder_set_member_name(b, "folder");
+		json_builder_add_string_value(b, mb->folder);
+		json_builder_set_member_name(b, "capabilities");
+		json_builder_begin_array(b);
+		for (char **c = probe.capabilities; *c != NULL; c++)
+			json_builder_add_string_value(b, *c);
+		json_builder_end_array(b);
+		json_builder_set_member_name(b, "exists");
+		json_builder_add_int_value(b, probe.exists);
+		json_builder_set_member_name(b, "uidvalidity");
+		json_builder_add_int_value(b, probe.uidvalidity);
+		json_builder_set_member_name(b, "uidnext");
+		json_builder_add_int_value(b, probe.uidnext);
+		json_builder_end_object(b);
+		root = json_builder_get_root(b);
+		json_generator_set_root(gen, root);
+		json_generator_set_pretty(gen, TRUE);
+		text = json_generator_to_data(gen, NULL);
+		printf("%s\n", text);
+	} else {
+		g_autofree char *caps = g_strjoinv(" ", probe.capabilities);
+
+		printf("mailbox %s: logged in to %s:%d as %s\n", mb->name, mb->host, mb->port,
+		       mb->user);
+		printf("capabilities: %s\n", caps);
+		printf("folder %s: %" G_GINT64_FORMAT " messages, UIDVALIDITY %" G_GINT64_FORMAT
+		       ", UIDNEXT %" G_GINT64_FORMAT "\n", mb->folder, probe.exists, probe.uidvalidity,
+		       probe.uidnext);
+	}
+	mr_imap_probe_clear(&probe);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	MrDaemon d = { .ready_fd = -1, .log_level = G_LOG_LEVEL_INFO };
-	gboolean foreground = FALSE, check = FALSE, debug = FALSE;
+	gboolean foreground = FALSE, check = FALSE, debug = FALSE, json = FALSE;
+	g_autofree char *test_mailbox = NULL;
 	GOptionEntry entries[] = {
 		{ "config", 'c', 0, G_OPTION_ARG_FILENAME, &d.config_path,
 		  "Configuration file (default $MAILROOM_CONFIG or " MR_SYSCONFDIR "/mailroom.conf)",
@@ -294,6 +360,11 @@ main(int argc, char **argv)
 		{ "foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground,
 		  "Stay in the foreground, log to stderr (or journald under systemd)", NULL },
 		{ "check", 0, 0, G_OPTION_ARG_NONE, &check, "Check the configuration and exit", NULL },
+		{ "test-mailbox", 0, 0, G_OPTION_ARG_STRING, &test_mailbox,
+		  "Connect to the IMAP mailbox NAME of the configuration, log in, show its"
+		  " capabilities and folder, fetch nothing, and exit (mailroomctl mailbox test)",
+		  "NAME" },
+		{ "json", 0, 0, G_OPTION_ARG_NONE, &json, "With --test-mailbox: print JSON", NULL },
 		{ "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "Log debug messages too", NULL },
 		{ NULL },
 	};
@@ -339,6 +410,11 @@ main(int argc, char **argv)
 		printf("%s: ok\n", d.config_path);
 		daemon_clear(&d);
 		return 0;
+	}
+	if (test_mailbox != NULL) {
+		rc = test_imap_mailbox(d.cfg, test_mailbox, json);
+		daemon_clear(&d);
+		return rc;
 	}
 	d.systemd = g_getenv("NOTIFY_SOCKET") != NULL;
 	if (!foreground && !d.systemd)

@@ -826,22 +826,23 @@ wait_readable(MrImapSession *s, GCancellable *wake, MrImapPoke *poke, int second
 	g_source_destroy(timer);
 }
 
-/* Waits @seconds or until @wake is cancelled. */
+/* Waits @seconds, or until @wake is cancelled or @poke pokes.  (No
+ * GCancellableSource: a cancel from another thread while one is attached
+ * leaks it in GLib 2.74.) */
 static void
-wait_wake(GCancellable *wake, int seconds)
+wait_wake(GCancellable *wake, MrImapPoke *poke, int seconds)
 {
 	g_autoptr(GMainContext) ctx = g_main_context_new();
-	g_autoptr(GSource) cancelled = g_cancellable_source_new(wake);
 	g_autoptr(GSource) timer = g_timeout_source_new_seconds((guint)seconds);
 	gboolean fired = FALSE;
 
-	g_source_set_callback(cancelled, G_SOURCE_FUNC(readable_cb), &fired, NULL);
+	if (g_cancellable_is_cancelled(wake) || !poke_wait_begin(poke, ctx))
+		return;
 	g_source_set_callback(timer, flag_cb, &fired, NULL);
-	g_source_attach(cancelled, ctx);
 	g_source_attach(timer, ctx);
-	while (!fired && !g_cancellable_is_cancelled(wake))
+	while (!fired && !poke_taken(poke) && !g_cancellable_is_cancelled(wake))
 		g_main_context_iteration(ctx, TRUE);
-	g_source_destroy(cancelled);
+	poke_wait_end(poke);
 	g_source_destroy(timer);
 }
 
@@ -1178,7 +1179,7 @@ watch_session(MrImapWatch *w, MrImapSession *s, GError **error)
 			int r;
 
 			watch_state(w, "polling", NULL);
-			wait_wake(w->wake, w->mb->poll_interval_s);
+			wait_wake(w->wake, &w->poke, w->mb->poll_interval_s);
 			if (watch_stopping(w))
 				break;
 			r = mailimap_noop(s->imap);
@@ -1220,7 +1221,7 @@ watch_thread(gpointer data)
 		watch_state(w, g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH)
 				       ? "auth_failed" : "backoff",
 			    error->message);
-		wait_wake(w->wake, backoff);
+		wait_wake(w->wake, &w->poke, backoff);
 		backoff = MIN(backoff * 2, w->mb->reconnect_max_s);
 	}
 	watch_state(w, "stopped", NULL);

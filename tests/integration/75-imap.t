@@ -4,6 +4,7 @@
 # after action (seen, move, delete); a restart resumes where it stopped
 # without storing anything twice; mailroomctl mailbox status.
 # Runs on both engines (MR_TEST_DB).
+import json
 import os
 import sys
 import time
@@ -272,6 +273,23 @@ with section("a wrong password: auth_failed, the others go on"):
          "the other mailbox still takes mail")
     t.eq(d.stop(), 0, "exit 0")
     t.ok("wrong" not in d.log(), "the password is never logged")
+
+with section("mailroomctl mailbox test: a login, nothing fetched"):
+    n_before = dc.count("user1", "INBOX")
+    rc, out, err = d.env.ctl("mailbox", "test", "support", "--json")
+    j = json.loads(out) if rc == 0 else {}
+    t.ok(rc == 0 and "IDLE" in j.get("capabilities", []) and j.get("exists") == n_before and
+         j.get("uidvalidity", 0) > 0, "support: logged in, capabilities and the folder's count",
+         (rc, out, err))
+    rc, out, err = d.env.ctl("mailbox", "test", "support")
+    t.ok(rc == 0 and "logged in to 127.0.0.1" in out and "messages" in out,
+         "the same for people", out)
+    rc, out, err = d.env.ctl("mailbox", "test", "bad")
+    t.ok(rc == 77 and "refused" in err and "wrong" not in err + out,
+         "a wrong password: exit 77 with the server's reason", (rc, err))
+    rc, out, err = d.env.ctl("mailbox", "test", "nosuch")
+    t.eq(rc, 67, "an unknown mailbox: exit 67")
+    t.eq(dc.count("user1", "INBOX"), n_before, "nothing was fetched or moved")
 
 with section("no IDLE on the server: polling"):
     dc2 = mrdovecot.DovecotServer.start(users=1, capabilities_off=("IDLE",))
