@@ -307,6 +307,24 @@ with section("no IDLE on the server: polling"):
     t.eq(d.stop(), 0, "exit 0")
     dc2.stop()
 
+with section("Dovecot killed and started again mid-fetch: every message once"):
+    dc.add_user("drained")
+    total = 1200
+    dc.append_many("drained", "INBOX", [mail(i, subject="Drain %d") for i in range(total)])
+    d = Daemon(config(imap_entry("drain", "drained", "move:Done")))
+    wait_until("some", lambda: deliveries(d, "drain") > 100, 30)
+    dc.kill()
+    got = deliveries(d, "drain")
+    time.sleep(0.5)
+    dc.start()
+    t.ok(0 < got < total, "Dovecot killed after %d of %d were stored" % (got, total))
+    t.ok(wait_until("all", lambda: deliveries(d, "drain") == total and
+                    dc.count("drained", "INBOX") == 0, 60),
+         "mailroomd reconnects and stores the rest", d.env.json("mailbox", "status"))
+    t.eq(dc.count("drained", "Done"), total, "each moved once")
+    t.eq(stored(d), total, "each stored once")
+    t.eq(d.stop(), 0, "exit 0")
+
 with section("SIGKILL of mailroomd mid-drain: after the restart, every message once"):
     total = 1500
     dc.add_user("crasher")
