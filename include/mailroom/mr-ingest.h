@@ -50,7 +50,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrIngestItem, mr_ingest_item_free)
 /* Routes and stores @item for @recipient inside the transaction open on
  * @store, under a savepoint: on failure the message's work is undone and
  * the transaction stays usable for the others of a group commit.
- * A duplicate delivery writes nothing and succeeds.  Returns FALSE with
+ * A duplicate delivery writes nothing and succeeds; for a mailbox
+ * ("imap:NAME") any message stored before is a duplicate, whichever way
+ * it came.  Returns FALSE with
  * @error (MR_ROUTE_ERROR_NO_ADDRESS: permanent; MR_STORE_ERROR_*:
  * temporary). */
 gboolean mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,

@@ -83,6 +83,20 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
 	MrApplied applied = { 0 };
 
 	out->degraded = item->msg->status != MR_PARSE_OK;
+	/* A message fetched from a mailbox that is stored already -- the same
+	 * mail in a second folder (Gmail's labels), or delivered by SMTP too --
+	 * was routed when it came first: a duplicate, not a second ticket. */
+	if (g_str_has_prefix(rcpt, "imap:")) {
+		gint64 row = mr_store_message_by_key(store, item->key);
+
+		if (!mr_store_check(store, error))
+			return FALSE;
+		if (row != 0) {
+			out->message_row = row;
+			out->duplicate = TRUE;
+			return TRUE;
+		}
+	}
 	/* Routing only reads; the apply finds a duplicate delivery as it
 	 * inserts the message (by its content key) and then writes nothing. */
 	plan = mr_route_plan_facts(cfg, store, item->msg, item->facts, rcpt, envelope_from, error);

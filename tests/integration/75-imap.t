@@ -325,6 +325,20 @@ with section("Dovecot killed and started again mid-fetch: every message once"):
     t.eq(stored(d), total, "each stored once")
     t.eq(d.stop(), 0, "exit 0")
 
+with section("the same message in two mailboxes (Gmail labels): once, one ticket, both acted on"):
+    dc.add_user("label1")
+    dc.add_user("label2")
+    same = mail(9000, subject="Labelled %d")
+    u1 = dc.append("label1", "INBOX", same)
+    u2 = dc.append("label2", "INBOX", same)
+    d = Daemon(config(imap_entry("label1", "label1"), imap_entry("label2", "label2")))
+    t.ok(wait_until("labels", lambda: "\\Seen" in dc.flags("label1", "INBOX", u1) and
+                    "\\Seen" in dc.flags("label2", "INBOX", u2), 20),
+         "both copies got their after action")
+    t.eq(stored(d), 1, "the message is stored once")
+    t.eq(len(d.env.json("ticket", "list")), 1, "and made one ticket, not two")
+    t.eq(d.stop(), 0, "exit 0")
+
 with section("SIGKILL of mailroomd mid-drain: after the restart, every message once"):
     total = 1500
     dc.add_user("crasher")
