@@ -9,7 +9,8 @@
 #   make check-valgrind  the unit tests under valgrind
 #   make check-slow  the pathological messages at 25 MB too (66-pathological.t)
 #   make run       initialise var/mailroom.db and run mailroomd in the foreground
-#   make bench     throughput figures (mailroomd vs smtp-sink; the corpus)
+#   make bench     throughput figures (mailroomd vs smtp-sink; the corpus;
+#                  SQLite vs PostgreSQL; IMAP drain and IDLE latency)
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make clean
 #   make fuzz      libFuzzer on parse and route (FUZZ_SECONDS=60; clang)
@@ -178,6 +179,7 @@ bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) ./tools/bench-smtp.sh
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-corpus.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-storage.py
+	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-imap.py
 
 run: $(BUILD)/mailroomctl $(BUILD)/mailroomd
 	./tools/run.sh
