@@ -160,6 +160,12 @@ with section("TLS: implicit and STARTTLS with the test's CA; refused without it"
     noca = st.get("noca", {})
     t.ok(noca.get("state") == "backoff" and "unknown CA" in (noca.get("last_error") or ""),
          "without tls_ca_file: refused, the certificate is signed by an unknown CA", noca)
+    gone = dict(d.env.query("SELECT name, state FROM mailbox_state"
+                            " WHERE name IN ('moved', 'deleted')"))
+    t.eq(gone, {"moved": "stopped", "deleted": "stopped"},
+         "the mailboxes the reload removed stopped")
+    t.ok("mailbox moved: removed from the configuration: stopping" in d.log(),
+         "with a log line that says why")
 
 with section("XOAUTH2: a token from token_command; an expired one is asked again"):
     tokfile = os.path.join(dc.dir, "token")
