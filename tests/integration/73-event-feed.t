@@ -129,7 +129,7 @@ names = cluster.psql("SELECT conname FROM pg_constraint WHERE conrelid = 'event'
                      " AND (contype = 'c' OR confrelid = 'event_type'::regclass)",
                      db=olddb).split()
 cluster.psql("".join("ALTER TABLE event DROP CONSTRAINT %s;" % n for n in names) +
-             "DROP TABLE event_type; DROP TABLE mailbox_state;"
+             "DROP TABLE event_type; DROP TABLE mailbox_state; DROP TABLE quarantine;"
              "UPDATE mailroom_schema SET version = 2;"
              "INSERT INTO event (created, type, summary)"
              " VALUES ('2026-01-01T00:00:00Z', 'custom.kind', 'from elsewhere');", db=olddb)
