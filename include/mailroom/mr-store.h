@@ -511,7 +511,8 @@ GPtrArray *mr_store_quarantined(MrStore *store, gint64 limit, GError **error);
 MrQuarantineRow *mr_store_quarantine_get(MrStore *store, gint64 id, GError **error);
 
 /* Removes quarantined message @id (in the open transaction: after it was
- * stored).  FALSE with MR_STORE_ERROR_NOT_FOUND when there is none. */
+ * stored); none left is no error.  FALSE with @error when the delete
+ * failed. */
 gboolean mr_store_quarantine_delete(MrStore *store, gint64 id, GError **error);
 
 G_END_DECLS

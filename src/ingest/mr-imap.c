@@ -30,6 +30,13 @@
 /* A message whose store fails this often (not for a busy database) goes
  * to the quarantine. */
 #define MR_IMAP_MAX_ATTEMPTS 2
+/* What one command may read from the server, unless it announced more
+ * (a FETCH of bodies: the sizes it announced): a server that sends more
+ * loses the connection, so memory stays bounded whatever it sends. */
+#define MR_IMAP_READ_LIMIT (64 * 1024 * 1024)
+/* Slack per message over its announced size (the FETCH response's own
+ * words around the literal). */
+#define MR_IMAP_READ_SLACK (64 * 1024)
 
 /* --- the connection: GIO under libetpan ------------------------------------ */
 
@@ -38,7 +45,17 @@ typedef struct {
 	GIOStream *stream;      /* tcp, or the TLS connection over it */
 	GCancellable *cancel;   /* cancels blocking I/O (hard stop) */
 	GError *error;          /* why the last read or write failed */
+	guint64 allowed;        /* what the command in progress may read */
+	guint64 left;           /* of it, not read yet (reset by each write) */
 } MrImapConn;
+
+/* Sets what the next commands may read (conn_expect(c, 0): the default). */
+static void
+conn_expect(MrImapConn *c, guint64 bytes)
+{
+	c->allowed = bytes != 0 ? bytes : MR_IMAP_READ_LIMIT;
+	c->left = c->allowed;
+}
 
 static void
 conn_free(MrImapConn *c)
@@ -63,8 +80,16 @@ low_read(mailstream_low *s, void *buf, size_t count)
 	gssize n;
 
 	g_clear_error(&c->error);
-	n = g_input_stream_read(g_io_stream_get_input_stream(c->stream), buf, count, c->cancel,
-				&c->error);
+	if (c->left == 0) {
+		g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+			    "the server sent more than %" G_GUINT64_FORMAT " bytes for one command",
+			    c->allowed);
+		return -1;
+	}
+	n = g_input_stream_read(g_io_stream_get_input_stream(c->stream), buf,
+				MIN((guint64)count, c->left), c->cancel, &c->error);
+	if (n > 0)
+		c->left -= (guint64)n;
 	return n < 0 ? -1 : n;
 }
 
@@ -74,6 +99,7 @@ low_write(mailstream_low *s, const void *buf, size_t count)
 	MrImapConn *c = s->data;
 	gsize written = 0;
 
+	c->left = c->allowed; /* a command (or its continuation) starts */
 	g_clear_error(&c->error);
 	if (!g_output_stream_write_all(g_io_stream_get_output_stream(c->stream), buf, count,
 				       &written, c->cancel, &c->error))
@@ -406,6 +432,7 @@ session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 
 	s->conn = g_new0(MrImapConn, 1);
 	s->conn->cancel = cancel != NULL ? g_object_ref(cancel) : g_cancellable_new();
+	conn_expect(s->conn, 0);
 	g_socket_client_set_timeout(client, 30);
 	s->conn->tcp = g_socket_client_connect_to_host(client, mb->host, (guint16)mb->port,
 						       s->conn->cancel, &local);
@@ -596,7 +623,15 @@ session_fetch(MrImapSession *s, const MrImapUid *uids, guint n, GError **error)
 	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_uid());
 	mailimap_fetch_type_new_fetch_att_list_add(
 		type, mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
+	{
+		guint64 announced = 0;
+
+		for (guint i = 0; i < n; i++)
+			announced += uids[i].size + MR_IMAP_READ_SLACK;
+		conn_expect(s->conn, announced);
+	}
 	r = mailimap_uid_fetch(s->imap, set, type, &result);
+	conn_expect(s->conn, 0);
 	mailimap_fetch_type_free(type);
 	mailimap_set_free(set);
 	if (r != MAILIMAP_NO_ERROR)
@@ -639,7 +674,9 @@ session_fetch_spooled(MrImapSession *s, guint32 uid, const char *spool_dir, guin
 		mailimap_fetch_type_new_fetch_att_list_add(
 			type, mailimap_fetch_att_new_body_peek_section_partial(
 				      mailimap_section_new(NULL), offset, chunk));
+		conn_expect(s->conn, (guint64)chunk + MR_IMAP_READ_SLACK);
 		r = mailimap_uid_fetch(s->imap, set, type, &result);
+		conn_expect(s->conn, 0);
 		mailimap_fetch_type_free(type);
 		mailimap_set_free(set);
 		if (r != MAILIMAP_NO_ERROR)
