@@ -483,16 +483,12 @@ session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 
 /* --- commands ------------------------------------------------------------------ */
 
-/* Selects @folder, creating it when the server has no such folder. */
+/* Selects @folder (created before by session_ensure_folder()). */
 static gboolean
 session_select(MrImapSession *s, const char *folder, GError **error)
 {
 	int r = mailimap_select(s->imap, folder);
 
-	if (r == MAILIMAP_ERROR_SELECT) {
-		mailimap_create(s->imap, folder); /* may exist and be unselectable: see below */
-		r = mailimap_select(s->imap, folder);
-	}
 	if (r != MAILIMAP_NO_ERROR) {
 		g_autofree char *what = g_strdup_printf("SELECT %s", folder);
 
@@ -905,7 +901,6 @@ session_idle(MrImapSession *s, GCancellable *wake, MrImapPoke *poke, int seconds
 typedef struct _MrImapService MrImapService;
 
 typedef struct {
-	MrImapService *svc;
 	MrWriter *writer;
 	MrConfig *cfg;              /* the configuration it runs with (ref) */
 	const MrImapMailbox *mb;    /* in @cfg */
@@ -1199,7 +1194,8 @@ watch_session(MrImapWatch *w, MrImapSession *s, GError **error)
 	if (w->mb->after == MR_IMAP_AFTER_MOVE &&
 	    !session_ensure_folder(s, w->mb->after_folder, error))
 		return FALSE;
-	if (!session_select(s, w->mb->folder, error))
+	if (!session_ensure_folder(s, w->mb->folder, error) ||
+	    !session_select(s, w->mb->folder, error))
 		return FALSE;
 	watch_state(w, "connected", NULL);
 	while (!watch_stopping(w)) {
@@ -1267,12 +1263,11 @@ watch_thread(gpointer data)
 }
 
 static MrImapWatch *
-watch_start(MrImapService *svc, MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
+watch_start(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
 {
 	MrImapWatch *w = g_new0(MrImapWatch, 1);
 	g_autofree char *name = g_strdup_printf("imap-%s", mb->name);
 
-	w->svc = svc;
 	w->writer = writer;
 	w->cfg = mr_config_ref(cfg);
 	w->mb = mb;
@@ -1358,7 +1353,7 @@ imap_start(MrConfig *cfg, MrWriter *writer, GError **error)
 	svc->retired = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
 	for (guint i = 0; i < cfg->imap->len; i++)
 		g_ptr_array_add(svc->watches,
-				watch_start(svc, writer, cfg, g_ptr_array_index(cfg->imap, i)));
+				watch_start(writer, cfg, g_ptr_array_index(cfg->imap, i)));
 	svc->reaper = g_timeout_add(200, reap_retired, svc);
 	return svc;
 }
@@ -1405,7 +1400,7 @@ imap_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
 			running = strcmp(((MrImapWatch *)g_ptr_array_index(svc->watches, k))->main_mb->name,
 					 mb->name) == 0;
 		if (!running)
-			g_ptr_array_add(svc->watches, watch_start(svc, svc->writer, cfg, mb));
+			g_ptr_array_add(svc->watches, watch_start(svc->writer, cfg, mb));
 	}
 }
 
