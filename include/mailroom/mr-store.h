@@ -460,6 +460,10 @@ typedef struct {
 	                         the last check */
 	char *last_error;     /* (nullable) */
 	char *updated;        /* UTC ISO-8601, set by mr_store_mailbox_save() */
+	gint64 inflight_to;   /* the last UID of the batch being stored: when
+	                         above last_uid at start, a run died storing it */
+	gint64 inflight_tries; /* when that batch is one message alone: how many
+	                          runs started storing it (0 for a batch) */
 } MrMailboxState;
 
 void mr_mailbox_state_free(MrMailboxState *st);

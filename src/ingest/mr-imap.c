@@ -30,6 +30,9 @@
 /* A message whose store fails this often (not for a busy database) goes
  * to the quarantine. */
 #define MR_IMAP_MAX_ATTEMPTS 2
+/* A message that was being stored alone when this many runs of mailroomd
+ * died goes to the quarantine unparsed (a message that crashes it). */
+#define MR_IMAP_MAX_DEATHS 2
 /* What one command may read from the server, unless it announced more
  * (a FETCH of bodies: the sizes it announced): a server that sends more
  * loses the connection, so memory stays bounded whatever it sends. */
@@ -376,28 +379,119 @@ fetch_token(const MrImapMailbox *mb, GError **error)
 	return g_steal_pointer(&token);
 }
 
+/* Appends @name to @out as an RFC 5801 saslname: ',' and '=' escaped. */
+static void
+append_saslname(GString *out, const char *name)
+{
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p == ',')
+			g_string_append(out, "=2C");
+		else if (*p == '=')
+			g_string_append(out, "=3D");
+		else
+			g_string_append_c(out, *p);
+	}
+}
+
+/* SASL OAUTHBEARER (RFC 7628) with an initial response (SASL-IR), which
+ * libetpan lacks; built as its XOAUTH2 is, of the session calls its
+ * mailimap.h offers.  On a refusal the server sends a continuation with
+ * an error document; the client answers with a single %x01 and then gets
+ * the tagged NO.  Returns a MAILIMAP_ code as mailimap_oauth2_authenticate
+ * does. */
+static int
+oauthbearer_authenticate(MrImapSession *s, const MrImapMailbox *mb, const char *token)
+{
+	g_autoptr(GString) gs2 = g_string_new("n,a=");
+	g_autofree char *b64 = NULL;
+	struct mailimap_response *response = NULL;
+	mailstream *stream = s->imap->imap_stream;
+	const char *line;
+	int r, state;
+
+	if (s->imap->imap_state != MAILIMAP_STATE_NON_AUTHENTICATED)
+		return MAILIMAP_ERROR_BAD_STATE;
+	append_saslname(gs2, mb->user);
+	g_string_append_printf(gs2, ",\001host=%s\001port=%d\001auth=Bearer %s\001\001",
+			       mb->host, mb->port, token);
+	b64 = g_base64_encode((const guchar *)gs2->str, gs2->len);
+	memset(gs2->str, 0, gs2->len);
+	r = mailimap_send_current_tag(s->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	mailstream_set_privacy(stream, 0);
+	if (mailstream_write(stream, "AUTHENTICATE OAUTHBEARER ", 25) != 25 ||
+	    mailstream_write(stream, b64, strlen(b64)) != (ssize_t)strlen(b64) ||
+	    mailstream_write(stream, "\r\n", 2) != 2 || mailstream_flush(stream) == -1) {
+		mailstream_set_privacy(stream, 1);
+		memset(b64, 0, strlen(b64));
+		return MAILIMAP_ERROR_STREAM;
+	}
+	mailstream_set_privacy(stream, 1);
+	memset(b64, 0, strlen(b64));
+	line = mailimap_read_line(s->imap);
+	if (line == NULL)
+		return MAILIMAP_ERROR_STREAM;
+	if (line[0] == '+') {
+		/* the error document: its content does not change what follows */
+		if (mailstream_write(stream, "AQ==\r\n", 6) != 6 || mailstream_flush(stream) == -1 ||
+		    mailimap_read_line(s->imap) == NULL)
+			return MAILIMAP_ERROR_STREAM;
+	}
+	r = mailimap_parse_response(s->imap, &response);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	state = response->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	mailimap_response_free(response);
+	if (state != MAILIMAP_RESP_COND_STATE_OK)
+		return MAILIMAP_ERROR_LOGIN;
+	s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
+	return MAILIMAP_NO_ERROR;
+}
+
+/* OAuth2: SASL XOAUTH2 as Google and Microsoft document it, or
+ * OAUTHBEARER when the server announces only that.  A fresh token for
+ * every login, and once more at once when the server refuses it (it may
+ * have expired in between). */
+static gboolean
+session_login_oauth(MrImapSession *s, const MrImapMailbox *mb, GError **error)
+{
+	struct mailimap_capability_data *caps = NULL;
+	gboolean bearer;
+	const char *what;
+	int r;
+
+	/* what the greeting said may be stale after STARTTLS: ask */
+	r = mailimap_capability(s->imap, &caps);
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "CAPABILITY", error);
+	mailimap_capability_data_free(caps);
+	bearer = !mailimap_has_authentication(s->imap, "XOAUTH2") &&
+		 mailimap_has_authentication(s->imap, "OAUTHBEARER");
+	what = bearer ? "OAUTHBEARER login" : "XOAUTH2 login";
+	for (int attempt = 0; attempt < 2; attempt++) {
+		g_autofree char *token = fetch_token(mb, error);
+
+		if (token == NULL)
+			return FALSE;
+		r = bearer ? oauthbearer_authenticate(s, mb, token)
+			   : mailimap_oauth2_authenticate(s->imap, mb->user, token);
+		memset(token, 0, strlen(token));
+		if (r == MAILIMAP_NO_ERROR)
+			return TRUE;
+		if (r != MAILIMAP_ERROR_LOGIN)
+			break;
+	}
+	return session_fail(s, r, what, error);
+}
+
 static gboolean
 session_login(MrImapSession *s, const MrImapMailbox *mb, GError **error)
 {
 	int r;
 
-	if (mb->auth == MR_IMAP_AUTH_XOAUTH2) {
-		/* A fresh token for every login, and once more at once when the
-		 * server refuses it (it may have expired in between). */
-		for (int attempt = 0; attempt < 2; attempt++) {
-			g_autofree char *token = fetch_token(mb, error);
-
-			if (token == NULL)
-				return FALSE;
-			r = mailimap_oauth2_authenticate(s->imap, mb->user, token);
-			memset(token, 0, strlen(token));
-			if (r == MAILIMAP_NO_ERROR)
-				return TRUE;
-			if (r == MAILIMAP_ERROR_STREAM)
-				break;
-		}
-		return session_fail(s, r, "XOAUTH2 login", error);
-	}
+	if (mb->auth == MR_IMAP_AUTH_XOAUTH2)
+		return session_login_oauth(s, mb, error);
 	{
 		g_autoptr(GError) local = NULL;
 		g_autofree char *password = mr_imap_mailbox_password(mb, &local);
@@ -917,6 +1011,8 @@ typedef struct {
 	GAsyncQueue *results;       /* MrImapSlot* answered by the writer */
 	GHashTable *attempts;       /* UID -> failed stores (GUINT) */
 	MrMailboxState st;          /* the thread's own copy */
+	gint64 suspect_to;          /* a run before this one died storing the */
+	gint64 suspect_tries;       /* UIDs up to it: see watch_mark() */
 	GMutex lock;                /* guards @state and @next_cfg */
 	char *state;
 } MrImapWatch;
@@ -961,6 +1057,8 @@ load_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 		st->uidvalidity = found->uidvalidity;
 		st->last_uid = found->last_uid;
 		st->backlog = found->backlog;
+		st->inflight_to = found->inflight_to;
+		st->inflight_tries = found->inflight_tries;
 	}
 	return TRUE;
 }
@@ -1057,6 +1155,40 @@ watch_take_config(MrImapWatch *w)
 		mr_config_unref(old);
 }
 
+/* Makes durable, before a batch is fetched, that it is in flight: its
+ * last UID @to, and @tries, the runs that started storing it when it is
+ * one message alone (0 for a batch).  A run that dies -- a message that
+ * crashes the parser, say -- leaves the mark above last_uid; the next run
+ * reads it (suspect_to, suspect_tries) and stores those UIDs one by one,
+ * each marked, and a message that was alone in flight when
+ * MR_IMAP_MAX_DEATHS runs died is quarantined unparsed.  Without the mark
+ * such a message would kill every run, and no run would get past it. */
+static gboolean
+watch_mark(MrImapWatch *w, guint32 to, gint64 tries, GError **error)
+{
+	if (w->st.inflight_to == (gint64)to && w->st.inflight_tries == tries)
+		return TRUE;
+	w->st.inflight_to = to;
+	w->st.inflight_tries = tries;
+	return mr_writer_run_sync(w->writer, w->cfg, save_work, &w->st, error);
+}
+
+/* Quarantines @uid, unparsed (its bytes fetched in parts into the spool),
+ * and gives it the after action.  Returns FALSE with @error when it is
+ * not both durable and acted on. */
+static gboolean
+watch_set_aside(MrImapWatch *w, MrImapSession *s, const MrImapUid *uid, const char *why,
+		GError **error)
+{
+	g_autoptr(GBytes) raw = session_fetch_spooled(s, uid->uid, w->cfg->spool_directory,
+						      MR_IMAP_CHUNK, error);
+
+	if (raw == NULL)
+		return FALSE;
+	return watch_quarantine(w, uid->uid, raw, why, error) &&
+	       session_after(s, w->mb, uid, 1, error);
+}
+
 /* Hands the messages @raws (NULL: the server sent none) to the writer and
  * waits for every answer.  Returns how many of them, from the first on,
  * are durable (stored, or stored before); @error says why the next one
@@ -1106,6 +1238,8 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 				  " stored twice)", w->mb->name, w->st.uidvalidity, validity);
 		w->st.uidvalidity = validity;
 		w->st.last_uid = 0;
+		w->st.inflight_to = w->st.inflight_tries = 0;
+		w->suspect_to = w->suspect_tries = 0;
 		g_hash_table_remove_all(w->attempts);
 	}
 	uids = session_list_after(s, (guint32)w->st.last_uid, error);
@@ -1113,7 +1247,8 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 		return FALSE;
 	if (w->st.backlog != (gint64)uids->len) {
 		w->st.backlog = uids->len;
-		watch_save(w);
+		if (uids->len == 0)
+			watch_save(w); /* else the batch's mark saves it */
 	}
 	while (i < uids->len && !watch_stopping(w)) {
 		const MrImapUid *batch = &g_array_index(uids, MrImapUid, i);
@@ -1122,21 +1257,23 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 		guint n = 0, handled;
 		guint64 bytes = 0;
 
+		gboolean suspect = (gint64)batch[0].uid <= w->suspect_to;
+		gint64 deaths = suspect && (gint64)batch[0].uid == w->suspect_to ? w->suspect_tries : 0;
+		g_autofree char *why = NULL;
+
 		if ((gint64)batch[0].size > w->cfg->max_message_size) {
 			/* Too big to store: its bytes, fetched in parts, go to the
 			 * quarantine, and it gets the after action like the others. */
-			g_autoptr(GBytes) raw = session_fetch_spooled(s, batch[0].uid,
-								      w->cfg->spool_directory,
-								      MR_IMAP_CHUNK, error);
-			g_autofree char *why = NULL;
-
-			if (raw == NULL)
-				return FALSE;
-			why = g_strdup_printf("%" G_GSIZE_FORMAT " bytes, over limits.max_message_size"
-					      " (%" G_GINT64_FORMAT ")", g_bytes_get_size(raw),
+			why = g_strdup_printf("%u bytes, over limits.max_message_size"
+					      " (%" G_GINT64_FORMAT ")", batch[0].size,
 					      w->cfg->max_message_size);
-			if (!watch_quarantine(w, batch[0].uid, raw, why, error) ||
-			    !session_after(s, w->mb, batch, 1, error))
+		} else if (deaths >= MR_IMAP_MAX_DEATHS) {
+			why = g_strdup_printf("mailroomd stopped %" G_GINT64_FORMAT " times while"
+					      " storing it (a crash? see the logs); kept unparsed",
+					      deaths);
+		}
+		if (why != NULL) {
+			if (!watch_set_aside(w, s, batch, why, error))
 				return FALSE;
 			w->st.last_uid = batch[0].uid;
 			w->st.backlog = uids->len - (i + 1);
@@ -1144,10 +1281,16 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 			i++;
 			continue;
 		}
-		while (i + n < uids->len && n < MR_IMAP_BATCH_MESSAGES &&
+		/* After a run that died: one message at a time, up to where it
+		 * died, so that the one that kills is found. */
+		while (i + n < uids->len && n < (suspect ? 1 : MR_IMAP_BATCH_MESSAGES) &&
 		       (gint64)batch[n].size <= w->cfg->max_message_size &&
 		       (n == 0 || bytes + batch[n].size <= MR_IMAP_BATCH_BYTES))
 			bytes += batch[n++].size;
+		if (!watch_mark(w, batch[n - 1].uid, suspect ? deaths + 1 : 0, error)) {
+			g_prefix_error(error, "marking the batch in flight: ");
+			return FALSE;
+		}
 		raws = session_fetch(s, batch, n, error);
 		if (raws == NULL)
 			return FALSE;
@@ -1235,6 +1378,13 @@ watch_thread(gpointer data)
 		if (!mr_writer_run_sync(w->writer, w->cfg, load_work, &w->st, &error))
 			g_warning("mailbox %s: cannot read its state: %s", w->mb->name,
 				  error->message);
+		if (w->st.inflight_to > w->st.last_uid) {
+			w->suspect_to = w->st.inflight_to;
+			w->suspect_tries = w->st.inflight_tries;
+			g_warning("mailbox %s: the last run stopped while storing UIDs %" G_GINT64_FORMAT
+				  " to %" G_GINT64_FORMAT ": storing them one by one",
+				  w->mb->name, w->st.last_uid + 1, w->st.inflight_to);
+		}
 	}
 	while (!watch_stopping(w)) {
 		g_autoptr(GError) error = NULL;

@@ -18,7 +18,11 @@
  *      unit test test-store checks that every MrEventType has one).
  *   4  IMAP mailboxes: mailbox_state, what mailroomd knows of each
  *      mailbox it watches (UIDVALIDITY, the last UID handled, the
- *      connection's state for the CLI). */
+ *      connection's state for the CLI).
+ *   5  mailbox_state remembers the batch in flight (inflight_to, the last
+ *      UID of the batch being stored, and inflight_tries): a message that
+ *      makes mailroomd die is found and quarantined after a restart
+ *      instead of killing every run. */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -242,11 +246,17 @@ static const char mr_sql_migrate_v3[] =
 static const char mr_sql_migrate_v4[] =
 	QUARANTINE_V4("id INTEGER PRIMARY KEY,", "BLOB") MAILBOX_STATE_V4;
 
+/* 4 -> 5 (both engines). */
+static const char mr_sql_migrate_v5[] =
+	"ALTER TABLE mailbox_state ADD COLUMN inflight_to BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE mailbox_state ADD COLUMN inflight_tries BIGINT NOT NULL DEFAULT 0;";
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
 	{ 2, 3, mr_sql_migrate_v3 },
 	{ 3, 4, mr_sql_migrate_v4 },
+	{ 4, 5, mr_sql_migrate_v5 },
 	{ 0, 0, NULL },
 };
 
@@ -388,10 +398,11 @@ const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
 	{ 3, 4, mr_sql_pgsql_migrate_v4 },
+	{ 4, 5, mr_sql_migrate_v5 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 4;
+const int mr_sql_schema_version = 5;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -604,18 +615,20 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT id, created, type, record_kind, record_id, message_id, summary FROM event"
 		" WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
 	[MR_STMT_MAILBOX_GET] =
-		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated"
-		" FROM mailbox_state WHERE name = ?1",
+		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated,"
+		" inflight_to, inflight_tries FROM mailbox_state WHERE name = ?1",
 	[MR_STMT_MAILBOX_SAVE] =
 		"INSERT INTO mailbox_state (name, uidvalidity, last_uid, state, backlog,"
-		" last_error, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		" last_error, updated, inflight_to, inflight_tries)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 		" ON CONFLICT (name) DO UPDATE SET uidvalidity = excluded.uidvalidity,"
 		" last_uid = excluded.last_uid, state = excluded.state,"
 		" backlog = excluded.backlog, last_error = excluded.last_error,"
-		" updated = excluded.updated",
+		" updated = excluded.updated, inflight_to = excluded.inflight_to,"
+		" inflight_tries = excluded.inflight_tries",
 	[MR_STMT_MAILBOX_LIST] =
-		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated"
-		" FROM mailbox_state ORDER BY name",
+		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated,"
+		" inflight_to, inflight_tries FROM mailbox_state ORDER BY name",
 	[MR_STMT_QUARANTINE_INSERT] =
 		"INSERT INTO quarantine (mailbox, uidvalidity, uid, reason, size, raw, created)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"

@@ -1386,6 +1386,8 @@ mailbox_from_row(MrSqlStmt *st)
 	m->backlog = mr_sql_column_int64(st, 4);
 	m->last_error = g_strdup(mr_sql_column_text(st, 5));
 	m->updated = g_strdup(mr_sql_column_text(st, 6));
+	m->inflight_to = mr_sql_column_int64(st, 7);
+	m->inflight_tries = mr_sql_column_int64(st, 8);
 	return m;
 }
 
@@ -1417,6 +1419,8 @@ mailbox_save_tx(MrStore *store, gpointer data, GError **error)
 	mr_sql_bind_int64(st, 5, m->backlog);
 	mr_sql_bind_text(st, 6, m->last_error);
 	mr_sql_bind_text(st, 7, now);
+	mr_sql_bind_int64(st, 8, m->inflight_to);
+	mr_sql_bind_int64(st, 9, m->inflight_tries);
 	return step_done(store, st, error);
 }
 

@@ -55,7 +55,7 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 4, "init: schema version 4 (v1 -> 2 -> 3 -> 4)")
+    t.eq(j["schema_version"], 5, "init: schema version 5 (v1 -> 2 -> 3 -> 4 -> 5)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -124,5 +124,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 4, "the database is at schema 4")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 5, "the database is at schema 5")
     con.close()

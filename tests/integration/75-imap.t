@@ -15,7 +15,7 @@ if not mrdovecot.available():
     print("1..0 # SKIP %s" % mrdovecot.unavailable_reason())
     sys.exit(0)
 
-from mrtest import PG, Tap, message, pg_cluster  # noqa: E402 - after the skip: Tap prints a plan at exit
+from mrtest import PG, Tap, message, pg_cluster, wait_until  # noqa: E402 - after the skip: Tap prints a plan at exit
 from mrdaemon import Daemon  # noqa: E402
 
 t = Tap()
@@ -43,14 +43,17 @@ def mail(i, frm="customer%d@client.test", subject="Problem %d"):
                    msgid="<imap-%d-%f@client.test>" % (i, time.time())).encode()
 
 
-def wait_until(what, check, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = check()
-        if v:
-            return v
-        time.sleep(0.1)
-    return check()
+def token_script(directory, tokens):
+    """A token command: prints the first of @tokens, the next one next time."""
+    tokfile = os.path.join(directory, "tokens")
+    script = os.path.join(directory, "get-token")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nn=$(cat %s.n 2>/dev/null || echo 0); echo $((n + 1)) > %s.n\n"
+                "sed -n \"$((n + 1))p\" %s\n" % (tokfile, tokfile, tokfile))
+    os.chmod(script, 0o755)
+    with open(tokfile, "w") as f:
+        f.write("".join(tok + "\n" for tok in tokens))
+    return script
 
 
 def stored(d):
@@ -65,7 +68,7 @@ with section("a backlog is stored once each, then flagged \\Seen"):
     uids = dc.append_many("user1", "INBOX", [mail(i) for i in range(BACKLOG)])
     d = Daemon(config(imap_entry("support", "user1")))
     t0 = time.monotonic()
-    n = wait_until("backlog", lambda: deliveries(d, "support") >= BACKLOG and
+    n = wait_until(lambda: deliveries(d, "support") >= BACKLOG and
                    d.env.query("SELECT last_uid FROM mailbox_state")[0][0] == uids[-1], 60)
     took = time.monotonic() - t0
     t.eq(deliveries(d, "support"), BACKLOG, "%d messages stored (%.1f s)" % (BACKLOG, took))
@@ -79,14 +82,14 @@ with section("a backlog is stored once each, then flagged \\Seen"):
     t.eq(len(tickets), BACKLOG, "each new support mail made its ticket")
 
 with section("new mail while mailroomd is in IDLE"):
-    t.ok(wait_until("idle", lambda: d.env.json("mailbox", "status")[0]["state"] == "idle", 10),
+    t.ok(wait_until(lambda: d.env.json("mailbox", "status")[0]["state"] == "idle", 10),
          "state idle", d.env.json("mailbox", "status"))
     latencies = []
     for i in range(5):
         before = deliveries(d, "support")
         t0 = time.monotonic()
         dc.append("user1", "INBOX", mail(1000 + i))
-        wait_until("new", lambda: deliveries(d, "support") > before, 10)
+        wait_until(lambda: deliveries(d, "support") > before, 10)
         latencies.append(time.monotonic() - t0)
     t.eq(deliveries(d, "support"), BACKLOG + 5, "5 new messages stored")
     latencies.sort()
@@ -99,7 +102,7 @@ with section("a restart resumes where it stopped: nothing twice"):
     t.eq(st, [("stopped",)], "state stopped")
     dc.append("user1", "INBOX", mail(2000))
     d.start()
-    wait_until("after restart", lambda: deliveries(d, "support") == BACKLOG + 6, 20)
+    wait_until(lambda: deliveries(d, "support") == BACKLOG + 6, 20)
     t.eq(deliveries(d, "support"), BACKLOG + 6, "the one new message is stored")
     t.eq(stored(d), BACKLOG + 6, "nothing else again")
 
@@ -108,7 +111,7 @@ with section("UIDVALIDITY changes: the folder is read again, nothing stored twic
     old = d.env.query("SELECT uidvalidity FROM mailbox_state WHERE name = 'support'")[0][0]
     dc.change_uidvalidity("user1", "INBOX")
     dc.append("user1", "INBOX", mail(2500))     # wakes the IDLE; the session ends with BYE
-    t.ok(wait_until("rescan", lambda: d.env.query(
+    t.ok(wait_until(lambda: d.env.query(
         "SELECT uidvalidity, backlog FROM mailbox_state WHERE name = 'support'")[0][0] != old
         and deliveries(d, "support") == before + 1, 20),
          "the new UIDVALIDITY is taken and the new message stored",
@@ -123,7 +126,7 @@ with section("after = move and delete"):
                           imap_entry("moved", "user2", "move:Processed/mailroom"),
                           imap_entry("deleted", "user3", "delete")))
     d.reload()
-    wait_until("move+delete", lambda: deliveries(d, "moved") == 20 and
+    wait_until(lambda: deliveries(d, "moved") == 20 and
                deliveries(d, "deleted") == 20 and dc.count("user2", "INBOX") == 0 and
                dc.count("user3", "INBOX") == 0, 30)
     t.eq(deliveries(d, "moved"), 20, "moved: 20 stored")
@@ -149,7 +152,7 @@ with section("TLS: implicit and STARTTLS with the test's CA; refused without it"
                           tls_entry("starttls", "user3", "starttls", dc.port),
                           tls_entry("noca", "user4", "implicit", dc.imaps_port, ca=False)))
     d.reload()
-    st = wait_until("tls", lambda: {m["name"]: m for m in d.env.json("mailbox", "status")
+    st = wait_until(lambda: {m["name"]: m for m in d.env.json("mailbox", "status")
                                     if m["state"] in ("idle", "backoff")}
                     if len([m for m in d.env.json("mailbox", "status")
                             if m["state"] in ("idle", "backoff")]) == 4 else None, 20) or {}
@@ -168,15 +171,7 @@ with section("TLS: implicit and STARTTLS with the test's CA; refused without it"
          "with a log line that says why")
 
 with section("XOAUTH2: a token from token_command; an expired one is asked again"):
-    tokfile = os.path.join(dc.dir, "token")
-    script = os.path.join(dc.dir, "get-token")
-    with open(script, "w") as f:
-        f.write("#!/bin/sh\n# prints the token of the file, then the next one next time\n"
-                "n=$(cat %s.n 2>/dev/null || echo 0); echo $((n + 1)) > %s.n\n"
-                "sed -n \"$((n + 1))p\" %s\n" % (tokfile, tokfile, tokfile))
-    os.chmod(script, 0o755)
-    with open(tokfile, "w") as f:
-        f.write("tok-expired\ntok-good\ntok-good\ntok-good\n")
+    script = token_script(dc.dir, ["tok-expired", "tok-good", "tok-good", "tok-good"])
     dc.oauth_tokens["tok-good"] = "user4"
     dc.oauth_tokens["tok-expired"] = "user4"
     dc.expire_token("tok-expired")
@@ -186,7 +181,7 @@ with section("XOAUTH2: a token from token_command; an expired one is asked again
              ' reconnect_max = 2; }' % (dc.port, script))
     d.write_config(config(imap_entry("support", "user1"), oauth))
     d.reload()
-    t.ok(wait_until("oauth", lambda: deliveries(d, "oauth") == 1, 20),
+    t.ok(wait_until(lambda: deliveries(d, "oauth") == 1, 20),
          "logged in with XOAUTH2 and fetched", d.env.json("mailbox", "status"))
     t.ok(len(dc.introspections("tok-expired")) >= 1 and len(dc.introspections("tok-good")) >= 1,
          "the expired token was refused and the command asked again at once")
@@ -196,7 +191,7 @@ with section("Dovecot restarted mid-run: mailroomd reconnects and goes on"):
     dc.restart()
     before = deliveries(d, "support")
     dc.append("user1", "INBOX", mail(6000))
-    t.ok(wait_until("reconnect", lambda: deliveries(d, "support") == before + 1, 20),
+    t.ok(wait_until(lambda: deliveries(d, "support") == before + 1, 20),
          "the next mail after the restart is stored", d.env.json("mailbox", "status"))
 
 with section("a message over limits.max_message_size: quarantined, then retried"):
@@ -208,7 +203,7 @@ with section("a message over limits.max_message_size: quarantined, then retried"
     before = deliveries(d, "support")
     uid_big = dc.append("user1", "INBOX", big)
     dc.append("user1", "INBOX", mail(7001))
-    t.ok(wait_until("big", lambda: deliveries(d, "support") == before + 1, 20),
+    t.ok(wait_until(lambda: deliveries(d, "support") == before + 1, 20),
          "the next message is stored")
     q = d.env.json("message", "list", "--quarantined")
     t.ok(len(q) == 1 and q[0]["mailbox"] == "support" and q[0]["uid"] == uid_big and
@@ -243,7 +238,7 @@ with section("a message that fails twice: quarantined, the next ones go on"):
     uid_p = dc.append("user1", "INBOX", message("eve@client.test", "support@acme.test",
                                                 "Poison pill", msgid="<poison@client.test>").encode())
     dc.append("user1", "INBOX", mail(8000))
-    t.ok(wait_until("poison", lambda: deliveries(d, "support") == before + 1 and
+    t.ok(wait_until(lambda: deliveries(d, "support") == before + 1 and
                     d.env.json("message", "list", "--quarantined"), 30),
          "the message after it is stored", d.env.json("mailbox", "status"))
     q = d.env.json("message", "list", "--quarantined")
@@ -268,14 +263,14 @@ with section("a wrong password: auth_failed, the others go on"):
         f.write("wrong\n")
     d.write_config(config(imap_entry("support", "user1"), bad))
     d.reload()
-    st = wait_until("auth_failed", lambda: [m for m in d.env.json("mailbox", "status")
+    st = wait_until(lambda: [m for m in d.env.json("mailbox", "status")
                                             if m["name"] == "bad" and m["state"] == "auth_failed"],
                     15)
     t.ok(st and st[0]["last_error"] and "wrong" not in st[0]["last_error"],
          "state auth_failed with the server's reason (no password in it)", st)
     before = deliveries(d, "support")
     dc.append("user1", "INBOX", mail(3000))
-    t.ok(wait_until("others", lambda: deliveries(d, "support") == before + 1, 10),
+    t.ok(wait_until(lambda: deliveries(d, "support") == before + 1, 10),
          "the other mailbox still takes mail")
     t.eq(d.stop(), 0, "exit 0")
     t.ok("wrong" not in d.log(), "the password is never logged")
@@ -305,26 +300,47 @@ with section("no IDLE on the server: polling"):
     entry = ('{ name = "polled"; host = "127.0.0.1"; port = %d; tls = "none"; user = "user1";'
              ' password_file = "%s"; role = "bcc"; poll_interval = 1; }' % (dc2.port, pw))
     d = Daemon(config(entry))
-    t.ok(wait_until("polling", lambda: d.env.json("mailbox", "status")[0]["state"] == "polling",
+    t.ok(wait_until(lambda: d.env.json("mailbox", "status")[0]["state"] == "polling",
                     10), "state polling", d.env.json("mailbox", "status"))
     dc2.append("user1", "INBOX", message("alice@acme.test", "bob@customer.test", "Offer").encode())
-    t.ok(wait_until("polled", lambda: deliveries(d, "polled") == 1, 10),
+    t.ok(wait_until(lambda: deliveries(d, "polled") == 1, 10),
          "new mail is stored at the next poll")
     t.eq(d.stop(), 0, "exit 0")
     dc2.stop()
+
+with section("OAUTHBEARER when the server offers no XOAUTH2; an expired token is asked again"):
+    dc3 = mrdovecot.DovecotServer.start(
+        users=1, extra_config="auth_mechanisms = plain login oauthbearer\n")
+    script = token_script(dc3.dir, ["bearer-old", "bearer-good", "bearer-good", "bearer-good"])
+    dc3.oauth_tokens["bearer-good"] = "user1"
+    dc3.oauth_tokens["bearer-old"] = "user1"
+    dc3.expire_token("bearer-old")
+    dc3.append("user1", "INBOX", mail(8000, subject="Bearer %d"))
+    entry = ('{ name = "bearer"; host = "127.0.0.1"; port = %d; tls = "none"; user = "user1";'
+             ' auth = "xoauth2"; token_command = "%s"; role = "support"; reconnect_max = 2; }'
+             % (dc3.port, script))
+    d = Daemon(config(entry))
+    t.ok(wait_until(lambda: deliveries(d, "bearer") == 1, 20),
+         "logged in with OAUTHBEARER and fetched", d.env.json("mailbox", "status"))
+    t.ok(len(dc3.introspections("bearer-old")) == 1 and len(dc3.introspections("bearer-good")) >= 1,
+         "the expired token was refused and the command asked again at once",
+         dc3.introspections())
+    t.ok("bearer-good" not in d.log() and "bearer-old" not in d.log(), "tokens are never logged")
+    t.eq(d.stop(), 0, "exit 0")
+    dc3.stop()
 
 with section("Dovecot killed and started again mid-fetch: every message once"):
     dc.add_user("drained")
     total = 1200
     dc.append_many("drained", "INBOX", [mail(i, subject="Drain %d") for i in range(total)])
     d = Daemon(config(imap_entry("drain", "drained", "move:Done")))
-    wait_until("some", lambda: deliveries(d, "drain") > 100, 30)
+    wait_until(lambda: deliveries(d, "drain") > 100, 30)
     dc.kill()
     got = deliveries(d, "drain")
     time.sleep(0.5)
     dc.start()
     t.ok(0 < got < total, "Dovecot killed after %d of %d were stored" % (got, total))
-    t.ok(wait_until("all", lambda: deliveries(d, "drain") == total and
+    t.ok(wait_until(lambda: deliveries(d, "drain") == total and
                     dc.count("drained", "INBOX") == 0, 60),
          "mailroomd reconnects and stores the rest", d.env.json("mailbox", "status"))
     t.eq(dc.count("drained", "Done"), total, "each moved once")
@@ -338,7 +354,7 @@ with section("the same message in two mailboxes (Gmail labels): once, one ticket
     u1 = dc.append("label1", "INBOX", same)
     u2 = dc.append("label2", "INBOX", same)
     d = Daemon(config(imap_entry("label1", "label1"), imap_entry("label2", "label2")))
-    t.ok(wait_until("labels", lambda: "\\Seen" in dc.flags("label1", "INBOX", u1) and
+    t.ok(wait_until(lambda: "\\Seen" in dc.flags("label1", "INBOX", u1) and
                     "\\Seen" in dc.flags("label2", "INBOX", u2), 20),
          "both copies got their after action")
     t.eq(stored(d), 1, "the message is stored once")
@@ -350,12 +366,12 @@ with section("SIGKILL of mailroomd mid-drain: after the restart, every message o
     dc.add_user("crasher")
     uids = dc.append_many("crasher", "INBOX", [mail(i, subject="Crash %d") for i in range(total)])
     d = Daemon(config(imap_entry("crash", "crasher", "move:Done")))
-    wait_until("some", lambda: deliveries(d, "crash") > 100, 30)
+    wait_until(lambda: deliveries(d, "crash") > 100, 30)
     d.kill()
     got = deliveries(d, "crash")
     t.ok(0 < got < total, "killed after %d of %d were stored" % (got, total))
     d.start()
-    t.ok(wait_until("all", lambda: deliveries(d, "crash") == total and
+    t.ok(wait_until(lambda: deliveries(d, "crash") == total and
                     dc.count("crasher", "INBOX") == 0, 60),
          "after the restart all %d are stored" % total, deliveries(d, "crash"))
     dups = d.env.query("SELECT count(*) FROM (SELECT content_key FROM message"

@@ -9,10 +9,9 @@ import os
 import re
 import socket
 import sys
-import threading
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import BUILD, Tap  # noqa: E402
+from mrtest import BUILD, Tap, serve  # noqa: E402
 from mrdaemon import Daemon  # noqa: E402
 
 t = Tap()
@@ -22,6 +21,7 @@ sent = {"bytes": 0, "connections": 0}
 
 
 def serve_one(conn):
+    sent["connections"] += 1
     f = conn.makefile("rb")
     conn.sendall(b"* OK [CAPABILITY IMAP4rev1] fake ready\r\n")
     for line in f:
@@ -52,25 +52,10 @@ def serve_one(conn):
             conn.sendall(tag + b" OK fine\r\n")
 
 
-def server(listener):
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        sent["connections"] += 1
-        try:
-            serve_one(conn)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen(8)
-threading.Thread(target=server, args=(listener,), daemon=True).start()
+serve(listener, serve_one)
 
 with section("a body far larger than announced: the connection is dropped, memory stays small"):
     d = Daemon("")

@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import atexit
 import contextlib
 import traceback
@@ -220,3 +222,37 @@ def message(frm, to, subject, body="Hello.\n", cc=None, msgid=None, headers=None
     body = body.replace("\r\n", "\n").replace("\n", "\r\n")
     lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "", body]
     return "\r\n".join(lines)
+
+
+def wait_until(check, timeout=30):
+    """Calls @check every 0.1 s until it returns something true (returned)
+    or @timeout seconds pass (then its last answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = check()
+        if v:
+            return v
+        time.sleep(0.1)
+    return check()
+
+
+def serve(listener, handler):
+    """A fake server of a test's own: accepts on @listener (a listening
+    socket) in a thread until it is closed, and runs handler(conn) for each
+    connection in a thread of its own, closing it afterwards."""
+    def one(conn):
+        try:
+            handler(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def loop():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=one, args=(conn,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
