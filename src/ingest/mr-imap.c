@@ -33,6 +33,11 @@
 /* A message that was being stored alone when this many runs of mailroomd
  * died goes to the quarantine unparsed (a message that crashes it). */
 #define MR_IMAP_MAX_DEATHS 2
+/* Batches in the writer's hands at once: the next is fetched and parsed
+ * while one is stored. */
+#define MR_IMAP_IN_FLIGHT 2
+/* Batches one mark in flight covers (see watch_mark()). */
+#define MR_IMAP_MARK_AHEAD 8
 /* What one command may read from the server, unless it announced more
  * (a FETCH of bodies: the sizes it announced): a server that sends more
  * loses the connection, so memory stays bounded whatever it sends. */
@@ -1008,7 +1013,6 @@ typedef struct {
 	GCancellable *io;           /* ends blocking I/O: hard stop */
 	gint stopping;              /* atomic: finish what is in hand, then exit */
 	gint finished;              /* atomic: the thread is done */
-	GAsyncQueue *results;       /* MrImapSlot* answered by the writer */
 	GHashTable *attempts;       /* UID -> failed stores (GUINT) */
 	MrMailboxState st;          /* the thread's own copy */
 	gint64 suspect_to;          /* a run before this one died storing the */
@@ -1019,7 +1023,7 @@ typedef struct {
 
 /* One message handed to the writer, and its answer. */
 typedef struct {
-	MrImapWatch *watch;
+	GAsyncQueue *answered;      /* its batch's: the slot is pushed there */
 	GError *error;
 	MrDelivery delivery;
 } MrImapSlot;
@@ -1033,7 +1037,7 @@ imap_done(const MrWriterResult *results, guint n, gpointer user_data)
 		slot->error = g_error_copy(results[0].error);
 	else if (n > 0)
 		slot->delivery = results[0].delivery;
-	g_async_queue_push(slot->watch->results, slot);
+	g_async_queue_push(slot->answered, slot);
 }
 
 static gboolean
@@ -1189,46 +1193,196 @@ watch_set_aside(MrImapWatch *w, MrImapSession *s, const MrImapUid *uid, const ch
 	       session_after(s, w->mb, uid, 1, error);
 }
 
-/* Hands the messages @raws (NULL: the server sent none) to the writer and
- * waits for every answer.  Returns how many of them, from the first on,
- * are durable (stored, or stored before); @error says why the next one
- * is not. */
-static guint
-watch_store(MrImapWatch *w, GPtrArray *raws, GError **error)
+/* A batch handed to the writer: the messages uids[first .. first + n - 1]
+ * of the drain's list, and their answers. */
+typedef struct {
+	guint first, n;
+	GPtrArray *raws;            /* GBytes* (NULL: the server sent none) */
+	MrImapSlot *slots;
+	guint submitted;
+	GAsyncQueue *answered;
+} MrImapBatch;
+
+static void
+batch_free(MrImapBatch *b)
+{
+	for (guint i = 0; i < b->n; i++)
+		g_clear_error(&b->slots[i].error);
+	g_free(b->slots);
+	g_ptr_array_unref(b->raws);
+	g_async_queue_unref(b->answered);
+	g_free(b);
+}
+
+/* Hands the messages @raws (the batch uids[@first ..]) to the writer;
+ * returns at once. */
+static MrImapBatch *
+batch_submit(MrImapWatch *w, guint first, GPtrArray *raws)
 {
 	g_autoptr(GPtrArray) recipients = g_ptr_array_new();
-	g_autofree MrImapSlot *slots = g_new0(MrImapSlot, raws->len);
-	guint submitted = 0, ok;
+	MrImapBatch *b = g_new0(MrImapBatch, 1);
 
+	b->first = first;
+	b->n = raws->len;
+	b->raws = g_ptr_array_ref(raws);
+	b->slots = g_new0(MrImapSlot, raws->len);
+	b->answered = g_async_queue_new();
 	g_ptr_array_add(recipients, w->mb->address.address);
 	for (guint i = 0; i < raws->len; i++) {
 		GBytes *raw = g_ptr_array_index(raws, i);
 
-		slots[i].watch = w;
+		b->slots[i].answered = b->answered;
 		if (raw == NULL || g_bytes_get_size(raw) == 0)
 			continue; /* expunged meanwhile, or empty: nothing to store */
 		mr_writer_submit_full(w->writer, w->cfg, raw, NULL, recipients, NULL, imap_done,
-				      &slots[i]);
-		submitted++;
+				      &b->slots[i]);
+		b->submitted++;
 	}
-	for (guint i = 0; i < submitted; i++)
-		g_async_queue_pop(w->results);
-	for (ok = 0; ok < raws->len && slots[ok].error == NULL; ok++)
+	return b;
+}
+
+/* Waits for every answer of @b.  Returns how many of its messages, from
+ * the first on, are durable (stored, or stored before); @error says why
+ * the next one is not. */
+static guint
+batch_wait(MrImapBatch *b, GError **error)
+{
+	guint ok;
+
+	for (; b->submitted > 0; b->submitted--)
+		g_async_queue_pop(b->answered);
+	for (ok = 0; ok < b->n && b->slots[ok].error == NULL; ok++)
 		;
-	if (ok < raws->len)
-		g_propagate_error(error, g_error_copy(slots[ok].error));
-	for (guint i = 0; i < raws->len; i++)
-		g_clear_error(&slots[i].error);
+	if (ok < b->n)
+		g_propagate_error(error, g_error_copy(b->slots[ok].error));
 	return ok;
 }
 
-/* Stores every message of the selected folder above the last UID handled,
- * batch by batch: fetch, store (COMMIT), after action, new last UID. */
+static void
+save_async_done(gpointer data, const GError *error, gpointer user_data)
+{
+	const MrMailboxState *st = data;
+
+	if (error != NULL)
+		g_warning("mailbox %s: cannot save its state: %s", st->name, error->message);
+}
+
+/* Saves the thread's state without waiting: the writer runs units in the
+ * order they come, so a later save never lands before an earlier one. */
+static void
+watch_save_async(MrImapWatch *w)
+{
+	MrMailboxState *copy = g_new0(MrMailboxState, 1);
+
+	*copy = w->st;
+	copy->name = g_strdup(w->st.name);
+	copy->state = g_strdup(w->st.state);
+	copy->last_error = g_strdup(w->st.last_error);
+	copy->updated = NULL;
+	mr_writer_run(w->writer, w->cfg, save_work, copy, (GDestroyNotify)mr_mailbox_state_free,
+		      NULL, save_async_done, NULL);
+}
+
+/* How many messages from uids[@i] on go in one batch (1 when @alone);
+ * 0 when uids[@i] is over limits.max_message_size. */
+static guint
+batch_length(MrImapWatch *w, GArray *uids, guint i, gboolean alone)
+{
+	const MrImapUid *u = &g_array_index(uids, MrImapUid, i);
+	guint64 bytes = 0;
+	guint n = 0;
+
+	while (i + n < uids->len && n < (alone ? 1 : MR_IMAP_BATCH_MESSAGES) &&
+	       (gint64)u[n].size <= w->cfg->max_message_size &&
+	       (n == 0 || bytes + u[n].size <= MR_IMAP_BATCH_BYTES))
+		bytes += u[n++].size;
+	return n;
+}
+
+/* Finishes the oldest batch in @flight: waits for its answers, gives the
+ * durable ones the after action and records the new last UID.  A message
+ * that fails again (not for a busy database, which fails them all) is
+ * kept in the quarantine and passed.  When not all of the batch is
+ * handled, the batches after it are waited for and dropped (what they
+ * stored is found stored at the next fetch), and *@restart is where to
+ * go on; FALSE with @error when the drain cannot go on. */
 static gboolean
-watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
+watch_land(MrImapWatch *w, MrImapSession *s, GQueue *flight, GArray *uids, guint *restart,
+	   GError **error)
+{
+	MrImapBatch *b = g_queue_pop_head(flight);
+	const MrImapUid *batch = &g_array_index(uids, MrImapUid, b->first);
+	g_autoptr(GError) failed = NULL;
+	guint handled = batch_wait(b, &failed);
+	gboolean ok = TRUE;
+
+	if (failed != NULL && !g_error_matches(failed, MR_STORE_ERROR, MR_STORE_ERROR_BUSY)) {
+		gpointer key = GUINT_TO_POINTER(batch[handled].uid);
+		guint tries = GPOINTER_TO_UINT(g_hash_table_lookup(w->attempts, key)) + 1;
+		GBytes *raw = g_ptr_array_index(b->raws, handled);
+
+		g_hash_table_insert(w->attempts, key, GUINT_TO_POINTER(tries));
+		if (tries >= MR_IMAP_MAX_ATTEMPTS && raw != NULL) {
+			ok = watch_quarantine(w, batch[handled].uid, raw, failed->message, error);
+			if (ok) {
+				g_hash_table_remove(w->attempts, key);
+				g_clear_error(&failed);
+				handled++;
+			}
+		}
+	}
+	if (ok && handled > 0) {
+		ok = session_after(s, w->mb, batch, handled, error);
+		if (ok) {
+			w->st.last_uid = batch[handled - 1].uid;
+			w->st.backlog = uids->len - (b->first + handled);
+			watch_save_async(w);
+		}
+	}
+	if (ok && failed != NULL) {
+		g_propagate_prefixed_error(error, g_steal_pointer(&failed), "storing UID %u: ",
+					   batch[handled].uid);
+		ok = FALSE;
+	}
+	if (!ok || handled < b->n) {
+		MrImapBatch *rest;
+
+		*restart = b->first + handled;
+		while ((rest = g_queue_pop_head(flight)) != NULL) {
+			batch_wait(rest, NULL);
+			batch_free(rest);
+		}
+	}
+	batch_free(b);
+	return ok;
+}
+
+/* Finishes every batch in @flight (see watch_land()). */
+static gboolean
+watch_land_all(MrImapWatch *w, MrImapSession *s, GQueue *flight, GArray *uids, guint *restart,
+	       GError **error)
+{
+	while (!g_queue_is_empty(flight)) {
+		if (!watch_land(w, s, flight, uids, restart, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Stores every message of the selected folder above the last UID handled,
+ * batch by batch: fetch, store (COMMIT), after action, new last UID.  Up
+ * to MR_IMAP_IN_FLIGHT batches are in the writer's hands at once, so that
+ * the next batch is fetched and parsed while one is stored.  Each batch
+ * is marked in flight (durably) before it is fetched, MR_IMAP_MARK_AHEAD
+ * batches per mark; after a run that died, the UIDs it had in flight go
+ * one at a time, alone (see watch_mark()). */
+static gboolean
+watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, GError **error)
 {
 	guint32 validity = s->imap->imap_selection_info->sel_uidvalidity;
 	g_autoptr(GArray) uids = NULL;
+	GQueue flight = G_QUEUE_INIT;
+	gboolean ok = TRUE;
 	guint i = 0;
 
 	if ((guint32)w->st.uidvalidity != validity) {
@@ -1250,16 +1404,13 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 		if (uids->len == 0)
 			watch_save(w); /* else the batch's mark saves it */
 	}
-	while (i < uids->len && !watch_stopping(w)) {
+	while (ok && i < uids->len && !watch_stopping(w)) {
 		const MrImapUid *batch = &g_array_index(uids, MrImapUid, i);
-		g_autoptr(GPtrArray) raws = NULL;
-		g_autoptr(GError) failed = NULL;
-		guint n = 0, handled;
-		guint64 bytes = 0;
-
 		gboolean suspect = (gint64)batch[0].uid <= w->suspect_to;
 		gint64 deaths = suspect && (gint64)batch[0].uid == w->suspect_to ? w->suspect_tries : 0;
 		g_autofree char *why = NULL;
+		g_autoptr(GPtrArray) raws = NULL;
+		guint n, restart = G_MAXUINT;
 
 		if ((gint64)batch[0].size > w->cfg->max_message_size) {
 			/* Too big to store: its bytes, fetched in parts, go to the
@@ -1272,59 +1423,85 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 					      " storing it (a crash? see the logs); kept unparsed",
 					      deaths);
 		}
-		if (why != NULL) {
-			if (!watch_set_aside(w, s, batch, why, error))
-				return FALSE;
-			w->st.last_uid = batch[0].uid;
-			w->st.backlog = uids->len - (i + 1);
-			watch_save(w);
-			i++;
-			continue;
-		}
-		/* After a run that died: one message at a time, up to where it
-		 * died, so that the one that kills is found. */
-		while (i + n < uids->len && n < (suspect ? 1 : MR_IMAP_BATCH_MESSAGES) &&
-		       (gint64)batch[n].size <= w->cfg->max_message_size &&
-		       (n == 0 || bytes + batch[n].size <= MR_IMAP_BATCH_BYTES))
-			bytes += batch[n++].size;
-		if (!watch_mark(w, batch[n - 1].uid, suspect ? deaths + 1 : 0, error)) {
-			g_prefix_error(error, "marking the batch in flight: ");
-			return FALSE;
-		}
-		raws = session_fetch(s, batch, n, error);
-		if (raws == NULL)
-			return FALSE;
-		handled = watch_store(w, raws, &failed);
-		/* A message that fails again (not for a busy database, which
-		 * fails them all) is kept in the quarantine and passed. */
-		if (failed != NULL && !g_error_matches(failed, MR_STORE_ERROR, MR_STORE_ERROR_BUSY)) {
-			gpointer key = GUINT_TO_POINTER(batch[handled].uid);
-			guint tries = GPOINTER_TO_UINT(g_hash_table_lookup(w->attempts, key)) + 1;
-
-			g_hash_table_insert(w->attempts, key, GUINT_TO_POINTER(tries));
-			if (tries >= MR_IMAP_MAX_ATTEMPTS && g_ptr_array_index(raws, handled) != NULL) {
-				if (!watch_quarantine(w, batch[handled].uid,
-						      g_ptr_array_index(raws, handled), failed->message,
-						      error))
-					return FALSE;
-				g_hash_table_remove(w->attempts, key);
-				g_clear_error(&failed);
-				handled++;
+		if (why != NULL || suspect) {
+			/* these go alone: what is in flight lands first */
+			ok = watch_land_all(w, s, &flight, uids, &restart, error);
+			if (ok && restart != G_MAXUINT) {
+				i = restart;
+				continue;
 			}
 		}
-		if (handled > 0) {
-			if (!session_after(s, w->mb, batch, handled, error))
-				return FALSE;
-			w->st.last_uid = batch[handled - 1].uid;
-			w->st.backlog = uids->len - (i + handled);
-			watch_save(w);
+		if (ok && why != NULL) {
+			ok = watch_set_aside(w, s, batch, why, error);
+			if (ok) {
+				w->st.last_uid = batch[0].uid;
+				w->st.backlog = uids->len - (i + 1);
+				watch_save(w);
+				i++;
+			}
+			continue;
 		}
-		if (failed != NULL) {
-			g_propagate_prefixed_error(error, g_steal_pointer(&failed),
-						   "storing UID %u: ", batch[handled].uid);
+		if (!ok)
+			break;
+		n = batch_length(w, uids, i, suspect);
+		if (suspect) {
+			ok = watch_mark(w, batch[n - 1].uid, deaths + 1, error);
+		} else if ((gint64)batch[n - 1].uid > w->st.inflight_to) {
+			/* a mark for this batch and the next ones */
+			guint j = i + n, m;
+
+			for (guint k = 1; k < MR_IMAP_MARK_AHEAD && j < uids->len &&
+					  (m = batch_length(w, uids, j, FALSE)) > 0; k++)
+				j += m;
+			ok = watch_mark(w, g_array_index(uids, MrImapUid, j - 1).uid, 0, error);
+		}
+		if (!ok) {
+			g_prefix_error(error, "marking the batch in flight: ");
+			break;
+		}
+		raws = session_fetch(s, batch, n, error);
+		if (raws == NULL) {
+			ok = FALSE;
+			break;
+		}
+		g_queue_push_tail(&flight, batch_submit(w, i, raws));
+		i += n;
+		if (suspect || g_queue_get_length(&flight) >= MR_IMAP_IN_FLIGHT) {
+			ok = watch_land(w, s, &flight, uids, &restart, error);
+			if (ok && restart != G_MAXUINT)
+				i = restart; /* what follows a quarantined one is fetched again */
+		}
+	}
+	if (ok) {
+		guint restart = G_MAXUINT;
+
+		if (!watch_land_all(w, s, &flight, uids, &restart, error))
 			return FALSE;
+		*more = restart != G_MAXUINT; /* past a quarantined one */
+		return TRUE;
+	}
+	{
+		/* answers still owed are waited for: their slots are ours */
+		MrImapBatch *rest;
+
+		while ((rest = g_queue_pop_head(&flight)) != NULL) {
+			batch_wait(rest, NULL);
+			batch_free(rest);
 		}
-		i += handled; /* what follows a quarantined one is fetched again */
+	}
+	return FALSE;
+}
+
+/* watch_drain_list() again while a quarantined message cut a batch short. */
+static gboolean
+watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
+{
+	gboolean more = TRUE;
+
+	while (more && !watch_stopping(w)) {
+		more = FALSE;
+		if (!watch_drain_list(w, s, &more, error))
+			return FALSE;
 	}
 	return TRUE;
 }
@@ -1426,7 +1603,6 @@ watch_start(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
 	w->wake = g_cancellable_new();
 	g_mutex_init(&w->poke.lock);
 	w->io = g_cancellable_new();
-	w->results = g_async_queue_new();
 	w->attempts = g_hash_table_new(NULL, NULL);
 	w->st.name = g_strdup(mb->name);
 	g_mutex_init(&w->lock);
@@ -1451,7 +1627,6 @@ watch_free(MrImapWatch *w)
 	if (!g_atomic_int_get(&w->finished))
 		g_cancellable_cancel(w->io);
 	g_thread_join(w->thread);
-	g_async_queue_unref(w->results);
 	g_hash_table_unref(w->attempts);
 	g_object_unref(w->wake);
 	g_mutex_clear(&w->poke.lock);
