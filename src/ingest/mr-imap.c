@@ -36,7 +36,8 @@
 /* Batches in the writer's hands at once: the next is fetched and parsed
  * while one is stored. */
 #define MR_IMAP_IN_FLIGHT 2
-/* Batches one mark in flight covers (see watch_mark()). */
+/* Batches one mark in flight covers, and UIDs past the batch by this
+ * many times MR_IMAP_BATCH_MESSAGES (see watch_mark()). */
 #define MR_IMAP_MARK_AHEAD 8
 /* What one command may read from the server, unless it announced more
  * (a FETCH of bodies: the sizes it announced): a server that sends more
@@ -1447,13 +1448,17 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, GError **erro
 		if (suspect) {
 			ok = watch_mark(w, batch[n - 1].uid, deaths + 1, error);
 		} else if ((gint64)batch[n - 1].uid > w->st.inflight_to) {
-			/* a mark for this batch and the next ones */
+			/* A mark for this batch and the next ones: those listed,
+			 * and the UIDs new mail will get (so that a message
+			 * arriving in IDLE needs no mark of its own). */
 			guint j = i + n, m;
+			gint64 to = (gint64)batch[n - 1].uid + MR_IMAP_MARK_AHEAD * MR_IMAP_BATCH_MESSAGES;
 
 			for (guint k = 1; k < MR_IMAP_MARK_AHEAD && j < uids->len &&
 					  (m = batch_length(w, uids, j, FALSE)) > 0; k++)
 				j += m;
-			ok = watch_mark(w, g_array_index(uids, MrImapUid, j - 1).uid, 0, error);
+			to = MAX(to, (gint64)g_array_index(uids, MrImapUid, j - 1).uid);
+			ok = watch_mark(w, (guint32)MIN(to, (gint64)G_MAXUINT32), 0, error);
 		}
 		if (!ok) {
 			g_prefix_error(error, "marking the batch in flight: ");
