@@ -27,7 +27,7 @@ DESTDIR    ?=
 BUILD  ?= build
 MR_CORPUS_SAMPLE ?= 1
 CC     ?= cc
-PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 gmodule-2.0 sqlite3 libconfig json-glib-1.0 libsystemd
+PKGS    = gmime-3.0 glib-2.0 gio-2.0 gio-unix-2.0 gmodule-2.0 sqlite3 libconfig json-glib-1.0 libsystemd nettle
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # The PostgreSQL driver is a module, loaded only for a postgresql:// URI:

@@ -12,6 +12,8 @@ PKGS=(
   gcc make pkg-config
   libglib2.0-dev libgmime-3.0-dev libjson-glib-dev libsqlite3-dev
   libconfig-dev libsystemd-dev libetpan-dev
+  # SHA-256 of content keys and attachments (src/core/mr-hash.c)
+  nettle-dev
   # GIO's TLS backend: STARTTLS in mailroomd (60-smtp.t, 61-lmtp.t)
   glib-networking
   # test runners: prove (perl), the integration tests (python3), valgrind

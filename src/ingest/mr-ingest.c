@@ -11,6 +11,7 @@
 
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
+#include "mailroom/mr-hash.h"
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-route.h"
 
@@ -24,21 +25,21 @@ mr_ingest_content_key(GBytes *raw)
 	gsize len = 0;
 	const guint8 *data = g_bytes_get_data(raw, &len);
 	gsize pos = mr_parse_skip_mbox_from(data, len);
-	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	MrSha256 *sum = mr_sha256_new();
 
 	/* Hash runs between CRs that precede an LF, leaving those CRs out. */
 	while (pos < len) {
 		const guint8 *cr = memchr(data + pos, '\r', len - pos);
 		gsize end = cr != NULL ? (gsize)(cr - data) : len;
 
-		g_checksum_update(sum, data + pos, (gssize)(end - pos));
+		mr_sha256_update(sum, data + pos, end - pos);
 		if (cr == NULL)
 			break;
 		if (end + 1 >= len || data[end + 1] != '\n')
-			g_checksum_update(sum, cr, 1);
+			mr_sha256_update(sum, cr, 1);
 		pos = end + 1;
 	}
-	return g_strdup(g_checksum_get_string(sum));
+	return mr_sha256_finish_hex(sum);
 }
 
 MrIngestItem *

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mailroom/mr-address.h"
+#include "mailroom/mr-hash.h"
 #include "mr-parse-private.h"
 
 /* Deeper MIME trees are hostile; GMime itself stops at 1024 levels. */
@@ -525,7 +526,7 @@ attachment_add(ParseCtx *ctx, GMimeObject *part, GByteArray *bytes, const char *
 	a->filename = parse_strdup_utf8(filename);
 	a->content_type = g_ascii_strdown(type != NULL ? type : "application/octet-stream", -1);
 	a->size = bytes->len;
-	a->sha256 = g_compute_checksum_for_data(G_CHECKSUM_SHA256, bytes->data, bytes->len);
+	a->sha256 = mr_sha256_hex(bytes->data, bytes->len);
 	a->data = g_byte_array_free_to_bytes(bytes);
 	g_ptr_array_add(ctx->msg->attachments, a);
 }
