@@ -147,3 +147,12 @@ void mr_store_not_found(MrStore *store, GError **error, const char *fmt, ...)
  * @status_out (nullable) to its status. */
 gboolean mr_store_record_must_exist(MrStore *store, MrRecordRef ref, char **status_out,
 				    GError **error);
+
+/* Reads the current row of a statement into a new struct. */
+typedef gpointer (*MrRowReader)(MrSqlStmt *st);
+
+/* Steps @st (parameters bound) to the end, reading each row with @read.
+ * Returns: (transfer full): the rows, freed with @free_row, or NULL with
+ * @error. */
+GPtrArray *mr_store_read_rows(MrSqlStmt *st, MrRowReader read, GDestroyNotify free_row,
+			      GError **error);

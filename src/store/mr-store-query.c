@@ -86,8 +86,6 @@ col_links(MrSqlStmt *st, int i)
  * Each reader takes the current row of a statement whose columns are in the
  * order of the matching *_COLUMNS list in mr-store-sql.c. */
 
-typedef gpointer (*MrRowReader)(MrSqlStmt *st);
-
 static gpointer
 read_user(MrSqlStmt *st)
 {
@@ -481,11 +479,8 @@ mr_message_detail_free(MrMessageDetail *d)
 	g_free(d);
 }
 
-/* Steps @st (parameters bound) to the end, reading each row with @read.
- * Returns: (transfer full): the rows, freed with @free_row, or NULL with
- * @error. */
-static GPtrArray *
-read_rows(MrSqlStmt *st, MrRowReader read, GDestroyNotify free_row, GError **error)
+GPtrArray *
+mr_store_read_rows(MrSqlStmt *st, MrRowReader read, GDestroyNotify free_row, GError **error)
 {
 	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func(free_row);
 	MrSqlStep rc;
@@ -506,7 +501,7 @@ list_rows(MrStore *store, MrStmtId id, gint64 limit, MrRowReader read, GDestroyN
 	g_autoptr(MrStmtUse) st = store_stmt(store, id);
 
 	mr_sql_bind_int64(st, 1, limit > 0 ? limit : G_MAXINT64);
-	return read_rows(st, read, free_row, error);
+	return mr_store_read_rows(st, read, free_row, error);
 }
 
 GPtrArray *
@@ -628,7 +623,7 @@ mr_store_linked_messages(MrStore *store, MrRecordKind kind, gint64 id, GError **
 
 	mr_sql_bind_text(st, 1, kind == MR_RECORD_NONE ? "contact" : mr_record_kind_name(kind));
 	mr_sql_bind_int64(st, 2, id);
-	return read_rows(st, read_brief, (GDestroyNotify)mr_message_brief_free, error);
+	return mr_store_read_rows(st, read_brief, (GDestroyNotify)mr_message_brief_free, error);
 }
 
 /* Runs per-message statement @id for message @row. */
@@ -639,7 +634,7 @@ message_rows(MrStore *store, MrStmtId id, gint64 row, MrRowReader read,
 	g_autoptr(MrStmtUse) st = store_stmt(store, id);
 
 	mr_sql_bind_int64(st, 1, row);
-	return read_rows(st, read, free_row, error);
+	return mr_store_read_rows(st, read, free_row, error);
 }
 
 /* Fills the contacts, accounts and users linked to message @d. */
@@ -789,7 +784,7 @@ mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecor
 	st = store_stmt(store, MR_STMT_TIMELINE);
 	mr_sql_bind_text(st, 1, kind);
 	mr_sql_bind_int64(st, 2, id);
-	return read_rows(st, read_timeline, (GDestroyNotify)mr_timeline_entry_free, error);
+	return mr_store_read_rows(st, read_timeline, (GDestroyNotify)mr_timeline_entry_free, error);
 }
 
 /* --- events -------------------------------------------------------------- */

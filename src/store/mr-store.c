@@ -1374,7 +1374,7 @@ mr_mailbox_state_free(MrMailboxState *st)
 	g_free(st);
 }
 
-static MrMailboxState *
+static gpointer
 mailbox_from_row(MrSqlStmt *st)
 {
 	MrMailboxState *m = g_new0(MrMailboxState, 1);
@@ -1434,15 +1434,9 @@ GPtrArray *
 mr_store_mailboxes(MrStore *store, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MAILBOX_LIST);
-	g_autoptr(GPtrArray) rows =
-		g_ptr_array_new_with_free_func((GDestroyNotify)mr_mailbox_state_free);
-	MrSqlStep rc;
 
-	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW)
-		g_ptr_array_add(rows, mailbox_from_row(st));
-	if (rc != MR_SQL_DONE)
-		return NULL;
-	return g_steal_pointer(&rows);
+	return mr_store_read_rows(st, mailbox_from_row,
+				  (GDestroyNotify)mr_mailbox_state_free, error);
 }
 
 /* --- the quarantine ---------------------------------------------------------- */
@@ -1493,7 +1487,7 @@ mr_store_quarantine_add(MrStore *store, const char *mailbox, gint64 uidvalidity,
 	return store_in_tx(store, quarantine_add_tx, &q, error);
 }
 
-static MrQuarantineRow *
+static gpointer
 quarantine_from_row(MrSqlStmt *st)
 {
 	MrQuarantineRow *q = g_new0(MrQuarantineRow, 1);
@@ -1512,16 +1506,10 @@ GPtrArray *
 mr_store_quarantined(MrStore *store, gint64 limit, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_QUARANTINE_LIST);
-	g_autoptr(GPtrArray) rows =
-		g_ptr_array_new_with_free_func((GDestroyNotify)mr_quarantine_row_free);
-	MrSqlStep rc;
 
 	mr_sql_bind_int64(st, 1, limit > 0 ? limit : G_MAXINT64);
-	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW)
-		g_ptr_array_add(rows, quarantine_from_row(st));
-	if (rc != MR_SQL_DONE)
-		return NULL;
-	return g_steal_pointer(&rows);
+	return mr_store_read_rows(st, quarantine_from_row,
+				  (GDestroyNotify)mr_quarantine_row_free, error);
 }
 
 MrQuarantineRow *
