@@ -106,15 +106,16 @@ to five minutes: the backlog's appends 45 to 70 s, the drains 10 s, parts
 copied from MR_BUILD at the start, so that a `make` meanwhile cannot mix
 two builds; the header names them with their checksums.  Needs Dovecot
 (dovecot-core, dovecot-imapd) and openssl: tools/deps.sh.
+
+The helpers it shares with bench-storage.py (mailroomd, /proc, cleanup)
+are those of tools/mrbench.py.
 """
-import atexit
 import imaplib
 import json
 import os
 import random
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -123,7 +124,11 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mrbench import (BenchError, CONFIG, READY, ROOT, START_TIMEOUT, TCK, build_dir, cpu_ticks,
+                     die, env_int, kill_all, loadavg, machine_ticks, on_exit_kill_all,
+                     stat_fields)
+import mrbench
+
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import mrdovecot  # noqa: E402
 
@@ -136,32 +141,11 @@ JITTER = 0.05             # plus up to this much, at random
 PROBE_EVERY = 5           # one Dovecot idle_delay() sample after every 5th
 SAMPLE_TIMEOUT = 30       # seconds a new message may take before it counts as missing
 IDLE_TIMEOUT = 60         # seconds until every mailbox is idle
-START_TIMEOUT = 20        # seconds until mailroomd reports its ports
-STOP_TIMEOUT = 60         # seconds for mailroomd to exit after SIGTERM
 SEED = 20261123           # the draw of mailboxes in part 3
 TARGET_RATE = 5000        # messages/s
 TARGET_ABOVE_MS = 120     # median latency above Dovecot's own
 TARGET_MAX_MS = 1000
 TARGET_RSS_MB = 96
-
-READY = re.compile(r"listening smtp 127\.0\.0\.1:(\d+) lmtp 127\.0\.0\.1:(\d+)")
-TCK = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def die(msg):
-    print("bench-imap: %s" % msg, file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-def env_int(name, default):
-    v = os.environ.get(name, str(default))
-    if not re.fullmatch(r"[1-9][0-9]*", v):
-        die("%s=%s: want a positive number" % (name, v))
-    return int(v)
 
 
 def say(text=""):
@@ -169,34 +153,6 @@ def say(text=""):
 
 
 # --- /proc ----------------------------------------------------------------------
-
-def _die_with_parent():
-    """In the child, before exec: SIGKILL when the benchmark dies, even
-    without atexit.  Linux only; best effort."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def stat_fields(pid):
-    """The fields of /proc/PID/stat after the command name: [0] the state,
-    [1] the ppid, [11] utime, [12] stime, [13] cutime, [14] cstime."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def cpu_ticks(pid):
-    """utime + stime of @pid, all threads."""
-    f = stat_fields(pid)
-    if f is None:
-        raise BenchError("process %d is gone" % pid)
-    return int(f[11]) + int(f[12])
-
 
 def dovecot_ticks(dc):
     """CPU ticks of the whole Dovecot: utime + stime of every process of
@@ -221,19 +177,6 @@ def own_ticks():
     """This script's CPU (and that of the children it reaped: mailroomctl)."""
     t = os.times()
     return (t.user + t.system + t.children_user + t.children_system) * TCK
-
-
-def machine_ticks():
-    """Busy ticks of the whole machine, all CPUs (user, nice, system, irq,
-    softirq, steal of /proc/stat)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def proc_status(pid):
@@ -322,59 +265,22 @@ def mail(kind, i):
 
 # --- mailroomd ------------------------------------------------------------------
 
-_daemons = []
-
-
-def kill_all():
-    for p in list(_daemons):
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        _daemons.remove(p)
-
-
-class Daemon:
+class Daemon(mrbench.Daemon):
     """One mailroomd with its config, database and log in @directory."""
 
     def __init__(self, build, directory, entries):
-        self.dir = directory
-        os.makedirs(directory, exist_ok=True)
-        self.conf = os.path.join(directory, "mailroom.conf")
-        self.db = os.path.join(directory, "mailroom.db")
-        self.logpath = os.path.join(directory, "log")
-        text = ('database = "%s";\n' % self.db
-                + 'domains = [ "acme.test" ];\n'
-                'addresses = (\n'
-                '  { address = "crm@acme.test";     role = "bcc";     },\n'
-                '  { address = "support@acme.test"; role = "support"; },\n'
-                '  { address = "sales@acme.test";   role = "sales";   }\n'
-                ');\n'
-                'ids = { opportunity_prefix = "OPP"; ticket_prefix = "TKT"; };\n'
-                'smtp = { listen = [ "127.0.0.1:0" ]; };\n'
-                'lmtp = { listen = [ "127.0.0.1:0" ]; };\n'
-                'hostname = "mx.acme.test";\n'
-                'imap = (\n  %s\n);\n' % ",\n  ".join(entries))
-        with open(self.conf, "w") as f:
-            f.write(text)
-        self.build = build
-        self.proc = None
+        db = os.path.join(directory, "mailroom.db")
+        super().__init__(build, directory,
+                         'database = "%s";\n' % db
+                         + CONFIG
+                         + 'imap = (\n  %s\n);\n' % ",\n  ".join(entries))
+        self.db = db
         self._ro = None
-        p = subprocess.run([os.path.join(build, "mailroomctl"), "-c", self.conf, "init"],
-                           capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            raise BenchError("mailroomctl init failed (exit %d): %s" % (
-                p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace").strip()))
+        self.init()
 
     def start(self, wait=True):
         """Starts mailroomd; with @wait, until it reports its ports."""
-        env = dict(os.environ)
-        env.pop("NOTIFY_SOCKET", None)
-        with open(self.logpath, "ab") as log:
-            self.proc = subprocess.Popen(
-                [os.path.join(self.build, "mailroomd"), "-c", self.conf, "--foreground"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=self.dir, preexec_fn=_die_with_parent)
-        _daemons.append(self.proc)
+        self.spawn()
         if wait:
             deadline = time.monotonic() + START_TIMEOUT
             while not READY.search(self.log()):
@@ -394,30 +300,10 @@ class Daemon:
             raise BenchError("mailroomd exited (%s):\n%s" % (self.proc.returncode,
                                                              self.log()[-3000:]))
 
-    def log(self):
-        try:
-            with open(self.logpath, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
     def stop(self):
         """SIGTERM; it must exit 0.  Returns the seconds it took."""
         self.close_db()
-        t0 = time.monotonic()
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = "killed after %d s" % STOP_TIMEOUT
-        took = time.monotonic() - t0
-        _daemons.remove(self.proc)
-        if rc != 0:
-            raise BenchError("mailroomd did not exit cleanly (%s):\n%s" % (
-                rc, "\n".join(self.log().splitlines()[-10:])))
-        return took
+        return super().stop()
 
     # -- the database, read only --
 
@@ -921,7 +807,8 @@ def snapshot(build, work):
 
 
 def fmt(v, spec="%.1f"):
-    return "-" if v is None else spec % v
+    """mrbench.fmt with "-" for None (a figure not taken)."""
+    return mrbench.fmt(v, spec, none="-")
 
 
 def main():
@@ -933,23 +820,14 @@ def main():
     every = os.environ.get("MR_BENCH_IMAP_APPEND_EVERY_ROUND", "") not in ("", "0")
     if role not in ("bcc", "support", "sales"):
         die("MR_BENCH_IMAP_ROLE=%s: want bcc, support or sales" % role)
-    build = os.environ.get("MR_BUILD", "build")
-    if not os.path.isabs(build):
-        build = os.path.join(ROOT, build)
+    build = build_dir()
     for path in (os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl")):
         if not os.access(path, os.X_OK):
             die("%s missing: run make" % path)
     if not mrdovecot.available():
         die("Dovecot: %s (tools/deps.sh)" % mrdovecot.unavailable_reason())
 
-    def on_signal(sig, frame):
-        print("bench-imap: interrupted (signal %d); cleaning up" % sig, file=sys.stderr,
-              flush=True)
-        sys.exit(128 + sig)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    atexit.register(kill_all)
+    on_exit_kill_all()
 
     t_begin = time.monotonic()
     load_begin = loadavg()

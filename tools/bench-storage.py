@@ -63,12 +63,13 @@ mail, a server that did not start or exit cleanly, smtp-source errors).  The
 figures are noisy on a busy machine (anything else on the CPUs, such as a
 fuzzer at nice 19, steals from the servers); compare CPU per message
 rather than rates, and medians rather than single rounds.
+
+The helpers it shares with bench-imap.py (mailroomd, /proc, cleanup) are
+those of tools/mrbench.py.
 """
-import atexit
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -76,7 +77,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mrbench import (BenchError, CONFIG, READY, ROOT, START_TIMEOUT, TCK, _sources, build_dir,
+                     cpu_ticks, die, env_int, fmt, kill_all, loadavg, machine_ticks,
+                     on_exit_kill_all, stat_fields)
+import mrbench
+
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import mrpg  # noqa: E402
 
@@ -86,104 +91,21 @@ SIZE = 4096               # bytes of payload per message
 PER_CONNECTION = 100      # messages per connection (one smtp-source each)
 SENDER = "bench@customer.test"
 RECIPIENT = "crm@acme.test"
-START_TIMEOUT = 20        # seconds until mailroomd reports its ports
-STOP_TIMEOUT = 60         # seconds for mailroomd to exit after SIGTERM
 # mailroomd's CPU per message on SQLite in earlier runs of bench-smtp.sh,
 # 100 messages per connection, for comparison.
 EARLIER_SQLITE_US = 318
 
-READY = re.compile(r"listening smtp 127\.0\.0\.1:(\d+) lmtp 127\.0\.0\.1:(\d+)")
 # smtp-source -A warnings that end a transaction (each message slot fails at
 # most once at one of these steps; the session goes on with the next one).
 FAILED = re.compile(r"warning: (?:sender|recipient|data|end of data) rejected: (\d{3})"
                     r"|warning: (?:HELO|LHLO) rejected: (421|521)")
 WARNING = re.compile(r"warning: .*?: (\d{3}) ")
-TCK = os.sysconf("SC_CLK_TCK")
 
 CONFIGS = ("A", "B", "C")
 LABEL = {"A": "SQLite, 1 daemon", "B": "PostgreSQL, 1 daemon", "C": "PostgreSQL, 2 daemons"}
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-def die(msg):
-    print("bench-storage: %s" % msg, file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-def env_int(name, default):
-    v = os.environ.get(name, str(default))
-    if not re.fullmatch(r"[1-9][0-9]*", v):
-        die("%s=%s: want a positive number" % (name, v))
-    return int(v)
-
-
 # --- processes ----------------------------------------------------------------
-
-_daemons = []      # Popen of every mailroomd still running
-_sources = []      # Popen of every xargs (smtp-source pool) still running
-
-
-def _die_with_parent():
-    """In the child, before exec: SIGKILL when the benchmark dies, even
-    without atexit.  Linux only; best effort."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def kill_all():
-    """Kills what this benchmark started and is still running, by pid."""
-    for p in list(_sources):
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)   # xargs and its smtp-source
-            except OSError:
-                pass
-            p.wait()
-        _sources.remove(p)
-    for p in list(_daemons):
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        _daemons.remove(p)
-
-
-def stat_fields(pid):
-    """The fields of /proc/PID/stat after the command name (which may hold
-    blanks and parentheses): [0] is field 3 (state), [1] the ppid, [11] utime
-    (field 14), [12] stime, [13] cutime, [14] cstime.  None when gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def cpu_ticks(pid):
-    """utime + stime of @pid, all threads."""
-    f = stat_fields(pid)
-    if f is None:
-        raise BenchError("process %d is gone" % pid)
-    return int(f[11]) + int(f[12])
-
-
-def machine_ticks():
-    """Busy clock ticks of the whole machine, all CPUs (the "cpu" line of
-    /proc/stat: user, nice, system, irq, softirq, steal)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
 
 def closing_backends(postmaster):
     """Pids of the postmaster's children that are zombies or backends of
@@ -230,49 +152,19 @@ def cluster_ticks(postmaster):
     return total
 
 
-class Daemon:
+class Daemon(mrbench.Daemon):
     """One mailroomd with its config file in @directory."""
 
     def __init__(self, build, directory, database, spool=None):
-        self.dir = directory
-        os.makedirs(directory, exist_ok=True)
-        self.conf = os.path.join(directory, "mailroom.conf")
-        self.logpath = os.path.join(directory, "log")
-        text = ('database = "%s";\n' % database
-                + ('spool_directory = "%s";\n' % spool if spool else "")
-                + 'domains = [ "acme.test" ];\n'
-                'addresses = (\n'
-                '  { address = "crm@acme.test";     role = "bcc";     },\n'
-                '  { address = "support@acme.test"; role = "support"; },\n'
-                '  { address = "sales@acme.test";   role = "sales";   }\n'
-                ');\n'
-                'ids = { opportunity_prefix = "OPP"; ticket_prefix = "TKT"; };\n'
-                'smtp = { listen = [ "127.0.0.1:0" ]; };\n'
-                'lmtp = { listen = [ "127.0.0.1:0" ]; };\n'
-                'hostname = "mx.acme.test";\n'
-                'limits = { max_connections_per_ip = 64; };\n')
-        with open(self.conf, "w") as f:
-            f.write(text)
-        self.build = build
-        self.proc = None
+        super().__init__(build, directory,
+                         'database = "%s";\n' % database
+                         + ('spool_directory = "%s";\n' % spool if spool else "")
+                         + CONFIG
+                         + 'limits = { max_connections_per_ip = 64; };\n')
         self.port = None
 
-    def init(self):
-        p = subprocess.run([os.path.join(self.build, "mailroomctl"), "-c", self.conf, "init"],
-                           capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            raise BenchError("mailroomctl init failed (exit %d): %s" % (
-                p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace").strip()))
-
     def start(self):
-        env = dict(os.environ)
-        env.pop("NOTIFY_SOCKET", None)
-        with open(self.logpath, "wb") as log:
-            self.proc = subprocess.Popen(
-                [os.path.join(self.build, "mailroomd"), "-c", self.conf, "--foreground"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=self.dir, preexec_fn=_die_with_parent)
-        _daemons.append(self.proc)
+        self.spawn()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             m = READY.search(self.log())
@@ -285,27 +177,6 @@ class Daemon:
         raise BenchError("mailroomd did not start (%s):\n%s" % (
             "exit %s" % self.proc.returncode if self.proc.poll() is not None else "no ports after %d s"
             % START_TIMEOUT, self.log()[-3000:]))
-
-    def log(self):
-        try:
-            with open(self.logpath, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        """SIGTERM; it must exit 0."""
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            rc = "killed after %d s" % STOP_TIMEOUT
-        _daemons.remove(self.proc)
-        if rc != 0:
-            raise BenchError("mailroomd did not exit cleanly (%s):\n%s" % (
-                rc, "\n".join(self.log().splitlines()[-10:])))
 
 
 # --- the load -----------------------------------------------------------------
@@ -461,10 +332,6 @@ def measure(config, rnd, build, work, n, pg):
 ROW = "%5s  %-23s  %7s  %7s  %9s  %8s  %8s  %8s  %6s  %6s  %s"
 
 
-def fmt(v, spec="%.1f"):
-    return "" if v is None else spec % v
-
-
 def print_row(rnd, config, r):
     total = r["mr_us"] + (r["pg_us"] or 0)
     rejected = ", ".join("%s: %d" % kv for kv in sorted(r["codes"].items())) or "0"
@@ -479,9 +346,7 @@ def main():
     rounds = env_int("MR_BENCH_ROUNDS", 3)
     if n % PER_CONNECTION:
         die("MR_BENCH_MESSAGES=%d: want a positive multiple of %d" % (n, PER_CONNECTION))
-    build = os.environ.get("MR_BUILD", "build")
-    if not os.path.isabs(build):
-        build = os.path.join(ROOT, build)
+    build = build_dir()
     for path in (SOURCE, os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl")):
         if not os.access(path, os.X_OK):
             die("%s missing: run make deps, make" % path)
@@ -489,14 +354,7 @@ def main():
         die("PostgreSQL: %s (run make deps)" % mrpg.unavailable_reason())
 
     # A SIGTERM or SIGHUP ends the benchmark through the finally below.
-    def on_signal(sig, frame):
-        print("bench-storage: interrupted (signal %d); cleaning up" % sig, file=sys.stderr,
-              flush=True)
-        sys.exit(128 + sig)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    atexit.register(kill_all)
+    on_exit_kill_all()
 
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="mr-bench-storage-")

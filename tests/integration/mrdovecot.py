@@ -91,6 +91,9 @@ of every Dovecot it was told about and removes the folder.  Create the
 mrtest.Tap before the server (mrtest's os._exit at a failure skips atexit
 handlers registered before it; the watchdog cleans up anyway).
 
+The process helpers (/proc, the subreaper, both sides of the watchdog,
+free_port) are those of mrproc.py, shared with mrpg.py.
+
 Standard library only (imaplib, ssl, http.server); openssl makes the
 certificates.  Debian packages: dovecot-core dovecot-imapd (and openssl).
 """
@@ -115,6 +118,15 @@ import tempfile
 import threading
 import time
 import urllib.parse
+
+if __name__ == "__main__":
+    # python3 -I mrdovecot.py --watchdog: -I leaves this file's folder, that
+    # of mrproc, off sys.path.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mrproc import (  # noqa: E402,F401 - the names the tests know (mrdovecot._alive...)
+    alive as _alive, cmdline as _cmdline, end_watchdog, free_port, start_watchdog,
+    stat as _stat, subreaper as _subreaper, tail as _tail, wait_gone as _wait_gone,
+    watchdog_input)
 
 HOST = "127.0.0.1"
 MAIL_USER = "mrtestmail"
@@ -169,46 +181,7 @@ def available():
     return unavailable_reason() is None
 
 
-def free_port():
-    """A TCP port free on 127.0.0.1 right now (it may be taken before use)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _tail(path, n=40):
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except (OSError, TypeError) as e:
-        return "(%s)" % e
-    return "\n".join(lines[-n:])
-
-
-# --- processes, through /proc (Linux) ----------------------------------------
-
-def _stat(pid):
-    """(state, ppid, pgrp) of @pid, or None when there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            rest = f.read().rsplit(b")", 1)[1].split()
-        return rest[0].decode(), int(rest[1]), int(rest[2])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _alive(pid):
-    st = _stat(pid)
-    return st is not None and st[0] not in ("Z", "X")       # a zombie is dead
-
-
-def _cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
-
+# --- processes, through /proc (Linux; _stat, _alive... are mrproc's) --------
 
 def _is_dovecot(pid):
     """The master ("/usr/sbin/dovecot -F -c ...") and its children, whose
@@ -232,16 +205,6 @@ def group_pids(pgid, tag):
     return found
 
 
-def _wait_gone(pids, seconds):
-    end = time.monotonic() + seconds
-    while True:
-        if not any(_alive(p) for p in pids):
-            return True
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.02)
-
-
 def _reap_group(pgid, seconds=2):
     """waitpid() on our children of process group @pgid (Dovecot processes
     adopted while we were a subreaper) until none is left."""
@@ -261,23 +224,6 @@ def _reap_group(pgid, seconds=2):
         if not ours or time.monotonic() >= end:
             return
         time.sleep(0.02)
-
-
-def _subreaper(on):
-    """prctl(PR_SET_CHILD_SUBREAPER): while the test process is a subreaper,
-    the children of a master that dies are adopted by it, and reaped (pid 1
-    of some containers and VMs never reaps them: zombies).  Returns the
-    previous setting, None when not supported."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        old = ctypes.c_int(0)
-        if libc.prctl(37, ctypes.byref(old), 0, 0, 0) != 0:     # PR_GET_CHILD_SUBREAPER
-            return None
-        libc.prctl(36, int(on), 0, 0, 0)                         # PR_SET_CHILD_SUBREAPER
-        return bool(old.value)
-    except (OSError, AttributeError):
-        return None
 
 
 def stop_group(pgid, tag, grace=10, hard=False):
@@ -309,11 +255,9 @@ def _watchdog():
     master started) and "done PGID" (that one is stopped) lines from stdin
     until EOF (the test process has ended, or stop() is done), then stops
     what is left of the groups not done and removes the folder."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     d, groups = None, set()
-    for line in sys.stdin.buffer:
-        word, _, arg = line.decode("utf-8", "replace").strip().partition(" ")
+    for line in watchdog_input():
+        word, _, arg = line.partition(" ")
         if word == "dir":
             d = arg
         elif word == "group" and arg.isdigit():
@@ -693,16 +637,7 @@ class DovecotServer:
         os.chmod(os.path.join(self.dir, "oauth2.conf"), 0o644)
 
     def _start_watchdog(self):
-        r, w = os.pipe()       # not inheritable: only this process holds w
-        try:
-            self._watch = subprocess.Popen(
-                [sys.executable, "-I", os.path.abspath(__file__), "--watchdog"],
-                stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                cwd="/", start_new_session=True)
-        finally:
-            os.close(r)
-        self._watch_fd = w
-        os.write(w, ("dir %s\n" % self.dir).encode())
+        self._watch, self._watch_fd = start_watchdog(__file__, "dir %s" % self.dir)
 
     def _start_oauth(self):
         srv = _OAuthServer((HOST, 0), _OAuthHandler)
@@ -951,13 +886,8 @@ class DovecotServer:
             if self.dir:
                 shutil.rmtree(self.dir, ignore_errors=True)
             if self._watch_fd is not None:
-                os.close(self._watch_fd)
-                self._watch_fd = None
-                try:
-                    self._watch.wait(30)
-                except subprocess.TimeoutExpired:
-                    self._watch.kill()
-                    self._watch.wait()
+                fd, self._watch_fd = self._watch_fd, None
+                end_watchdog(self._watch, fd)
 
     def restart(self, timeout=30):
         """stop(keep=True) then start(): same ports, same mail, same users."""

@@ -29,6 +29,9 @@ SIGKILL) and removes the folder.  Note that mrtest.Tap calls os._exit(1) at
 exit when a test failed, which skips the atexit handlers registered before
 the Tap: create the Tap before the cluster (the watchdog cleans up anyway).
 
+The process helpers (/proc, the subreaper, both sides of the watchdog,
+free_port) are those of mrproc.py, shared with mrdovecot.py.
+
 Standard library only (no psycopg): python3 on the test machines is not
 Debian's and cannot import Debian's python3-* packages.
 """
@@ -40,12 +43,20 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+if __name__ == "__main__":
+    # python3 -I mrpg.py --watchdog: -I leaves this file's folder, that of
+    # mrproc, off sys.path.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mrproc import (  # noqa: E402 - the names the tests know (mrpg._alive...)
+    alive as _alive, cmdline as _cmdline, end_watchdog, free_port, start_watchdog,
+    stat as _stat, subreaper as _subreaper, tail as _tail, wait_gone as _wait_gone,
+    watchdog_input)
 
 HOST = "127.0.0.1"
 USER = "mailroom"
@@ -106,13 +117,6 @@ def available():
     return unavailable_reason() is None
 
 
-def free_port():
-    """A TCP port free on 127.0.0.1 right now (it may be taken before use)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def _clean_env(**extra):
     """The caller's environment without PG* variables (PGHOST, PGPORT,
     PGDATABASE, PGSERVICE, PGOPTIONS, PGDATA, PGCLUSTER... would redirect
@@ -122,47 +126,7 @@ def _clean_env(**extra):
     return env
 
 
-def _tail(path, n=40):
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError as e:
-        return "(%s)" % e
-    return "\n".join(lines[-n:])
-
-
-# --- processes, through /proc (Linux), with a kill(0) fallback -------------
-
-def _stat(pid):
-    """(state, ppid) of @pid, or None when there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            rest = f.read().rsplit(b")", 1)[1].split()
-        return rest[0].decode(), int(rest[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _alive(pid):
-    if os.path.isdir("/proc/self"):
-        st = _stat(pid)
-        return st is not None and st[0] not in ("Z", "X")   # a zombie is dead
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
-
+# --- processes, through /proc (Linux; _stat, _alive... are mrproc's) --------
 
 def _children(pid):
     kids = []
@@ -171,16 +135,6 @@ def _children(pid):
         if st is not None and st[1] == pid:
             kids.append(int(p[6:]))
     return kids
-
-
-def _wait_gone(pids, seconds):
-    end = time.monotonic() + seconds
-    while True:
-        if not any(_alive(p) for p in pids):
-            return True
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.05)
 
 
 def postmaster_pid(datadir):
@@ -231,10 +185,8 @@ def _watchdog():
     """python3 mrpg.py --watchdog: reads the cluster's folder from stdin,
     waits for EOF (the test process has ended, or stop() is done), then
     makes sure the server is down and the folder gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    d = sys.stdin.buffer.readline().decode().strip()
-    sys.stdin.buffer.read()
+    lines = watchdog_input()
+    d = lines[0] if lines else ""
     if not d or not os.path.isabs(d) or not os.path.basename(d).startswith("mrpg-"):
         return
     kill_postmaster(os.path.join(d, "data"))
@@ -243,24 +195,11 @@ def _watchdog():
 
 # --- the cluster ------------------------------------------------------------
 
-def _subreaper(on):
-    """prctl(PR_SET_CHILD_SUBREAPER): pg_ctl forks the postmaster and exits;
-    the orphan goes to the nearest subreaper, else to pid 1, which on some
-    machines (containers, VMs with a minimal init) never reaps it: every
-    stopped cluster would leave a zombie.  While the test process is a
-    subreaper it adopts the postmaster, and stop() reaps it.  Returns the
-    previous setting, None when not supported (not Linux)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        old = ctypes.c_int(0)
-        if libc.prctl(37, ctypes.byref(old), 0, 0, 0) != 0:     # PR_GET_CHILD_SUBREAPER
-            return None
-        libc.prctl(36, int(on), 0, 0, 0)                         # PR_SET_CHILD_SUBREAPER
-        return bool(old.value)
-    except (OSError, AttributeError):
-        return None
-
+# pg_ctl forks the postmaster and exits; the orphan goes to the nearest
+# subreaper, else to pid 1, which on some machines (containers, VMs with a
+# minimal init) never reaps it: every stopped cluster would leave a zombie.
+# While the test process is a subreaper (_subreaper, mrproc's) it adopts the
+# postmaster, and stop() reaps it.
 
 def _reap(pid, seconds=10):
     """waitpid for a postmaster adopted through _subreaper (no-op otherwise)."""
@@ -351,16 +290,7 @@ class PgCluster:
         raise PgError("no temporary folder the server can use (socket path length, permissions)")
 
     def _start_watchdog(self):
-        r, w = os.pipe()       # not inheritable: only this process holds w
-        try:
-            self._watch = subprocess.Popen(
-                [sys.executable, "-I", os.path.abspath(__file__), "--watchdog"],
-                stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                cwd="/", start_new_session=True)
-        finally:
-            os.close(r)
-        self._watch_fd = w
-        os.write(w, (self.dir + "\n").encode())
+        self._watch, self._watch_fd = start_watchdog(__file__, self.dir)
 
     def _fail(self, what, p, log, show_output=True):
         """A PgError: what failed, the tool's output, the end of @log."""
@@ -504,13 +434,8 @@ class PgCluster:
             if self.dir:
                 shutil.rmtree(self.dir, ignore_errors=True)
             if self._watch_fd is not None:
-                os.close(self._watch_fd)
-                self._watch_fd = None
-                try:
-                    self._watch.wait(30)
-                except subprocess.TimeoutExpired:
-                    self._watch.kill()
-                    self._watch.wait()
+                fd, self._watch_fd = self._watch_fd, None
+                end_watchdog(self._watch, fd)
 
     def _atexit(self):
         if os.getpid() != self._owner:     # a forked child exiting: not ours
