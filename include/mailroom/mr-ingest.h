@@ -59,6 +59,15 @@ gboolean mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem
 			 const char *recipient, const char *envelope_from, MrDelivery *out,
 			 GError **error);
 
+/* As mr_ingest_apply(), for a group commit: the savepoint is released
+ * with mr_store_release_later(), so that a success may still turn into a
+ * failure, set in *@later (NULL until then, valid until the commit), at
+ * the next mr_store_settle() -- which the caller makes before other work
+ * and which mr_store_commit() makes. */
+gboolean mr_ingest_apply_later(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+			       const char *recipient, const char *envelope_from,
+			       MrDelivery *out, GError **later, GError **error);
+
 /* Parses @raw, routes it for @recipient and stores it in one transaction on
  * @store (which must have none open).  @envelope_from is nullable.
  * Returns TRUE after COMMIT (or for a duplicate delivery, which writes

@@ -68,6 +68,26 @@ gboolean mr_store_savepoint(MrStore *store, GError **error);
 /* RELEASE the savepoint: the message's work joins the transaction. */
 gboolean mr_store_release(MrStore *store, GError **error);
 
+/* RELEASE the savepoint as mr_store_release() does, but on PostgreSQL
+ * without waiting for the answer: the release, and the inserts held back
+ * before it, go to the server with the next message's first look-up, so
+ * that a message of a group commit costs one round trip.  Until the next
+ * mr_store_settle() the message's work may still turn out to have failed:
+ * then the store undoes it (to its savepoint) and sets *@failure, which
+ * must be NULL and stay valid until then.  Returns FALSE with @error when
+ * it failed at once. */
+gboolean mr_store_release_later(MrStore *store, GError **failure, GError **error);
+
+/* Learns how the message released with mr_store_release_later() ended,
+ * waiting for it if needed.  Returns TRUE when it joined the transaction
+ * (or none waited); FALSE when its work failed: it is undone, its
+ * *failure set, and the transaction stays open -- and everything sent
+ * after its release was skipped by the server (the next message, whose
+ * failure is then no failure of its own: mr_ingest_apply() does it
+ * again).  mr_store_commit() settles first; so must the caller before any
+ * other work in the transaction. */
+gboolean mr_store_settle(MrStore *store);
+
 /* ROLLBACK TO and RELEASE the savepoint: the message's work is undone (a
  * failed look-up forgotten with it), the transaction stays open. */
 void mr_store_rollback_to(MrStore *store);
@@ -138,8 +158,19 @@ typedef struct {
 	MrRecordRef record;   /* the record created or updated, if any */
 } MrApplied;
 
+/* Starts storing @raw (content key @key) and @msg inside the open
+ * transaction, under the message's savepoint, before routing: on
+ * PostgreSQL the insert then travels with routing's first look-up instead
+ * of costing a round trip of its own (routing does not read what it
+ * writes).  mr_store_apply() with @message_row 0 and the same @key
+ * finishes it; a release, rollback or rollback to the savepoint without
+ * it drops it.  Returns FALSE with @error; the caller rolls back. */
+gboolean mr_store_message_start(MrStore *store, GBytes *raw, const char *key,
+				const MrMessage *msg, GError **error);
+
 /* Applies @plan inside the open transaction: stores @raw (content key @key)
- * and @msg unless @message_row is already non-zero, records the delivery,
+ * and @msg unless @message_row is already non-zero (or finishes what
+ * mr_store_message_start() started), records the delivery,
  * creates users, contacts, accounts, tickets and leads as planned, links
  * and writes the events.  With @message_row 0, the message is looked up
  * by @key as it is inserted: when it is stored already and was delivered

@@ -99,7 +99,11 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
 		}
 	}
 	/* Routing only reads; the apply finds a duplicate delivery as it
-	 * inserts the message (by its content key) and then writes nothing. */
+	 * inserts the message (by its content key) and then writes nothing.
+	 * The insert starts first, so that on PostgreSQL it goes with
+	 * routing's first look-up (one round trip less per message). */
+	if (!mr_store_message_start(store, item->raw, item->key, item->msg, error))
+		return FALSE;
 	plan = mr_route_plan_facts(cfg, store, item->msg, item->facts, rcpt, envelope_from, error);
 	if (plan == NULL)
 		return FALSE;
@@ -117,9 +121,12 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
 	return TRUE;
 }
 
-gboolean
-mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
-		const char *recipient, const char *envelope_from, MrDelivery *out, GError **error)
+/* mr_ingest_apply(), releasing with mr_store_release_later() when @later
+ * is not NULL. */
+static gboolean
+ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+	     const char *recipient, const char *envelope_from, MrDelivery *out, GError **later,
+	     GError **error)
 {
 	g_autofree char *rcpt = NULL;
 	MrDelivery result = { 0 };
@@ -144,8 +151,17 @@ mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 		if (!mr_store_savepoint(store, error))
 			return FALSE;
 		if (ingest_route_apply(cfg, store, item, rcpt, envelope_from, &result, &local) &&
-		    mr_store_release(store, &local))
+		    (later != NULL ? mr_store_release_later(store, later, &local)
+				   : mr_store_release(store, &local)))
 			break;
+		/* The message before, released without waiting, may have
+		 * failed: then the server skipped this one's work, savepoint
+		 * and all, and this one goes again once that one is undone. */
+		if (!mr_store_settle(store)) {
+			g_debug("%s: an earlier message failed; again", rcpt);
+			attempt--;
+			continue;
+		}
 		mr_store_rollback_to(store);
 		if (attempt < MR_INGEST_CONSTRAINT_RETRIES &&
 		    g_error_matches(local, MR_STORE_ERROR, MR_STORE_ERROR_CONSTRAINT) &&
@@ -159,6 +175,23 @@ mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 	if (out != NULL)
 		*out = result;
 	return TRUE;
+}
+
+gboolean
+mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+		const char *recipient, const char *envelope_from, MrDelivery *out, GError **error)
+{
+	return ingest_apply(cfg, store, item, recipient, envelope_from, out, NULL, error);
+}
+
+gboolean
+mr_ingest_apply_later(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+		      const char *recipient, const char *envelope_from, MrDelivery *out,
+		      GError **later, GError **error)
+{
+	g_return_val_if_fail(later != NULL, FALSE);
+
+	return ingest_apply(cfg, store, item, recipient, envelope_from, out, later, error);
 }
 
 gboolean

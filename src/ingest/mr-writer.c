@@ -237,20 +237,22 @@ unit_apply(MrWriter *writer, WriterJob *job)
 }
 
 /* Applies the jobs of @batch not marked in @lost, in the open transaction.
- * Returns: the index of the job during which the database ended the
- * transaction on its own (everything applied is gone then), or -1. */
+ * A message's savepoint is released without waiting for the server
+ * (mr_ingest_apply_later): its result may still turn into a failure, set
+ * in its error when the next message, a unit of work or the commit learns
+ * of it.  Returns: the index of the job during which the database ended
+ * the transaction on its own (everything applied is gone then), or -1. */
 static gint
-batch_apply_jobs(MrWriter *writer, GPtrArray *batch, const gboolean *lost, gsize *stored)
+batch_apply_jobs(MrWriter *writer, GPtrArray *batch, const gboolean *lost)
 {
-	*stored = 0;
 	for (guint b = 0; b < batch->len; b++) {
 		WriterJob *job = g_ptr_array_index(batch, b);
-		gboolean any = FALSE;
 
 		if (lost[b])
 			continue;
 		mr_store_set_config(writer->store, job->cfg);
 		if (job->work != NULL) {
+			mr_store_settle(writer->store); /* the unit starts from a known state */
 			if (!unit_apply(writer, job) && !mr_store_in_transaction(writer->store))
 				return (gint)b;
 			continue;
@@ -258,16 +260,33 @@ batch_apply_jobs(MrWriter *writer, GPtrArray *batch, const gboolean *lost, gsize
 		for (guint i = 0; i < job->recipients->len; i++) {
 			MrWriterResult *r = &job->results[i];
 
-			if (mr_ingest_apply(job->cfg, writer->store, job->item, r->recipient,
-					    job->envelope_from, &r->delivery, &r->error)) {
-				any = TRUE;
-			} else if (!mr_store_in_transaction(writer->store)) {
+			if (!mr_ingest_apply_later(job->cfg, writer->store, job->item, r->recipient,
+						   job->envelope_from, &r->delivery, &r->error,
+						   &r->error) &&
+			    !mr_store_in_transaction(writer->store))
 				return (gint)b;
-			}
 		}
-		*stored += any;
 	}
 	return -1;
+}
+
+/* Returns: how many messages of @batch have a recipient stored. */
+static gsize
+batch_stored(GPtrArray *batch)
+{
+	gsize stored = 0;
+
+	for (guint b = 0; b < batch->len; b++) {
+		WriterJob *job = g_ptr_array_index(batch, b);
+
+		for (guint i = 0; job->work == NULL && i < job->recipients->len; i++) {
+			if (job->results[i].error == NULL) {
+				stored++;
+				break;
+			}
+		}
+	}
+	return stored;
 }
 
 /* Stores @batch in one transaction and sets every result.  When the
@@ -281,16 +300,18 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree gboolean *lost = g_new0(gboolean, batch->len);
-	gsize stored = 0;
 	gint64 t0 = g_get_monotonic_time(), t1;
 	gint culprit;
+	guint left = batch->len;
 
 	for (;;) {
+		if (left == 0)
+			return; /* every job failed with the transaction that ended */
 		if (!mr_store_begin(writer->store, &error)) {
 			batch_fail(batch, error);
 			return;
 		}
-		culprit = batch_apply_jobs(writer, batch, lost, &stored);
+		culprit = batch_apply_jobs(writer, batch, lost);
 		if (culprit < 0)
 			break;
 		{
@@ -302,6 +323,7 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 			g_warning("batch of %u: the database ended the transaction at message %d; "
 				  "applying the others again", batch->len, culprit + 1);
 			lost[culprit] = TRUE;
+			left--;
 			g_ptr_array_add(one, job);
 			batch_fail(one, gone); /* keeps the error that ended it */
 			for (guint b = 0; b < batch->len; b++)
@@ -317,7 +339,7 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 		batch_fail(batch, error);
 		return;
 	}
-	g_atomic_pointer_add(&writer->committed, stored);
+	g_atomic_pointer_add(&writer->committed, batch_stored(batch));
 	g_debug("batch messages=%u apply_us=%" G_GINT64_FORMAT " commit_us=%" G_GINT64_FORMAT,
 		batch->len, t1 - t0, g_get_monotonic_time() - t1);
 }

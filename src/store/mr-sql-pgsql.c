@@ -13,9 +13,17 @@
  * (PQenterPipelineMode) and go to the server with the next statement
  * whose answer is needed (a look-up, an INSERT ... RETURNING id, RELEASE,
  * COMMIT), in one write and one read; a message of the ingest path costs
- * a few round trips instead of one per statement.  The first error of the
- * pipeline is the one reported, and the statements after it are skipped
- * by the server, as if the caller had stopped there. */
+ * a few round trips instead of one per statement.  A statement with rows
+ * may be sent ahead too (send_ahead): its rows wait in the statement
+ * until it is stepped, and a savepoint may be released without waiting
+ * (release_later): the release, and what waits before it, go with the
+ * next statement whose answer is needed -- in the writer, the next
+ * message's first look-up -- so that a message costs one round trip.
+ * The first error of the pipeline is the one reported, and the statements
+ * after it are skipped by the server, as if the caller had stopped there;
+ * an error at or before a release that waits is that release's failure
+ * (released), and then the savepoint it would have released is still
+ * there, the innermost. */
 #define G_LOG_DOMAIN "mailroom-store"
 
 #include <string.h>
@@ -43,14 +51,32 @@
  * is between drawing an id and its COMMIT. */
 #define PG_WRITERS_LOCK (PG_SCHEMA_LOCK + 1)
 
+typedef struct _PgStmt PgStmt;
+
+/* A statement sent in the pipeline and not yet answered. */
+typedef struct {
+	char *what;     /* its SQL text (owned), for its error message */
+	PgStmt *reader; /* (nullable) sent ahead: its rows go there */
+} PgQueued;
+
+/* The release sent by release_later. */
+typedef enum {
+	PG_LATER_NONE,   /* none, or it went through */
+	PG_LATER_SENT,   /* in the pipeline, at queued[later_at] */
+	PG_LATER_FAILED, /* the work before it failed: later_error */
+} PgLater;
+
 typedef struct {
 	MrSqlConn base;
 	PGconn *pg;
 	guint generation; /* bumped by every reconnect: statements prepare again */
 	guint next_id;    /* statement names */
-	/* In pipeline mode: the statements sent and not yet answered, each as
-	 * its SQL text (owned), for its error message. */
-	GPtrArray *queued;
+	GArray *queued;   /* PgQueued, in the order sent */
+	PgLater later;
+	guint later_at;
+	GError *later_error;
+	gboolean begin_queued; /* BEGIN and its lock wait at queued[begin_at] */
+	guint begin_at;
 	/* The error that aborted the transaction, reported again by the
 	 * statements that fail after it (SQLSTATE 25P02, "current transaction
 	 * is aborted"), so that the caller sees and classifies the cause --
@@ -58,7 +84,7 @@ typedef struct {
 	GError *cause;
 } PgConn;
 
-typedef struct {
+struct _PgStmt {
 	MrSqlStmt base;
 	char name[24];
 	char *sql;          /* with $N parameters */
@@ -72,7 +98,8 @@ typedef struct {
 	PGresult *res;      /* the result of the current use */
 	int row;            /* the current row; -1 before the first step */
 	guint8 *blob;       /* the last bytea column decoded */
-} PgStmt;
+	gboolean ahead;     /* sent ahead (send_ahead), not stepped yet */
+};
 
 #define CONN(c) ((PgConn *)(c))
 #define STMT(s) ((PgStmt *)(s))
@@ -124,20 +151,45 @@ pg_clear_cause(PgConn *conn)
 	g_clear_error(&conn->cause);
 }
 
+/* Forgets the release sent by release_later: the transaction is gone. */
+static void
+pg_clear_later(PgConn *conn)
+{
+	conn->later = PG_LATER_NONE;
+	g_clear_error(&conn->later_error);
+	conn->begin_queued = FALSE;
+}
+
+/* Session settings that a server may not know (before PostgreSQL 14, or
+ * built without lz4), hence not in the connection's options, which would
+ * fail: values past the TOAST threshold -- raw messages, attachments --
+ * compressed with lz4 rather than pglz, for a similar size at a fraction
+ * of the CPU (a 4 KB message: about 7 us instead of 29 on the server, a
+ * cost of every message).  Best effort: without it, pglz. */
+static void
+pg_session_init(PgConn *conn)
+{
+	PQclear(PQexec(conn->pg, "SELECT set_config('default_toast_compression', 'lz4', false)"
+				 " FROM pg_settings WHERE name = 'default_toast_compression'"
+				 " AND 'lz4' = ANY (enumvals)"));
+}
+
 /* Reconnects a broken connection.  Returns FALSE with @error. */
 static gboolean
 pg_ensure(PgConn *conn, GError **error)
 {
 	if (PQstatus(conn->pg) == CONNECTION_OK)
 		return TRUE;
-	g_ptr_array_set_size(conn->queued, 0); /* PQreset leaves pipeline mode */
+	g_array_set_size(conn->queued, 0); /* PQreset leaves pipeline mode */
 	pg_clear_cause(conn);
+	pg_clear_later(conn);
 	PQreset(conn->pg);
 	if (PQstatus(conn->pg) != CONNECTION_OK) {
 		pg_error(conn, NULL, "reconnect", error);
 		return FALSE;
 	}
 	conn->generation++;
+	pg_session_init(conn);
 	g_message("reconnected to the database");
 	return TRUE;
 }
@@ -170,13 +222,14 @@ pg_pipeline_result(PgConn *conn, const char *what, PGresult **keep, GError **fir
 }
 
 /* Ends the pipeline: a sync, then the results of every statement sent
- * since the last one, in order, and of @reader last (nullable: the
- * statement whose rows the caller wants; they land in reader->res).
+ * since the last one, in order, and last of @what (nullable: a statement
+ * sent after them by the caller, who wants its result in @keep).
  * Returns FALSE with the first error. */
 static gboolean
-pg_pipeline_sync(PgConn *conn, PgStmt *reader, GError **error)
+pg_pipeline_sync(PgConn *conn, const char *what, PGresult **keep, GError **error)
 {
 	g_autoptr(GError) first = NULL;
+	guint first_at = 0; /* the index in queued of the first error */
 	PGresult *res;
 
 	if (PQpipelineStatus(conn->pg) == PQ_PIPELINE_OFF)
@@ -184,25 +237,50 @@ pg_pipeline_sync(PgConn *conn, PgStmt *reader, GError **error)
 	if (!PQpipelineSync(conn->pg)) {
 		pg_error(conn, NULL, "pipeline sync", &first);
 	} else {
-		for (guint i = 0; i < conn->queued->len; i++)
-			pg_pipeline_result(conn, g_ptr_array_index(conn->queued, i), NULL, &first);
-		if (reader != NULL)
-			pg_pipeline_result(conn, reader->sql, &reader->res, &first);
+		for (guint i = 0; i < conn->queued->len; i++) {
+			PgQueued *q = &g_array_index(conn->queued, PgQueued, i);
+
+			if (first == NULL)
+				first_at = i;
+			pg_pipeline_result(conn, q->what, q->reader != NULL ? &q->reader->res : NULL,
+					   &first);
+		}
+		if (first == NULL)
+			first_at = conn->queued->len;
+		if (what != NULL)
+			pg_pipeline_result(conn, what, keep, &first);
 		/* The sync's own result; none when the connection broke. */
 		res = PQgetResult(conn->pg);
 		if (res != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC && first == NULL)
 			pg_error(conn, res, "pipeline sync", &first);
 		PQclear(res);
 	}
-	g_ptr_array_set_size(conn->queued, 0);
+	g_array_set_size(conn->queued, 0);
 	if (!PQexitPipelineMode(conn->pg) && first == NULL)
 		pg_error(conn, NULL, "pipeline", &first);
 	if (first == NULL && (PQstatus(conn->pg) != CONNECTION_OK ||
-			      (reader != NULL && reader->res == NULL)))
-		pg_error(conn, NULL, reader != NULL ? reader->sql : "pipeline", &first);
+			      (keep != NULL && *keep == NULL)))
+		pg_error(conn, NULL, what != NULL ? what : "pipeline", &first);
+	/* The release that waited: it failed when the first error came at
+	 * or before it (the server skipped it then). */
+	if (conn->later == PG_LATER_SENT) {
+		conn->later = PG_LATER_NONE;
+		if (first != NULL && first_at <= conn->later_at) {
+			conn->later = PG_LATER_FAILED;
+			conn->later_error = g_error_copy(first);
+		}
+	}
+	/* BEGIN, or its lock, failed: no transaction, as when a BEGIN run
+	 * at once fails (the statements after it were skipped). */
+	if (conn->begin_queued) {
+		conn->begin_queued = FALSE;
+		if (first != NULL && first_at <= conn->begin_at &&
+		    PQstatus(conn->pg) == CONNECTION_OK)
+			PQclear(PQexec(conn->pg, "ROLLBACK"));
+	}
 	if (first != NULL) {
-		if (reader != NULL)
-			g_clear_pointer(&reader->res, PQclear);
+		if (keep != NULL)
+			g_clear_pointer(keep, PQclear);
 		g_propagate_error(error, g_steal_pointer(&first));
 		return FALSE;
 	}
@@ -214,7 +292,7 @@ pg_pipeline_sync(PgConn *conn, PgStmt *reader, GError **error)
 static gboolean
 pg_settle(PgConn *conn, GError **error)
 {
-	return pg_pipeline_sync(conn, NULL, error);
+	return pg_pipeline_sync(conn, NULL, NULL, error);
 }
 
 static gboolean
@@ -229,6 +307,31 @@ pg_pipeline_enter(PgConn *conn, GError **error)
 	return TRUE;
 }
 
+static void
+pg_queued_clear(gpointer data)
+{
+	g_free(((PgQueued *)data)->what);
+}
+
+/* TRUE while @s, sent ahead, waits in the pipeline for its answer. */
+static gboolean
+pg_queue_holds(PgConn *conn, PgStmt *s)
+{
+	for (guint i = 0; i < conn->queued->len; i++)
+		if (g_array_index(conn->queued, PgQueued, i).reader == s)
+			return TRUE;
+	return FALSE;
+}
+
+/* Notes @what, sent in the pipeline, whose rows go to @reader (nullable). */
+static void
+pg_queue_add(PgConn *conn, const char *what, PgStmt *reader)
+{
+	PgQueued q = { g_strdup(what), reader };
+
+	g_array_append_val(conn->queued, q);
+}
+
 /* Sends @sql, a statement without parameters or rows, in the pipeline. */
 static gboolean
 pg_queue_text(PgConn *conn, const char *sql, GError **error)
@@ -239,7 +342,7 @@ pg_queue_text(PgConn *conn, const char *sql, GError **error)
 		pg_error(conn, NULL, sql, error);
 		return FALSE;
 	}
-	g_ptr_array_add(conn->queued, g_strdup(sql));
+	pg_queue_add(conn, sql, NULL);
 	return TRUE;
 }
 
@@ -266,30 +369,48 @@ static gboolean
 pg_begin(MrSqlConn *c, GError **error)
 {
 	PgConn *conn = CONN(c);
-
-	g_autofree char *sql = g_strdup_printf("BEGIN; SELECT pg_advisory_xact_lock_shared(%lld)",
-					       (long long)PG_WRITERS_LOCK);
+	g_autofree char *lock = g_strdup_printf("SELECT pg_advisory_xact_lock_shared(%lld)",
+						(long long)PG_WRITERS_LOCK);
 
 	if (PQtransactionStatus(conn->pg) == PQTRANS_UNKNOWN && !pg_ensure(conn, error))
 		return FALSE;
 	pg_clear_cause(conn);
-	/* One round trip; a lock that times out fails the transaction. */
-	if (pg_exec(c, sql, error))
-		return TRUE;
-	pg_exec(c, "ROLLBACK", NULL);
-	return FALSE;
+	pg_clear_later(conn);
+	/* No round trip of its own: BEGIN and the lock go with the first
+	 * statement waited for.  A lock that times out fails that statement
+	 * and ends the transaction (pg_pipeline_sync). */
+	if (!pg_queue_text(conn, "BEGIN", error) || !pg_queue_text(conn, lock, error)) {
+		pg_settle(conn, NULL);
+		return FALSE;
+	}
+	conn->begin_queued = TRUE;
+	conn->begin_at = conn->queued->len - 1;
+	return TRUE;
 }
 
 static gboolean
 pg_commit(MrSqlConn *c, GError **error)
 {
 	PgConn *conn = CONN(c);
-	PGresult *res;
+	PGresult *res = NULL;
 	gboolean ok;
 
-	if (!pg_settle(conn, error))
-		return FALSE; /* the transaction is aborted: the caller rolls back */
-	res = PQexec(conn->pg, "COMMIT");
+	if (conn->queued->len > 0) {
+		/* One round trip for COMMIT and what waits before it.  When one
+		 * of those fails, the server skips the COMMIT: the transaction
+		 * stays open, aborted, for the caller to undo (to a savepoint,
+		 * see released(), or all of it). */
+		if (!pg_pipeline_enter(conn, error))
+			return FALSE;
+		if (!PQsendQueryParams(conn->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) {
+			pg_error(conn, NULL, "COMMIT", error);
+			return FALSE;
+		}
+		if (!pg_pipeline_sync(conn, "COMMIT", &res, error))
+			return FALSE;
+	} else {
+		res = PQexec(conn->pg, "COMMIT");
+	}
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	/* COMMIT of a transaction that failed answers "ROLLBACK". */
 	if (ok && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -301,6 +422,7 @@ pg_commit(MrSqlConn *c, GError **error)
 	}
 	PQclear(res);
 	pg_clear_cause(conn);
+	pg_clear_later(conn);
 	return ok;
 }
 
@@ -321,6 +443,7 @@ pg_rollback(MrSqlConn *c)
 	/* What the pipeline holds is undone with the rest: its errors too. */
 	pg_settle(conn, NULL);
 	pg_clear_cause(conn);
+	pg_clear_later(conn);
 	if (pg_in_transaction(c) && !pg_exec(c, "ROLLBACK", &error))
 		g_warning("rollback failed: %s", error->message);
 }
@@ -350,6 +473,45 @@ pg_release(MrSqlConn *c, const char *name, GError **error)
 	/* One round trip for the release and what waits before it: the
 	 * server skips the release when one of them fails. */
 	return pg_queue_text(conn, sql, error) && pg_settle(conn, error);
+}
+
+static gboolean
+pg_release_later(MrSqlConn *c, const char *name, GError **error)
+{
+	PgConn *conn = CONN(c);
+	char sql[96];
+
+	/* One waits at a time: after another, this one waits for both. */
+	if (conn->later != PG_LATER_NONE)
+		return pg_release(c, name, error);
+	g_return_val_if_fail(strlen(name) < 64, FALSE);
+	g_snprintf(sql, sizeof sql, "RELEASE SAVEPOINT %s", name);
+	if (!pg_queue_text(conn, sql, error))
+		return FALSE;
+	conn->later = PG_LATER_SENT;
+	conn->later_at = conn->queued->len - 1;
+	return TRUE;
+}
+
+static MrSqlRelease
+pg_released(MrSqlConn *c, gboolean wait, GError **error)
+{
+	PgConn *conn = CONN(c);
+
+	if (conn->later == PG_LATER_SENT && !wait)
+		return MR_SQL_RELEASE_WAITING;
+	/* Not known yet: what waits in the pipeline goes now.  An error of
+	 * what was sent after the release concerns its sender, who has it
+	 * or will undo it. */
+	if (conn->later == PG_LATER_SENT)
+		pg_settle(conn, NULL);
+	if (conn->later == PG_LATER_FAILED) {
+		conn->later = PG_LATER_NONE;
+		g_propagate_error(error, g_steal_pointer(&conn->later_error));
+		return MR_SQL_RELEASE_FAILED;
+	}
+	conn->later = PG_LATER_NONE;
+	return MR_SQL_RELEASE_DONE;
 }
 
 static gboolean
@@ -543,7 +705,14 @@ static void
 pg_reset(MrSqlStmt *st)
 {
 	PgStmt *s = STMT(st);
+	PgConn *conn = CONN(st->conn);
 
+	/* Sent ahead and not stepped: its rows are not wanted now, its error
+	 * is still reported by the pipeline. */
+	for (guint i = 0; s->ahead && i < conn->queued->len; i++)
+		if (g_array_index(conn->queued, PgQueued, i).reader == s)
+			g_array_index(conn->queued, PgQueued, i).reader = NULL;
+	s->ahead = FALSE;
 	g_clear_pointer(&s->res, PQclear);
 	g_clear_pointer(&s->blob, PQfreemem);
 	s->row = -1;
@@ -655,12 +824,29 @@ pg_step(MrSqlStmt *st, GError **error)
 	PgConn *conn = CONN(st->conn);
 	ExecStatusType status;
 
-	if (s->res == NULL) {
+	if (s->ahead) {
+		/* Sent ahead: its rows came with the pipeline, or come now. */
+		s->ahead = FALSE;
+		if (pg_queue_holds(conn, s) && !pg_settle(conn, error)) {
+			g_clear_pointer(&s->res, PQclear);
+			return MR_SQL_FAIL;
+		}
+		if (s->res == NULL) {
+			/* it failed, or was skipped after an earlier error, and
+			 * the step that waited reported it: report it again */
+			if (conn->cause != NULL)
+				g_propagate_error(error, g_error_copy(conn->cause));
+			else
+				g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_FAILED,
+					    "%s: skipped after an error", s->sql);
+			return MR_SQL_FAIL;
+		}
+	} else if (s->res == NULL) {
 		if (!pg_stmt_ensure(s, error))
 			return MR_SQL_FAIL;
 		if (conn->queued->len > 0) {
 			/* The statements held back go with this one. */
-			if (!pg_send(s, error) || !pg_pipeline_sync(conn, s, error))
+			if (!pg_send(s, error) || !pg_pipeline_sync(conn, s->sql, &s->res, error))
 				return MR_SQL_FAIL;
 		} else {
 			s->res = PQexecPrepared(conn->pg, s->name, s->nparams,
@@ -690,7 +876,24 @@ pg_step_later(MrSqlStmt *st, GError **error)
 		return FALSE;
 	if (!pg_send(s, error))
 		return FALSE;
-	g_ptr_array_add(CONN(st->conn)->queued, g_strdup(s->sql));
+	pg_queue_add(CONN(st->conn), s->sql, NULL);
+	return TRUE;
+}
+
+static gboolean
+pg_send_ahead(MrSqlStmt *st, GError **error)
+{
+	PgStmt *s = STMT(st);
+
+	/* Outside a transaction its step runs it, as it would commit on its
+	 * own. */
+	if (!pg_in_transaction(st->conn))
+		return TRUE;
+	g_return_val_if_fail(s->res == NULL && !s->ahead, FALSE);
+	if (!pg_stmt_ensure(s, error) || !pg_send(s, error))
+		return FALSE;
+	pg_queue_add(CONN(st->conn), s->sql, s);
+	s->ahead = TRUE;
 	return TRUE;
 }
 
@@ -791,8 +994,9 @@ pg_close(MrSqlConn *c)
 	if (conn->pg != NULL && PQstatus(conn->pg) == CONNECTION_OK)
 		pg_rollback(c);
 	PQfinish(conn->pg);
-	g_ptr_array_unref(conn->queued);
+	g_array_unref(conn->queued);
 	g_clear_error(&conn->cause);
+	g_clear_error(&conn->later_error);
 	g_free(conn);
 }
 
@@ -830,11 +1034,12 @@ pg_open(const MrConfig *cfg, gboolean create, GError **error)
 
 	conn->base.driver = &mr_sql_pgsql_driver;
 	conn->generation = 1;
-	conn->queued = g_ptr_array_new_with_free_func(g_free);
+	conn->queued = g_array_new(FALSE, FALSE, sizeof(PgQueued));
+	g_array_set_clear_func(conn->queued, pg_queued_clear);
 	if (cfg->database_password_file != NULL) {
 		password = pg_read_password(cfg->database_password_file, error);
 		if (password == NULL) {
-			g_ptr_array_unref(conn->queued);
+			g_array_unref(conn->queued);
 			g_free(conn);
 			return NULL;
 		}
@@ -851,6 +1056,7 @@ pg_open(const MrConfig *cfg, gboolean create, GError **error)
 		pg_close(&conn->base);
 		return NULL;
 	}
+	pg_session_init(conn);
 	return &conn->base;
 }
 
@@ -866,6 +1072,8 @@ const MrSqlDriver mr_sql_pgsql_driver = {
 	.savepoint = pg_savepoint,
 	.release = pg_release,
 	.rollback_to = pg_rollback_to,
+	.release_later = pg_release_later,
+	.released = pg_released,
 	.lock_schema = pg_lock_schema,
 	.settled_int64 = pg_settled_int64,
 	.schema_version = pg_schema_version,
@@ -879,6 +1087,7 @@ const MrSqlDriver mr_sql_pgsql_driver = {
 	.bind_blob = pg_bind_blob,
 	.step = pg_step,
 	.step_later = pg_step_later,
+	.send_ahead = pg_send_ahead,
 	.reset = pg_reset,
 	.column_count = pg_column_count,
 	.column_name = pg_column_name,

@@ -6,7 +6,8 @@
  * and named savepoints, prepared statements with ?N parameters (1-based)
  * and a row cursor, columns 0-based.  One exception, for engines behind a
  * network round trip: a statement without rows may be held back
- * (step_later) and its error reported by the next statement waited for.
+ * (step_later) and its error reported by the next statement waited for,
+ * and one with rows sent ahead of its step (send_ahead).
  *
  * Errors are set in MR_STORE_ERROR and classified once, by the driver:
  * MR_STORE_ERROR_BUSY for what may succeed when tried again (a lock held
@@ -41,6 +42,13 @@ typedef enum {
 	MR_SQL_FAIL, /* the error is set */
 } MrSqlStep;
 
+/* How a release that waits ended (release_later, released). */
+typedef enum {
+	MR_SQL_RELEASE_DONE,
+	MR_SQL_RELEASE_WAITING,
+	MR_SQL_RELEASE_FAILED, /* the error is set */
+} MrSqlRelease;
+
 typedef enum {
 	MR_SQL_TYPE_NULL,
 	MR_SQL_TYPE_INT,
@@ -74,6 +82,21 @@ struct _MrSqlDriver {
 	gboolean (*savepoint)(MrSqlConn *conn, const char *name, GError **error);
 	gboolean (*release)(MrSqlConn *conn, const char *name, GError **error);
 	gboolean (*rollback_to)(MrSqlConn *conn, const char *name, GError **error);
+	/* (nullable) Releases savepoint @name as release does, without
+	 * waiting: the engine may send the release, and the statements held
+	 * back before it, with the next statement whose answer is needed.
+	 * Until then the work under the savepoint may still fail; released()
+	 * tells.  When another release waits already, this one waits for both
+	 * (as release).  NULL: release. */
+	gboolean (*release_later)(MrSqlConn *conn, const char *name, GError **error);
+	/* (nullable) The end of the release that release_later left waiting,
+	 * waiting for it when it is not known yet and @wait.  DONE when it
+	 * went through (or none waits); FAILED with @error, the failure of
+	 * the work under it: then that savepoint is still there, the
+	 * innermost, in an aborted transaction, and whatever was sent after
+	 * the release was skipped; WAITING when not known and not @wait.
+	 * Forgets the release once known.  NULL: always DONE. */
+	MrSqlRelease (*released)(MrSqlConn *conn, gboolean wait, GError **error);
 	/* (nullable) Inside a transaction: waits until no other process
 	 * migrates the schema (SQLite's BEGIN IMMEDIATE does that already). */
 	gboolean (*lock_schema)(MrSqlConn *conn, GError **error);
@@ -109,6 +132,14 @@ struct _MrSqlDriver {
 	 * under is released.  The statement may be reset and used again at
 	 * once.  NULL: step runs it now. */
 	gboolean (*step_later)(MrSqlStmt *st, GError **error);
+	/* (nullable) Sends @st, a bound statement with rows, ahead of its
+	 * first step, inside a transaction: the engine may hold it back and
+	 * send it with the next statement whose answer is needed, and keep
+	 * its rows in @st until it is stepped.  Its error is reported by that
+	 * step, and as for step_later by the next statement waited for.
+	 * Resetting @st before its step drops its rows, not its error.  NULL:
+	 * the first step runs it. */
+	gboolean (*send_ahead)(MrSqlStmt *st, GError **error);
 	/* Ends the current use: rows, snapshot and bindings go. */
 	void (*reset)(MrSqlStmt *st);
 	int (*column_count)(MrSqlStmt *st);
@@ -157,6 +188,16 @@ mr_sql_step_later(MrSqlStmt *st, GError **error)
 	if (d->step_later != NULL)
 		return d->step_later(st, error);
 	return d->step(st, error) != MR_SQL_FAIL;
+}
+
+/* Sends a statement with rows ahead of its first step (see send_ahead);
+ * TRUE when it was sent or will run at its step. */
+static inline gboolean
+mr_sql_send_ahead(MrSqlStmt *st, GError **error)
+{
+	const MrSqlDriver *d = st->conn->driver;
+
+	return d->send_ahead == NULL || d->send_ahead(st, error);
 }
 
 static inline void

@@ -105,6 +105,14 @@ struct _MrStore {
 	MrSqlStmt *stmt[MR_STMT_N_STATEMENTS];
 	GError *lookup_error;   /* the first look-up that failed since the last
 	                           mr_store_check(): it answered "not found" */
+	/* The message insert that mr_store_message_start() bound (and sent
+	 * ahead), until mr_store_apply() steps it: its content key and the
+	 * time it binds as received. */
+	char *started_key;
+	char *started_now;
+	/* Where to report the failure of the message released with
+	 * mr_store_release_later(), until mr_store_settle() knows its end. */
+	GError **later_failure;
 };
 /* The savepoint of one message in a group commit. */
 #define MR_STORE_SAVEPOINT "mr_message"

@@ -473,9 +473,16 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_CONTACT_INSERT] =
 		"INSERT INTO contact (email, name, account_id, owner_id, created, last_seen)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (email) DO NOTHING RETURNING id",
+	/* Only when it changes something: a burst of mail from one sender
+	 * touches its contact once a second, not once a message (on
+	 * PostgreSQL each update writes a row version, its WAL and a check
+	 * of the account's foreign key).  (coalesce() types ?2 and ?3 for
+	 * PostgreSQL, which reads WHERE before SET.) */
 	[MR_STMT_CONTACT_TOUCH] =
 		"UPDATE contact SET name = coalesce(name, ?2), owner_id = coalesce(owner_id, ?3),"
-		" last_seen = ?4 WHERE id = ?1",
+		" last_seen = ?4 WHERE id = ?1 AND (coalesce(last_seen, '') <> ?4"
+		" OR (name IS NULL AND coalesce(name, ?2) IS NOT NULL)"
+		" OR (owner_id IS NULL AND coalesce(owner_id, ?3) IS NOT NULL))",
 	[MR_STMT_CONTACT_GET] = "SELECT account_id, owner_id FROM contact WHERE id = ?1",
 	[MR_STMT_ACCOUNT_BY_DOMAIN] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_STMT_ACCOUNT_INSERT] = "INSERT INTO account (domain, name, created) VALUES (?1, ?2, ?3)"

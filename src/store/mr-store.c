@@ -133,6 +133,20 @@ unix_to_iso(gint64 t)
 	return dt != NULL ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : NULL;
 }
 
+/* Forgets the message insert that mr_store_message_start() left bound:
+ * its rows, if sent ahead, are dropped (not its error). */
+static void
+store_drop_started(MrStore *store)
+{
+	if (store->started_key == NULL && store->started_now == NULL)
+		return;
+	mr_sql_reset(store->stmt[MR_STMT_MESSAGE_INSERT]);
+	g_clear_pointer(&store->started_key, g_free);
+	g_clear_pointer(&store->started_now, g_free);
+}
+
+static gboolean store_settle(MrStore *store, gboolean wait);
+
 /* --- open, migrate, close --------------------------------------------- */
 
 void
@@ -269,6 +283,8 @@ mr_store_close(MrStore *store)
 {
 	if (store == NULL)
 		return;
+	if (store->conn != NULL)
+		store_drop_started(store);
 	for (int i = 0; i < MR_STMT_N_STATEMENTS; i++)
 		if (store->stmt[i] != NULL)
 			store->driver->finalize(store->stmt[i]);
@@ -289,18 +305,36 @@ mr_store_check(MrStore *store, GError **error)
 gboolean
 mr_store_begin(MrStore *store, GError **error)
 {
+	store->later_failure = NULL; /* a new transaction: nothing waits */
 	return store->driver->begin(store->conn, error);
 }
 
 gboolean
 mr_store_commit(MrStore *store, GError **error)
 {
+	g_autoptr(GError) local = NULL;
+
+	store_drop_started(store);
+	/* On PostgreSQL the COMMIT goes with the release that waits (one
+	 * round trip): when that message's work failed, the server skipped
+	 * the COMMIT.  Then that message alone is undone, and the others
+	 * commit. */
+	if (store->driver->commit(store->conn, &local)) {
+		store->later_failure = NULL;
+		return TRUE;
+	}
+	if (store->later_failure == NULL || store_settle(store, TRUE)) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
 	return store->driver->commit(store->conn, error);
 }
 
 void
 mr_store_rollback(MrStore *store)
 {
+	store->later_failure = NULL; /* its caller fails the whole transaction */
+	store_drop_started(store);
 	store->driver->rollback(store->conn);
 	/* A look-up that failed in the work undone concerns nothing now. */
 	g_clear_error(&store->lookup_error);
@@ -323,7 +357,67 @@ mr_store_savepoint(MrStore *store, GError **error)
 gboolean
 mr_store_release(MrStore *store, GError **error)
 {
+	store_drop_started(store);
 	return store->driver->release(store->conn, MR_STORE_SAVEPOINT, error);
+}
+
+/* mr_store_settle(), or without @wait only what is known already:
+ * TRUE while the end of the release that waits is not known. */
+static gboolean
+store_settle(MrStore *store, gboolean wait)
+{
+	GError **failure = store->later_failure;
+	g_autoptr(GError) local = NULL;
+
+	if (failure == NULL || store->driver->released == NULL) {
+		store->later_failure = NULL;
+		return TRUE;
+	}
+	switch (store->driver->released(store->conn, wait, &local)) {
+	case MR_SQL_RELEASE_WAITING:
+		return TRUE;
+	case MR_SQL_RELEASE_DONE:
+		store->later_failure = NULL;
+		return TRUE;
+	default:
+		break;
+	}
+	store->later_failure = NULL;
+	/* Its savepoint is the innermost now: undone with its work. */
+	mr_store_rollback_to(store);
+	g_propagate_error(failure, g_steal_pointer(&local));
+	return FALSE;
+}
+
+gboolean
+mr_store_release_later(MrStore *store, GError **failure, GError **error)
+{
+	g_return_val_if_fail(store != NULL && failure != NULL && *failure == NULL, FALSE);
+
+	store_drop_started(store);
+	/* The message released before this one: its end came with this
+	 * one's look-ups.  A failure there would have failed this one too. */
+	if (!store_settle(store, FALSE)) {
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_FAILED,
+			    "skipped after the failure of an earlier message");
+		return FALSE;
+	}
+	/* Still not known (this message made no look-up), or no way to wait:
+	 * this one is released at once, which tells of both. */
+	if (store->later_failure != NULL || store->driver->release_later == NULL)
+		return store->driver->release(store->conn, MR_STORE_SAVEPOINT, error);
+	if (!store->driver->release_later(store->conn, MR_STORE_SAVEPOINT, error))
+		return FALSE;
+	store->later_failure = failure;
+	return TRUE;
+}
+
+gboolean
+mr_store_settle(MrStore *store)
+{
+	g_return_val_if_fail(store != NULL, FALSE);
+
+	return store_settle(store, TRUE);
 }
 
 void
@@ -332,6 +426,10 @@ mr_store_rollback_to(MrStore *store)
 	g_autoptr(GError) error = NULL;
 
 	g_clear_error(&store->lookup_error); /* as in mr_store_rollback() */
+	store_drop_started(store);
+	/* The database ended the transaction on its own: nothing to undo. */
+	if (!mr_store_in_transaction(store))
+		return;
 	if (!store->driver->rollback_to(store->conn, MR_STORE_SAVEPOINT, &error) ||
 	    !store->driver->release(store->conn, MR_STORE_SAVEPOINT, &error))
 		g_warning("undoing a message's savepoint failed: %s", error->message);
@@ -601,15 +699,40 @@ make_snippet(const char *body)
 	return g_string_free(out, FALSE);
 }
 
-/* Stores the message row, its raw bytes, addresses and attachments.
+/* Binds the insert of the message row (MR_STMT_MESSAGE_INSERT). */
+static void
+bind_message(MrSqlStmt *st, GBytes *raw, const char *key, const MrMessage *msg, const char *now)
+{
+	g_autofree char *date = unix_to_iso(msg->date);
+	g_autofree char *snippet = make_snippet(msg->body_text);
+
+	mr_sql_bind_text(st, 1, key);
+	mr_sql_bind_text(st, 2, msg->message_id);
+	mr_sql_bind_text(st, 3, msg->in_reply_to);
+	mr_sql_bind_text(st, 4, msg->subject != NULL ? msg->subject : "");
+	mr_sql_bind_text(st, 5, msg->subject_normalised != NULL ? msg->subject_normalised : "");
+	mr_sql_bind_text(st, 6, msg->from != NULL ? msg->from->email : NULL);
+	mr_sql_bind_text(st, 7, msg->from != NULL ? msg->from->name : NULL);
+	mr_sql_bind_text(st, 8, date);
+	mr_sql_bind_text(st, 9, now);
+	mr_sql_bind_int64(st, 10, (gint64)g_bytes_get_size(raw));
+	mr_sql_bind_text(st, 11, mr_parse_status_names[msg->status]);
+	mr_sql_bind_text(st, 12, msg->problem);
+	mr_sql_bind_text(st, 13, mr_auto_names[msg->auto_kind]);
+	mr_sql_bind_text(st, 14, msg->auto_reason);
+	mr_sql_bind_int64(st, 15, msg->is_forward ? 1 : 0);
+	mr_sql_bind_text(st, 16, msg->original_from != NULL ? msg->original_from->email : NULL);
+	mr_sql_bind_text(st, 17, snippet);
+}
+
+/* Stores the message row (bound already when @started: see
+ * mr_store_message_start()), its raw bytes, addresses and attachments.
  * Returns the new row, or 0: with @error on failure, without when a
  * message with @key is stored already (nothing is written then). */
 static gint64
 insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
-	       const char *now, GError **error)
+	       const char *now, gboolean started, GError **error)
 {
-	g_autofree char *date = unix_to_iso(msg->date);
-	g_autofree char *snippet = make_snippet(msg->body_text);
 	gsize raw_len = 0;
 	const void *raw_data = g_bytes_get_data(raw, &raw_len);
 	gint64 row;
@@ -617,23 +740,8 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_INSERT);
 
-		mr_sql_bind_text(st, 1, key);
-		mr_sql_bind_text(st, 2, msg->message_id);
-		mr_sql_bind_text(st, 3, msg->in_reply_to);
-		mr_sql_bind_text(st, 4, msg->subject != NULL ? msg->subject : "");
-		mr_sql_bind_text(st, 5, msg->subject_normalised != NULL ? msg->subject_normalised : "");
-		mr_sql_bind_text(st, 6, msg->from != NULL ? msg->from->email : NULL);
-		mr_sql_bind_text(st, 7, msg->from != NULL ? msg->from->name : NULL);
-		mr_sql_bind_text(st, 8, date);
-		mr_sql_bind_text(st, 9, now);
-		mr_sql_bind_int64(st, 10, (gint64)raw_len);
-		mr_sql_bind_text(st, 11, mr_parse_status_names[msg->status]);
-		mr_sql_bind_text(st, 12, msg->problem);
-		mr_sql_bind_text(st, 13, mr_auto_names[msg->auto_kind]);
-		mr_sql_bind_text(st, 14, msg->auto_reason);
-		mr_sql_bind_int64(st, 15, msg->is_forward ? 1 : 0);
-		mr_sql_bind_text(st, 16, msg->original_from != NULL ? msg->original_from->email : NULL);
-		mr_sql_bind_text(st, 17, snippet);
+		if (!started)
+			bind_message(st, raw, key, msg, now);
 		row = step_new_id(store, st, error);
 		if (row == 0)
 			return 0;
@@ -987,16 +1095,47 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 }
 
 gboolean
+mr_store_message_start(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
+		       GError **error)
+{
+	MrSqlStmt *st;
+
+	g_return_val_if_fail(store != NULL && raw != NULL && key != NULL && msg != NULL, FALSE);
+	g_return_val_if_fail(!!store->conn->driver->in_transaction(store->conn), FALSE);
+
+	store_drop_started(store);
+	st = store_stmt(store, MR_STMT_MESSAGE_INSERT);
+	store->started_now = now_iso();
+	bind_message(st, raw, key, msg, store->started_now);
+	if (!mr_sql_send_ahead(st, error)) {
+		store_drop_started(store);
+		return FALSE;
+	}
+	store->started_key = g_strdup(key);
+	return TRUE;
+}
+
+gboolean
 mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 	       const MrMessage *msg, gint64 message_row, MrApplied *out, GError **error)
 {
-	g_autofree char *now = now_iso();
+	g_autofree char *now = NULL;
 	gint64 owner = 0, customer = 0;
 	MrApplied applied = { 0 };
+	gboolean started;
 
 	g_return_val_if_fail(store != NULL && plan != NULL && raw != NULL && key != NULL, FALSE);
 	g_return_val_if_fail(!!store->conn->driver->in_transaction(store->conn), FALSE);
 
+	/* The insert that mr_store_message_start() sent, with its time. */
+	started = message_row == 0 && g_strcmp0(store->started_key, key) == 0;
+	if (started) {
+		now = g_steal_pointer(&store->started_now);
+		g_clear_pointer(&store->started_key, g_free);
+	} else {
+		store_drop_started(store);
+		now = now_iso();
+	}
 	applied.message_row = message_row;
 	if (message_row == 0) {
 		g_autoptr(GError) local = NULL;
@@ -1004,7 +1143,7 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 		/* One statement for a new message, the look-up by key included
 		 * (a round trip less on PostgreSQL); a duplicate delivery is
 		 * found here, after routing, which only reads. */
-		applied.message_row = insert_message(store, raw, key, msg, now, &local);
+		applied.message_row = insert_message(store, raw, key, msg, now, started, &local);
 		if (local != NULL) {
 			g_propagate_error(error, g_steal_pointer(&local));
 			return FALSE;

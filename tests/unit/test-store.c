@@ -179,6 +179,60 @@ apply_once(MrConfig *cfg, MrStore *store, MrMessage *msg, const char *rcpt, MrAp
 	return TRUE;
 }
 
+/* mr_store_message_start(): the insert starts before routing and
+ * mr_store_apply() finishes it; undone with the savepoint; another key
+ * applied instead drops it.  mr_store_release_later() on SQLite releases
+ * at once: nothing is left to settle. */
+static void
+test_message_start(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) msg = mr_test_message("eve@client.test", "crm@acme.test", "x");
+	g_autoptr(GBytes) raw = g_bytes_new_static("x", 1);
+	g_autoptr(GError) later = NULL;
+	MrApplied applied = { 0 };
+
+	g_assert_no_error(error);
+	g_assert_true(mr_store_begin(store, &error));
+	g_assert_true(mr_store_savepoint(store, &error));
+	g_assert_true(mr_store_message_start(store, raw, "k1", msg, &error));
+	{
+		g_autoptr(MrPlan) plan = mr_route_plan(cfg, store, msg, "crm@acme.test", NULL, &error);
+
+		g_assert_no_error(error);
+		g_assert_true(mr_store_apply(store, plan, raw, "k1", msg, 0, &applied, &error));
+	}
+	g_assert_true(applied.new_message);
+	g_assert_true(mr_store_release_later(store, &later, &error));
+	g_assert_true(mr_store_settle(store));
+	g_assert_no_error(later);
+
+	/* started, then undone with its savepoint */
+	g_assert_true(mr_store_savepoint(store, &error));
+	g_assert_true(mr_store_message_start(store, raw, "k2", msg, &error));
+	mr_store_rollback_to(store);
+
+	/* started for one key, applied for another */
+	g_assert_true(mr_store_savepoint(store, &error));
+	g_assert_true(mr_store_message_start(store, raw, "k3", msg, &error));
+	{
+		g_autoptr(MrPlan) plan = mr_route_plan(cfg, store, msg, "crm@acme.test", NULL, &error);
+
+		g_assert_no_error(error);
+		g_assert_true(mr_store_apply(store, plan, raw, "k4", msg, 0, &applied, &error));
+	}
+	g_assert_true(mr_store_release(store, &error));
+	g_assert_true(mr_store_commit(store, &error));
+
+	g_assert_cmpint(mr_store_message_by_key(store, "k1"), >, 0);
+	g_assert_cmpint(mr_store_message_by_key(store, "k2"), ==, 0);
+	g_assert_cmpint(mr_store_message_by_key(store, "k3"), ==, 0);
+	g_assert_cmpint(mr_store_message_by_key(store, "k4"), >, 0);
+	g_assert_cmpint(mr_store_count_messages(store), ==, 2);
+}
+
 static void
 test_apply_duplicate(void)
 {
@@ -317,6 +371,7 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/apply", test_apply);
 	g_test_add_func("/mailroom/store/apply-duplicate", test_apply_duplicate);
 	g_test_add_func("/mailroom/store/rollback", test_rollback);
+	g_test_add_func("/mailroom/store/message-start", test_message_start);
 	g_test_add_func("/mailroom/store/admin", test_admin);
 	g_test_add_func("/mailroom/store/event-types", test_event_types);
 	g_test_add_func("/mailroom/store/event-types-in-schema", test_event_types_in_schema);
