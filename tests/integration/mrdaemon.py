@@ -141,13 +141,16 @@ class Daemon:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)  # never talk to a real systemd
         env.update(self.environ)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=env,
-                                     preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+        # The reader of a process killed before may still be at its last
+        # lines: it stops writing here from now on (see _drain).
+        with self.cond:
+            self.proc = proc
+            self.lines = []
+            self.eof = False
         _running.append(self)
-        self.lines = []
-        self.eof = False
-        threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
+        threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
         line = self.wait_for(READY, timeout)
         if line is None:
             self.kill()
@@ -158,13 +161,18 @@ class Daemon:
         return self
 
     def _drain(self, proc):
+        """Reads @proc's output into the log while @proc is this daemon's
+        process: once start() has started another, what an old reader
+        still reads (and its EOF) is not the new process's."""
         for raw in proc.stdout:
             with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self.cond.notify_all()
+                if proc is self.proc:
+                    self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                    self.cond.notify_all()
         with self.cond:
-            self.eof = True
-            self.cond.notify_all()
+            if proc is self.proc:
+                self.eof = True
+                self.cond.notify_all()
 
     def mark(self):
         """The current end of the log, for wait_for(start=)."""
