@@ -1378,7 +1378,8 @@ watch_land_all(MrImapWatch *w, MrImapSession *s, GQueue *flight, GArray *uids, g
  * batches per mark; after a run that died, the UIDs it had in flight go
  * one at a time, alone (see watch_mark()). */
 static gboolean
-watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, GError **error)
+watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed,
+		 GError **error)
 {
 	guint32 validity = s->imap->imap_selection_info->sel_uidvalidity;
 	g_autoptr(GArray) uids = NULL;
@@ -1400,6 +1401,7 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, GError **erro
 	uids = session_list_after(s, (guint32)w->st.last_uid, error);
 	if (uids == NULL)
 		return FALSE;
+	*listed = uids->len;
 	if (w->st.backlog != (gint64)uids->len) {
 		w->st.backlog = uids->len;
 		if (uids->len == 0)
@@ -1497,16 +1499,31 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, GError **erro
 	return FALSE;
 }
 
-/* watch_drain_list() again while a quarantined message cut a batch short. */
+/* The number of messages the server last announced for the folder. */
+static guint32
+selected_exists(MrImapSession *s)
+{
+	return s->imap->imap_selection_info != NULL ? s->imap->imap_selection_info->sel_exists : 0;
+}
+
+/* watch_drain_list() again until a list finds nothing and the server
+ * announced no change while it ran.  New mail is announced (EXISTS) with
+ * the answer to whatever command runs when it arrives; one announced with
+ * the answer to a FETCH or STORE of the drain is not announced again in
+ * IDLE, so without the last list it would wait for the next wake-up. */
 static gboolean
 watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 {
 	gboolean more = TRUE;
 
 	while (more && !watch_stopping(w)) {
+		guint32 exists = selected_exists(s);
+		guint listed = 0;
+
 		more = FALSE;
-		if (!watch_drain_list(w, s, &more, error))
+		if (!watch_drain_list(w, s, &more, &listed, error))
 			return FALSE;
+		more = more || listed > 0 || selected_exists(s) != exists;
 	}
 	return TRUE;
 }

@@ -159,7 +159,7 @@ with section("run 4 quarantines UID 2 unparsed and goes on"):
     t.ok(wait_until(lambda: state(d) == (3, 3 + 1600, 0)), "last UID 3, a mark ahead", state(d))
     t.ok(not log["hung"].is_set(), "nothing asked for UID 2's whole body again")
     rc, out, err = d.env.ctl("message", "retry", str(q[0]["id"]))
-    t.eq(rc, 0, "message retry stores it (its bytes were fine)", err)
+    t.ok(rc == 0, "message retry stores it (its bytes were fine)", err)
     t.eq(d.env.query("SELECT count(*) FROM message")[0][0], 3, "three messages stored")
     t.eq(d.env.json("message", "list", "--quarantined"), [], "the quarantine is empty")
     t.eq(d.stop(), 0, "mailroomd stops cleanly (exit 0)")
