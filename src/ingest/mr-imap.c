@@ -36,6 +36,9 @@
 /* Batches in the writer's hands at once: the next is fetched and parsed
  * while one is stored. */
 #define MR_IMAP_IN_FLIGHT 2
+/* Lists in a row that find nothing new although the server announced a
+ * change (another client's expunge, say) before the drain waits in IDLE. */
+#define MR_IMAP_RELISTS 3
 /* Batches one mark in flight covers, and UIDs past the batch by this
  * many times MR_IMAP_BATCH_MESSAGES (see watch_mark()). */
 #define MR_IMAP_MARK_AHEAD 8
@@ -1515,6 +1518,7 @@ static gboolean
 watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 {
 	gboolean more = TRUE;
+	guint idle_changes = 0; /* lists in a row that found nothing, yet a change */
 
 	while (more && !watch_stopping(w)) {
 		guint32 exists = selected_exists(s);
@@ -1523,7 +1527,14 @@ watch_drain(MrImapWatch *w, MrImapSession *s, GError **error)
 		more = FALSE;
 		if (!watch_drain_list(w, s, &more, &listed, error))
 			return FALSE;
-		more = more || listed > 0 || selected_exists(s) != exists;
+		if (listed > 0)
+			idle_changes = 0;
+		else if (selected_exists(s) != exists)
+			idle_changes++;
+		/* A server that announces a change at every command and then
+		 * lists nothing new is not listed forever: IDLE tells the rest. */
+		more = more || listed > 0 ||
+		       (selected_exists(s) != exists && idle_changes <= MR_IMAP_RELISTS);
 	}
 	return TRUE;
 }

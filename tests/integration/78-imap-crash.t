@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import Tap, message, serve, wait_until  # noqa: E402
+from mrtest import Tap, imap_uid_set, message, serve, wait_until  # noqa: E402
 from mrdaemon import Daemon  # noqa: E402
 
 t = Tap()
@@ -30,16 +30,7 @@ log = {"fetches": [], "stores": [], "lock": threading.Lock(), "hung": threading.
 
 
 def uid_set(text):
-    """The UIDs of an IMAP set ("1:3", "1,3", "2:*")."""
-    out = set()
-    for part in text.split(","):
-        if ":" in part:
-            a, b = part.split(":")
-            hi = max(MAILS) if b == "*" else int(b)
-            out.update(u for u in MAILS if int(a) <= u <= hi or (b == "*" and u == max(MAILS)))
-        else:
-            out.add(int(part))
-    return sorted(u for u in out if u in MAILS)
+    return imap_uid_set(text, MAILS)
 
 
 def serve_one(conn):

@@ -12,8 +12,9 @@ import re
 import socket
 import sys
 import threading
+import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import Tap, message, serve, wait_until  # noqa: E402
+from mrtest import Tap, imap_uid_set, message, serve, wait_until  # noqa: E402
 from mrdaemon import Daemon  # noqa: E402
 
 t = Tap()
@@ -21,17 +22,7 @@ section = t.section
 mails = {1: message("first@client.test", "support@acme.test", "First",
                     msgid="exists-1@client.test").encode()}
 lock = threading.Lock()
-seen = {"idle": 0, "stores": []}
-
-
-def listed(text):
-    """The UIDs of the set @text ("1:*", "2", "1,2") that exist."""
-    out = set()
-    for part in text.split(","):
-        a, _, b = part.partition(":")
-        hi = max(mails) if b == "*" else int(b or a)
-        out.update(u for u in mails if int(a) <= u <= hi or (b == "*" and u == max(mails)))
-    return sorted(out)
+seen = {"idle": 0, "stores": [], "lists": 0, "flap": False}
 
 
 def serve_one(conn):
@@ -55,8 +46,12 @@ def serve_one(conn):
                          tag + b" OK [READ-WRITE] selected\r\n")
         elif up.startswith("UID FETCH"):
             with lock:
-                uids = listed(cmd.split()[2])
+                uids = imap_uid_set(cmd.split()[2], mails)
                 out = b""
+                if "RFC822.SIZE" in up:
+                    seen["lists"] += 1
+                    if seen["flap"]:    # a change announced, and nothing new
+                        out += b"* %d EXISTS\r\n" % (len(mails) + seen["lists"] % 2)
                 for u in uids:
                     if "RFC822.SIZE" in up:
                         out += b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (u, u, len(mails[u]))
@@ -105,5 +100,15 @@ with section("mail announced with a STORE's answer is fetched before IDLE"):
          "both messages are stored", d.env.query("SELECT subject FROM message"))
     t.ok(wait_until(lambda: seen["idle"] >= 1, 10), "and then mailroomd waits in IDLE")
     t.eq(len(seen["stores"]), 2, "each got its after action")
+    t.eq(d.stop(), 0, "mailroomd stops cleanly (exit 0)")
+
+with section("a server that announces a change at every list, and nothing new: IDLE anyway"):
+    with lock:
+        seen["flap"], seen["idle"], seen["lists"] = True, 0, 0
+    d.start()
+    t.ok(wait_until(lambda: seen["idle"] >= 1, 10), "mailroomd waits in IDLE")
+    time.sleep(0.5)
+    t.ok(seen["lists"] <= 6, "after a few lists (%d), not one per announcement forever"
+         % seen["lists"])
     t.eq(d.stop(), 0, "mailroomd stops cleanly (exit 0)")
 listener.close()

@@ -256,3 +256,16 @@ def serve(listener, handler):
                 return
             threading.Thread(target=one, args=(conn,), daemon=True).start()
     threading.Thread(target=loop, daemon=True).start()
+
+
+def imap_uid_set(text, uids):
+    """For a fake IMAP server of a test: the UIDs among @uids (those that
+    exist) that the IMAP set @text names ("1:3", "1,3", "2:*"; "n:*" names
+    the last message even when its UID is below n), sorted."""
+    last = max(uids) if uids else 0
+    out = set()
+    for part in text.split(","):
+        a, _, b = part.partition(":")
+        hi = last if b == "*" else int(b or a)
+        out.update(u for u in uids if int(a) <= u <= hi or (b == "*" and u == last))
+    return sorted(out)
