@@ -117,7 +117,7 @@ with section("UIDVALIDITY changes: the folder is read again, nothing stored twic
          "the new UIDVALIDITY is taken and the new message stored",
          d.env.json("mailbox", "status"))
     t.eq(stored(d), before + 1, "every older message was found stored: none twice")
-    t.ok("UIDVALIDITY changed" in d.log(), "the log says why the folder is read again")
+    t.ok(d.wait_for("UIDVALIDITY changed", 10) is not None, "the log says why the folder is read again")
 
 with section("after = move and delete"):
     uids2 = dc.append_many("user2", "INBOX", [mail(i, subject="Move %d") for i in range(20)])
@@ -167,7 +167,7 @@ with section("TLS: implicit and STARTTLS with the test's CA; refused without it"
                             " WHERE name IN ('moved', 'deleted')"))
     t.eq(gone, {"moved": "stopped", "deleted": "stopped"},
          "the mailboxes the reload removed stopped")
-    t.ok("mailbox moved: removed from the configuration: stopping" in d.log(),
+    t.ok(d.wait_for("mailbox moved: removed from the configuration: stopping", 10) is not None,
          "with a log line that says why")
 
 with section("XOAUTH2: a token from token_command; an expired one is asked again"):

@@ -58,6 +58,14 @@ def lmtp_send(sender, rcpts, data, daemon=None):
         return replies
 
 
+def log_with(daemon, mark, word):
+    """The daemon's log since @mark once a line with @word is in it (or
+    after 10 s): the log comes through a pipe that a thread reads, and may
+    trail the reply on the socket."""
+    daemon.wait_for(word, 10, mark)
+    return daemon.log(mark)
+
+
 def count(sql, *args):
     return e.query(sql, args)[0][0]
 
@@ -71,7 +79,7 @@ with section("a delivery refused in the pipeline"):
          "the other recipient's delivery is committed")
     t.eq(count("SELECT count(*) FROM delivery WHERE recipient = ?", "refused@acme.test"), 0,
          "no delivery for the refused one")
-    log = d.log(mark)
+    log = log_with(d, mark, "test_refused")
     t.ok("test_refused" in log and "23514" in log, "the log names the constraint", log[-2000:])
     t.ok("25P02" not in log and "skipped after an error" not in log,
          "and not what followed it", log[-2000:])
@@ -85,7 +93,7 @@ with section("an address refused, reported by a look-up"):
          "the message is not stored")
     t.eq(count("SELECT count(*) FROM contact WHERE email = ?", "poison@client.test"), 0,
          "nor its contact")
-    log = d.log(mark)
+    log = log_with(d, mark, "test_poison")
     t.ok("test_poison" in log and "23514" in log, "the log names the constraint", log[-2000:])
 
 with section("the connection goes on"):
@@ -112,7 +120,7 @@ with section("a failure learnt by the next recipient"):
          "none for the refused one")
     t.eq(count("SELECT count(*) FROM message_address a JOIN message m ON m.id = a.message_id"
                " WHERE m.subject = ?", "four"), 2, "its addresses once")
-    log = d.log(mark)
+    log = log_with(d, mark, "test_refused_bcc")
     t.ok("test_refused_bcc" in log and "23514" in log, "the log names the constraint",
          log[-2000:])
     t.ok("25P02" not in log and "skipped after" not in log,
@@ -129,7 +137,7 @@ with section("a failure learnt at the commit"):
                " WHERE m.subject = ?", "five"), 1, "one delivery")
     t.eq(count("SELECT count(*) FROM delivery WHERE recipient = ?", "refused-bcc@acme.test"), 0,
          "none for the refused one")
-    log = d.log(mark)
+    log = log_with(d, mark, "test_refused_bcc")
     t.ok("test_refused_bcc" in log and "23514" in log, "the log names the constraint",
          log[-2000:])
 
@@ -156,7 +164,7 @@ with section("the writers' lock not had at BEGIN"):
     mark = d2.mark()
     replies = lmtp_send("eve@client.test", ["crm@acme.test"], raw("eve@client.test", "six"), d2)
     t.eq([code for code, _ in replies], [451], "451 while the lock is held")
-    log = d2.log(mark)
+    log = log_with(d2, mark, "55P03")
     t.ok("55P03" in log, "the log says it was a lock", log[-2000:])
     holder.stdin.write("SELECT pg_advisory_unlock(%d);\n" % WRITERS_LOCK)
     holder.stdin.close()

@@ -224,8 +224,17 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.kill()
             rc = None
+        self._wait_eof(5)
         self._forget()
         return rc
+
+    def _wait_eof(self, timeout):
+        """Waits until the reader has the whole output of an exited
+        process, so that log() after stop() or kill() is complete."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self.eof and time.monotonic() < deadline:
+                self.cond.wait(max(0.0, deadline - time.monotonic()))
 
     def wait(self, timeout):
         """Waits for the process to exit by itself; returns the code or None."""
@@ -241,6 +250,7 @@ class Daemon:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+            self._wait_eof(5)
         self._forget()
 
     def _forget(self):
