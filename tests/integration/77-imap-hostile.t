@@ -7,55 +7,18 @@
 # fake one on loopback, of the test's own, does.
 import os
 import re
-import socket
 import sys
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import BUILD, Tap, serve  # noqa: E402
+from mrtest import BUILD, Tap  # noqa: E402
 from mrdaemon import Daemon  # noqa: E402
+from fakeimap import FakeImap  # noqa: E402
 
 t = Tap()
 section = t.section
 LIE = 200 * 1024 * 1024
-sent = {"bytes": 0, "connections": 0}
-
-
-def serve_one(conn):
-    sent["connections"] += 1
-    f = conn.makefile("rb")
-    conn.sendall(b"* OK [CAPABILITY IMAP4rev1] fake ready\r\n")
-    for line in f:
-        m = re.match(rb"(\S+) (.*)\r\n", line)
-        if not m:
-            return
-        tag, cmd = m.group(1), m.group(2).upper()
-        if cmd.startswith(b"CAPABILITY"):
-            conn.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
-        elif cmd.startswith(b"LOGIN"):
-            conn.sendall(tag + b" OK logged in\r\n")
-        elif cmd.startswith(b"SELECT"):
-            conn.sendall(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 2] n\r\n"
-                         + tag + b" OK [READ-WRITE] selected\r\n")
-        elif cmd.startswith(b"UID FETCH") and b"RFC822.SIZE" in cmd:
-            conn.sendall(b"* 1 FETCH (UID 1 RFC822.SIZE 100)\r\n" + tag + b" OK done\r\n")
-        elif cmd.startswith(b"UID FETCH"):
-            conn.sendall(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % LIE)
-            chunk = b"x" * 65536
-            for _ in range(LIE // len(chunk)):
-                conn.sendall(chunk)
-                sent["bytes"] += len(chunk)
-            conn.sendall(b")\r\n" + tag + b" OK done\r\n")
-        elif cmd.startswith(b"LOGOUT"):
-            conn.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
-            return
-        else:
-            conn.sendall(tag + b" OK fine\r\n")
-
-
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(8)
-serve(listener, serve_one)
+srv = FakeImap({1: b"Subject: small\r\n\r\nhi\r\n"}, uidvalidity=7, caps=())
+srv.set(sizes={1: 100}, huge_bodies={1: LIE})
 
 with section("a body far larger than announced: the connection is dropped, memory stays small"):
     d = Daemon("")
@@ -63,13 +26,13 @@ with section("a body far larger than announced: the connection is dropped, memor
         f.write("pw\n")
     d.write_config('imap = ( { name = "liar"; host = "127.0.0.1"; port = %d; tls = "none";'
                    ' user = "u"; password_file = "%s"; role = "support"; reconnect_max = 1; } );\n'
-                   % (listener.getsockname()[1], os.path.join(d.env.dir, "pass")))
+                   % (srv.port, os.path.join(d.env.dir, "pass")))
     d.reload()
     deadline = time.monotonic() + 30
     st = []
     while time.monotonic() < deadline:
         st = d.env.json("mailbox", "status")
-        if st and st[0]["state"] == "backoff" and sent["connections"] >= 2:
+        if st and st[0]["state"] == "backoff" and len(srv.sessions) >= 2:
             break
         time.sleep(0.2)
     t.ok(st and st[0]["state"] == "backoff" and "more than" in (st[0]["last_error"] or ""),
@@ -83,4 +46,4 @@ with section("a body far larger than announced: the connection is dropped, memor
              % (hwm, LIE >> 20))
     t.eq(d.env.query("SELECT count(*) FROM message")[0][0], 0, "nothing was stored")
     t.eq(d.stop(), 0, "mailroomd stops cleanly (exit 0)")
-listener.close()
+srv.close()
