@@ -51,6 +51,8 @@ MODES = {
                                   # count bytes (padded), never a short one |
                                   # "more": count + partial_extra bytes
     "partial_extra": 4096,
+    "partial_max": None,          # after this many partial answers in all, the
+                                  # truth again (a bound for a client that never stops)
     "flood_listing": 0,           # bytes of "* 1 FETCH (FLAGS ())" lines before
                                   # the listing's tagged OK
     "drip_greeting": 0.0,         # seconds between bytes of the greeting
@@ -435,9 +437,10 @@ class Conn:
                     srv.partials.append((u, start, count))
                     raw = srv.msgs[u]
                     chunk = raw[start:start + count]
-                    if srv.partial == "full":
+                    lying = srv.partial_max is None or len(srv.partials) <= srv.partial_max
+                    if srv.partial == "full" and lying:
                         chunk = (chunk + b"x" * count)[:count]
-                    elif srv.partial == "more":
+                    elif srv.partial == "more" and lying:
                         chunk = (chunk + b"x" * (count + srv.partial_extra))[:count +
                                                                                srv.partial_extra]
                     one = b"* %d FETCH (UID %d BODY[]<%d> {%d}\r\n%s)\r\n" % (
@@ -605,7 +608,7 @@ class Conn:
                 return None
             with srv.lock:
                 now = len(srv.msgs)
-                out = self.noise() if srv.exists_storm else b""
+                out = b""
             if now != told:
                 out += b"* %d EXISTS\r\n" % now
                 told = now
