@@ -10,7 +10,6 @@
 # Runs on both engines (MR_TEST_DB).
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -26,6 +25,8 @@ ONLY = [int(x) for x in os.environ.get("MR_83_ONLY", "").split(",") if x]
 
 def want(n):
     return not ONLY or n in ONLY
+
+
 ASAN = "asan" in os.path.basename(os.path.normpath(BUILD))
 WARNING = re.compile(r"(\S*)WARNING \*\*")
 
