@@ -521,6 +521,35 @@ class Conn:
                     srv.flood_sent += len(block)
         self.send(tag + b" OK done\r\n")
 
+    def do_UID_SEARCH(self, tag, cmd):
+        """UID SEARCH ALL | UID SEARCH UID set (what a client asks to learn
+        whether a UID still exists); anything else: ALL."""
+        srv = self.srv
+        m = re.search(r"\bUID (\S+)\s*$", cmd.split(" ", 2)[2].upper())
+        with srv.lock:
+            uids = imap_uid_set(m.group(1), srv.msgs) if m else sorted(srv.msgs)
+        self.send(b"* SEARCH" + b"".join(b" %d" % u for u in uids) + b"\r\n" +
+                  tag + b" OK searched\r\n")
+
+    def do_FETCH(self, tag, cmd):
+        """FETCH by sequence numbers: UID and RFC822.SIZE only."""
+        srv = self.srv
+        text = cmd.split(" ")[1]
+        with srv.lock:
+            _, all_uids = srv._msn()
+            seqs = imap_uid_set(text, list(range(1, len(all_uids) + 1)))
+            out = b"".join(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (
+                n, all_uids[n - 1], srv.sizes.get(all_uids[n - 1], len(srv.msgs[all_uids[n - 1]])))
+                for n in seqs)
+        self.send(out + tag + b" OK done\r\n")
+
+    def do_STATUS(self, tag, cmd):
+        srv = self.srv
+        with srv.lock:
+            out = b"* STATUS %s (MESSAGES %d UIDNEXT %d UIDVALIDITY %d)\r\n" % (
+                srv.folder.encode(), len(srv.msgs), srv.uidnext, srv.uidvalidity)
+        self.send(out + tag + b" OK status\r\n")
+
     def do_UID_STORE(self, tag, cmd):
         srv = self.srv
         parts = cmd.split(" ", 4)
