@@ -531,10 +531,13 @@ void mr_quarantine_row_free(MrQuarantineRow *row);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrQuarantineRow, mr_quarantine_row_free)
 
 /* Keeps @raw of UID @uid (UIDVALIDITY @uidvalidity) of @mailbox with
- * @reason; once per message (a second time changes nothing).  Runs in
- * the open transaction or one of its own. */
+ * @reason; once per message (a second time changes nothing).  @size is
+ * the message's size: more than @raw holds when only its first bytes
+ * (or none) were kept; the size column is the larger of the two.  Runs
+ * in the open transaction or one of its own. */
 gboolean mr_store_quarantine_add(MrStore *store, const char *mailbox, gint64 uidvalidity,
-				 gint64 uid, const char *reason, GBytes *raw, GError **error);
+				 gint64 uid, const char *reason, gint64 size, GBytes *raw,
+				 GError **error);
 
 /* Returns: (transfer full) (element-type MrQuarantineRow): the quarantined
  * messages (without their bytes), oldest first, at most @limit (<= 0:

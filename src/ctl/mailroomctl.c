@@ -466,6 +466,12 @@ cmd_message_retry(MrCtl *ctl, char **args)
 	if (mb == NULL)
 		return fail(MR_EX_NOUSER, "mailbox %s is not in the configuration's imap list",
 			    q->mailbox);
+	if (q->size > (gint64)g_bytes_get_size(q->raw))
+		return fail(MR_EX_DATAERR,
+			    "message %" G_GINT64_FORMAT " was kept incomplete (%" G_GSIZE_FORMAT
+			    " of its %" G_GINT64_FORMAT " bytes); it is still in the mailbox: move it"
+			    " out of the folder and back and mailroomd fetches it again", id,
+			    g_bytes_get_size(q->raw), q->size);
 	if ((gint64)g_bytes_get_size(q->raw) > ctl->cfg->max_message_size)
 		return fail(MR_EX_DATAERR,
 			    "message %" G_GINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) is still larger"

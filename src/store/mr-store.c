@@ -1594,7 +1594,7 @@ mr_quarantine_row_free(MrQuarantineRow *row)
 
 typedef struct {
 	const char *mailbox, *reason;
-	gint64 uidvalidity, uid;
+	gint64 uidvalidity, uid, size;
 	GBytes *raw;
 } QuarantineAdd;
 
@@ -1611,7 +1611,7 @@ quarantine_add_tx(MrStore *store, gpointer data, GError **error)
 	mr_sql_bind_int64(st, 2, q->uidvalidity);
 	mr_sql_bind_int64(st, 3, q->uid);
 	mr_sql_bind_text(st, 4, q->reason);
-	mr_sql_bind_int64(st, 5, (gint64)len);
+	mr_sql_bind_int64(st, 5, MAX(q->size, (gint64)len));
 	mr_sql_bind_blob(st, 6, bytes != NULL ? bytes : "", len);
 	mr_sql_bind_text(st, 7, now);
 	return step_done(store, st, error);
@@ -1619,9 +1619,9 @@ quarantine_add_tx(MrStore *store, gpointer data, GError **error)
 
 gboolean
 mr_store_quarantine_add(MrStore *store, const char *mailbox, gint64 uidvalidity, gint64 uid,
-			const char *reason, GBytes *raw, GError **error)
+			const char *reason, gint64 size, GBytes *raw, GError **error)
 {
-	QuarantineAdd q = { mailbox, reason, uidvalidity, uid, raw };
+	QuarantineAdd q = { mailbox, reason, uidvalidity, uid, size, raw };
 
 	return store_in_tx(store, quarantine_add_tx, &q, error);
 }
