@@ -57,6 +57,7 @@ typedef struct {
 	char *after_folder;   /* the move: target */
 	int poll_interval_s;  /* without IDLE */
 	int reconnect_max_s;  /* cap of the reconnect backoff */
+	int timeout_s;        /* a command's deadline (plus time for its bytes) */
 	gboolean tls_verify;  /* FALSE: tests only, warned at every connect */
 	char *tls_ca_file;    /* (nullable): a CA trusted besides the system's */
 	MrMailroomAddress address; /* "imap:NAME" (lower case) and role: the

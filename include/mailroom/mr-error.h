@@ -59,6 +59,7 @@ typedef enum {
 	MR_IMAP_ERROR_TLS,      /* the TLS handshake or the certificate failed */
 	MR_IMAP_ERROR_AUTH,     /* the login was refused (or no credentials) */
 	MR_IMAP_ERROR_PROTOCOL, /* the server answered something unusable */
+	MR_IMAP_ERROR_NO_BODY,  /* the server sent no body for a message it has */
 } MrImapError;
 
 GQuark mr_store_error_quark(void);

@@ -54,6 +54,7 @@ static const struct {
 	{ "imap", { "user", "auth", "password_file", "password_env" } },
 	{ "imap", { "token_command", "folder", "role", "after" } },
 	{ "imap", { "poll_interval", "reconnect_max", "tls_verify", "tls_ca_file" } },
+	{ "imap", { "timeout", NULL } },
 };
 
 /* Top-level keys that hold a list of groups, each checked against the
@@ -587,6 +588,7 @@ config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError *
 	    !entry_string(e, path, "role", NULL, &role, error) ||
 	    !entry_int(e, path, "poll_interval", 60, 1, 86400, &mb->poll_interval_s, error) ||
 	    !entry_int(e, path, "reconnect_max", 60, 1, 3600, &mb->reconnect_max_s, error) ||
+	    !entry_int(e, path, "timeout", 120, 1, 3600, &mb->timeout_s, error) ||
 	    !entry_string(e, path, "tls_ca_file", NULL, &mb->tls_ca_file, error))
 		return FALSE;
 	v = role != NULL ? pick(role, mr_role_names, G_N_ELEMENTS(mr_role_names)) : -1;
@@ -664,7 +666,8 @@ mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b)
 	       g_strcmp0(a->folder, b->folder) == 0 && a->role == b->role &&
 	       a->after == b->after && g_strcmp0(a->after_folder, b->after_folder) == 0 &&
 	       a->poll_interval_s == b->poll_interval_s &&
-	       a->reconnect_max_s == b->reconnect_max_s && a->tls_verify == b->tls_verify &&
+	       a->reconnect_max_s == b->reconnect_max_s && a->timeout_s == b->timeout_s &&
+	       a->tls_verify == b->tls_verify &&
 	       g_strcmp0(a->tls_ca_file, b->tls_ca_file) == 0;
 }
 

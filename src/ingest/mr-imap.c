@@ -18,21 +18,19 @@
 #include "mailroom/mr-spool.h"
 #include "mailroom/mr-store.h"
 
-/* Seconds a read or write may block before the connection counts as lost. */
-#define MR_IMAP_IO_TIMEOUT 120
 /* IDLE is re-issued before the 30 minutes servers allow (RFC 2177). */
 #define MR_IMAP_IDLE_SECONDS (29 * 60)
 /* A fetch batch: at most this many messages and about this many bytes. */
 #define MR_IMAP_BATCH_MESSAGES 200
 #define MR_IMAP_BATCH_BYTES (16 * 1024 * 1024)
-/* A message over limits.max_message_size is fetched in parts this big. */
+/* A message over limits.max_message_size, or one that failed in a batch,
+ * is fetched in parts this big. */
 #define MR_IMAP_CHUNK (4 * 1024 * 1024)
-/* A message whose store fails this often (not for a busy database) goes
- * to the quarantine. */
-#define MR_IMAP_MAX_ATTEMPTS 2
-/* A message that was being stored alone when this many runs of mailroomd
- * died goes to the quarantine unparsed (a message that crashes it). */
-#define MR_IMAP_MAX_DEATHS 2
+/* A message that failed this many tries alone -- its fetch failed, the
+ * server sent no body, its store failed (not for a busy database), or
+ * mailroomd died while storing it -- goes to the quarantine.  The tries
+ * are counted durably (see watch_mark()). */
+#define MR_IMAP_MAX_TRIES 2
 /* Batches in the writer's hands at once: the next is fetched and parsed
  * while one is stored. */
 #define MR_IMAP_IN_FLIGHT 2
@@ -42,13 +40,25 @@
 /* Batches one mark in flight covers, and UIDs past the batch by this
  * many times MR_IMAP_BATCH_MESSAGES (see watch_mark()). */
 #define MR_IMAP_MARK_AHEAD 8
-/* What one command may read from the server, unless it announced more
- * (a FETCH of bodies: the sizes it announced): a server that sends more
- * loses the connection, so memory stays bounded whatever it sends. */
-#define MR_IMAP_READ_LIMIT (64 * 1024 * 1024)
+/* At most this many UIDs are kept of one listing (the lowest): the rest
+ * is listed again after them. */
+#define MR_IMAP_LIST_MAX 10000
+/* What a command may read from the server besides what it was granted:
+ * the bodies a FETCH asked for (their announced sizes), and what each
+ * useful FETCH response of a listing earns (MR_IMAP_LIST_CREDIT).  A
+ * server that sends more loses the connection.  FETCH responses are
+ * handled as they are parsed (see on_msg_att()) and what is not wanted
+ * is freed at once; the rest of an answer is kept by libetpan until the
+ * command ends, at some twenty times its size: so memory stays bounded
+ * whatever a server sends. */
+#define MR_IMAP_READ_LIMIT (1024 * 1024)
+#define MR_IMAP_LIST_CREDIT 256
 /* Slack per message over its announced size (the FETCH response's own
  * words around the literal). */
-#define MR_IMAP_READ_SLACK (64 * 1024)
+#define MR_IMAP_READ_SLACK 1024
+/* Besides the mailbox's timeout, a command may take one second per this
+ * many bytes it was granted (a body of 16 MB: 256 s more). */
+#define MR_IMAP_MIN_RATE (64 * 1024)
 
 /* --- the connection: GIO under libetpan ------------------------------------ */
 
@@ -57,16 +67,30 @@ typedef struct {
 	GIOStream *stream;      /* tcp, or the TLS connection over it */
 	GCancellable *cancel;   /* cancels blocking I/O (hard stop) */
 	GError *error;          /* why the last read or write failed */
+	int timeout_s;          /* the mailbox's timeout */
 	guint64 allowed;        /* what the command in progress may read */
 	guint64 left;           /* of it, not read yet (reset by each write) */
+	gint64 allowed_us;      /* how long it may take */
+	gint64 deadline;        /* monotonic: when it must be over (each write
+	                           sets it anew) */
 } MrImapConn;
 
-/* Sets what the next commands may read (conn_expect(c, 0): the default). */
+/* Sets what the next commands may read and how long they may take:
+ * @bytes more than the default (conn_expect(c, 0): the default). */
 static void
 conn_expect(MrImapConn *c, guint64 bytes)
 {
-	c->allowed = bytes != 0 ? bytes : MR_IMAP_READ_LIMIT;
+	c->allowed = MR_IMAP_READ_LIMIT + bytes;
 	c->left = c->allowed;
+	c->allowed_us = ((gint64)c->timeout_s + (gint64)(bytes / MR_IMAP_MIN_RATE)) * G_USEC_PER_SEC;
+	c->deadline = g_get_monotonic_time() + c->allowed_us;
+}
+
+/* Lets the command in progress read @bytes more (a useful response). */
+static void
+conn_credit(MrImapConn *c, guint64 bytes)
+{
+	c->left += bytes;
 }
 
 static void
@@ -85,6 +109,24 @@ conn_free(MrImapConn *c)
 	g_free(c);
 }
 
+/* Fails when the command in progress is past its deadline; otherwise
+ * makes the socket's own timeout (each wait) end by it. */
+static gboolean
+conn_before_io(MrImapConn *c)
+{
+	gint64 left_us = c->deadline - g_get_monotonic_time();
+
+	if (left_us <= 0) {
+		g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+			    "no complete answer within %" G_GINT64_FORMAT " s (timeout)",
+			    c->allowed_us / G_USEC_PER_SEC);
+		return FALSE;
+	}
+	g_socket_set_timeout(g_socket_connection_get_socket(c->tcp),
+			     (guint)((left_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC));
+	return TRUE;
+}
+
 static ssize_t
 low_read(mailstream_low *s, void *buf, size_t count)
 {
@@ -98,8 +140,16 @@ low_read(mailstream_low *s, void *buf, size_t count)
 			    c->allowed);
 		return -1;
 	}
+	if (!conn_before_io(c))
+		return -1;
 	n = g_input_stream_read(g_io_stream_get_input_stream(c->stream), buf,
 				MIN((guint64)count, c->left), c->cancel, &c->error);
+	if (n < 0 && g_error_matches(c->error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
+		g_clear_error(&c->error);
+		g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+			    "no complete answer within %" G_GINT64_FORMAT " s (timeout)",
+			    c->allowed_us / G_USEC_PER_SEC);
+	}
 	if (n > 0)
 		c->left -= (guint64)n;
 	return n < 0 ? -1 : n;
@@ -111,9 +161,12 @@ low_write(mailstream_low *s, const void *buf, size_t count)
 	MrImapConn *c = s->data;
 	gsize written = 0;
 
-	c->left = c->allowed; /* a command (or its continuation) starts */
+	/* a command (or its continuation) starts */
+	c->left = c->allowed;
+	c->deadline = g_get_monotonic_time() + c->allowed_us;
 	g_clear_error(&c->error);
-	if (!g_output_stream_write_all(g_io_stream_get_output_stream(c->stream), buf, count,
+	if (!conn_before_io(c) ||
+	    !g_output_stream_write_all(g_io_stream_get_output_stream(c->stream), buf, count,
 				       &written, c->cancel, &c->error))
 		return -1;
 	return (ssize_t)written;
@@ -156,12 +209,38 @@ static mailstream_low_driver mr_imap_low_driver = {
 	.mailstream_cancel = low_cancel,
 };
 
+typedef struct _MrImapSession MrImapSession;
+
+/* Takes what it wants of one FETCH response of the command in progress
+ * (the response is freed when it returns). */
+typedef void (*MrImapCollect)(MrImapSession *s, struct mailimap_msg_att *att, gpointer data);
+
 /* An open IMAP session: libetpan's state over our connection. */
-typedef struct {
+struct _MrImapSession {
 	mailimap *imap;
 	MrImapConn *conn;
 	gboolean has_idle, has_move, has_uidplus;
-} MrImapSession;
+	MrImapCollect collect; /* (nullable) FETCH responses of the command in */
+	gpointer collect_data; /* progress go there; without it they are dropped */
+};
+
+/* libetpan's msg_att handler: every FETCH response, as soon as it is
+ * parsed, whether the command asked for it or not. */
+static void
+on_msg_att(struct mailimap_msg_att *att, void *data)
+{
+	MrImapSession *s = data;
+
+	if (s->collect != NULL)
+		s->collect(s, att, s->collect_data);
+}
+
+/* libetpan hands FETCH responses to the handler only when a progress
+ * callback is set too: this one. */
+static void
+on_items(size_t current, size_t maximum, void *data)
+{
+}
 
 static void
 session_free(MrImapSession *s)
@@ -253,6 +332,64 @@ tls_flags_text(GTlsCertificateFlags f)
 	return "not acceptable";
 }
 
+typedef struct {
+	gboolean done, late;
+	GError *error;
+} MrHandshake;
+
+static void
+handshake_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+	MrHandshake *h = data;
+
+	g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &h->error);
+	h->done = TRUE;
+}
+
+static gboolean
+tick_cb(gpointer data)
+{
+	return G_SOURCE_CONTINUE; /* wakes the loop to look at the clock */
+}
+
+/* The TLS handshake of @tls within the mailbox's timeout, whatever the
+ * server's pace: past it (or at a hard stop) the socket is shut down,
+ * which ends the handshake.  (No GCancellable: glib-networking leaks the
+ * sources it makes for one.) */
+static gboolean
+conn_handshake(MrImapConn *c, GTlsConnection *tls, GError **error)
+{
+	g_autoptr(GMainContext) ctx = g_main_context_new();
+	g_autoptr(GSource) tick = g_timeout_source_new(250);
+	gint64 deadline = g_get_monotonic_time() + (gint64)c->timeout_s * G_USEC_PER_SEC;
+	MrHandshake h = { 0 };
+
+	g_main_context_push_thread_default(ctx);
+	g_source_set_callback(tick, tick_cb, NULL, NULL);
+	g_source_attach(tick, ctx);
+	g_tls_connection_handshake_async(tls, G_PRIORITY_DEFAULT, NULL, handshake_done, &h);
+	while (!h.done) {
+		g_main_context_iteration(ctx, TRUE);
+		if (!h.late && (g_get_monotonic_time() >= deadline ||
+				g_cancellable_is_cancelled(c->cancel))) {
+			h.late = TRUE;
+			g_socket_shutdown(g_socket_connection_get_socket(c->tcp), TRUE, TRUE, NULL);
+		}
+	}
+	g_source_destroy(tick);
+	g_main_context_pop_thread_default(ctx);
+	if (h.error == NULL)
+		return TRUE;
+	if (h.late) {
+		g_clear_error(&h.error);
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+			    "not done within %d s (timeout)", c->timeout_s);
+		return FALSE;
+	}
+	g_propagate_error(error, h.error);
+	return FALSE;
+}
+
 /* Wraps the connection of @c in TLS and does the handshake. */
 static gboolean
 conn_start_tls(MrImapConn *c, const MrImapMailbox *mb, GError **error)
@@ -283,7 +420,7 @@ conn_start_tls(MrImapConn *c, const MrImapMailbox *mb, GError **error)
 	}
 	handler = g_signal_connect(tls, "accept-certificate", G_CALLBACK(accept_certificate),
 				   &check);
-	if (!g_tls_connection_handshake(G_TLS_CONNECTION(tls), c->cancel, &local)) {
+	if (!conn_handshake(c, G_TLS_CONNECTION(tls), &local)) {
 		GTlsCertificateFlags f = g_tls_connection_get_peer_certificate_errors(G_TLS_CONNECTION(tls));
 
 		if (g_error_matches(local, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE) && f != 0)
@@ -535,8 +672,9 @@ session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 
 	s->conn = g_new0(MrImapConn, 1);
 	s->conn->cancel = cancel != NULL ? g_object_ref(cancel) : g_cancellable_new();
+	s->conn->timeout_s = mb->timeout_s;
 	conn_expect(s->conn, 0);
-	g_socket_client_set_timeout(client, 30);
+	g_socket_client_set_timeout(client, (guint)mb->timeout_s);
 	s->conn->tcp = g_socket_client_connect_to_host(client, mb->host, (guint16)mb->port,
 						       s->conn->cancel, &local);
 	if (s->conn->tcp == NULL) {
@@ -544,12 +682,14 @@ session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 			    mb->host, mb->port, local->message);
 		return NULL;
 	}
-	g_socket_set_timeout(g_socket_connection_get_socket(s->conn->tcp), MR_IMAP_IO_TIMEOUT);
 	s->conn->stream = G_IO_STREAM(g_object_ref(s->conn->tcp));
 	if (mb->tls == MR_IMAP_TLS_IMPLICIT && !conn_start_tls(s->conn, mb, error))
 		return NULL;
 	s->imap = mailimap_new(0, NULL);
+	mailimap_set_msg_att_handler(s->imap, on_msg_att, s);
+	mailimap_set_progress_callback(s->imap, NULL, on_items, s);
 	stream = mailstream_new(mailstream_low_new(s->conn, &mr_imap_low_driver), 8192);
+	conn_expect(s->conn, 0); /* the greeting's deadline starts now */
 	r = mailimap_connect(s->imap, stream);
 	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
 		session_fail(s, r, "greeting", error);
@@ -630,18 +770,21 @@ typedef struct {
 	guint32 size;
 } MrImapUid;
 
+/* By UID; of two entries for one UID the larger size first. */
 static int
 compare_uid(gconstpointer a, gconstpointer b)
 {
-	guint32 x = ((const MrImapUid *)a)->uid, y = ((const MrImapUid *)b)->uid;
+	const MrImapUid *x = a, *y = b;
 
-	return x < y ? -1 : x > y;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->size > y->size ? -1 : x->size < y->size;
 }
 
-/* Reads what a FETCH answered for one message: its UID, RFC822.SIZE and
- * first body section (each left alone when absent). */
+/* Reads what a FETCH answered for one message: its UID, RFC822.SIZE
+ * (*@has_size) and first body section (each left alone when absent). */
 static void
-att_fields(struct mailimap_msg_att *att, guint32 *uid, guint32 *size,
+att_fields(struct mailimap_msg_att *att, guint32 *uid, guint32 *size, gboolean *has_size,
 	   const struct mailimap_msg_att_body_section **body)
 {
 	for (clistiter *j = clist_begin(att->att_list); j != NULL; j = clist_next(j)) {
@@ -651,50 +794,141 @@ att_fields(struct mailimap_msg_att *att, guint32 *uid, guint32 *size,
 		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
 			continue;
 		st = item->att_data.att_static;
-		if (st->att_type == MAILIMAP_MSG_ATT_UID)
+		if (st->att_type == MAILIMAP_MSG_ATT_UID) {
 			*uid = st->att_data.att_uid;
-		else if (st->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE && size != NULL)
+		} else if (st->att_type == MAILIMAP_MSG_ATT_RFC822_SIZE && size != NULL) {
 			*size = st->att_data.att_rfc822_size;
-		else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && body != NULL &&
-			 *body == NULL && st->att_data.att_body_section != NULL &&
-			 st->att_data.att_body_section->sec_body_part != NULL)
+			*has_size = TRUE;
+		} else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && body != NULL &&
+			   *body == NULL && st->att_data.att_body_section != NULL) {
 			*body = st->att_data.att_body_section;
+		}
 	}
 }
 
+/* Runs a UID FETCH of @type over @set, each FETCH response going to
+ * @collect as it is parsed; @bytes: what it may read besides the default
+ * (see conn_expect()).  Takes @set and @type. */
+static int
+session_uid_fetch(MrImapSession *s, struct mailimap_set *set, struct mailimap_fetch_type *type,
+		  guint64 bytes, MrImapCollect collect, gpointer data)
+{
+	clist *result = NULL;
+	int r;
+
+	conn_expect(s->conn, bytes);
+	s->collect = collect;
+	s->collect_data = data;
+	r = mailimap_uid_fetch(s->imap, set, type, &result);
+	s->collect = NULL;
+	s->collect_data = NULL;
+	conn_expect(s->conn, 0);
+	if (result != NULL)
+		mailimap_fetch_list_free(result); /* empty: the handler had them */
+	mailimap_fetch_type_free(type);
+	mailimap_set_free(set);
+	return r;
+}
+
+/* The UIDs of a listing: those above @after, at most about twice
+ * MR_IMAP_LIST_MAX at any time. */
+typedef struct {
+	guint32 after;
+	guint32 top; /* the highest UID that earned its response a credit */
+	GArray *uids;
+} MrImapListing;
+
+/* Sorts @uids, keeps one entry per UID (the larger size: the safer
+ * guess) and at most MR_IMAP_LIST_MAX of them, the lowest. */
+static void
+listing_trim(GArray *uids)
+{
+	guint n = 0;
+
+	g_array_sort(uids, compare_uid);
+	for (guint i = 0; i < uids->len && n < MR_IMAP_LIST_MAX; i++) {
+		const MrImapUid *u = &g_array_index(uids, MrImapUid, i);
+
+		if (n == 0 || g_array_index(uids, MrImapUid, n - 1).uid != u->uid)
+			g_array_index(uids, MrImapUid, n++) = *u;
+	}
+	g_array_set_size(uids, n);
+}
+
+static void
+collect_listing(MrImapSession *s, struct mailimap_msg_att *att, gpointer data)
+{
+	MrImapListing *l = data;
+	MrImapUid u = { 0, 0 };
+	gboolean has_size = FALSE;
+
+	att_fields(att, &u.uid, &u.size, &has_size, NULL);
+	/* "n:*" names the last message even when its UID is below n; a
+	 * response without a size was not asked for (a flag change) */
+	if (u.uid <= l->after || !has_size)
+		return;
+	g_array_append_val(l->uids, u);
+	if (u.uid > l->top) {
+		/* a new message: the answer may be that much longer */
+		l->top = u.uid;
+		conn_credit(s->conn, MR_IMAP_LIST_CREDIT);
+	}
+	if (l->uids->len >= 2 * MR_IMAP_LIST_MAX)
+		listing_trim(l->uids);
+}
+
 /* Lists the messages of the selected folder with a UID above @after, in
- * UID order. */
+ * UID order, each once, at most MR_IMAP_LIST_MAX (the lowest). */
 static GArray *
 session_list_after(MrImapSession *s, guint32 after, GError **error)
 {
-	g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(MrImapUid));
-	struct mailimap_set *set;
+	MrImapListing l = { after, after, g_array_new(FALSE, FALSE, sizeof(MrImapUid)) };
+	g_autoptr(GArray) uids = l.uids;
 	struct mailimap_fetch_type *type;
-	clist *result = NULL;
 	int r;
 
 	if (s->imap->imap_selection_info != NULL && s->imap->imap_selection_info->sel_exists == 0)
 		return g_steal_pointer(&uids);
-	set = mailimap_set_new_interval(after + 1, 0); /* after+1:* */
 	type = mailimap_fetch_type_new_fetch_att_list_empty();
 	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_uid());
 	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_rfc822_size());
-	r = mailimap_uid_fetch(s->imap, set, type, &result);
-	mailimap_fetch_type_free(type);
-	mailimap_set_free(set);
+	r = session_uid_fetch(s, mailimap_set_new_interval(after + 1, 0) /* after+1:* */, type, 0,
+			      collect_listing, &l);
 	if (r != MAILIMAP_NO_ERROR)
 		return session_fail(s, r, "UID FETCH (UID RFC822.SIZE)", error), NULL;
-	for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
-		MrImapUid u = { 0, 0 };
-
-		att_fields(clist_content(i), &u.uid, &u.size, NULL);
-		/* "n:*" names the last message even when its UID is below n */
-		if (u.uid > after)
-			g_array_append_val(uids, u);
-	}
-	mailimap_fetch_list_free(result);
-	g_array_sort(uids, compare_uid);
+	listing_trim(uids);
 	return g_steal_pointer(&uids);
+}
+
+/* Whether message @uid is still in the selected folder (*@exists). */
+typedef struct {
+	guint32 uid;
+	gboolean seen;
+} MrImapProbeUid;
+
+static void
+collect_exists(MrImapSession *s, struct mailimap_msg_att *att, gpointer data)
+{
+	MrImapProbeUid *p = data;
+	guint32 uid = 0;
+
+	att_fields(att, &uid, NULL, NULL, NULL);
+	p->seen = p->seen || uid == p->uid;
+}
+
+static gboolean
+session_uid_exists(MrImapSession *s, guint32 uid, gboolean *exists, GError **error)
+{
+	MrImapProbeUid p = { uid, FALSE };
+	struct mailimap_fetch_type *type = mailimap_fetch_type_new_fetch_att_list_empty();
+	int r;
+
+	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_uid());
+	r = session_uid_fetch(s, mailimap_set_new_single(uid), type, 0, collect_exists, &p);
+	if (r != MAILIMAP_NO_ERROR)
+		return session_fail(s, r, "UID FETCH (UID)", error);
+	*exists = p.seen;
+	return TRUE;
 }
 
 static struct mailimap_set *
@@ -707,96 +941,133 @@ set_of(const MrImapUid *uids, guint n)
 	return set;
 }
 
-/* Fetches the bytes of the @n messages @uids: returns an array of GBytes
- * in the order of @uids (NULL for a message the server did not send). */
+/* The bodies a FETCH asked for, by position in its list. */
+typedef struct {
+	GHashTable *index; /* UID -> position + 1 */
+	GPtrArray *raws;   /* GBytes*, NULL until its body came */
+} MrImapBodies;
+
+static void
+collect_body(MrImapSession *s, struct mailimap_msg_att *att, gpointer data)
+{
+	MrImapBodies *b = data;
+	const struct mailimap_msg_att_body_section *body = NULL;
+	guint32 uid = 0;
+	guint pos;
+
+	att_fields(att, &uid, NULL, NULL, &body);
+	pos = GPOINTER_TO_UINT(g_hash_table_lookup(b->index, GUINT_TO_POINTER(uid)));
+	/* not asked for, no body (NIL), or a repeat (the first one counts):
+	 * freed when this returns */
+	if (pos == 0 || body == NULL || body->sec_body_part == NULL || body->sec_length == 0 ||
+	    g_ptr_array_index(b->raws, pos - 1) != NULL)
+		return;
+	g_ptr_array_index(b->raws, pos - 1) = g_bytes_new(body->sec_body_part, body->sec_length);
+}
+
+/* Fetches the bytes of the @n messages @uids (each listed once): returns
+ * an array of GBytes in the order of @uids (NULL for a message whose body
+ * the server did not send). */
 static GPtrArray *
 session_fetch(MrImapSession *s, const MrImapUid *uids, guint n, GError **error)
 {
 	g_autoptr(GPtrArray) raws = g_ptr_array_new_full(n, (GDestroyNotify)g_bytes_unref);
-	g_autoptr(GHashTable) by_uid = g_hash_table_new(NULL, NULL);
-	struct mailimap_set *set = set_of(uids, n);
+	g_autoptr(GHashTable) index = g_hash_table_new(NULL, NULL);
+	MrImapBodies bodies = { index, raws };
 	struct mailimap_fetch_type *type = mailimap_fetch_type_new_fetch_att_list_empty();
-	clist *result = NULL;
+	guint64 announced = 0;
 	int r;
 
+	g_ptr_array_set_size(raws, n);
+	for (guint i = 0; i < n; i++) {
+		g_hash_table_insert(index, GUINT_TO_POINTER(uids[i].uid), GUINT_TO_POINTER(i + 1));
+		announced += (guint64)uids[i].size + MR_IMAP_READ_SLACK;
+	}
 	mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_uid());
 	mailimap_fetch_type_new_fetch_att_list_add(
 		type, mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)));
-	{
-		guint64 announced = 0;
-
-		for (guint i = 0; i < n; i++)
-			announced += uids[i].size + MR_IMAP_READ_SLACK;
-		conn_expect(s->conn, announced);
-	}
-	r = mailimap_uid_fetch(s->imap, set, type, &result);
-	conn_expect(s->conn, 0);
-	mailimap_fetch_type_free(type);
-	mailimap_set_free(set);
+	r = session_uid_fetch(s, set_of(uids, n), type, announced, collect_body, &bodies);
 	if (r != MAILIMAP_NO_ERROR)
 		return session_fail(s, r, "UID FETCH BODY.PEEK[]", error), NULL;
-	for (clistiter *i = clist_begin(result); i != NULL; i = clist_next(i)) {
-		const struct mailimap_msg_att_body_section *body = NULL;
-		guint32 uid = 0;
-		GBytes *raw;
-
-		att_fields(clist_content(i), &uid, NULL, &body);
-		raw = body != NULL ? g_bytes_new(body->sec_body_part, body->sec_length) : NULL;
-		if (uid != 0 && raw != NULL && !g_hash_table_contains(by_uid, GUINT_TO_POINTER(uid)))
-			g_hash_table_insert(by_uid, GUINT_TO_POINTER(uid), raw);
-		else if (raw != NULL)
-			g_bytes_unref(raw);
-	}
-	mailimap_fetch_list_free(result);
-	for (guint i = 0; i < n; i++)
-		g_ptr_array_add(raws, g_hash_table_lookup(by_uid, GUINT_TO_POINTER(uids[i].uid)));
 	return g_steal_pointer(&raws);
 }
 
-/* Fetches the bytes of message @uid in parts of @chunk bytes into a file
- * of @spool_dir (BODY.PEEK[]<offset.chunk>): memory stays bounded however
- * big it is.  Returns: (transfer full): the bytes (mapped), or NULL with
- * @error. */
+/* One part of a message asked for: BODY[]<offset>, at most @want bytes. */
+typedef struct {
+	guint32 uid, offset, want;
+	MrSpool *spool;
+	gsize got;
+	gboolean answered, misplaced;
+	GError *error;
+} MrImapPart;
+
+static void
+collect_part(MrImapSession *s, struct mailimap_msg_att *att, gpointer data)
+{
+	MrImapPart *p = data;
+	const struct mailimap_msg_att_body_section *body = NULL;
+	guint32 uid = 0;
+
+	att_fields(att, &uid, NULL, NULL, &body);
+	if (uid != p->uid || body == NULL || p->answered)
+		return;
+	p->answered = TRUE;
+	if (body->sec_body_part == NULL || body->sec_length == 0)
+		return;
+	if (body->sec_origin_octet != p->offset) {
+		p->misplaced = TRUE; /* a server that ignores the offset */
+		return;
+	}
+	/* more than asked for is cut: the file never outgrows the limit */
+	p->got = MIN(body->sec_length, (gsize)p->want);
+	if (!mr_spool_append(p->spool, (const guint8 *)body->sec_body_part, p->got, &p->error))
+		p->got = 0;
+}
+
+/* Fetches message @uid in parts (BODY.PEEK[]<offset.count>) into a file
+ * of @spool_dir, at most @limit bytes, whatever the server answers:
+ * memory and the file stay bounded however big it is or claims to be.
+ * *@complete is TRUE when the message ended before @limit (a part shorter
+ * than asked for).  Returns: (transfer full): the bytes (mapped; empty
+ * when the server sent none), or NULL with @error. */
 static GBytes *
-session_fetch_spooled(MrImapSession *s, guint32 uid, const char *spool_dir, guint32 chunk,
-		      GError **error)
+session_fetch_spooled(MrImapSession *s, guint32 uid, const char *spool_dir, guint64 limit,
+		      gboolean *complete, GError **error)
 {
 	g_autoptr(MrSpool) spool = mr_spool_new(spool_dir, 0);
+	guint64 offset = 0;
 
-	for (guint32 offset = 0;;) {
-		struct mailimap_set *set = mailimap_set_new_single(uid);
+	*complete = FALSE;
+	limit = MIN(limit, (guint64)G_MAXUINT32);
+	while (offset < limit) {
+		MrImapPart p = { uid, (guint32)offset, (guint32)MIN((guint64)MR_IMAP_CHUNK, limit - offset),
+				 spool, 0, FALSE, FALSE, NULL };
 		struct mailimap_fetch_type *type = mailimap_fetch_type_new_fetch_att_list_empty();
-		clist *result = NULL;
-		gsize got = 0;
 		int r;
 
+		mailimap_fetch_type_new_fetch_att_list_add(type, mailimap_fetch_att_new_uid());
 		mailimap_fetch_type_new_fetch_att_list_add(
 			type, mailimap_fetch_att_new_body_peek_section_partial(
-				      mailimap_section_new(NULL), offset, chunk));
-		conn_expect(s->conn, (guint64)chunk + MR_IMAP_READ_SLACK);
-		r = mailimap_uid_fetch(s->imap, set, type, &result);
-		conn_expect(s->conn, 0);
-		mailimap_fetch_type_free(type);
-		mailimap_set_free(set);
+				      mailimap_section_new(NULL), p.offset, p.want));
+		r = session_uid_fetch(s, mailimap_set_new_single(uid), type,
+				      (guint64)p.want + MR_IMAP_READ_SLACK, collect_part, &p);
+		if (p.error != NULL) {
+			g_propagate_error(error, p.error);
+			return NULL;
+		}
 		if (r != MAILIMAP_NO_ERROR)
 			return session_fail(s, r, "UID FETCH BODY.PEEK[]<partial>", error), NULL;
-		for (clistiter *i = clist_begin(result); i != NULL && got == 0; i = clist_next(i)) {
-			const struct mailimap_msg_att_body_section *body = NULL;
-			guint32 answered = 0;
-
-			att_fields(clist_content(i), &answered, NULL, &body);
-			if (body == NULL || body->sec_length == 0 || answered != uid)
-				continue;
-			got = body->sec_length;
-			if (!mr_spool_append(spool, (const guint8 *)body->sec_body_part, got, error)) {
-				mailimap_fetch_list_free(result);
-				return NULL;
-			}
+		if (p.misplaced) {
+			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_PROTOCOL,
+				    "UID FETCH BODY.PEEK[]<%u.%u>: the server answered another part",
+				    p.offset, p.want);
+			return NULL;
 		}
-		mailimap_fetch_list_free(result);
-		offset += (guint32)got;
-		if (got < chunk)
+		offset += p.got;
+		if (p.got < p.want) {
+			*complete = TRUE;
 			break;
+		}
 	}
 	return mr_spool_finish(spool, error);
 }
@@ -1017,10 +1288,16 @@ typedef struct {
 	GCancellable *io;           /* ends blocking I/O: hard stop */
 	gint stopping;              /* atomic: finish what is in hand, then exit */
 	gint finished;              /* atomic: the thread is done */
-	GHashTable *attempts;       /* UID -> failed stores (GUINT) */
+	gint connecting;            /* atomic: nothing in hand (a stop cancels
+	                               the I/O at once) */
 	MrMailboxState st;          /* the thread's own copy */
-	gint64 suspect_to;          /* a run before this one died storing the */
-	gint64 suspect_tries;       /* UIDs up to it: see watch_mark() */
+	gint64 suspect_to;          /* UIDs up to it go alone, their tries
+	                               counted: see watch_mark() */
+	guint32 fail_uid;           /* the last message that failed alone, */
+	char *fail_why;             /* and why (for the quarantine's reason) */
+	gboolean progress;          /* a batch committed or the wait reached
+	                               since the last backoff */
+	char *logged;               /* the last state (and why) logged */
 	GMutex lock;                /* guards @state and @next_cfg */
 	char *state;
 } MrImapWatch;
@@ -1075,6 +1352,7 @@ typedef struct {
 	const char *mailbox;
 	gint64 uidvalidity, uid;
 	const char *reason;
+	gint64 size;
 	GBytes *raw;
 } MrImapQuarantine;
 
@@ -1084,14 +1362,16 @@ quarantine_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **err
 	const MrImapQuarantine *q = data;
 
 	return mr_store_quarantine_add(store, q->mailbox, q->uidvalidity, q->uid, q->reason,
-				       q->raw, error);
+				       q->size, q->raw, error);
 }
 
-/* Keeps @raw of @uid in the quarantine (durable when TRUE). */
+/* Keeps @raw of @uid (a message of @size bytes) in the quarantine
+ * (durable when TRUE). */
 static gboolean
-watch_quarantine(MrImapWatch *w, guint32 uid, GBytes *raw, const char *reason, GError **error)
+watch_quarantine(MrImapWatch *w, guint32 uid, gint64 size, GBytes *raw, const char *reason,
+		 GError **error)
 {
-	MrImapQuarantine q = { w->mb->name, w->st.uidvalidity, uid, reason, raw };
+	MrImapQuarantine q = { w->mb->name, w->st.uidvalidity, uid, reason, size, raw };
 
 	if (!mr_writer_run_sync(w->writer, w->cfg, quarantine_work, &q, error))
 		return FALSE;
@@ -1113,19 +1393,29 @@ watch_save(MrImapWatch *w)
 	return FALSE;
 }
 
-/* Moves to @state (with @why, nullable): one log line and one save per
- * change, none when nothing changed. */
+/* Moves to @state (with @why, nullable): one save per change, none when
+ * nothing changed, and one log line per change of what the mailbox is
+ * doing: the tries of a backoff ("connecting", then "backoff" with the
+ * same reason) are not logged again. */
 static void
 watch_state(MrImapWatch *w, const char *state, const char *why)
 {
 	gboolean same = g_strcmp0(w->st.state, state) == 0 && g_strcmp0(w->st.last_error, why) == 0;
+	gboolean retrying = strcmp(state, "connecting") == 0 &&
+			    (g_strcmp0(w->st.state, "backoff") == 0 ||
+			     g_strcmp0(w->st.state, "auth_failed") == 0);
+	g_autofree char *line = g_strdup_printf("%s: %s", state, why != NULL ? why : "");
 
 	if (same)
 		return;
-	if (why != NULL && (strcmp(state, "backoff") == 0 || strcmp(state, "auth_failed") == 0))
-		g_warning("mailbox %s: %s: %s", w->mb->name, state, why);
-	else
-		g_message("mailbox %s: %s", w->mb->name, state);
+	if (!retrying && g_strcmp0(w->logged, line) != 0) {
+		if (why != NULL && (strcmp(state, "backoff") == 0 || strcmp(state, "auth_failed") == 0))
+			g_warning("mailbox %s: %s: %s", w->mb->name, state, why);
+		else
+			g_message("mailbox %s: %s", w->mb->name, state);
+		g_free(w->logged);
+		w->logged = g_steal_pointer(&line);
+	}
 	g_free(w->st.state);
 	w->st.state = g_strdup(state);
 	if (why != NULL || strcmp(state, "idle") == 0 || strcmp(state, "polling") == 0) {
@@ -1164,13 +1454,16 @@ watch_take_config(MrImapWatch *w)
 }
 
 /* Makes durable, before a batch is fetched, that it is in flight: its
- * last UID @to, and @tries, the runs that started storing it when it is
- * one message alone (0 for a batch).  A run that dies -- a message that
+ * last UID @to, and @tries, the tries that started on it when it is one
+ * message alone (0 for a batch).  A run that dies -- a message that
  * crashes the parser, say -- leaves the mark above last_uid; the next run
- * reads it (suspect_to, suspect_tries) and stores those UIDs one by one,
- * each marked, and a message that was alone in flight when
- * MR_IMAP_MAX_DEATHS runs died is quarantined unparsed.  Without the mark
- * such a message would kill every run, and no run would get past it. */
+ * reads it (suspect_to) and stores those UIDs one by one, each marked.
+ * So does a batch whose fetch failed, or whose message failed (no body,
+ * a failed store): its UIDs go alone from the failing one on.  A message
+ * that MR_IMAP_MAX_TRIES tries alone did not get past is quarantined
+ * (see watch_set_aside()).  Without the mark such a message would stop
+ * every run, or every session, and none would get past it; with it the
+ * tries survive a restart. */
 static gboolean
 watch_mark(MrImapWatch *w, guint32 to, gint64 tries, GError **error)
 {
@@ -1181,20 +1474,59 @@ watch_mark(MrImapWatch *w, guint32 to, gint64 tries, GError **error)
 	return mr_writer_run_sync(w->writer, w->cfg, save_work, &w->st, error);
 }
 
-/* Quarantines @uid, unparsed (its bytes fetched in parts into the spool),
- * and gives it the after action.  Returns FALSE with @error when it is
- * not both durable and acted on. */
+/* Quarantines @uid with @why, unparsed.  Its bytes, when a fetch got
+ * them (@raw, nullable), or else fetched in parts into the spool, at most
+ * @limit.  A whole copy gets the after action; one the server cut short,
+ * or sent no bytes of, or that was over @limit stays on the server as it
+ * is (its size says so: more than the bytes kept, and retry refuses it).
+ * Returns FALSE with @error when it is not durable (and acted on). */
 static gboolean
 watch_set_aside(MrImapWatch *w, MrImapSession *s, const MrImapUid *uid, const char *why,
-		GError **error)
+		GBytes *raw, gboolean complete, guint64 limit, GError **error)
 {
-	g_autoptr(GBytes) raw = session_fetch_spooled(s, uid->uid, w->cfg->spool_directory,
-						      MR_IMAP_CHUNK, error);
+	g_autoptr(GBytes) got = raw != NULL ? g_bytes_ref(raw) : NULL;
+	g_autofree char *reason = NULL;
+	gboolean whole;
+	gsize len;
 
-	if (raw == NULL)
+	if (got == NULL)
+		got = session_fetch_spooled(s, uid->uid, w->cfg->spool_directory, limit, &complete,
+					    error);
+	if (got == NULL)
 		return FALSE;
-	return watch_quarantine(w, uid->uid, raw, why, error) &&
-	       session_after(s, w->mb, uid, 1, error);
+	len = g_bytes_get_size(got);
+	whole = complete && len > 0;
+	if (whole)
+		reason = g_strdup(why);
+	else if (len == 0)
+		reason = g_strdup_printf("%s; the server sent no body: left on the server", why);
+	else
+		reason = g_strdup_printf("%s; only the first %" G_GSIZE_FORMAT " bytes kept: left on"
+					 " the server", why, len);
+	if (!watch_quarantine(w, uid->uid, whole ? (gint64)len : MAX((gint64)uid->size, (gint64)len + 1),
+			      got, reason, error))
+		return FALSE;
+	return !whole || session_after(s, w->mb, uid, 1, error);
+}
+
+/* Records that message @uid failed a try alone, and why. */
+static void
+watch_failed(MrImapWatch *w, guint32 uid, const char *why)
+{
+	w->suspect_to = MAX(w->suspect_to, (gint64)uid);
+	w->fail_uid = uid;
+	g_free(w->fail_why);
+	w->fail_why = g_strdup(why);
+}
+
+/* Why @uid, tried @tries times alone, goes to the quarantine. */
+static char *
+watch_tries_reason(MrImapWatch *w, guint32 uid, gint64 tries)
+{
+	if (w->fail_uid == uid && w->fail_why != NULL)
+		return g_strdup_printf("failed %" G_GINT64_FORMAT " times: %s", tries, w->fail_why);
+	return g_strdup_printf("mailroomd stopped %" G_GINT64_FORMAT " times while storing it"
+			       " (a crash? see the logs); kept unparsed", tries);
 }
 
 /* A batch handed to the writer: the messages uids[first .. first + n - 1]
@@ -1218,10 +1550,11 @@ batch_free(MrImapBatch *b)
 	g_free(b);
 }
 
-/* Hands the messages @raws (the batch uids[@first ..]) to the writer;
- * returns at once. */
+/* Hands the messages @raws (the batch @uids[@first ..]) to the writer;
+ * returns at once.  One whose body the server did not send fails (it is
+ * not passed by, see watch_land()). */
 static MrImapBatch *
-batch_submit(MrImapWatch *w, guint first, GPtrArray *raws)
+batch_submit(MrImapWatch *w, GArray *uids, guint first, GPtrArray *raws)
 {
 	g_autoptr(GPtrArray) recipients = g_ptr_array_new();
 	MrImapBatch *b = g_new0(MrImapBatch, 1);
@@ -1236,8 +1569,12 @@ batch_submit(MrImapWatch *w, guint first, GPtrArray *raws)
 		GBytes *raw = g_ptr_array_index(raws, i);
 
 		b->slots[i].answered = b->answered;
-		if (raw == NULL || g_bytes_get_size(raw) == 0)
-			continue; /* expunged meanwhile, or empty: nothing to store */
+		if (raw == NULL) {
+			g_set_error(&b->slots[i].error, MR_IMAP_ERROR, MR_IMAP_ERROR_NO_BODY,
+				    "the server sent no body for UID %u",
+				    g_array_index(uids, MrImapUid, first + i).uid);
+			continue;
+		}
 		mr_writer_submit_full(w->writer, w->cfg, raw, NULL, recipients, NULL, imap_done,
 				      &b->slots[i]);
 		b->submitted++;
@@ -1287,16 +1624,16 @@ watch_save_async(MrImapWatch *w)
 		      NULL, save_async_done, NULL);
 }
 
-/* How many messages from uids[@i] on go in one batch (1 when @alone);
- * 0 when uids[@i] is over limits.max_message_size. */
+/* How many messages from uids[@i] on go in one batch; 0 when uids[@i] is
+ * over limits.max_message_size. */
 static guint
-batch_length(MrImapWatch *w, GArray *uids, guint i, gboolean alone)
+batch_length(MrImapWatch *w, GArray *uids, guint i)
 {
 	const MrImapUid *u = &g_array_index(uids, MrImapUid, i);
 	guint64 bytes = 0;
 	guint n = 0;
 
-	while (i + n < uids->len && n < (alone ? 1 : MR_IMAP_BATCH_MESSAGES) &&
+	while (i + n < uids->len && n < MR_IMAP_BATCH_MESSAGES &&
 	       (gint64)u[n].size <= w->cfg->max_message_size &&
 	       (n == 0 || bytes + u[n].size <= MR_IMAP_BATCH_BYTES))
 		bytes += u[n++].size;
@@ -1305,11 +1642,12 @@ batch_length(MrImapWatch *w, GArray *uids, guint i, gboolean alone)
 
 /* Finishes the oldest batch in @flight: waits for its answers, gives the
  * durable ones the after action and records the new last UID.  A message
- * that fails again (not for a busy database, which fails them all) is
- * kept in the quarantine and passed.  When not all of the batch is
- * handled, the batches after it are waited for and dropped (what they
- * stored is found stored at the next fetch), and *@restart is where to
- * go on; FALSE with @error when the drain cannot go on. */
+ * that failed (no body, or its store; not for a busy database, which
+ * fails them all) and those after it go alone from then on (see
+ * watch_mark()).  When not all of the batch is handled, the batches after
+ * it are waited for and dropped (what they stored is found stored at the
+ * next fetch), and *@restart is where to go on; FALSE with @error when
+ * the drain cannot go on. */
 static gboolean
 watch_land(MrImapWatch *w, MrImapSession *s, GQueue *flight, GArray *uids, guint *restart,
 	   GError **error)
@@ -1321,25 +1659,17 @@ watch_land(MrImapWatch *w, MrImapSession *s, GQueue *flight, GArray *uids, guint
 	gboolean ok = TRUE;
 
 	if (failed != NULL && !g_error_matches(failed, MR_STORE_ERROR, MR_STORE_ERROR_BUSY)) {
-		gpointer key = GUINT_TO_POINTER(batch[handled].uid);
-		guint tries = GPOINTER_TO_UINT(g_hash_table_lookup(w->attempts, key)) + 1;
-		GBytes *raw = g_ptr_array_index(b->raws, handled);
-
-		g_hash_table_insert(w->attempts, key, GUINT_TO_POINTER(tries));
-		if (tries >= MR_IMAP_MAX_ATTEMPTS && raw != NULL) {
-			ok = watch_quarantine(w, batch[handled].uid, raw, failed->message, error);
-			if (ok) {
-				g_hash_table_remove(w->attempts, key);
-				g_clear_error(&failed);
-				handled++;
-			}
-		}
+		g_message("mailbox %s: UID %u failed (%s): it goes alone", w->mb->name,
+			  batch[handled].uid, failed->message);
+		watch_failed(w, batch[handled].uid, failed->message);
+		g_clear_error(&failed);
 	}
-	if (ok && handled > 0) {
+	if (handled > 0) {
 		ok = session_after(s, w->mb, batch, handled, error);
 		if (ok) {
 			w->st.last_uid = batch[handled - 1].uid;
 			w->st.backlog = uids->len - (b->first + handled);
+			w->progress = TRUE;
 			watch_save_async(w);
 		}
 	}
@@ -1373,18 +1703,59 @@ watch_land_all(MrImapWatch *w, MrImapSession *s, GQueue *flight, GArray *uids, g
 	return TRUE;
 }
 
+/* Passes message uids[@i]: it is handled (stored, quarantined, or gone). */
+static void
+watch_pass(MrImapWatch *w, GArray *uids, guint i)
+{
+	w->st.last_uid = g_array_index(uids, MrImapUid, i).uid;
+	w->st.backlog = uids->len - (i + 1);
+	w->progress = TRUE;
+	watch_save(w);
+}
+
+/* A try alone of message @uid (it failed before, see watch_mark()): in
+ * parts, whatever size the server announced, up to one byte over
+ * limits.max_message_size (*@complete FALSE: it is over).  Returns:
+ * (transfer full) (nullable): its bytes, NULL when it is gone
+ * (*@gone) or with @error when the try failed. */
+static GBytes *
+watch_fetch_alone(MrImapWatch *w, MrImapSession *s, guint32 uid, gboolean *complete,
+		  gboolean *gone, GError **error)
+{
+	g_autoptr(GBytes) raw = session_fetch_spooled(s, uid, w->cfg->spool_directory,
+						      (guint64)w->cfg->max_message_size + 1, complete,
+						      error);
+	gboolean exists = TRUE;
+
+	*gone = FALSE;
+	if (raw == NULL || g_bytes_get_size(raw) > 0)
+		return g_steal_pointer(&raw);
+	if (!session_uid_exists(s, uid, &exists, error))
+		return NULL;
+	if (!exists) {
+		*gone = TRUE; /* expunged meanwhile: nothing to store */
+		return NULL;
+	}
+	g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_NO_BODY,
+		    "the server sent no body for UID %u", uid);
+	return NULL;
+}
+
 /* Stores every message of the selected folder above the last UID handled,
  * batch by batch: fetch, store (COMMIT), after action, new last UID.  Up
  * to MR_IMAP_IN_FLIGHT batches are in the writer's hands at once, so that
  * the next batch is fetched and parsed while one is stored.  Each batch
  * is marked in flight (durably) before it is fetched, MR_IMAP_MARK_AHEAD
- * batches per mark; after a run that died, the UIDs it had in flight go
- * one at a time, alone (see watch_mark()). */
+ * batches per mark.  The UIDs of a batch that failed, and those a run
+ * that died had in flight, go one at a time, alone, each try marked (see
+ * watch_mark()); one that fails MR_IMAP_MAX_TRIES tries, or is over
+ * limits.max_message_size, goes to the quarantine (watch_set_aside()). */
 static gboolean
 watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed,
 		 GError **error)
 {
 	guint32 validity = s->imap->imap_selection_info->sel_uidvalidity;
+	guint64 max = (guint64)w->cfg->max_message_size;
 	g_autoptr(GArray) uids = NULL;
 	GQueue flight = G_QUEUE_INIT;
 	gboolean ok = TRUE;
@@ -1398,8 +1769,8 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 		w->st.uidvalidity = validity;
 		w->st.last_uid = 0;
 		w->st.inflight_to = w->st.inflight_tries = 0;
-		w->suspect_to = w->suspect_tries = 0;
-		g_hash_table_remove_all(w->attempts);
+		w->suspect_to = 0;
+		w->fail_uid = 0;
 	}
 	uids = session_list_after(s, (guint32)w->st.last_uid, error);
 	if (uids == NULL)
@@ -1413,21 +1784,24 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 	while (ok && i < uids->len && !watch_stopping(w)) {
 		const MrImapUid *batch = &g_array_index(uids, MrImapUid, i);
 		gboolean suspect = (gint64)batch[0].uid <= w->suspect_to;
-		gint64 deaths = suspect && (gint64)batch[0].uid == w->suspect_to ? w->suspect_tries : 0;
+		gint64 tries = suspect && w->st.inflight_to == (gint64)batch[0].uid
+				       ? w->st.inflight_tries : 0;
 		g_autofree char *why = NULL;
 		g_autoptr(GPtrArray) raws = NULL;
-		guint n, restart = G_MAXUINT;
+		g_autoptr(GBytes) alone = NULL;
+		gboolean complete = TRUE, gone = FALSE;
+		guint64 limit = max + 1;
+		guint n = 1, restart = G_MAXUINT;
 
 		if ((gint64)batch[0].size > w->cfg->max_message_size) {
-			/* Too big to store: its bytes, fetched in parts, go to the
-			 * quarantine, and it gets the after action like the others. */
+			/* Too big to store: its first bytes, fetched in parts, go to
+			 * the quarantine. */
 			why = g_strdup_printf("%u bytes, over limits.max_message_size"
 					      " (%" G_GINT64_FORMAT ")", batch[0].size,
 					      w->cfg->max_message_size);
-		} else if (deaths >= MR_IMAP_MAX_DEATHS) {
-			why = g_strdup_printf("mailroomd stopped %" G_GINT64_FORMAT " times while"
-					      " storing it (a crash? see the logs); kept unparsed",
-					      deaths);
+			limit = MIN((guint64)batch[0].size, max);
+		} else if (tries >= MR_IMAP_MAX_TRIES) {
+			why = watch_tries_reason(w, batch[0].uid, tries);
 		}
 		if (why != NULL || suspect) {
 			/* these go alone: what is in flight lands first */
@@ -1436,50 +1810,81 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 				i = restart;
 				continue;
 			}
+			if (!ok)
+				break;
 		}
-		if (ok && why != NULL) {
-			ok = watch_set_aside(w, s, batch, why, error);
-			if (ok) {
-				w->st.last_uid = batch[0].uid;
-				w->st.backlog = uids->len - (i + 1);
-				watch_save(w);
-				i++;
+		if (why == NULL && suspect) {
+			/* a try alone, counted before it starts */
+			ok = watch_mark(w, batch[0].uid, tries + 1, error);
+			if (!ok) {
+				g_prefix_error(error, "marking UID %u in flight: ", batch[0].uid);
+				break;
 			}
+			alone = watch_fetch_alone(w, s, batch[0].uid, &complete, &gone, error);
+			if (gone) {
+				watch_pass(w, uids, i++);
+				continue;
+			}
+			if (alone == NULL) {
+				watch_failed(w, batch[0].uid, (*error)->message);
+				if (tries + 1 < MR_IMAP_MAX_TRIES ||
+				    !g_error_matches(*error, MR_IMAP_ERROR, MR_IMAP_ERROR_NO_BODY)) {
+					ok = FALSE;
+					break;
+				}
+				/* the last try, and the session still works: at once */
+				g_clear_error(error);
+				why = watch_tries_reason(w, batch[0].uid, tries + 1);
+				alone = g_bytes_new(NULL, 0);
+			}
+			if (!complete)
+				why = g_strdup_printf("more than limits.max_message_size (%" G_GINT64_FORMAT
+						      "), although the server announced %u bytes",
+						      w->cfg->max_message_size, batch[0].size);
+		}
+		if (why != NULL) {
+			ok = watch_set_aside(w, s, batch, why, alone, complete, limit, error);
+			if (ok)
+				watch_pass(w, uids, i++);
 			continue;
 		}
-		if (!ok)
-			break;
-		n = batch_length(w, uids, i, suspect);
-		if (suspect) {
-			ok = watch_mark(w, batch[n - 1].uid, deaths + 1, error);
-		} else if ((gint64)batch[n - 1].uid > w->st.inflight_to) {
-			/* A mark for this batch and the next ones: those listed,
-			 * and the UIDs new mail will get (so that a message
-			 * arriving in IDLE needs no mark of its own). */
-			guint j = i + n, m;
-			gint64 to = (gint64)batch[n - 1].uid + MR_IMAP_MARK_AHEAD * MR_IMAP_BATCH_MESSAGES;
+		if (alone != NULL) {
+			raws = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+			g_ptr_array_add(raws, g_steal_pointer(&alone));
+		} else {
+			n = batch_length(w, uids, i);
+			if ((gint64)batch[n - 1].uid > w->st.inflight_to) {
+				/* A mark for this batch and the next ones: those
+				 * listed, and the UIDs new mail will get (so that a
+				 * message arriving in IDLE needs no mark of its own). */
+				guint j = i + n, m;
+				gint64 to = (gint64)batch[n - 1].uid +
+					    MR_IMAP_MARK_AHEAD * MR_IMAP_BATCH_MESSAGES;
 
-			for (guint k = 1; k < MR_IMAP_MARK_AHEAD && j < uids->len &&
-					  (m = batch_length(w, uids, j, FALSE)) > 0; k++)
-				j += m;
-			to = MAX(to, (gint64)g_array_index(uids, MrImapUid, j - 1).uid);
-			ok = watch_mark(w, (guint32)MIN(to, (gint64)G_MAXUINT32), 0, error);
+				for (guint k = 1; k < MR_IMAP_MARK_AHEAD && j < uids->len &&
+						  (m = batch_length(w, uids, j)) > 0; k++)
+					j += m;
+				to = MAX(to, (gint64)g_array_index(uids, MrImapUid, j - 1).uid);
+				ok = watch_mark(w, (guint32)MIN(to, (gint64)G_MAXUINT32), 0, error);
+				if (!ok) {
+					g_prefix_error(error, "marking the batch in flight: ");
+					break;
+				}
+			}
+			raws = session_fetch(s, batch, n, error);
+			if (raws == NULL) {
+				/* which one failed is not known: they go alone */
+				w->suspect_to = MAX(w->suspect_to, (gint64)batch[n - 1].uid);
+				ok = FALSE;
+				break;
+			}
 		}
-		if (!ok) {
-			g_prefix_error(error, "marking the batch in flight: ");
-			break;
-		}
-		raws = session_fetch(s, batch, n, error);
-		if (raws == NULL) {
-			ok = FALSE;
-			break;
-		}
-		g_queue_push_tail(&flight, batch_submit(w, i, raws));
+		g_queue_push_tail(&flight, batch_submit(w, uids, i, raws));
 		i += n;
 		if (suspect || g_queue_get_length(&flight) >= MR_IMAP_IN_FLIGHT) {
 			ok = watch_land(w, s, &flight, uids, &restart, error);
 			if (ok && restart != G_MAXUINT)
-				i = restart; /* what follows a quarantined one is fetched again */
+				i = restart; /* from the one that failed, alone */
 		}
 	}
 	if (ok) {
@@ -1487,7 +1892,7 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 
 		if (!watch_land_all(w, s, &flight, uids, &restart, error))
 			return FALSE;
-		*more = restart != G_MAXUINT; /* past a quarantined one */
+		*more = restart != G_MAXUINT; /* past one that failed */
 		return TRUE;
 	}
 	{
@@ -1557,6 +1962,7 @@ watch_session(MrImapWatch *w, MrImapSession *s, GError **error)
 			return FALSE;
 		if (watch_stopping(w))
 			break;
+		w->progress = TRUE; /* the folder is drained */
 		if (s->has_idle) {
 			watch_state(w, "idle", NULL);
 			if (!session_idle(s, w->wake, &w->poke, MR_IMAP_IDLE_SECONDS, error))
@@ -1590,7 +1996,6 @@ watch_thread(gpointer data)
 				  error->message);
 		if (w->st.inflight_to > w->st.last_uid) {
 			w->suspect_to = w->st.inflight_to;
-			w->suspect_tries = w->st.inflight_tries;
 			g_warning("mailbox %s: the last run stopped while storing UIDs %" G_GINT64_FORMAT
 				  " to %" G_GINT64_FORMAT ": storing them one by one",
 				  w->mb->name, w->st.last_uid + 1, w->st.inflight_to);
@@ -1601,21 +2006,34 @@ watch_thread(gpointer data)
 		g_autoptr(MrImapSession) s = NULL;
 
 		watch_state(w, "connecting", NULL);
-		s = session_open(w->mb, w->io, &error);
-		if (s != NULL) {
-			backoff = 1;
-			if (watch_session(w, s, &error)) {
-				mailimap_logout(s->imap);
-				break; /* stopping */
-			}
+		/* nothing in hand while connecting: a stop cancels it at once */
+		g_atomic_int_set(&w->connecting, 1);
+		if (!watch_stopping(w))
+			s = session_open(w->mb, w->io, &error);
+		g_atomic_int_set(&w->connecting, 0);
+		if (s != NULL && watch_session(w, s, &error)) {
+			mailimap_logout(s->imap);
+			break; /* stopping */
 		}
 		if (watch_stopping(w))
 			break;
+		/* The backoff grows until the mailbox makes progress, not
+		 * merely logs in: a server that fails every session after
+		 * the login is not logged into every second. */
+		if (w->progress)
+			backoff = 1;
+		w->progress = FALSE;
 		watch_state(w, g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH)
 				       ? "auth_failed" : "backoff",
 			    error->message);
 		wait_wake(w->wake, &w->poke, backoff);
 		backoff = MIN(backoff * 2, w->mb->reconnect_max_s);
+	}
+	if (w->suspect_to <= w->st.last_uid) {
+		/* nothing in flight and nothing failed: a clean mark, so the
+		 * next run does not take this one for a death */
+		w->st.inflight_to = w->st.last_uid;
+		w->st.inflight_tries = 0;
 	}
 	watch_state(w, "stopped", NULL);
 	g_atomic_int_set(&w->finished, 1);
@@ -1636,20 +2054,22 @@ watch_start(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
 	w->wake = g_cancellable_new();
 	g_mutex_init(&w->poke.lock);
 	w->io = g_cancellable_new();
-	w->attempts = g_hash_table_new(NULL, NULL);
 	w->st.name = g_strdup(mb->name);
 	g_mutex_init(&w->lock);
 	w->thread = g_thread_new(name, watch_thread, w);
 	return w;
 }
 
-/* Asks @w to finish what it has in hand and stop. */
+/* Asks @w to finish what it has in hand and stop; one that is still
+ * connecting (or logging in) has nothing in hand and stops at once. */
 static void
 watch_drain_request(MrImapWatch *w)
 {
 	g_atomic_int_set(&w->stopping, 1);
 	g_cancellable_cancel(w->wake);
 	poke_send(&w->poke);
+	if (g_atomic_int_get(&w->connecting))
+		g_cancellable_cancel(w->io);
 }
 
 /* Stops @w now (its I/O is cancelled) and frees it. */
@@ -1660,7 +2080,8 @@ watch_free(MrImapWatch *w)
 	if (!g_atomic_int_get(&w->finished))
 		g_cancellable_cancel(w->io);
 	g_thread_join(w->thread);
-	g_hash_table_unref(w->attempts);
+	g_free(w->fail_why);
+	g_free(w->logged);
 	g_object_unref(w->wake);
 	g_mutex_clear(&w->poke.lock);
 	g_object_unref(w->io);
@@ -1680,24 +2101,56 @@ watch_free(MrImapWatch *w)
 
 struct _MrImapService {
 	MrWriter *writer;
+	MrConfig *cfg;      /* the latest configuration (ref) */
 	GPtrArray *watches; /* MrImapWatch*: the running ones */
 	GPtrArray *retired; /* MrImapWatch*: asked to stop, not yet joined */
 	guint reaper;       /* a timer that joins retired watches */
+	gboolean draining;  /* no more starts */
 };
+
+static gboolean
+watch_named(GPtrArray *watches, const char *name)
+{
+	for (guint k = 0; k < watches->len; k++) {
+		if (strcmp(((MrImapWatch *)g_ptr_array_index(watches, k))->main_mb->name, name) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Starts a watch for each mailbox of the configuration that has none.
+ * One thread owns a mailbox's row at a time: a changed mailbox starts
+ * again only once its old thread, retired, has ended (and saved its
+ * state last). */
+static void
+start_missing(MrImapService *svc)
+{
+	for (guint i = 0; i < svc->cfg->imap->len && !svc->draining; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(svc->cfg->imap, i);
+
+		if (!watch_named(svc->watches, mb->name) && !watch_named(svc->retired, mb->name))
+			g_ptr_array_add(svc->watches, watch_start(svc->writer, svc->cfg, mb));
+	}
+}
 
 static gboolean
 reap_retired(gpointer data)
 {
 	MrImapService *svc = data;
+	gboolean reaped = FALSE;
 
 	for (guint i = 0; i < svc->retired->len;) {
 		MrImapWatch *w = g_ptr_array_index(svc->retired, i);
 
-		if (g_atomic_int_get(&w->finished))
+		if (g_atomic_int_get(&w->finished)) {
 			g_ptr_array_remove_index_fast(svc->retired, i); /* frees (joins) it */
-		else
+			reaped = TRUE;
+		} else {
 			i++;
+		}
 	}
+	if (reaped)
+		start_missing(svc);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1707,11 +2160,10 @@ imap_start(MrConfig *cfg, MrWriter *writer, GError **error)
 	MrImapService *svc = g_new0(MrImapService, 1);
 
 	svc->writer = writer;
+	svc->cfg = mr_config_ref(cfg);
 	svc->watches = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
 	svc->retired = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
-	for (guint i = 0; i < cfg->imap->len; i++)
-		g_ptr_array_add(svc->watches,
-				watch_start(writer, cfg, g_ptr_array_index(cfg->imap, i)));
+	start_missing(svc);
 	svc->reaper = g_timeout_add(200, reap_retired, svc);
 	return svc;
 }
@@ -1750,16 +2202,9 @@ imap_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
 	g_free(g_ptr_array_steal(svc->watches, NULL)); /* moved to keep or retired */
 	g_ptr_array_unref(svc->watches);
 	svc->watches = g_steal_pointer(&keep);
-	for (guint i = 0; i < cfg->imap->len; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
-		gboolean running = FALSE;
-
-		for (guint k = 0; k < svc->watches->len && !running; k++)
-			running = strcmp(((MrImapWatch *)g_ptr_array_index(svc->watches, k))->main_mb->name,
-					 mb->name) == 0;
-		if (!running)
-			g_ptr_array_add(svc->watches, watch_start(svc->writer, cfg, mb));
-	}
+	mr_config_unref(svc->cfg);
+	svc->cfg = mr_config_ref(cfg);
+	start_missing(svc); /* a changed one: once its old thread ended */
 }
 
 static void
@@ -1767,6 +2212,7 @@ imap_drain(gpointer self)
 {
 	MrImapService *svc = self;
 
+	svc->draining = TRUE;
 	for (guint i = 0; i < svc->watches->len; i++)
 		watch_drain_request(g_ptr_array_index(svc->watches, i));
 }
@@ -1827,6 +2273,7 @@ imap_stop(gpointer self)
 		g_source_remove(svc->reaper);
 	g_ptr_array_unref(svc->watches);
 	g_ptr_array_unref(svc->retired);
+	mr_config_unref(svc->cfg);
 	g_free(svc);
 }
 

@@ -63,7 +63,7 @@ MODES = {
     "login_no": False,            # LOGIN answered NO
     "huge_bodies": {},            # uid -> n: its body is a literal of n bytes ("x"),
                                   # streamed in 64 KB writes (body_bytes_sent)
-    "hang_body": frozenset(),     # UIDs: a whole-body fetch naming one is never
+    "hang_body": frozenset(),     # UIDs: a body fetch (whole or in parts) naming one is never
                                   # answered (srv.hung is set; the connection
                                   # waits for the client to go away)
     "on_store": None,             # hook(srv, uids) -> bytes to send before a
@@ -402,7 +402,7 @@ class Conn:
             uids = imap_uid_set(text, srv.msgs)
             srv.body_fetches.append((tuple(uids), (int(part.group(1)), int(part.group(2)))
                                      if part else None))
-            hang = part is None and any(u in srv.hang_body for u in uids)
+            hang = any(u in srv.hang_body for u in uids)
             huge = {u: srv.huge_bodies[u] for u in uids if u in srv.huge_bodies}
         if hang:
             srv.hung.set()
@@ -435,8 +435,10 @@ class Conn:
                 elif part:
                     start, count = int(part.group(1)), int(part.group(2))
                     srv.partials.append((u, start, count))
-                    raw = srv.msgs[u]
-                    chunk = raw[start:start + count]
+                    if u in huge:   # its part of the huge literal
+                        chunk = b"x" * max(0, min(count, huge[u] - start))
+                    else:
+                        chunk = srv.msgs[u][start:start + count]
                     lying = srv.partial_max is None or len(srv.partials) <= srv.partial_max
                     if srv.partial == "full" and lying:
                         chunk = (chunk + b"x" * count)[:count]
