@@ -27,9 +27,6 @@
 #include "mailroom/mr-writer.h"
 
 #define MR_EX_UNAVAILABLE 69
-/* How long a drain waits for open transactions before it closes them. */
-#define MR_DRAIN_SECONDS 30
-
 /* The services mailroomd runs, started in this order, stopped in the
  * reverse one. */
 static const MrServiceClass *const mr_daemon_services[] = {
@@ -162,7 +159,7 @@ on_terminate(gpointer data)
 		sd_notify(0, "STOPPING=1");
 	for (guint i = 0; i < d->n_running; i++)
 		d->running[i].klass->drain(d->running[i].self);
-	d->drain_deadline = g_get_monotonic_time() + MR_DRAIN_SECONDS * G_TIME_SPAN_SECOND;
+	d->drain_deadline = g_get_monotonic_time() + d->cfg->drain_timeout_s * G_TIME_SPAN_SECOND;
 	g_timeout_add(50, on_drain_check, d);
 	return G_SOURCE_CONTINUE;
 }
