@@ -139,6 +139,14 @@ on_drain_check(gpointer data)
 	if ((busy == 0 && pending == 0) || g_get_monotonic_time() >= d->drain_deadline) {
 		if (busy > 0)
 			g_warning("drain timed out: closing %u sessions", busy);
+		/* The stop is bounded (docs/daemon.md): the writer ends the batch
+		 * in hand and refuses the rest, so that stopping the services
+		 * (an IMAP thread waits for its answers) does not wait for it. */
+		if (pending > 0) {
+			g_warning("drain timed out: %u messages and units not yet stored get a "
+				  "temporary error", pending);
+			mr_writer_close(d->writer);
+		}
 		g_main_loop_quit(d->loop);
 		return G_SOURCE_REMOVE;
 	}
