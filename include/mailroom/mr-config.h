@@ -109,6 +109,7 @@ typedef struct {
 	gint64 spool_threshold;   /* limits.spool_threshold: bytes kept in memory */
 	gint64 max_bytes_in_flight; /* limits.max_bytes_in_flight: of spooled
 	                             messages being parsed and stored at once */
+	int drain_timeout_s;      /* limits.drain_timeout: SIGTERM's drain, seconds */
 	GPtrArray *imap;          /* MrImapMailbox*: the imap list */
 } MrConfig;
 

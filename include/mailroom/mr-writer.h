@@ -84,10 +84,19 @@ guint mr_writer_pending(MrWriter *writer);
 /* Returns the number of messages committed so far. */
 guint64 mr_writer_committed(MrWriter *writer);
 
-/* Finishes every submitted message, stops the threads and closes the
- * store.  Results still pending are dispatched to the context, so keep
- * iterating it until mr_writer_pending() is 0 before calling this.
- * NULL-safe. */
+/* Closes @writer for a stop whose time is up: the batch in hand (being
+ * applied or committed) ends as usual; everything else submitted, queued
+ * or later, is answered -- on its context, exactly once as always -- with
+ * MR_STORE_ERROR_BUSY, without being parsed: nothing of it is stored.
+ * Returns at once; idempotent. */
+void mr_writer_close(MrWriter *writer);
+
+/* Closes @writer (mr_writer_close()), waits for the batch in hand, stops
+ * the threads and closes the store; so it takes at most one batch (its
+ * apply, and the store's busy timeout for a lock), however deep the queue.
+ * The results are dispatched to the context and run here: to have every
+ * submitted message stored, iterate the context until
+ * mr_writer_pending() is 0 before calling this.  NULL-safe. */
 void mr_writer_free(MrWriter *writer);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrWriter, mr_writer_free)

@@ -43,6 +43,7 @@ static const struct {
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
 	{ "limits", { "max_errors", "max_connections_per_ip", "tls_handshake_timeout", NULL } },
 	{ "limits", { "max_tls_handshakes", "spool_threshold", "max_bytes_in_flight", NULL } },
+	{ "limits", { "drain_timeout", NULL } },
 	{ "tls", { "cert", "key", NULL } },
 	{ "ids", { "opportunity_prefix", "ticket_prefix", NULL } },
 	{ "parse", { "fallback_charsets", "max_mime_parts", "max_header_lines", "max_addresses" } },
@@ -354,6 +355,9 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!config_int(c, path, "limits.max_bytes_in_flight", 67108864, 1048576, G_MAXINT64,
 			&cfg->max_bytes_in_flight, error))
 		return FALSE;
+	if (!config_int(c, path, "limits.drain_timeout", 30, 1, 3600, &v, error))
+		return FALSE;
+	cfg->drain_timeout_s = (int)v;
 	if (!config_int(c, path, "store.batch_max", 256, 1, 10000, &v, error))
 		return FALSE;
 	cfg->batch_max = (int)v;

@@ -27,9 +27,6 @@
 #include "mailroom/mr-writer.h"
 
 #define MR_EX_UNAVAILABLE 69
-/* How long a drain waits for open transactions before it closes them. */
-#define MR_DRAIN_SECONDS 30
-
 /* The services mailroomd runs, started in this order, stopped in the
  * reverse one. */
 static const MrServiceClass *const mr_daemon_services[] = {
@@ -142,6 +139,14 @@ on_drain_check(gpointer data)
 	if ((busy == 0 && pending == 0) || g_get_monotonic_time() >= d->drain_deadline) {
 		if (busy > 0)
 			g_warning("drain timed out: closing %u sessions", busy);
+		/* The stop is bounded (docs/daemon.md): the writer ends the batch
+		 * in hand and refuses the rest, so that stopping the services
+		 * (an IMAP thread waits for its answers) does not wait for it. */
+		if (pending > 0) {
+			g_warning("drain timed out: %u messages and units not yet stored get a "
+				  "temporary error", pending);
+			mr_writer_close(d->writer);
+		}
 		g_main_loop_quit(d->loop);
 		return G_SOURCE_REMOVE;
 	}
@@ -162,7 +167,7 @@ on_terminate(gpointer data)
 		sd_notify(0, "STOPPING=1");
 	for (guint i = 0; i < d->n_running; i++)
 		d->running[i].klass->drain(d->running[i].self);
-	d->drain_deadline = g_get_monotonic_time() + MR_DRAIN_SECONDS * G_TIME_SPAN_SECOND;
+	d->drain_deadline = g_get_monotonic_time() + d->cfg->drain_timeout_s * G_TIME_SPAN_SECOND;
 	g_timeout_add(50, on_drain_check, d);
 	return G_SOURCE_CONTINUE;
 }

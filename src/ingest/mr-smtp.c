@@ -274,6 +274,18 @@ server_ip_remove(MrSmtpServer *server, const char *peer)
 		g_hash_table_replace(server->per_ip, g_strdup(peer), GUINT_TO_POINTER(n - 1));
 }
 
+/* Gives the session's connection slot back to the server, once. */
+static void
+session_release_slot(MrSmtpSession *s)
+{
+	if (s->server != NULL && g_hash_table_remove(s->server->sessions, s)) {
+		server_ip_remove(s->server, s->peer);
+		session_unref(s);
+	}
+}
+
+/* Closes the connection.  The session stays counted while its message
+ * waits for COMMIT; on_committed() releases it then. */
 static void
 session_close(MrSmtpSession *s)
 {
@@ -300,10 +312,12 @@ session_close(MrSmtpSession *s)
 	g_io_stream_close(s->io, NULL, NULL);
 	g_socket_shutdown(g_socket_connection_get_socket(s->conn), TRUE, TRUE, NULL);
 	g_socket_close(g_socket_connection_get_socket(s->conn), NULL);
-	if (s->server != NULL && g_hash_table_remove(s->server->sessions, s)) {
-		server_ip_remove(s->server, s->peer);
-		session_unref(s);
-	}
+	/* A message handed to the writer still holds its spool file and its
+	 * place in the queue: the session keeps its slot (global and per
+	 * address) until on_committed(), else a client that resets after its
+	 * final dot could queue messages without end (issue 20, item 17). */
+	if (s->state != MR_SMTP_STATE_COMMIT)
+		session_release_slot(s);
 }
 
 /* --- output ------------------------------------------------------------------- */
@@ -864,8 +878,20 @@ on_committed(const MrWriterResult *results, guint n, gpointer data)
 	guint ok = 0, temp = 0;
 	gint64 row = 0; /* the message, as stored for the first recipient that took it */
 
-	if (s->closed)
+	if (s->closed) {
+		/* The client went during COMMIT: nobody to answer; if it retries,
+		 * the retry is a duplicate and stored once.  Its slot was held
+		 * for the message until now. */
+		for (guint i = 0; i < n; i++)
+			ok += results[i].error == NULL;
+		if (ok > 0 && s->server != NULL)
+			s->server->accepted++;
+		session_log(s, G_LOG_LEVEL_INFO, "%s from=<%s> rcpts=%u size=%zu stored=%u client gone",
+			    ok > 0 ? "accepted" : "refused", s->mail_from, n, s->data_size, ok);
+		session_enter_state(s, MR_SMTP_STATE_QUIT);
+		session_release_slot(s);
 		return;
+	}
 	for (guint i = 0; i < n; i++) {
 		const GError *e = results[i].error;
 

@@ -16,7 +16,11 @@
  * messages never queue behind them; and the bytes of large messages
  * between the start of their parse and the end of their batch are held
  * under limits.max_bytes_in_flight (one message always goes), so that
- * many of them arriving at once do not all sit in memory together. */
+ * many of them arriving at once do not all sit in memory together.
+ *
+ * A stop is bounded: once closed (mr_writer_close(), mr_writer_free()),
+ * the writer ends the batch in hand, and answers everything else, queued
+ * or submitted later, with a temporary error without parsing it. */
 #define G_LOG_DOMAIN "mailroom-writer"
 
 #include <string.h>
@@ -38,6 +42,7 @@ struct _MrWriter {
 	GThread *thread;
 	gint pending;           /* submitted, not yet reported (atomic) */
 	gsize committed;        /* messages committed (atomic) */
+	gint closing;           /* mr_writer_close() was called (atomic) */
 };
 
 typedef struct {
@@ -158,18 +163,20 @@ batch_report(GPtrArray *batch)
 	g_ptr_array_unref(batch);
 }
 
-/* Parse pool: bytes to an item, then on to the writer. */
+/* Parse pool: bytes to an item, then on to the writer.  A closed writer
+ * refuses the job unparsed (writer_thread()). */
 static void
 parse_job(gpointer data, gpointer user_data)
 {
 	WriterJob *job = data;
 
-	job->item = mr_ingest_item_new(job->cfg, job->raw);
+	if (!g_atomic_int_get(&job->writer->closing))
+		job->item = mr_ingest_item_new(job->cfg, job->raw);
 	g_async_queue_push(job->writer->queue, job);
 }
 
 /* The large lane: waits until the message fits in the budget (or nothing
- * else is in flight), then parses it. */
+ * else is in flight, or the writer is closed), then parses it. */
 static void
 parse_large_job(gpointer data, gpointer user_data)
 {
@@ -178,7 +185,8 @@ parse_large_job(gpointer data, gpointer user_data)
 	guint64 budget = (guint64)job->cfg->max_bytes_in_flight;
 
 	g_mutex_lock(&writer->budget_lock);
-	while (writer->in_flight > 0 && writer->in_flight + job->large > budget)
+	while (!g_atomic_int_get(&writer->closing) && writer->in_flight > 0 &&
+	       writer->in_flight + job->large > budget)
 		g_cond_wait(&writer->budget_cond, &writer->budget_lock);
 	writer->in_flight += job->large;
 	g_mutex_unlock(&writer->budget_lock);
@@ -201,6 +209,17 @@ batch_fail(GPtrArray *batch, const GError *error)
 			if (job->results[i].error == NULL)
 				job->results[i].error = g_error_copy(error);
 	}
+}
+
+/* Answers every job of @batch with a temporary error: the writer is
+ * closed, nothing of them is stored (the messages may not even be parsed). */
+static void
+batch_refuse(GPtrArray *batch)
+{
+	g_autoptr(GError) error = g_error_new(MR_STORE_ERROR, MR_STORE_ERROR_BUSY,
+					      "the writer is stopping: not stored");
+
+	batch_fail(batch, error);
 }
 
 /* Forgets the results of @job: it is applied again. */
@@ -307,6 +326,12 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 	for (;;) {
 		if (left == 0)
 			return; /* every job failed with the transaction that ended */
+		if (left < batch->len && g_atomic_int_get(&writer->closing)) {
+			/* A stop is bounded: no new attempt (each may wait for a
+			 * lock again); the rest fails, unstored. */
+			batch_refuse(batch);
+			return;
+		}
 		if (!mr_store_begin(writer->store, &error)) {
 			batch_fail(batch, error);
 			return;
@@ -373,7 +398,12 @@ writer_thread(gpointer data)
 			g_ptr_array_unref(batch);
 			continue;
 		}
-		batch_apply(writer, batch);
+		/* Every job popped after mr_writer_close() -- among them all that
+		 * it left unparsed -- is in a batch that sees it closed here. */
+		if (g_atomic_int_get(&writer->closing))
+			batch_refuse(batch);
+		else
+			batch_apply(writer, batch);
 		/* The bytes and the parse are not needed for the answers. */
 		for (guint b = 0; b < batch->len; b++)
 			job_release(g_ptr_array_index(batch, b));
@@ -526,6 +556,23 @@ mr_writer_committed(MrWriter *writer)
 }
 
 void
+mr_writer_close(MrWriter *writer)
+{
+	g_return_if_fail(writer != NULL);
+
+	if (g_atomic_int_get(&writer->closing))
+		return;
+	g_debug("closing: %u submitted and not yet answered get a temporary error",
+		(guint)g_atomic_int_get(&writer->pending));
+	/* Under the budget's lock: a large job waiting for the budget wakes
+	 * and goes on, unparsed. */
+	g_mutex_lock(&writer->budget_lock);
+	g_atomic_int_set(&writer->closing, TRUE);
+	g_cond_broadcast(&writer->budget_cond);
+	g_mutex_unlock(&writer->budget_lock);
+}
+
+void
 mr_writer_free(MrWriter *writer)
 {
 	if (writer == NULL)
@@ -533,6 +580,8 @@ mr_writer_free(MrWriter *writer)
 	if (writer->thread != NULL) {
 		WriterJob *stop = g_new0(WriterJob, 1);
 
+		/* Bounded: the batch in hand, then answers without a store. */
+		mr_writer_close(writer);
 		/* Every parse lands in the queue before the sentinel; the
 		 * large lane's budget is given back by the writer thread. */
 		g_thread_pool_free(g_steal_pointer(&writer->parse_pool), FALSE, TRUE);

@@ -59,6 +59,7 @@ test_good(void)
 	g_assert_cmpstr(cfg->spool_directory, ==, "/tmp/spool");
 	g_assert_cmpint(cfg->spool_threshold, ==, 1048576);
 	g_assert_cmpint(cfg->max_bytes_in_flight, ==, 67108864);
+	g_assert_cmpint(cfg->drain_timeout_s, ==, 30);
 
 	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
 	g_assert_nonnull(a);

@@ -232,6 +232,86 @@ test_mixed(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(mr_writer_committed(f->writer), ==, 10);
 }
 
+/* A unit that holds the writer in its batch until released. */
+typedef struct {
+	GMutex lock;
+	GCond cond;
+	gboolean started, released;
+} Gate;
+
+static gboolean
+gate_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
+{
+	Gate *g = data;
+
+	g_mutex_lock(&g->lock);
+	g->started = TRUE;
+	g_cond_broadcast(&g->cond);
+	while (!g->released)
+		g_cond_wait(&g->cond, &g->lock);
+	g_mutex_unlock(&g->lock);
+	return mr_store_user_add(store, "gate@acme.test", NULL, error) != 0;
+}
+
+/* mr_writer_close(): the batch in hand commits; what is queued behind it,
+ * small and large (past the spool threshold), messages and units, and
+ * what comes after, is answered MR_STORE_ERROR_BUSY and not stored. */
+static void
+test_close(Fixture *f, gconstpointer data)
+{
+	Gate gate = { 0 };
+	Answer first = { 0 }, queued = { 0 }, later = { 0 };
+	MessageCount mc = { 0 };
+	g_autoptr(GPtrArray) rcpts = g_ptr_array_new();
+	g_autoptr(GString) big = g_string_new("From: big@customer.test\r\nSubject: big\r\n\r\n");
+
+	g_mutex_init(&gate.lock);
+	g_cond_init(&gate.cond);
+	g_ptr_array_add(rcpts, (gpointer) "crm@acme.test");
+	while (big->len <= (gsize)f->cfg->spool_threshold)
+		g_string_append(big, "0123456789012345678901234567890123456789012345678901234567890123456789\r\n");
+	mr_writer_run(f->writer, f->cfg, gate_work, &gate, NULL, f->context, answered, &first);
+	g_mutex_lock(&gate.lock);
+	while (!gate.started)
+		g_cond_wait(&gate.cond, &gate.lock);
+	g_mutex_unlock(&gate.lock);
+	for (guint i = 0; i < 5; i++) {
+		g_autofree char *text = g_strdup_printf(
+			"From: c%u@customer.test\r\nSubject: q%u\r\n\r\nHi.\r\n", i, i);
+		g_autoptr(GBytes) raw = g_bytes_new(text, strlen(text));
+
+		mr_writer_submit(f->writer, f->cfg, raw, NULL, rcpts, message_done, &mc);
+	}
+	{
+		g_autoptr(GBytes) raw = g_bytes_new(big->str, big->len);
+
+		mr_writer_submit(f->writer, f->cfg, raw, NULL, rcpts, message_done, &mc);
+	}
+	mr_writer_run(f->writer, f->cfg, add_user, (gpointer) "queued@acme.test", NULL, f->context,
+		      answered, &queued);
+	mr_writer_close(f->writer);
+	mr_writer_close(f->writer); /* idempotent */
+	mr_writer_run(f->writer, f->cfg, add_user, (gpointer) "later@acme.test", NULL, f->context,
+		      answered, &later);
+	g_mutex_lock(&gate.lock);
+	gate.released = TRUE;
+	g_cond_broadcast(&gate.cond);
+	g_mutex_unlock(&gate.lock);
+	while (mr_writer_pending(f->writer) > 0)
+		g_main_context_iteration(f->context, TRUE);
+	g_assert_no_error(first.error);
+	g_assert_cmpuint(mc.n, ==, 6);
+	g_assert_cmpuint(mc.ok, ==, 0);
+	g_assert_error(queued.error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY);
+	g_assert_error(later.error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY);
+	g_clear_error(&queued.error);
+	g_clear_error(&later.error);
+	g_assert_cmpint(count_users(f), ==, 1); /* the gate's */
+	g_assert_cmpuint(mr_writer_committed(f->writer), ==, 0);
+	g_mutex_clear(&gate.lock);
+	g_cond_clear(&gate.cond);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -241,5 +321,6 @@ main(int argc, char **argv)
 	ADD("/mailroom/ingest/writer/sync", test_sync);
 	ADD("/mailroom/ingest/writer/no-context", test_no_context);
 	ADD("/mailroom/ingest/writer/mixed", test_mixed);
+	ADD("/mailroom/ingest/writer/close", test_close);
 	return g_test_run();
 }
