@@ -36,8 +36,9 @@ t = Tap()
 section = t.section
 
 e = Env()
-d = Daemon("store = { query_timeout = %d; busy_timeout = 10000; };\n" % TIMEOUT,
-           env=e, debug=True)
+# batch_window: messages sent together share a batch (a group commit).
+d = Daemon("store = { query_timeout = %d; busy_timeout = 10000; batch_window = 300; };\n"
+           % TIMEOUT, env=e, debug=True)
 dbname = e.db.rsplit("/", 1)[1]
 stopped = []
 
@@ -173,6 +174,46 @@ try:
         line = d.wait_for("whose COMMIT had no answer", 5, mark)
         t.ok(line is not None and ("committed" if n else "aborted") in line,
              "the reconnect logs what became of it", d.log(mark)[-2000:])
+
+    # The whole server stopped (the postmaster too): a batch of two fails
+    # at once, not once per message; a reconnect waits no longer either.
+    with section("the whole server stopped"):
+        pids = backends()
+        mark = d.mark()
+        results = {}
+
+        def client3(subject):
+            try:
+                results[subject] = send(subject)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                results[subject] = ((None, repr(exc)), 99)
+
+        stop(pids + [pg_cluster().pid])
+        try:
+            ths = [threading.Thread(target=client3, args=(x,), daemon=True)
+                   for x in ("batch-one", "batch-two")]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join(TIMEOUT + 15)
+            t.eq([results.get(x, ((None,), 0))[0][0] for x in ("batch-one", "batch-two")],
+                 [451, 451], "both messages of the batch: 451")
+            took = max(results.get(x, ((None,), 99))[1] for x in ("batch-one", "batch-two"))
+            t.ok(took < TIMEOUT + SLACK, "both within about store.query_timeout (%.1f s)" % took)
+            t.ok(d.wait_for("failing the batch", 5, mark) is not None,
+                 "the log says the batch failed at once", d.log(mark)[-2000:])
+            mark = d.mark()
+            (code, text), took = send("batch-three")
+            t.eq(code, 451, "the next message, whose reconnect has no answer: 451")
+            t.ok(took < TIMEOUT + SLACK, "within about store.query_timeout (%.1f s)" % took)
+            t.ok(d.wait_for("connecting: no answer", 5, mark) is not None,
+                 "the log says so", d.log(mark)[-2000:])
+        finally:
+            cont()
+        (code, text), _ = send("batch-four")
+        t.eq(code, 250, "once the server goes on, a message is stored: " + text)
+        t.eq(count("SELECT count(*) FROM message WHERE subject LIKE 'batch-%'"), 1,
+             "only that one")
 
     with section("SIGTERM while the backend is stopped"):
         pids = backends()
