@@ -14,8 +14,14 @@
 #    the message may then be stored -- when the backend resumes and
 #    finishes the COMMIT -- and its retry is stored once (content key); the
 #    reconnect logs what became of that transaction;
+#  - the whole server stopped (the postmaster too): a batch of two
+#    messages gets 451 at once, not once per message, and so does the
+#    next message, whose reconnect has no answer; once the server goes
+#    on, the next one is stored;
 #  - SIGTERM while the backend is stopped: mailroomd exits within about
 #    the bound.
+# On the code before store.query_timeout, the first message got no answer
+# at all (the client's 15 s ran out) and SIGTERM did not end mailroomd.
 import os
 import signal
 import sys
