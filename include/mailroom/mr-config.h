@@ -88,6 +88,8 @@ typedef struct {
 	int busy_timeout_ms;      /* store.busy_timeout */
 	int batch_max;            /* store.batch_max: messages per group commit */
 	int batch_window_ms;      /* store.batch_window: wait for more, ms */
+	int query_timeout_s;      /* store.query_timeout: the longest wait for
+	                             PostgreSQL, seconds */
 
 	/* mailroomd */
 	char *hostname;           /* in greetings; default: the host name */

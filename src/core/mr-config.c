@@ -50,6 +50,7 @@ static const struct {
 	{ "parse", { "max_references", "max_header_size", NULL } },
 	{ "route", { "max_parties", "max_subject_scan", NULL } },
 	{ "store", { "synchronous", "busy_timeout", "batch_max", "batch_window" } },
+	{ "store", { "query_timeout", NULL } },
 	{ "addresses", { "address", "role", NULL } },
 	{ "imap", { "name", "host", "port", "tls" } },
 	{ "imap", { "user", "auth", "password_file", "password_env" } },
@@ -364,6 +365,9 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!config_int(c, path, "store.batch_window", 0, 0, 1000, &v, error))
 		return FALSE;
 	cfg->batch_window_ms = (int)v;
+	if (!config_int(c, path, "store.query_timeout", 30, 1, 3600, &v, error))
+		return FALSE;
+	cfg->query_timeout_s = (int)v;
 	return TRUE;
 }
 

@@ -308,12 +308,26 @@ batch_stored(GPtrArray *batch)
 	return stored;
 }
 
+/* Returns: (nullable): the error of @job, the first of its recipients'. */
+static const GError *
+job_error(WriterJob *job)
+{
+	for (guint i = 0; job->work == NULL && i < job->recipients->len; i++)
+		if (job->results[i].error != NULL)
+			return job->results[i].error;
+	return job->work_error;
+}
+
 /* Stores @batch in one transaction and sets every result.  When the
  * database rolls the transaction back on its own in the middle (a full
  * disk: SQLITE_FULL), what was applied is gone: the message that hit the
  * error fails, and the rest of the batch is applied again, as a whole, in
  * a new transaction -- never statement by statement in autocommit mode,
- * which would store messages that are then answered 451. */
+ * which would store messages that are then answered 451.  When it ended
+ * busy (a PostgreSQL connection lost, or dropped after
+ * store.query_timeout; its lock not had at BEGIN), the cause is not the
+ * message's, and would cost each message of the batch its wait again:
+ * the whole batch fails at once, and the next one starts afresh. */
 static void
 batch_apply(MrWriter *writer, GPtrArray *batch)
 {
@@ -344,7 +358,17 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 			g_autoptr(GError) gone = g_error_new(MR_STORE_ERROR, MR_STORE_ERROR_FAILED,
 							     "the database rolled the transaction back");
 			g_autoptr(GPtrArray) one = g_ptr_array_new();
+			const GError *cause = job_error(job);
 
+			if (g_error_matches(cause, MR_STORE_ERROR, MR_STORE_ERROR_BUSY)) {
+				g_autoptr(GError) all = g_error_copy(cause);
+
+				g_warning("batch of %u: the database ended the transaction at "
+					  "message %d: %s; failing the batch",
+					  batch->len, culprit + 1, all->message);
+				batch_fail(batch, all);
+				return;
+			}
 			g_warning("batch of %u: the database ended the transaction at message %d; "
 				  "applying the others again", batch->len, culprit + 1);
 			lost[culprit] = TRUE;

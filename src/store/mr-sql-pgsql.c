@@ -2,8 +2,9 @@
  *
  * Store stage.  The only file that includes <libpq-fe.h>.  One libpq
  * connection per MrStore, used by one thread.  Statements are prepared on
- * the server (PQprepare) at their first use and run with PQexecPrepared: text parameters, a
- * blob as a binary parameter (no escaping), text results.  The store's
+ * the server (PQsendPrepare) at their first use and run with
+ * PQsendQueryPrepared: text parameters, a blob as a binary parameter (no
+ * escaping), text results.  The store's
  * portable SQL is adapted here, in one place: ?N parameters become $N and
  * group_concat() becomes string_agg().  A lost connection is a temporary
  * error; the next transaction reconnects and prepares again.
@@ -23,9 +24,24 @@
  * after it are skipped by the server, as if the caller had stopped there;
  * an error at or before a release that waits is that release's failure
  * (released), and then the savepoint it would have released is still
- * there, the innermost. */
+ * there, the innermost.
+ *
+ * A server that stops answering (a stopped backend, a network black
+ * hole) is seen by a deadline of the client's own: the connection is
+ * non-blocking, and every wait for the server -- a result, the rest of a
+ * send, a reconnect -- polls its socket for at most store.query_timeout
+ * (pg_wait).  Past it the connection is dropped (the backend rolls back
+ * what has no COMMIT when it finds it closed), the statement fails as
+ * busy, and the next transaction reconnects.  A COMMIT without an answer
+ * may have gone through: that is logged, and after the reconnect, what
+ * became of the transaction (txid_status).  Keepalives and
+ * tcp_user_timeout find a dead peer sooner where TCP can (they cannot see
+ * a stopped backend, whose kernel acknowledges everything), and
+ * statement_timeout ends on the server what the client gave up on. */
 #define G_LOG_DOMAIN "mailroom-store"
 
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
 
 #include <libpq-fe.h>
@@ -57,6 +73,7 @@ typedef struct _PgStmt PgStmt;
 typedef struct {
 	char *what;     /* its SQL text (owned), for its error message */
 	PgStmt *reader; /* (nullable) sent ahead: its rows go there */
+	gboolean txid;  /* BEGIN's lock: its second column is the txid */
 } PgQueued;
 
 /* The release sent by release_later. */
@@ -82,6 +99,12 @@ typedef struct {
 	 * is aborted"), so that the caller sees and classifies the cause --
 	 * a constraint, a deadlock -- wherever it surfaces. */
 	GError *cause;
+	char **keys, **values; /* the connection's parameters, for reconnects */
+	gint64 timeout_us;     /* store.query_timeout: the longest wait */
+	gboolean unbounded;    /* a migration: its transaction waits as long as it takes */
+	gboolean committing;   /* COMMIT sent, its answer not had */
+	char *txid;            /* (nullable) the open transaction's, from BEGIN's lock */
+	char *unknown_txid;    /* (nullable) one whose COMMIT had no answer */
 } PgConn;
 
 struct _PgStmt {
@@ -117,6 +140,11 @@ pg_error(PgConn *conn, const PGresult *res, const char *what, GError **error)
 
 	if (state != NULL && strcmp(state, "25P02") == 0 && conn->cause != NULL) {
 		g_propagate_error(error, g_error_copy(conn->cause));
+		return;
+	}
+	if (conn->pg == NULL) {
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY,
+			    "%s: not connected (the connection was dropped)", what);
 		return;
 	}
 	msg = g_strdup(res != NULL && *PQresultErrorMessage(res) != '\0' ? PQresultErrorMessage(res)
@@ -158,6 +186,197 @@ pg_clear_later(PgConn *conn)
 	conn->later = PG_LATER_NONE;
 	g_clear_error(&conn->later_error);
 	conn->begin_queued = FALSE;
+	conn->unbounded = FALSE;
+	conn->committing = FALSE;
+	g_clear_pointer(&conn->txid, g_free);
+}
+
+/* Returns: (transfer full): @sql cut to its start on one line, to name a
+ * statement in a log line. */
+static char *
+pg_brief(const char *sql)
+{
+	g_autofree char *one = g_strndup(sql, 72);
+
+	g_strdelimit(one, "\t\r\n", ' ');
+	return strlen(sql) > 72 ? g_strconcat(one, "...", NULL) : g_steal_pointer(&one);
+}
+
+/* The deadline passed while waiting for @what: drops the connection, so
+ * that the server rolls back what it has not committed when it finds it
+ * closed, and sets @error (busy), which the statements after it report
+ * too until the next transaction reconnects.  A COMMIT sent may have
+ * gone through: its transaction is asked about after the reconnect. */
+static void
+pg_drop(PgConn *conn, const char *what, GError **error)
+{
+	int s = (int)(conn->timeout_us / G_USEC_PER_SEC);
+	g_autofree char *brief = pg_brief(what);
+	GError *local;
+
+	if (conn->committing) {
+		local = g_error_new(MR_STORE_ERROR, MR_STORE_ERROR_BUSY,
+				    "COMMIT: no answer from the database in %d s (first unanswered: %s);"
+				    " whether transaction %s committed is not known",
+				    s, brief, conn->txid != NULL ? conn->txid : "(unknown)");
+		g_free(conn->unknown_txid);
+		conn->unknown_txid = g_strdup(conn->txid);
+	} else {
+		local = g_error_new(MR_STORE_ERROR, MR_STORE_ERROR_BUSY,
+				    "%s: no answer from the database in %d s", brief, s);
+	}
+	g_warning("%s; dropping the connection", local->message);
+	g_clear_pointer(&conn->pg, PQfinish);
+	g_array_set_size(conn->queued, 0);
+	pg_clear_later(conn);
+	g_clear_error(&conn->cause);
+	conn->cause = g_error_copy(local);
+	g_propagate_error(error, local);
+}
+
+/* Waits until libpq has sent what it holds and the next result of @what
+ * (or the end of its results) can be had without blocking -- for at most
+ * store.query_timeout (without end in a migration).  Returns FALSE with
+ * @error when the deadline passed: the connection is dropped then.  A
+ * broken connection returns TRUE: libpq reports it without waiting. */
+static gboolean
+pg_wait(PgConn *conn, const char *what, GError **error)
+{
+	gint64 deadline = conn->unbounded ? -1 : g_get_monotonic_time() + conn->timeout_us;
+
+	if (conn->pg == NULL) {
+		pg_error(conn, NULL, what, error);
+		return FALSE;
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = PQsocket(conn->pg), .events = POLLIN };
+		int flushed = PQflush(conn->pg);
+		gint64 now;
+		int n;
+
+		if (flushed == 0 && !PQisBusy(conn->pg))
+			return TRUE;
+		/* Reads what is there, TLS records included, which the socket
+		 * may no longer show; a failure makes the connection bad. */
+		if (flushed >= 0)
+			PQconsumeInput(conn->pg);
+		if (flushed < 0 || pfd.fd < 0 || PQstatus(conn->pg) != CONNECTION_OK)
+			return TRUE;
+		if (flushed == 0 && !PQisBusy(conn->pg))
+			return TRUE;
+		if (flushed > 0)
+			pfd.events |= POLLOUT;
+		now = g_get_monotonic_time();
+		if (deadline >= 0 && now >= deadline) {
+			pg_drop(conn, what, error);
+			return FALSE;
+		}
+		n = poll(&pfd, 1, deadline < 0 ? -1 : (int)((deadline - now + 999) / 1000));
+		if (n < 0 && errno != EINTR) {
+			pg_drop(conn, what, error);
+			return FALSE;
+		}
+	}
+}
+
+/* Collects the results of the statement (or script) sent last, outside
+ * the pipeline, as PQexec would: the last one, or the error.  Returns
+ * FALSE with @error when the server did not answer in time. */
+static gboolean
+pg_collect(PgConn *conn, const char *what, PGresult **out, GError **error)
+{
+	PGresult *res;
+
+	*out = NULL;
+	for (;;) {
+		if (!pg_wait(conn, what, error)) {
+			g_clear_pointer(out, PQclear);
+			return FALSE;
+		}
+		res = PQgetResult(conn->pg);
+		if (res == NULL)
+			return TRUE;
+		if (*out != NULL && PQresultStatus(*out) == PGRES_FATAL_ERROR) {
+			PQclear(res);
+		} else {
+			PQclear(*out);
+			*out = res;
+		}
+	}
+}
+
+/* The answer to @what, which the caller has just sent outside the
+ * pipeline (@sent: what the PQsend function returned).  Returns: (transfer
+ * full) (nullable): the result, or NULL with @error. */
+static PGresult *
+pg_result(PgConn *conn, const char *what, int sent, GError **error)
+{
+	PGresult *res = NULL;
+	ExecStatusType st;
+
+	if (!sent) {
+		pg_error(conn, NULL, what, error);
+		return NULL;
+	}
+	if (!pg_collect(conn, what, &res, error))
+		return NULL;
+	st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		pg_error(conn, res, what, error);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Runs @sql (one or more statements without parameters) outside the
+ * pipeline.  Returns: (transfer full) (nullable): the last result, or
+ * NULL with @error. */
+static PGresult *
+pg_run(PgConn *conn, const char *sql, GError **error)
+{
+	return pg_result(conn, sql, conn->pg != NULL && PQsendQuery(conn->pg, sql), error);
+}
+
+/* Connects with the parameters of @conn, in at most store.query_timeout
+ * (PQconnectPoll leaves connect_timeout to its caller), replacing the
+ * connection it had.  Returns FALSE with @error (busy). */
+static gboolean
+pg_connect(PgConn *conn, GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() + conn->timeout_us;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	PGconn *pg = PQconnectStartParams((const char *const *)conn->keys,
+					  (const char *const *)conn->values, 1);
+
+	while (PQstatus(pg) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+	       st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = { .fd = PQsocket(pg),
+				      .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+		gint64 now = g_get_monotonic_time();
+		int n;
+
+		if (now >= deadline) {
+			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY,
+				    "connecting: no answer from the database in %d s",
+				    (int)(conn->timeout_us / G_USEC_PER_SEC));
+			PQfinish(pg);
+			return FALSE;
+		}
+		n = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
+		if (n > 0 || (n < 0 && errno != EINTR))
+			st = PQconnectPoll(pg);
+	}
+	if (PQstatus(pg) != CONNECTION_OK || PQsetnonblocking(pg, 1) != 0) {
+		g_autofree char *msg = g_strdup(PQerrorMessage(pg));
+
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY, "%s", g_strstrip(msg));
+		PQfinish(pg);
+		return FALSE;
+	}
+	PQfinish(conn->pg);
+	conn->pg = pg;
+	return TRUE;
 }
 
 /* Session settings that a server may not know (before PostgreSQL 14, or
@@ -169,40 +388,79 @@ pg_clear_later(PgConn *conn)
 static void
 pg_session_init(PgConn *conn)
 {
-	PQclear(PQexec(conn->pg, "SELECT set_config('default_toast_compression', 'lz4', false)"
-				 " FROM pg_settings WHERE name = 'default_toast_compression'"
-				 " AND 'lz4' = ANY (enumvals)"));
+	PQclear(pg_run(conn, "SELECT set_config('default_toast_compression', 'lz4', false)"
+			     " FROM pg_settings WHERE name = 'default_toast_compression'"
+			     " AND 'lz4' = ANY (enumvals)",
+		       NULL));
 }
 
-/* Reconnects a broken connection.  Returns FALSE with @error. */
+static char *pg_value(PgConn *conn, const char *sql, GError **error);
+
+/* After a reconnect: logs what became of the transaction whose COMMIT
+ * had no answer (on PostgreSQL 10 and later; best effort).  "in
+ * progress" means that its old backend has not finished it yet. */
+static void
+pg_log_unknown(PgConn *conn)
+{
+	g_autofree char *txid = g_steal_pointer(&conn->unknown_txid);
+	g_autofree char *sql = NULL;
+	g_autofree char *status = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (txid == NULL || txid[strspn(txid, "0123456789")] != '\0')
+		return;
+	sql = g_strdup_printf("SELECT txid_status(%s)", txid);
+	status = pg_value(conn, sql, &error);
+	g_message("transaction %s, whose COMMIT had no answer: %s", txid,
+		  status == NULL ? error->message : *status == '\0' ? "not known" : status);
+}
+
+/* Reconnects a broken (or dropped) connection.  Returns FALSE with
+ * @error. */
 static gboolean
 pg_ensure(PgConn *conn, GError **error)
 {
-	if (PQstatus(conn->pg) == CONNECTION_OK)
+	if (conn->pg != NULL && PQstatus(conn->pg) == CONNECTION_OK)
 		return TRUE;
-	g_array_set_size(conn->queued, 0); /* PQreset leaves pipeline mode */
+	g_array_set_size(conn->queued, 0); /* a new connection is out of pipeline mode */
 	pg_clear_cause(conn);
 	pg_clear_later(conn);
-	PQreset(conn->pg);
-	if (PQstatus(conn->pg) != CONNECTION_OK) {
-		pg_error(conn, NULL, "reconnect", error);
+	if (!pg_connect(conn, error)) {
+		g_prefix_error(error, "reconnect: ");
 		return FALSE;
 	}
 	conn->generation++;
 	pg_session_init(conn);
+	if (conn->pg == NULL) {
+		pg_error(conn, NULL, "reconnect", error);
+		return FALSE;
+	}
 	g_message("reconnected to the database");
+	pg_log_unknown(conn);
 	return TRUE;
 }
 
 /* Reads the results of one statement of the pipeline: keeps the first
- * error in @first, and the result in @keep (nullable) when it succeeded. */
-static void
+ * error in @first, and the result in @keep (nullable) when it succeeded.
+ * Returns FALSE when the server did not answer in time (the connection
+ * is dropped; @first has the error unless it had one). */
+static gboolean
 pg_pipeline_result(PgConn *conn, const char *what, PGresult **keep, GError **first)
 {
-	PGresult *res;
+	for (;;) {
+		g_autoptr(GError) late = NULL;
+		PGresult *res;
+		ExecStatusType status;
 
-	while ((res = PQgetResult(conn->pg)) != NULL) {
-		ExecStatusType status = PQresultStatus(res);
+		if (!pg_wait(conn, what, &late)) {
+			if (*first == NULL)
+				*first = g_steal_pointer(&late);
+			return FALSE;
+		}
+		res = PQgetResult(conn->pg);
+		if (res == NULL)
+			return TRUE;
+		status = PQresultStatus(res);
 
 		if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR ||
 		    status == PGRES_BAD_RESPONSE) {
@@ -221,6 +479,23 @@ pg_pipeline_result(PgConn *conn, const char *what, PGresult **keep, GError **fir
 	}
 }
 
+/* The result of BEGIN's lock, in the pipeline: keeps the transaction's
+ * id. */
+static gboolean
+pg_pipeline_txid(PgConn *conn, const char *what, GError **first)
+{
+	PGresult *res = NULL;
+	gboolean alive = pg_pipeline_result(conn, what, &res, first);
+
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 &&
+	    PQnfields(res) > 1) {
+		g_free(conn->txid);
+		conn->txid = g_strdup(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return alive;
+}
+
 /* Ends the pipeline: a sync, then the results of every statement sent
  * since the last one, in order, and last of @what (nullable: a statement
  * sent after them by the caller, who wants its result in @keep).
@@ -230,6 +505,7 @@ pg_pipeline_sync(PgConn *conn, const char *what, PGresult **keep, GError **error
 {
 	g_autoptr(GError) first = NULL;
 	guint first_at = 0; /* the index in queued of the first error */
+	gboolean alive = TRUE; /* FALSE: no answer in time, the connection is gone */
 	PGresult *res;
 
 	if (PQpipelineStatus(conn->pg) == PQ_PIPELINE_OFF)
@@ -237,26 +513,33 @@ pg_pipeline_sync(PgConn *conn, const char *what, PGresult **keep, GError **error
 	if (!PQpipelineSync(conn->pg)) {
 		pg_error(conn, NULL, "pipeline sync", &first);
 	} else {
-		for (guint i = 0; i < conn->queued->len; i++) {
+		for (guint i = 0; alive && i < conn->queued->len; i++) {
 			PgQueued *q = &g_array_index(conn->queued, PgQueued, i);
 
 			if (first == NULL)
 				first_at = i;
-			pg_pipeline_result(conn, q->what, q->reader != NULL ? &q->reader->res : NULL,
-					   &first);
+			if (q->txid)
+				alive = pg_pipeline_txid(conn, q->what, &first);
+			else
+				alive = pg_pipeline_result(
+					conn, q->what, q->reader != NULL ? &q->reader->res : NULL,
+					&first);
 		}
 		if (first == NULL)
 			first_at = conn->queued->len;
-		if (what != NULL)
-			pg_pipeline_result(conn, what, keep, &first);
+		if (alive && what != NULL)
+			alive = pg_pipeline_result(conn, what, keep, &first);
 		/* The sync's own result; none when the connection broke. */
-		res = PQgetResult(conn->pg);
-		if (res != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC && first == NULL)
-			pg_error(conn, res, "pipeline sync", &first);
-		PQclear(res);
+		if (alive && pg_wait(conn, "pipeline sync", first == NULL ? &first : NULL)) {
+			res = PQgetResult(conn->pg);
+			if (res != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC &&
+			    first == NULL)
+				pg_error(conn, res, "pipeline sync", &first);
+			PQclear(res);
+		}
 	}
 	g_array_set_size(conn->queued, 0);
-	if (!PQexitPipelineMode(conn->pg) && first == NULL)
+	if (conn->pg != NULL && !PQexitPipelineMode(conn->pg) && first == NULL)
 		pg_error(conn, NULL, "pipeline", &first);
 	if (first == NULL && (PQstatus(conn->pg) != CONNECTION_OK ||
 			      (keep != NULL && *keep == NULL)))
@@ -276,7 +559,7 @@ pg_pipeline_sync(PgConn *conn, const char *what, PGresult **keep, GError **error
 		conn->begin_queued = FALSE;
 		if (first != NULL && first_at <= conn->begin_at &&
 		    PQstatus(conn->pg) == CONNECTION_OK)
-			PQclear(PQexec(conn->pg, "ROLLBACK"));
+			PQclear(pg_run(conn, "ROLLBACK", NULL));
 	}
 	if (first != NULL) {
 		if (keep != NULL)
@@ -327,7 +610,7 @@ pg_queue_holds(PgConn *conn, PgStmt *s)
 static void
 pg_queue_add(PgConn *conn, const char *what, PgStmt *reader)
 {
-	PgQueued q = { g_strdup(what), reader };
+	PgQueued q = { g_strdup(what), reader, FALSE };
 
 	g_array_append_val(conn->queued, q);
 }
@@ -351,26 +634,21 @@ pg_exec(MrSqlConn *c, const char *script, GError **error)
 {
 	PgConn *conn = CONN(c);
 	PGresult *res;
-	ExecStatusType st;
-	gboolean ok;
 
 	if (!pg_settle(conn, error))
 		return FALSE;
-	res = PQexec(conn->pg, script);
-	st = PQresultStatus(res);
-	ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-	if (!ok)
-		pg_error(conn, res, script, error);
+	res = pg_run(conn, script, error);
 	PQclear(res);
-	return ok;
+	return res != NULL;
 }
 
 static gboolean
 pg_begin(MrSqlConn *c, GError **error)
 {
 	PgConn *conn = CONN(c);
-	g_autofree char *lock = g_strdup_printf("SELECT pg_advisory_xact_lock_shared(%lld)",
-						(long long)PG_WRITERS_LOCK);
+	/* With the transaction's id, to ask after a COMMIT without answer. */
+	g_autofree char *lock = g_strdup_printf(
+		"SELECT pg_advisory_xact_lock_shared(%lld), txid_current()", (long long)PG_WRITERS_LOCK);
 
 	if (PQtransactionStatus(conn->pg) == PQTRANS_UNKNOWN && !pg_ensure(conn, error))
 		return FALSE;
@@ -385,6 +663,7 @@ pg_begin(MrSqlConn *c, GError **error)
 	}
 	conn->begin_queued = TRUE;
 	conn->begin_at = conn->queued->len - 1;
+	g_array_index(conn->queued, PgQueued, conn->begin_at).txid = TRUE;
 	return TRUE;
 }
 
@@ -393,24 +672,38 @@ pg_commit(MrSqlConn *c, GError **error)
 {
 	PgConn *conn = CONN(c);
 	PGresult *res = NULL;
-	gboolean ok;
+	gboolean sent, ok;
 
+	/* From the send until its answer, a deadline leaves the outcome
+	 * unknown (pg_drop). */
+	conn->committing = TRUE;
 	if (conn->queued->len > 0) {
 		/* One round trip for COMMIT and what waits before it.  When one
 		 * of those fails, the server skips the COMMIT: the transaction
 		 * stays open, aborted, for the caller to undo (to a savepoint,
 		 * see released(), or all of it). */
-		if (!pg_pipeline_enter(conn, error))
-			return FALSE;
-		if (!PQsendQueryParams(conn->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) {
+		sent = pg_pipeline_enter(conn, error);
+		if (sent && !PQsendQueryParams(conn->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) {
 			pg_error(conn, NULL, "COMMIT", error);
+			sent = FALSE;
+		}
+		if (!sent || !pg_pipeline_sync(conn, "COMMIT", &res, error)) {
+			conn->committing = FALSE;
 			return FALSE;
 		}
-		if (!pg_pipeline_sync(conn, "COMMIT", &res, error))
-			return FALSE;
 	} else {
-		res = PQexec(conn->pg, "COMMIT");
+		sent = conn->pg != NULL && PQsendQuery(conn->pg, "COMMIT");
+		if (!sent)
+			pg_error(conn, NULL, "COMMIT", error);
+		else if (pg_collect(conn, "COMMIT", &res, error) && res == NULL)
+			pg_error(conn, NULL, "COMMIT", error);
+		if (res == NULL) {
+			pg_clear_cause(conn);
+			pg_clear_later(conn);
+			return FALSE;
+		}
 	}
+	conn->committing = FALSE;
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	/* COMMIT of a transaction that failed answers "ROLLBACK". */
 	if (ok && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -533,9 +826,13 @@ pg_rollback_to(MrSqlConn *c, const char *name, GError **error)
 static gboolean
 pg_lock_schema(MrSqlConn *c, GError **error)
 {
-	g_autofree char *sql =
-		g_strdup_printf("SELECT pg_advisory_xact_lock(%lld)", (long long)PG_SCHEMA_LOCK);
+	/* A migration takes as long as it takes: no statement_timeout, no
+	 * deadline, until its transaction ends. */
+	g_autofree char *sql = g_strdup_printf(
+		"SET LOCAL statement_timeout = 0; SELECT pg_advisory_xact_lock(%lld)",
+		(long long)PG_SCHEMA_LOCK);
 
+	CONN(c)->unbounded = TRUE;
 	return pg_exec(c, sql, error);
 }
 
@@ -549,7 +846,9 @@ pg_value(PgConn *conn, const char *sql, GError **error)
 
 	if (!pg_settle(conn, error))
 		return NULL;
-	res = PQexec(conn->pg, sql);
+	res = pg_run(conn, sql, error);
+	if (res == NULL)
+		return NULL;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		pg_error(conn, res, sql, error);
 	else
@@ -656,20 +955,20 @@ pg_stmt_ensure(PgStmt *s, GError **error)
 {
 	PgConn *conn = CONN(s->base.conn);
 	PGresult *res;
-	gboolean ok;
 
 	if (s->generation == conn->generation)
 		return TRUE;
 	if (!pg_settle(conn, error))
 		return FALSE;
-	res = PQprepare(conn->pg, s->name, s->sql, s->nparams, s->types);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
-		pg_error(conn, res, s->sql, error);
-	else
-		s->generation = conn->generation;
+	res = pg_result(conn, s->sql,
+			conn->pg != NULL &&
+				PQsendPrepare(conn->pg, s->name, s->sql, s->nparams, s->types),
+			error);
+	if (res == NULL)
+		return FALSE;
+	s->generation = conn->generation;
 	PQclear(res);
-	return ok;
+	return TRUE;
 }
 
 static MrSqlStmt *
@@ -849,9 +1148,14 @@ pg_step(MrSqlStmt *st, GError **error)
 			if (!pg_send(s, error) || !pg_pipeline_sync(conn, s->sql, &s->res, error))
 				return MR_SQL_FAIL;
 		} else {
-			s->res = PQexecPrepared(conn->pg, s->name, s->nparams,
-						(const char *const *)s->values, s->lengths,
-						s->formats, 0);
+			s->res = pg_result(conn, s->sql,
+					   conn->pg != NULL &&
+						   PQsendQueryPrepared(conn->pg, s->name, s->nparams,
+								       (const char *const *)s->values,
+								       s->lengths, s->formats, 0),
+					   error);
+			if (s->res == NULL)
+				return MR_SQL_FAIL;
 		}
 		status = PQresultStatus(s->res);
 		if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
@@ -995,8 +1299,11 @@ pg_close(MrSqlConn *c)
 		pg_rollback(c);
 	PQfinish(conn->pg);
 	g_array_unref(conn->queued);
+	pg_clear_later(conn);
 	g_clear_error(&conn->cause);
-	g_clear_error(&conn->later_error);
+	g_free(conn->unknown_txid);
+	g_strfreev(conn->keys);
+	g_strfreev(conn->values);
 	g_free(conn);
 }
 
@@ -1017,46 +1324,84 @@ pg_read_password(const char *path, GError **error)
 	return g_steal_pointer(&text);
 }
 
+/* Adds the parameter @key = @value to @keys and @values. */
+static void
+pg_param(GPtrArray *keys, GPtrArray *values, const char *key, const char *value)
+{
+	g_ptr_array_add(keys, g_strdup(key));
+	g_ptr_array_add(values, g_strdup(value));
+}
+
 static MrSqlConn *
 pg_open(const MrConfig *cfg, gboolean create, GError **error)
 {
 	PgConn *conn = g_new0(PgConn, 1);
 	g_autofree char *password = NULL;
-	/* Session settings go with the connection, so that a reconnect
-	 * (PQreset) has them too: store.busy_timeout is how long to wait for
-	 * a row lock; store.synchronous = "normal" lets commits not wait for
-	 * the disk. */
+	int t = cfg->query_timeout_s > 0 ? cfg->query_timeout_s : 30; /* 0: not loaded from a file */
+	/* Session settings go with the connection, so that a reconnect has
+	 * them too: store.busy_timeout is how long to wait for a row lock;
+	 * store.synchronous = "normal" lets commits not wait for the disk;
+	 * statement_timeout, twice store.query_timeout, ends on the server a
+	 * statement that the client has given up on (the client's deadline
+	 * comes first, so that it alone decides). */
 	g_autofree char *options = g_strdup_printf(
-		"-c lock_timeout=%d -c synchronous_commit=%s", cfg->busy_timeout_ms,
-		g_ascii_strcasecmp(cfg->synchronous, "normal") == 0 ? "off" : "on");
-	const char *keys[6] = { "dbname", "application_name", "client_encoding", "options", NULL, NULL };
-	const char *values[6] = { cfg->database, "mailroom", "UTF8", options, NULL, NULL };
+		"-c lock_timeout=%d -c synchronous_commit=%s -c statement_timeout=%lld",
+		cfg->busy_timeout_ms,
+		g_ascii_strcasecmp(cfg->synchronous, "normal") == 0 ? "off" : "on",
+		2000LL * t);
+	g_autofree char *connect = g_strdup_printf("%d", MAX(t, 2));
+	g_autofree char *idle = g_strdup_printf("%d", MAX(t / 2, 1));
+	g_autofree char *interval = g_strdup_printf("%d", MAX(t / 6, 1));
+	g_autofree char *user_timeout = g_strdup_printf("%d", 1000 * t);
+	GPtrArray *keys = g_ptr_array_new();
+	GPtrArray *values = g_ptr_array_new();
 
 	conn->base.driver = &mr_sql_pgsql_driver;
 	conn->generation = 1;
+	conn->timeout_us = (gint64)t * G_USEC_PER_SEC;
 	conn->queued = g_array_new(FALSE, FALSE, sizeof(PgQueued));
 	g_array_set_clear_func(conn->queued, pg_queued_clear);
+	/* A dead peer, found by TCP where it can (a network black hole; not
+	 * a stopped backend, whose kernel still acknowledges): these come
+	 * before dbname, so that what the URI says wins over them. */
+	pg_param(keys, values, "connect_timeout", connect);
+	pg_param(keys, values, "keepalives", "1");
+	pg_param(keys, values, "keepalives_idle", idle);
+	pg_param(keys, values, "keepalives_interval", interval);
+	pg_param(keys, values, "keepalives_count", "3");
+	pg_param(keys, values, "tcp_user_timeout", user_timeout);
+	/* dbname holds the URI; expand_dbname reads it as one, and the keys
+	 * after it win over what it says. */
+	pg_param(keys, values, "dbname", cfg->database);
+	pg_param(keys, values, "application_name", "mailroom");
+	pg_param(keys, values, "client_encoding", "UTF8");
+	pg_param(keys, values, "options", options);
 	if (cfg->database_password_file != NULL) {
 		password = pg_read_password(cfg->database_password_file, error);
 		if (password == NULL) {
-			g_array_unref(conn->queued);
-			g_free(conn);
+			g_ptr_array_add(keys, NULL);
+			g_ptr_array_add(values, NULL);
+			conn->keys = (char **)g_ptr_array_free(keys, FALSE);
+			conn->values = (char **)g_ptr_array_free(values, FALSE);
+			pg_close(&conn->base);
 			return NULL;
 		}
-		keys[4] = "password";
-		values[4] = password;
+		pg_param(keys, values, "password", password);
 	}
-	/* dbname holds the URI; expand_dbname reads it as one, and the keys
-	 * after it win over what it says. */
-	conn->pg = PQconnectdbParams(keys, values, 1);
-	if (PQstatus(conn->pg) != CONNECTION_OK) {
-		g_autofree char *msg = g_strdup(PQerrorMessage(conn->pg));
-
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY, "%s", g_strstrip(msg));
+	g_ptr_array_add(keys, NULL);
+	g_ptr_array_add(values, NULL);
+	conn->keys = (char **)g_ptr_array_free(keys, FALSE);
+	conn->values = (char **)g_ptr_array_free(values, FALSE);
+	if (!pg_connect(conn, error)) {
 		pg_close(&conn->base);
 		return NULL;
 	}
 	pg_session_init(conn);
+	if (conn->pg == NULL) {
+		pg_error(conn, NULL, "connecting", error);
+		pg_close(&conn->base);
+		return NULL;
+	}
 	return &conn->base;
 }
 

@@ -46,6 +46,7 @@ test_good(void)
 	g_assert_cmpuint(cfg->addresses->len, ==, 3);
 	g_assert_cmpstr(cfg->opportunity_prefix, ==, "DEAL");
 	g_assert_cmpstr(cfg->synchronous, ==, "full");
+	g_assert_cmpint(cfg->query_timeout_s, ==, 30);
 	g_assert_false(cfg->bare_lf_reject);
 	/* What one message may cost (docs/configuration.md, parse limits). */
 	g_assert_cmpint(cfg->max_mime_parts, ==, 10000);
@@ -209,6 +210,9 @@ static const struct {
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "limits = { spool_threshold = -1; };",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: limits.spool_threshold: must be between 0" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "store = { query_timeout = 0; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: store.query_timeout: must be between 1 and 3600" },
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "spool_directory = 5;",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: spool_directory: must be a string" },	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
