@@ -23,7 +23,9 @@ typedef struct {
 } MrTokenLimits;
 
 /* Runs @argv (no shell, @argv[0] looked up in PATH, standard input from
- * /dev/null) as the leader of a process group of its own, and returns the
+ * /dev/null, in an environment of PATH, HOME and LANG alone: none of the
+ * daemon's other variables, such as the password_env of the mailboxes) as
+ * the leader of a process group of its own, and returns the
  * first line of its standard output, without its line end: the access
  * token.  The whole group is killed when the command exits (what it left
  * behind goes with it), on the time-out and past a bound on its output.

@@ -40,6 +40,26 @@ token_child_setup(gpointer data)
 	setpgid(0, 0);
 }
 
+/* The environment of the command: PATH, HOME and LANG of the daemon's,
+ * nothing else (the daemon's holds the password_env of every mailbox). */
+static char **
+token_environment(void)
+{
+	static const char *const keep[] = { "HOME", "LANG" };
+	GPtrArray *env = g_ptr_array_new();
+	const char *path = g_getenv("PATH");
+
+	g_ptr_array_add(env, g_strconcat("PATH=", path != NULL ? path : "/usr/bin:/bin", NULL));
+	for (guint i = 0; i < G_N_ELEMENTS(keep); i++) {
+		const char *v = g_getenv(keep[i]);
+
+		if (v != NULL)
+			g_ptr_array_add(env, g_strconcat(keep[i], "=", v, NULL));
+	}
+	g_ptr_array_add(env, NULL);
+	return (char **)g_ptr_array_free(env, FALSE);
+}
+
 /* Returns TRUE once the command (@pid) has exited; it stays a zombie, so
  * that its process group id cannot be taken by another group before the
  * group is killed. */
@@ -155,6 +175,7 @@ char *
 mr_token_run_limited(const char *const *argv, const char *name, const MrTokenLimits *limits,
 		     GError **error)
 {
+	g_auto(GStrv) envp = token_environment();
 	g_autoptr(GError) local = NULL;
 	g_autoptr(GByteArray) out = g_byte_array_new();
 	g_autoptr(GByteArray) err = g_byte_array_new();
@@ -177,8 +198,8 @@ mr_token_run_limited(const char *const *argv, const char *name, const MrTokenLim
 		pipes[1].max = limits->max_stderr;
 	/* No shell; standard input from /dev/null (the daemon has none to
 	 * give); every other descriptor closed. */
-	if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-				      G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH |
+	if (!g_spawn_async_with_pipes(NULL, (char **)argv, envp,
+				      G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH_FROM_ENVP |
 					      G_SPAWN_STDIN_FROM_DEV_NULL | G_SPAWN_CLOEXEC_PIPES,
 				      token_child_setup, NULL, &pid, NULL, &pipes[0].fd, &pipes[1].fd,
 				      &local)) {

@@ -1,6 +1,6 @@
 /* test-token.c - the token command: its token is the first line of its
  * output; what it writes is bounded; on a time-out, past a bound and after
- * it exits its whole process group goes. */
+ * it exits its whole process group goes; it sees a clean environment. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -195,6 +195,28 @@ test_exit_kills_stragglers(void)
 	remove_pidfile(pidfile);
 }
 
+/* Issue 20 item 13: the password_env variables of other mailboxes (and
+ * anything else of the daemon's) stay out; PATH, HOME and LANG pass. */
+static void
+test_clean_environment(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *token = NULL;
+	g_autofree char *want = NULL;
+
+	g_setenv("MR_TEST_OTHER_MAILBOX_PASSWORD", "hunter2", TRUE);
+	g_setenv("LANG", "C.UTF-8", TRUE);
+	g_setenv("HOME", "/home/mailroom-test", TRUE);
+	token = run_sh("echo \"${MR_TEST_OTHER_MAILBOX_PASSWORD:-unset} $HOME $LANG\" "
+		       "\"$(env | cut -d= -f1 | grep -v -x -e PATH -e HOME -e LANG -e PWD -e SHLVL "
+		       "-e _ | tr '\\n' ' ')\"",
+		       NULL, NULL, &error);
+	g_assert_no_error(error);
+	want = g_strdup("unset /home/mailroom-test C.UTF-8 ");
+	g_assert_cmpstr(token, ==, want);
+	g_unsetenv("MR_TEST_OTHER_MAILBOX_PASSWORD");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -207,5 +229,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/ingest/token/stderr-bounded", test_stderr_bounded);
 	g_test_add_func("/mailroom/ingest/token/timeout-kills-group", test_timeout_kills_group);
 	g_test_add_func("/mailroom/ingest/token/exit-kills-stragglers", test_exit_kills_stragglers);
+	g_test_add_func("/mailroom/ingest/token/clean-environment", test_clean_environment);
 	return g_test_run();
 }
