@@ -3,6 +3,7 @@
 #pragma once
 
 #include <glib.h>
+#include <stdio.h>
 
 G_BEGIN_DECLS
 
@@ -14,5 +15,10 @@ G_BEGIN_DECLS
  * a carriage return is always shown.  Other text, backslashes included,
  * is unchanged. */
 char *mr_text_printable(const char *s, gssize len, gboolean keep_lines);
+
+/* Prints what @fmt makes to @out, through mr_text_printable() with line
+ * feeds and tabs kept: how the programs print text for people (the
+ * control characters of the text they are given are shown, not sent). */
+void mr_text_fprintf(FILE *out, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 G_END_DECLS

@@ -3,6 +3,7 @@
  * Core.  What a terminal would run (ESC and CSI sequences that move the
  * cursor, retitle the window, or, with OSC 52, write the clipboard) is
  * shown instead, in the escapes a C programmer reads. */
+#include <stdarg.h>
 #include <string.h>
 
 #include "mailroom/mr-text.h"
@@ -29,4 +30,18 @@ mr_text_printable(const char *s, gssize len, gboolean keep_lines)
 			g_string_append_len(out, p, g_utf8_next_char(p) - p);
 	}
 	return g_string_free(out, FALSE);
+}
+
+void
+mr_text_fprintf(FILE *out, const char *fmt, ...)
+{
+	va_list ap;
+	g_autofree char *text = NULL;
+	g_autofree char *shown = NULL;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	shown = mr_text_printable(text, -1, TRUE);
+	fputs(shown, out);
 }

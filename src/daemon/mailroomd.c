@@ -24,6 +24,7 @@
 #include "mailroom/mr-imap.h"
 #include "mailroom/mr-service.h"
 #include "mailroom/mr-spool.h"
+#include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
 #define MR_EX_UNAVAILABLE 69
@@ -302,7 +303,7 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 		rc = g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH)	    ? MR_EX_NOPERM
 		     : g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT) ? MR_EX_TEMPFAIL
 										    : MR_EX_UNAVAILABLE;
-		fprintf(stderr, "mailroomd: mailbox %s: %s\n", mb->name, error->message);
+		mr_text_fprintf(stderr, "mailroomd: mailbox %s: %s\n", mb->name, error->message);
 		return rc;
 	}
 	if (json) {
@@ -336,12 +337,15 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 	} else {
 		g_autofree char *caps = g_strjoinv(" ", probe.capabilities);
 
-		printf("mailbox %s: logged in to %s:%d as %s\n", mb->name, mb->host, mb->port,
-		       mb->user);
-		printf("capabilities: %s\n", caps);
-		printf("folder %s: %" G_GINT64_FORMAT " messages, UIDVALIDITY %" G_GINT64_FORMAT
-		       ", UIDNEXT %" G_GINT64_FORMAT "\n", mb->folder, probe.exists, probe.uidvalidity,
-		       probe.uidnext);
+		/* the server's words (its capabilities, a NO reason) are shown,
+		 * not sent, to the terminal */
+		mr_text_fprintf(stdout, "mailbox %s: logged in to %s:%d as %s\n", mb->name, mb->host,
+				mb->port, mb->user);
+		mr_text_fprintf(stdout, "capabilities: %s\n", caps);
+		mr_text_fprintf(stdout,
+				"folder %s: %" G_GINT64_FORMAT " messages, UIDVALIDITY %" G_GINT64_FORMAT
+				", UIDNEXT %" G_GINT64_FORMAT "\n",
+				mb->folder, probe.exists, probe.uidvalidity, probe.uidnext);
 	}
 	mr_imap_probe_clear(&probe);
 	return 0;
