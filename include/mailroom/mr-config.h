@@ -165,4 +165,18 @@ gboolean mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b);
  * every login, so that a changed file needs no reload. */
 char *mr_imap_mailbox_password(const MrImapMailbox *mb, GError **error);
 
+/* Returns: (transfer full): what in @mb puts its secrets at risk, one
+ * sentence each, NULL-terminated (empty when nothing): a password_file
+ * its group or others may read (mode bits 077), and tls = "none" to a
+ * host that is not loopback (127.0.0.0/8, ::1, localhost), which sends
+ * the password or token in clear text.  Looked at now (the file's mode
+ * may change without a reload). */
+GStrv mr_imap_mailbox_security_warnings(const MrImapMailbox *mb);
+
+/* Returns: (transfer full): the warnings of @cfg, as
+ * mr_imap_mailbox_security_warnings() for every imap entry, and for a
+ * database_password_file its group or others may read.  mailroomd logs
+ * them at start and at each reload. */
+GStrv mr_config_security_warnings(const MrConfig *cfg);
+
 G_END_DECLS

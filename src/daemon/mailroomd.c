@@ -168,6 +168,17 @@ on_terminate(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* Logs what in @cfg puts secrets at risk (readable password files, a
+ * password in clear text): at start and at each reload. */
+static void
+daemon_warn_config(const MrConfig *cfg)
+{
+	g_auto(GStrv) warnings = mr_config_security_warnings(cfg);
+
+	for (char **w = warnings; *w != NULL; w++)
+		g_warning("%s", *w);
+}
+
 static gboolean
 on_reload(gpointer data)
 {
@@ -191,6 +202,7 @@ on_reload(gpointer data)
 		mr_config_unref(d->cfg);
 		d->cfg = cfg;
 		g_message("reloaded %s", d->config_path);
+		daemon_warn_config(d->cfg);
 	}
 	if (d->systemd)
 		sd_notify(0, "READY=1");
@@ -292,6 +304,7 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 {
 	const MrImapMailbox *mb = mr_config_find_imap(cfg, name);
 	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) warnings = NULL;
 	MrImapProbe probe;
 	int rc;
 
@@ -299,6 +312,10 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 		fprintf(stderr, "mailroomd: no mailbox %s in the imap list of %s\n", name, cfg->path);
 		return MR_EX_NOUSER;
 	}
+	/* what mailroomd would log for it, before the login that shows it */
+	warnings = mr_imap_mailbox_security_warnings(mb);
+	for (char **w = warnings; *w != NULL; w++)
+		mr_text_fprintf(stderr, "mailroomd: warning: %s\n", *w);
 	if (!mr_imap_probe(mb, &probe, &error)) {
 		rc = g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH)	    ? MR_EX_NOPERM
 		     : g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT) ? MR_EX_TEMPFAIL
@@ -328,6 +345,11 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 		json_builder_add_int_value(b, probe.uidvalidity);
 		json_builder_set_member_name(b, "uidnext");
 		json_builder_add_int_value(b, probe.uidnext);
+		json_builder_set_member_name(b, "warnings");
+		json_builder_begin_array(b);
+		for (char **w = warnings; *w != NULL; w++)
+			json_builder_add_string_value(b, *w);
+		json_builder_end_array(b);
 		json_builder_end_object(b);
 		root = json_builder_get_root(b);
 		json_generator_set_root(gen, root);
@@ -470,6 +492,7 @@ main(int argc, char **argv)
 		g_timeout_add_seconds(5, on_status_timer, &d);
 	}
 	started(&d, 0, NULL);
+	daemon_warn_config(d.cfg);
 
 	g_main_loop_run(d.loop);
 

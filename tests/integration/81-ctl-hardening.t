@@ -15,6 +15,7 @@ import sqlite3
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mrtest import PG, Tap, Env, pg_cluster, serve  # noqa: E402
+from mrdaemon import Daemon  # noqa: E402
 
 t = Tap()
 section = t.section
@@ -105,3 +106,37 @@ with section("mailbox test: the server's refusal is shown, not sent to the termi
     t.ok(raw_controls(out + err) == [], "no control character reaches the terminal", err)
     t.ok("\\x1b]0;owned\\x07" in err, "ESC and BEL are shown as \\x1b and \\x07", err)
     listener.close()
+
+
+with section("mailbox test warns of a password file others can read, and of a password in clear"):
+    listener = fake_server(b"AUTH=PLAIN", b"NO bad")
+    port = listener.getsockname()[1]
+    e.write_config("imap = ( %s );" % imap_entry("hostile", port, pwfile))
+    rc, out, err = e.ctl("mailbox", "test", "hostile")
+    t.ok("warning" not in err, "a 0600 password file to loopback: no warning", err)
+    os.chmod(pwfile, 0o644)
+    rc, out, err = e.ctl("mailbox", "test", "hostile")
+    t.ok("warning: mailbox hostile: password_file %s is open to its group or others (mode 0644)"
+         % pwfile in err, "a 0644 password file: a warning", err)
+    os.chmod(pwfile, 0o600)
+    # 0.0.0.0 is no loopback address (Linux connects it to this host):
+    # nothing listens on port 9 there, so the test ends at once
+    e.write_config("imap = ( %s );" % imap_entry("remote", 9, pwfile, host="0.0.0.0"))
+    rc, out, err = e.ctl("mailbox", "test", "remote")
+    t.ok('warning: mailbox remote: tls = "none" to 0.0.0.0, which is not loopback: the password'
+         in err, "tls = none to a host that is not loopback: a warning", err)
+    listener.close()
+
+with section("mailroomd warns at start and at each reload"):
+    d = Daemon('imap = ( %s );' % imap_entry("remote", 9, pwfile, host="0.0.0.0",
+                                             extra="reconnect_max = 60;"))
+    warning = 'mailbox remote: tls = "none" to 0.0.0.0, which is not loopback'
+    t.ok(d.wait_for(warning, 10), "at start", d.log())
+    mark = d.mark()
+    os.chmod(pwfile, 0o640)
+    d.reload()
+    t.ok(d.wait_for(warning, 10, start=mark), "at the reload", d.log(mark))
+    t.ok(d.wait_for("password_file %s is open to its group or others (mode 0640)" % pwfile, 10,
+                    start=mark), "a password file made readable is told at the reload", d.log(mark))
+    os.chmod(pwfile, 0o600)
+    t.eq(d.stop(), 0, "mailroomd stops cleanly (exit 0)")
