@@ -126,9 +126,10 @@ void mr_config_unref(MrConfig *cfg);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrConfig, mr_config_unref)
 
-/* Returns: (transfer full): the database of @cfg as logs and output may
- * show it: a URI's password (user:PASSWORD@, password=PASSWORD) replaced
- * by "***". */
+/* Returns: (transfer full): the database of @cfg with a URI's password
+ * (user:PASSWORD@, a literal password=PASSWORD) replaced by "***": a
+ * guess without the engine's parser, which misses a percent-encoded key.
+ * What logs and output show is mr_store_database_name() (mr-store.h). */
 char *mr_config_database_name(const MrConfig *cfg);
 
 /* Returns the default configuration path: $MAILROOM_CONFIG when set, else

@@ -128,7 +128,7 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 static int
 cmd_init(MrCtl *ctl, char **args)
 {
-	g_autofree char *name = mr_config_database_name(ctl->cfg);
+	g_autofree char *name = mr_store_database_name(ctl->cfg);
 
 	if (ctl->json) {
 		g_autoptr(JsonObject) o = json_object_new();

@@ -24,6 +24,7 @@
 #include "mailroom/mr-imap.h"
 #include "mailroom/mr-service.h"
 #include "mailroom/mr-spool.h"
+#include "mailroom/mr-store.h"
 #include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
@@ -483,7 +484,7 @@ main(int argc, char **argv)
 	g_unix_signal_add(SIGTERM, on_terminate, &d);
 	g_unix_signal_add(SIGINT, on_terminate, &d);
 	g_unix_signal_add(SIGHUP, on_reload, &d);
-	dbname = mr_config_database_name(d.cfg);
+	dbname = mr_store_database_name(d.cfg);
 	g_message("listening %s database %s synchronous=%s", where->str, dbname,
 		  d.cfg->synchronous);
 	if (d.systemd) {

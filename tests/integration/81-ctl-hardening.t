@@ -140,3 +140,27 @@ with section("mailroomd warns at start and at each reload"):
                     start=mark), "a password file made readable is told at the reload", d.log(mark))
     os.chmod(pwfile, 0o600)
     t.eq(d.stop(), 0, "mailroomd stops cleanly (exit 0)")
+
+with section("the database URI is printed with its password masked as libpq reads it"):
+    if not PG:
+        t.ok(True, "# skip the URI masking needs PostgreSQL (MR_TEST_DB=postgresql)")
+    else:
+        pg_cluster().createdb("masked")
+        # libpq decodes the key: pass%77ord is password (trust ignores it)
+        for query in ("?pass%77ord=s3cret-pw", "?%70assword=s3cret-pw&sslmode=disable"):
+            uri = pg_cluster().uri("masked") + query
+            e.write_config(db=uri)
+            j = e.json("init")
+            t.ok("s3cret-pw" not in j["database"] and "=***" in j["database"],
+                 "init --json with %s: masked" % query, j)
+            rc, out, err = e.ctl("init")
+            t.ok(rc == 0 and "s3cret-pw" not in out + err and "=***" in out,
+                 "init with %s: masked" % query, out + err)
+        d = Daemon("", env=e, start=False)
+        e.write_config(d.config_text(""), db=uri)
+        d.start()
+        line = d.wait_for("listening", 10)
+        t.ok(line and "s3cret-pw" not in d.log() and "=***" in line,
+             "mailroomd's log: masked", d.log())
+        t.eq(d.stop(), 0, "mailroomd stops cleanly (exit 0)")
+        e.write_config()
