@@ -130,9 +130,10 @@ void mr_config_unref(MrConfig *cfg);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrConfig, mr_config_unref)
 
-/* Returns: (transfer full): the database of @cfg as logs and output may
- * show it: a URI's password (user:PASSWORD@, password=PASSWORD) replaced
- * by "***". */
+/* Returns: (transfer full): the database of @cfg with a URI's password
+ * (user:PASSWORD@, a literal password=PASSWORD) replaced by "***": a
+ * guess without the engine's parser, which misses a percent-encoded key.
+ * What logs and output show is mr_store_database_name() (mr-store.h). */
 char *mr_config_database_name(const MrConfig *cfg);
 
 /* Returns the default configuration path: $MAILROOM_CONFIG when set, else
@@ -168,5 +169,19 @@ gboolean mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b);
  * (MR_CONFIG_ERROR_IO) when it cannot be read or is empty.  Read afresh at
  * every login, so that a changed file needs no reload. */
 char *mr_imap_mailbox_password(const MrImapMailbox *mb, GError **error);
+
+/* Returns: (transfer full): what in @mb puts its secrets at risk, one
+ * sentence each, NULL-terminated (empty when nothing): a password_file
+ * its group or others may read (mode bits 077), and tls = "none" to a
+ * host that is not loopback (127.0.0.0/8, ::1, localhost), which sends
+ * the password or token in clear text.  Looked at now (the file's mode
+ * may change without a reload). */
+GStrv mr_imap_mailbox_security_warnings(const MrImapMailbox *mb);
+
+/* Returns: (transfer full): the warnings of @cfg, as
+ * mr_imap_mailbox_security_warnings() for every imap entry, and for a
+ * database_password_file its group or others may read.  mailroomd logs
+ * them at start and at each reload. */
+GStrv mr_config_security_warnings(const MrConfig *cfg);
 
 G_END_DECLS

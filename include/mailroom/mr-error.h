@@ -65,4 +65,15 @@ typedef enum {
 GQuark mr_store_error_quark(void);
 GQuark mr_imap_error_quark(void);
 
+#define MR_TOKEN_ERROR (mr_token_error_quark())
+
+typedef enum {
+	MR_TOKEN_ERROR_SPAWN,   /* the command cannot be started */
+	MR_TOKEN_ERROR_FAILED,  /* it failed (exit status, signal, no token) */
+	MR_TOKEN_ERROR_TIMEOUT, /* no answer in time */
+	MR_TOKEN_ERROR_LIMIT,   /* it wrote more than a token's worth */
+} MrTokenError;
+
+GQuark mr_token_error_quark(void);
+
 G_END_DECLS

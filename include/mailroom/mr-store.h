@@ -39,6 +39,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrStore, mr_store_close)
  * formats ids and decides freemail with, after a reload. */
 void mr_store_set_config(MrStore *store, const MrConfig *cfg);
 
+/* Returns: (transfer full): the database of @cfg as logs and output may
+ * show it, its secrets "***": masked by its driver (for PostgreSQL, the
+ * URI as libpq parses it, PQconninfoParse), or, when the driver cannot be
+ * loaded or cannot parse it, with the password of user:password@ and the
+ * whole query string hidden. */
+char *mr_store_database_name(const MrConfig *cfg);
+
 /* Returns the schema version the database is at. */
 int mr_store_schema_version(MrStore *store);
 

@@ -5,7 +5,9 @@
 #define G_LOG_DOMAIN "mailroom-config"
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <libconfig.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "mailroom/mr-autocleanups.h"
@@ -1001,4 +1003,74 @@ mr_config_database_name(const MrConfig *cfg)
 	}
 	g_string_append(out, rest);
 	return g_string_free(out, FALSE);
+}
+
+/* --- security warnings ------------------------------------------------------ */
+
+/* Adds a warning to @out when the file @path (a secret) is open to its
+ * group or others.  A file that cannot be stat()ed gets none: using it
+ * fails with its own error. */
+static void
+warn_secret_file(GPtrArray *out, const char *what, const char *path)
+{
+	GStatBuf st;
+
+	if (path == NULL || g_stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
+		return;
+	g_ptr_array_add(out, g_strdup_printf("%s %s is open to its group or others (mode %04o):"
+					     " chmod 600 it, owned by the user mailroomd runs as",
+					     what, path, (unsigned)(st.st_mode & 07777)));
+}
+
+/* Returns TRUE when @host is this machine over loopback: localhost, an
+ * address in 127.0.0.0/8, or ::1. */
+static gboolean
+host_is_loopback(const char *host)
+{
+	g_autoptr(GInetAddress) addr = NULL;
+
+	if (g_ascii_strcasecmp(host, "localhost") == 0 ||
+	    g_ascii_strcasecmp(host, "localhost.") == 0)
+		return TRUE;
+	addr = g_inet_address_new_from_string(host);
+	return addr != NULL && g_inet_address_get_is_loopback(addr);
+}
+
+static void
+imap_security_warnings(GPtrArray *out, const MrImapMailbox *mb)
+{
+	g_autofree char *what = g_strdup_printf("mailbox %s: password_file", mb->name);
+
+	warn_secret_file(out, what, mb->password_file);
+	if (mb->tls == MR_IMAP_TLS_NONE && !host_is_loopback(mb->host))
+		g_ptr_array_add(out, g_strdup_printf(
+			"mailbox %s: tls = \"none\" to %s, which is not loopback: the %s and the"
+			" mail cross the network in clear text (use tls = \"implicit\" or"
+			" \"starttls\")",
+			mb->name, mb->host, mb->auth == MR_IMAP_AUTH_XOAUTH2 ? "token" : "password"));
+}
+
+GStrv
+mr_imap_mailbox_security_warnings(const MrImapMailbox *mb)
+{
+	GPtrArray *out = g_ptr_array_new();
+
+	g_return_val_if_fail(mb != NULL, NULL);
+	imap_security_warnings(out, mb);
+	g_ptr_array_add(out, NULL);
+	return (GStrv)g_ptr_array_free(out, FALSE);
+}
+
+GStrv
+mr_config_security_warnings(const MrConfig *cfg)
+{
+	GPtrArray *out = g_ptr_array_new();
+
+	g_return_val_if_fail(cfg != NULL, NULL);
+	warn_secret_file(out, "database_password_file", cfg->database_password_file);
+	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++)
+		imap_security_warnings(out, g_ptr_array_index(cfg->imap, i));
+	g_ptr_array_add(out, NULL);
+	return (GStrv)g_ptr_array_free(out, FALSE);
 }

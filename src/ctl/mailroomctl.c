@@ -20,6 +20,7 @@
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
 #include "mr-ctl-output.h"
@@ -80,7 +81,7 @@ fail(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "mailroomctl: %s\n", msg);
+	mr_text_fprintf(stderr, "mailroomctl: %s\n", msg);
 	return code;
 }
 
@@ -127,7 +128,7 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 static int
 cmd_init(MrCtl *ctl, char **args)
 {
-	g_autofree char *name = mr_config_database_name(ctl->cfg);
+	g_autofree char *name = mr_store_database_name(ctl->cfg);
 
 	if (ctl->json) {
 		g_autoptr(JsonObject) o = json_object_new();
@@ -136,7 +137,8 @@ cmd_init(MrCtl *ctl, char **args)
 		json_object_set_int_member(o, "schema_version", mr_store_schema_version(ctl->store));
 		mr_ctl_print_json_object(o);
 	} else {
-		printf("%s: schema version %d\n", name, mr_store_schema_version(ctl->store));
+		mr_text_fprintf(stdout, "%s: schema version %d\n", name,
+				mr_store_schema_version(ctl->store));
 	}
 	return 0;
 }
@@ -327,8 +329,9 @@ cmd_deliver(MrCtl *ctl, char **args)
 			mr_ctl_print_json_array(results);
 	}
 	if (args[0] != NULL && !ctl->json)
-		fprintf(stderr, "delivered %u of %u messages in %.2f s (%.0f messages/s)\n", stored,
-			n, g_timer_elapsed(timer, NULL), n / MAX(g_timer_elapsed(timer, NULL), 1e-6));
+		mr_text_fprintf(stderr, "delivered %u of %u messages in %.2f s (%.0f messages/s)\n",
+				stored, n, g_timer_elapsed(timer, NULL),
+				n / MAX(g_timer_elapsed(timer, NULL), 1e-6));
 	return worst;
 }
 
@@ -351,7 +354,7 @@ cmd_user_add(MrCtl *ctl, char **args)
 		json_object_set_string_member(o, "email", email);
 		mr_ctl_print_json_object(o);
 	} else {
-		printf("user %s (%" G_GINT64_FORMAT ")\n", email, id);
+		mr_text_fprintf(stdout, "user %s (%" G_GINT64_FORMAT ")\n", email, id);
 	}
 	return 0;
 }
@@ -500,8 +503,10 @@ cmd_message_retry(MrCtl *ctl, char **args)
 		}
 		mr_ctl_print_json_object(o);
 	} else {
-		printf("quarantined %" G_GINT64_FORMAT " stored as message %" G_GINT64_FORMAT "%s\n",
-		       id, d.message_row, d.duplicate ? " (it was stored before)" : "");
+		mr_text_fprintf(stdout,
+				"quarantined %" G_GINT64_FORMAT " stored as message %" G_GINT64_FORMAT
+				"%s\n",
+				id, d.message_row, d.duplicate ? " (it was stored before)" : "");
 	}
 	return 0;
 }
@@ -698,9 +703,9 @@ print_id(MrCtl *ctl, MrRecordRef ref, const char *what)
 			json_object_set_string_member(o, "status", what);
 		mr_ctl_print_json_object(o);
 	} else if (what != NULL) {
-		printf("%s %s\n", display, what);
+		mr_text_fprintf(stdout, "%s %s\n", display, what);
 	} else {
-		printf("%s\n", display);
+		mr_text_fprintf(stdout, "%s\n", display);
 	}
 }
 
@@ -858,7 +863,7 @@ cmd_message_show(MrCtl *ctl, char **args)
 			mr_ctl_print_json_object(o);
 		} else {
 			mr_ctl_print_object(o);
-			printf("\n%s\n", msg->body_text != NULL ? msg->body_text : "");
+			mr_text_fprintf(stdout, "\n%s\n", msg->body_text != NULL ? msg->body_text : "");
 		}
 		return 0;
 	}

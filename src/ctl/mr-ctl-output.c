@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mailroom/mr-route.h"
+#include "mailroom/mr-text.h"
 
 #include "mr-ctl-output.h"
 
@@ -449,14 +450,15 @@ cell_text(JsonObject *o, const char *key)
 	}
 }
 
-/* Makes @s fit a table cell: one line, at most @max characters. */
+/* Makes @s fit a table cell: one line, at most @max characters, its
+ * control characters shown (mr_text_printable()). */
 static char *
 cell_fit(const char *s, glong max)
 {
-	g_autofree char *valid = g_utf8_make_valid(s, -1);
+	g_autofree char *line = g_strdelimit(g_strdup(s), "\r\n\t", ' ');
+	g_autofree char *valid = mr_text_printable(line, -1, FALSE);
 	glong len;
 
-	g_strdelimit(valid, "\r\n\t", ' ');
 	len = g_utf8_strlen(valid, -1);
 	if (len <= max)
 		return g_steal_pointer(&valid);
@@ -524,7 +526,7 @@ mr_ctl_print_object(JsonObject *o)
 		text = cell_text(o, m->data);
 		if (g_strcmp0(m->data, "body") == 0)
 			continue;
-		printf("%-14s %s\n", (const char *)m->data, text);
+		mr_text_fprintf(stdout, "%-14s %s\n", (const char *)m->data, text);
 	}
 	if (json_object_has_member(o, "messages")) {
 		static const char *const cols[] = { "date", "from", "subject", "message_id", NULL };

@@ -35,7 +35,10 @@ void mr_ctl_print_json_array(JsonArray *a);
 void mr_ctl_print_json_object(JsonObject *o);
 
 /* Prints the members @columns (NULL-terminated) of the objects @rows as a
- * table with a header line. */
+ * table with a header line; each cell one line, its control characters
+ * shown as text (mr_text_printable()), as in every text mailroomctl prints
+ * for people (mr_text_fprintf()).  JSON is printed as it is: its strings
+ * are escaped already. */
 void mr_ctl_print_table(JsonArray *rows, const char *const *columns);
 
 /* Prints the scalar members of @o as "key: value" lines, then its array

@@ -24,6 +24,8 @@
 #include "mailroom/mr-imap.h"
 #include "mailroom/mr-service.h"
 #include "mailroom/mr-spool.h"
+#include "mailroom/mr-store.h"
+#include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
 #define MR_EX_UNAVAILABLE 69
@@ -172,6 +174,17 @@ on_terminate(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* Logs what in @cfg puts secrets at risk (readable password files, a
+ * password in clear text): at start and at each reload. */
+static void
+daemon_warn_config(const MrConfig *cfg)
+{
+	g_auto(GStrv) warnings = mr_config_security_warnings(cfg);
+
+	for (char **w = warnings; *w != NULL; w++)
+		g_warning("%s", *w);
+}
+
 static gboolean
 on_reload(gpointer data)
 {
@@ -195,6 +208,7 @@ on_reload(gpointer data)
 		mr_config_unref(d->cfg);
 		d->cfg = cfg;
 		g_message("reloaded %s", d->config_path);
+		daemon_warn_config(d->cfg);
 	}
 	if (d->systemd)
 		sd_notify(0, "READY=1");
@@ -296,6 +310,7 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 {
 	const MrImapMailbox *mb = mr_config_find_imap(cfg, name);
 	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) warnings = NULL;
 	MrImapProbe probe;
 	int rc;
 
@@ -303,11 +318,15 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 		fprintf(stderr, "mailroomd: no mailbox %s in the imap list of %s\n", name, cfg->path);
 		return MR_EX_NOUSER;
 	}
+	/* what mailroomd would log for it, before the login that shows it */
+	warnings = mr_imap_mailbox_security_warnings(mb);
+	for (char **w = warnings; *w != NULL; w++)
+		mr_text_fprintf(stderr, "mailroomd: warning: %s\n", *w);
 	if (!mr_imap_probe(mb, &probe, &error)) {
 		rc = g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH)	    ? MR_EX_NOPERM
 		     : g_error_matches(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT) ? MR_EX_TEMPFAIL
 										    : MR_EX_UNAVAILABLE;
-		fprintf(stderr, "mailroomd: mailbox %s: %s\n", mb->name, error->message);
+		mr_text_fprintf(stderr, "mailroomd: mailbox %s: %s\n", mb->name, error->message);
 		return rc;
 	}
 	if (json) {
@@ -332,6 +351,11 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 		json_builder_add_int_value(b, probe.uidvalidity);
 		json_builder_set_member_name(b, "uidnext");
 		json_builder_add_int_value(b, probe.uidnext);
+		json_builder_set_member_name(b, "warnings");
+		json_builder_begin_array(b);
+		for (char **w = warnings; *w != NULL; w++)
+			json_builder_add_string_value(b, *w);
+		json_builder_end_array(b);
 		json_builder_end_object(b);
 		root = json_builder_get_root(b);
 		json_generator_set_root(gen, root);
@@ -341,12 +365,15 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 	} else {
 		g_autofree char *caps = g_strjoinv(" ", probe.capabilities);
 
-		printf("mailbox %s: logged in to %s:%d as %s\n", mb->name, mb->host, mb->port,
-		       mb->user);
-		printf("capabilities: %s\n", caps);
-		printf("folder %s: %" G_GINT64_FORMAT " messages, UIDVALIDITY %" G_GINT64_FORMAT
-		       ", UIDNEXT %" G_GINT64_FORMAT "\n", mb->folder, probe.exists, probe.uidvalidity,
-		       probe.uidnext);
+		/* the server's words (its capabilities, a NO reason) are shown,
+		 * not sent, to the terminal */
+		mr_text_fprintf(stdout, "mailbox %s: logged in to %s:%d as %s\n", mb->name, mb->host,
+				mb->port, mb->user);
+		mr_text_fprintf(stdout, "capabilities: %s\n", caps);
+		mr_text_fprintf(stdout,
+				"folder %s: %" G_GINT64_FORMAT " messages, UIDVALIDITY %" G_GINT64_FORMAT
+				", UIDNEXT %" G_GINT64_FORMAT "\n",
+				mb->folder, probe.exists, probe.uidvalidity, probe.uidnext);
 	}
 	mr_imap_probe_clear(&probe);
 	return 0;
@@ -462,7 +489,7 @@ main(int argc, char **argv)
 	g_unix_signal_add(SIGTERM, on_terminate, &d);
 	g_unix_signal_add(SIGINT, on_terminate, &d);
 	g_unix_signal_add(SIGHUP, on_reload, &d);
-	dbname = mr_config_database_name(d.cfg);
+	dbname = mr_store_database_name(d.cfg);
 	g_message("listening %s database %s synchronous=%s", where->str, dbname,
 		  d.cfg->synchronous);
 	if (d.systemd) {
@@ -471,6 +498,7 @@ main(int argc, char **argv)
 		g_timeout_add_seconds(5, on_status_timer, &d);
 	}
 	started(&d, 0, NULL);
+	daemon_warn_config(d.cfg);
 
 	g_main_loop_run(d.loop);
 

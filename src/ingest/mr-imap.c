@@ -17,6 +17,7 @@
 #include "mailroom/mr-imap.h"
 #include "mailroom/mr-spool.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-token.h"
 
 /* IDLE is re-issued before the 30 minutes servers allow (RFC 2177). */
 #define MR_IMAP_IDLE_SECONDS (29 * 60)
@@ -439,90 +440,18 @@ conn_start_tls(MrImapConn *c, const MrImapMailbox *mb, GError **error)
 
 /* --- login ------------------------------------------------------------------- */
 
-typedef struct {
-	GBytes *out, *err;
-	GError *error;
-	gboolean done, timed_out;
-} MrTokenRun;
-
-static void
-token_done(GObject *source, GAsyncResult *res, gpointer data)
-{
-	MrTokenRun *run = data;
-
-	g_subprocess_communicate_finish(G_SUBPROCESS(source), res, &run->out, &run->err,
-					&run->error);
-	run->done = TRUE;
-}
-
-static gboolean
-token_timeout(gpointer data)
-{
-	((MrTokenRun *)data)->timed_out = TRUE;
-	return G_SOURCE_REMOVE;
-}
-
-/* Runs token_command (no shell, 30 s at most) and returns the first line
- * of its standard output: the access token.  Its first line of standard
- * error is the reason when it fails. */
+/* Runs token_command (see mr-token.h) and returns its token; a failure
+ * is a refused login (MR_IMAP_ERROR_AUTH). */
 static char *
 fetch_token(const MrImapMailbox *mb, GError **error)
 {
-	g_autoptr(GSubprocess) p = NULL;
-	g_autoptr(GMainContext) ctx = g_main_context_new();
-	g_autoptr(GCancellable) cancel = g_cancellable_new();
-	g_autoptr(GSource) timer = g_timeout_source_new_seconds(30);
 	g_autoptr(GError) local = NULL;
-	g_autofree char *token = NULL;
-	MrTokenRun run = { 0 };
+	char *token = mr_token_run((const char *const *)mb->token_command, "token_command",
+				   &local);
 
-	p = g_subprocess_newv((const char *const *)mb->token_command,
-			      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE |
-				      G_SUBPROCESS_FLAGS_STDIN_INHERIT,
-			      &local);
-	if (p == NULL) {
-		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, "token_command: %s",
-			    local->message);
-		return NULL;
-	}
-	/* A loop of this thread's own: the command's pipes and the clock. */
-	g_main_context_push_thread_default(ctx);
-	g_source_set_callback(timer, token_timeout, &run, NULL);
-	g_source_attach(timer, ctx);
-	g_subprocess_communicate_async(p, NULL, cancel, token_done, &run);
-	while (!run.done) {
-		g_main_context_iteration(ctx, TRUE);
-		if (run.timed_out && !g_cancellable_is_cancelled(cancel)) {
-			g_subprocess_force_exit(p);
-			g_cancellable_cancel(cancel);
-		}
-	}
-	g_source_destroy(timer);
-	g_main_context_pop_thread_default(ctx);
-	if (run.timed_out || run.error != NULL) {
-		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, "token_command: %s",
-			    run.timed_out ? "no answer within 30 s" : run.error->message);
-	} else if (!g_subprocess_get_successful(p) || run.out == NULL ||
-		   g_bytes_get_size(run.out) == 0) {
-		g_autofree char *why = g_strndup(run.err != NULL ? g_bytes_get_data(run.err, NULL) : "",
-						 run.err != NULL ? g_bytes_get_size(run.err) : 0);
-
-		why[strcspn(why, "\r\n")] = '\0';
-		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, "token_command failed%s%s",
-			    *why != '\0' ? ": " : " (no token on its output)", why);
-	} else {
-		token = g_strndup(g_bytes_get_data(run.out, NULL), g_bytes_get_size(run.out));
-		token[strcspn(token, "\r\n")] = '\0';
-		if (*token == '\0') {
-			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH,
-				    "token_command printed no token");
-			g_clear_pointer(&token, g_free);
-		}
-	}
-	g_clear_pointer(&run.out, g_bytes_unref);
-	g_clear_pointer(&run.err, g_bytes_unref);
-	g_clear_error(&run.error);
-	return g_steal_pointer(&token);
+	if (token == NULL)
+		g_set_error_literal(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, local->message);
+	return token;
 }
 
 /* Appends @name to @out as an RFC 5801 saslname: ',' and '=' escaped. */

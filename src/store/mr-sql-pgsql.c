@@ -1405,6 +1405,108 @@ pg_open(const MrConfig *cfg, gboolean create, GError **error)
 	return &conn->base;
 }
 
+/* --- the URI as output may show it ------------------------------------------- */
+
+/* Returns: (transfer full) (nullable): the keywords of libpq's options
+ * that hold a secret (its "*" display character: password, sslpassword),
+ * as a set, from the parsed @opts. */
+static GHashTable *
+pg_secret_keywords(const PQconninfoOption *opts)
+{
+	GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (o->dispchar != NULL && o->dispchar[0] == '*')
+			g_hash_table_add(set, g_strdup(o->keyword));
+	return set;
+}
+
+/* Returns TRUE when @uri as libpq parses it holds a secret other than
+ * "***" (or cannot be parsed). */
+static gboolean
+pg_uri_has_secret(const char *uri)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(uri, &errmsg);
+	gboolean found = FALSE;
+
+	if (opts == NULL) {
+		PQfreemem(errmsg);
+		return TRUE;
+	}
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (o->dispchar != NULL && o->dispchar[0] == '*' && o->val != NULL &&
+		    strcmp(o->val, "***") != 0)
+			found = TRUE;
+	PQconninfoFree(opts);
+	return found;
+}
+
+/* The URI as libpq reads it (conninfo_uri_parse_options() in
+ * fe-connect.c): scheme://[user[:password]@]hosts[/dbname][?key=value&...],
+ * the userinfo ending at the first '@' before any '/', and each query
+ * key percent-decoded before it is looked up.  So a password hides
+ * behind "pass%77ord=" as well as "password=", and sslpassword is one
+ * too: the keys to mask are those libpq itself marks secret.  The masked
+ * text is parsed again, and any secret left in it makes the whole answer
+ * NULL (the caller then hides all of the query). */
+static char *
+pg_mask_uri(const char *uri)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(uri, &errmsg);
+	g_autoptr(GHashTable) secret = NULL;
+	g_autoptr(GString) out = NULL;
+	const char *rest, *p;
+
+	if (opts == NULL) {
+		PQfreemem(errmsg);
+		return NULL;
+	}
+	secret = pg_secret_keywords(opts);
+	PQconninfoFree(opts);
+	rest = strstr(uri, "://");
+	if (rest == NULL)
+		return NULL; /* a key=value string: not what selects this driver */
+	rest += 3;
+	out = g_string_new_len(uri, rest - uri);
+	for (p = rest; *p != '\0' && *p != '@' && *p != '/'; p++)
+		;
+	if (*p == '@') {
+		const char *colon = memchr(rest, ':', p - rest);
+
+		if (colon != NULL) {
+			g_string_append_len(out, rest, colon + 1 - rest);
+			g_string_append(out, "***");
+			rest = p;
+		}
+	}
+	p = strchr(rest, '?');
+	if (p == NULL) {
+		g_string_append(out, rest);
+	} else {
+		g_auto(GStrv) params = g_strsplit(p + 1, "&", -1);
+
+		g_string_append_len(out, rest, p + 1 - rest);
+		for (guint i = 0; params[i] != NULL; i++) {
+			const char *eq = strchr(params[i], '=');
+			g_autofree char *raw_key =
+				eq != NULL ? g_strndup(params[i], eq - params[i]) : g_strdup(params[i]);
+			g_autofree char *key = g_uri_unescape_string(raw_key, NULL);
+
+			if (i > 0)
+				g_string_append_c(out, '&');
+			if (eq != NULL && (key == NULL || g_hash_table_contains(secret, key)))
+				g_string_append_printf(out, "%s=***", raw_key);
+			else
+				g_string_append(out, params[i]);
+		}
+	}
+	if (pg_uri_has_secret(out->str))
+		return NULL;
+	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
 const MrSqlDriver mr_sql_pgsql_driver = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -1441,4 +1543,5 @@ const MrSqlDriver mr_sql_pgsql_driver = {
 	.column_double = pg_column_double,
 	.column_text = pg_column_text,
 	.column_blob = pg_column_blob,
+	.mask_uri = pg_mask_uri,
 };

@@ -150,6 +150,15 @@ struct _MrSqlDriver {
 	/* NULL for SQL NULL; valid until the next step or reset. */
 	const char *(*column_text)(MrSqlStmt *st, int i);
 	const void *(*column_blob)(MrSqlStmt *st, int i, gsize *len);
+
+	/* (nullable) Returns: (transfer full) (nullable): @database, a name
+	 * this driver opens, as logs and output may show it: every secret
+	 * the engine would read from it (a password, in whatever spelling
+	 * the engine accepts: percent-encoded keys too) replaced by "***";
+	 * NULL when the engine cannot parse it (the caller then hides all
+	 * that could hold one).  NULL member: its names hold no secrets (a
+	 * file name). */
+	char *(*mask_uri)(const char *database);
 };
 
 /* The drivers: SQLite (mr-sql-sqlite.c, built in) and PostgreSQL

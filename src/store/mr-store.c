@@ -156,6 +156,29 @@ mr_store_set_config(MrStore *store, const MrConfig *cfg)
 	store->cfg = cfg;
 }
 
+char *
+mr_store_database_name(const MrConfig *cfg)
+{
+	const MrSqlDriver *driver;
+	g_autofree char *masked = NULL;
+	char *query;
+
+	g_return_val_if_fail(cfg != NULL && cfg->database != NULL, NULL);
+
+	driver = mr_sql_driver_for(cfg->database, NULL);
+	if (driver != NULL && driver->mask_uri == NULL)
+		return g_strdup(cfg->database);
+	if (driver != NULL && (masked = driver->mask_uri(cfg->database)) != NULL)
+		return g_steal_pointer(&masked);
+	/* Not parsed: user:***@, and no query string at all. */
+	masked = mr_config_database_name(cfg);
+	query = strchr(masked, '?');
+	if (query == NULL)
+		return g_steal_pointer(&masked);
+	*query = '\0';
+	return g_strconcat(masked, "?***", NULL);
+}
+
 int
 mr_store_schema_version(MrStore *store)
 {
@@ -239,14 +262,14 @@ store_open(const MrConfig *cfg, gboolean create, GError **error)
 	if (store->conn == NULL)
 		return NULL;
 	if (!create && store->driver->schema_version(store->conn, NULL) == 0) {
-		g_autofree char *name = mr_config_database_name(cfg);
+		g_autofree char *name = mr_store_database_name(cfg);
 
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
 			    "%s: no mailroom database here (mailroomctl init creates it)", name);
 		return NULL;
 	}
 	if (!store_migrate(store, error)) {
-		g_autofree char *name = mr_config_database_name(cfg);
+		g_autofree char *name = mr_store_database_name(cfg);
 
 		g_prefix_error(error, "%s: ", name);
 		if (error != NULL && *error != NULL && (*error)->code != MR_STORE_ERROR_BUSY)

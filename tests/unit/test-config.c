@@ -367,6 +367,90 @@ test_missing(void)
 	g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO);
 }
 
+/* Issue 20, item 15: what puts secrets at risk is said, at start, at each
+ * reload and by mailbox test. */
+static const struct {
+	const char *imap;   /* the imap entry's keys after name, user, role */
+	int pw_mode;        /* of its password_file; 0: password_env */
+	int db_pw_mode;     /* of database_password_file; 0: none */
+	const char *want;   /* a part of the one warning; NULL: none */
+} warning_cases[] = {
+	{ "host = \"imap.acme.test\";", 0600, 0, NULL },
+	{ "host = \"imap.acme.test\";", 0400, 0, NULL },
+	{ "host = \"imap.acme.test\";", 0644, 0, "password_file PW is open to its group or others (mode 0644)" },
+	{ "host = \"imap.acme.test\";", 0640, 0, "(mode 0640)" },
+	{ "host = \"imap.acme.test\";", 0604, 0, "(mode 0604)" },
+	{ "host = \"imap.acme.test\";", 0, 0640, "database_password_file DBPW is open" },
+	{ "host = \"imap.acme.test\";", 0, 0600, NULL },
+	{ "host = \"127.0.0.1\"; tls = \"none\";", 0600, 0, NULL },
+	{ "host = \"127.3.4.5\"; tls = \"none\";", 0600, 0, NULL },
+	{ "host = \"::1\"; tls = \"none\";", 0600, 0, NULL },
+	{ "host = \"LocalHost\"; tls = \"none\";", 0600, 0, NULL },
+	{ "host = \"imap.acme.test\"; tls = \"none\";", 0600, 0,
+	  "mailbox m: tls = \"none\" to imap.acme.test, which is not loopback: the password" },
+	{ "host = \"192.168.1.10\"; tls = \"none\";", 0, 0, "to 192.168.1.10, which is not loopback" },
+	{ "host = \"128.0.0.1\"; tls = \"none\";", 0, 0, "not loopback" },
+	{ "host = \"localhost.acme.test\"; tls = \"none\";", 0, 0, "not loopback" },
+	{ "host = \"imap.acme.test\"; tls = \"starttls\";", 0, 0, NULL },
+};
+
+static void
+test_security_warnings(void)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(warning_cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *dir = g_dir_make_tmp("mr-config-XXXXXX", &error);
+		g_autofree char *pw = g_build_filename(dir, "pw", NULL);
+		g_autofree char *dbpw = g_build_filename(dir, "dbpw", NULL);
+		g_autofree char *secret = NULL, *text = NULL, *path = NULL, *want = NULL;
+		g_autoptr(MrConfig) cfg = NULL;
+		g_auto(GStrv) all = NULL;
+		g_auto(GStrv) one = NULL;
+
+		g_assert_no_error(error);
+		g_assert_true(g_file_set_contents(pw, "pw\n", -1, NULL));
+		g_assert_true(g_file_set_contents(dbpw, "pw\n", -1, NULL));
+		g_assert_cmpint(g_chmod(pw, warning_cases[i].pw_mode), ==, 0);
+		g_assert_cmpint(g_chmod(dbpw, warning_cases[i].db_pw_mode), ==, 0);
+		secret = warning_cases[i].pw_mode != 0 ? g_strdup_printf("password_file = \"%s\";", pw)
+						       : g_strdup("password_env = \"P\";");
+		text = g_strdup_printf(
+			"database = \"/tmp/x.db\";\n%s%s%s"
+			"addresses = ( { address = \"crm@acme.test\"; role = \"bcc\"; } );\n"
+			"imap = ( { name = \"m\"; user = \"u\"; role = \"support\"; %s %s } );\n",
+			warning_cases[i].db_pw_mode != 0 ? "database_password_file = \"" : "",
+			warning_cases[i].db_pw_mode != 0 ? dbpw : "",
+			warning_cases[i].db_pw_mode != 0 ? "\";\n" : "", warning_cases[i].imap, secret);
+		path = write_config(text);
+		cfg = mr_config_load(path, &error);
+		g_assert_no_error(error);
+		all = mr_config_security_warnings(cfg);
+		one = mr_imap_mailbox_security_warnings(mr_config_find_imap(cfg, "m"));
+		if (warning_cases[i].want == NULL) {
+			if (all[0] != NULL)
+				g_error("case %u: unexpected warning '%s'", i, all[0]);
+			g_assert_null(one[0]);
+		} else {
+			gboolean db = strstr(warning_cases[i].want, "DBPW") != NULL;
+			g_auto(GStrv) parts = g_strsplit(warning_cases[i].want, db ? "DBPW" : "PW", 2);
+			/* PW and DBPW stand for the files' paths */
+			g_autofree char *w1 = g_strjoinv(db ? dbpw : pw, parts);
+
+			want = g_strdup(warning_cases[i].want);
+			g_assert_cmpuint(g_strv_length(all), ==, 1);
+			if (strstr(all[0], w1) == NULL)
+				g_error("case %u: '%s' lacks '%s'", i, all[0], w1);
+			/* the mailbox's own: all but the database's */
+			g_assert_cmpuint(g_strv_length(one), ==,
+					 strstr(want, "database_password_file") != NULL ? 0 : 1);
+		}
+		g_unlink(pw);
+		g_unlink(dbpw);
+		g_rmdir(dir);
+		g_unlink(path);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -377,5 +461,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/core/config/missing", test_missing);
 	g_test_add_func("/mailroom/core/config/spool-directory", test_spool_directory);
 	g_test_add_func("/mailroom/core/config/database-name", test_database_name);
+	g_test_add_func("/mailroom/core/config/security-warnings", test_security_warnings);
 	return g_test_run();
 }
