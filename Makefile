@@ -14,6 +14,7 @@
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make clean
 #   make fuzz      libFuzzer on parse and route (FUZZ_SECONDS=60; clang)
+#   make fuzz-imap libFuzzer on the IMAP door's session (FUZZ_SECONDS=60)
 #   make fresh-check  make deps && make test in a fresh Debian 12 chroot
 #                  (debootstrap into var/fresh-check; root; minutes; downloads)
 
@@ -98,7 +99,7 @@ $(BUILD)/mailroomd: $(DAEMON_OBJS) $(BUILD)/libmailroom.a
 
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmailroom.a $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libmailroom.a $(LIBS) $(IMAP_LIBS)
 
 # Keep the unit tests' objects: they are not intermediate files to delete.
 .SECONDARY:
@@ -172,8 +173,21 @@ fuzz:
 	cd $(FUZZ_BUILD) && ./fuzz-parse-route -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 	  -max_len=1048576 -timeout=30 corpus
 
+# libFuzzer on the IMAP door: what a server says, fed to one session
+# (mr_imap_run_stream()), seeded from tests/data/imap.
+fuzz-imap:
+	./tools/deps.sh --fuzz
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+	  $(FUZZ_BUILD)/fuzz-imap
+	mkdir -p $(FUZZ_BUILD)/corpus-imap
+	cp -n tests/data/imap/*.txt $(FUZZ_BUILD)/corpus-imap/
+	cd $(FUZZ_BUILD) && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp \
+	  ./fuzz-imap -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  -max_len=262144 -timeout=30 corpus-imap
+
 $(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/fuzz-%.o $(BUILD)/libmailroom.a
-	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libmailroom.a $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libmailroom.a $(LIBS) $(IMAP_LIBS)
 
 bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) ./tools/bench-smtp.sh
@@ -209,4 +223,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz var/test-*
 
-.PHONY: bench all test check check-pg check-unit check-valgrind check-integration check-slow asan check-layering deps run install clean fresh-check fuzz
+.PHONY: fuzz-imap bench all test check check-pg check-unit check-valgrind check-integration check-slow asan check-layering deps run install clean fresh-check fuzz

@@ -11,10 +11,11 @@
  * batch, and a message stored before is not stored again. */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-service.h"
+#include "mailroom/mr-writer.h"
 
 G_BEGIN_DECLS
 
@@ -36,5 +37,13 @@ void mr_imap_probe_clear(MrImapProbe *probe);
  * (MR_IMAP_ERROR_AUTH for a refused login, MR_IMAP_ERROR_TLS, _CONNECT,
  * _PROTOCOL). */
 gboolean mr_imap_probe(const MrImapMailbox *mb, MrImapProbe *out, GError **error);
+
+/* For tests and fuzzing: one session of mailbox @mb as its thread runs
+ * it -- greeting, login, select, drain through @writer, IDLE or polling
+ * -- over @stream (what the server says in, what mailroomd says out),
+ * without waits, until the stream ends or fails.  The state starts
+ * empty (not read from the database). */
+void mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb,
+			GIOStream *stream);
 
 G_END_DECLS

@@ -74,6 +74,10 @@ typedef struct {
 	gint64 allowed_us;      /* how long it may take */
 	gint64 deadline;        /* monotonic: when it must be over (each write
 	                           sets it anew) */
+	/* The literal framing of what the server sends (see conn_scan()). */
+	guint64 lit_left;       /* bytes of a literal still to come */
+	guint64 lit_n;          /* the size being announced */
+	int lit_state;          /* 0 text, 1 in "{digits", 2 after "}", 3 after CR */
 } MrImapConn;
 
 /* Sets what the next commands may read and how long they may take:
@@ -123,8 +127,52 @@ conn_before_io(MrImapConn *c)
 			    c->allowed_us / G_USEC_PER_SEC);
 		return FALSE;
 	}
-	g_socket_set_timeout(g_socket_connection_get_socket(c->tcp),
-			     (guint)((left_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC));
+	if (c->tcp != NULL) /* (mr_imap_run_stream(): a stream of memory) */
+		g_socket_set_timeout(g_socket_connection_get_socket(c->tcp),
+				     (guint)((left_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC));
+	return TRUE;
+}
+
+/* Follows the literal framing of @n bytes the server sent ("{N}" CRLF
+ * outside a literal announces N bytes) and fails when a literal is
+ * announced longer than the command may still read: libetpan allocates a
+ * literal's whole size when it reads the announcement, so "{4000000000}"
+ * would cost 4 GB of address space for eleven bytes.  Linear in @n. */
+static gboolean
+conn_scan(MrImapConn *c, const guint8 *buf, gsize n)
+{
+	for (gsize i = 0; i < n; i++) {
+		guint8 ch = buf[i];
+
+		if (c->lit_left > 0) {
+			gsize skip = (gsize)MIN(c->lit_left, (guint64)(n - i));
+
+			c->lit_left -= skip;
+			i += skip - 1;
+			continue;
+		}
+		if (c->lit_state == 1 && g_ascii_isdigit(ch)) {
+			c->lit_n = c->lit_n > G_MAXUINT64 / 10 - 10 ? G_MAXUINT64 / 10
+								   : c->lit_n * 10 + (ch - '0');
+		} else if (c->lit_state == 1 && ch == '}') {
+			c->lit_state = 2;
+		} else if (c->lit_state == 2 && ch == '\r') {
+			c->lit_state = 3;
+		} else if (c->lit_state == 3 && ch == '\n') {
+			/* what may still be read once this byte is */
+			if (c->lit_n > c->left - (i + 1)) {
+				g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+					    "the server announced %" G_GUINT64_FORMAT " bytes, more than"
+					    " it may send for this command", c->lit_n);
+				return FALSE;
+			}
+			c->lit_left = c->lit_n;
+			c->lit_state = 0;
+		} else {
+			c->lit_state = ch == '{' ? 1 : 0;
+			c->lit_n = 0;
+		}
+	}
 	return TRUE;
 }
 
@@ -151,9 +199,18 @@ low_read(mailstream_low *s, void *buf, size_t count)
 			    "no complete answer within %" G_GINT64_FORMAT " s (timeout)",
 			    c->allowed_us / G_USEC_PER_SEC);
 	}
-	if (n > 0)
-		c->left -= (guint64)n;
-	return n < 0 ? -1 : n;
+	if (n == 0) {
+		/* The end: an error, not a read of nothing -- libetpan reads a
+		 * literal again and again until it is complete, so a server
+		 * that closes in the middle of one would make it spin. */
+		g_set_error_literal(&c->error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+				    "the server closed the connection");
+		return -1;
+	}
+	if (n < 0 || !conn_scan(c, buf, (gsize)n))
+		return -1;
+	c->left -= (guint64)n;
+	return n;
 }
 
 static ssize_t
@@ -184,7 +241,7 @@ low_get_fd(mailstream_low *s)
 {
 	MrImapConn *c = s->data;
 
-	return g_socket_get_fd(g_socket_connection_get_socket(c->tcp));
+	return c->tcp != NULL ? g_socket_get_fd(g_socket_connection_get_socket(c->tcp)) : -1;
 }
 
 static void
@@ -248,8 +305,14 @@ session_free(MrImapSession *s)
 {
 	if (s == NULL)
 		return;
+	if (s->imap != NULL && s->imap->imap_stream != NULL) {
+		/* without a LOGOUT (mailimap_free() would send one and wait
+		 * for its answer): a session that failed is not talked to */
+		mailstream_close(s->imap->imap_stream); /* frees our low */
+		s->imap->imap_stream = NULL;
+	}
 	if (s->imap != NULL)
-		mailimap_free(s->imap); /* frees the mailstream and our low */
+		mailimap_free(s->imap);
 	conn_free(s->conn);
 	g_free(s);
 }
@@ -264,6 +327,28 @@ server_said(const MrImapSession *s)
 	const char *r = s->imap != NULL ? s->imap->imap_response : NULL;
 
 	return r != NULL && *r != '\0' ? r : "no answer";
+}
+
+/* CAPABILITY, for what the server announces (read with has_cap() and
+ * libetpan's mailimap_has_*()).  libetpan 1.9.4 copies the capabilities
+ * it holds on an OK without checking that it holds any: a server that
+ * answers OK and never announced one would make it read NULL.  So the
+ * session always holds a list, empty at first. */
+static int
+session_capability(MrImapSession *s)
+{
+	struct mailimap_connection_info *info = s->imap->imap_connection_info;
+	struct mailimap_capability_data *caps = NULL;
+	int r;
+
+	if (info == NULL)
+		return MAILIMAP_ERROR_BAD_STATE;
+	if (info->imap_capability == NULL)
+		info->imap_capability = mailimap_capability_data_new(clist_new());
+	r = mailimap_capability(s->imap, &caps);
+	if (caps != NULL)
+		mailimap_capability_data_free(caps);
+	return r;
 }
 
 /* Sets @error from libetpan's result @r of @what: a stream error carries
@@ -531,16 +616,14 @@ oauthbearer_authenticate(MrImapSession *s, const MrImapMailbox *mb, const char *
 static gboolean
 session_login_oauth(MrImapSession *s, const MrImapMailbox *mb, GError **error)
 {
-	struct mailimap_capability_data *caps = NULL;
 	gboolean bearer;
 	const char *what;
 	int r;
 
 	/* what the greeting said may be stale after STARTTLS: ask */
-	r = mailimap_capability(s->imap, &caps);
+	r = session_capability(s);
 	if (r != MAILIMAP_NO_ERROR)
 		return session_fail(s, r, "CAPABILITY", error);
-	mailimap_capability_data_free(caps);
 	bearer = !mailimap_has_authentication(s->imap, "XOAUTH2") &&
 		 mailimap_has_authentication(s->imap, "OAUTHBEARER");
 	what = bearer ? "OAUTHBEARER login" : "XOAUTH2 login";
@@ -589,20 +672,41 @@ has_cap(mailimap *imap, const char *name)
 	return mailimap_has_extension(imap, (char *)name) != 0;
 }
 
+static MrImapSession *session_start(MrImapSession *s, const MrImapMailbox *mb, GError **error);
+
+/* A session over @conn, not started yet: libetpan's state over it. */
+static MrImapSession *
+session_new(MrImapConn *conn)
+{
+	MrImapSession *s = g_new0(MrImapSession, 1);
+
+	s->conn = conn;
+	s->imap = mailimap_new(0, NULL);
+	mailimap_set_msg_att_handler(s->imap, on_msg_att, s);
+	mailimap_set_progress_callback(s->imap, NULL, on_items, s);
+	return s;
+}
+
+/* A connection of @mb's settings (not connected yet). */
+static MrImapConn *
+conn_new(const MrImapMailbox *mb, GCancellable *cancel)
+{
+	MrImapConn *c = g_new0(MrImapConn, 1);
+
+	c->cancel = cancel != NULL ? g_object_ref(cancel) : g_cancellable_new();
+	c->timeout_s = mb->timeout_s;
+	conn_expect(c, 0);
+	return c;
+}
+
 /* Connects to @mb, secures the connection as configured and logs in. */
 static MrImapSession *
 session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 {
-	g_autoptr(MrImapSession) s = g_new0(MrImapSession, 1);
+	g_autoptr(MrImapSession) s = session_new(conn_new(mb, cancel));
 	g_autoptr(GSocketClient) client = g_socket_client_new();
 	g_autoptr(GError) local = NULL;
-	mailstream *stream;
-	int r;
 
-	s->conn = g_new0(MrImapConn, 1);
-	s->conn->cancel = cancel != NULL ? g_object_ref(cancel) : g_cancellable_new();
-	s->conn->timeout_s = mb->timeout_s;
-	conn_expect(s->conn, 0);
 	g_socket_client_set_timeout(client, (guint)mb->timeout_s);
 	s->conn->tcp = g_socket_client_connect_to_host(client, mb->host, (guint16)mb->port,
 						       s->conn->cancel, &local);
@@ -614,9 +718,19 @@ session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 	s->conn->stream = G_IO_STREAM(g_object_ref(s->conn->tcp));
 	if (mb->tls == MR_IMAP_TLS_IMPLICIT && !conn_start_tls(s->conn, mb, error))
 		return NULL;
-	s->imap = mailimap_new(0, NULL);
-	mailimap_set_msg_att_handler(s->imap, on_msg_att, s);
-	mailimap_set_progress_callback(s->imap, NULL, on_items, s);
+	return session_start(g_steal_pointer(&s), mb, error);
+}
+
+/* Speaks IMAP over the connection of @s (taken): the greeting, STARTTLS
+ * as configured, the login and the capabilities after it.  Returns:
+ * (transfer full): the session, or NULL with @error. */
+static MrImapSession *
+session_start(MrImapSession *started, const MrImapMailbox *mb, GError **error)
+{
+	g_autoptr(MrImapSession) s = started;
+	mailstream *stream;
+	int r;
+
 	stream = mailstream_new(mailstream_low_new(s->conn, &mr_imap_low_driver), 8192);
 	conn_expect(s->conn, 0); /* the greeting's deadline starts now */
 	r = mailimap_connect(s->imap, stream);
@@ -636,16 +750,11 @@ session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 	}
 	if (!session_login(s, mb, error))
 		return NULL;
-	{
-		struct mailimap_capability_data *caps = NULL;
-
-		/* after the login: servers announce more then */
-		r = mailimap_capability(s->imap, &caps);
-		if (r != MAILIMAP_NO_ERROR) {
-			session_fail(s, r, "CAPABILITY", error);
-			return NULL;
-		}
-		mailimap_capability_data_free(caps);
+	/* after the login: servers announce more then */
+	r = session_capability(s);
+	if (r != MAILIMAP_NO_ERROR) {
+		session_fail(s, r, "CAPABILITY", error);
+		return NULL;
 	}
 	s->has_idle = mailimap_has_idle(s->imap) != 0;
 	s->has_move = has_cap(s->imap, "MOVE");
@@ -1428,7 +1537,7 @@ watch_set_aside(MrImapWatch *w, MrImapSession *s, const MrImapUid *uid, const ch
 	if (whole)
 		reason = g_strdup(why);
 	else if (len == 0)
-		reason = g_strdup_printf("%s; the server sent no body: left on the server", why);
+		reason = g_strdup_printf("%s; no bytes of it kept: left on the server", why);
 	else
 		reason = g_strdup_printf("%s; only the first %" G_GSIZE_FORMAT " bytes kept: left on"
 					 " the server", why, len);
@@ -1713,8 +1822,7 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 	while (ok && i < uids->len && !watch_stopping(w)) {
 		const MrImapUid *batch = &g_array_index(uids, MrImapUid, i);
 		gboolean suspect = (gint64)batch[0].uid <= w->suspect_to;
-		gint64 tries = suspect && w->st.inflight_to == (gint64)batch[0].uid
-				       ? w->st.inflight_tries : 0;
+		gint64 tries = w->st.inflight_to == (gint64)batch[0].uid ? w->st.inflight_tries : 0;
 		g_autofree char *why = NULL;
 		g_autoptr(GPtrArray) raws = NULL;
 		g_autoptr(GBytes) alone = NULL;
@@ -1771,10 +1879,29 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 						      "), although the server announced %u bytes",
 						      w->cfg->max_message_size, batch[0].size);
 		}
+		if (why != NULL && alone == NULL) {
+			/* Fetching its bytes for the quarantine is a try too, so that
+			 * a server that cannot hand them over does not stop the
+			 * mailbox: past the bound it is kept without them. */
+			if (tries > MR_IMAP_MAX_TRIES) {
+				g_autofree char *first = g_steal_pointer(&why);
+
+				why = g_strdup_printf("%s; fetching it failed (%s)", first,
+						      w->fail_uid == batch[0].uid && w->fail_why != NULL
+							      ? w->fail_why : "in an earlier run");
+				alone = g_bytes_new(NULL, 0);
+			} else if (!watch_mark(w, batch[0].uid, tries + 1, error)) {
+				g_prefix_error(error, "marking UID %u in flight: ", batch[0].uid);
+				ok = FALSE;
+				break;
+			}
+		}
 		if (why != NULL) {
 			ok = watch_set_aside(w, s, batch, why, alone, complete, limit, error);
 			if (ok)
 				watch_pass(w, uids, i++);
+			else
+				watch_failed(w, batch[0].uid, (*error)->message);
 			continue;
 		}
 		if (alone != NULL) {
@@ -1969,11 +2096,11 @@ watch_thread(gpointer data)
 	return NULL;
 }
 
+/* A watch of @mb, without its thread. */
 static MrImapWatch *
-watch_start(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
+watch_new(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
 {
 	MrImapWatch *w = g_new0(MrImapWatch, 1);
-	g_autofree char *name = g_strdup_printf("imap-%s", mb->name);
 
 	w->writer = writer;
 	w->cfg = mr_config_ref(cfg);
@@ -1985,6 +2112,15 @@ watch_start(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
 	w->io = g_cancellable_new();
 	w->st.name = g_strdup(mb->name);
 	g_mutex_init(&w->lock);
+	return w;
+}
+
+static MrImapWatch *
+watch_start(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb)
+{
+	MrImapWatch *w = watch_new(writer, cfg, mb);
+	g_autofree char *name = g_strdup_printf("imap-%s", mb->name);
+
 	w->thread = g_thread_new(name, watch_thread, w);
 	return w;
 }
@@ -2008,7 +2144,8 @@ watch_free(MrImapWatch *w)
 	watch_drain_request(w);
 	if (!g_atomic_int_get(&w->finished))
 		g_cancellable_cancel(w->io);
-	g_thread_join(w->thread);
+	if (w->thread != NULL)
+		g_thread_join(w->thread);
 	g_free(w->fail_why);
 	g_free(w->logged);
 	g_object_unref(w->wake);
@@ -2217,6 +2354,27 @@ const MrServiceClass mr_imap_service = {
 	.status = imap_status,
 	.stop = imap_stop,
 };
+
+/* --- one session over a given stream (tests, fuzzing) ---------------------------- */
+
+void
+mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb, GIOStream *stream)
+{
+	MrImapWatch *w = watch_new(writer, cfg, mb);
+	MrImapConn *c = conn_new(mb, NULL);
+	g_autoptr(MrImapSession) s = NULL;
+	g_autoptr(GError) error = NULL;
+
+	c->stream = g_object_ref(stream);
+	/* no waits: IDLE, polling and backoff end at once, and the session
+	 * goes on until the stream ends (every turn reads from it) */
+	g_cancellable_cancel(w->wake);
+	s = session_start(session_new(c), mb, &error);
+	if (s != NULL && watch_session(w, s, &error))
+		mailimap_logout(s->imap);
+	g_clear_pointer(&s, session_free);
+	watch_free(w);
+}
 
 /* --- mailroomctl mailbox test ---------------------------------------------------- */
 

@@ -239,6 +239,26 @@ if want(3):
         stops_cleanly(d, "mailroomd stops cleanly (exit 0)")
         srv.close()
 
+    with t.section("a big one the server never hands over: kept without bytes, the rest goes on"):
+        big = mail("Never", 1, body="y" * 4096)
+        srv = FakeImap({1: big, 2: mail("Never", 2)}, uidvalidity=15)
+        srv.set(bye_in_literal={1})     # every fetch of UID 1, whole or in parts
+        d = daemon([entry(srv, after="delete")], extra="limits = { max_message_size = 1024; };\n")
+        t.ok(wait_until(lambda: subjects(d) == ["Never 2"] and q_of(d, 1), 30),
+             "the next message is stored, the big one quarantined",
+             (subjects(d), quarantined(d), status(d)))
+        rows = d.env.query("SELECT length(raw), size FROM quarantine WHERE uid = 1")
+        t.ok(rows and rows[0][0] == 0 and rows[0][1] == len(big) and
+             "fetching it failed" in q_of(d, 1)[0]["reason"],
+             "without bytes, its size and why", (rows, quarantined(d)))
+        with srv.lock:
+            partials = [p for p in srv.partials if p[0] == 1]
+            t.ok(len(partials) == 3, "%d tries in parts (3)" % len(partials), partials)
+            t.ok(1 not in srv.deleted and 1 in srv.msgs, "it is left alone on the server",
+                 srv.stores)
+        stops_cleanly(d, "mailroomd stops cleanly (exit 0)")
+        srv.close()
+
 
 # --- 4 ---------------------------------------------------------------------
 if want(4):

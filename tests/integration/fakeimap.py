@@ -435,6 +435,10 @@ class Conn:
                 elif part:
                     start, count = int(part.group(1)), int(part.group(2))
                     srv.partials.append((u, start, count))
+                    if u in srv.bye_in_literal:     # in parts too
+                        out += b"* %d FETCH (UID %d BODY[]<%d> {%d}\r\nxx" % (n, u, start, count)
+                        bye_at = True
+                        break
                     if u in huge:   # its part of the huge literal
                         chunk = b"x" * max(0, min(count, huge[u] - start))
                     else:
