@@ -329,26 +329,48 @@ server_said(const MrImapSession *s)
 	return r != NULL && *r != '\0' ? r : "no answer";
 }
 
+/* Makes what the session holds of the server's capabilities a list,
+ * empty when the server announced none: libetpan 1.9.4 keeps "*
+ * CAPABILITY" without a name as a NULL list, and its mailimap_has_*()
+ * and mailimap_capability() read it without a check. */
+static void
+session_caps_sane(MrImapSession *s)
+{
+	struct mailimap_connection_info *info = s->imap->imap_connection_info;
+
+	if (info == NULL)
+		return; /* mailimap_has_*() check this one */
+	if (info->imap_capability == NULL)
+		info->imap_capability = mailimap_capability_data_new(clist_new());
+	else if (info->imap_capability->cap_list == NULL)
+		info->imap_capability->cap_list = clist_new();
+}
+
 /* CAPABILITY, for what the server announces (read with has_cap() and
- * libetpan's mailimap_has_*()).  libetpan 1.9.4 copies the capabilities
- * it holds on an OK without checking that it holds any: a server that
- * answers OK and never announced one would make it read NULL.  So the
- * session always holds a list, empty at first. */
+ * libetpan's mailimap_has_*()); built of the session calls mailimap.h
+ * offers, as mailimap_capability() is, which copies the capabilities
+ * without a check (see session_caps_sane()).  Returns a MAILIMAP_ code. */
 static int
 session_capability(MrImapSession *s)
 {
-	struct mailimap_connection_info *info = s->imap->imap_connection_info;
-	struct mailimap_capability_data *caps = NULL;
-	int r;
+	struct mailimap_response *response = NULL;
+	mailstream *stream = s->imap->imap_stream;
+	int r = mailimap_send_current_tag(s->imap);
+	int state;
 
-	if (info == NULL)
-		return MAILIMAP_ERROR_BAD_STATE;
-	if (info->imap_capability == NULL)
-		info->imap_capability = mailimap_capability_data_new(clist_new());
-	r = mailimap_capability(s->imap, &caps);
-	if (caps != NULL)
-		mailimap_capability_data_free(caps);
-	return r;
+	if (r == MAILIMAP_NO_ERROR && (mailstream_write(stream, "CAPABILITY\r\n", 12) != 12 ||
+				       mailstream_flush(stream) == -1))
+		r = MAILIMAP_ERROR_STREAM;
+	if (r == MAILIMAP_NO_ERROR && mailimap_read_line(s->imap) == NULL)
+		r = MAILIMAP_ERROR_STREAM;
+	if (r == MAILIMAP_NO_ERROR)
+		r = mailimap_parse_response(s->imap, &response);
+	session_caps_sane(s);
+	if (r != MAILIMAP_NO_ERROR)
+		return r;
+	state = response->rsp_resp_done->rsp_data.rsp_tagged->rsp_cond_state->rsp_type;
+	mailimap_response_free(response);
+	return state == MAILIMAP_RESP_COND_STATE_OK ? MAILIMAP_NO_ERROR : MAILIMAP_ERROR_CAPABILITY;
 }
 
 /* Sets @error from libetpan's result @r of @what: a stream error carries
