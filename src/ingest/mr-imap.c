@@ -883,8 +883,10 @@ session_uid_fetch(MrImapSession *s, struct mailimap_set *set, struct mailimap_fe
 	s->collect = NULL;
 	s->collect_data = NULL;
 	conn_expect(s->conn, 0);
-	if (result != NULL)
-		mailimap_fetch_list_free(result); /* empty: the handler had them */
+	/* empty: the handler had them.  Not after a failure: libetpan 1.9.4
+	 * frees the list then and leaves the pointer as it was. */
+	if (r == MAILIMAP_NO_ERROR && result != NULL)
+		mailimap_fetch_list_free(result);
 	mailimap_fetch_type_free(type);
 	mailimap_set_free(set);
 	return r;

@@ -188,6 +188,21 @@ test_huge_literal(Fixture *f, gconstpointer data)
 	g_assert_null(strstr(said, "UID STORE"));
 }
 
+/* A listing answered NO: the session fails, nothing is stored
+ * (libetpan frees its list of answers then; freeing it again was a double
+ * free, found by fuzz-imap). */
+static void
+test_fetch_no(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GBytes) good = transcript("session-delete.txt");
+	g_autoptr(GBytes) server = edited(good, "5 OK done", "5 NO not now");
+	g_autofree char *said = run(f, server);
+
+	g_assert_nonnull(strstr(said, "5 UID FETCH 1:* (UID RFC822.SIZE)"));
+	g_assert_null(strstr(said, "6 UID FETCH"));
+	g_assert_cmpuint(mr_writer_committed(f->writer), ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -203,5 +218,7 @@ main(int argc, char **argv)
 		   test_no_capability, fixture_tear_down);
 	g_test_add("/mailroom/imap/stream/huge-literal", Fixture, NULL, fixture_set_up,
 		   test_huge_literal, fixture_tear_down);
+	g_test_add("/mailroom/imap/stream/fetch-no", Fixture, NULL, fixture_set_up, test_fetch_no,
+		   fixture_tear_down);
 	return g_test_run();
 }
