@@ -174,7 +174,9 @@ fuzz:
 	  -max_len=1048576 -timeout=30 corpus
 
 # libFuzzer on the IMAP door: what a server says, fed to one session
-# (mr_imap_run_stream()), seeded from tests/data/imap.
+# (mr_imap_run_stream()), seeded from tests/data/imap.  For a long run that
+# keeps going past a finding: FUZZ_IMAP_FLAGS="-fork=1 -ignore_crashes=1
+# -ignore_ooms=1 -ignore_timeouts=1" (findings land in build-fuzz/).
 fuzz-imap:
 	./tools/deps.sh --fuzz
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer" \
@@ -184,7 +186,7 @@ fuzz-imap:
 	cp -n tests/data/imap/*.txt $(FUZZ_BUILD)/corpus-imap/
 	cd $(FUZZ_BUILD) && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp \
 	  ./fuzz-imap -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	  -max_len=262144 -timeout=30 corpus-imap
+	  -max_len=262144 -timeout=30 $(FUZZ_IMAP_FLAGS) corpus-imap
 
 $(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/fuzz-%.o $(BUILD)/libmailroom.a
 	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libmailroom.a $(LIBS) $(IMAP_LIBS)
