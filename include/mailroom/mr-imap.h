@@ -42,8 +42,10 @@ gboolean mr_imap_probe(const MrImapMailbox *mb, MrImapProbe *out, GError **error
  * it -- greeting, login, select, drain through @writer, IDLE or polling
  * -- over @stream (what the server says in, what mailroomd says out),
  * without waits, until the stream ends or fails.  The state starts
- * empty (not read from the database). */
-void mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb,
-			GIOStream *stream);
+ * empty (not read from the database).  Returns FALSE with @error, why the
+ * session ended (a stream that ends is a failure too), or TRUE when it
+ * ended by its own choice. */
+gboolean mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb,
+			    GIOStream *stream, GError **error);
 
 G_END_DECLS

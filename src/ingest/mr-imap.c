@@ -133,17 +133,34 @@ conn_before_io(MrImapConn *c)
 	return TRUE;
 }
 
-/* Follows the literal framing of @n bytes the server sent ("{N}" CRLF
- * outside a literal announces N bytes) and fails when a literal is
- * announced longer than the command may still read: libetpan allocates a
- * literal's whole size when it reads the announcement, so "{4000000000}"
- * would cost 4 GB of address space for eleven bytes.  Linear in @n. */
+/* Follows the literal framing of @n bytes the server sent ("{N}" outside
+ * a literal announces N bytes) and fails when a literal is announced
+ * longer than the command may still read: libetpan allocates a literal's
+ * whole size when it parses the announcement, so "{4000000000}" would cost
+ * 4 GB of address space for twelve bytes.  The check is made at the "}",
+ * whatever follows: libetpan takes the literal even without the CRLF (a
+ * workaround for one server), so the framing does too.  Linear in @n. */
 static gboolean
 conn_scan(MrImapConn *c, const guint8 *buf, gsize n)
 {
 	for (gsize i = 0; i < n; i++) {
 		guint8 ch = buf[i];
 
+		if (c->lit_state == 2 && ch == '\r') {
+			c->lit_state = 3;
+			continue;
+		}
+		if (c->lit_state == 3 && ch == '\n') {
+			c->lit_left = c->lit_n;
+			c->lit_state = 0;
+			continue;
+		}
+		if (c->lit_state >= 2) {
+			/* no CRLF: the literal has begun with this byte (and
+			 * with the CR before it, if one was seen) */
+			c->lit_left = c->lit_n - MIN(c->lit_n, (guint64)(c->lit_state - 2));
+			c->lit_state = 0;
+		}
 		if (c->lit_left > 0) {
 			gsize skip = (gsize)MIN(c->lit_left, (guint64)(n - i));
 
@@ -155,10 +172,6 @@ conn_scan(MrImapConn *c, const guint8 *buf, gsize n)
 			c->lit_n = c->lit_n > G_MAXUINT64 / 10 - 10 ? G_MAXUINT64 / 10
 								   : c->lit_n * 10 + (ch - '0');
 		} else if (c->lit_state == 1 && ch == '}') {
-			c->lit_state = 2;
-		} else if (c->lit_state == 2 && ch == '\r') {
-			c->lit_state = 3;
-		} else if (c->lit_state == 3 && ch == '\n') {
 			/* what may still be read once this byte is */
 			if (c->lit_n > c->left - (i + 1)) {
 				g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
@@ -166,8 +179,9 @@ conn_scan(MrImapConn *c, const guint8 *buf, gsize n)
 					    " it may send for this command", c->lit_n);
 				return FALSE;
 			}
-			c->lit_left = c->lit_n;
-			c->lit_state = 0;
+			c->lit_state = 2;
+		} else if (c->lit_state == 1 && (ch == ' ' || ch == '-') && c->lit_n == 0) {
+			/* libetpan reads "{ 12}" and "{-12}" too */
 		} else {
 			c->lit_state = ch == '{' ? 1 : 0;
 			c->lit_n = 0;
@@ -2381,23 +2395,27 @@ const MrServiceClass mr_imap_service = {
 
 /* --- one session over a given stream (tests, fuzzing) ---------------------------- */
 
-void
-mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb, GIOStream *stream)
+gboolean
+mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb, GIOStream *stream,
+		   GError **error)
 {
 	MrImapWatch *w = watch_new(writer, cfg, mb);
 	MrImapConn *c = conn_new(mb, NULL);
 	g_autoptr(MrImapSession) s = NULL;
-	g_autoptr(GError) error = NULL;
+	gboolean ok = FALSE;
 
 	c->stream = g_object_ref(stream);
 	/* no waits: IDLE, polling and backoff end at once, and the session
 	 * goes on until the stream ends (every turn reads from it) */
 	g_cancellable_cancel(w->wake);
-	s = session_start(session_new(c), mb, &error);
-	if (s != NULL && watch_session(w, s, &error))
+	s = session_start(session_new(c), mb, error);
+	if (s != NULL && watch_session(w, s, error)) {
 		mailimap_logout(s->imap);
+		ok = TRUE;
+	}
 	g_clear_pointer(&s, session_free);
 	watch_free(w);
+	return ok;
 }
 
 /* --- mailroomctl mailbox test ---------------------------------------------------- */
