@@ -2,26 +2,16 @@
  *
  * The route stage fills a plan without writing anything; the store stage
  * applies it, with the raw message, in one transaction.  Types only, shared
- * by both stages so that neither includes the other's internals. */
+ * by both stages so that neither includes the other's internals (model
+ * layer: mr-plan.c). */
 #pragma once
 
 #include <glib.h>
 
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-record.h"
 
 G_BEGIN_DECLS
-
-typedef enum {
-	MR_RECORD_NONE,
-	MR_RECORD_LEAD,
-	MR_RECORD_OPPORTUNITY,
-	MR_RECORD_TICKET,
-} MrRecordKind;
-
-typedef struct {
-	MrRecordKind kind;
-	gint64 id; /* row id; 0 with MR_RECORD_NONE */
-} MrRecordRef;
 
 typedef enum {
 	MR_FOUND_NONE,
@@ -80,13 +70,5 @@ MrPlan *mr_plan_new(void);
 void mr_plan_free(MrPlan *plan);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrPlan, mr_plan_free)
-
-/* Formats @ref as its display id ("TKT-12", "OPP-3", "LEAD-7") with the
- * configured prefixes.  Returns: (transfer full). */
-char *mr_record_display_id(const MrConfig *cfg, MrRecordRef ref);
-
-/* Returns the link kind used in the store for @kind ("lead",
- * "opportunity", "ticket"), or NULL for MR_RECORD_NONE. */
-const char *mr_record_kind_name(MrRecordKind kind);
 
 G_END_DECLS

@@ -51,10 +51,4 @@ MrPlan *mr_route_plan_facts(const MrConfig *cfg, MrStore *store, const MrMessage
  * brackets.  Returns TRUE and sets @out when found. */
 gboolean mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out);
 
-/* Parses a display id: "TKT-12", "opp-42", "LEAD-7" (any case), or, when
- * @bare_kind is not MR_RECORD_NONE, a plain number of that kind.
- * Returns TRUE and sets @out when @text is one. */
-gboolean mr_route_parse_id(const MrConfig *cfg, const char *text, MrRecordKind bare_kind,
-			   MrRecordRef *out);
-
 G_END_DECLS

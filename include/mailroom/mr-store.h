@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-event.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-plan.h"
 
@@ -430,33 +431,6 @@ GPtrArray *mr_store_timeline(MrStore *store, const char *email, const char *doma
 gint64 mr_store_count_messages(MrStore *store);
 
 /* --- events: the feed that workflows read ------------------------------ */
-
-/* What happened.  Stored by name (mr_event_type_name()); a name this
- * mailroom does not know reads as MR_EVENT_OTHER. */
-typedef enum {
-	MR_EVENT_OTHER,
-	MR_EVENT_TICKET_CREATED,
-	MR_EVENT_TICKET_REOPENED,
-	MR_EVENT_TICKET_STATUS,
-	MR_EVENT_LEAD_CREATED,
-	MR_EVENT_LEAD_CONVERTED,
-	MR_EVENT_LEAD_ARCHIVED,
-	MR_EVENT_OPPORTUNITY_CREATED,
-	MR_EVENT_OPPORTUNITY_WON,
-	MR_EVENT_OPPORTUNITY_LOST,
-	MR_EVENT_MESSAGE_LINKED,
-	MR_EVENT_REPLY_RECEIVED,
-	MR_EVENT_LINK_REFUSED,
-	MR_EVENT_SENDER_UNTRUSTED,
-	MR_EVENT_N
-} MrEventType;
-
-/* Returns the stored name of @type ("ticket.created"); "other" for
- * MR_EVENT_OTHER. */
-const char *mr_event_type_name(MrEventType type);
-
-/* Returns the type named @name, or MR_EVENT_OTHER. */
-MrEventType mr_event_type_from_name(const char *name);
 
 typedef struct {
 	gint64 id;           /* increasing: a consumer remembers the last it read */

@@ -636,7 +636,7 @@ cmd_contact_show(MrCtl *ctl, char **args)
 static gboolean
 ctl_record_arg(MrCtl *ctl, const char *text, MrRecordKind kind, MrRecordRef *ref)
 {
-	if (mr_route_parse_id(ctl->cfg, text, kind == MR_RECORD_LEAD ? kind : MR_RECORD_NONE,
+	if (mr_record_parse_id(ctl->cfg, text, kind == MR_RECORD_LEAD ? kind : MR_RECORD_NONE,
 			      ref) &&
 	    ref->kind == kind)
 		return TRUE;
@@ -812,7 +812,7 @@ cmd_timeline(MrCtl *ctl, char **args)
 
 	if (strchr(target, '@') != NULL)
 		rows = mr_store_timeline(ctl->store, target, NULL, ref, &error);
-	else if (mr_route_parse_id(ctl->cfg, target, MR_RECORD_NONE, &ref))
+	else if (mr_record_parse_id(ctl->cfg, target, MR_RECORD_NONE, &ref))
 		rows = mr_store_timeline(ctl->store, NULL, NULL, ref, &error);
 	else if (strchr(target, '.') != NULL)
 		rows = mr_store_timeline(ctl->store, NULL, target, ref, &error);

@@ -18,130 +18,7 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
 
-#define MR_LEAD_PREFIX "LEAD"
-
-/* --- plans and ids ------------------------------------------------------ */
-
-static void
-party_free(MrParty *p)
-{
-	if (p == NULL)
-		return;
-	g_free(p->email);
-	g_free(p->name);
-	g_free(p);
-}
-
-MrPlan *
-mr_plan_new(void)
-{
-	MrPlan *plan = g_new0(MrPlan, 1);
-
-	plan->parties = g_ptr_array_new_with_free_func((GDestroyNotify)party_free);
-	plan->owner = -1;
-	plan->customer = -1;
-	plan->action = MR_ACTION_LOG;
-	plan->create_contacts = TRUE;
-	return plan;
-}
-
-void
-mr_plan_free(MrPlan *plan)
-{
-	if (plan == NULL)
-		return;
-	g_free(plan->recipient);
-	g_free(plan->envelope_from);
-	g_ptr_array_unref(plan->parties);
-	g_free(plan->refused);
-	g_free(plan->untrusted);
-	g_free(plan->title);
-	g_free(plan);
-}
-
-const char *
-mr_record_kind_name(MrRecordKind kind)
-{
-	switch (kind) {
-	case MR_RECORD_LEAD:
-		return "lead";
-	case MR_RECORD_OPPORTUNITY:
-		return "opportunity";
-	case MR_RECORD_TICKET:
-		return "ticket";
-	case MR_RECORD_NONE:
-	default:
-		return NULL;
-	}
-}
-
-static const char *
-record_prefix(const MrConfig *cfg, MrRecordKind kind)
-{
-	switch (kind) {
-	case MR_RECORD_OPPORTUNITY:
-		return cfg->opportunity_prefix;
-	case MR_RECORD_TICKET:
-		return cfg->ticket_prefix;
-	case MR_RECORD_LEAD:
-		return MR_LEAD_PREFIX;
-	case MR_RECORD_NONE:
-	default:
-		return "NONE";
-	}
-}
-
-char *
-mr_record_display_id(const MrConfig *cfg, MrRecordRef ref)
-{
-	return g_strdup_printf("%s-%" G_GINT64_FORMAT, record_prefix(cfg, ref.kind), ref.id);
-}
-
-/* Parses "PREFIX-digits" at @p (exactly @len bytes), any case. */
-static gboolean
-parse_id_token(const MrConfig *cfg, const char *p, gsize len, MrRecordRef *out)
-{
-	static const MrRecordKind kinds[] = {
-		MR_RECORD_TICKET, MR_RECORD_OPPORTUNITY, MR_RECORD_LEAD,
-	};
-
-	for (guint k = 0; k < G_N_ELEMENTS(kinds); k++) {
-		const char *prefix = record_prefix(cfg, kinds[k]);
-		gsize plen = strlen(prefix);
-		guint64 id = 0;
-		gsize i;
-
-		if (len < plen + 2 || g_ascii_strncasecmp(p, prefix, plen) != 0 || p[plen] != '-')
-			continue;
-		for (i = plen + 1; i < len && g_ascii_isdigit(p[i]); i++) {
-			id = id * 10 + (guint64)(p[i] - '0');
-			if (id > G_MAXINT64 / 10)
-				return FALSE;
-		}
-		if (i != len || id == 0)
-			return FALSE;
-		out->kind = kinds[k];
-		out->id = (gint64)id;
-		return TRUE;
-	}
-	return FALSE;
-}
-
-gboolean
-mr_route_parse_id(const MrConfig *cfg, const char *text, MrRecordKind bare_kind,
-		  MrRecordRef *out)
-{
-	g_return_val_if_fail(cfg != NULL && out != NULL, FALSE);
-	if (text == NULL)
-		return FALSE;
-	if (bare_kind != MR_RECORD_NONE && *text != '\0' &&
-	    strspn(text, "0123456789") == strlen(text) && strlen(text) < 18) {
-		out->kind = bare_kind;
-		out->id = g_ascii_strtoll(text, NULL, 10);
-		return out->id > 0;
-	}
-	return parse_id_token(cfg, text, strlen(text), out);
-}
+/* --- ids in subjects ---------------------------------------------------- */
 
 gboolean
 mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out)
@@ -169,7 +46,7 @@ mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out)
 
 			while (token_end < close && (g_ascii_isalnum(*token_end) || *token_end == '-'))
 				token_end++;
-			if (token_end > p && parse_id_token(cfg, p, (gsize)(token_end - p), out) &&
+			if (token_end > p && mr_record_parse_id_len(cfg, p, (gsize)(token_end - p), out) &&
 			    out->kind != MR_RECORD_LEAD)
 				return TRUE;
 			p = token_end < close ? token_end + 1 : close;
@@ -537,7 +414,7 @@ find_record(const MrConfig *cfg, MrStore *store, const MrRouteFacts *facts, cons
 		plan->found_by = MR_FOUND_SUBJECT;
 		return;
 	}
-	if (detail != NULL && mr_route_parse_id(cfg, detail, MR_RECORD_NONE, &ref) &&
+	if (detail != NULL && mr_record_parse_id(cfg, detail, MR_RECORD_NONE, &ref) &&
 	    follow_lead(store, &ref) && accept_named(store, cfg, plan, ref)) {
 		plan->record = ref;
 		plan->found_by = MR_FOUND_PLUS;

@@ -35,18 +35,6 @@ col_words(MrSqlStmt *st, int i)
 	return g_strv_builder_end(b);
 }
 
-static MrRecordKind
-record_kind_from_name(const char *name)
-{
-	static const MrRecordKind kinds[] = { MR_RECORD_LEAD, MR_RECORD_OPPORTUNITY,
-					      MR_RECORD_TICKET };
-
-	for (guint i = 0; name != NULL && i < G_N_ELEMENTS(kinds); i++)
-		if (strcmp(mr_record_kind_name(kinds[i]), name) == 0)
-			return kinds[i];
-	return MR_RECORD_NONE;
-}
-
 static int
 compare_refs(gconstpointer a, gconstpointer b)
 {
@@ -73,7 +61,7 @@ col_links(MrSqlStmt *st, int i)
 		if (colon == NULL)
 			continue;
 		*colon = '\0';
-		ref.kind = record_kind_from_name(*w);
+		ref.kind = mr_record_kind_from_name(*w);
 		ref.id = g_ascii_strtoll(colon + 1, NULL, 10);
 		if (ref.kind != MR_RECORD_NONE && ref.id > 0)
 			g_array_append_val(links, ref);
@@ -789,38 +777,6 @@ mr_store_timeline(MrStore *store, const char *email, const char *domain, MrRecor
 
 /* --- events -------------------------------------------------------------- */
 
-static const char *const mr_event_names[MR_EVENT_N] = {
-	[MR_EVENT_OTHER] = "other",
-	[MR_EVENT_TICKET_CREATED] = "ticket.created",
-	[MR_EVENT_TICKET_REOPENED] = "ticket.reopened",
-	[MR_EVENT_TICKET_STATUS] = "ticket.status",
-	[MR_EVENT_LEAD_CREATED] = "lead.created",
-	[MR_EVENT_LEAD_CONVERTED] = "lead.converted",
-	[MR_EVENT_LEAD_ARCHIVED] = "lead.archived",
-	[MR_EVENT_OPPORTUNITY_CREATED] = "opportunity.created",
-	[MR_EVENT_OPPORTUNITY_WON] = "opportunity.won",
-	[MR_EVENT_OPPORTUNITY_LOST] = "opportunity.lost",
-	[MR_EVENT_MESSAGE_LINKED] = "message.linked",
-	[MR_EVENT_REPLY_RECEIVED] = "reply.received",
-	[MR_EVENT_LINK_REFUSED] = "link.refused",
-	[MR_EVENT_SENDER_UNTRUSTED] = "sender.untrusted",
-};
-
-const char *
-mr_event_type_name(MrEventType type)
-{
-	return type < MR_EVENT_N ? mr_event_names[type] : mr_event_names[MR_EVENT_OTHER];
-}
-
-MrEventType
-mr_event_type_from_name(const char *name)
-{
-	for (int t = 1; t < MR_EVENT_N && name != NULL; t++)
-		if (strcmp(mr_event_names[t], name) == 0)
-			return (MrEventType)t;
-	return MR_EVENT_OTHER;
-}
-
 void
 mr_event_free(MrEvent *event)
 {
@@ -857,7 +813,7 @@ mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error)
 		e->created = g_strdup(mr_sql_column_text(st, 1));
 		e->type_name = g_strdup(mr_sql_column_text(st, 2));
 		e->type = mr_event_type_from_name(e->type_name);
-		e->record.kind = record_kind_from_name(mr_sql_column_text(st, 3));
+		e->record.kind = mr_record_kind_from_name(mr_sql_column_text(st, 3));
 		e->record.id = e->record.kind != MR_RECORD_NONE ? mr_sql_column_int64(st, 4) : 0;
 		e->message_row = mr_sql_column_int64(st, 5);
 		e->summary = g_strdup(mr_sql_column_text(st, 6));

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include <glib/gstdio.h>
-#include <sqlite3.h>
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
@@ -47,31 +46,6 @@ test_subject_ids(void)
 				subject_cases[i].subject, found, ref.kind, ref.id);
 	}
 	g_assert_false(mr_route_subject_id(cfg, NULL, &(MrRecordRef){ 0 }));
-}
-
-static void
-test_parse_id(void)
-{
-	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
-	MrRecordRef ref;
-	g_autofree char *display = NULL;
-
-	g_assert_true(mr_route_parse_id(cfg, "tkt-3", MR_RECORD_NONE, &ref));
-	g_assert_cmpint(ref.kind, ==, MR_RECORD_TICKET);
-	g_assert_cmpint(ref.id, ==, 3);
-	g_assert_true(mr_route_parse_id(cfg, "OPP-42", MR_RECORD_NONE, &ref));
-	g_assert_cmpint(ref.kind, ==, MR_RECORD_OPPORTUNITY);
-	g_assert_true(mr_route_parse_id(cfg, "7", MR_RECORD_LEAD, &ref));
-	g_assert_cmpint(ref.kind, ==, MR_RECORD_LEAD);
-	g_assert_true(mr_route_parse_id(cfg, "LEAD-7", MR_RECORD_NONE, &ref));
-	g_assert_false(mr_route_parse_id(cfg, "7", MR_RECORD_NONE, &ref));
-	g_assert_false(mr_route_parse_id(cfg, "TKT-3x", MR_RECORD_NONE, &ref));
-	g_assert_false(mr_route_parse_id(cfg, "0", MR_RECORD_LEAD, &ref));
-	g_assert_false(mr_route_parse_id(cfg, "", MR_RECORD_LEAD, &ref));
-	ref.kind = MR_RECORD_TICKET;
-	ref.id = 1337;
-	display = mr_record_display_id(cfg, ref);
-	g_assert_cmpstr(display, ==, "TKT-1337");
 }
 
 typedef struct {
@@ -269,76 +243,6 @@ test_auto_support(Fixture *f, gconstpointer data)
 	g_assert_false(plan->create_contacts);
 }
 
-/* A look-up that fails must not pass for "not found": a reply to TKT-1
- * whose ticket look-up fails would become a new ticket.  The look-up is
- * made to fail for real: another connection drops the table under the
- * store's prepared statement. */
-static void
-test_lookup_failure(void)
-{
-	g_autoptr(GError) error = NULL;
-	g_autofree char *dir = g_dir_make_tmp("mr-route-XXXXXX", NULL);
-	g_autofree char *db = g_build_filename(dir, "mailroom.db", NULL);
-	g_autoptr(MrConfig) cfg = mr_test_config(db);
-	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
-	g_autoptr(MrMessage) first = mr_test_message("bob@customer.test", "support@acme.test", "printer");
-	g_autoptr(MrMessage) reply =
-		mr_test_message("bob@customer.test", "support@acme.test", "Re: [TKT-1] printer");
-	g_autoptr(MrPlan) plan = NULL;
-	g_autoptr(GBytes) raw = g_bytes_new_static("x", 1);
-	MrApplied applied = { 0 };
-	sqlite3 *other = NULL;
-
-	g_assert_no_error(error);
-	g_assert_true(mr_store_begin(store, &error));
-	plan = mr_route_plan(cfg, store, first, "support@acme.test", NULL, &error);
-	g_assert_nonnull(plan);
-	g_assert_true(mr_store_apply(store, plan, raw, "key-1", first, 0, &applied, &error));
-	g_assert_true(mr_store_commit(store, &error));
-	g_assert_cmpint(applied.record.kind, ==, MR_RECORD_TICKET);
-	g_clear_pointer(&plan, mr_plan_free);
-
-	/* It works while the table is there ... */
-	g_assert_true(mr_store_begin(store, &error));
-	plan = mr_route_plan(cfg, store, reply, "support@acme.test", NULL, &error);
-	g_assert_no_error(error);
-	g_assert_cmpint(plan->action, ==, MR_ACTION_TICKET_UPDATE);
-	mr_store_rollback(store);
-	g_clear_pointer(&plan, mr_plan_free);
-
-	/* ... and fails, temporarily, when the look-up fails. */
-	g_assert_cmpint(sqlite3_open(db, &other), ==, SQLITE_OK);
-	g_assert_cmpint(sqlite3_exec(other, "DROP TABLE ticket", NULL, NULL, NULL), ==, SQLITE_OK);
-	sqlite3_close(other);
-	g_assert_true(mr_store_begin(store, &error));
-	plan = mr_route_plan(cfg, store, reply, "support@acme.test", NULL, &error);
-	g_assert_null(plan);
-	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_FAILED);
-	g_assert_nonnull(strstr(error->message, "ticket"));
-	g_clear_error(&error);
-	/* The failure is reported once: the next check is clean. */
-	g_assert_true(mr_store_check(store, &error));
-	mr_store_rollback(store);
-	/* The CLI says so too, instead of "no such record". */
-	{
-		g_autoptr(MrTicketRow) o = mr_store_ticket_get(store, 1, &error);
-
-		g_assert_null(o);
-		g_assert_false(g_error_matches(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND));
-		g_clear_error(&error);
-	}
-	g_clear_pointer(&store, mr_store_close);
-	g_unlink(db);
-	{
-		g_autofree char *wal = g_strconcat(db, "-wal", NULL);
-		g_autofree char *shm = g_strconcat(db, "-shm", NULL);
-
-		g_unlink(wal);
-		g_unlink(shm);
-	}
-	g_rmdir(dir);
-}
-
 static void
 test_untrusted_sender(void)
 {
@@ -496,9 +400,7 @@ main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/mailroom/route/ids/subject", test_subject_ids);
-	g_test_add_func("/mailroom/route/ids/parse", test_parse_id);
 	g_test_add_func("/mailroom/route/plan/untrusted-sender", test_untrusted_sender);
-	g_test_add_func("/mailroom/route/plan/lookup-failure", test_lookup_failure);
 	for (guint i = 0; i < G_N_ELEMENTS(bracket_cases); i++) {
 		g_autofree char *path = g_strdup_printf("/mailroom/route/ids/brackets/%s", bracket_cases[i].name);
 

@@ -362,6 +362,76 @@ test_event_types_in_schema(void)
 	g_rmdir(dir);
 }
 
+/* A look-up that fails must not pass for "not found": a reply to TKT-1
+ * whose ticket look-up fails would become a new ticket.  The look-up is
+ * made to fail for real: another connection drops the table under the
+ * store's prepared statement. */
+static void
+test_lookup_failure(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = g_dir_make_tmp("mr-store-XXXXXX", NULL);
+	g_autofree char *db = g_build_filename(dir, "mailroom.db", NULL);
+	g_autoptr(MrConfig) cfg = mr_test_config(db);
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) first = mr_test_message("bob@customer.test", "support@acme.test", "printer");
+	g_autoptr(MrMessage) reply =
+		mr_test_message("bob@customer.test", "support@acme.test", "Re: [TKT-1] printer");
+	g_autoptr(MrPlan) plan = NULL;
+	g_autoptr(GBytes) raw = g_bytes_new_static("x", 1);
+	MrApplied applied = { 0 };
+	sqlite3 *other = NULL;
+
+	g_assert_no_error(error);
+	g_assert_true(mr_store_begin(store, &error));
+	plan = mr_route_plan(cfg, store, first, "support@acme.test", NULL, &error);
+	g_assert_nonnull(plan);
+	g_assert_true(mr_store_apply(store, plan, raw, "key-1", first, 0, &applied, &error));
+	g_assert_true(mr_store_commit(store, &error));
+	g_assert_cmpint(applied.record.kind, ==, MR_RECORD_TICKET);
+	g_clear_pointer(&plan, mr_plan_free);
+
+	/* It works while the table is there ... */
+	g_assert_true(mr_store_begin(store, &error));
+	plan = mr_route_plan(cfg, store, reply, "support@acme.test", NULL, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(plan->action, ==, MR_ACTION_TICKET_UPDATE);
+	mr_store_rollback(store);
+	g_clear_pointer(&plan, mr_plan_free);
+
+	/* ... and fails, temporarily, when the look-up fails. */
+	g_assert_cmpint(sqlite3_open(db, &other), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(other, "DROP TABLE ticket", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(other);
+	g_assert_true(mr_store_begin(store, &error));
+	plan = mr_route_plan(cfg, store, reply, "support@acme.test", NULL, &error);
+	g_assert_null(plan);
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_FAILED);
+	g_assert_nonnull(strstr(error->message, "ticket"));
+	g_clear_error(&error);
+	/* The failure is reported once: the next check is clean. */
+	g_assert_true(mr_store_check(store, &error));
+	mr_store_rollback(store);
+	/* The CLI says so too, instead of "no such record". */
+	{
+		g_autoptr(MrTicketRow) o = mr_store_ticket_get(store, 1, &error);
+
+		g_assert_null(o);
+		g_assert_false(g_error_matches(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND));
+		g_clear_error(&error);
+	}
+	g_clear_pointer(&store, mr_store_close);
+	g_unlink(db);
+	{
+		g_autofree char *wal = g_strconcat(db, "-wal", NULL);
+		g_autofree char *shm = g_strconcat(db, "-shm", NULL);
+
+		g_unlink(wal);
+		g_unlink(shm);
+	}
+	g_rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -375,5 +445,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/admin", test_admin);
 	g_test_add_func("/mailroom/store/event-types", test_event_types);
 	g_test_add_func("/mailroom/store/event-types-in-schema", test_event_types_in_schema);
+	g_test_add_func("/mailroom/store/lookup-failure", test_lookup_failure);
 	return g_test_run();
 }
