@@ -187,7 +187,8 @@ daemon_warn_config(const MrConfig *cfg)
 }
 
 /* Sets the one clock (mr-clock.h) from @cfg, which the daemon adopts:
- * at start and at each reload, for every thread at once. */
+ * at start and at each reload, for every thread at once.  Warns while
+ * the clock is moved, and once when a reload puts it back. */
 static void
 daemon_set_clock(const MrConfig *cfg)
 {
