@@ -90,6 +90,9 @@ typedef struct {
 	int batch_window_ms;      /* store.batch_window: wait for more, ms */
 	int query_timeout_s;      /* store.query_timeout: the longest wait for
 	                             PostgreSQL, seconds */
+	gint64 clock_offset_s;    /* testing.clock_offset: seconds the clock is
+	                             moved (tests only); whoever adopts the config
+	                             passes it to mr_clock_set_offset() */
 
 	/* mailroomd */
 	char *hostname;           /* in greetings; default: the host name */

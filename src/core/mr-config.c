@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mailroom/mr-autocleanups.h"
+#include "mailroom/mr-clock.h"
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
@@ -39,7 +40,7 @@ static const struct {
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
-	{ "", { "imap", NULL } },
+	{ "", { "imap", "testing", NULL } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -59,6 +60,7 @@ static const struct {
 	{ "imap", { "token_command", "folder", "role", "after" } },
 	{ "imap", { "poll_interval", "reconnect_max", "tls_verify", "tls_ca_file" } },
 	{ "imap", { "timeout", NULL } },
+	{ "testing", { "clock_offset", NULL } },
 };
 
 /* Top-level keys that hold a list of groups, each checked against the
@@ -878,6 +880,15 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 					      "must be between 0 and 600000");
 	}
 	cfg->busy_timeout_ms = busy;
+	/* For tests only: the checked range keeps every date in GDateTime's. */
+	s = config_lookup(c, "testing.clock_offset");
+	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64)
+		return config_invalid(error, cfg->path, s, "testing.clock_offset",
+				      "must be an integer (seconds, e.g. 86400 or -3600)");
+	if (!config_int(c, cfg->path, "testing.clock_offset", 0, -MR_CLOCK_OFFSET_MAX,
+			MR_CLOCK_OFFSET_MAX, &cfg->clock_offset_s, error))
+		return FALSE;
 	return config_daemon_keys(c, cfg, error);
 }
 

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mailroom/mr-clock.h"
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
@@ -113,6 +114,7 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 	ctl->cfg = mr_config_load(path, &error);
 	if (ctl->cfg == NULL)
 		return fail(MR_EX_CONFIG, "%s", error->message);
+	mr_clock_set_offset(ctl->cfg->clock_offset_s);
 	if (!store)
 		return 0;
 	ctl->store = create ? mr_store_open(ctl->cfg, &error) : mr_store_open_existing(ctl->cfg, &error);

@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "mailroom/mr-clock.h"
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-parse.h"
@@ -185,6 +186,18 @@ daemon_warn_config(const MrConfig *cfg)
 		g_warning("%s", *w);
 }
 
+/* Sets the one clock (mr-clock.h) from @cfg, which the daemon adopts:
+ * at start and at each reload, for every thread at once.  Warns while
+ * the clock is moved, and once when a reload puts it back. */
+static void
+daemon_set_clock(const MrConfig *cfg)
+{
+	if (cfg->clock_offset_s != mr_clock_get_offset() || cfg->clock_offset_s != 0)
+		g_warning("testing.clock_offset: the clock runs %" G_GINT64_FORMAT
+			  " s off the real time (tests only)", cfg->clock_offset_s);
+	mr_clock_set_offset(cfg->clock_offset_s);
+}
+
 static gboolean
 on_reload(gpointer data)
 {
@@ -207,6 +220,7 @@ on_reload(gpointer data)
 			d->running[i].klass->reload(d->running[i].self, d->cfg, cfg);
 		mr_config_unref(d->cfg);
 		d->cfg = cfg;
+		daemon_set_clock(d->cfg);
 		g_message("reloaded %s", d->config_path);
 		daemon_warn_config(d->cfg);
 	}
@@ -428,6 +442,7 @@ main(int argc, char **argv)
 		daemon_clear(&d);
 		return MR_EX_CONFIG;
 	}
+	daemon_set_clock(d.cfg);
 	if (d.cfg->tls_cert != NULL) {
 		g_autoptr(GTlsCertificate) cert =
 			g_tls_certificate_new_from_files(d.cfg->tls_cert, d.cfg->tls_key, &error);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mr-store-private.h"
+#include "mailroom/mr-clock.h"
 #include "mailroom/mr-error.h"
 
 /* Binds @v, or NULL when @v is 0 (an absent row id). */
@@ -115,14 +116,6 @@ step_id(MrStore *store, MrSqlStmt *st, GError **error)
 	if (local != NULL)
 		g_propagate_error(error, g_steal_pointer(&local));
 	return id;
-}
-
-static char *
-now_iso(void)
-{
-	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-
-	return g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
 }
 
 static char *
@@ -1128,7 +1121,7 @@ mr_store_message_start(MrStore *store, GBytes *raw, const char *key, const MrMes
 
 	store_drop_started(store);
 	st = store_stmt(store, MR_STMT_MESSAGE_INSERT);
-	store->started_now = now_iso();
+	store->started_now = mr_clock_now_iso();
 	bind_message(st, raw, key, msg, store->started_now);
 	if (!mr_sql_send_ahead(st, error)) {
 		store_drop_started(store);
@@ -1157,7 +1150,7 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 		g_clear_pointer(&store->started_key, g_free);
 	} else {
 		store_drop_started(store);
-		now = now_iso();
+		now = mr_clock_now_iso();
 	}
 	applied.message_row = message_row;
 	if (message_row == 0) {
@@ -1242,7 +1235,7 @@ static gboolean
 user_add_tx(MrStore *store, gpointer data, GError **error)
 {
 	UserAdd *u = data;
-	g_autofree char *now = now_iso();
+	g_autofree char *now = mr_clock_now_iso();
 
 	u->id = ensure_user(store, u->email, u->name, now, error);
 	if (u->id == 0)
@@ -1274,7 +1267,7 @@ static gboolean
 opp_add_tx(MrStore *store, gpointer data, GError **error)
 {
 	OppAdd *o = data;
-	g_autofree char *now = now_iso();
+	g_autofree char *now = mr_clock_now_iso();
 	gint64 contact = mr_store_contact_by_email(store, o->contact);
 	gint64 account = 0, owner = 0;
 	g_autoptr(MrStmtUse) st = NULL;
@@ -1355,7 +1348,7 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 {
 	OppClose *o = data;
 	MrRecordRef ref = { MR_RECORD_OPPORTUNITY, o->id };
-	g_autofree char *status = NULL, *now = now_iso(), *display = NULL, *summary = NULL;
+	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &status, error))
@@ -1408,7 +1401,7 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 {
 	TicketStatus *t = data;
 	MrRecordRef ref = { MR_RECORD_TICKET, t->id };
-	g_autofree char *old = NULL, *now = now_iso(), *display = NULL, *summary = NULL;
+	g_autofree char *old = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &old, error))
@@ -1448,7 +1441,7 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 {
 	LeadClose *l = data;
 	MrRecordRef ref = { MR_RECORD_LEAD, l->id };
-	g_autofree char *status = NULL, *now = now_iso(), *display = NULL, *summary = NULL;
+	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
 	g_autofree char *title = NULL, *contact = NULL, *owner = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &status, error))
@@ -1572,7 +1565,7 @@ mailbox_save_tx(MrStore *store, gpointer data, GError **error)
 {
 	const MrMailboxState *m = data;
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MAILBOX_SAVE);
-	g_autofree char *now = now_iso();
+	g_autofree char *now = mr_clock_now_iso();
 
 	mr_sql_bind_text(st, 1, m->name);
 	bind_id(st, 2, m->uidvalidity);
@@ -1626,7 +1619,7 @@ quarantine_add_tx(MrStore *store, gpointer data, GError **error)
 {
 	const QuarantineAdd *q = data;
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_QUARANTINE_INSERT);
-	g_autofree char *now = now_iso();
+	g_autofree char *now = mr_clock_now_iso();
 	gsize len = 0;
 	const void *bytes = g_bytes_get_data(q->raw, &len);
 

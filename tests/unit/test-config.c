@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mailroom/mr-clock.h"
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-error.h"
 
@@ -61,6 +62,7 @@ test_good(void)
 	g_assert_cmpint(cfg->spool_threshold, ==, 1048576);
 	g_assert_cmpint(cfg->max_bytes_in_flight, ==, 67108864);
 	g_assert_cmpint(cfg->drain_timeout_s, ==, 30);
+	g_assert_cmpint(cfg->clock_offset_s, ==, 0);
 
 	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
 	g_assert_nonnull(a);
@@ -100,6 +102,33 @@ test_spool_directory(void)
 	g_assert_cmpstr(b->spool_directory, ==, "./spool");
 	g_unlink(set);
 	g_unlink(empty);
+}
+
+/* testing.clock_offset is read, either way; loading a config does not
+ * move the clock: whoever adopts it does (mailroomd, mailroomctl). */
+static void
+test_clock_offset(void)
+{
+	static const struct {
+		const char *value;
+		gint64 want;
+	} cases[] = {
+		{ "86400", 86400 }, { "-3600", -3600 }, { "0", 0 }, { "3153600000L", 3153600000 },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = g_strdup_printf(
+			"addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+			"testing = { clock_offset = %s; };\n", cases[i].value);
+		g_autofree char *path = write_config(text);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpint(cfg->clock_offset_s, ==, cases[i].want);
+		g_assert_cmpint(mr_clock_get_offset(), ==, 0);
+		g_unlink(path);
+	}
 }
 
 /* The database as logs may show it: never a password. */
@@ -278,6 +307,23 @@ static const struct {
 	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 		  "imap = { name = \"s\"; };",
 	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: imap: must be a list" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "testing = { clock_offset = \"abc\"; };",
+	  .code = MR_CONFIG_ERROR_INVALID,
+	  .want = ":2: testing.clock_offset: must be an integer (seconds, e.g. 86400 or -3600)" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "testing = { clock_offset = 1.5; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: testing.clock_offset: must be an integer" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "testing = { clock_offset = 3153600001L; };",
+	  .code = MR_CONFIG_ERROR_INVALID,
+	  .want = ":2: testing.clock_offset: must be between -3153600000 and 3153600000" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "testing = {\n clock = 5; };",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":3: testing.clock: unknown key" },
+	{ .text = "addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
+		  "testing = 5;",
+	  .code = MR_CONFIG_ERROR_INVALID, .want = ":2: testing: must be a group" },
 };
 
 /* The imap list: defaults, modes, the password, what a reload compares. */
@@ -461,6 +507,7 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/core/config/missing", test_missing);
 	g_test_add_func("/mailroom/core/config/spool-directory", test_spool_directory);
 	g_test_add_func("/mailroom/core/config/database-name", test_database_name);
+	g_test_add_func("/mailroom/core/config/clock-offset", test_clock_offset);
 	g_test_add_func("/mailroom/core/config/security-warnings", test_security_warnings);
 	return g_test_run();
 }
