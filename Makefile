@@ -192,6 +192,7 @@ $(BUILD)/fuzz-%: $(BUILD)/tests/fuzz/fuzz-%.o $(BUILD)/libmailroom.a
 	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libmailroom.a $(LIBS) $(IMAP_LIBS)
 
 bench: all
+	@python3 tools/bench-corpus.py --check
 	MR_BUILD=$(CURDIR)/$(BUILD) ./tools/bench-smtp.sh
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-corpus.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-storage.py

@@ -4,6 +4,11 @@ corpus through the pipe door, durably (synchronous=full).
 
 Prints messages/s for batch mode (one process, many files) and for one
 process per message.  Figures, not a test: nothing here passes or fails.
+
+The corpus is what `make deps` (tools/deps.sh) installs into tests/corpus
+(MR_CORPUS: another folder).  Without it the bench says so and exits 1;
+`--check` only checks that it is there (make bench does that first, so as
+not to find out after the SMTP bench).
 """
 import json
 import os
@@ -14,9 +19,19 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 from mrtest import Env, ROOT  # noqa: E402
 
-data = os.path.join(ROOT, "tests", "corpus", "node_modules", "@stdlib", "datasets-spam-assassin", "data")
-files = [os.path.join(data, f) for f in json.load(open(os.path.join(data, "file_list.json")))]
-size = sum(os.path.getsize(f) for f in files)
+corpus = os.environ.get("MR_CORPUS") or os.path.join(ROOT, "tests", "corpus")
+data = os.path.join(corpus, "node_modules", "@stdlib", "datasets-spam-assassin", "data")
+try:
+    with open(os.path.join(data, "file_list.json")) as f:
+        files = [os.path.join(data, name) for name in json.load(f)]
+    size = sum(os.path.getsize(f) for f in files)
+except (OSError, ValueError) as e:
+    sys.exit("bench-corpus: the SpamAssassin corpus is missing or incomplete in %s (%s): "
+             "run make deps" % (corpus, getattr(e, "strerror", None) or e))
+if not files:
+    sys.exit("bench-corpus: the corpus in %s lists no messages: run make deps" % corpus)
+if sys.argv[1:] == ["--check"]:
+    sys.exit(0)
 print("corpus: %d messages, %.1f MB" % (len(files), size / 1e6))
 
 for role in ("crm@acme.test", "support@acme.test"):

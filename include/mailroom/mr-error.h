@@ -45,7 +45,7 @@ typedef enum {
 typedef enum {
 	MR_STORE_ERROR_OPEN,      /* the database cannot be opened or migrated */
 	MR_STORE_ERROR_BUSY,      /* locked too long: temporary, retry later */
-	MR_STORE_ERROR_FAILED,    /* any other SQLite failure */
+	MR_STORE_ERROR_FAILED,    /* any other database failure (either engine) */
 	MR_STORE_ERROR_NOT_FOUND, /* no such record */
 	MR_STORE_ERROR_INVALID,   /* the request contradicts the data */
 	MR_STORE_ERROR_CONSTRAINT, /* a constraint refused a row */

@@ -385,7 +385,7 @@ static const MrCtlList mr_ctl_lists[] = {
 	{ "ticket", mr_store_tickets, mr_ctl_json_ticket,
 	  { "id", "status", "priority", "subject", "contact", "owner", "message_count", NULL } },
 	{ "message", mr_store_messages, mr_ctl_json_message,
-	  { "id", "date", "from", "subject", "links", "auto", "parse_status", NULL } },
+	  { "id", "received", "from", "subject", "links", "auto", "parse_status", NULL } },
 };
 
 /* Prints @rows (made JSON by @to_json) as JSON or as a table of @columns. */
@@ -806,7 +806,8 @@ cmd_ticket_status(MrCtl *ctl, char **args)
 static int
 cmd_timeline(MrCtl *ctl, char **args)
 {
-	static const char *const cols[] = { "date", "kind", "subject", "message_id", "sent", NULL };
+	static const char *const cols[] = { "received", "created", "kind", "subject", "message_id",
+					    "sent", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) rows = NULL;
 	g_autofree char *target = mr_address_normalise(args[0]);

@@ -191,8 +191,10 @@ mr_ctl_json_message(const MrConfig *cfg, gconstpointer row)
 	set_text(o, "message_id", r->message_id);
 	set_text(o, "subject", r->subject);
 	set_text(o, "from", r->from);
-	set_text(o, "date", r->date);
 	set_text(o, "received", r->received);
+	set_text(o, "sent", r->date);
+	/* Deprecated (docs/cli.md, "Field names"): here it was the Date: header. */
+	set_text(o, "date", r->date);
 	json_object_set_int_member(o, "size", r->size);
 	set_text(o, "parse_status", r->parse_status);
 	set_text(o, "parse_problem", r->parse_problem);
@@ -274,8 +276,10 @@ mr_ctl_json_message_brief(const MrConfig *cfg, gconstpointer row)
 	set_text(o, "message_id", r->message_id);
 	set_text(o, "subject", r->subject);
 	set_text(o, "from", r->from);
-	set_text(o, "date", r->received);
+	set_text(o, "received", r->received);
 	set_text(o, "sent", r->sent);
+	/* Deprecated (docs/cli.md, "Field names"): here it was the arrival. */
+	set_text(o, "date", r->received);
 	return o;
 }
 
@@ -284,12 +288,17 @@ mr_ctl_json_timeline_entry(const MrConfig *cfg, gconstpointer row)
 {
 	const MrTimelineEntry *r = row;
 	JsonObject *o = json_object_new();
+	gboolean message = g_strcmp0(r->kind, "message") == 0;
 
-	set_text(o, "date", r->date);
+	/* A message was received, an event created (as in event list). */
+	set_text(o, "received", message ? r->date : NULL);
+	set_text(o, "created", message ? NULL : r->date);
 	set_text(o, "kind", r->kind);
 	set_text(o, "subject", r->subject);
 	set_text(o, "message_id", r->message_id);
 	set_text(o, "sent", r->sent);
+	/* Deprecated (docs/cli.md, "Field names"): received or created. */
+	set_text(o, "date", r->date);
 	return o;
 }
 
@@ -523,13 +532,15 @@ mr_ctl_print_object(JsonObject *o)
 		    json_array_get_length(json_node_get_array(n)) > 0 &&
 		    JSON_NODE_HOLDS_OBJECT(json_array_get_element(json_node_get_array(n), 0)))
 			continue;
-		text = cell_text(o, m->data);
-		if (g_strcmp0(m->data, "body") == 0)
+		/* "date" is a deprecated alias of the JSON alone. */
+		if (g_strcmp0(m->data, "body") == 0 || g_strcmp0(m->data, "date") == 0)
 			continue;
+		text = cell_text(o, m->data);
 		mr_text_fprintf(stdout, "%-14s %s\n", (const char *)m->data, text);
 	}
 	if (json_object_has_member(o, "messages")) {
-		static const char *const cols[] = { "date", "from", "subject", "message_id", NULL };
+		static const char *const cols[] = { "received", "from", "subject", "message_id",
+						    NULL };
 
 		printf("\nmessages:\n");
 		mr_ctl_print_table(json_object_get_array_member(o, "messages"), cols);

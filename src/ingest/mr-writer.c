@@ -1,5 +1,5 @@
 /* mr-writer.c - group commit: parse on a pool, store on one thread, many
- * messages per SQLite transaction, answers after COMMIT.
+ * messages per database transaction, answers after COMMIT.
  *
  * Ingest stage.  Owns the writer's store connection and threads.  A batch
  * is whatever is queued when the writer comes back from the previous

@@ -59,7 +59,7 @@ deliver_ok("crm@acme.test",
 opp = e.json("opp", "show", "opp-1")
 t.eq(opp["message_count"], 1, "bcc: logged on the opportunity named in the subject")
 t.eq([m["message_id"] for m in opp["messages"]], ["bcc-2@acme.test"], "opp show lists its messages")
-t.ok(all(k in opp["messages"][0] for k in ("message_id", "subject", "from", "date")),
+t.ok(all(k in opp["messages"][0] for k in ("message_id", "subject", "from", "received", "sent")),
      "opp messages fields")
 # the customer answers the thread: thread headers find the opportunity
 deliver_ok("crm@acme.test",
@@ -242,7 +242,8 @@ t.eq(len(j), 2, "--limit N limits a list")
 
 # --- timelines ------------------------------------------------------------------
 tl = e.json("timeline", "eve@client.test")
-t.ok(len(tl) >= 5 and all(k in tl[0] for k in ("date", "kind", "subject", "message_id")),
+t.ok(len(tl) >= 5 and all(k in tl[0] for k in ("received", "created", "kind", "subject",
+                                               "message_id", "sent")),
      "timeline EMAIL", tl[:2])
 tl = e.json("timeline", "TKT-1")
 kinds = [x["kind"] for x in tl]
@@ -271,8 +272,8 @@ t.eq([x["message_id"] for x in msgs], ["tw-1@timewarp.test", "tw-2@timewarp.test
      "timeline: in the order received, not by Date:")
 t.eq([x["sent"] for x in msgs], ["2026-11-30T09:00:00Z", "2000-01-01T00:00:00Z"],
      "timeline: Date: shown as sent")
-t.ok(msgs[1]["date"] >= msgs[0]["date"] and msgs[1]["date"] > "2000-01-02",
-     "timeline: date is when received", msgs)
+t.ok(msgs[1]["received"] >= msgs[0]["received"] and msgs[1]["received"] > "2000-01-02",
+     "timeline: received is when received", msgs)
 shown = e.json("ticket", "show", tkt)["messages"]
 t.eq([x["message_id"] for x in shown], ["tw-1@timewarp.test", "tw-2@timewarp.test"],
      "ticket show: messages in the order received")
@@ -280,6 +281,45 @@ t.eq(shown[1]["sent"], "2000-01-01T00:00:00Z", "ticket show: Date: shown as sent
 rc, out, err = e.ctl("timeline", tkt)
 t.ok(rc == 0 and "SENT" in out and "2000-01-01T00:00:00Z" in out, "the table has a SENT column",
      out)
+
+# One meaning per field name, in every verb (docs/cli.md, "Field names"):
+# received = when mailroom stored the message, sent = its Date: header.
+SENT = "2000-01-01T00:00:00Z"
+listed = [x for x in e.json("message", "list") if x["message_id"] == "tw-2@timewarp.test"][0]
+arrival = listed["received"]
+t.ok(arrival is not None and arrival > "2000-01-02" and listed["sent"] == SENT,
+     "message list: received is the arrival, sent the Date:", listed)
+detail = e.json("message", "show", str(listed["id"]))
+t.ok(detail["received"] == arrival and detail["sent"] == SENT, "message show: received, sent",
+     detail)
+for verb, rows in (("ticket show", e.json("ticket", "show", tkt)["messages"]),
+                   ("contact show", e.json("contact", "show", "zed@timewarp.test")["messages"]),
+                   ("timeline", msgs)):
+    row = [x for x in rows if x["message_id"] == "tw-2@timewarp.test"][0]
+    t.ok(row["received"] == arrival and row["sent"] == SENT, "%s: received, sent" % verb, row)
+evs_tl = [x for x in e.json("timeline", tkt) if x["kind"] != "message"]
+t.ok(evs_tl and all(x["created"] and x["received"] is None and x["sent"] is None for x in evs_tl),
+     "timeline: an event has created, not received or sent", evs_tl)
+t.ok(all(x["received"] and x["created"] is None for x in msgs),
+     "timeline: a message has received, not created", msgs)
+# date: deprecated, JSON only, with the meaning it had in each verb.
+t.ok(listed["date"] == SENT and detail["date"] == SENT, "deprecated date: message list/show: Date:")
+t.ok(row["date"] == arrival and shown[1]["date"] == arrival,
+     "deprecated date: timeline, ticket show: the arrival")
+t.ok(all(x["date"] == x["created"] for x in evs_tl), "deprecated date: timeline event: created")
+rc, out, err = e.ctl("message", "list")
+t.ok(rc == 0 and out.split()[1] == "RECEIVED" and "DATE" not in out.splitlines()[0],
+     "message list table: RECEIVED, no DATE", out.splitlines()[:1])
+rc, out, err = e.ctl("message", "show", str(listed["id"]))
+fields = [ln.split()[0] for ln in out.split("\n\n")[0].splitlines() if ln.strip()]
+t.ok(rc == 0 and "received" in fields and "sent" in fields and "date" not in fields,
+     "message show: received and sent lines, no date", fields)
+rc, out, err = e.ctl("ticket", "show", tkt)
+t.ok(rc == 0 and "RECEIVED" in out and "DATE" not in out, "ticket show: a RECEIVED column", out)
+rc, out, err = e.ctl("timeline", tkt)
+head = out.splitlines()[0].split()
+t.ok(rc == 0 and head[:2] == ["RECEIVED", "CREATED"] and "DATE" not in head,
+     "timeline table: RECEIVED, CREATED", head)
 
 # --- the event feed --------------------------------------------------------------
 evs = e.json("event", "list")

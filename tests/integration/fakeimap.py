@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 
+from mrproc import wait_until
 from mrtest import imap_uid_set
 
 # The misbehaviours, with their defaults (nothing odd).  srv.set(**kw).
@@ -164,15 +165,10 @@ class FakeImap:
             return sum(1 for s in self.sessions if s["held"] and not s["greeted"])
 
     def wait(self, check, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def locked():
             with self.lock:
-                v = check()
-            if v:
-                return v
-            time.sleep(0.05)
-        with self.lock:
-            return check()
+                return check()
+        return wait_until(locked, timeout, 0.05)
 
     def body_fetches_of(self, uid, partial=None):
         """How many body fetches named @uid (partial: True/False/None = any)."""

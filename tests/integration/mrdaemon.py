@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 
+from mrproc import terminate
 from mrtest import BUILD, Env, message
 
 HOST = "127.0.0.1"
@@ -217,13 +218,7 @@ class Daemon:
         """SIGTERM, then waits; returns the exit code (None: had to be killed)."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            rc = None
+        rc = terminate(self.proc, timeout)
         self._wait_eof(5)
         self._forget()
         return rc

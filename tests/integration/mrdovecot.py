@@ -92,12 +92,12 @@ mrtest.Tap before the server (mrtest's os._exit at a failure skips atexit
 handlers registered before it; the watchdog cleans up anyway).
 
 The process helpers (/proc, the subreaper, both sides of the watchdog,
-free_port) are those of mrproc.py, shared with mrpg.py.
+free_port) and the life of the folder, the watchdog and stop() at exit
+(mrproc.Harness) are those of mrproc.py, shared with mrpg.py.
 
 Standard library only (imaplib, ssl, http.server); openssl makes the
 certificates.  Debian packages: dovecot-core dovecot-imapd (and openssl).
 """
-import atexit
 import base64
 import contextlib
 import glob
@@ -114,7 +114,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -124,8 +123,9 @@ if __name__ == "__main__":
     # of mrproc, off sys.path.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mrproc import (  # noqa: E402,F401 - the names the tests know (mrdovecot._alive...)
-    alive as _alive, cmdline as _cmdline, end_watchdog, free_port, start_watchdog,
-    stat as _stat, subreaper as _subreaper, tail as _tail, wait_gone as _wait_gone,
+    Harness, alive as _alive, cmdline as _cmdline, either as _either, free_port, log_marks,
+    log_since, reap_group as _reap_group, signal_ladder, stat as _stat,
+    subreaper as _subreaper, tail as _tail, wait_gone as _wait_gone, wait_until,
     watchdog_input)
 
 HOST = "127.0.0.1"
@@ -205,38 +205,13 @@ def group_pids(pgid, tag):
     return found
 
 
-def _reap_group(pgid, seconds=2):
-    """waitpid() on our children of process group @pgid (Dovecot processes
-    adopted while we were a subreaper) until none is left."""
-    me = os.getpid()
-    end = time.monotonic() + seconds
-    while True:
-        ours = []
-        for p in glob.glob("/proc/[0-9]*"):
-            st = _stat(int(p[6:]))
-            if st is not None and st[1] == me and st[2] == pgid:
-                ours.append(int(p[6:]))
-        for p in ours:
-            try:
-                os.waitpid(p, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        if not ours or time.monotonic() >= end:
-            return
-        time.sleep(0.02)
-
-
 def stop_group(pgid, tag, grace=10, hard=False):
     """Stops the Dovecot of process group @pgid (see group_pids for @tag):
     SIGTERM to the master (it stops its children) unless @hard, then
     SIGKILL to whatever is left of the group.  True when nothing is left."""
     master = pgid
     if not hard and master in group_pids(pgid, tag):
-        try:
-            os.kill(master, signal.SIGTERM)
-        except OSError:
-            pass
-        _wait_gone([master], grace)
+        signal_ladder(master, ((signal.SIGTERM, grace),))
     for _ in range(3):
         left = group_pids(pgid, tag)
         if not left:
@@ -430,26 +405,15 @@ def _flags_arg(flags):
     return "(%s)" % " ".join(flags) if flags else None
 
 
-class _either:
-    """start() works on the class (DovecotServer.start(users=3) -> a started
-    server) and on an instance (server.start() -> starts it (again))."""
-
-    def __init__(self, f):
-        self.f = f
-        self.__doc__ = f.__doc__
-
-    def __get__(self, obj, cls):
-        if obj is None:
-            def make(timeout=30, **kw):
-                return self.f(cls(**kw), timeout=timeout)
-            return make
-        return lambda timeout=30: self.f(obj, timeout=timeout)
-
-
 # --- the server ------------------------------------------------------------------
 
-class DovecotServer:
-    """A private Dovecot; see the module's documentation."""
+class DovecotServer(Harness):
+    """A private Dovecot; see the module's documentation.  start() works on
+    the class (DovecotServer.start(users=3) -> a started server) and on an
+    instance (server.start() -> starts it (again))."""
+
+    NAME = "mrdovecot"
+    WATCHDOG = __file__
 
     def __init__(self, users=1, capabilities_off=(), imap_capability=None,
                  idle_check_interval=None, extra_config=""):
@@ -459,6 +423,7 @@ class DovecotServer:
         @idle_check_interval: mailbox_idle_check_interval in seconds
         (Dovecot's default: 30; it matters only where inotify is not
         available).  @extra_config: appended to dovecot.conf."""
+        self._harness_init()
         self.dovecot, self.doveadm_path = binaries()
         self.users = {}
         for name, pw in self._user_list(users):
@@ -467,7 +432,7 @@ class DovecotServer:
         self.imap_capability = imap_capability
         self.idle_check_interval = idle_check_interval
         self.extra_config = extra_config
-        self.dir = self.run_dir = self.conf = self.logfile = None
+        self.run_dir = self.conf = self.logfile = None
         self.ca_file = self.cert_file = self.key_file = None
         self.port = self.imaps_port = None
         self.proc = None
@@ -479,12 +444,8 @@ class DovecotServer:
         self.oauth_delay = 0
         self.oauth_url = None
         self._oauth = None
-        self._lock = threading.Lock()
         self._oauth_lock = threading.Lock()
         self._state = "new"             # new, running, halted, stopped
-        self._owner = os.getpid()
-        self._watch = None
-        self._watch_fd = None
         self._as_root = os.geteuid() == 0
         self.mail_uid = self.mail_gid = None
         self.mail_user = None
@@ -587,19 +548,14 @@ class DovecotServer:
                 return True
             p = os.path.dirname(p)
 
-    def _make_dir(self):
+    def _usable(self, d):
         others = []
         if self._as_root:
             for u in (self.mail_user, "dovecot", "dovenull"):
                 pw = pwd.getpwnam(u)
                 others.append((pw.pw_uid, {pw.pw_gid}))
-        for parent in (None, "/tmp"):
-            d = tempfile.mkdtemp(prefix="mrdc-", dir=parent)
-            os.chmod(d, 0o711)
-            if len(d) + SOCKET_TAIL < 108 and all(self._reachable(d, u, g) for u, g in others):
-                return d
-            shutil.rmtree(d, ignore_errors=True)
-        raise DovecotError("no temporary folder Dovecot can use (socket path length, permissions)")
+        os.chmod(d, 0o711)
+        return len(d) + SOCKET_TAIL < 108 and all(self._reachable(d, u, g) for u, g in others)
 
     def _config(self):
         me = pwd.getpwuid(os.geteuid()).pw_name
@@ -636,9 +592,6 @@ class DovecotServer:
             f.write(OAUTH2_CONFIG.format(url=self.oauth_url))
         os.chmod(os.path.join(self.dir, "oauth2.conf"), 0o644)
 
-    def _start_watchdog(self):
-        self._watch, self._watch_fd = start_watchdog(__file__, "dir %s" % self.dir)
-
     def _start_oauth(self):
         srv = _OAuthServer((HOST, 0), _OAuthHandler)
         srv.owner = self
@@ -666,7 +619,6 @@ class DovecotServer:
         try:
             if first:
                 self._state = "halted"
-                atexit.register(self._atexit)
                 self._setup()
             self._launch(timeout, fixed_ports=not first)
             if first and self.capabilities_off and self.imap_capability is None:
@@ -681,9 +633,12 @@ class DovecotServer:
 
     def _setup(self):
         self.mail_user, self.mail_uid, self.mail_gid = self._pick_mail_user()
-        self.dir = self._make_dir()
+        self.dir = self._make_dir("mrdc-", self._usable)
+        if self.dir is None:
+            raise DovecotError("no temporary folder Dovecot can use "
+                               "(socket path length, permissions)")
         self._tag = os.path.basename(self.dir)
-        self._start_watchdog()
+        self._begin("dir %s" % self.dir)
         self.run_dir = os.path.join(self.dir, "run")
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.logfile = os.path.join(self.dir, "log")
@@ -706,33 +661,20 @@ class DovecotServer:
                         break
             self._write_config()
             out = os.path.join(self.dir, "master.out")
-            starts = {}
-            for path in (self.logfile, out):
-                try:
-                    starts[path] = os.path.getsize(path)
-                except OSError:
-                    starts[path] = 0
+            marks = log_marks([self.logfile, out])
             with open(out, "ab") as f:
                 self.proc = subprocess.Popen(
                     [self.dovecot, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
                     stdout=f, stderr=subprocess.STDOUT, cwd="/", start_new_session=True)
             self.pid = self.proc.pid
-            os.write(self._watch_fd, ("group %d\n" % self.pid).encode())
+            self._tell_watchdog("group %d" % self.pid)
             self._state = "running"
             why = self._wait_ready(timeout)
             if why is None:
                 return
             self._halt(hard=True)
             self._state = "halted"
-            new = ""
-            for path, start in starts.items():
-                try:
-                    with open(path, "rb") as f:
-                        f.seek(start)
-                        new += f.read().decode("utf-8", "replace")
-                except OSError:
-                    pass
-            if "Address already in use" in new and attempt + 1 < START_ATTEMPTS:
+            if "Address already in use" in log_since(marks) and attempt + 1 < START_ATTEMPTS:
                 if fixed_ports:
                     time.sleep(0.5)        # a process that held the port may still be leaving
                 continue
@@ -744,23 +686,28 @@ class DovecotServer:
     def _wait_ready(self, timeout):
         """None once both ports answer "* OK" (imaps: through TLS, verified
         with the CA), else why not."""
-        end = time.monotonic() + timeout
         pending = [(self.port, False), (self.imaps_port, True)]
-        why = "timed out after %d s" % timeout
-        while pending and time.monotonic() < end:
+        why = ["timed out after %d s" % timeout]
+
+        def ready():            # True: stop waiting
             if self.proc.poll() is not None:
-                return "the master exited with status %s" % self.proc.returncode
-            port, tls = pending[0]
-            try:
-                line = self._greeting(port, tls)
-                if line.startswith(b"* OK"):
-                    pending.pop(0)
-                    continue
-                why = "port %d said %r" % (port, line)
-            except (OSError, ssl.SSLError) as e:
-                why = "port %d: %s" % (port, e)
-            time.sleep(0.02)
-        return None if not pending else why
+                why[0] = "the master exited with status %s" % self.proc.returncode
+                return True
+            while pending:
+                port, tls = pending[0]
+                try:
+                    line = self._greeting(port, tls)
+                    if not line.startswith(b"* OK"):
+                        why[0] = "port %d said %r" % (port, line)
+                        return False
+                except (OSError, ssl.SSLError) as e:
+                    why[0] = "port %d: %s" % (port, e)
+                    return False
+                pending.pop(0)
+            return True
+
+        wait_until(ready, timeout)
+        return None if not pending else why[0]
 
     def _greeting(self, port, tls):
         with socket.create_connection((HOST, port), timeout=5) as s:
@@ -858,8 +805,8 @@ class DovecotServer:
             if was is False:
                 _subreaper(False)
         self.proc = None
-        if ok and self._watch_fd is not None:
-            os.write(self._watch_fd, ("done %d\n" % pgid).encode())
+        if ok:
+            self._tell_watchdog("done %d" % pgid)
         return ok
 
     def stop(self, keep=False):
@@ -883,11 +830,7 @@ class DovecotServer:
                 self._oauth.shutdown()
                 self._oauth.server_close()
                 self._oauth = None
-            if self.dir:
-                shutil.rmtree(self.dir, ignore_errors=True)
-            if self._watch_fd is not None:
-                fd, self._watch_fd = self._watch_fd, None
-                end_watchdog(self._watch, fd)
+            self._finish()
 
     def restart(self, timeout=30):
         """stop(keep=True) then start(): same ports, same mail, same users."""
@@ -925,20 +868,6 @@ class DovecotServer:
             except (OSError, TypeError):
                 pass
         return text
-
-    def _atexit(self):
-        if os.getpid() != self._owner:     # a forked child exiting: not ours
-            return
-        try:
-            self.stop()
-        except Exception as e:  # noqa: BLE001 - at exit, say it and go on
-            print("# mrdovecot: %s" % e, file=sys.stderr, flush=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- OAuth --
 

@@ -30,12 +30,12 @@ exit when a test failed, which skips the atexit handlers registered before
 the Tap: create the Tap before the cluster (the watchdog cleans up anyway).
 
 The process helpers (/proc, the subreaper, both sides of the watchdog,
-free_port) are those of mrproc.py, shared with mrdovecot.py.
+free_port) and the life of the folder, the watchdog and stop() at exit
+(mrproc.Harness) are those of mrproc.py, shared with mrdovecot.py.
 
 Standard library only (no psycopg): python3 on the test machines is not
 Debian's and cannot import Debian's python3-* packages.
 """
-import atexit
 import glob
 import os
 import pwd
@@ -45,18 +45,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
-import time
 
 if __name__ == "__main__":
     # python3 -I mrpg.py --watchdog: -I leaves this file's folder, that of
     # mrproc, off sys.path.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mrproc import (  # noqa: E402 - the names the tests know (mrpg._alive...)
-    alive as _alive, cmdline as _cmdline, end_watchdog, free_port, start_watchdog,
-    stat as _stat, subreaper as _subreaper, tail as _tail, wait_gone as _wait_gone,
-    watchdog_input)
+    Harness, alive as _alive, cmdline as _cmdline, either as _either, free_port,
+    log_marks, log_since, reap as _reap, signal_ladder, stat as _stat,
+    subreaper as _subreaper, tail as _tail, wait_gone as _wait_gone, watchdog_input)
 
 HOST = "127.0.0.1"
 USER = "mailroom"
@@ -161,15 +158,7 @@ def kill_postmaster(datadir, grace=15):
     if pid is None:
         return True
     kids = _children(pid)
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGQUIT, 5), (signal.SIGKILL, 5)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            break
-        except PermissionError:
-            return False
-        if _wait_gone([pid], wait):
-            break
+    signal_ladder(pid, ((signal.SIGINT, grace), (signal.SIGQUIT, 5), (signal.SIGKILL, 5)))
     # Backends notice the postmaster's death by themselves; do not wait on it.
     left = [k for k in kids if _alive(k) and _cmdline(k).startswith("postgres")]
     for k in left:
@@ -199,42 +188,19 @@ def _watchdog():
 # subreaper, else to pid 1, which on some machines (containers, VMs with a
 # minimal init) never reaps it: every stopped cluster would leave a zombie.
 # While the test process is a subreaper (_subreaper, mrproc's) it adopts the
-# postmaster, and stop() reaps it.
+# postmaster, and stop() reaps it (_reap, mrproc's).
 
-def _reap(pid, seconds=10):
-    """waitpid for a postmaster adopted through _subreaper (no-op otherwise)."""
-    end = time.monotonic() + seconds
-    while True:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:
-            return                  # not our child: pid 1 (or pg_ctl) has it
-        if time.monotonic() >= end:
-            return
-        time.sleep(0.02)
-
-
-class _either:
-    """start() works on the class (PgCluster.start() -> a started cluster)
+class PgCluster(Harness):
+    """A private PostgreSQL cluster; see the module's documentation.
+    start() works on the class (PgCluster.start() -> a started cluster)
     and on an instance (PgCluster().start() -> that cluster)."""
 
-    def __init__(self, f):
-        self.f = f
-        self.__doc__ = f.__doc__
-
-    def __get__(self, obj, cls):
-        if obj is None:
-            return lambda *a, **k: self.f(cls(), *a, **k)
-        return lambda *a, **k: self.f(obj, *a, **k)
-
-
-class PgCluster:
-    """A private PostgreSQL cluster; see the module's documentation."""
+    NAME = "mrpg"
+    WATCHDOG = __file__
 
     def __init__(self):
+        self._harness_init()
         self.bindir = bindir()
-        self.dir = None
         self.data = None
         self.logfile = None
         self.port = None
@@ -242,10 +208,6 @@ class PgCluster:
         self.version = None      # server_version_num, an int
         self._started = False
         self._stopped = False
-        self._lock = threading.Lock()
-        self._owner = os.getpid()
-        self._watch = None
-        self._watch_fd = None
         self._as_root = os.geteuid() == 0
 
     # -- helpers --
@@ -274,23 +236,16 @@ class PgCluster:
                 tool, what, p.returncode, p.stderr.decode("utf-8", "replace").strip()))
         return out
 
-    def _make_dir(self):
-        for parent in (None, "/tmp"):
-            d = tempfile.mkdtemp(prefix="mrpg-", dir=parent)
-            ok = len(d) + len("/.s.PGSQL.65535") < 100    # sun_path: 108 bytes
-            if ok and self._as_root:
-                os.chown(d, pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid)
-                # TMPDIR under /root, say: postgres could not reach it.
-                ok = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", d, "-a",
-                                     "-x", d], cwd="/", capture_output=True,
-                                    timeout=30).returncode == 0
-            if ok:
-                return d
-            shutil.rmtree(d, ignore_errors=True)
-        raise PgError("no temporary folder the server can use (socket path length, permissions)")
-
-    def _start_watchdog(self):
-        self._watch, self._watch_fd = start_watchdog(__file__, self.dir)
+    def _usable(self, d):
+        if len(d) + len("/.s.PGSQL.65535") >= 100:     # sun_path: 108 bytes
+            return False
+        if not self._as_root:
+            return True
+        os.chown(d, pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid)
+        # TMPDIR under /root, say: postgres could not reach it.
+        return subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", d, "-a",
+                               "-x", d], cwd="/", capture_output=True,
+                              timeout=30).returncode == 0
 
     def _fail(self, what, p, log, show_output=True):
         """A PgError: what failed, the tool's output, the end of @log."""
@@ -310,13 +265,15 @@ class PgCluster:
             return self
         if self.bindir is None:
             raise PgError(unavailable_reason() or "no PostgreSQL binaries")
+        self.dir = self._make_dir("mrpg-", self._usable)
+        if self.dir is None:
+            raise PgError("no temporary folder the server can use "
+                          "(socket path length, permissions)")
         self._started = True
-        self.dir = self._make_dir()
         self.data = os.path.join(self.dir, "data")
         self.logfile = os.path.join(self.dir, "log")
-        atexit.register(self._atexit)
         try:
-            self._start_watchdog()
+            self._begin(self.dir)
             self._initdb(timeout)
             self._start_server(timeout)
         except BaseException:
@@ -344,10 +301,7 @@ class PgCluster:
             self.port = free_port()
             opts = "-p %d -k %s -c listen_addresses=%s -c fsync=on -c max_connections=200" % (
                 self.port, shlex.quote(self.dir), HOST)
-            try:
-                start = os.path.getsize(self.logfile)
-            except OSError:
-                start = 0
+            marks = log_marks([self.logfile])
             was = _subreaper(True)
             try:
                 p = self._run_server_tool("pg_ctl", "-D", self.data, "-w", "-t", str(timeout),
@@ -367,13 +321,7 @@ class PgCluster:
             kill_postmaster(self.data)
             if pid is not None:
                 _reap(pid)
-            try:
-                with open(self.logfile, "rb") as f:
-                    f.seek(start)
-                    new = f.read().decode("utf-8", "replace")
-            except OSError:
-                new = ""
-            if "Address already in use" in new and attempt + 1 < START_ATTEMPTS:
+            if "Address already in use" in log_since(marks) and attempt + 1 < START_ATTEMPTS:
                 continue       # the port was taken after free_port(): another one
             raise self._fail("pg_ctl start (port %d)" % self.port, p, self.logfile)
 
@@ -431,25 +379,7 @@ class PgCluster:
                 # tries again when this process ends.
                 raise PgError("the server of %s could not be stopped (pid %s)"
                               % (self.dir, self.pid))
-            if self.dir:
-                shutil.rmtree(self.dir, ignore_errors=True)
-            if self._watch_fd is not None:
-                fd, self._watch_fd = self._watch_fd, None
-                end_watchdog(self._watch, fd)
-
-    def _atexit(self):
-        if os.getpid() != self._owner:     # a forked child exiting: not ours
-            return
-        try:
-            self.stop()
-        except Exception as e:  # noqa: BLE001 - at exit, say it and go on
-            print("# mrpg: %s" % e, file=sys.stderr, flush=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+            self._finish()
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--watchdog"]:
