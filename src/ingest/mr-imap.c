@@ -425,7 +425,7 @@ accept_certificate(GTlsConnection *tls, GTlsCertificate *cert, GTlsCertificateFl
 {
 	MrTlsCheck *check = data;
 
-	if (!check->mb->tls_verify)
+	if (!check->mb->remote.tls_verify)
 		return TRUE;
 	if (check->extra != NULL) {
 		g_autoptr(GError) local = NULL;
@@ -516,23 +516,24 @@ conn_handshake(MrImapConn *c, GTlsConnection *tls, GError **error)
 static gboolean
 conn_start_tls(MrImapConn *c, const MrImapMailbox *mb, GError **error)
 {
-	g_autoptr(GSocketConnectable) identity = g_network_address_new(mb->host, (guint16)mb->port);
+	g_autoptr(GSocketConnectable) identity =
+		g_network_address_new(mb->remote.host, (guint16)mb->remote.port);
 	g_autoptr(GTlsDatabase) extra = NULL;
 	g_autoptr(GIOStream) tls = NULL;
 	g_autoptr(GError) local = NULL;
 	MrTlsCheck check = { mb, NULL, identity };
 	gulong handler;
 
-	if (mb->tls_ca_file != NULL) {
-		extra = g_tls_file_database_new(mb->tls_ca_file, &local);
+	if (mb->remote.tls_ca_file != NULL) {
+		extra = g_tls_file_database_new(mb->remote.tls_ca_file, &local);
 		if (extra == NULL) {
 			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "tls_ca_file %s: %s",
-				    mb->tls_ca_file, local->message);
+				    mb->remote.tls_ca_file, local->message);
 			return FALSE;
 		}
 		check.extra = extra;
 	}
-	if (!mb->tls_verify)
+	if (!mb->remote.tls_verify)
 		g_warning("mailbox %s: tls_verify is off: the server's certificate is not checked"
 			  " (for tests only)", mb->name);
 	tls = g_tls_client_connection_new(G_IO_STREAM(c->tcp), identity, &local);
@@ -547,10 +548,10 @@ conn_start_tls(MrImapConn *c, const MrImapMailbox *mb, GError **error)
 
 		if (g_error_matches(local, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE) && f != 0)
 			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS,
-				    "the certificate of %s is %s", mb->host, tls_flags_text(f));
+				    "the certificate of %s is %s", mb->remote.host, tls_flags_text(f));
 		else
 			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "TLS handshake with %s: %s",
-				    mb->host, local->message);
+				    mb->remote.host, local->message);
 		return FALSE;
 	}
 	g_signal_handler_disconnect(tls, handler);
@@ -567,7 +568,7 @@ static char *
 fetch_token(const MrImapMailbox *mb, GError **error)
 {
 	g_autoptr(GError) local = NULL;
-	char *token = mr_token_run((const char *const *)mb->token_command, "token_command",
+	char *token = mr_token_run((const char *const *)mb->remote.token_command, "token_command",
 				   &local);
 
 	if (token == NULL)
@@ -607,9 +608,9 @@ oauthbearer_authenticate(MrImapSession *s, const MrImapMailbox *mb, const char *
 
 	if (s->imap->imap_state != MAILIMAP_STATE_NON_AUTHENTICATED)
 		return MAILIMAP_ERROR_BAD_STATE;
-	append_saslname(gs2, mb->user);
+	append_saslname(gs2, mb->remote.user);
 	g_string_append_printf(gs2, ",\001host=%s\001port=%d\001auth=Bearer %s\001\001",
-			       mb->host, mb->port, token);
+			       mb->remote.host, mb->remote.port, token);
 	b64 = g_base64_encode((const guchar *)gs2->str, gs2->len);
 	memset(gs2->str, 0, gs2->len);
 	r = mailimap_send_current_tag(s->imap);
@@ -669,7 +670,7 @@ session_login_oauth(MrImapSession *s, const MrImapMailbox *mb, GError **error)
 		if (token == NULL)
 			return FALSE;
 		r = bearer ? oauthbearer_authenticate(s, mb, token)
-			   : mailimap_oauth2_authenticate(s->imap, mb->user, token);
+			   : mailimap_oauth2_authenticate(s->imap, mb->remote.user, token);
 		memset(token, 0, strlen(token));
 		if (r == MAILIMAP_NO_ERROR)
 			return TRUE;
@@ -684,17 +685,17 @@ session_login(MrImapSession *s, const MrImapMailbox *mb, GError **error)
 {
 	int r;
 
-	if (mb->auth == MR_IMAP_AUTH_XOAUTH2)
+	if (mb->remote.auth == MR_REMOTE_AUTH_XOAUTH2)
 		return session_login_oauth(s, mb, error);
 	{
 		g_autoptr(GError) local = NULL;
-		g_autofree char *password = mr_imap_mailbox_password(mb, &local);
+		g_autofree char *password = mr_remote_password(&mb->remote, &local);
 
 		if (password == NULL) {
 			g_set_error_literal(error, MR_IMAP_ERROR, MR_IMAP_ERROR_AUTH, local->message);
 			return FALSE;
 		}
-		r = mailimap_login(s->imap, mb->user, password);
+		r = mailimap_login(s->imap, mb->remote.user, password);
 		memset(password, 0, strlen(password));
 	}
 	if (r != MAILIMAP_NO_ERROR)
@@ -730,7 +731,7 @@ conn_new(const MrImapMailbox *mb, GCancellable *cancel)
 	MrImapConn *c = g_new0(MrImapConn, 1);
 
 	c->cancel = cancel != NULL ? g_object_ref(cancel) : g_cancellable_new();
-	c->timeout_s = mb->timeout_s;
+	c->timeout_s = mb->remote.timeout_s;
 	conn_expect(c, 0);
 	return c;
 }
@@ -743,16 +744,17 @@ session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
 	g_autoptr(GSocketClient) client = g_socket_client_new();
 	g_autoptr(GError) local = NULL;
 
-	g_socket_client_set_timeout(client, (guint)mb->timeout_s);
-	s->conn->tcp = g_socket_client_connect_to_host(client, mb->host, (guint16)mb->port,
-						       s->conn->cancel, &local);
+	g_socket_client_set_timeout(client, (guint)mb->remote.timeout_s);
+	s->conn->tcp = g_socket_client_connect_to_host(client, mb->remote.host,
+						       (guint16)mb->remote.port, s->conn->cancel,
+						       &local);
 	if (s->conn->tcp == NULL) {
 		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT, "connect to %s:%d: %s",
-			    mb->host, mb->port, local->message);
+			    mb->remote.host, mb->remote.port, local->message);
 		return NULL;
 	}
 	s->conn->stream = G_IO_STREAM(g_object_ref(s->conn->tcp));
-	if (mb->tls == MR_IMAP_TLS_IMPLICIT && !conn_start_tls(s->conn, mb, error))
+	if (mb->remote.tls == MR_REMOTE_TLS_IMPLICIT && !conn_start_tls(s->conn, mb, error))
 		return NULL;
 	return session_start(g_steal_pointer(&s), mb, error);
 }
@@ -774,11 +776,11 @@ session_start(MrImapSession *started, const MrImapMailbox *mb, GError **error)
 		session_fail(s, r, "greeting", error);
 		return NULL;
 	}
-	if (mb->tls == MR_IMAP_TLS_STARTTLS) {
+	if (mb->remote.tls == MR_REMOTE_TLS_STARTTLS) {
 		r = mailimap_starttls(s->imap);
 		if (r != MAILIMAP_NO_ERROR) {
 			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS,
-				    "STARTTLS refused by %s: %s", mb->host, server_said(s));
+				    "STARTTLS refused by %s: %s", mb->remote.host, server_said(s));
 			return NULL;
 		}
 		if (!conn_start_tls(s->conn, mb, error))
@@ -2344,7 +2346,7 @@ imap_describe(gpointer self)
 		const MrImapMailbox *mb = ((MrImapWatch *)g_ptr_array_index(svc->watches, i))->main_mb;
 
 		g_string_append_printf(out, "%s%s (%s:%d %s)", i == 0 ? " " : ", ", mb->name,
-				       mb->host, mb->port, mb->folder);
+				       mb->remote.host, mb->remote.port, mb->folder);
 	}
 	return g_string_free(g_steal_pointer(&out), FALSE);
 }
