@@ -2,9 +2,9 @@
  * libetpan and hands it to the writer; see mr-imap.h for the contract.
  *
  * Ingest stage.  libetpan speaks IMAP; the bytes travel over a GIO
- * connection (a mailstream_low driver below), so that TLS is GIO's, with
- * certificate verification, and every blocking read or write of a thread
- * can be cancelled at stop.  The thread never touches the database itself:
+ * connection (src/net/, mr-net.h: a mailstream_low driver), so that TLS
+ * is GIO's, with certificate verification, and every blocking read or
+ * write of a thread can be cancelled at stop.  The thread never touches the database itself:
  * messages go to the writer like SMTP mail, and the mailbox's state is
  * saved through writer units. */
 #define G_LOG_DOMAIN "mailroom-imap"
@@ -15,6 +15,7 @@
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-imap.h"
+#include "mailroom/mr-net.h"
 #include "mailroom/mr-spool.h"
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-token.h"
@@ -44,94 +45,26 @@
 /* At most this many UIDs are kept of one listing (the lowest): the rest
  * is listed again after them. */
 #define MR_IMAP_LIST_MAX 10000
-/* What a command may read from the server besides what it was granted:
- * the bodies a FETCH asked for (their announced sizes), and what each
- * useful FETCH response of a listing earns (MR_IMAP_LIST_CREDIT).  A
- * server that sends more loses the connection.  FETCH responses are
- * handled as they are parsed (see on_msg_att()) and what is not wanted
- * is freed at once; the rest of an answer is kept by libetpan until the
- * command ends, at some twenty times its size: so memory stays bounded
- * whatever a server sends. */
-#define MR_IMAP_READ_LIMIT (1024 * 1024)
+/* What a command may read from the server besides what it was granted
+ * (MR_NET_READ_LIMIT, see mr-net.h): the bodies a FETCH asked for (their
+ * announced sizes), and what each useful FETCH response of a listing
+ * earns (MR_IMAP_LIST_CREDIT).  A server that sends more loses the
+ * connection.  FETCH responses are handled as they are parsed (see
+ * on_msg_att()) and what is not wanted is freed at once; the rest of an
+ * answer is kept by libetpan until the command ends, at some twenty times
+ * its size: so memory stays bounded whatever a server sends. */
 #define MR_IMAP_LIST_CREDIT 256
 /* Slack per message over its announced size (the FETCH response's own
  * words around the literal). */
 #define MR_IMAP_READ_SLACK 1024
-/* Besides the mailbox's timeout, a command may take one second per this
- * many bytes it was granted (a body of 16 MB: 256 s more). */
-#define MR_IMAP_MIN_RATE (64 * 1024)
+/* --- the literal framing of what the server sends ------------------------------ */
 
-/* --- the connection: GIO under libetpan ------------------------------------ */
-
+/* Where the server's bytes are in IMAP's literal framing. */
 typedef struct {
-	GSocketConnection *tcp; /* the TCP connection */
-	GIOStream *stream;      /* tcp, or the TLS connection over it */
-	GCancellable *cancel;   /* cancels blocking I/O (hard stop) */
-	GError *error;          /* why the last read or write failed */
-	int timeout_s;          /* the mailbox's timeout */
-	guint64 allowed;        /* what the command in progress may read */
-	guint64 left;           /* of it, not read yet (reset by each write) */
-	gint64 allowed_us;      /* how long it may take */
-	gint64 deadline;        /* monotonic: when it must be over (each write
-	                           sets it anew) */
-	/* The literal framing of what the server sends (see conn_scan()). */
 	guint64 lit_left;       /* bytes of a literal still to come */
 	guint64 lit_n;          /* the size being announced */
 	int lit_state;          /* 0 text, 1 in "{digits", 2 after "}", 3 after CR */
-} MrImapConn;
-
-/* Sets what the next commands may read and how long they may take:
- * @bytes more than the default (conn_expect(c, 0): the default). */
-static void
-conn_expect(MrImapConn *c, guint64 bytes)
-{
-	c->allowed = MR_IMAP_READ_LIMIT + bytes;
-	c->left = c->allowed;
-	c->allowed_us = ((gint64)c->timeout_s + (gint64)(bytes / MR_IMAP_MIN_RATE)) * G_USEC_PER_SEC;
-	c->deadline = g_get_monotonic_time() + c->allowed_us;
-}
-
-/* Lets the command in progress read @bytes more (a useful response). */
-static void
-conn_credit(MrImapConn *c, guint64 bytes)
-{
-	c->left += bytes;
-}
-
-static void
-conn_free(MrImapConn *c)
-{
-	if (c == NULL)
-		return;
-	if (c->stream != NULL && c->stream != G_IO_STREAM(c->tcp))
-		g_io_stream_close(c->stream, NULL, NULL);
-	g_clear_object(&c->stream);
-	if (c->tcp != NULL)
-		g_io_stream_close(G_IO_STREAM(c->tcp), NULL, NULL);
-	g_clear_object(&c->tcp);
-	g_clear_object(&c->cancel);
-	g_clear_error(&c->error);
-	g_free(c);
-}
-
-/* Fails when the command in progress is past its deadline; otherwise
- * makes the socket's own timeout (each wait) end by it. */
-static gboolean
-conn_before_io(MrImapConn *c)
-{
-	gint64 left_us = c->deadline - g_get_monotonic_time();
-
-	if (left_us <= 0) {
-		g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-			    "no complete answer within %" G_GINT64_FORMAT " s (timeout)",
-			    c->allowed_us / G_USEC_PER_SEC);
-		return FALSE;
-	}
-	if (c->tcp != NULL) /* (mr_imap_run_stream(): a stream of memory) */
-		g_socket_set_timeout(g_socket_connection_get_socket(c->tcp),
-				     (guint)((left_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC));
-	return TRUE;
-}
+} MrImapFraming;
 
 /* Follows the literal framing of @n bytes the server sent ("{N}" outside
  * a literal announces N bytes) and fails when a literal is announced
@@ -139,10 +72,14 @@ conn_before_io(MrImapConn *c)
  * whole size when it parses the announcement, so "{4000000000}" would cost
  * 4 GB of address space for twelve bytes.  The check is made at the "}",
  * whatever follows: libetpan takes the literal even without the CRLF (a
- * workaround for one server), so the framing does too.  Linear in @n. */
+ * workaround for one server), so the framing does too.  Linear in @n.
+ * The connection calls it at every read (an MrNetScanFunc), with @left
+ * what the command may still read. */
 static gboolean
-conn_scan(MrImapConn *c, const guint8 *buf, gsize n)
+framing_scan(const guint8 *buf, gsize n, guint64 left, gpointer data, GError **error)
 {
+	MrImapFraming *c = data;
+
 	for (gsize i = 0; i < n; i++) {
 		guint8 ch = buf[i];
 
@@ -173,8 +110,8 @@ conn_scan(MrImapConn *c, const guint8 *buf, gsize n)
 								   : c->lit_n * 10 + (ch - '0');
 		} else if (c->lit_state == 1 && ch == '}') {
 			/* what may still be read once this byte is */
-			if (c->lit_n > c->left - (i + 1)) {
-				g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+			if (c->lit_n > left - (i + 1)) {
+				g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
 					    "the server announced %" G_GUINT64_FORMAT " bytes, more than"
 					    " it may send for this command", c->lit_n);
 				return FALSE;
@@ -190,97 +127,6 @@ conn_scan(MrImapConn *c, const guint8 *buf, gsize n)
 	return TRUE;
 }
 
-static ssize_t
-low_read(mailstream_low *s, void *buf, size_t count)
-{
-	MrImapConn *c = s->data;
-	gssize n;
-
-	g_clear_error(&c->error);
-	if (c->left == 0) {
-		g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-			    "the server sent more than %" G_GUINT64_FORMAT " bytes for one command",
-			    c->allowed);
-		return -1;
-	}
-	if (!conn_before_io(c))
-		return -1;
-	n = g_input_stream_read(g_io_stream_get_input_stream(c->stream), buf,
-				MIN((guint64)count, c->left), c->cancel, &c->error);
-	if (n < 0 && g_error_matches(c->error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
-		g_clear_error(&c->error);
-		g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-			    "no complete answer within %" G_GINT64_FORMAT " s (timeout)",
-			    c->allowed_us / G_USEC_PER_SEC);
-	}
-	if (n == 0) {
-		/* The end: an error, not a read of nothing -- libetpan reads a
-		 * literal again and again until it is complete, so a server
-		 * that closes in the middle of one would make it spin. */
-		g_set_error_literal(&c->error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
-				    "the server closed the connection");
-		return -1;
-	}
-	if (n < 0 || !conn_scan(c, buf, (gsize)n))
-		return -1;
-	c->left -= (guint64)n;
-	return n;
-}
-
-static ssize_t
-low_write(mailstream_low *s, const void *buf, size_t count)
-{
-	MrImapConn *c = s->data;
-	gsize written = 0;
-
-	/* a command (or its continuation) starts */
-	c->left = c->allowed;
-	c->deadline = g_get_monotonic_time() + c->allowed_us;
-	g_clear_error(&c->error);
-	if (!conn_before_io(c) ||
-	    !g_output_stream_write_all(g_io_stream_get_output_stream(c->stream), buf, count,
-				       &written, c->cancel, &c->error))
-		return -1;
-	return (ssize_t)written;
-}
-
-static int
-low_close(mailstream_low *s)
-{
-	return 0; /* the connection closes with the MrImapConn */
-}
-
-static int
-low_get_fd(mailstream_low *s)
-{
-	MrImapConn *c = s->data;
-
-	return c->tcp != NULL ? g_socket_get_fd(g_socket_connection_get_socket(c->tcp)) : -1;
-}
-
-static void
-low_free(mailstream_low *s)
-{
-	free(s); /* allocated by mailstream_low_new(); the data is not ours */
-}
-
-static void
-low_cancel(mailstream_low *s)
-{
-	MrImapConn *c = s->data;
-
-	g_cancellable_cancel(c->cancel);
-}
-
-static mailstream_low_driver mr_imap_low_driver = {
-	.mailstream_read = low_read,
-	.mailstream_write = low_write,
-	.mailstream_close = low_close,
-	.mailstream_get_fd = low_get_fd,
-	.mailstream_free = low_free,
-	.mailstream_cancel = low_cancel,
-};
-
 typedef struct _MrImapSession MrImapSession;
 
 /* Takes what it wants of one FETCH response of the command in progress
@@ -290,7 +136,8 @@ typedef void (*MrImapCollect)(MrImapSession *s, struct mailimap_msg_att *att, gp
 /* An open IMAP session: libetpan's state over our connection. */
 struct _MrImapSession {
 	mailimap *imap;
-	MrImapConn *conn;
+	MrNetConn *conn;
+	MrImapFraming framing; /* of what the server sent on @conn */
 	gboolean has_idle, has_move, has_uidplus;
 	MrImapCollect collect; /* (nullable) FETCH responses of the command in */
 	gpointer collect_data; /* progress go there; without it they are dropped */
@@ -327,7 +174,7 @@ session_free(MrImapSession *s)
 	}
 	if (s->imap != NULL)
 		mailimap_free(s->imap);
-	conn_free(s->conn);
+	mr_net_conn_free(s->conn);
 	g_free(s);
 }
 
@@ -392,9 +239,9 @@ session_capability(MrImapSession *s)
 static gboolean
 session_fail(MrImapSession *s, int r, const char *what, GError **error)
 {
-	if (r == MAILIMAP_ERROR_STREAM && s->conn->error != NULL) {
+	if (r == MAILIMAP_ERROR_STREAM && mr_net_conn_get_error(s->conn) != NULL) {
 		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT, "%s: %s", what,
-			    s->conn->error->message);
+			    mr_net_conn_get_error(s->conn)->message);
 	} else if (r == MAILIMAP_ERROR_STREAM) {
 		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT,
 			    "%s: the server closed the connection", what);
@@ -408,156 +255,17 @@ session_fail(MrImapSession *s, int r, const char *what, GError **error)
 	return FALSE;
 }
 
-/* --- TLS -------------------------------------------------------------------- */
-
-typedef struct {
-	const MrImapMailbox *mb;
-	GTlsDatabase *extra; /* (nullable): tls_ca_file */
-	GSocketConnectable *identity;
-} MrTlsCheck;
-
-/* GIO verified the certificate against the system's store and found
- * @errors: accept it when tls_verify is off, or when tls_ca_file vouches
- * for the chain (the same checks, against that CA). */
+/* Sets @error from a failure of the network layer (@local, taken): its
+ * message, in MR_IMAP_ERROR (_CONNECT or _TLS). */
 static gboolean
-accept_certificate(GTlsConnection *tls, GTlsCertificate *cert, GTlsCertificateFlags errors,
-		   gpointer data)
+net_fail(GError *local, GError **error)
 {
-	MrTlsCheck *check = data;
+	int code = g_error_matches(local, MR_NET_ERROR, MR_NET_ERROR_TLS) ? MR_IMAP_ERROR_TLS
+									 : MR_IMAP_ERROR_CONNECT;
 
-	if (!check->mb->remote.tls_verify)
-		return TRUE;
-	if (check->extra != NULL) {
-		g_autoptr(GError) local = NULL;
-		GTlsCertificateFlags flags = g_tls_database_verify_chain(
-			check->extra, cert, G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER,
-			check->identity, NULL, G_TLS_DATABASE_VERIFY_NONE, NULL, &local);
-
-		return local == NULL && flags == 0;
-	}
+	g_set_error_literal(error, MR_IMAP_ERROR, code, local->message);
+	g_error_free(local);
 	return FALSE;
-}
-
-static const char *
-tls_flags_text(GTlsCertificateFlags f)
-{
-	if (f & G_TLS_CERTIFICATE_UNKNOWN_CA)
-		return "signed by an unknown CA";
-	if (f & G_TLS_CERTIFICATE_BAD_IDENTITY)
-		return "issued to another name";
-	if (f & G_TLS_CERTIFICATE_EXPIRED)
-		return "expired";
-	if (f & G_TLS_CERTIFICATE_NOT_ACTIVATED)
-		return "not valid yet";
-	if (f & G_TLS_CERTIFICATE_REVOKED)
-		return "revoked";
-	return "not acceptable";
-}
-
-typedef struct {
-	gboolean done, late;
-	GError *error;
-} MrHandshake;
-
-static void
-handshake_done(GObject *source, GAsyncResult *res, gpointer data)
-{
-	MrHandshake *h = data;
-
-	g_tls_connection_handshake_finish(G_TLS_CONNECTION(source), res, &h->error);
-	h->done = TRUE;
-}
-
-static gboolean
-tick_cb(gpointer data)
-{
-	return G_SOURCE_CONTINUE; /* wakes the loop to look at the clock */
-}
-
-/* The TLS handshake of @tls within the mailbox's timeout, whatever the
- * server's pace: past it (or at a hard stop) the socket is shut down,
- * which ends the handshake.  (No GCancellable: glib-networking leaks the
- * sources it makes for one.) */
-static gboolean
-conn_handshake(MrImapConn *c, GTlsConnection *tls, GError **error)
-{
-	g_autoptr(GMainContext) ctx = g_main_context_new();
-	g_autoptr(GSource) tick = g_timeout_source_new(250);
-	gint64 deadline = g_get_monotonic_time() + (gint64)c->timeout_s * G_USEC_PER_SEC;
-	MrHandshake h = { 0 };
-
-	g_main_context_push_thread_default(ctx);
-	g_source_set_callback(tick, tick_cb, NULL, NULL);
-	g_source_attach(tick, ctx);
-	g_tls_connection_handshake_async(tls, G_PRIORITY_DEFAULT, NULL, handshake_done, &h);
-	while (!h.done) {
-		g_main_context_iteration(ctx, TRUE);
-		if (!h.late && (g_get_monotonic_time() >= deadline ||
-				g_cancellable_is_cancelled(c->cancel))) {
-			h.late = TRUE;
-			g_socket_shutdown(g_socket_connection_get_socket(c->tcp), TRUE, TRUE, NULL);
-		}
-	}
-	g_source_destroy(tick);
-	g_main_context_pop_thread_default(ctx);
-	if (h.error == NULL)
-		return TRUE;
-	if (h.late) {
-		g_clear_error(&h.error);
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-			    "not done within %d s (timeout)", c->timeout_s);
-		return FALSE;
-	}
-	g_propagate_error(error, h.error);
-	return FALSE;
-}
-
-/* Wraps the connection of @c in TLS and does the handshake. */
-static gboolean
-conn_start_tls(MrImapConn *c, const MrImapMailbox *mb, GError **error)
-{
-	g_autoptr(GSocketConnectable) identity =
-		g_network_address_new(mb->remote.host, (guint16)mb->remote.port);
-	g_autoptr(GTlsDatabase) extra = NULL;
-	g_autoptr(GIOStream) tls = NULL;
-	g_autoptr(GError) local = NULL;
-	MrTlsCheck check = { mb, NULL, identity };
-	gulong handler;
-
-	if (mb->remote.tls_ca_file != NULL) {
-		extra = g_tls_file_database_new(mb->remote.tls_ca_file, &local);
-		if (extra == NULL) {
-			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "tls_ca_file %s: %s",
-				    mb->remote.tls_ca_file, local->message);
-			return FALSE;
-		}
-		check.extra = extra;
-	}
-	if (!mb->remote.tls_verify)
-		g_warning("mailbox %s: tls_verify is off: the server's certificate is not checked"
-			  " (for tests only)", mb->name);
-	tls = g_tls_client_connection_new(G_IO_STREAM(c->tcp), identity, &local);
-	if (tls == NULL) {
-		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "TLS: %s", local->message);
-		return FALSE;
-	}
-	handler = g_signal_connect(tls, "accept-certificate", G_CALLBACK(accept_certificate),
-				   &check);
-	if (!conn_handshake(c, G_TLS_CONNECTION(tls), &local)) {
-		GTlsCertificateFlags f = g_tls_connection_get_peer_certificate_errors(G_TLS_CONNECTION(tls));
-
-		if (g_error_matches(local, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE) && f != 0)
-			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS,
-				    "the certificate of %s is %s", mb->remote.host, tls_flags_text(f));
-		else
-			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS, "TLS handshake with %s: %s",
-				    mb->remote.host, local->message);
-		return FALSE;
-	}
-	g_signal_handler_disconnect(tls, handler);
-	g_clear_object(&c->stream);
-	c->stream = g_steal_pointer(&tls);
-	return TRUE;
 }
 
 /* --- login ------------------------------------------------------------------- */
@@ -709,54 +417,18 @@ has_cap(mailimap *imap, const char *name)
 	return mailimap_has_extension(imap, (char *)name) != 0;
 }
 
-static MrImapSession *session_start(MrImapSession *s, const MrImapMailbox *mb, GError **error);
-
 /* A session over @conn, not started yet: libetpan's state over it. */
 static MrImapSession *
-session_new(MrImapConn *conn)
+session_new(MrNetConn *conn)
 {
 	MrImapSession *s = g_new0(MrImapSession, 1);
 
 	s->conn = conn;
+	mr_net_conn_set_scan(conn, framing_scan, &s->framing);
 	s->imap = mailimap_new(0, NULL);
 	mailimap_set_msg_att_handler(s->imap, on_msg_att, s);
 	mailimap_set_progress_callback(s->imap, NULL, on_items, s);
 	return s;
-}
-
-/* A connection of @mb's settings (not connected yet). */
-static MrImapConn *
-conn_new(const MrImapMailbox *mb, GCancellable *cancel)
-{
-	MrImapConn *c = g_new0(MrImapConn, 1);
-
-	c->cancel = cancel != NULL ? g_object_ref(cancel) : g_cancellable_new();
-	c->timeout_s = mb->remote.timeout_s;
-	conn_expect(c, 0);
-	return c;
-}
-
-/* Connects to @mb, secures the connection as configured and logs in. */
-static MrImapSession *
-session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
-{
-	g_autoptr(MrImapSession) s = session_new(conn_new(mb, cancel));
-	g_autoptr(GSocketClient) client = g_socket_client_new();
-	g_autoptr(GError) local = NULL;
-
-	g_socket_client_set_timeout(client, (guint)mb->remote.timeout_s);
-	s->conn->tcp = g_socket_client_connect_to_host(client, mb->remote.host,
-						       (guint16)mb->remote.port, s->conn->cancel,
-						       &local);
-	if (s->conn->tcp == NULL) {
-		g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_CONNECT, "connect to %s:%d: %s",
-			    mb->remote.host, mb->remote.port, local->message);
-		return NULL;
-	}
-	s->conn->stream = G_IO_STREAM(g_object_ref(s->conn->tcp));
-	if (mb->remote.tls == MR_REMOTE_TLS_IMPLICIT && !conn_start_tls(s->conn, mb, error))
-		return NULL;
-	return session_start(g_steal_pointer(&s), mb, error);
 }
 
 /* Speaks IMAP over the connection of @s (taken): the greeting, STARTTLS
@@ -769,22 +441,24 @@ session_start(MrImapSession *started, const MrImapMailbox *mb, GError **error)
 	mailstream *stream;
 	int r;
 
-	stream = mailstream_new(mailstream_low_new(s->conn, &mr_imap_low_driver), 8192);
-	conn_expect(s->conn, 0); /* the greeting's deadline starts now */
+	stream = mailstream_new(mr_net_mailstream_low_new(s->conn), 8192);
+	mr_net_conn_expect(s->conn, 0); /* the greeting's deadline starts now */
 	r = mailimap_connect(s->imap, stream);
 	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
 		session_fail(s, r, "greeting", error);
 		return NULL;
 	}
 	if (mb->remote.tls == MR_REMOTE_TLS_STARTTLS) {
+		GError *local = NULL;
+
 		r = mailimap_starttls(s->imap);
 		if (r != MAILIMAP_NO_ERROR) {
 			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_TLS,
 				    "STARTTLS refused by %s: %s", mb->remote.host, server_said(s));
 			return NULL;
 		}
-		if (!conn_start_tls(s->conn, mb, error))
-			return NULL;
+		if (!mr_net_conn_start_tls(s->conn, &mb->remote, &local))
+			return net_fail(local, error), NULL;
 	}
 	if (!session_login(s, mb, error))
 		return NULL;
@@ -798,6 +472,19 @@ session_start(MrImapSession *started, const MrImapMailbox *mb, GError **error)
 	s->has_move = has_cap(s->imap, "MOVE");
 	s->has_uidplus = has_cap(s->imap, "UIDPLUS");
 	return g_steal_pointer(&s);
+}
+
+/* Connects to @mb, secures the connection as configured and logs in. */
+static MrImapSession *
+session_open(const MrImapMailbox *mb, GCancellable *cancel, GError **error)
+{
+	g_autoptr(MrImapSession) s =
+		session_new(mr_net_conn_new(G_LOG_DOMAIN, mb->remote.timeout_s, cancel));
+	GError *local = NULL;
+
+	if (!mr_net_conn_connect(s->conn, &mb->remote, &local))
+		return net_fail(local, error), NULL;
+	return session_start(g_steal_pointer(&s), mb, error);
 }
 
 /* --- commands ------------------------------------------------------------------ */
@@ -884,7 +571,7 @@ att_fields(struct mailimap_msg_att *att, guint32 *uid, guint32 *size, gboolean *
 
 /* Runs a UID FETCH of @type over @set, each FETCH response going to
  * @collect as it is parsed; @bytes: what it may read besides the default
- * (see conn_expect()).  Takes @set and @type. */
+ * (see mr_net_conn_expect()).  Takes @set and @type. */
 static int
 session_uid_fetch(MrImapSession *s, struct mailimap_set *set, struct mailimap_fetch_type *type,
 		  guint64 bytes, MrImapCollect collect, gpointer data)
@@ -892,13 +579,13 @@ session_uid_fetch(MrImapSession *s, struct mailimap_set *set, struct mailimap_fe
 	clist *result = NULL;
 	int r;
 
-	conn_expect(s->conn, bytes);
+	mr_net_conn_expect(s->conn, bytes);
 	s->collect = collect;
 	s->collect_data = data;
 	r = mailimap_uid_fetch(s->imap, set, type, &result);
 	s->collect = NULL;
 	s->collect_data = NULL;
-	conn_expect(s->conn, 0);
+	mr_net_conn_expect(s->conn, 0);
 	/* empty: the handler had them.  Not after a failure: libetpan 1.9.4
 	 * frees the list then and leaves the pointer as it was. */
 	if (r == MAILIMAP_NO_ERROR && result != NULL)
@@ -949,7 +636,7 @@ collect_listing(MrImapSession *s, struct mailimap_msg_att *att, gpointer data)
 	if (u.uid > l->top) {
 		/* a new message: the answer may be that much longer */
 		l->top = u.uid;
-		conn_credit(s->conn, MR_IMAP_LIST_CREDIT);
+		mr_net_conn_credit(s->conn, MR_IMAP_LIST_CREDIT);
 	}
 	if (l->uids->len >= 2 * MR_IMAP_LIST_MAX)
 		listing_trim(l->uids);
@@ -1285,7 +972,7 @@ static void
 wait_readable(MrImapSession *s, GCancellable *wake, MrImapPoke *poke, int seconds)
 {
 	GPollableInputStream *in =
-		G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(s->conn->stream));
+		G_POLLABLE_INPUT_STREAM(g_io_stream_get_input_stream(mr_net_conn_get_stream(s->conn)));
 	g_autoptr(GMainContext) ctx = NULL;
 	g_autoptr(GSource) ready = NULL;
 	g_autoptr(GSource) timer = NULL;
@@ -2402,11 +2089,10 @@ mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb, GIO
 		   GError **error)
 {
 	MrImapWatch *w = watch_new(writer, cfg, mb);
-	MrImapConn *c = conn_new(mb, NULL);
+	MrNetConn *c = mr_net_conn_new_for_stream(G_LOG_DOMAIN, mb->remote.timeout_s, stream);
 	g_autoptr(MrImapSession) s = NULL;
 	gboolean ok = FALSE;
 
-	c->stream = g_object_ref(stream);
 	/* no waits: IDLE, polling and backoff end at once, and the session
 	 * goes on until the stream ends (every turn reads from it) */
 	g_cancellable_cancel(w->wake);
