@@ -6,6 +6,8 @@
 
 #include <glib.h>
 
+#include "mailroom/mr-remote.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
@@ -20,19 +22,6 @@ typedef struct {
 	MrRole role;
 } MrMailroomAddress;
 
-/* How an IMAP mailbox's connection is secured. */
-typedef enum {
-	MR_IMAP_TLS_IMPLICIT, /* TLS from the first byte (port 993) */
-	MR_IMAP_TLS_STARTTLS, /* STARTTLS before the login (port 143) */
-	MR_IMAP_TLS_NONE,     /* plain text: tests and loopback only */
-} MrImapTls;
-
-typedef enum {
-	MR_IMAP_AUTH_PASSWORD, /* LOGIN / AUTHENTICATE PLAIN */
-	MR_IMAP_AUTH_XOAUTH2,  /* SASL XOAUTH2 (or OAUTHBEARER) with a token
-	                          from token_command */
-} MrImapAuth;
-
 /* What becomes of a message on the server once it is stored. */
 typedef enum {
 	MR_IMAP_AFTER_SEEN,   /* flag \Seen */
@@ -43,23 +32,16 @@ typedef enum {
 /* One entry of the imap list: a mailbox mailroomd watches. */
 typedef struct {
 	char *name;           /* unique; how logs and the CLI name it */
-	char *host;
-	int port;             /* default: 993 (implicit TLS), else 143 */
-	MrImapTls tls;
-	char *user;
-	MrImapAuth auth;
-	char *password_file;  /* (nullable): its first line is the password */
-	char *password_env;   /* (nullable): the variable holding it */
-	char **token_command; /* (nullable): argv of the XOAUTH2 token helper */
+	MrRemote remote;      /* the server and the login: host, port (default
+	                         993 for implicit TLS, else 143), tls, user,
+	                         auth, credentials, timeout, tls_verify,
+	                         tls_ca_file; its label is "mailbox NAME" */
 	char *folder;         /* default "INBOX" */
 	MrRole role;          /* how its mail is routed */
 	MrImapAfter after;
 	char *after_folder;   /* the move: target */
 	int poll_interval_s;  /* without IDLE */
 	int reconnect_max_s;  /* cap of the reconnect backoff */
-	int timeout_s;        /* a command's deadline (plus time for its bytes) */
-	gboolean tls_verify;  /* FALSE: tests only, warned at every connect */
-	char *tls_ca_file;    /* (nullable): a CA trusted besides the system's */
 	MrMailroomAddress address; /* "imap:NAME" (lower case) and role: the
 	                        recipient its deliveries are routed and
 	                        recorded with */
@@ -167,18 +149,9 @@ const MrImapMailbox *mr_config_find_imap(const MrConfig *cfg, const char *name);
  * (a reload keeps the connection of an unchanged mailbox). */
 gboolean mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b);
 
-/* Returns the password of @mb (transfer full, nullable): the first line of
- * password_file without its line end, or $password_env; NULL with @error
- * (MR_CONFIG_ERROR_IO) when it cannot be read or is empty.  Read afresh at
- * every login, so that a changed file needs no reload. */
-char *mr_imap_mailbox_password(const MrImapMailbox *mb, GError **error);
-
 /* Returns: (transfer full): what in @mb puts its secrets at risk, one
- * sentence each, NULL-terminated (empty when nothing): a password_file
- * its group or others may read (mode bits 077), and tls = "none" to a
- * host that is not loopback (127.0.0.0/8, ::1, localhost), which sends
- * the password or token in clear text.  Looked at now (the file's mode
- * may change without a reload). */
+ * sentence each, NULL-terminated (empty when nothing): those of its
+ * remote, see mr_remote_security_warnings(). */
 GStrv mr_imap_mailbox_security_warnings(const MrImapMailbox *mb);
 
 /* Returns: (transfer full): the warnings of @cfg, as

@@ -76,4 +76,13 @@ typedef enum {
 
 GQuark mr_token_error_quark(void);
 
+#define MR_NET_ERROR (mr_net_error_quark())
+
+typedef enum {
+	MR_NET_ERROR_CONNECT, /* no connection (refused, unreachable) */
+	MR_NET_ERROR_TLS,     /* the TLS handshake or the certificate failed */
+} MrNetError;
+
+GQuark mr_net_error_quark(void);
+
 G_END_DECLS

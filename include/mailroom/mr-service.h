@@ -37,7 +37,7 @@ typedef struct {
 	void (*stop)(gpointer self);
 } MrServiceClass;
 
-/* The SMTP and LMTP listeners (mr-smtp.c). */
+/* The SMTP and LMTP listeners (mr-smtp-service.c). */
 extern const MrServiceClass mr_smtp_service;
 
 G_END_DECLS

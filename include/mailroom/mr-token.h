@@ -1,5 +1,6 @@
 /* mr-token.h - the OAuth2 token command: a helper program that prints an
- * access token (token_command of an imap entry; the SMTP relay next).
+ * access token (token_command of a remote: an imap entry; the SMTP relay
+ * next).
  *
  * mailroom keeps no refresh token and no client secret: the helper does,
  * and mailroom runs it for every login, without a shell. */

@@ -5,9 +5,7 @@
 #define G_LOG_DOMAIN "mailroom-config"
 
 #include <gio/gio.h>
-#include <glib/gstdio.h>
 #include <libconfig.h>
-#include <sys/stat.h>
 #include <string.h>
 
 #include "mailroom/mr-autocleanups.h"
@@ -97,14 +95,9 @@ imap_mailbox_free(MrImapMailbox *mb)
 	if (mb == NULL)
 		return;
 	g_free(mb->name);
-	g_free(mb->host);
-	g_free(mb->user);
-	g_free(mb->password_file);
-	g_free(mb->password_env);
-	g_strfreev(mb->token_command);
+	mr_remote_clear(&mb->remote);
 	g_free(mb->folder);
 	g_free(mb->after_folder);
-	g_free(mb->tls_ca_file);
 	g_free(mb->address.address);
 	g_free(mb);
 }
@@ -510,13 +503,13 @@ is_valid_mailbox_name(const char *name)
 	return TRUE;
 }
 
-/* Reads the tls, auth, credential and after keys of entry @e into @mb. */
+/* Reads the tls, auth and credential keys of entry @e into @r. */
 static gboolean
-imap_entry_modes(config_setting_t *e, const char *path, MrImapMailbox *mb, GError **error)
+remote_entry_modes(config_setting_t *e, const char *path, MrRemote *r, GError **error)
 {
 	static const char *const tls_names[] = { "implicit", "starttls", "none" };
 	static const char *const auth_names[] = { "password", "xoauth2" };
-	g_autofree char *tls = NULL, *auth = NULL, *after = NULL, *command = NULL;
+	g_autofree char *tls = NULL, *auth = NULL, *command = NULL;
 	int v;
 
 	if (!entry_string(e, path, "tls", "implicit", &tls, error))
@@ -524,33 +517,44 @@ imap_entry_modes(config_setting_t *e, const char *path, MrImapMailbox *mb, GErro
 	if ((v = pick(tls, tls_names, G_N_ELEMENTS(tls_names))) < 0)
 		return config_invalid(error, path, config_setting_get_member(e, "tls"), "imap.tls",
 				      "must be \"implicit\", \"starttls\" or \"none\"");
-	mb->tls = (MrImapTls)v;
+	r->tls = (MrRemoteTls)v;
 	if (!entry_string(e, path, "auth", "password", &auth, error))
 		return FALSE;
 	if ((v = pick(auth, auth_names, G_N_ELEMENTS(auth_names))) < 0)
 		return config_invalid(error, path, config_setting_get_member(e, "auth"), "imap.auth",
 				      "must be \"password\" or \"xoauth2\"");
-	mb->auth = (MrImapAuth)v;
-	if (!entry_string(e, path, "password_file", NULL, &mb->password_file, error) ||
-	    !entry_string(e, path, "password_env", NULL, &mb->password_env, error) ||
+	r->auth = (MrRemoteAuth)v;
+	if (!entry_string(e, path, "password_file", NULL, &r->password_file, error) ||
+	    !entry_string(e, path, "password_env", NULL, &r->password_env, error) ||
 	    !entry_string(e, path, "token_command", NULL, &command, error))
 		return FALSE;
-	if (mb->auth == MR_IMAP_AUTH_PASSWORD &&
-	    (mb->password_file == NULL) == (mb->password_env == NULL))
+	if (r->auth == MR_REMOTE_AUTH_PASSWORD &&
+	    (r->password_file == NULL) == (r->password_env == NULL))
 		return config_invalid(error, path, e, "imap.password_file",
 				      "auth = \"password\" needs password_file or password_env"
 				      " (one of them)");
-	if (mb->auth == MR_IMAP_AUTH_XOAUTH2) {
+	if (r->auth == MR_REMOTE_AUTH_XOAUTH2) {
 		g_autoptr(GError) local = NULL;
 
 		if (command == NULL)
 			return config_invalid(error, path, e, "imap.token_command",
 					      "auth = \"xoauth2\" needs token_command");
-		if (!g_shell_parse_argv(command, NULL, &mb->token_command, &local))
+		if (!g_shell_parse_argv(command, NULL, &r->token_command, &local))
 			return config_invalid(error, path,
 					      config_setting_get_member(e, "token_command"),
 					      "imap.token_command", local->message);
 	}
+	return TRUE;
+}
+
+/* Reads the tls, auth, credential and after keys of entry @e into @mb. */
+static gboolean
+imap_entry_modes(config_setting_t *e, const char *path, MrImapMailbox *mb, GError **error)
+{
+	g_autofree char *after = NULL;
+
+	if (!remote_entry_modes(e, path, &mb->remote, error))
+		return FALSE;
 	if (!entry_string(e, path, "after", "seen", &after, error))
 		return FALSE;
 	if (g_ascii_strcasecmp(after, "seen") == 0) {
@@ -580,28 +584,29 @@ config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError *
 		return config_invalid(error, path, e, "imap",
 				      "each entry must be a group { name = ...; host = ...; ... }");
 	if (!entry_string(e, path, "name", NULL, &mb->name, error) ||
-	    !entry_string(e, path, "host", NULL, &mb->host, error) ||
-	    !entry_string(e, path, "user", NULL, &mb->user, error))
+	    !entry_string(e, path, "host", NULL, &mb->remote.host, error) ||
+	    !entry_string(e, path, "user", NULL, &mb->remote.user, error))
 		return FALSE;
 	if (mb->name == NULL || !is_valid_mailbox_name(mb->name))
 		return config_invalid(error, path, e, "imap.name",
 				      "missing, or not 1-64 letters, digits, '.', '_' or '-'");
 	if (mr_config_find_imap(cfg, mb->name) != NULL)
 		return config_invalid(error, path, e, "imap.name", "used twice (names are compared in any case)");
-	if (mb->host == NULL)
+	mb->remote.label = g_strdup_printf("mailbox %s", mb->name);
+	if (mb->remote.host == NULL)
 		return config_invalid(error, path, e, "imap.host", "missing");
-	if (mb->user == NULL)
+	if (mb->remote.user == NULL)
 		return config_invalid(error, path, e, "imap.user", "missing");
 	if (!imap_entry_modes(e, path, mb, error))
 		return FALSE;
-	if (!entry_int(e, path, "port", mb->tls == MR_IMAP_TLS_IMPLICIT ? 993 : 143, 1, 65535,
-		       &mb->port, error) ||
+	if (!entry_int(e, path, "port", mb->remote.tls == MR_REMOTE_TLS_IMPLICIT ? 993 : 143, 1,
+		       65535, &mb->remote.port, error) ||
 	    !entry_string(e, path, "folder", "INBOX", &mb->folder, error) ||
 	    !entry_string(e, path, "role", NULL, &role, error) ||
 	    !entry_int(e, path, "poll_interval", 60, 1, 86400, &mb->poll_interval_s, error) ||
 	    !entry_int(e, path, "reconnect_max", 60, 1, 3600, &mb->reconnect_max_s, error) ||
-	    !entry_int(e, path, "timeout", 120, 1, 3600, &mb->timeout_s, error) ||
-	    !entry_string(e, path, "tls_ca_file", NULL, &mb->tls_ca_file, error))
+	    !entry_int(e, path, "timeout", 120, 1, 3600, &mb->remote.timeout_s, error) ||
+	    !entry_string(e, path, "tls_ca_file", NULL, &mb->remote.tls_ca_file, error))
 		return FALSE;
 	v = role != NULL ? pick(role, mr_role_names, G_N_ELEMENTS(mr_role_names)) : -1;
 	if (v <= (int)MR_ROLE_NONE)
@@ -618,13 +623,14 @@ config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError *
 	if (mb->after == MR_IMAP_AFTER_MOVE && strcmp(mb->after_folder, mb->folder) == 0)
 		return config_invalid(error, path, config_setting_get_member(e, "after"),
 				      "imap.after", "cannot move to the folder it watches");
-	mb->tls_verify = TRUE;
+	mb->remote.tls_verify = TRUE;
 	s = config_setting_get_member(e, "tls_verify");
 	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_BOOL)
 		return config_invalid(error, path, s, "imap.tls_verify", "must be true or false");
 	if (s != NULL)
-		mb->tls_verify = config_setting_get_bool(s);
-	if (mb->tls_ca_file != NULL && !g_file_test(mb->tls_ca_file, G_FILE_TEST_IS_REGULAR))
+		mb->remote.tls_verify = config_setting_get_bool(s);
+	if (mb->remote.tls_ca_file != NULL &&
+	    !g_file_test(mb->remote.tls_ca_file, G_FILE_TEST_IS_REGULAR))
 		return config_invalid(error, path, config_setting_get_member(e, "tls_ca_file"),
 				      "imap.tls_ca_file", "not a readable file");
 	g_ptr_array_add(cfg->imap, g_steal_pointer(&mb));
@@ -659,56 +665,14 @@ mr_config_find_imap(const MrConfig *cfg, const char *name)
 	return NULL;
 }
 
-static gboolean
-strv_equal0(char **a, char **b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return g_strv_equal((const char *const *)a, (const char *const *)b);
-}
-
 gboolean
 mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b)
 {
-	return g_strcmp0(a->name, b->name) == 0 && g_strcmp0(a->host, b->host) == 0 &&
-	       a->port == b->port && a->tls == b->tls && g_strcmp0(a->user, b->user) == 0 &&
-	       a->auth == b->auth && g_strcmp0(a->password_file, b->password_file) == 0 &&
-	       g_strcmp0(a->password_env, b->password_env) == 0 &&
-	       strv_equal0(a->token_command, b->token_command) &&
+	return g_strcmp0(a->name, b->name) == 0 && mr_remote_equal(&a->remote, &b->remote) &&
 	       g_strcmp0(a->folder, b->folder) == 0 && a->role == b->role &&
 	       a->after == b->after && g_strcmp0(a->after_folder, b->after_folder) == 0 &&
 	       a->poll_interval_s == b->poll_interval_s &&
-	       a->reconnect_max_s == b->reconnect_max_s && a->timeout_s == b->timeout_s &&
-	       a->tls_verify == b->tls_verify &&
-	       g_strcmp0(a->tls_ca_file, b->tls_ca_file) == 0;
-}
-
-char *
-mr_imap_mailbox_password(const MrImapMailbox *mb, GError **error)
-{
-	g_autofree char *text = NULL;
-	const char *what = mb->password_env != NULL ? mb->password_env : mb->password_file;
-
-	if (mb->password_env != NULL) {
-		text = g_strdup(g_getenv(mb->password_env));
-	} else if (mb->password_file != NULL) {
-		g_autoptr(GError) local = NULL;
-
-		if (!g_file_get_contents(mb->password_file, &text, NULL, &local)) {
-			g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
-				    "mailbox %s: cannot read password_file: %s", mb->name,
-				    local->message);
-			return NULL;
-		}
-	}
-	if (text != NULL)
-		text[strcspn(text, "\r\n")] = '\0';
-	if (text == NULL || *text == '\0') {
-		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
-			    "mailbox %s: no password in %s", mb->name, what != NULL ? what : "(none)");
-		return NULL;
-	}
-	return g_steal_pointer(&text);
+	       a->reconnect_max_s == b->reconnect_max_s;
 }
 
 static gboolean
@@ -1019,47 +983,14 @@ mr_config_database_name(const MrConfig *cfg)
 /* --- security warnings ------------------------------------------------------ */
 
 /* Adds a warning to @out when the file @path (a secret) is open to its
- * group or others.  A file that cannot be stat()ed gets none: using it
- * fails with its own error. */
+ * group or others. */
 static void
 warn_secret_file(GPtrArray *out, const char *what, const char *path)
 {
-	GStatBuf st;
+	char *warning = mr_secret_file_warning(what, path);
 
-	if (path == NULL || g_stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    (st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
-		return;
-	g_ptr_array_add(out, g_strdup_printf("%s %s is open to its group or others (mode %04o):"
-					     " chmod 600 it, owned by the user mailroomd runs as",
-					     what, path, (unsigned)(st.st_mode & 07777)));
-}
-
-/* Returns TRUE when @host is this machine over loopback: localhost, an
- * address in 127.0.0.0/8, or ::1. */
-static gboolean
-host_is_loopback(const char *host)
-{
-	g_autoptr(GInetAddress) addr = NULL;
-
-	if (g_ascii_strcasecmp(host, "localhost") == 0 ||
-	    g_ascii_strcasecmp(host, "localhost.") == 0)
-		return TRUE;
-	addr = g_inet_address_new_from_string(host);
-	return addr != NULL && g_inet_address_get_is_loopback(addr);
-}
-
-static void
-imap_security_warnings(GPtrArray *out, const MrImapMailbox *mb)
-{
-	g_autofree char *what = g_strdup_printf("mailbox %s: password_file", mb->name);
-
-	warn_secret_file(out, what, mb->password_file);
-	if (mb->tls == MR_IMAP_TLS_NONE && !host_is_loopback(mb->host))
-		g_ptr_array_add(out, g_strdup_printf(
-			"mailbox %s: tls = \"none\" to %s, which is not loopback: the %s and the"
-			" mail cross the network in clear text (use tls = \"implicit\" or"
-			" \"starttls\")",
-			mb->name, mb->host, mb->auth == MR_IMAP_AUTH_XOAUTH2 ? "token" : "password"));
+	if (warning != NULL)
+		g_ptr_array_add(out, warning);
 }
 
 GStrv
@@ -1068,7 +999,7 @@ mr_imap_mailbox_security_warnings(const MrImapMailbox *mb)
 	GPtrArray *out = g_ptr_array_new();
 
 	g_return_val_if_fail(mb != NULL, NULL);
-	imap_security_warnings(out, mb);
+	mr_remote_security_warnings(&mb->remote, out);
 	g_ptr_array_add(out, NULL);
 	return (GStrv)g_ptr_array_free(out, FALSE);
 }
@@ -1080,8 +1011,11 @@ mr_config_security_warnings(const MrConfig *cfg)
 
 	g_return_val_if_fail(cfg != NULL, NULL);
 	warn_secret_file(out, "database_password_file", cfg->database_password_file);
-	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++)
-		imap_security_warnings(out, g_ptr_array_index(cfg->imap, i));
+	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
+
+		mr_remote_security_warnings(&mb->remote, out);
+	}
 	g_ptr_array_add(out, NULL);
 	return (GStrv)g_ptr_array_free(out, FALSE);
 }

@@ -381,8 +381,8 @@ test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 
 		/* the server's words (its capabilities, a NO reason) are shown,
 		 * not sent, to the terminal */
-		mr_text_fprintf(stdout, "mailbox %s: logged in to %s:%d as %s\n", mb->name, mb->host,
-				mb->port, mb->user);
+		mr_text_fprintf(stdout, "mailbox %s: logged in to %s:%d as %s\n", mb->name,
+				mb->remote.host, mb->remote.port, mb->remote.user);
 		mr_text_fprintf(stdout, "capabilities: %s\n", caps);
 		mr_text_fprintf(stdout,
 				"folder %s: %" G_GINT64_FORMAT " messages, UIDVALIDITY %" G_GINT64_FORMAT

@@ -1,7 +1,7 @@
 /* mr-token.c - runs the OAuth2 token command and reads its token (see
  * mr-token.h).
  *
- * Ingest stage (the IMAP door today, the relay next).  The command runs on
+ * Net stage (the IMAP door today, the relay next).  The command runs on
  * the calling thread, which waits for it with poll(2).  It is the leader
  * of a process group of its own, so that what it starts goes with it: the
  * whole group is killed on the time-out, past a bound on its output, and

@@ -1,28 +1,26 @@
-/* mr-smtp.c - SMTP and LMTP sessions: the protocol state machine, bounded
- * line reading, pipelined replies, DATA with dot-unstuffing, STARTTLS.
+/* mr-smtp-session.c - an SMTP or LMTP session: the protocol state
+ * machine, bounded line reading, pipelined replies, DATA with
+ * dot-unstuffing, STARTTLS (its handshakes admitted by the server).
  *
- * Ingest stage.  Owns the listeners and sessions.  Every byte from the
- * peer is bounded (line length, message size, recipients, errors, idle
- * time); protocol errors are replies, not log lines. */
+ * Ingest stage.  Every byte from the peer is bounded (line length,
+ * message size, recipients, errors, idle time); protocol errors are
+ * replies, not log lines.  The listeners that start sessions are
+ * mr-smtp-server.c. */
 #define G_LOG_DOMAIN "mailroom-smtp"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
-#include "mailroom/mr-service.h"
-#include "mailroom/mr-smtp.h"
 #include "mailroom/mr-spool.h"
+#include "mr-smtp-private.h"
 
 /* RFC 5321 4.5.3.1.4 says 512 octets; SIZE= and long addresses make real
  * clients send more, and nothing breaks at 2048. */
 #define SMTP_MAX_LINE 2048
-#define SMTP_READ_CHUNK 65536
 /* Pipelined input held while a transaction commits. */
 #define SMTP_MAX_BUFFER (1024 * 1024)
 /* Replies queued for a client that does not read them: past this, its
@@ -31,124 +29,27 @@
 /* A TLS record (RFC 8446 5.1: at most 2^14 bytes of plaintext; more for
  * older versions' compression and padding) with its 5-byte header. */
 #define TLS_MAX_RECORD (5 + 16384 + 2048)
-/* Refused connections: at most this many log lines per window, then one
- * line that counts the rest (a flood must not flood the journal). */
-#define REFUSE_LOG_BURST 10
-#define REFUSE_LOG_WINDOW_S 10
 
-typedef enum {
-	MR_SMTP_REFUSE_UNTRUSTED,
-	MR_SMTP_REFUSE_CONNECTIONS,
-	MR_SMTP_REFUSE_CONNECTIONS_PER_IP,
-	MR_SMTP_REFUSE_N
-} MrSmtpRefusal;
-
-static const char *const mr_smtp_refusal_names[MR_SMTP_REFUSE_N] = {
-	[MR_SMTP_REFUSE_UNTRUSTED] = "untrusted",
-	[MR_SMTP_REFUSE_CONNECTIONS] = "too-many-connections",
-	[MR_SMTP_REFUSE_CONNECTIONS_PER_IP] = "too-many-connections-per-ip",
-};
-
-typedef enum {
-	MR_SMTP_STATE_HELO,   /* greeted; waits for EHLO/HELO/LHLO */
-	MR_SMTP_STATE_MAIL,   /* ready for MAIL */
-	MR_SMTP_STATE_RCPT,   /* MAIL given: RCPT, DATA */
-	MR_SMTP_STATE_DATA,   /* reading the message */
-	MR_SMTP_STATE_COMMIT, /* waiting for the writer's COMMIT */
-	MR_SMTP_STATE_TLS,    /* STARTTLS handshake */
-	MR_SMTP_STATE_QUIT,   /* closing after the last reply */
-	MR_SMTP_STATE_N
-} MrSmtpState;
-
-static const char *const mr_smtp_state_names[MR_SMTP_STATE_N] = {
+const char *const mr_smtp_state_names[MR_SMTP_STATE_N] = {
 	[MR_SMTP_STATE_HELO] = "HELO",	 [MR_SMTP_STATE_MAIL] = "MAIL",
 	[MR_SMTP_STATE_RCPT] = "RCPT",	 [MR_SMTP_STATE_DATA] = "DATA",
 	[MR_SMTP_STATE_COMMIT] = "COMMIT", [MR_SMTP_STATE_TLS] = "TLS",
 	[MR_SMTP_STATE_QUIT] = "QUIT",
 };
 
-typedef struct {
-	MrSmtpServer *server;
-	GSocket *socket;  /* listening, non-blocking */
-	GSource *source;  /* readable: connections to accept (NULL: paused) */
-	guint resume_id;  /* after an accept error, a pause */
-	gboolean failing; /* accept fails (logged once until it works again) */
-	gboolean lmtp;
-	char *name;       /* "127.0.0.1:2525" as bound */
-} MrSmtpListener;
-
-struct _MrSmtpServer {
-	MrConfig *cfg;
-	MrWriter *writer;
-	GPtrArray *listeners;     /* MrSmtpListener* */
-	GPtrArray *masks;         /* GInetAddressMask*, from cfg */
-	GTlsCertificate *cert;    /* (nullable) */
-	GHashTable *sessions;     /* MrSmtpSession* set */
-	GHashTable *per_ip;       /* peer address (owned) -> sessions, as GUINT */
-	guint tls_running;        /* handshakes on a worker thread */
-	GQueue tls_waiting;       /* MrSmtpSession*: ClientHello in, no slot yet */
-	gint64 refuse_window;     /* monotonic µs: start of the log window */
-	guint refuse_logged;      /* refusal lines logged in the window */
-	guint refuse_quiet[MR_SMTP_REFUSE_N]; /* refusals not logged, by reason */
-	guint sweep_id;           /* idle-timeout sweep */
-	gboolean trace;           /* state transitions in the debug log */
-	guint8 *chunk;            /* the read buffer: reads happen on one thread */
-	gboolean draining;
-	guint64 accepted;
-	guint64 next_id;
-};
-
-typedef struct {
-	gint ref;
-	MrSmtpServer *server; /* NULL once the server is gone */
-	MrConfig *cfg;
-	gboolean lmtp;
-	GIOStream *io;        /* the socket connection, or TLS over it */
-	GSocketConnection *conn;
-	GSource *in_source;   /* attached while we want input */
-	GSource *out_source;  /* attached while the socket buffer is full */
-	gint64 last_active;   /* monotonic µs since the client owes us a line:
-	                         the last complete line (not byte) or reply */
-	char id[17];
-	char *peer;
-	MrSmtpState state;
-	GByteArray *in;       /* received, not yet processed */
-	gboolean closed, tls, handshaking, discard_line;
-	gboolean peer_eof;    /* the client closed its side: finish, then close */
-	gboolean eof_logged;
-	GSource *hello_source; /* TLS: waits for the client's first record */
-	int hello_need;       /* bytes of it we wait for (SO_RCVLOWAT) */
-	gboolean tls_queued;  /* in server->tls_waiting */
-	gboolean tls_counted; /* counted in server->tls_running */
-	GCancellable *tls_cancel;
-	gboolean data_crlf;   /* DATA: the last line ended in a real CR LF (or
-	                         none has come yet): a line may start here */
-	gboolean data_bare_lf; /* DATA: a line ended in a bare LF */
-	GString *out;         /* replies not yet written */
-	int errors;
-	char *helo;
-	char *mail_from;      /* NULL: no transaction; "": null sender */
-	GPtrArray *rcpts;     /* char*, lower-case */
-	MrSpool *data;        /* DATA: in memory, or spooled past a threshold */
-	gsize data_size;      /* bytes seen, also past the limit */
-	gint64 declared_size;
-} MrSmtpSession;
-
 static void session_process(MrSmtpSession *s);
-static void session_read(MrSmtpSession *s);
-static void session_flush(MrSmtpSession *s);
 
 /* --- session basics -------------------------------------------------------- */
 
-static MrSmtpSession *
-session_ref(MrSmtpSession *s)
+MrSmtpSession *
+mr_smtp_session_ref(MrSmtpSession *s)
 {
 	g_atomic_int_inc(&s->ref);
 	return s;
 }
 
-static void
-session_unref(MrSmtpSession *s)
+void
+mr_smtp_session_unref(MrSmtpSession *s)
 {
 	if (s == NULL || !g_atomic_int_dec_and_test(&s->ref))
 		return;
@@ -166,13 +67,8 @@ session_unref(MrSmtpSession *s)
 	g_free(s);
 }
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrSmtpSession, session_unref)
-
-static void
-session_log(MrSmtpSession *s, GLogLevelFlags level, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-
-static void
-session_log(MrSmtpSession *s, GLogLevelFlags level, const char *fmt, ...)
+void
+mr_smtp_session_log(MrSmtpSession *s, GLogLevelFlags level, const char *fmt, ...)
 {
 	va_list ap;
 	g_autofree char *text = NULL;
@@ -184,8 +80,8 @@ session_log(MrSmtpSession *s, GLogLevelFlags level, const char *fmt, ...)
 			 "MESSAGE", "%s %s %s", s->id, s->lmtp ? "lmtp" : "smtp", text);
 }
 
-static void
-session_enter_state(MrSmtpSession *s, MrSmtpState state)
+void
+mr_smtp_session_enter_state(MrSmtpSession *s, MrSmtpState state)
 {
 	/* Formatting costs even when the line is dropped: trace only when
 	 * asked for (G_MESSAGES_DEBUG=mailroom-smtp). */
@@ -201,11 +97,8 @@ session_vreply(MrSmtpSession *s, const char *fmt, va_list ap)
 	g_string_append(s->out, "\r\n");
 }
 
-static void
-session_reply(MrSmtpSession *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static void
-session_reply(MrSmtpSession *s, const char *fmt, ...)
+void
+mr_smtp_session_reply(MrSmtpSession *s, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -227,15 +120,15 @@ session_error(MrSmtpSession *s, const char *fmt, ...)
 	session_vreply(s, fmt, ap);
 	va_end(ap);
 	if (++s->errors >= s->cfg->max_errors) {
-		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=too-many-errors peer=%s",
-			    s->peer);
+		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=too-many-errors peer=%s",
+				    s->peer);
 		g_string_append(s->out, "421 4.7.0 Too many errors, closing connection\r\n");
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
 	}
 }
 
-static void
-session_reset_tx(MrSmtpSession *s)
+void
+mr_smtp_session_reset_tx(MrSmtpSession *s)
 {
 	g_clear_pointer(&s->mail_from, g_free);
 	g_ptr_array_set_size(s->rcpts, 0);
@@ -253,41 +146,20 @@ session_stop_reading(MrSmtpSession *s)
 	}
 }
 
-/* Counts a session of @peer in; returns the sessions of @peer now open. */
-static guint
-server_ip_add(MrSmtpServer *server, const char *peer)
-{
-	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(server->per_ip, peer)) + 1;
-
-	g_hash_table_replace(server->per_ip, g_strdup(peer), GUINT_TO_POINTER(n));
-	return n;
-}
-
-static void
-server_ip_remove(MrSmtpServer *server, const char *peer)
-{
-	guint n = GPOINTER_TO_UINT(g_hash_table_lookup(server->per_ip, peer));
-
-	if (n <= 1)
-		g_hash_table_remove(server->per_ip, peer);
-	else
-		g_hash_table_replace(server->per_ip, g_strdup(peer), GUINT_TO_POINTER(n - 1));
-}
-
 /* Gives the session's connection slot back to the server, once. */
 static void
 session_release_slot(MrSmtpSession *s)
 {
 	if (s->server != NULL && g_hash_table_remove(s->server->sessions, s)) {
-		server_ip_remove(s->server, s->peer);
-		session_unref(s);
+		mr_smtp_server_ip_remove(s->server, s->peer);
+		mr_smtp_session_unref(s);
 	}
 }
 
 /* Closes the connection.  The session stays counted while its message
  * waits for COMMIT; on_committed() releases it then. */
-static void
-session_close(MrSmtpSession *s)
+void
+mr_smtp_session_close(MrSmtpSession *s)
 {
 	if (s->closed)
 		return;
@@ -329,8 +201,8 @@ static void on_handshake(GObject *source, GAsyncResult *res, gpointer data);
  * non-recursive source around every dispatch by taking its descriptor out
  * of the poll set and putting it back, each time waking the loop through
  * its eventfd: two write(2)s per dispatch, many per message. */
-static void
-loop_source_attach(GSource *source)
+void
+mr_smtp_loop_source_attach(GSource *source)
 {
 	g_source_set_can_recurse(source, TRUE);
 	g_source_attach(source, NULL);
@@ -339,10 +211,10 @@ loop_source_attach(GSource *source)
 static gboolean
 on_writable(GObject *stream, gpointer data)
 {
-	g_autoptr(MrSmtpSession) s = session_ref(data);
+	g_autoptr(MrSmtpSession) s = mr_smtp_session_ref(data);
 
 	g_clear_pointer(&s->out_source, g_source_unref);
-	session_flush(s);
+	mr_smtp_session_flush(s);
 	/* Input left unread while replies piled up can go on now. */
 	if (!s->closed && s->out_source == NULL && s->state != MR_SMTP_STATE_COMMIT)
 		session_process(s);
@@ -406,8 +278,8 @@ session_start_tls(MrSmtpSession *s)
 	g_socket_set_option(socket, SOL_SOCKET, SO_RCVLOWAT, 1, NULL);
 	tls = g_tls_server_connection_new(s->io, s->server->cert, &error);
 	if (tls == NULL) {
-		session_log(s, G_LOG_LEVEL_WARNING, "starttls failed: %s", error->message);
-		session_close(s);
+		mr_smtp_session_log(s, G_LOG_LEVEL_WARNING, "starttls failed: %s", error->message);
+		mr_smtp_session_close(s);
 		return;
 	}
 	g_object_unref(s->io);
@@ -416,7 +288,7 @@ session_start_tls(MrSmtpSession *s)
 	s->tls_counted = TRUE;
 	s->server->tls_running++;
 	g_tls_connection_handshake_async(G_TLS_CONNECTION(tls), G_PRIORITY_DEFAULT, s->tls_cancel,
-					 on_handshake, session_ref(s));
+					 on_handshake, mr_smtp_session_ref(s));
 }
 
 /* Starts handshakes that wait for a thread, while limits.max_tls_handshakes
@@ -426,7 +298,7 @@ server_next_handshake(MrSmtpServer *server)
 {
 	while (server->tls_running < (guint)server->cfg->max_tls_handshakes &&
 	       !g_queue_is_empty(&server->tls_waiting)) {
-		g_autoptr(MrSmtpSession) s = session_ref(g_queue_pop_head(&server->tls_waiting));
+		g_autoptr(MrSmtpSession) s = mr_smtp_session_ref(g_queue_pop_head(&server->tls_waiting));
 
 		s->tls_queued = FALSE;
 		session_start_tls(s);
@@ -441,7 +313,7 @@ server_next_handshake(MrSmtpServer *server)
 static gboolean
 on_hello(GSocket *socket, GIOCondition condition, gpointer data)
 {
-	g_autoptr(MrSmtpSession) s = session_ref(data);
+	g_autoptr(MrSmtpSession) s = mr_smtp_session_ref(data);
 	guint8 head[5];
 	gssize n = recv(g_socket_get_fd(socket), head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
 	int avail = 0;
@@ -450,9 +322,9 @@ on_hello(GSocket *socket, GIOCondition condition, gpointer data)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return G_SOURCE_CONTINUE;
 	if (n <= 0) {
-		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=%s state=TLS peer=%s",
-			    n == 0 ? "eof" : "read-error", s->peer);
-		session_close(s);
+		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=%s state=TLS peer=%s",
+				    n == 0 ? "eof" : "read-error", s->peer);
+		mr_smtp_session_close(s);
 		return G_SOURCE_REMOVE;
 	}
 	if (ioctl(g_socket_get_fd(socket), FIONREAD, &avail) < 0)
@@ -489,14 +361,14 @@ session_wait_hello(MrSmtpSession *s)
 	s->hello_source = g_socket_create_source(g_socket_connection_get_socket(s->conn), G_IO_IN,
 						 NULL);
 	g_source_set_callback(s->hello_source, G_SOURCE_FUNC(on_hello), s, NULL);
-	loop_source_attach(s->hello_source);
+	mr_smtp_loop_source_attach(s->hello_source);
 }
 
 /* Writes what is queued without blocking; waits for the socket when its
  * buffer is full.  Closes after the last reply of QUIT/421 and starts the
  * TLS handshake once "220 Ready" is out. */
-static void
-session_flush(MrSmtpSession *s)
+void
+mr_smtp_session_flush(MrSmtpSession *s)
 {
 	GPollableOutputStream *out;
 
@@ -510,19 +382,19 @@ session_flush(MrSmtpSession *s)
 
 		if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
 			s->out_source = session_source_new(s, G_IO_OUT);
-			loop_source_attach(s->out_source);
+			mr_smtp_loop_source_attach(s->out_source);
 			return;
 		}
 		if (n < 0) {
-			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=write-error peer=%s",
-				    s->peer);
-			session_close(s);
+			mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=write-error peer=%s",
+					    s->peer);
+			mr_smtp_session_close(s);
 			return;
 		}
 		g_string_erase(s->out, 0, n);
 	}
 	if (s->state == MR_SMTP_STATE_QUIT)
-		session_close(s);
+		mr_smtp_session_close(s);
 	else if (s->state == MR_SMTP_STATE_TLS && !s->handshaking)
 		session_wait_hello(s);
 }
@@ -630,21 +502,21 @@ cmd_helo(MrSmtpSession *s, const char *verb, const char *arg)
 		session_error(s, "501 5.5.4 %s needs a domain or address literal", verb);
 		return;
 	}
-	session_reset_tx(s);
+	mr_smtp_session_reset_tx(s);
 	g_free(s->helo);
 	s->helo = g_strndup(arg, 255);
 	if (!ehlo) {
-		session_reply(s, "250 %s", s->cfg->hostname);
+		mr_smtp_session_reply(s, "250 %s", s->cfg->hostname);
 	} else {
-		session_reply(s, "250-%s", s->cfg->hostname);
-		session_reply(s, "250-PIPELINING");
-		session_reply(s, "250-SIZE %" G_GINT64_FORMAT, s->cfg->max_message_size);
-		session_reply(s, "250-8BITMIME");
+		mr_smtp_session_reply(s, "250-%s", s->cfg->hostname);
+		mr_smtp_session_reply(s, "250-PIPELINING");
+		mr_smtp_session_reply(s, "250-SIZE %" G_GINT64_FORMAT, s->cfg->max_message_size);
+		mr_smtp_session_reply(s, "250-8BITMIME");
 		if (s->server != NULL && s->server->cert != NULL && !s->tls)
-			session_reply(s, "250-STARTTLS");
-		session_reply(s, "250 ENHANCEDSTATUSCODES");
+			mr_smtp_session_reply(s, "250-STARTTLS");
+		mr_smtp_session_reply(s, "250 ENHANCEDSTATUSCODES");
 	}
-	session_enter_state(s, MR_SMTP_STATE_MAIL);
+	mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
 }
 
 static void
@@ -709,8 +581,8 @@ cmd_mail(MrSmtpSession *s, const char *verb, const char *arg)
 		}
 	}
 	s->mail_from = mr_address_normalise(path);
-	session_reply(s, "250 2.1.0 Ok");
-	session_enter_state(s, MR_SMTP_STATE_RCPT);
+	mr_smtp_session_reply(s, "250 2.1.0 Ok");
+	mr_smtp_session_enter_state(s, MR_SMTP_STATE_RCPT);
 }
 
 static void
@@ -739,7 +611,7 @@ cmd_rcpt(MrSmtpSession *s, const char *verb, const char *arg)
 		return;
 	}
 	if (s->rcpts->len >= (guint)s->cfg->max_recipients) {
-		session_reply(s, "452 4.5.3 Too many recipients");
+		mr_smtp_session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
 	if (mr_config_find_address(s->cfg, path, NULL) == NULL) {
@@ -750,7 +622,7 @@ cmd_rcpt(MrSmtpSession *s, const char *verb, const char *arg)
 		return;
 	}
 	g_ptr_array_add(s->rcpts, mr_address_normalise(path));
-	session_reply(s, "250 2.1.5 Ok");
+	mr_smtp_session_reply(s, "250 2.1.5 Ok");
 }
 
 static void
@@ -772,42 +644,42 @@ cmd_data(MrSmtpSession *s, const char *verb, const char *arg)
 	s->data_size = 0;
 	s->data_crlf = TRUE;
 	s->data_bare_lf = FALSE;
-	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	session_enter_state(s, MR_SMTP_STATE_DATA);
+	mr_smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	mr_smtp_session_enter_state(s, MR_SMTP_STATE_DATA);
 }
 
 static void
 cmd_rset(MrSmtpSession *s, const char *verb, const char *arg)
 {
-	session_reset_tx(s);
+	mr_smtp_session_reset_tx(s);
 	if (s->state != MR_SMTP_STATE_HELO)
-		session_enter_state(s, MR_SMTP_STATE_MAIL);
-	session_reply(s, "250 2.0.0 Ok");
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
+	mr_smtp_session_reply(s, "250 2.0.0 Ok");
 }
 
 static void
 cmd_noop(MrSmtpSession *s, const char *verb, const char *arg)
 {
-	session_reply(s, "250 2.0.0 Ok");
+	mr_smtp_session_reply(s, "250 2.0.0 Ok");
 }
 
 static void
 cmd_vrfy(MrSmtpSession *s, const char *verb, const char *arg)
 {
-	session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+	mr_smtp_session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void
 cmd_help(MrSmtpSession *s, const char *verb, const char *arg)
 {
-	session_reply(s, "214 2.0.0 See RFC 5321 (SMTP) and RFC 2033 (LMTP)");
+	mr_smtp_session_reply(s, "214 2.0.0 See RFC 5321 (SMTP) and RFC 2033 (LMTP)");
 }
 
 static void
 cmd_quit(MrSmtpSession *s, const char *verb, const char *arg)
 {
-	session_reply(s, "221 2.0.0 %s Bye", s->cfg->hostname);
-	session_enter_state(s, MR_SMTP_STATE_QUIT);
+	mr_smtp_session_reply(s, "221 2.0.0 %s Bye", s->cfg->hostname);
+	mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
 }
 
 static void
@@ -828,11 +700,11 @@ cmd_starttls(MrSmtpSession *s, const char *verb, const char *arg)
 	/* Each handshake holds a thread: limits.max_tls_handshakes at once.
 	 * RFC 3207 4: 454 when TLS is not available for a temporary reason. */
 	if (s->server->tls_running >= (guint)s->server->cfg->max_tls_handshakes) {
-		session_reply(s, "454 4.7.0 TLS not available due to temporary reason");
+		mr_smtp_session_reply(s, "454 4.7.0 TLS not available due to temporary reason");
 		return;
 	}
-	session_reply(s, "220 2.0.0 Ready to start TLS");
-	session_enter_state(s, MR_SMTP_STATE_TLS);
+	mr_smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
+	mr_smtp_session_enter_state(s, MR_SMTP_STATE_TLS);
 }
 
 typedef void (*MrSmtpCmdFunc)(MrSmtpSession *s, const char *verb, const char *arg);
@@ -886,9 +758,9 @@ on_committed(const MrWriterResult *results, guint n, gpointer data)
 			ok += results[i].error == NULL;
 		if (ok > 0 && s->server != NULL)
 			s->server->accepted++;
-		session_log(s, G_LOG_LEVEL_INFO, "%s from=<%s> rcpts=%u size=%zu stored=%u client gone",
-			    ok > 0 ? "accepted" : "refused", s->mail_from, n, s->data_size, ok);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
+		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "%s from=<%s> rcpts=%u size=%zu stored=%u client gone",
+				    ok > 0 ? "accepted" : "refused", s->mail_from, n, s->data_size, ok);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
 		session_release_slot(s);
 		return;
 	}
@@ -900,41 +772,41 @@ on_committed(const MrWriterResult *results, guint n, gpointer data)
 			if (row == 0)
 				row = results[i].delivery.message_row;
 			if (s->lmtp)
-				session_reply(s, "250 2.0.0 <%s> Ok: stored as message %" G_GINT64_FORMAT,
-					      results[i].recipient, results[i].delivery.message_row);
+				mr_smtp_session_reply(s, "250 2.0.0 <%s> Ok: stored as message %" G_GINT64_FORMAT,
+						      results[i].recipient, results[i].delivery.message_row);
 		} else if (g_error_matches(e, MR_ROUTE_ERROR, MR_ROUTE_ERROR_NO_ADDRESS)) {
 			if (s->lmtp)
-				session_reply(s, "550 5.1.1 <%s> not a mailroom address",
-					      results[i].recipient);
+				mr_smtp_session_reply(s, "550 5.1.1 <%s> not a mailroom address",
+						      results[i].recipient);
 		} else {
 			temp++;
-			session_log(s, G_LOG_LEVEL_WARNING, "not stored rcpt=%s: %s",
-				    results[i].recipient, e->message);
+			mr_smtp_session_log(s, G_LOG_LEVEL_WARNING, "not stored rcpt=%s: %s",
+					    results[i].recipient, e->message);
 			if (s->lmtp)
-				session_reply(s, "451 4.3.0 <%s> Not stored, try again later",
-					      results[i].recipient);
+				mr_smtp_session_reply(s, "451 4.3.0 <%s> Not stored, try again later",
+						      results[i].recipient);
 		}
 	}
 	if (!s->lmtp) {
 		/* One answer for all recipients: any failure means retry all;
 		 * the ones stored are duplicates next time and stored once. */
 		if (temp > 0 || ok == 0)
-			session_reply(s, temp > 0 ? "451 4.3.0 Not stored, try again later"
-						  : "550 5.1.1 No mailroom recipient");
+			mr_smtp_session_reply(s, temp > 0 ? "451 4.3.0 Not stored, try again later"
+							  : "550 5.1.1 No mailroom recipient");
 		else
-			session_reply(s, "250 2.0.0 Ok: stored as message %" G_GINT64_FORMAT, row);
+			mr_smtp_session_reply(s, "250 2.0.0 Ok: stored as message %" G_GINT64_FORMAT, row);
 	}
 	if (ok > 0 && s->server != NULL)
 		s->server->accepted++;
-	session_log(s, G_LOG_LEVEL_INFO, "%s from=<%s> rcpts=%u size=%zu stored=%u",
-		    ok > 0 ? "accepted" : "refused", s->mail_from, n, s->data_size, ok);
-	session_reset_tx(s);
+	mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "%s from=<%s> rcpts=%u size=%zu stored=%u",
+			    ok > 0 ? "accepted" : "refused", s->mail_from, n, s->data_size, ok);
+	mr_smtp_session_reset_tx(s);
 	s->last_active = g_get_monotonic_time(); /* the client's idle time starts now */
 	if (s->server == NULL || s->server->draining) {
-		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
+		mr_smtp_session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
 	} else {
-		session_enter_state(s, MR_SMTP_STATE_MAIL);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
 	}
 	session_process(s);
 }
@@ -947,43 +819,44 @@ session_end_data(MrSmtpSession *s)
 
 	if (s->data_bare_lf && s->cfg->bare_lf_reject) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
-			session_reply(s, "554 5.6.11 Error: bare <LF> received");
-		session_log(s, G_LOG_LEVEL_INFO, "refused reason=bare-lf size=%zu", s->data_size);
-		session_reset_tx(s);
-		session_enter_state(s, MR_SMTP_STATE_MAIL);
+			mr_smtp_session_reply(s, "554 5.6.11 Error: bare <LF> received");
+		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "refused reason=bare-lf size=%zu", s->data_size);
+		mr_smtp_session_reset_tx(s);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
 		return;
 	}
 	if (s->data_size > (gsize)s->cfg->max_message_size) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
-			session_reply(s, "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
-					 " bytes", s->cfg->max_message_size);
-		session_log(s, G_LOG_LEVEL_INFO, "refused reason=size size=%zu", s->data_size);
-		session_reset_tx(s);
-		session_enter_state(s, MR_SMTP_STATE_MAIL);
+			mr_smtp_session_reply(s,
+					      "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
+					      " bytes", s->cfg->max_message_size);
+		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "refused reason=size size=%zu", s->data_size);
+		mr_smtp_session_reset_tx(s);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
 		return;
 	}
 	if (s->data_size == 0) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
-			session_reply(s, "554 5.6.0 Empty message refused");
-		session_reset_tx(s);
-		session_enter_state(s, MR_SMTP_STATE_MAIL);
+			mr_smtp_session_reply(s, "554 5.6.0 Empty message refused");
+		mr_smtp_session_reset_tx(s);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
 		return;
 	}
 	raw = mr_spool_finish(s->data, &error);
 	if (raw == NULL) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
-			session_reply(s, "451 4.3.0 Temporary failure, please try again later");
-		session_log(s, G_LOG_LEVEL_WARNING, "deferred reason=spool size=%zu: %s", s->data_size,
-			    error->message);
-		session_reset_tx(s);
-		session_enter_state(s, MR_SMTP_STATE_MAIL);
+			mr_smtp_session_reply(s, "451 4.3.0 Temporary failure, please try again later");
+		mr_smtp_session_log(s, G_LOG_LEVEL_WARNING, "deferred reason=spool size=%zu: %s", s->data_size,
+				    error->message);
+		mr_smtp_session_reset_tx(s);
+		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
 		return;
 	}
 	g_clear_pointer(&s->data, mr_spool_free);
-	session_enter_state(s, MR_SMTP_STATE_COMMIT);
+	mr_smtp_session_enter_state(s, MR_SMTP_STATE_COMMIT);
 	mr_writer_submit(s->server->writer, s->cfg, raw,
 			 *s->mail_from != '\0' ? s->mail_from : NULL, s->rcpts, on_committed,
-			 session_ref(s));
+			 mr_smtp_session_ref(s));
 }
 
 /* Consumes DATA lines from the input.  Returns the bytes used. */
@@ -1097,17 +970,17 @@ session_consume(MrSmtpSession *s)
 			} else if (s->cfg->bare_lf_reject) {
 				/* Like Postfix's smtpd_forbid_bare_newline: what follows
 				 * a broken line end cannot be trusted to be in step. */
-				session_reply(s, "554 5.6.11 Error: bare <LF> received");
-				session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=bare-lf peer=%s",
-					    s->peer);
-				session_enter_state(s, MR_SMTP_STATE_QUIT);
+				mr_smtp_session_reply(s, "554 5.6.11 Error: bare <LF> received");
+				mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=bare-lf peer=%s",
+						    s->peer);
+				mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
 				continue;
 			}
 			session_command(s, line);
 		}
 		if (s->server != NULL && s->server->draining && s->state == MR_SMTP_STATE_MAIL) {
-			session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
-			session_enter_state(s, MR_SMTP_STATE_QUIT);
+			mr_smtp_session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
+			mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
 		}
 	}
 	full = !s->closed && pos < s->in->len && s->out->len >= SMTP_MAX_OUTPUT;
@@ -1133,7 +1006,7 @@ session_process(MrSmtpSession *s)
 	 * event will come for the commands still buffered: go on here. */
 	do {
 		full = session_consume(s);
-		session_flush(s);
+		mr_smtp_session_flush(s);
 	} while (full && !s->closed && s->out_source == NULL);
 	/* The client closed its side (it may still read): what it sent before
 	 * is answered; once nothing buffered can go on, close. */
@@ -1141,19 +1014,19 @@ session_process(MrSmtpSession *s)
 	    (s->state == MR_SMTP_STATE_HELO || s->state == MR_SMTP_STATE_MAIL ||
 	     s->state == MR_SMTP_STATE_RCPT || s->state == MR_SMTP_STATE_DATA)) {
 		if (!s->eof_logged)
-			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=eof state=%s peer=%s",
-				    mr_smtp_state_names[s->state], s->peer);
-		session_close(s);
+			mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=eof state=%s peer=%s",
+					    mr_smtp_state_names[s->state], s->peer);
+		mr_smtp_session_close(s);
 		return;
 	}
-	session_read(s);
+	mr_smtp_session_read(s);
 }
 
 /* Reads what the socket has; called by the session's input source. */
 static gboolean
 on_readable(GObject *stream, gpointer data)
 {
-	g_autoptr(MrSmtpSession) s = session_ref(data);
+	g_autoptr(MrSmtpSession) s = mr_smtp_session_ref(data);
 	g_autoptr(GError) error = NULL;
 	gssize n;
 
@@ -1172,7 +1045,7 @@ on_readable(GObject *stream, gpointer data)
 		if (s->state == MR_SMTP_STATE_COMMIT) {
 			/* The message is being stored either way; if the client is
 			 * gone, it retries and the retry is a duplicate. */
-			session_log(s, G_LOG_LEVEL_INFO, "disconnected during commit peer=%s", s->peer);
+			mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected during commit peer=%s", s->peer);
 			s->eof_logged = TRUE;
 		}
 		session_process(s);
@@ -1180,9 +1053,9 @@ on_readable(GObject *stream, gpointer data)
 	}
 	if (n < 0) {
 		if (s->state != MR_SMTP_STATE_QUIT)
-			session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=read-error state=%s peer=%s",
-				    mr_smtp_state_names[s->state], s->peer);
-		session_close(s);
+			mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=read-error state=%s peer=%s",
+					    mr_smtp_state_names[s->state], s->peer);
+		mr_smtp_session_close(s);
 		return G_SOURCE_REMOVE;
 	}
 	g_byte_array_append(s->in, s->server->chunk, (guint)n);
@@ -1191,8 +1064,8 @@ on_readable(GObject *stream, gpointer data)
 }
 
 /* Keeps an input source attached exactly while the state wants input. */
-static void
-session_read(MrSmtpSession *s)
+void
+mr_smtp_session_read(MrSmtpSession *s)
 {
 	gboolean want = !s->closed && !s->peer_eof && s->state != MR_SMTP_STATE_QUIT &&
 			s->state != MR_SMTP_STATE_TLS && s->out->len < SMTP_MAX_OUTPUT &&
@@ -1202,7 +1075,7 @@ session_read(MrSmtpSession *s)
 		session_stop_reading(s);
 	} else if (s->in_source == NULL) {
 		s->in_source = session_source_new(s, G_IO_IN);
-		loop_source_attach(s->in_source);
+		mr_smtp_loop_source_attach(s->in_source);
 	}
 }
 
@@ -1223,546 +1096,16 @@ on_handshake(GObject *source, GAsyncResult *res, gpointer data)
 	if (s->closed)
 		return;
 	if (!ok) {
-		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=tls-handshake peer=%s: %s",
-			    s->peer, error->message);
-		session_close(s);
+		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=tls-handshake peer=%s: %s",
+				    s->peer, error->message);
+		mr_smtp_session_close(s);
 		return;
 	}
 	s->tls = TRUE;
 	s->handshaking = FALSE;
 	g_clear_pointer(&s->helo, g_free);
-	session_reset_tx(s);
-	session_enter_state(s, MR_SMTP_STATE_HELO);
+	mr_smtp_session_reset_tx(s);
+	mr_smtp_session_enter_state(s, MR_SMTP_STATE_HELO);
 	s->last_active = g_get_monotonic_time();
-	session_read(s);
+	mr_smtp_session_read(s);
 }
-
-/* --- the server -------------------------------------------------------------------- */
-
-static gboolean
-server_trusts(MrSmtpServer *server, GInetAddress *addr)
-{
-	for (guint i = 0; i < server->masks->len; i++)
-		if (g_inet_address_mask_matches(g_ptr_array_index(server->masks, i), addr))
-			return TRUE;
-	return FALSE;
-}
-
-/* Logs a refused connection, REFUSE_LOG_BURST lines per window at most;
- * the rest are counted, and server_refusals_flush() logs the count. */
-static void
-server_log_refusal(MrSmtpServer *server, MrSmtpSession *s, MrSmtpRefusal why)
-{
-	if (server->refuse_logged < REFUSE_LOG_BURST) {
-		server->refuse_logged++;
-		session_log(s, G_LOG_LEVEL_INFO, "refused reason=%s peer=%s",
-			    mr_smtp_refusal_names[why], s->peer);
-	} else {
-		server->refuse_quiet[why]++;
-	}
-}
-
-/* Ends the refusal log window once it is over: one line counts the
- * refusals that were not logged. */
-static void
-server_refusals_flush(MrSmtpServer *server, gint64 now)
-{
-	guint total = 0;
-
-	if (now - server->refuse_window < REFUSE_LOG_WINDOW_S * G_TIME_SPAN_SECOND)
-		return;
-	for (guint i = 0; i < MR_SMTP_REFUSE_N; i++)
-		total += server->refuse_quiet[i];
-	if (total > 0)
-		g_log_structured(G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "MR_STAGE", "ingest", "MESSAGE",
-				 "refused %u more connections in %d s without a line each (%s=%u %s=%u %s=%u)",
-				 total, REFUSE_LOG_WINDOW_S,
-				 mr_smtp_refusal_names[MR_SMTP_REFUSE_UNTRUSTED],
-				 server->refuse_quiet[MR_SMTP_REFUSE_UNTRUSTED],
-				 mr_smtp_refusal_names[MR_SMTP_REFUSE_CONNECTIONS],
-				 server->refuse_quiet[MR_SMTP_REFUSE_CONNECTIONS],
-				 mr_smtp_refusal_names[MR_SMTP_REFUSE_CONNECTIONS_PER_IP],
-				 server->refuse_quiet[MR_SMTP_REFUSE_CONNECTIONS_PER_IP]);
-	server->refuse_window = now;
-	server->refuse_logged = 0;
-	memset(server->refuse_quiet, 0, sizeof server->refuse_quiet);
-}
-
-static void
-server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmtp)
-{
-	MrSmtpSession *s = g_new0(MrSmtpSession, 1);
-	g_autoptr(GSocketAddress) remote = g_socket_connection_get_remote_address(conn, NULL);
-	GInetAddress *addr = G_IS_INET_SOCKET_ADDRESS(remote)
-				     ? g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(remote))
-				     : NULL;
-	guint per_ip;
-
-	s->ref = 1;
-	s->server = server;
-	s->cfg = mr_config_ref(server->cfg);
-	s->lmtp = lmtp;
-	s->conn = g_object_ref(conn);
-	s->io = G_IO_STREAM(g_object_ref(conn));
-	g_snprintf(s->id, sizeof s->id, "%016" G_GINT64_MODIFIER "x", ++server->next_id);
-	s->peer = addr != NULL ? g_inet_address_to_string(addr) : g_strdup("unknown");
-	s->in = g_byte_array_new();
-	s->out = g_string_sized_new(256);
-	s->rcpts = g_ptr_array_new_with_free_func(g_free);
-	s->state = MR_SMTP_STATE_HELO;
-	s->last_active = g_get_monotonic_time();
-	g_hash_table_add(server->sessions, s);
-	per_ip = server_ip_add(server, s->peer);
-	g_socket_set_option(g_socket_connection_get_socket(conn), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
-
-	server_refusals_flush(server, s->last_active);
-	if (addr == NULL || !server_trusts(server, addr)) {
-		server_log_refusal(server, s, MR_SMTP_REFUSE_UNTRUSTED);
-		session_reply(s, "554 5.7.1 %s: not a trusted network", s->peer);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
-	} else if (g_hash_table_size(server->sessions) > (guint)s->cfg->max_connections) {
-		server_log_refusal(server, s, MR_SMTP_REFUSE_CONNECTIONS);
-		session_reply(s, "421 4.7.0 %s Too many connections, try again later",
-			      s->cfg->hostname);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
-	} else if (per_ip > (guint)s->cfg->max_connections_per_ip) {
-		/* Trusted networks and loopback too: one client must not take
-		 * every slot. */
-		server_log_refusal(server, s, MR_SMTP_REFUSE_CONNECTIONS_PER_IP);
-		session_reply(s, "421 4.7.0 %s Too many connections from %s, try again later",
-			      s->cfg->hostname, s->peer);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
-	} else if (server->draining) {
-		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
-	} else {
-		session_reply(s, "220 %s %s mailroom", s->cfg->hostname, lmtp ? "LMTP" : "ESMTP");
-	}
-	/* A refusal closes (and frees) the session inside the flush. */
-	session_ref(s);
-	session_flush(s);
-	session_read(s);
-	session_unref(s);
-}
-
-/* Seconds a session in @state may take: limits.timeout for each line
- * (RFC 5321 4.5.3.2), limits.tls_handshake_timeout (at most that) from
- * "220 Ready to start TLS" to the end of the handshake; QUIT: for the
- * client to read its last replies.  A session waiting for our COMMIT is
- * never late. */
-static gint64
-session_deadline_s(const MrSmtpSession *s)
-{
-	if (s->state == MR_SMTP_STATE_TLS)
-		return MIN(s->cfg->tls_handshake_timeout_s, s->cfg->timeout_s);
-	return s->cfg->timeout_s;
-}
-
-/* Once a second: sessions past their deadline get 421 4.4.2 and are
- * closed; a session that does not read even that is closed after one more
- * period, and a TLS handshake is cancelled. */
-static gboolean
-server_sweep(gpointer data)
-{
-	MrSmtpServer *server = data;
-	gint64 now = g_get_monotonic_time();
-	g_autoptr(GPtrArray) late = g_ptr_array_new_with_free_func((GDestroyNotify)session_unref);
-	GHashTableIter it;
-	gpointer key;
-
-	server_refusals_flush(server, now);
-	g_hash_table_iter_init(&it, server->sessions);
-	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		MrSmtpSession *s = key;
-
-		if (s->state != MR_SMTP_STATE_COMMIT &&
-		    now - s->last_active > session_deadline_s(s) * G_TIME_SPAN_SECOND)
-			g_ptr_array_add(late, session_ref(s));
-	}
-	for (guint i = 0; i < late->len; i++) {
-		MrSmtpSession *s = g_ptr_array_index(late, i);
-
-		if (s->state == MR_SMTP_STATE_QUIT) {
-			/* Its replies (a 221 or 421) are stuck: it does not read. */
-			session_close(s);
-			continue;
-		}
-		session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=timeout state=%s peer=%s",
-			    mr_smtp_state_names[s->state], s->peer);
-		if (s->state == MR_SMTP_STATE_TLS) {
-			session_close(s);
-			continue;
-		}
-		session_reset_tx(s);
-		session_reply(s, "421 4.4.2 %s Timeout, closing connection", s->cfg->hostname);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
-		s->last_active = now; /* the time it gets to read the 421 */
-		session_read(s);
-		session_flush(s);
-	}
-	return G_SOURCE_CONTINUE;
-}
-
-#define ACCEPT_BURST 64    /* connections taken per wake-up */
-#define ACCEPT_PAUSE_MS 100 /* after an accept error such as EMFILE */
-
-static void listener_watch(MrSmtpListener *l);
-
-static gboolean
-listener_resume(gpointer data)
-{
-	MrSmtpListener *l = data;
-
-	l->resume_id = 0;
-	listener_watch(l);
-	return G_SOURCE_REMOVE;
-}
-
-static void
-listener_unwatch(MrSmtpListener *l)
-{
-	if (l->source != NULL) {
-		g_source_destroy(l->source);
-		g_clear_pointer(&l->source, g_source_unref);
-	}
-	g_clear_handle_id(&l->resume_id, g_source_remove);
-}
-
-/* Accepts what is waiting, up to a burst.  One persistent source per
- * listening socket: an accept costs no source set-up, and a burst of
- * connections costs one wake-up. */
-static gboolean
-on_acceptable(GSocket *socket, GIOCondition condition, gpointer data)
-{
-	MrSmtpListener *l = data;
-
-	for (int i = 0; i < ACCEPT_BURST; i++) {
-		g_autoptr(GError) error = NULL;
-		g_autoptr(GSocket) client = g_socket_accept(socket, NULL, &error);
-		g_autoptr(GSocketConnection) conn = NULL;
-
-		if (client == NULL) {
-			if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-				break;
-			/* Out of descriptors, say: the queue stays in the
-			 * kernel's backlog; try again after a pause rather
-			 * than spin, and say so once, not ten times a second. */
-			if (!l->failing)
-				g_warning("accept on %s: %s; retrying every %d ms", l->name,
-					  error->message, ACCEPT_PAUSE_MS);
-			l->failing = TRUE;
-			listener_unwatch(l);
-			l->resume_id = g_timeout_add(ACCEPT_PAUSE_MS, listener_resume, l);
-			return G_SOURCE_REMOVE;
-		}
-		if (l->failing)
-			g_message("accept on %s: works again", l->name);
-		l->failing = FALSE;
-		conn = g_socket_connection_factory_create_connection(client);
-		server_start_session(l->server, conn, l->lmtp);
-	}
-	return G_SOURCE_CONTINUE;
-}
-
-static void
-listener_watch(MrSmtpListener *l)
-{
-	l->source = g_socket_create_source(l->socket, G_IO_IN, NULL);
-	g_source_set_callback(l->source, G_SOURCE_FUNC(on_acceptable), l, NULL);
-	loop_source_attach(l->source);
-}
-
-/* Stops accepting and closes the listening socket (drain, free). */
-static void
-listener_close(MrSmtpListener *l)
-{
-	listener_unwatch(l);
-	g_socket_close(l->socket, NULL);
-}
-
-static void
-listener_free(MrSmtpListener *l)
-{
-	if (l == NULL)
-		return;
-	if (l->socket != NULL) {
-		listener_close(l);
-		g_object_unref(l->socket);
-	}
-	g_free(l->name);
-	g_free(l);
-}
-
-/* Binds "host:port" for @lmtp. */
-static gboolean
-server_bind(MrSmtpServer *server, const char *spec, gboolean lmtp, GError **error)
-{
-	const char *colon = strrchr(spec, ':');
-	g_autofree char *host = g_strndup(spec, (gsize)(colon - spec));
-	guint16 port = (guint16)g_ascii_strtoull(colon + 1, NULL, 10);
-	g_autoptr(GInetAddress) addr = NULL;
-	g_autoptr(GSocketAddress) sa = NULL;
-	g_autoptr(GSocketAddress) bound = NULL;
-	MrSmtpListener *l;
-
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	addr = g_inet_address_new_from_string(host);
-	if (addr == NULL) {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-			    "%s: listen needs a numeric address", spec);
-		return FALSE;
-	}
-	sa = g_inet_socket_address_new(addr, port);
-	l = g_new0(MrSmtpListener, 1);
-	l->server = server;
-	l->lmtp = lmtp;
-	l->socket = g_socket_new(g_inet_address_get_family(addr), G_SOCKET_TYPE_STREAM,
-				 G_SOCKET_PROTOCOL_TCP, error);
-	if (l->socket != NULL) {
-		g_socket_set_blocking(l->socket, FALSE);
-		g_socket_set_listen_backlog(l->socket, 1024);
-	}
-	if (l->socket == NULL || !g_socket_bind(l->socket, sa, TRUE, error) ||
-	    !g_socket_listen(l->socket, error) ||
-	    (bound = g_socket_get_local_address(l->socket, error)) == NULL) {
-		g_prefix_error(error, "%s %s: ", lmtp ? "lmtp" : "smtp", spec);
-		listener_free(l);
-		return FALSE;
-	}
-	{
-		g_autofree char *a = g_inet_address_to_string(addr);
-
-		l->name = g_strdup_printf(
-			strchr(a, ':') != NULL ? "[%s]:%u" : "%s:%u", a,
-			g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound)));
-	}
-	g_ptr_array_add(server->listeners, l);
-	return TRUE;
-}
-
-static GPtrArray *
-masks_new(const MrConfig *cfg)
-{
-	GPtrArray *masks = g_ptr_array_new_with_free_func(g_object_unref);
-
-	for (char **n = cfg->trusted_networks; n != NULL && *n != NULL; n++) {
-		GInetAddressMask *m = g_inet_address_mask_new_from_string(*n, NULL);
-
-		if (m != NULL)
-			g_ptr_array_add(masks, m);
-	}
-	return masks;
-}
-
-MrSmtpServer *
-mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error)
-{
-	g_autoptr(MrSmtpServer) server = g_new0(MrSmtpServer, 1);
-
-	g_return_val_if_fail(cfg != NULL && writer != NULL, NULL);
-
-	server->cfg = mr_config_ref(cfg);
-	server->writer = writer;
-	server->masks = masks_new(cfg);
-	server->sessions = g_hash_table_new(NULL, NULL);
-	server->per_ip = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	g_queue_init(&server->tls_waiting);
-	server->refuse_window = g_get_monotonic_time();
-	server->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
-	server->chunk = g_malloc(SMTP_READ_CHUNK);
-	server->trace = g_strcmp0(g_getenv("G_MESSAGES_DEBUG"), "all") == 0 ||
-			(g_getenv("G_MESSAGES_DEBUG") != NULL &&
-			 strstr(g_getenv("G_MESSAGES_DEBUG"), G_LOG_DOMAIN) != NULL);
-	if (cfg->tls_cert != NULL) {
-		server->cert = g_tls_certificate_new_from_files(cfg->tls_cert, cfg->tls_key, error);
-		if (server->cert == NULL) {
-			g_prefix_error(error, "tls: ");
-			return NULL;
-		}
-	}
-	for (char **l = cfg->smtp_listen; *l != NULL; l++)
-		if (!server_bind(server, *l, FALSE, error))
-			return NULL;
-	for (char **l = cfg->lmtp_listen; *l != NULL; l++)
-		if (!server_bind(server, *l, TRUE, error))
-			return NULL;
-	for (guint i = 0; i < server->listeners->len; i++)
-		listener_watch(g_ptr_array_index(server->listeners, i));
-	server->sweep_id = g_timeout_add_seconds(1, server_sweep, server);
-	return g_steal_pointer(&server);
-}
-
-void
-mr_smtp_server_set_config(MrSmtpServer *server, MrConfig *cfg)
-{
-	g_autoptr(GError) error = NULL;
-
-	mr_config_unref(server->cfg);
-	server->cfg = mr_config_ref(cfg);
-	g_ptr_array_unref(server->masks);
-	server->masks = masks_new(cfg);
-	if (cfg->tls_cert != NULL) {
-		GTlsCertificate *cert = g_tls_certificate_new_from_files(cfg->tls_cert, cfg->tls_key,
-									  &error);
-
-		if (cert == NULL) {
-			g_warning("tls: keeping the old certificate: %s", error->message);
-		} else {
-			g_clear_object(&server->cert);
-			server->cert = cert;
-		}
-	} else {
-		g_clear_object(&server->cert);
-	}
-}
-
-void
-mr_smtp_server_drain(MrSmtpServer *server)
-{
-	GHashTableIter it;
-	gpointer key;
-	g_autoptr(GPtrArray) idle = g_ptr_array_new();
-
-	server->draining = TRUE;
-	for (guint i = 0; i < server->listeners->len; i++)
-		listener_close(g_ptr_array_index(server->listeners, i));
-	g_hash_table_iter_init(&it, server->sessions);
-	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		MrSmtpSession *s = key;
-
-		if (s->state == MR_SMTP_STATE_HELO || s->state == MR_SMTP_STATE_MAIL)
-			g_ptr_array_add(idle, s);
-	}
-	for (guint i = 0; i < idle->len; i++) {
-		g_autoptr(MrSmtpSession) s = session_ref(g_ptr_array_index(idle, i));
-
-		session_reply(s, "421 4.3.2 %s Shutting down", s->cfg->hostname);
-		session_enter_state(s, MR_SMTP_STATE_QUIT);
-		session_flush(s);
-	}
-}
-
-guint
-mr_smtp_server_sessions(MrSmtpServer *server)
-{
-	return g_hash_table_size(server->sessions);
-}
-
-guint64
-mr_smtp_server_accepted(MrSmtpServer *server)
-{
-	return server->accepted;
-}
-
-char *
-mr_smtp_server_describe(MrSmtpServer *server)
-{
-	GString *out = g_string_new(NULL);
-
-	for (guint i = 0; i < server->listeners->len; i++) {
-		MrSmtpListener *l = g_ptr_array_index(server->listeners, i);
-
-		g_string_append_printf(out, "%s%s %s", i > 0 ? " " : "", l->lmtp ? "lmtp" : "smtp",
-				       l->name);
-	}
-	return g_string_free(out, FALSE);
-}
-
-void
-mr_smtp_server_free(MrSmtpServer *server)
-{
-	GHashTableIter it;
-	gpointer key;
-
-	if (server == NULL)
-		return;
-	if (server->sweep_id != 0)
-		g_source_remove(server->sweep_id);
-	g_hash_table_iter_init(&it, server->sessions);
-	while (g_hash_table_iter_next(&it, &key, NULL)) {
-		MrSmtpSession *s = key;
-
-		s->server = NULL;
-		g_hash_table_iter_remove(&it);
-		session_close(s);
-		session_unref(s);
-	}
-	g_hash_table_unref(server->sessions);
-	g_hash_table_unref(server->per_ip);
-	g_queue_clear(&server->tls_waiting);
-	g_ptr_array_unref(server->listeners);
-	g_ptr_array_unref(server->masks);
-	g_clear_object(&server->cert);
-	g_free(server->chunk);
-	mr_config_unref(server->cfg);
-	g_free(server);
-}
-
-/* --- as a service of mailroomd -------------------------------------------------- */
-
-static gpointer
-smtp_service_start(MrConfig *cfg, MrWriter *writer, GError **error)
-{
-	MrSmtpServer *server = mr_smtp_server_new(cfg, writer, error);
-
-	if (server == NULL)
-		g_prefix_error(error, "cannot listen: ");
-	return server;
-}
-
-static void
-smtp_service_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
-{
-	if (!g_strv_equal((const char *const *)cfg->smtp_listen,
-			  (const char *const *)old->smtp_listen) ||
-	    !g_strv_equal((const char *const *)cfg->lmtp_listen,
-			  (const char *const *)old->lmtp_listen))
-		g_warning("reload: listen addresses change only on restart");
-	mr_smtp_server_set_config(self, cfg);
-}
-
-static void
-smtp_service_drain(gpointer self)
-{
-	mr_smtp_server_drain(self);
-}
-
-static guint
-smtp_service_busy(gpointer self)
-{
-	return mr_smtp_server_sessions(self);
-}
-
-static char *
-smtp_service_describe(gpointer self)
-{
-	return mr_smtp_server_describe(self);
-}
-
-static char *
-smtp_service_status(gpointer self)
-{
-	return g_strdup_printf("%u sessions, %" G_GUINT64_FORMAT " accepted",
-			       mr_smtp_server_sessions(self), mr_smtp_server_accepted(self));
-}
-
-static void
-smtp_service_stop(gpointer self)
-{
-	mr_smtp_server_free(self);
-}
-
-const MrServiceClass mr_smtp_service = {
-	.name = "smtp",
-	.start_failure_exit = 69, /* EX_UNAVAILABLE: a port is taken */
-	.start = smtp_service_start,
-	.reload = smtp_service_reload,
-	.drain = smtp_service_drain,
-	.busy = smtp_service_busy,
-	.describe = smtp_service_describe,
-	.status = smtp_service_status,
-	.stop = smtp_service_stop,
-};
