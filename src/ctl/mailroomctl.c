@@ -20,6 +20,7 @@
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-route.h"
+#include "mailroom/mr-status.h"
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
@@ -736,7 +737,7 @@ cmd_inbox_archive(MrCtl *ctl, char **args)
 		return 1;
 	if (!mr_store_lead_archive(ctl->store, ref.id, &error))
 		return store_fail(error);
-	print_id(ctl, ref, "archived");
+	print_id(ctl, ref, mr_status_name(MR_RECORD_LEAD, MR_LEAD_ARCHIVED));
 	return 0;
 }
 
@@ -779,7 +780,7 @@ opp_close(MrCtl *ctl, const char *text, gboolean won)
 		return fail(MR_EX_USAGE, "opp lost needs --reason R");
 	if (!mr_store_opp_close(ctl->store, ref.id, won, ctl->reason, &error))
 		return store_fail(error);
-	print_id(ctl, ref, won ? "won" : "lost");
+	print_id(ctl, ref, mr_status_name(MR_RECORD_OPPORTUNITY, won ? MR_OPP_WON : MR_OPP_LOST));
 	return 0;
 }
 

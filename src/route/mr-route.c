@@ -17,6 +17,7 @@
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
+#include "mailroom/mr-status.h"
 
 /* --- ids in subjects ---------------------------------------------------- */
 
@@ -395,12 +396,12 @@ follow_lead(MrStore *store, MrRecordRef *ref)
 		return TRUE;
 	if (!mr_store_record_exists(store, *ref, &status))
 		return FALSE;
-	if (g_strcmp0(status, "converted") == 0) {
+	if (mr_status_from_name(MR_RECORD_LEAD, status) == MR_LEAD_CONVERTED) {
 		ref->kind = MR_RECORD_OPPORTUNITY;
 		ref->id = mr_store_lead_opportunity(store, ref->id);
 		return ref->id != 0;
 	}
-	return g_strcmp0(status, "new") == 0 || g_strcmp0(status, "in_progress") == 0;
+	return mr_status_takes_mail(MR_RECORD_LEAD, mr_status_from_name(MR_RECORD_LEAD, status));
 }
 
 static void
@@ -469,8 +470,10 @@ decide_action(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts, M
 
 			plan->action = MR_ACTION_TICKET_UPDATE;
 			mr_store_record_exists(store, plan->record, &status);
-			plan->reopen = !automatic && (g_strcmp0(status, "solved") == 0 ||
-						      g_strcmp0(status, "closed") == 0);
+			plan->reopen = !automatic &&
+				       mr_status_can_change(MR_RECORD_TICKET,
+							    mr_status_from_name(MR_RECORD_TICKET, status),
+							    MR_TICKET_OPEN, MR_CHANGE_BY_MAIL);
 		} else if (!automatic && msg->status != MR_PARSE_FAILED) {
 			plan->action = MR_ACTION_TICKET_CREATE;
 			plan->title = g_strdup(facts->title);

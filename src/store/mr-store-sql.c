@@ -501,7 +501,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" WHERE m.message_id = ?1 AND a.email = ?2 LIMIT 1",
 	[MR_STMT_OPEN_LEAD] =
 		"SELECT l.id FROM lead l JOIN contact c ON c.id = l.contact_id"
-		" WHERE c.email = ?1 AND l.status IN ('new', 'in_progress')"
+		" WHERE c.email = ?1 AND l.status IN (?2, ?3)"
 		" ORDER BY l.id DESC LIMIT 1",
 	[MR_STMT_MESSAGE_BY_KEY] = "SELECT id FROM message WHERE content_key = ?1",
 	[MR_STMT_DELIVERY_EXISTS] =
@@ -544,7 +544,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
 	[MR_STMT_OPP_CLOSE] =
 		"UPDATE opportunity SET status = ?2, stage = ?3, probability = ?4,"
-		" lost_reason = ?5, closed = ?6, updated = ?6 WHERE id = ?1 AND status = 'open'",
+		" lost_reason = ?5, closed = ?6, updated = ?6 WHERE id = ?1 AND status = ?7",
 	[MR_STMT_TICKET_SET_STATUS] = "UPDATE ticket SET status = ?2, updated = ?3 WHERE id = ?1",
 	[MR_STMT_LEAD_SET_STATUS] =
 		"UPDATE lead SET status = ?2, updated = ?3, opportunity_id = coalesce(?4, opportunity_id),"

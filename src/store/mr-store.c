@@ -13,6 +13,7 @@
 #include "mr-store-private.h"
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-error.h"
+#include "mailroom/mr-status.h"
 
 /* Binds @v, or NULL when @v is 0 (an absent row id). */
 static void
@@ -589,7 +590,10 @@ mr_store_open_lead_by_email(MrStore *store, const char *email)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OPEN_LEAD);
 
+	/* the statuses in which a lead takes mail (mr_status_takes_mail()) */
 	mr_sql_bind_text(st, 1, email);
+	mr_sql_bind_text(st, 2, mr_status_name(MR_RECORD_LEAD, MR_LEAD_NEW));
+	mr_sql_bind_text(st, 3, mr_status_name(MR_RECORD_LEAD, MR_LEAD_IN_PROGRESS));
 	return mr_store_step_int64(store, st);
 }
 
@@ -1047,7 +1051,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 
 		mr_sql_bind_int64(st, 1, ref.id);
 		mr_sql_bind_text(st, 2, now);
-		mr_sql_bind_text(st, 3, plan->reopen ? "open" : NULL);
+		mr_sql_bind_text(st, 3, plan->reopen ? mr_status_name(MR_RECORD_TICKET, MR_TICKET_OPEN) : NULL);
 		bind_id(st, 4, owner);
 		if (!step_later(store, st, error))
 			return FALSE;
@@ -1068,7 +1072,7 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 
 			mr_sql_bind_int64(st, 1, ref.id);
 			mr_sql_bind_text(st, 2, now);
-			mr_sql_bind_text(st, 3, plan->reopen ? "open" : NULL);
+			mr_sql_bind_text(st, 3, plan->reopen ? mr_status_name(MR_RECORD_TICKET, MR_TICKET_OPEN) : NULL);
 			bind_id(st, 4, 0);
 			if (!step_later(store, st, error))
 				return FALSE;
@@ -1348,24 +1352,28 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 {
 	OppClose *o = data;
 	MrRecordRef ref = { MR_RECORD_OPPORTUNITY, o->id };
+	MrOppStatus to = o->won ? MR_OPP_WON : MR_OPP_LOST;
 	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &status, error))
 		return FALSE;
 	display = mr_record_display_id(store->cfg, ref);
-	if (g_strcmp0(status, "open") != 0) {
+	if (!mr_status_can_change(MR_RECORD_OPPORTUNITY,
+				  mr_status_from_name(MR_RECORD_OPPORTUNITY, status), to,
+				  MR_CHANGE_BY_USER)) {
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID, "%s is already %s",
 			    display, status);
 		return FALSE;
 	}
 	st = store_stmt(store, MR_STMT_OPP_CLOSE);
 	mr_sql_bind_int64(st, 1, o->id);
-	mr_sql_bind_text(st, 2, o->won ? "won" : "lost");
-	mr_sql_bind_text(st, 3, o->won ? "closed_won" : "closed_lost");
-	mr_sql_bind_int64(st, 4, o->won ? 100 : 0);
+	mr_sql_bind_text(st, 2, mr_status_name(MR_RECORD_OPPORTUNITY, to));
+	mr_sql_bind_text(st, 3, mr_opp_closed_stage(o->won));
+	mr_sql_bind_int64(st, 4, mr_opp_closed_probability(o->won));
 	mr_sql_bind_text(st, 5, o->won ? NULL : o->reason);
 	mr_sql_bind_text(st, 6, now);
+	mr_sql_bind_text(st, 7, mr_status_name(MR_RECORD_OPPORTUNITY, MR_OPP_OPEN));
 	if (!step_done(store, st, error))
 		return FALSE;
 	summary = o->won ? g_strdup_printf("%s won", display)
@@ -1387,10 +1395,6 @@ mr_store_opp_close(MrStore *store, gint64 id, gboolean won, const char *reason, 
 	return store_in_tx(store, opp_close_tx, &o, error);
 }
 
-static const char *const mr_ticket_statuses[] = {
-	"new", "open", "pending", "solved", "closed", NULL,
-};
-
 typedef struct {
 	gint64 id;
 	const char *status;
@@ -1406,6 +1410,14 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 
 	if (!mr_store_record_must_exist(store, ref, &old, error))
 		return FALSE;
+	if (!mr_status_can_change(MR_RECORD_TICKET, mr_status_from_name(MR_RECORD_TICKET, old),
+				  mr_status_from_name(MR_RECORD_TICKET, t->status), MR_CHANGE_BY_USER)) {
+		g_autofree char *shown = mr_record_display_id(store->cfg, ref);
+
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID,
+			    "%s cannot go from %s to %s", shown, old, t->status);
+		return FALSE;
+	}
 	st = store_stmt(store, MR_STMT_TICKET_SET_STATUS);
 	mr_sql_bind_int64(st, 1, t->id);
 	mr_sql_bind_text(st, 2, t->status);
@@ -1422,9 +1434,11 @@ mr_store_ticket_set_status(MrStore *store, gint64 id, const char *status, GError
 {
 	TicketStatus t = { id, status };
 
-	if (!g_strv_contains(mr_ticket_statuses, status)) {
+	if (mr_status_from_name(MR_RECORD_TICKET, status) < 0) {
+		g_autofree char *known = mr_status_list(MR_RECORD_TICKET);
+
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID,
-			    "unknown ticket status '%s' (new, open, pending, solved, closed)", status);
+			    "unknown ticket status '%s' (%s)", status, known);
 		return FALSE;
 	}
 	return store_in_tx(store, ticket_status_tx, &t, error);
@@ -1441,13 +1455,15 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 {
 	LeadClose *l = data;
 	MrRecordRef ref = { MR_RECORD_LEAD, l->id };
+	MrLeadStatus to = l->convert ? MR_LEAD_CONVERTED : MR_LEAD_ARCHIVED;
 	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
 	g_autofree char *title = NULL, *contact = NULL, *owner = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &status, error))
 		return FALSE;
 	display = mr_record_display_id(store->cfg, ref);
-	if (g_strcmp0(status, "converted") == 0 || g_strcmp0(status, "archived") == 0) {
+	if (!mr_status_can_change(MR_RECORD_LEAD, mr_status_from_name(MR_RECORD_LEAD, status), to,
+				  MR_CHANGE_BY_USER)) {
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID, "%s is already %s",
 			    display, status);
 		return FALSE;
@@ -1476,9 +1492,9 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 			return FALSE;
 		l->opp = o.id;
 		st = store_stmt(store, MR_STMT_LINKS_COPY);
-		mr_sql_bind_text(st, 1, "lead");
+		mr_sql_bind_text(st, 1, mr_record_kind_name(MR_RECORD_LEAD));
 		mr_sql_bind_int64(st, 2, l->id);
-		mr_sql_bind_text(st, 3, "opportunity");
+		mr_sql_bind_text(st, 3, mr_record_kind_name(MR_RECORD_OPPORTUNITY));
 		mr_sql_bind_int64(st, 4, l->opp);
 		if (!step_done(store, st, error))
 			return FALSE;
@@ -1487,13 +1503,13 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_SET_STATUS);
 
 		mr_sql_bind_int64(st, 1, l->id);
-		mr_sql_bind_text(st, 2, l->convert ? "converted" : "archived");
+		mr_sql_bind_text(st, 2, mr_status_name(MR_RECORD_LEAD, to));
 		mr_sql_bind_text(st, 3, now);
 		bind_id(st, 4, l->opp);
 		if (!step_done(store, st, error))
 			return FALSE;
 	}
-	summary = g_strdup_printf("%s %s", display, l->convert ? "converted" : "archived");
+	summary = g_strdup_printf("%s %s", display, mr_status_name(MR_RECORD_LEAD, to));
 	return insert_event(store, now, l->convert ? MR_EVENT_LEAD_CONVERTED : MR_EVENT_LEAD_ARCHIVED,
 			    ref, 0, summary, error);
 }
