@@ -105,7 +105,7 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 .SECONDARY:
 
 -include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) \
-  $(PG_OBJS:.o=.d)
+  $(PG_OBJS:.o=.d) $(wildcard $(BUILD)/tests/fuzz/*.d)
 
 check: check-layering check-unit check-integration check-pg
 

@@ -1094,17 +1094,20 @@ mr_imap_run_stream(MrWriter *writer, MrConfig *cfg, const MrImapMailbox *mb, GIO
 	MrImapWatch *w = watch_new(writer, cfg, mb);
 	MrNetConn *c = mr_net_conn_new_for_stream(G_LOG_DOMAIN, mb->remote.timeout_s, stream);
 	g_autoptr(MrImapSession) s = NULL;
+	g_autoptr(GError) local = NULL; /* the session reads its errors: never NULL */
 	gboolean ok = FALSE;
 
 	/* no waits: IDLE, polling and backoff end at once, and the session
 	 * goes on until the stream ends (every turn reads from it) */
 	g_cancellable_cancel(w->wake);
-	s = mr_imap_session_start(mr_imap_session_new(c), mb, error);
-	if (s != NULL && watch_session(w, s, error)) {
+	s = mr_imap_session_start(mr_imap_session_new(c), mb, &local);
+	if (s != NULL && watch_session(w, s, &local)) {
 		mailimap_logout(s->imap);
 		ok = TRUE;
 	}
 	g_clear_pointer(&s, mr_imap_session_free);
 	watch_free(w);
+	if (!ok && local != NULL)
+		g_propagate_error(error, g_steal_pointer(&local));
 	return ok;
 }
