@@ -116,14 +116,14 @@ check-unit: all
 	MR_TEST_DATA=$(CURDIR)/tests/data prove $(UNIT_BINS)
 
 check-integration: all
-	MR_BUILD=$(CURDIR)/$(BUILD) MR_CORPUS_SAMPLE=$(MR_CORPUS_SAMPLE) prove $(INTEGRATION_TESTS)
+	MR_BUILD=$(CURDIR)/$(BUILD) MR_CORPUS_SAMPLE=$(MR_CORPUS_SAMPLE) prove --timer $(INTEGRATION_TESTS)
 
 # The integration suite again on PostgreSQL: each test process starts a
 # private cluster on 127.0.0.1 (tests/integration/mrpg.py); tests that are
 # about an SQLite file say SKIP.
 check-pg: all
 	MR_BUILD=$(CURDIR)/$(BUILD) MR_TEST_DB=postgresql MR_CORPUS_SAMPLE=10 \
-	  prove $(INTEGRATION_TESTS)
+	  prove --timer $(INTEGRATION_TESTS)
 
 # What CI leaves out for time: the pathological messages at 25 MB (about a
 # minute), each within 10 s and 256 MB.
