@@ -62,6 +62,12 @@ gboolean mr_net_conn_start_tls(MrNetConn *c, const MrRemote *r, GError **error);
 /* Makes @scan look at every read of @c (nullable: none). */
 void mr_net_conn_set_scan(MrNetConn *c, MrNetScanFunc scan, gpointer data);
 
+/* Makes the next reads of @c return the @len bytes at @buf first, before
+ * what comes from the server (neither counted nor scanned): for a
+ * protocol that reads a line itself and hands its parser a checked one
+ * (IMAP's greeting). */
+void mr_net_conn_unread(MrNetConn *c, const void *buf, gsize len);
+
 /* Sets what the next commands may read and how long they may take:
  * @bytes more than the default MR_NET_READ_LIMIT (0: the default).  The
  * deadline starts now and again at each write. */

@@ -37,6 +37,9 @@
  * words around the literal). */
 #define MR_IMAP_READ_SLACK 1024
 
+/* The longest greeting line read (see session_greeting()). */
+#define MR_IMAP_GREETING_MAX 8192
+
 /* --- the literal framing of what the server sends ------------------------------ */
 
 /* Follows the literal framing of @n bytes the server sent ("{N}" outside
@@ -223,6 +226,68 @@ net_fail(GError *local, GError **error)
 	return FALSE;
 }
 
+/* --- the greeting ---------------------------------------------------------------- */
+
+/* Reads the server's greeting line and hands libetpan a checked copy of
+ * it to parse (mr_net_conn_unread()): "* OK", "* PREAUTH" or "* BYE", the
+ * CAPABILITY code kept when it is only atoms, other codes left out, and
+ * the text in printable ASCII with no brackets, braces or quotes.
+ * libetpan 1.9.4 parses the greeting with a NULL parser context, which
+ * its string parser reads as soon as a string may stand where it is (a
+ * BADCHARSET code, say): a crash for one line (found by fuzz-imap).  The
+ * line is read a byte at a time, to its LF, at most
+ * MR_IMAP_GREETING_MAX bytes. */
+static gboolean
+session_greeting(MrImapSession *s, GError **error)
+{
+	static const char *const conds[] = { "* OK", "* PREAUTH", "* BYE" };
+	g_autoptr(GString) line = g_string_new(NULL);
+	g_autoptr(GString) safe = g_string_new(NULL);
+	g_autoptr(GString) text = g_string_new(NULL);
+	const char *p = NULL, *end;
+	char ch = 0;
+
+	while (ch != '\n') {
+		if (line->len >= MR_IMAP_GREETING_MAX) {
+			g_set_error(error, MR_IMAP_ERROR, MR_IMAP_ERROR_PROTOCOL,
+				    "greeting: longer than %d bytes", MR_IMAP_GREETING_MAX);
+			return FALSE;
+		}
+		if (mr_net_conn_read(s->conn, &ch, 1) != 1)
+			return mr_imap_session_fail(s, MAILIMAP_ERROR_STREAM, "greeting", error);
+		g_string_append_c(line, ch);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(conds) && p == NULL; i++)
+		if (g_ascii_strncasecmp(line->str, conds[i], strlen(conds[i])) == 0 &&
+		    (line->str[strlen(conds[i])] == ' ' || line->str[strlen(conds[i])] == '\r')) {
+			g_string_append(safe, conds[i]);
+			p = line->str + strlen(conds[i]);
+		}
+	if (p == NULL) {
+		g_set_error_literal(error, MR_IMAP_ERROR, MR_IMAP_ERROR_PROTOCOL,
+				    "greeting: not \"* OK\", \"* PREAUTH\" or \"* BYE\"");
+		return FALSE;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p == '[' && (end = strchr(p, ']')) != NULL) {
+		gboolean atoms = g_ascii_strncasecmp(p, "[CAPABILITY ", 12) == 0;
+
+		for (const char *q = p + 1; q < end && atoms; q++)
+			atoms = g_ascii_isalnum(*q) || strchr(" -=+._/", *q) != NULL;
+		if (atoms)
+			g_string_append_printf(safe, " %.*s", (int)(end - p + 1), p);
+		p = end + 1;
+	}
+	for (; *p != '\0' && *p != '\r' && *p != '\n'; p++)
+		if (*p >= 0x20 && *p < 0x7f && strchr("[]{}\"\\", *p) == NULL)
+			g_string_append_c(text, *p);
+	g_strstrip(text->str);
+	g_string_append_printf(safe, " %s\r\n", *text->str != '\0' ? text->str : "ready");
+	mr_net_conn_unread(s->conn, safe->str, safe->len);
+	return TRUE;
+}
+
 /* --- login ------------------------------------------------------------------- */
 
 /* Runs token_command (see mr-token.h) and returns its token; a failure
@@ -253,49 +318,49 @@ append_saslname(GString *out, const char *name)
 	}
 }
 
-/* SASL OAUTHBEARER (RFC 7628) with an initial response (SASL-IR), which
- * libetpan lacks; built as its XOAUTH2 is, of the session calls its
- * mailimap.h offers.  On a refusal the server sends a continuation with
- * an error document; the client answers with a single %x01 and then gets
- * the tagged NO.  Returns a MAILIMAP_ code as mailimap_oauth2_authenticate
- * does. */
+/* AUTHENTICATE @mech with the initial response @ir (SASL-IR, base64),
+ * for the OAuth2 mechanisms, which libetpan lacks (OAUTHBEARER) or runs in
+ * a way a hostile server can crash (its XOAUTH2 parses the continuation
+ * without a parser context; found by fuzz-imap); built of the session
+ * calls its mailimap.h offers.  On a refusal the server sends a
+ * continuation with an error document, which is read as a line and not
+ * parsed; the client answers with @abort (the empty response for XOAUTH2,
+ * a single %x01 for OAUTHBEARER) and then gets the tagged NO.  Clears @ir.
+ * Returns a MAILIMAP_ code as mailimap_oauth2_authenticate does. */
 static int
-oauthbearer_authenticate(MrImapSession *s, const MrImapMailbox *mb, const char *token)
+sasl_ir_authenticate(MrImapSession *s, const char *mech, char *ir, const char *abort)
 {
-	g_autoptr(GString) gs2 = g_string_new("n,a=");
-	g_autofree char *b64 = NULL;
 	struct mailimap_response *response = NULL;
 	mailstream *stream = s->imap->imap_stream;
+	g_autofree char *command = g_strdup_printf("AUTHENTICATE %s ", mech);
 	const char *line;
+	gsize len = strlen(ir);
 	int r, state;
 
-	if (s->imap->imap_state != MAILIMAP_STATE_NON_AUTHENTICATED)
+	if (s->imap->imap_state != MAILIMAP_STATE_NON_AUTHENTICATED) {
+		memset(ir, 0, len);
 		return MAILIMAP_ERROR_BAD_STATE;
-	append_saslname(gs2, mb->remote.user);
-	g_string_append_printf(gs2, ",\001host=%s\001port=%d\001auth=Bearer %s\001\001",
-			       mb->remote.host, mb->remote.port, token);
-	b64 = g_base64_encode((const guchar *)gs2->str, gs2->len);
-	memset(gs2->str, 0, gs2->len);
-	r = mailimap_send_current_tag(s->imap);
-	if (r != MAILIMAP_NO_ERROR)
-		return r;
-	mailstream_set_privacy(stream, 0);
-	if (mailstream_write(stream, "AUTHENTICATE OAUTHBEARER ", 25) != 25 ||
-	    mailstream_write(stream, b64, strlen(b64)) != (ssize_t)strlen(b64) ||
-	    mailstream_write(stream, "\r\n", 2) != 2 || mailstream_flush(stream) == -1) {
-		mailstream_set_privacy(stream, 1);
-		memset(b64, 0, strlen(b64));
-		return MAILIMAP_ERROR_STREAM;
 	}
+	r = mailimap_send_current_tag(s->imap);
+	if (r != MAILIMAP_NO_ERROR) {
+		memset(ir, 0, len);
+		return r;
+	}
+	mailstream_set_privacy(stream, 0);
+	r = mailstream_write(stream, command, strlen(command)) != (ssize_t)strlen(command) ||
+	    mailstream_write(stream, ir, len) != (ssize_t)len ||
+	    mailstream_write(stream, "\r\n", 2) != 2 || mailstream_flush(stream) == -1;
 	mailstream_set_privacy(stream, 1);
-	memset(b64, 0, strlen(b64));
+	memset(ir, 0, len);
+	if (r)
+		return MAILIMAP_ERROR_STREAM;
 	line = mailimap_read_line(s->imap);
 	if (line == NULL)
 		return MAILIMAP_ERROR_STREAM;
 	if (line[0] == '+') {
 		/* the error document: its content does not change what follows */
-		if (mailstream_write(stream, "AQ==\r\n", 6) != 6 || mailstream_flush(stream) == -1 ||
-		    mailimap_read_line(s->imap) == NULL)
+		if (mailstream_write(stream, abort, strlen(abort)) != (ssize_t)strlen(abort) ||
+		    mailstream_flush(stream) == -1 || mailimap_read_line(s->imap) == NULL)
 			return MAILIMAP_ERROR_STREAM;
 	}
 	r = mailimap_parse_response(s->imap, &response);
@@ -307,6 +372,34 @@ oauthbearer_authenticate(MrImapSession *s, const MrImapMailbox *mb, const char *
 		return MAILIMAP_ERROR_LOGIN;
 	s->imap->imap_state = MAILIMAP_STATE_AUTHENTICATED;
 	return MAILIMAP_NO_ERROR;
+}
+
+/* SASL OAUTHBEARER (RFC 7628): the GS2 header and the bearer token. */
+static int
+oauthbearer_authenticate(MrImapSession *s, const MrImapMailbox *mb, const char *token)
+{
+	g_autoptr(GString) gs2 = g_string_new("n,a=");
+	g_autofree char *b64 = NULL;
+
+	append_saslname(gs2, mb->remote.user);
+	g_string_append_printf(gs2, ",\001host=%s\001port=%d\001auth=Bearer %s\001\001",
+			       mb->remote.host, mb->remote.port, token);
+	b64 = g_base64_encode((const guchar *)gs2->str, gs2->len);
+	memset(gs2->str, 0, gs2->len);
+	return sasl_ir_authenticate(s, "OAUTHBEARER", b64, "AQ==\r\n");
+}
+
+/* SASL XOAUTH2 as Google and Microsoft document it: the user and the
+ * bearer token. */
+static int
+xoauth2_authenticate(MrImapSession *s, const MrImapMailbox *mb, const char *token)
+{
+	g_autofree char *raw = g_strdup_printf("user=%s\001auth=Bearer %s\001\001",
+					       mb->remote.user, token);
+	g_autofree char *b64 = g_base64_encode((const guchar *)raw, strlen(raw));
+
+	memset(raw, 0, strlen(raw));
+	return sasl_ir_authenticate(s, "XOAUTH2", b64, "\r\n");
 }
 
 /* OAuth2: SASL XOAUTH2 as Google and Microsoft document it, or
@@ -333,7 +426,7 @@ session_login_oauth(MrImapSession *s, const MrImapMailbox *mb, GError **error)
 		if (token == NULL)
 			return FALSE;
 		r = bearer ? oauthbearer_authenticate(s, mb, token)
-			   : mailimap_oauth2_authenticate(s->imap, mb->remote.user, token);
+			   : xoauth2_authenticate(s, mb, token);
 		memset(token, 0, strlen(token));
 		if (r == MAILIMAP_NO_ERROR)
 			return TRUE;
@@ -398,6 +491,8 @@ mr_imap_session_start(MrImapSession *started, const MrImapMailbox *mb, GError **
 
 	stream = mailstream_new(mr_net_mailstream_low_new(s->conn), 8192);
 	mr_net_conn_expect(s->conn, 0); /* the greeting's deadline starts now */
+	if (!session_greeting(s, error))
+		return NULL;
 	r = mailimap_connect(s->imap, stream);
 	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
 		mr_imap_session_fail(s, r, "greeting", error);

@@ -8,6 +8,7 @@
 #define G_LOG_DOMAIN "mailroom-net"
 
 #include <gio/gio.h>
+#include <string.h>
 
 #include "mailroom/mr-error.h"
 #include "mr-net-private.h"
@@ -56,6 +57,16 @@ mr_net_conn_set_scan(MrNetConn *c, MrNetScanFunc scan, gpointer data)
 }
 
 void
+mr_net_conn_unread(MrNetConn *c, const void *buf, gsize len)
+{
+	if (c->unread == NULL)
+		c->unread = g_byte_array_new();
+	g_byte_array_remove_range(c->unread, 0, (guint)c->unread_at);
+	c->unread_at = 0;
+	g_byte_array_prepend(c->unread, buf, (guint)len);
+}
+
+void
 mr_net_conn_free(MrNetConn *c)
 {
 	if (c == NULL)
@@ -68,6 +79,8 @@ mr_net_conn_free(MrNetConn *c)
 	g_clear_object(&c->tcp);
 	g_clear_object(&c->cancel);
 	g_clear_error(&c->error);
+	if (c->unread != NULL)
+		g_byte_array_unref(c->unread);
 	g_free(c);
 }
 
@@ -116,6 +129,13 @@ mr_net_conn_read(MrNetConn *c, void *buf, gsize count)
 	gssize n;
 
 	g_clear_error(&c->error);
+	if (c->unread != NULL && c->unread_at < c->unread->len && count > 0) {
+		gsize k = MIN(count, c->unread->len - c->unread_at);
+
+		memcpy(buf, c->unread->data + c->unread_at, k);
+		c->unread_at += k;
+		return (gssize)k;
+	}
 	if (c->left == 0) {
 		g_set_error(&c->error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
 			    "the server sent more than %" G_GUINT64_FORMAT " bytes for one command",

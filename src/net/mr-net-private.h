@@ -17,5 +17,7 @@ struct _MrNetConn {
 	gint64 deadline;        /* monotonic: when it must be over (each write
 	                           sets it anew) */
 	MrNetScanFunc scan;     /* (nullable): looks at every read */
+	GByteArray *unread;     /* (nullable): what the next reads return first */
+	gsize unread_at;        /* of it, what was returned */
 	gpointer scan_data;
 };

@@ -211,6 +211,36 @@ test_huge_literal(Fixture *f, gconstpointer data)
 	}
 }
 
+/* Greetings libetpan parses with a NULL parser context, which its string
+ * parser reads (a crash; found by fuzz-imap): a BADCHARSET code whose
+ * list has room for a string, a literal.  The session reads the line and
+ * hands libetpan a checked copy (only "* OK", a CAPABILITY of atoms, and
+ * plain text), and goes on as with any greeting. */
+static void
+test_greeting_checked(Fixture *f, gconstpointer data)
+{
+	const char *const lies[] = { "[BADCHARSET (a )] hi", "[BADCHARSET ({3}\r\nabc)]",
+				     "[CAPABILITY IMAP4rev1 {5}] \"x\"", "[UNSEEN 3" };
+
+	for (guint i = 0; i < G_N_ELEMENTS(lies); i++) {
+		g_autoptr(GBytes) good = transcript("session-delete.txt");
+		g_autoptr(GBytes) server =
+			edited(good, "[CAPABILITY IMAP4rev1 UIDPLUS IDLE] fake ready", lies[i]);
+		g_autofree char *said = run(f, server);
+
+		g_assert_nonnull(strstr(said, "1 LOGIN"));
+	}
+	{
+		g_autoptr(GBytes) good = transcript("session-delete.txt");
+		g_autoptr(GBytes) server = edited(good, "* OK [CAPABILITY", "* NO [CAPABILITY");
+		g_autofree char *why = NULL;
+		g_autofree char *said = run_why(f, server, &why);
+
+		g_assert_cmpstr(said, ==, "");
+		g_assert_nonnull(strstr(why, "greeting: not"));
+	}
+}
+
 /* A listing answered NO: the session fails, nothing is stored
  * (libetpan frees its list of answers then; freeing it again was a double
  * free, found by fuzz-imap). */
@@ -241,6 +271,8 @@ main(int argc, char **argv)
 		   test_no_capability, fixture_tear_down);
 	g_test_add("/mailroom/imap/stream/huge-literal", Fixture, NULL, fixture_set_up,
 		   test_huge_literal, fixture_tear_down);
+	g_test_add("/mailroom/imap/stream/greeting", Fixture, NULL, fixture_set_up,
+		   test_greeting_checked, fixture_tear_down);
 	g_test_add("/mailroom/imap/stream/fetch-no", Fixture, NULL, fixture_set_up, test_fetch_no,
 		   fixture_tear_down);
 	return g_test_run();
