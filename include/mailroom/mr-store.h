@@ -13,6 +13,7 @@
 #include "mailroom/mr-event.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-plan.h"
+#include "mailroom/mr-row.h"
 
 G_BEGIN_DECLS
 
@@ -218,8 +219,10 @@ gint64 mr_store_lead_convert(MrStore *store, gint64 id, GError **error);
 gboolean mr_store_lead_archive(MrStore *store, gint64 id, GError **error);
 
 /* --- queries for the CLI ------------------------------------------------
- * Rows come back as structs; text members are NULL where the column is
- * NULL.  Record ids are numbers: mr_record_display_id() formats them. */
+ * Rows come back as structs, each with its declaration (mr-row.h: the
+ * fields in the order of the columns and of the CLI's JSON, see
+ * mr-store-rows.c); text members are NULL where the column is NULL.
+ * Record ids are numbers: mr_record_display_id() formats them. */
 
 typedef struct {
 	gint64 id;
@@ -229,6 +232,8 @@ typedef struct {
 	char *created;
 	gint64 message_count;
 } MrUserRow;
+
+MR_ROW_DECLARE(MrUserRow, mr_user_row_desc, mr_user_row_free)
 
 typedef struct {
 	gint64 id;
@@ -241,6 +246,8 @@ typedef struct {
 	gint64 message_count;
 } MrContactRow;
 
+MR_ROW_DECLARE(MrContactRow, mr_contact_row_desc, mr_contact_row_free)
+
 typedef struct {
 	gint64 id;
 	char *name;
@@ -249,6 +256,8 @@ typedef struct {
 	gint64 contacts;
 	gint64 message_count;
 } MrAccountRow;
+
+MR_ROW_DECLARE(MrAccountRow, mr_account_row_desc, mr_account_row_free)
 
 typedef struct {
 	gint64 id;
@@ -264,6 +273,8 @@ typedef struct {
 	gint64 opportunity;   /* the opportunity it was converted into, or 0 */
 	gint64 message_count;
 } MrLeadRow;
+
+MR_ROW_DECLARE(MrLeadRow, mr_lead_row_desc, mr_lead_row_free)
 
 typedef struct {
 	gint64 id;
@@ -282,6 +293,8 @@ typedef struct {
 	gint64 message_count;
 } MrOpportunityRow;
 
+MR_ROW_DECLARE(MrOpportunityRow, mr_opportunity_row_desc, mr_opportunity_row_free)
+
 typedef struct {
 	gint64 id;
 	char *subject;
@@ -294,6 +307,8 @@ typedef struct {
 	char *updated;
 	gint64 message_count;
 } MrTicketRow;
+
+MR_ROW_DECLARE(MrTicketRow, mr_ticket_row_desc, mr_ticket_row_free)
 
 typedef struct {
 	gint64 id;
@@ -311,11 +326,15 @@ typedef struct {
 	                         ordered by kind name, then id */
 } MrMessageRow;
 
+MR_ROW_DECLARE(MrMessageRow, mr_message_row_desc, mr_message_row_free)
+
 typedef struct {
 	char *kind;           /* from, to, cc, ... */
 	char *email;
 	char *name;
 } MrAddressRow;
+
+MR_ROW_DECLARE(MrAddressRow, mr_address_row_desc, mr_address_row_free)
 
 typedef struct {
 	char *filename;
@@ -324,12 +343,16 @@ typedef struct {
 	char *sha256;
 } MrAttachmentRow;
 
+MR_ROW_DECLARE(MrAttachmentRow, mr_attachment_row_desc, mr_attachment_row_free)
+
 typedef struct {
 	char *recipient;
 	char *role;
 	char *envelope_from;
 	char *received;
 } MrDeliveryRow;
+
+MR_ROW_DECLARE(MrDeliveryRow, mr_delivery_row_desc, mr_delivery_row_free)
 
 /* A message with everything linked to it (mailroomctl message show). */
 typedef struct {
@@ -350,6 +373,8 @@ typedef struct {
 	GStrv refused;         /* why links were refused */
 } MrMessageDetail;
 
+MR_ROW_DECLARE(MrMessageDetail, mr_message_detail_desc, mr_message_detail_free)
+
 /* A message linked to a contact or record, as a show lists them. */
 typedef struct {
 	gint64 id;
@@ -360,36 +385,20 @@ typedef struct {
 	char *sent;           /* the sender's Date: */
 } MrMessageBrief;
 
+MR_ROW_DECLARE(MrMessageBrief, mr_message_brief_desc, mr_message_brief_free)
+
 /* One entry of a timeline: a message, or an event ("ticket.created"). */
 typedef struct {
-	char *date;           /* received, or the event's time */
+	char *received;       /* a message's arrival, NULL for an event */
+	char *created;        /* an event's time, NULL for a message */
 	char *kind;           /* "message" or the event type's name */
 	char *subject;        /* the subject, or the event's summary */
 	char *message_id;
 	char *sent;           /* the sender's Date: of a message */
+	char *date;           /* received or created (the deprecated alias) */
 } MrTimelineEntry;
 
-void mr_user_row_free(MrUserRow *row);
-void mr_contact_row_free(MrContactRow *row);
-void mr_account_row_free(MrAccountRow *row);
-void mr_lead_row_free(MrLeadRow *row);
-void mr_opportunity_row_free(MrOpportunityRow *row);
-void mr_ticket_row_free(MrTicketRow *row);
-void mr_message_row_free(MrMessageRow *row);
-void mr_message_detail_free(MrMessageDetail *detail);
-void mr_message_brief_free(MrMessageBrief *brief);
-void mr_timeline_entry_free(MrTimelineEntry *entry);
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrUserRow, mr_user_row_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrContactRow, mr_contact_row_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrAccountRow, mr_account_row_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrLeadRow, mr_lead_row_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrOpportunityRow, mr_opportunity_row_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrTicketRow, mr_ticket_row_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMessageRow, mr_message_row_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMessageDetail, mr_message_detail_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMessageBrief, mr_message_brief_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrTimelineEntry, mr_timeline_entry_free)
+MR_ROW_DECLARE(MrTimelineEntry, mr_timeline_entry_desc, mr_timeline_entry_free)
 
 /* Each lists its rows oldest first, at most @limit (<= 0: all).
  * Returns: (transfer full) (element-type the row struct): the rows, or
@@ -442,9 +451,8 @@ typedef struct {
 	char *summary;
 } MrEvent;
 
-void mr_event_free(MrEvent *event);
+MR_ROW_DECLARE(MrEvent, mr_event_desc, mr_event_free)
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrEvent, mr_event_free)
 
 /* Returns: (transfer full) (element-type MrEvent): the events with an id
  * above @after, oldest first, at most @limit (0: all), or NULL with
@@ -478,9 +486,8 @@ typedef struct {
 	                          runs started storing it (0 for a batch) */
 } MrMailboxState;
 
-void mr_mailbox_state_free(MrMailboxState *st);
+MR_ROW_DECLARE(MrMailboxState, mr_mailbox_state_desc, mr_mailbox_state_free)
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrMailboxState, mr_mailbox_state_free)
 
 /* Returns: (transfer full) (nullable): the state of mailbox @name, or NULL
  * -- with @error on failure, without when the mailbox has none yet. */
@@ -507,9 +514,8 @@ typedef struct {
 	GBytes *raw;          /* (nullable): only from mr_store_quarantine_get() */
 } MrQuarantineRow;
 
-void mr_quarantine_row_free(MrQuarantineRow *row);
+MR_ROW_DECLARE(MrQuarantineRow, mr_quarantine_row_desc, mr_quarantine_row_free)
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrQuarantineRow, mr_quarantine_row_free)
 
 /* Keeps @raw of UID @uid (UIDVALIDITY @uidvalidity) of @mailbox with
  * @reason; once per message (a second time changes nothing).  @size is

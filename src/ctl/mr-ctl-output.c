@@ -288,11 +288,10 @@ mr_ctl_json_timeline_entry(const MrConfig *cfg, gconstpointer row)
 {
 	const MrTimelineEntry *r = row;
 	JsonObject *o = json_object_new();
-	gboolean message = g_strcmp0(r->kind, "message") == 0;
 
 	/* A message was received, an event created (as in event list). */
-	set_text(o, "received", message ? r->date : NULL);
-	set_text(o, "created", message ? NULL : r->date);
+	set_text(o, "received", r->received);
+	set_text(o, "created", r->created);
 	set_text(o, "kind", r->kind);
 	set_text(o, "subject", r->subject);
 	set_text(o, "message_id", r->message_id);
