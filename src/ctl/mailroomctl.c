@@ -22,6 +22,11 @@
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-status.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 #include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 

@@ -7,6 +7,11 @@
 
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 
 /* Returns: (transfer full): the JSON object of @row, a struct of @desc
  * (mr-row.h): its named fields, in order, and the members the CLI

@@ -6,6 +6,11 @@
 
 #include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 
 typedef enum {
 	MR_STMT_USER_BY_ADDRESS,

@@ -6,7 +6,11 @@
  * (docs/cli.md); NULL keeps it out. */
 #define G_LOG_DOMAIN "mailroom-store"
 
-#include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 
 /* --- parties ----------------------------------------------------------------- */
 

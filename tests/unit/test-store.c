@@ -7,6 +7,11 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 #include "../../src/store/mr-store-private.h"
 #include "mr-test-util.h"
 
