@@ -22,6 +22,11 @@
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-status.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 #include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
@@ -367,33 +372,33 @@ typedef GPtrArray *(*MrCtlLister)(MrStore *store, gint64 limit, GError **error);
 typedef struct {
 	const char *noun;
 	MrCtlLister list;
-	MrCtlRowJson to_json;
+	const MrRowDesc *desc;
 	const char *const columns[9];
 } MrCtlList;
 
 static const MrCtlList mr_ctl_lists[] = {
-	{ "user", mr_store_users, mr_ctl_json_user,
+	{ "user", mr_store_users, &mr_user_row_desc,
 	  { "id", "email", "name", "message_count", NULL } },
-	{ "contact", mr_store_contacts, mr_ctl_json_contact,
+	{ "contact", mr_store_contacts, &mr_contact_row_desc,
 	  { "email", "name", "account", "owner", "message_count", NULL } },
-	{ "account", mr_store_accounts, mr_ctl_json_account,
+	{ "account", mr_store_accounts, &mr_account_row_desc,
 	  { "name", "domain", "contacts", "message_count", NULL } },
-	{ "inbox", mr_store_leads, mr_ctl_json_lead,
+	{ "inbox", mr_store_leads, &mr_lead_row_desc,
 	  { "id", "status", "title", "contact", "owner", "message_count", "created", NULL } },
-	{ "opp", mr_store_opportunities, mr_ctl_json_opportunity,
+	{ "opp", mr_store_opportunities, &mr_opportunity_row_desc,
 	  { "id", "status", "stage", "title", "value", "contact", "owner", "message_count",
 	    NULL } },
-	{ "ticket", mr_store_tickets, mr_ctl_json_ticket,
+	{ "ticket", mr_store_tickets, &mr_ticket_row_desc,
 	  { "id", "status", "priority", "subject", "contact", "owner", "message_count", NULL } },
-	{ "message", mr_store_messages, mr_ctl_json_message,
+	{ "message", mr_store_messages, &mr_message_row_desc,
 	  { "id", "received", "from", "subject", "links", "auto", "parse_status", NULL } },
 };
 
-/* Prints @rows (made JSON by @to_json) as JSON or as a table of @columns. */
+/* Prints @rows (structs of @desc) as JSON or as a table of @columns. */
 static int
-print_rows(MrCtl *ctl, GPtrArray *rows, MrCtlRowJson to_json, const char *const *columns)
+print_rows(MrCtl *ctl, GPtrArray *rows, const MrRowDesc *desc, const char *const *columns)
 {
-	g_autoptr(JsonArray) a = mr_ctl_json_rows(ctl->cfg, rows, to_json);
+	g_autoptr(JsonArray) a = mr_ctl_json_rows(ctl->cfg, rows, desc);
 
 	if (ctl->json)
 		mr_ctl_print_json_array(a);
@@ -416,7 +421,7 @@ cmd_list(MrCtl *ctl, const char *noun)
 		rows = l->list(ctl->store, ctl->limit, &error);
 		if (rows == NULL)
 			return store_fail(error);
-		return print_rows(ctl, rows, l->to_json, l->columns);
+		return print_rows(ctl, rows, l->desc, l->columns);
 	}
 	g_assert_not_reached();
 }
@@ -437,7 +442,7 @@ cmd_quarantine_list(MrCtl *ctl)
 
 	if (rows == NULL)
 		return store_fail(error);
-	return print_rows(ctl, rows, mr_ctl_json_quarantine, cols);
+	return print_rows(ctl, rows, &mr_quarantine_row_desc, cols);
 }
 
 static int
@@ -527,7 +532,7 @@ cmd_event_list(MrCtl *ctl, char **args)
 	events = mr_store_events_after(ctl->store, ctl->after, (guint)ctl->limit, &error);
 	if (events == NULL)
 		return store_fail(error);
-	return print_rows(ctl, events, mr_ctl_json_event, cols);
+	return print_rows(ctl, events, &mr_event_desc, cols);
 }
 
 /* Prints the object @o of a show verb, with the messages linked to @kind
@@ -561,7 +566,7 @@ cmd_mailbox_status(MrCtl *ctl, char **args)
 		row->name = g_strdup(mb->name);
 		g_ptr_array_add(rows, row);
 	}
-	return print_rows(ctl, rows, mr_ctl_json_mailbox, cols);
+	return print_rows(ctl, rows, &mr_mailbox_state_desc, cols);
 }
 
 /* Finds mailroomd: $MAILROOM_MAILROOMD, beside this program (a build
@@ -614,8 +619,7 @@ print_shown(MrCtl *ctl, JsonObject *o, MrRecordKind kind, gint64 id)
 	if (messages == NULL)
 		return store_fail(error);
 	json_object_set_array_member(o, "messages",
-				     mr_ctl_json_rows(ctl->cfg, messages,
-						      mr_ctl_json_message_brief));
+				     mr_ctl_json_rows(ctl->cfg, messages, &mr_message_brief_desc));
 	if (ctl->json)
 		mr_ctl_print_json_object(o);
 	else
@@ -632,7 +636,8 @@ cmd_contact_show(MrCtl *ctl, char **args)
 
 	if (row == NULL)
 		return store_fail(error);
-	return print_shown(ctl, mr_ctl_json_contact(ctl->cfg, row), MR_RECORD_NONE, row->id);
+	return print_shown(ctl, mr_ctl_json_row(ctl->cfg, &mr_contact_row_desc, row),
+			   MR_RECORD_NONE, row->id);
 }
 
 /* Parses @text as a record id of @kind; prints the error itself. */
@@ -658,34 +663,32 @@ cmd_show(MrCtl *ctl, const char *text, MrRecordKind kind)
 {
 	g_autoptr(GError) error = NULL;
 	MrRecordRef ref;
-	JsonObject *o = NULL;
+	gpointer row;
+	const MrRowDesc *desc;
+	JsonObject *o;
 
 	if (!ctl_record_arg(ctl, text, kind, &ref))
 		return 1;
 	switch (kind) {
-	case MR_RECORD_LEAD: {
-		g_autoptr(MrLeadRow) row = mr_store_lead_get(ctl->store, ref.id, &error);
-
-		o = row != NULL ? mr_ctl_json_lead(ctl->cfg, row) : NULL;
+	case MR_RECORD_LEAD:
+		row = mr_store_lead_get(ctl->store, ref.id, &error);
+		desc = &mr_lead_row_desc;
 		break;
-	}
-	case MR_RECORD_OPPORTUNITY: {
-		g_autoptr(MrOpportunityRow) row = mr_store_opportunity_get(ctl->store, ref.id, &error);
-
-		o = row != NULL ? mr_ctl_json_opportunity(ctl->cfg, row) : NULL;
+	case MR_RECORD_OPPORTUNITY:
+		row = mr_store_opportunity_get(ctl->store, ref.id, &error);
+		desc = &mr_opportunity_row_desc;
 		break;
-	}
-	case MR_RECORD_TICKET: {
-		g_autoptr(MrTicketRow) row = mr_store_ticket_get(ctl->store, ref.id, &error);
-
-		o = row != NULL ? mr_ctl_json_ticket(ctl->cfg, row) : NULL;
+	case MR_RECORD_TICKET:
+		row = mr_store_ticket_get(ctl->store, ref.id, &error);
+		desc = &mr_ticket_row_desc;
 		break;
-	}
 	default:
 		g_assert_not_reached();
 	}
-	if (o == NULL)
+	if (row == NULL)
 		return store_fail(error);
+	o = mr_ctl_json_row(ctl->cfg, desc, row);
+	desc->free(row);
 	return print_shown(ctl, o, kind, ref.id);
 }
 
@@ -824,7 +827,7 @@ cmd_timeline(MrCtl *ctl, char **args)
 		return fail(1, "'%s' is no email address, domain or record id", args[0]);
 	if (rows == NULL)
 		return store_fail(error);
-	return print_rows(ctl, rows, mr_ctl_json_timeline_entry, cols);
+	return print_rows(ctl, rows, &mr_timeline_entry_desc, cols);
 }
 
 static int
@@ -861,7 +864,7 @@ cmd_message_show(MrCtl *ctl, char **args)
 			return store_fail(error);
 		/* The body is not stored apart from the raw bytes: parse them. */
 		msg = mr_parse_message(raw, &opts);
-		o = mr_ctl_json_message_detail(ctl->cfg, d);
+		o = mr_ctl_json_row(ctl->cfg, &mr_message_detail_desc, d);
 		json_object_set_string_member(o, "body", msg->body_text);
 		if (ctl->json) {
 			mr_ctl_print_json_object(o);

@@ -65,303 +65,165 @@ set_strings(JsonObject *o, const char *key, char *const *v)
 	json_object_set_array_member(o, key, a);
 }
 
-JsonObject *
-mr_ctl_json_user(const MrConfig *cfg, gconstpointer row)
+/* Sets @key to an array of the display ids of the records @refs. */
+static void
+set_records(JsonObject *o, const MrConfig *cfg, const char *key, const GArray *refs)
 {
-	const MrUserRow *r = row;
-	JsonObject *o = json_object_new();
+	JsonArray *a = json_array_new();
 
-	json_object_set_int_member(o, "id", r->id);
-	set_text(o, "email", r->email);
-	set_text(o, "name", r->name);
-	set_joined(o, "addresses", r->addresses);
-	set_text(o, "created", r->created);
-	json_object_set_int_member(o, "message_count", r->message_count);
-	return o;
+	for (guint i = 0; refs != NULL && i < refs->len; i++) {
+		g_autofree char *display =
+			mr_record_display_id(cfg, g_array_index(refs, MrRecordRef, i));
+
+		json_array_add_string_element(a, display);
+	}
+	json_object_set_array_member(o, key, a);
 }
 
-JsonObject *
-mr_ctl_json_contact(const MrConfig *cfg, gconstpointer row)
+/* Sets @key to the number @value, or to null when @none. */
+static void
+set_int(JsonObject *o, const char *key, gint64 value, gboolean none)
 {
-	const MrContactRow *r = row;
-	JsonObject *o = json_object_new();
-
-	set_text(o, "email", r->email);
-	set_text(o, "name", r->name);
-	set_text(o, "account", r->account);
-	set_text(o, "owner", r->owner);
-	set_text(o, "created", r->created);
-	set_text(o, "last_seen", r->last_seen);
-	json_object_set_int_member(o, "message_count", r->message_count);
-	return o;
-}
-
-JsonObject *
-mr_ctl_json_account(const MrConfig *cfg, gconstpointer row)
-{
-	const MrAccountRow *r = row;
-	JsonObject *o = json_object_new();
-
-	set_text(o, "name", r->name);
-	set_text(o, "domain", r->domain);
-	set_text(o, "created", r->created);
-	json_object_set_int_member(o, "contacts", r->contacts);
-	json_object_set_int_member(o, "message_count", r->message_count);
-	return o;
-}
-
-JsonObject *
-mr_ctl_json_lead(const MrConfig *cfg, gconstpointer row)
-{
-	const MrLeadRow *r = row;
-	JsonObject *o = json_object_new();
-	MrRecordRef opp = { MR_RECORD_OPPORTUNITY, r->opportunity };
-
-	/* A lead's id is its number (inbox show 12), unlike the others. */
-	json_object_set_int_member(o, "id", r->id);
-	set_text(o, "title", r->title);
-	set_text(o, "source", r->source);
-	set_text(o, "status", r->status);
-	set_text(o, "priority", r->priority);
-	set_text(o, "contact", r->contact);
-	set_text(o, "owner", r->owner);
-	set_text(o, "created", r->created);
-	set_text(o, "qualified", r->qualified);
-	set_text(o, "updated", r->updated);
-	set_record(o, cfg, "opportunity", opp);
-	json_object_set_int_member(o, "message_count", r->message_count);
-	return o;
-}
-
-JsonObject *
-mr_ctl_json_opportunity(const MrConfig *cfg, gconstpointer row)
-{
-	const MrOpportunityRow *r = row;
-	JsonObject *o = json_object_new();
-	MrRecordRef ref = { MR_RECORD_OPPORTUNITY, r->id };
-
-	set_record(o, cfg, "id", ref);
-	set_text(o, "title", r->title);
-	set_text(o, "status", r->status);
-	set_text(o, "stage", r->stage);
-	json_object_set_int_member(o, "probability", r->probability);
-	if (r->value >= 0)
-		json_object_set_int_member(o, "value", r->value);
+	if (none)
+		json_object_set_null_member(o, key);
 	else
-		json_object_set_null_member(o, "value");
-	set_text(o, "contact", r->contact);
-	set_text(o, "account", r->account);
-	set_text(o, "owner", r->owner);
-	set_text(o, "lost_reason", r->lost_reason);
-	set_text(o, "created", r->created);
-	set_text(o, "updated", r->updated);
-	set_text(o, "closed", r->closed);
-	json_object_set_int_member(o, "message_count", r->message_count);
-	return o;
+		json_object_set_int_member(o, key, value);
 }
 
-JsonObject *
-mr_ctl_json_ticket(const MrConfig *cfg, gconstpointer row)
+/* Sets the member of field @f of @row (mr-row.h says what each type is
+ * in JSON). */
+static void
+set_field(JsonObject *o, const MrConfig *cfg, const MrRowField *f, gconstpointer row)
 {
-	const MrTicketRow *r = row;
-	JsonObject *o = json_object_new();
-	MrRecordRef ref = { MR_RECORD_TICKET, r->id };
+	gconstpointer m = (const char *)row + f->offset;
 
-	set_record(o, cfg, "id", ref);
-	set_text(o, "subject", r->subject);
-	set_text(o, "status", r->status);
-	set_text(o, "type", r->type);
-	set_text(o, "priority", r->priority);
-	set_text(o, "contact", r->contact);
-	set_text(o, "owner", r->owner);
-	set_text(o, "created", r->created);
-	set_text(o, "updated", r->updated);
-	json_object_set_int_member(o, "message_count", r->message_count);
-	return o;
+	switch (f->type) {
+	case MR_ROW_TEXT:
+		set_text(o, f->name, *(char *const *)m);
+		break;
+	case MR_ROW_INT64:
+		set_int(o, f->name, *(const gint64 *)m, FALSE);
+		break;
+	case MR_ROW_ID:
+		set_int(o, f->name, *(const gint64 *)m, *(const gint64 *)m == 0);
+		break;
+	case MR_ROW_AMOUNT:
+		set_int(o, f->name, *(const gint64 *)m, *(const gint64 *)m < 0);
+		break;
+	case MR_ROW_BOOL:
+		set_int(o, f->name, *(const gboolean *)m ? 1 : 0, FALSE);
+		break;
+	case MR_ROW_WORDS:
+		set_joined(o, f->name, *(char **const *)m);
+		break;
+	case MR_ROW_RECORD_ID: {
+		MrRecordRef ref = { f->kind, *(const gint64 *)m };
+
+		set_record(o, cfg, f->name, ref);
+		break;
+	}
+	case MR_ROW_RECORD_REF:
+		set_record(o, cfg, f->name, *(const MrRecordRef *)m);
+		break;
+	case MR_ROW_RECORD_REFS:
+		set_records(o, cfg, f->name, *(GArray *const *)m);
+		break;
+	case MR_ROW_PART:
+		g_assert_not_reached();
+	}
 }
 
-JsonObject *
-mr_ctl_json_message(const MrConfig *cfg, gconstpointer row)
+/* The members the CLI computes for a kind of row, beyond its fields. */
+
+static void
+json_message_date(const MrConfig *cfg, gconstpointer row, JsonObject *o)
 {
 	const MrMessageRow *r = row;
-	JsonObject *o = json_object_new();
-	JsonArray *links = json_array_new();
 
-	json_object_set_int_member(o, "id", r->id);
-	set_text(o, "message_id", r->message_id);
-	set_text(o, "subject", r->subject);
-	set_text(o, "from", r->from);
-	set_text(o, "received", r->received);
-	set_text(o, "sent", r->date);
 	/* Deprecated (docs/cli.md, "Field names"): here it was the Date: header. */
 	set_text(o, "date", r->date);
-	json_object_set_int_member(o, "size", r->size);
-	set_text(o, "parse_status", r->parse_status);
-	set_text(o, "parse_problem", r->parse_problem);
-	set_text(o, "auto", r->auto_kind);
-	set_joined(o, "delivered_to", r->delivered_to);
-	for (guint i = 0; r->links != NULL && i < r->links->len; i++) {
-		g_autofree char *display =
-			mr_record_display_id(cfg, g_array_index(r->links, MrRecordRef, i));
-
-		json_array_add_string_element(links, display);
-	}
-	json_object_set_array_member(o, "links", links);
-	return o;
 }
 
-JsonObject *
-mr_ctl_json_message_detail(const MrConfig *cfg, gconstpointer row)
+static void
+json_brief_date(const MrConfig *cfg, gconstpointer row, JsonObject *o)
+{
+	const MrMessageBrief *r = row;
+
+	/* Deprecated (docs/cli.md, "Field names"): here it was the arrival. */
+	set_text(o, "date", r->received);
+}
+
+/* What message show adds: the parties, headers, attachments, deliveries
+ * and refusals, each read by a statement of its own. */
+static void
+json_message_detail(const MrConfig *cfg, gconstpointer row, JsonObject *o)
 {
 	const MrMessageDetail *d = row;
-	JsonObject *o = mr_ctl_json_message(cfg, &d->row);
-	JsonArray *a;
 
-	set_text(o, "in_reply_to", d->in_reply_to);
-	set_text(o, "auto_reason", d->auto_reason);
-	json_object_set_int_member(o, "is_forward", d->is_forward ? 1 : 0);
-	set_text(o, "original_from", d->original_from);
-	set_text(o, "from_name", d->from_name);
-	set_text(o, "content_key", d->content_key);
-	set_text(o, "snippet", d->snippet);
 	set_strings(o, "contacts", d->contacts);
 	set_strings(o, "accounts", d->accounts);
 	set_strings(o, "users", d->users);
-	a = json_array_new();
-	for (guint i = 0; i < d->addresses->len; i++) {
-		const MrAddressRow *r = g_ptr_array_index(d->addresses, i);
-		JsonObject *e = json_object_new();
-
-		set_text(e, "kind", r->kind);
-		set_text(e, "email", r->email);
-		set_text(e, "name", r->name);
-		json_array_add_object_element(a, e);
-	}
-	json_object_set_array_member(o, "addresses", a);
-	a = json_array_new();
-	for (guint i = 0; i < d->attachments->len; i++) {
-		const MrAttachmentRow *r = g_ptr_array_index(d->attachments, i);
-		JsonObject *e = json_object_new();
-
-		set_text(e, "filename", r->filename);
-		set_text(e, "content_type", r->content_type);
-		json_object_set_int_member(e, "size", r->size);
-		set_text(e, "sha256", r->sha256);
-		json_array_add_object_element(a, e);
-	}
-	json_object_set_array_member(o, "attachments", a);
-	a = json_array_new();
-	for (guint i = 0; i < d->deliveries->len; i++) {
-		const MrDeliveryRow *r = g_ptr_array_index(d->deliveries, i);
-		JsonObject *e = json_object_new();
-
-		set_text(e, "recipient", r->recipient);
-		set_text(e, "role", r->role);
-		set_text(e, "envelope_from", r->envelope_from);
-		set_text(e, "received", r->received);
-		json_array_add_object_element(a, e);
-	}
-	json_object_set_array_member(o, "deliveries", a);
+	json_object_set_array_member(o, "addresses",
+				     mr_ctl_json_rows(cfg, d->addresses, &mr_address_row_desc));
+	json_object_set_array_member(o, "attachments",
+				     mr_ctl_json_rows(cfg, d->attachments,
+						      &mr_attachment_row_desc));
+	json_object_set_array_member(o, "deliveries",
+				     mr_ctl_json_rows(cfg, d->deliveries, &mr_delivery_row_desc));
 	set_strings(o, "refused", d->refused);
-	return o;
+}
+
+static const struct {
+	const MrRowDesc *desc;
+	const char *after; /* the field the members follow; NULL: the last */
+	void (*add)(const MrConfig *cfg, gconstpointer row, JsonObject *o);
+} ctl_computed[] = {
+	{ &mr_message_row_desc, "sent", json_message_date },
+	{ &mr_message_brief_desc, NULL, json_brief_date },
+	{ &mr_message_detail_desc, NULL, json_message_detail },
+};
+
+/* Sets the members of @row, a struct of @desc, in the order of its
+ * fields (those of a part in its place), with the computed ones. */
+static void
+set_row(JsonObject *o, const MrConfig *cfg, const MrRowDesc *desc, gconstpointer row)
+{
+	guint c = 0;
+
+	while (c < G_N_ELEMENTS(ctl_computed) && ctl_computed[c].desc != desc)
+		c++;
+	for (guint i = 0; i < desc->n_fields; i++) {
+		const MrRowField *f = &desc->fields[i];
+
+		if (f->type == MR_ROW_PART)
+			set_row(o, cfg, f->part, (const char *)row + f->offset);
+		else if (f->name != NULL)
+			set_field(o, cfg, f, row);
+		if (c < G_N_ELEMENTS(ctl_computed) && f->name != NULL &&
+		    g_strcmp0(ctl_computed[c].after, f->name) == 0)
+			ctl_computed[c].add(cfg, row, o);
+	}
+	if (c < G_N_ELEMENTS(ctl_computed) && ctl_computed[c].after == NULL)
+		ctl_computed[c].add(cfg, row, o);
 }
 
 JsonObject *
-mr_ctl_json_message_brief(const MrConfig *cfg, gconstpointer row)
+mr_ctl_json_row(const MrConfig *cfg, const MrRowDesc *desc, gconstpointer row)
 {
-	const MrMessageBrief *r = row;
 	JsonObject *o = json_object_new();
 
-	json_object_set_int_member(o, "id", r->id);
-	set_text(o, "message_id", r->message_id);
-	set_text(o, "subject", r->subject);
-	set_text(o, "from", r->from);
-	set_text(o, "received", r->received);
-	set_text(o, "sent", r->sent);
-	/* Deprecated (docs/cli.md, "Field names"): here it was the arrival. */
-	set_text(o, "date", r->received);
-	return o;
-}
-
-JsonObject *
-mr_ctl_json_timeline_entry(const MrConfig *cfg, gconstpointer row)
-{
-	const MrTimelineEntry *r = row;
-	JsonObject *o = json_object_new();
-	gboolean message = g_strcmp0(r->kind, "message") == 0;
-
-	/* A message was received, an event created (as in event list). */
-	set_text(o, "received", message ? r->date : NULL);
-	set_text(o, "created", message ? NULL : r->date);
-	set_text(o, "kind", r->kind);
-	set_text(o, "subject", r->subject);
-	set_text(o, "message_id", r->message_id);
-	set_text(o, "sent", r->sent);
-	/* Deprecated (docs/cli.md, "Field names"): received or created. */
-	set_text(o, "date", r->date);
-	return o;
-}
-
-JsonObject *
-mr_ctl_json_event(const MrConfig *cfg, gconstpointer row)
-{
-	const MrEvent *e = row;
-	JsonObject *o = json_object_new();
-
-	json_object_set_int_member(o, "id", e->id);
-	set_text(o, "created", e->created);
-	set_text(o, "type", e->type_name);
-	set_record(o, cfg, "record", e->record);
-	if (e->message_row != 0)
-		json_object_set_int_member(o, "message", e->message_row);
-	else
-		json_object_set_null_member(o, "message");
-	set_text(o, "summary", e->summary);
-	return o;
-}
-
-JsonObject *
-mr_ctl_json_mailbox(const MrConfig *cfg, gconstpointer row)
-{
-	const MrMailboxState *m = row;
-	JsonObject *o = json_object_new();
-
-	set_text(o, "name", m->name);
-	set_text(o, "state", m->state);
-	if (m->uidvalidity != 0)
-		json_object_set_int_member(o, "uidvalidity", m->uidvalidity);
-	else
-		json_object_set_null_member(o, "uidvalidity");
-	json_object_set_int_member(o, "last_uid", m->last_uid);
-	json_object_set_int_member(o, "backlog", m->backlog);
-	set_text(o, "last_error", m->last_error);
-	set_text(o, "updated", m->updated);
-	return o;
-}
-
-JsonObject *
-mr_ctl_json_quarantine(const MrConfig *cfg, gconstpointer row)
-{
-	const MrQuarantineRow *q = row;
-	JsonObject *o = json_object_new();
-
-	json_object_set_int_member(o, "id", q->id);
-	set_text(o, "mailbox", q->mailbox);
-	json_object_set_int_member(o, "uid", q->uid);
-	json_object_set_int_member(o, "uidvalidity", q->uidvalidity);
-	set_text(o, "reason", q->reason);
-	json_object_set_int_member(o, "size", q->size);
-	set_text(o, "created", q->created);
+	set_row(o, cfg, desc, row);
 	return o;
 }
 
 JsonArray *
-mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, MrCtlRowJson to_json)
+mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, const MrRowDesc *desc)
 {
 	JsonArray *a = json_array_new();
 
 	for (guint i = 0; i < rows->len; i++)
-		json_array_add_object_element(a, to_json(cfg, g_ptr_array_index(rows, i)));
+		json_array_add_object_element(a, mr_ctl_json_row(cfg, desc,
+								  g_ptr_array_index(rows, i)));
 	return a;
 }
 

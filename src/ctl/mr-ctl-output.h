@@ -7,28 +7,21 @@
 
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 
-/* Makes a JSON object of one row of the store; @cfg formats record ids. */
-typedef JsonObject *(*MrCtlRowJson)(const MrConfig *cfg, gconstpointer row);
+/* Returns: (transfer full): the JSON object of @row, a struct of @desc
+ * (mr-row.h): its named fields, in order, and the members the CLI
+ * computes for its kind (deprecated aliases, a message's parts); @cfg
+ * formats record ids ("TKT-12"). */
+JsonObject *mr_ctl_json_row(const MrConfig *cfg, const MrRowDesc *desc, gconstpointer row);
 
-/* Each makes the JSON object of one row (the struct its name says:
- * MrUserRow, MrContactRow, ...).  Returns: (transfer full). */
-JsonObject *mr_ctl_json_user(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_contact(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_account(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_lead(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_opportunity(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_ticket(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_message(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_message_detail(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_message_brief(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_timeline_entry(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_event(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_mailbox(const MrConfig *cfg, gconstpointer row);
-JsonObject *mr_ctl_json_quarantine(const MrConfig *cfg, gconstpointer row);
-
-/* Returns: (transfer full): an array of @to_json of each of @rows. */
-JsonArray *mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, MrCtlRowJson to_json);
+/* Returns: (transfer full): an array of mr_ctl_json_row() of each of
+ * @rows, structs of @desc. */
+JsonArray *mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, const MrRowDesc *desc);
 
 /* Prints @a / @o as pretty JSON (strings made valid UTF-8) on stdout. */
 void mr_ctl_print_json_array(JsonArray *a);

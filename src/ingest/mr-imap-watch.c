@@ -16,6 +16,7 @@
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-mailbox.h"
 #include "mr-imap-private.h"
 
 /* IDLE is re-issued before the 30 minutes servers allow (RFC 2177). */

@@ -18,6 +18,9 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-status.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 
 /* --- ids in subjects ---------------------------------------------------- */
 

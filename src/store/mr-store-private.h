@@ -6,6 +6,11 @@
 
 #include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 
 typedef enum {
 	MR_STMT_USER_BY_ADDRESS,
@@ -156,11 +161,16 @@ void mr_store_not_found(MrStore *store, GError **error, const char *fmt, ...)
 gboolean mr_store_record_must_exist(MrStore *store, MrRecordRef ref, char **status_out,
 				    GError **error);
 
-/* Reads the current row of a statement into a new struct. */
-typedef gpointer (*MrRowReader)(MrSqlStmt *st);
+/* Reads the current row of @st into @row by @desc (mr-row.h), from column
+ * @col on: a field a column, in order (two for MR_ROW_RECORD_REF).
+ * Returns the column after the last it read. */
+int mr_row_read(const MrRowDesc *desc, gpointer row, MrSqlStmt *st, int col);
 
-/* Steps @st (parameters bound) to the end, reading each row with @read.
- * Returns: (transfer full): the rows, freed with @free_row, or NULL with
- * @error. */
-GPtrArray *mr_store_read_rows(MrSqlStmt *st, MrRowReader read, GDestroyNotify free_row,
-			      GError **error);
+/* Returns: (transfer full): a new struct of @desc read from the current
+ * row of @st, from its first column on. */
+gpointer mr_row_new(const MrRowDesc *desc, MrSqlStmt *st);
+
+/* Steps @st (parameters bound) to the end, reading each row by @desc.
+ * Returns: (transfer full): the rows, freed with @desc's free function, or
+ * NULL with @error. */
+GPtrArray *mr_store_read_rows(MrSqlStmt *st, const MrRowDesc *desc, GError **error);

@@ -419,8 +419,8 @@ const int mr_sql_schema_version = 5;
 #define MESSAGE_COUNT(kind) \
 	"(SELECT count(*) FROM link l WHERE l.kind = '" kind "' AND l.record_id = r.id)"
 
-/* Column lists of the CLI's rows, read by position in mr-store-query.c
- * (the *_COL_* constants there follow this order). */
+/* Column lists of the CLI's rows, in the order of the fields of their
+ * declarations (mr-store-rows.c). */
 #define LEAD_COLUMNS                                                               \
 	"r.id, r.title, r.source, r.status, r.priority, c.email, u.email,"        \
 	" r.created, r.qualified, r.updated, r.opportunity_id,"                   \
@@ -450,7 +450,7 @@ const int mr_sql_schema_version = 5;
 
 /* The links come as words "kind:id". */
 #define MESSAGE_COLUMNS                                                            \
-	"r.id, r.message_id, r.subject, r.from_email, r.date, r.received, r.size,"\
+	"r.id, r.message_id, r.subject, r.from_email, r.received, r.date, r.size,"\
 	" r.parse_status, r.parse_problem, r.auto_kind,"                          \
 	" (SELECT group_concat(d.recipient, ' ') FROM delivery d"                 \
 	"   WHERE d.message_id = r.id),"                                          \
@@ -609,20 +609,22 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
 	[MR_STMT_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_STMT_TIMELINE] =
-		"SELECT m.received, 'message', m.subject, m.message_id, m.date, m.id"
+		"SELECT m.received, NULL, 'message', m.subject, m.message_id, m.date,"
+		" m.received, m.id"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
 		" UNION ALL"
-		" SELECT e.created, e.type, e.summary, m.message_id, NULL, 1000000000000 + e.id"
+		" SELECT NULL, e.created, e.type, e.summary, m.message_id, NULL, e.created,"
+		" 1000000000000 + e.id"
 		" FROM event e LEFT JOIN message m ON m.id = e.message_id"
 		" WHERE e.record_kind = ?1 AND e.record_id = ?2"
-		" ORDER BY 1, 6",
+		" ORDER BY 7, 8",
 	[MR_STMT_COUNT_MESSAGES] = "SELECT count(*) FROM message",
 	[MR_STMT_EVENTS_AFTER] =
 		"SELECT id, created, type, record_kind, record_id, message_id, summary FROM event"
 		" WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
 	[MR_STMT_MAILBOX_GET] =
-		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated,"
+		"SELECT name, state, uidvalidity, last_uid, backlog, last_error, updated,"
 		" inflight_to, inflight_tries FROM mailbox_state WHERE name = ?1",
 	[MR_STMT_MAILBOX_SAVE] =
 		"INSERT INTO mailbox_state (name, uidvalidity, last_uid, state, backlog,"
@@ -634,17 +636,17 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" updated = excluded.updated, inflight_to = excluded.inflight_to,"
 		" inflight_tries = excluded.inflight_tries",
 	[MR_STMT_MAILBOX_LIST] =
-		"SELECT name, uidvalidity, last_uid, state, backlog, last_error, updated,"
+		"SELECT name, state, uidvalidity, last_uid, backlog, last_error, updated,"
 		" inflight_to, inflight_tries FROM mailbox_state ORDER BY name",
 	[MR_STMT_QUARANTINE_INSERT] =
 		"INSERT INTO quarantine (mailbox, uidvalidity, uid, reason, size, raw, created)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 		" ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING",
 	[MR_STMT_QUARANTINE_LIST] =
-		"SELECT id, mailbox, uidvalidity, uid, reason, size, created FROM quarantine"
+		"SELECT id, mailbox, uid, uidvalidity, reason, size, created FROM quarantine"
 		" ORDER BY id LIMIT ?1",
 	[MR_STMT_QUARANTINE_GET] =
-		"SELECT id, mailbox, uidvalidity, uid, reason, size, created, raw FROM quarantine"
+		"SELECT id, mailbox, uid, uidvalidity, reason, size, created, raw FROM quarantine"
 		" WHERE id = ?1",
 	[MR_STMT_QUARANTINE_DELETE] = "DELETE FROM quarantine WHERE id = ?1",
 };

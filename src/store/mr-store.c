@@ -1533,35 +1533,6 @@ mr_store_lead_archive(MrStore *store, gint64 id, GError **error)
 
 /* --- IMAP mailboxes -------------------------------------------------------- */
 
-void
-mr_mailbox_state_free(MrMailboxState *st)
-{
-	if (st == NULL)
-		return;
-	g_free(st->name);
-	g_free(st->state);
-	g_free(st->last_error);
-	g_free(st->updated);
-	g_free(st);
-}
-
-static gpointer
-mailbox_from_row(MrSqlStmt *st)
-{
-	MrMailboxState *m = g_new0(MrMailboxState, 1);
-
-	m->name = g_strdup(mr_sql_column_text(st, 0));
-	m->uidvalidity = mr_sql_column_int64(st, 1);
-	m->last_uid = mr_sql_column_int64(st, 2);
-	m->state = g_strdup(mr_sql_column_text(st, 3));
-	m->backlog = mr_sql_column_int64(st, 4);
-	m->last_error = g_strdup(mr_sql_column_text(st, 5));
-	m->updated = g_strdup(mr_sql_column_text(st, 6));
-	m->inflight_to = mr_sql_column_int64(st, 7);
-	m->inflight_tries = mr_sql_column_int64(st, 8);
-	return m;
-}
-
 MrMailboxState *
 mr_store_mailbox_get(MrStore *store, const char *name, GError **error)
 {
@@ -1570,7 +1541,7 @@ mr_store_mailbox_get(MrStore *store, const char *name, GError **error)
 	mr_sql_bind_text(st, 1, name);
 	switch (mr_sql_step(st, error)) {
 	case MR_SQL_ROW:
-		return mailbox_from_row(st);
+		return mr_row_new(&mr_mailbox_state_desc, st);
 	default:
 		return NULL;
 	}
@@ -1606,23 +1577,10 @@ mr_store_mailboxes(MrStore *store, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MAILBOX_LIST);
 
-	return mr_store_read_rows(st, mailbox_from_row,
-				  (GDestroyNotify)mr_mailbox_state_free, error);
+	return mr_store_read_rows(st, &mr_mailbox_state_desc, error);
 }
 
 /* --- the quarantine ---------------------------------------------------------- */
-
-void
-mr_quarantine_row_free(MrQuarantineRow *row)
-{
-	if (row == NULL)
-		return;
-	g_free(row->mailbox);
-	g_free(row->reason);
-	g_free(row->created);
-	g_clear_pointer(&row->raw, g_bytes_unref);
-	g_free(row);
-}
 
 typedef struct {
 	const char *mailbox, *reason;
@@ -1658,29 +1616,13 @@ mr_store_quarantine_add(MrStore *store, const char *mailbox, gint64 uidvalidity,
 	return store_in_tx(store, quarantine_add_tx, &q, error);
 }
 
-static gpointer
-quarantine_from_row(MrSqlStmt *st)
-{
-	MrQuarantineRow *q = g_new0(MrQuarantineRow, 1);
-
-	q->id = mr_sql_column_int64(st, 0);
-	q->mailbox = g_strdup(mr_sql_column_text(st, 1));
-	q->uidvalidity = mr_sql_column_int64(st, 2);
-	q->uid = mr_sql_column_int64(st, 3);
-	q->reason = g_strdup(mr_sql_column_text(st, 4));
-	q->size = mr_sql_column_int64(st, 5);
-	q->created = g_strdup(mr_sql_column_text(st, 6));
-	return q;
-}
-
 GPtrArray *
 mr_store_quarantined(MrStore *store, gint64 limit, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_QUARANTINE_LIST);
 
 	mr_sql_bind_int64(st, 1, limit > 0 ? limit : G_MAXINT64);
-	return mr_store_read_rows(st, quarantine_from_row,
-				  (GDestroyNotify)mr_quarantine_row_free, error);
+	return mr_store_read_rows(st, &mr_quarantine_row_desc, error);
 }
 
 MrQuarantineRow *
@@ -1690,6 +1632,7 @@ mr_store_quarantine_get(MrStore *store, gint64 id, GError **error)
 	MrQuarantineRow *q;
 	gsize len = 0;
 	const void *data;
+	int col;
 
 	mr_sql_bind_int64(st, 1, id);
 	switch (mr_sql_step(st, error)) {
@@ -1702,8 +1645,9 @@ mr_store_quarantine_get(MrStore *store, gint64 id, GError **error)
 	default:
 		return NULL;
 	}
-	q = quarantine_from_row(st);
-	data = store->driver->column_blob(st, 7, &len);
+	q = g_new0(MrQuarantineRow, 1);
+	col = mr_row_read(&mr_quarantine_row_desc, q, st, 0);
+	data = store->driver->column_blob(st, col, &len);
 	q->raw = g_bytes_new(data, len);
 	return q;
 }

@@ -13,6 +13,8 @@
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 #include "../unit/mr-test-util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -7,6 +7,8 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
 #include "mr-test-util.h"
 
 static const struct {

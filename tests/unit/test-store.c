@@ -7,6 +7,12 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-mailbox.h"
+#include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
+#include "../../src/store/mr-store-private.h"
 #include "mr-test-util.h"
 
 static void
@@ -432,6 +438,126 @@ test_lookup_failure(void)
 	g_rmdir(dir);
 }
 
+/* A struct of every field type, read from one row by its declaration. */
+typedef struct {
+	char *text, *null_text;
+	gint64 number, no_id, no_amount, amount, ticket;
+	gboolean yes;
+	GStrv words;
+	MrRecordRef ref, no_ref;
+	GArray *refs;
+} RowOfAll;
+
+static const MrRowField row_of_all_fields[] = {
+	MR_ROW_FIELD(RowOfAll, text, "text", MR_ROW_TEXT),
+	MR_ROW_FIELD(RowOfAll, null_text, "null_text", MR_ROW_TEXT),
+	MR_ROW_FIELD(RowOfAll, number, "number", MR_ROW_INT64),
+	MR_ROW_FIELD(RowOfAll, no_id, "no_id", MR_ROW_ID),
+	MR_ROW_FIELD(RowOfAll, no_amount, "no_amount", MR_ROW_AMOUNT),
+	MR_ROW_FIELD(RowOfAll, amount, "amount", MR_ROW_AMOUNT),
+	MR_ROW_RECORD_FIELD(RowOfAll, ticket, "ticket", MR_RECORD_TICKET),
+	MR_ROW_FIELD(RowOfAll, yes, "yes", MR_ROW_BOOL),
+	MR_ROW_FIELD(RowOfAll, words, "words", MR_ROW_WORDS),
+	MR_ROW_FIELD(RowOfAll, ref, "ref", MR_ROW_RECORD_REF),
+	MR_ROW_FIELD(RowOfAll, no_ref, "no_ref", MR_ROW_RECORD_REF),
+	MR_ROW_FIELD(RowOfAll, refs, "refs", MR_ROW_RECORD_REFS),
+};
+
+static void row_of_all_free(RowOfAll *row);
+
+static const MrRowDesc row_of_all_desc =
+	MR_ROW_DESC(RowOfAll, "all", row_of_all_fields, row_of_all_free);
+
+static void
+row_of_all_free(RowOfAll *row)
+{
+	mr_row_free(&row_of_all_desc, row);
+}
+
+static void
+test_row_read(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	MrSqlStmt *st;
+	g_autoptr(GPtrArray) rows = NULL;
+	RowOfAll *r;
+
+	g_assert_no_error(error);
+	st = store->driver->prepare(store->conn,
+				    "SELECT 'a', NULL, 5, NULL, NULL, 0, 3, 1, ' x  y ', 'lead', 7,"
+				    " 'bogus', 9, 'ticket:3 lead:2 bogus:1 lead:1', 'after'",
+				    &error);
+	g_assert_no_error(error);
+	rows = mr_store_read_rows(st, &row_of_all_desc, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(rows->len, ==, 1);
+	r = g_ptr_array_index(rows, 0);
+	g_assert_cmpstr(r->text, ==, "a");
+	g_assert_null(r->null_text);
+	g_assert_cmpint(r->number, ==, 5);
+	g_assert_cmpint(r->no_id, ==, 0);
+	g_assert_cmpint(r->no_amount, ==, -1);
+	g_assert_cmpint(r->amount, ==, 0);
+	g_assert_cmpint(r->ticket, ==, 3);
+	g_assert_true(r->yes);
+	g_assert_cmpuint(g_strv_length(r->words), ==, 2);
+	g_assert_cmpstr(r->words[1], ==, "y");
+	g_assert_cmpint(r->ref.kind, ==, MR_RECORD_LEAD);
+	g_assert_cmpint(r->ref.id, ==, 7);
+	g_assert_cmpint(r->no_ref.kind, ==, MR_RECORD_NONE);
+	g_assert_cmpint(r->no_ref.id, ==, 0);
+	/* by kind name, then id; unknown kinds dropped */
+	g_assert_cmpuint(r->refs->len, ==, 3);
+	g_assert_cmpint(g_array_index(r->refs, MrRecordRef, 0).id, ==, 1);
+	g_assert_cmpint(g_array_index(r->refs, MrRecordRef, 2).kind, ==, MR_RECORD_TICKET);
+	{
+		RowOfAll part = { 0 };
+		int next;
+
+		mr_sql_reset(st);
+		g_assert_cmpint(mr_sql_step(st, &error), ==, MR_SQL_ROW);
+		next = mr_row_read(&row_of_all_desc, &part, st, 0);
+		g_assert_cmpint(next, ==, 14);
+		g_assert_cmpstr(mr_sql_column_text(st, next), ==, "after");
+		mr_row_clear(&row_of_all_desc, &part);
+		g_assert_null(part.text);
+		g_assert_null(part.words);
+		g_assert_null(part.refs);
+	}
+	mr_sql_reset(st);
+	store->driver->finalize(st);
+}
+
+/* Each declaration stays inside its struct and names each field once. */
+static void
+test_row_declarations(void)
+{
+	static const MrRowDesc *const descs[] = {
+		&mr_user_row_desc, &mr_contact_row_desc, &mr_account_row_desc,
+		&mr_lead_row_desc, &mr_opportunity_row_desc, &mr_ticket_row_desc,
+		&mr_message_row_desc, &mr_address_row_desc, &mr_attachment_row_desc,
+		&mr_delivery_row_desc, &mr_message_detail_desc, &mr_message_brief_desc,
+		&mr_timeline_entry_desc, &mr_event_desc, &mr_mailbox_state_desc,
+		&mr_quarantine_row_desc,
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(descs); i++) {
+		g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
+		const MrRowDesc *d = descs[i];
+
+		g_assert_nonnull(d->free);
+		for (guint k = 0; k < d->n_fields; k++) {
+			const MrRowField *f = &d->fields[k];
+
+			g_assert_cmpuint(f->offset, <, d->size);
+			if (f->name != NULL)
+				g_assert_true(g_hash_table_add(names, (gpointer)f->name));
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -446,5 +572,7 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/event-types", test_event_types);
 	g_test_add_func("/mailroom/store/event-types-in-schema", test_event_types_in_schema);
 	g_test_add_func("/mailroom/store/lookup-failure", test_lookup_failure);
+	g_test_add_func("/mailroom/store/row-read", test_row_read);
+	g_test_add_func("/mailroom/store/row-declarations", test_row_declarations);
 	return g_test_run();
 }

@@ -8,6 +8,7 @@
 
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-party.h"
 #include "mailroom/mr-writer.h"
 #include "mr-test-util.h"
 

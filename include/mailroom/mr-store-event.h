@@ -1,0 +1,61 @@
+/* mr-store-event.h - stage 4: what happened: the event feed that
+ * workflows read, and the timelines of parties and records. */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-event.h"
+#include "mailroom/mr-record.h"
+#include "mailroom/mr-row.h"
+#include "mailroom/mr-store.h"
+
+G_BEGIN_DECLS
+
+/* --- events: the feed that workflows read ------------------------------ */
+
+typedef struct {
+	gint64 id;           /* increasing: a consumer remembers the last it read */
+	char *created;       /* UTC ISO-8601 */
+	MrEventType type;
+	char *type_name;     /* as stored (for MR_EVENT_OTHER) */
+	MrRecordRef record;  /* MR_RECORD_NONE for a message's own events */
+	gint64 message_row;  /* 0: none */
+	char *summary;
+} MrEvent;
+
+MR_ROW_DECLARE(MrEvent, mr_event_desc, mr_event_free)
+
+/* Returns: (transfer full) (element-type MrEvent): the events with an id
+ * above @after, oldest first, at most @limit (0: all), or NULL with
+ * @error.  Only committed events show up, in id order, and never an
+ * event with a smaller id later: a consumer that remembers the last id
+ * it handled misses none.  (SQLite's writers take turns; on PostgreSQL,
+ * where several daemons commit in any order, every write transaction
+ * holds a shared lock from BEGIN to its end, and this reads up to the
+ * newest id seen while holding it exclusively: it waits for the writers
+ * in flight, a batch at most.) */
+GPtrArray *mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error);
+
+/* --- timelines ----------------------------------------------------------- */
+
+/* One entry of a timeline: a message, or an event ("ticket.created"). */
+typedef struct {
+	char *received;       /* a message's arrival, NULL for an event */
+	char *created;        /* an event's time, NULL for a message */
+	char *kind;           /* "message" or the event type's name */
+	char *subject;        /* the subject, or the event's summary */
+	char *message_id;
+	char *sent;           /* the sender's Date: of a message */
+	char *date;           /* received or created (the deprecated alias) */
+} MrTimelineEntry;
+
+MR_ROW_DECLARE(MrTimelineEntry, mr_timeline_entry_desc, mr_timeline_entry_free)
+
+/* The timeline of a contact or user (@email), an account (@domain) or a
+ * record (@ref), oldest first.  Exactly one of @email, @domain and
+ * @ref.kind is set.  Returns: (transfer full) (element-type
+ * MrTimelineEntry), or NULL with MR_STORE_ERROR_NOT_FOUND. */
+GPtrArray *mr_store_timeline(MrStore *store, const char *email, const char *domain,
+			     MrRecordRef ref, GError **error);
+
+G_END_DECLS
