@@ -489,10 +489,11 @@ mr_imap_session_start(MrImapSession *started, const MrImapMailbox *mb, GError **
 	mailstream *stream;
 	int r;
 
-	stream = mailstream_new(mr_net_mailstream_low_new(s->conn), 8192);
 	mr_net_conn_expect(s->conn, 0); /* the greeting's deadline starts now */
 	if (!session_greeting(s, error))
 		return NULL;
+	/* libetpan owns the stream from here, even when it fails */
+	stream = mailstream_new(mr_net_mailstream_low_new(s->conn), 8192);
 	r = mailimap_connect(s->imap, stream);
 	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED && r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
 		mr_imap_session_fail(s, r, "greeting", error);
