@@ -7,6 +7,9 @@
 
 #include <glib.h>
 
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-record.h"
+
 G_BEGIN_DECLS
 
 /* What happened.  Stored by name (mr_event_type_name()); a name this
@@ -36,5 +39,45 @@ const char *mr_event_type_name(MrEventType type);
 
 /* Returns the type named @name (nullable), or MR_EVENT_OTHER. */
 MrEventType mr_event_type_from_name(const char *name);
+
+/* What an event says beyond its type, its record and its message: a few
+ * typed fields, stored in columns of their own (never a sentence).  Which
+ * fields a type uses:
+ *
+ *   ticket.created, lead.created,   detail: the title the record was made
+ *   opportunity.created                     with
+ *   ticket.reopened                 old_status (the status it left),
+ *                                   new_status ("open")
+ *   ticket.status                   old_status, new_status
+ *   lead.converted, lead.archived   old_status, new_status
+ *   opportunity.won                 old_status, new_status ("won")
+ *   opportunity.lost                old_status, new_status ("lost"),
+ *                                   detail: the reason
+ *   message.linked, reply.received  -
+ *   link.refused                    detail: the record id as the subject
+ *                                   named it
+ *   sender.untrusted                address: the From address not taken as
+ *                                   a user's; detail: the authserv-id whose
+ *                                   Authentication-Results did not pass
+ *
+ * and every type: actor, the user who acted (0: none known, as for mail
+ * from outside and for mailroomctl).  A status is its stored name
+ * (mr_status_name()).  Fields a type does not use are NULL; an event
+ * migrated from schema 5 lacks what its old sentence did not say. */
+typedef struct {
+	gint64 actor;        /* app_user id, 0: none */
+	char *old_status;
+	char *new_status;
+	char *address;
+	char *detail;
+} MrEventFacts;
+
+/* Returns: (transfer full): the sentence that shows an event of @type on
+ * @record (MR_RECORD_NONE for a message's own events) with @facts
+ * (nullable: none), its record ids formatted with the prefixes of @cfg
+ * now ("TKT-3 status new -> open").  An event of a type this mailroom does
+ * not know (MR_EVENT_OTHER) shows as the empty string. */
+char *mr_event_describe(const MrConfig *cfg, MrEventType type, MrRecordRef record,
+			const MrEventFacts *facts);
 
 G_END_DECLS

@@ -59,6 +59,8 @@ typedef struct {
 	                        not taken as the user's, nothing created */
 	MrAction action;
 	gboolean reopen;     /* the ticket was solved or closed */
+	char *record_status; /* (nullable): the status of @record when routing
+	                        looked at it (a reopened ticket's old one) */
 	gboolean is_reply;   /* an external party answered an existing record */
 	char *title;         /* subject for a new ticket or lead */
 } MrPlan;

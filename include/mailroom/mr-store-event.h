@@ -13,6 +13,13 @@ G_BEGIN_DECLS
 
 /* --- events: the feed that workflows read ------------------------------ */
 
+/* Writes an event of @type at @now about @ref (MR_RECORD_NONE: the
+ * message's own) and message @msg (0: none), with @facts (nullable), in
+ * the open transaction; sent ahead on PostgreSQL (mr_store_check()).
+ * Returns FALSE with @error when it failed. */
+gboolean mr_store_event_add(MrStore *store, const char *now, MrEventType type, MrRecordRef ref,
+			    gint64 msg, const MrEventFacts *facts, GError **error);
+
 typedef struct {
 	gint64 id;           /* increasing: a consumer remembers the last it read */
 	char *created;       /* UTC ISO-8601 */

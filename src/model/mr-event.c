@@ -1,4 +1,5 @@
-/* mr-event.c - the stored names of event types.  Model layer. */
+/* mr-event.c - the stored names of event types, and how an event reads.
+ * Model layer. */
 #include <string.h>
 
 #include "mailroom/mr-event.h"
@@ -33,4 +34,55 @@ mr_event_type_from_name(const char *name)
 		if (strcmp(mr_event_names[t], name) == 0)
 			return (MrEventType)t;
 	return MR_EVENT_OTHER;
+}
+
+/* @s, or "?" for a field an event does not have (migrated, say). */
+static const char *
+or_unknown(const char *s)
+{
+	return s != NULL ? s : "?";
+}
+
+char *
+mr_event_describe(const MrConfig *cfg, MrEventType type, MrRecordRef record,
+		  const MrEventFacts *facts)
+{
+	static const MrEventFacts none = { 0 };
+	const MrEventFacts *f = facts != NULL ? facts : &none;
+	g_autofree char *id = record.kind != MR_RECORD_NONE ? mr_record_display_id(cfg, record)
+							    : g_strdup("?");
+
+	switch (type) {
+	case MR_EVENT_TICKET_CREATED:
+	case MR_EVENT_LEAD_CREATED:
+	case MR_EVENT_OPPORTUNITY_CREATED:
+		return g_strdup_printf("%s created: %s", id, or_unknown(f->detail));
+	case MR_EVENT_TICKET_REOPENED:
+		return g_strdup_printf("%s reopened by a new message", id);
+	case MR_EVENT_TICKET_STATUS:
+		return g_strdup_printf("%s status %s -> %s", id, or_unknown(f->old_status),
+				       or_unknown(f->new_status));
+	case MR_EVENT_LEAD_CONVERTED:
+	case MR_EVENT_LEAD_ARCHIVED:
+		return g_strdup_printf("%s %s", id, or_unknown(f->new_status));
+	case MR_EVENT_OPPORTUNITY_WON:
+		return g_strdup_printf("%s won", id);
+	case MR_EVENT_OPPORTUNITY_LOST:
+		return g_strdup_printf("%s lost: %s", id, or_unknown(f->detail));
+	case MR_EVENT_MESSAGE_LINKED:
+		return g_strdup_printf("message linked to %s", id);
+	case MR_EVENT_REPLY_RECEIVED:
+		return g_strdup_printf("%s: reply received", id);
+	case MR_EVENT_LINK_REFUSED:
+		return g_strdup_printf("%s named in the subject, not attached: sender not related",
+				       or_unknown(f->detail));
+	case MR_EVENT_SENDER_UNTRUSTED:
+		return g_strdup_printf("From %s not authenticated (Authentication-Results of %s):"
+				       " not taken as the user's",
+				       or_unknown(f->address), or_unknown(f->detail));
+	case MR_EVENT_OTHER:
+	case MR_EVENT_N:
+		break;
+	}
+	return g_strdup("");
 }

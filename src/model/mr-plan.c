@@ -35,5 +35,6 @@ mr_plan_free(MrPlan *plan)
 	g_free(plan->refused);
 	g_free(plan->untrusted);
 	g_free(plan->title);
+	g_free(plan->record_status);
 	g_free(plan);
 }

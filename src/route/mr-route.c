@@ -469,13 +469,13 @@ decide_action(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts, M
 	switch (plan->role) {
 	case MR_ROLE_SUPPORT:
 		if (plan->record.kind == MR_RECORD_TICKET) {
-			g_autofree char *status = NULL;
-
 			plan->action = MR_ACTION_TICKET_UPDATE;
-			mr_store_record_exists(store, plan->record, &status);
+			g_clear_pointer(&plan->record_status, g_free);
+			mr_store_record_exists(store, plan->record, &plan->record_status);
 			plan->reopen = !automatic &&
 				       mr_status_can_change(MR_RECORD_TICKET,
-							    mr_status_from_name(MR_RECORD_TICKET, status),
+							    mr_status_from_name(MR_RECORD_TICKET,
+										plan->record_status),
 							    MR_TICKET_OPEN, MR_CHANGE_BY_MAIL);
 		} else if (!automatic && msg->status != MR_PARSE_FAILED) {
 			plan->action = MR_ACTION_TICKET_CREATE;

@@ -805,11 +805,12 @@ insert_link(MrStore *store, gint64 msg, const char *kind, gint64 id, GError **er
 	return step_later(store, st, error);
 }
 
-static gboolean
-insert_event(MrStore *store, const char *now, MrEventType type, MrRecordRef ref, gint64 msg,
-	     const char *summary, GError **error)
+gboolean
+mr_store_event_add(MrStore *store, const char *now, MrEventType type, MrRecordRef ref,
+		   gint64 msg, const MrEventFacts *facts, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_EVENT_INSERT);
+	g_autofree char *summary = mr_event_describe(store->cfg, type, ref, facts);
 
 	mr_sql_bind_text(st, 1, now);
 	mr_sql_bind_text(st, 2, mr_event_type_name(type));
@@ -1000,8 +1001,8 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 	     const char *now, MrRecordRef *out, GError **error)
 {
 	MrRecordRef ref = plan->record;
-	g_autofree char *display = NULL;
-	g_autofree char *summary = NULL;
+	MrEventFacts facts = { .actor = owner }; /* the internal sender */
+	gboolean created = FALSE;
 
 	switch (plan->action) {
 	case MR_ACTION_TICKET_CREATE: {
@@ -1015,10 +1016,11 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 		ref.id = step_id(store, st, error);
 		if (ref.id == 0)
 			return FALSE;
-		display = mr_record_display_id(store->cfg, ref);
-		summary = g_strdup_printf("%s created: %s", display, plan->title);
-		if (!insert_event(store, now, MR_EVENT_TICKET_CREATED, ref, msg, summary, error))
+		created = TRUE;
+		facts.detail = plan->title;
+		if (!mr_store_event_add(store, now, MR_EVENT_TICKET_CREATED, ref, msg, &facts, error))
 			return FALSE;
+		facts.detail = NULL;
 		break;
 	}
 	case MR_ACTION_LEAD_CREATE: {
@@ -1040,10 +1042,11 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 		ref.id = step_id(store, st, error);
 		if (ref.id == 0)
 			return FALSE;
-		display = mr_record_display_id(store->cfg, ref);
-		summary = g_strdup_printf("%s created: %s", display, plan->title);
-		if (!insert_event(store, now, MR_EVENT_LEAD_CREATED, ref, msg, summary, error))
+		created = TRUE;
+		facts.detail = plan->title;
+		if (!mr_store_event_add(store, now, MR_EVENT_LEAD_CREATED, ref, msg, &facts, error))
 			return FALSE;
+		facts.detail = NULL;
 		break;
 	}
 	case MR_ACTION_TICKET_UPDATE: {
@@ -1080,38 +1083,30 @@ apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint6
 		break;
 	}
 	*out = ref;
-	if (plan->also.kind != MR_RECORD_NONE) {
-		g_autofree char *also = mr_record_display_id(store->cfg, plan->also);
-		g_autofree char *text = g_strdup_printf("message linked to %s", also);
-
-		if (!insert_link(store, msg, mr_record_kind_name(plan->also.kind), plan->also.id,
-				 error) ||
-		    !insert_event(store, now, MR_EVENT_MESSAGE_LINKED, plan->also, msg, text, error))
-			return FALSE;
-	}
+	if (plan->also.kind != MR_RECORD_NONE &&
+	    (!insert_link(store, msg, mr_record_kind_name(plan->also.kind), plan->also.id, error) ||
+	     !mr_store_event_add(store, now, MR_EVENT_MESSAGE_LINKED, plan->also, msg, &facts,
+				 error)))
+		return FALSE;
 	if (ref.kind == MR_RECORD_NONE)
 		return TRUE;
 	if (!insert_link(store, msg, mr_record_kind_name(ref.kind), ref.id, error))
 		return FALSE;
-	if (display != NULL) /* created just now: the created event says it all */
+	if (created) /* created just now: the created event says it all */
 		return TRUE;
-	display = mr_record_display_id(store->cfg, ref);
 	if (plan->reopen) {
-		summary = g_strdup_printf("%s reopened by a new message", display);
-		if (!insert_event(store, now, MR_EVENT_TICKET_REOPENED, ref, msg, summary, error))
+		MrEventFacts reopen = facts;
+
+		reopen.old_status = plan->record_status;
+		reopen.new_status = (char *)mr_status_name(MR_RECORD_TICKET, MR_TICKET_OPEN);
+		if (!mr_store_event_add(store, now, MR_EVENT_TICKET_REOPENED, ref, msg, &reopen,
+					error))
 			return FALSE;
-		g_clear_pointer(&summary, g_free);
 	}
-	summary = g_strdup_printf("message linked to %s", display);
-	if (!insert_event(store, now, MR_EVENT_MESSAGE_LINKED, ref, msg, summary, error))
+	if (!mr_store_event_add(store, now, MR_EVENT_MESSAGE_LINKED, ref, msg, &facts, error))
 		return FALSE;
-	if (plan->is_reply) {
-		g_clear_pointer(&summary, g_free);
-		summary = g_strdup_printf("%s: reply received", display);
-		if (!insert_event(store, now, MR_EVENT_REPLY_RECEIVED, ref, msg, summary, error))
-			return FALSE;
-	}
-	return TRUE;
+	return !plan->is_reply ||
+	       mr_store_event_add(store, now, MR_EVENT_REPLY_RECEIVED, ref, msg, &facts, error);
 }
 
 gboolean
@@ -1201,22 +1196,20 @@ mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
 			  &applied.record, error))
 		return FALSE;
 	if (plan->untrusted != NULL) {
-		g_autofree char *summary = g_strdup_printf(
-			"From %s not authenticated (Authentication-Results of %s): not taken as the user's",
-			plan->untrusted, store->cfg->authserv_id);
+		MrEventFacts facts = { .address = plan->untrusted,
+				       .detail = store->cfg->authserv_id };
 		MrRecordRef none = { MR_RECORD_NONE, 0 };
 
-		if (!insert_event(store, now, MR_EVENT_SENDER_UNTRUSTED, none, applied.message_row, summary,
-				  error))
+		if (!mr_store_event_add(store, now, MR_EVENT_SENDER_UNTRUSTED, none,
+					applied.message_row, &facts, error))
 			return FALSE;
 	}
 	if (plan->refused != NULL) {
-		g_autofree char *summary = g_strdup_printf(
-			"%s named in the subject, not attached: sender not related", plan->refused);
+		MrEventFacts facts = { .actor = owner, .detail = plan->refused };
 		MrRecordRef none = { MR_RECORD_NONE, 0 };
 
-		if (!insert_event(store, now, MR_EVENT_LINK_REFUSED, none, applied.message_row, summary,
-				  error))
+		if (!mr_store_event_add(store, now, MR_EVENT_LINK_REFUSED, none, applied.message_row,
+					&facts, error))
 			return FALSE;
 	}
 	/* A look-up made while applying (a user, an account) that failed
@@ -1311,10 +1304,10 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 		return FALSE;
 	{
 		MrRecordRef ref = { MR_RECORD_OPPORTUNITY, o->id };
-		g_autofree char *display = mr_record_display_id(store->cfg, ref);
-		g_autofree char *summary = g_strdup_printf("%s created: %s", display, o->title);
+		MrEventFacts facts = { .detail = (char *)o->title };
 
-		return insert_event(store, now, MR_EVENT_OPPORTUNITY_CREATED, ref, 0, summary, error);
+		return mr_store_event_add(store, now, MR_EVENT_OPPORTUNITY_CREATED, ref, 0, &facts,
+					  error);
 	}
 }
 
@@ -1353,7 +1346,7 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 	OppClose *o = data;
 	MrRecordRef ref = { MR_RECORD_OPPORTUNITY, o->id };
 	MrOppStatus to = o->won ? MR_OPP_WON : MR_OPP_LOST;
-	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
+	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL;
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &status, error))
@@ -1376,10 +1369,15 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 	mr_sql_bind_text(st, 7, mr_status_name(MR_RECORD_OPPORTUNITY, MR_OPP_OPEN));
 	if (!step_done(store, st, error))
 		return FALSE;
-	summary = o->won ? g_strdup_printf("%s won", display)
-			 : g_strdup_printf("%s lost: %s", display, o->reason);
-	return insert_event(store, now, o->won ? MR_EVENT_OPPORTUNITY_WON : MR_EVENT_OPPORTUNITY_LOST,
-			    ref, 0, summary, error);
+	{
+		MrEventFacts facts = { .old_status = status,
+				       .new_status = (char *)mr_status_name(MR_RECORD_OPPORTUNITY, to),
+				       .detail = o->won ? NULL : (char *)o->reason };
+
+		return mr_store_event_add(store, now,
+					  o->won ? MR_EVENT_OPPORTUNITY_WON : MR_EVENT_OPPORTUNITY_LOST,
+					  ref, 0, &facts, error);
+	}
 }
 
 gboolean
@@ -1405,7 +1403,7 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 {
 	TicketStatus *t = data;
 	MrRecordRef ref = { MR_RECORD_TICKET, t->id };
-	g_autofree char *old = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
+	g_autofree char *old = NULL, *now = mr_clock_now_iso();
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &old, error))
@@ -1424,9 +1422,11 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 	mr_sql_bind_text(st, 3, now);
 	if (!step_done(store, st, error))
 		return FALSE;
-	display = mr_record_display_id(store->cfg, ref);
-	summary = g_strdup_printf("%s status %s -> %s", display, old, t->status);
-	return insert_event(store, now, MR_EVENT_TICKET_STATUS, ref, 0, summary, error);
+	{
+		MrEventFacts facts = { .old_status = old, .new_status = (char *)t->status };
+
+		return mr_store_event_add(store, now, MR_EVENT_TICKET_STATUS, ref, 0, &facts, error);
+	}
 }
 
 gboolean
@@ -1456,7 +1456,7 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 	LeadClose *l = data;
 	MrRecordRef ref = { MR_RECORD_LEAD, l->id };
 	MrLeadStatus to = l->convert ? MR_LEAD_CONVERTED : MR_LEAD_ARCHIVED;
-	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL, *summary = NULL;
+	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL;
 	g_autofree char *title = NULL, *contact = NULL, *owner = NULL;
 
 	if (!mr_store_record_must_exist(store, ref, &status, error))
@@ -1509,9 +1509,14 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 		if (!step_done(store, st, error))
 			return FALSE;
 	}
-	summary = g_strdup_printf("%s %s", display, mr_status_name(MR_RECORD_LEAD, to));
-	return insert_event(store, now, l->convert ? MR_EVENT_LEAD_CONVERTED : MR_EVENT_LEAD_ARCHIVED,
-			    ref, 0, summary, error);
+	{
+		MrEventFacts facts = { .old_status = status,
+				       .new_status = (char *)mr_status_name(MR_RECORD_LEAD, to) };
+
+		return mr_store_event_add(store, now,
+					  l->convert ? MR_EVENT_LEAD_CONVERTED : MR_EVENT_LEAD_ARCHIVED,
+					  ref, 0, &facts, error);
+	}
 }
 
 gint64
