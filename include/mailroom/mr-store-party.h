@@ -24,13 +24,55 @@ gint64 mr_store_contact_by_email(MrStore *store, const char *email);
 void mr_store_party_by_email(MrStore *store, const char *email, gint64 *user_out,
 			     gint64 *contact_out, gint64 *account_out);
 
-/* --- administration ----------------------------------------------------
- * Each runs in a transaction of its own, or, when one is open (a unit of
- * work on the writer), inside it: its owner commits or undoes. */
+/* Looks contact @id up: sets @account_out and @owner_out (nullable) to its
+ * account and owner, 0 for none.  Returns FALSE when there is no such
+ * contact (or the look-up failed: mr_store_check()). */
+gboolean mr_store_contact_account_owner(MrStore *store, gint64 id, gint64 *account_out,
+					gint64 *owner_out);
 
-/* Adds user @email (or adds @name to an existing one).  Returns its id, or
+/* --- row-level writes ----------------------------------------------------
+ * Each writes inside the open transaction (mr_store_begin() or
+ * mr_store_run()) and decides nothing: which rows to write is the CRM
+ * layer's business (src/crm/).  Those "sent ahead" may report their
+ * failure with a later statement (mr_store_check(), the commit).  @now is
+ * UTC ISO-8601. */
+
+/* Returns the id of user @email, making the user (with @name, nullable,
+ * and its address) when there is none; 0 with @error. */
+gint64 mr_store_user_ensure(MrStore *store, const char *email, const char *name,
+			    const char *now, GError **error);
+
+/* Sets the name of user @id. */
+gboolean mr_store_user_set_name(MrStore *store, gint64 id, const char *name, GError **error);
+
+/* Returns the id of the account of @domain, making it when there is none;
  * 0 with @error. */
-gint64 mr_store_user_add(MrStore *store, const char *email, const char *name, GError **error);
+gint64 mr_store_account_ensure(MrStore *store, const char *domain, const char *now,
+			       GError **error);
+
+/* Adds contact @email (@name, @account and @owner nullable/0).  Returns
+ * its id with *@created_out TRUE; or, when another writer made it
+ * meanwhile, the id of theirs with *@created_out FALSE; 0 with @error. */
+gint64 mr_store_contact_add(MrStore *store, const char *email, const char *name,
+			    gint64 account, gint64 owner, const char *now,
+			    gboolean *created_out, GError **error);
+
+/* Contact @id was seen at @now: sets its name to @name (nullable) and its
+ * owner to @owner (0: none) where it has none.  Sent ahead. */
+gboolean mr_store_contact_touch(MrStore *store, gint64 id, const char *name, gint64 owner,
+				const char *now, GError **error);
+
+/* What a message is linked to besides records (mr_store_link_record()). */
+typedef enum {
+	MR_PARTY_USER,
+	MR_PARTY_CONTACT,
+	MR_PARTY_ACCOUNT,
+} MrPartyKind;
+
+/* Links message @msg to the party @id of @kind (0: nothing to link).  A
+ * link made twice is one.  Sent ahead. */
+gboolean mr_store_link_party(MrStore *store, gint64 msg, MrPartyKind kind, gint64 id,
+			     GError **error);
 
 /* --- queries for the CLI ------------------------------------------------
  * Rows come back as structs, each with its declaration (mr-row.h: the

@@ -33,30 +33,64 @@ gint64 mr_store_lead_opportunity(MrStore *store, gint64 id);
  * @email, or 0. */
 gint64 mr_store_open_lead_by_email(MrStore *store, const char *email);
 
-/* --- administration ----------------------------------------------------
- * Each runs in a transaction of its own, or, when one is open (a unit of
- * work on the writer), inside it: its owner commits or undoes. */
+/* --- row-level writes ----------------------------------------------------
+ * As those of mr-store-party.h: inside the open transaction, deciding
+ * nothing (the CRM layer, src/crm/, does).  A status is its stored name
+ * (mr_status_name()). */
 
-/* Creates an opportunity for contact @contact (must exist), owned by user
- * @owner (nullable; must exist; default the contact's owner), @value in
- * whole currency units (-1 for none).  Returns the new id, or 0 with @error. */
-gint64 mr_store_opp_add(MrStore *store, const char *title, const char *contact,
-			const char *owner, gint64 value, GError **error);
+/* Each adds a record with @title for @contact, owned by @owner (0: none),
+ * in its kind's first status.  Returns its id, or 0 with @error. */
+gint64 mr_store_ticket_insert(MrStore *store, const char *title, gint64 contact, gint64 owner,
+			      const char *now, GError **error);
+gint64 mr_store_lead_insert(MrStore *store, const char *title, gint64 contact, gint64 owner,
+			    const char *now, GError **error);
+/* ... with @value in whole currency units (-1: none) and @account (0:
+ * none). */
+gint64 mr_store_opp_insert(MrStore *store, const char *title, gint64 value, gint64 contact,
+			   gint64 account, gint64 owner, const char *now, GError **error);
 
-/* Closes open opportunity @id as won, or lost with @reason (required). */
-gboolean mr_store_opp_close(MrStore *store, gint64 id, gboolean won, const char *reason,
-			    GError **error);
+/* Ticket @id had news at @now: sets its status to @status (nullable: keeps
+ * it) and its owner to @owner where it has none (0: keeps it).  Sent
+ * ahead. */
+gboolean mr_store_ticket_touch(MrStore *store, gint64 id, const char *now, const char *status,
+			       gint64 owner, GError **error);
 
-/* Sets ticket @id to @status (new, open, pending, solved, closed). */
+/* Record @ref had news at @now (a ticket as mr_store_ticket_touch() with
+ * neither status nor owner).  Sent ahead. */
+gboolean mr_store_record_touch(MrStore *store, MrRecordRef ref, const char *now, GError **error);
+
+/* Links message @msg to record @ref (MR_RECORD_NONE: nothing).  Sent
+ * ahead. */
+gboolean mr_store_link_record(MrStore *store, gint64 msg, MrRecordRef ref, GError **error);
+
+/* Links every message of record @from to record @to as well. */
+gboolean mr_store_links_copy(MrStore *store, MrRecordRef from, MrRecordRef to, GError **error);
+
+/* Sets ticket @id to @status at @now. */
 gboolean mr_store_ticket_set_status(MrStore *store, gint64 id, const char *status,
-				    GError **error);
+				    const char *now, GError **error);
 
-/* Converts open inbox lead @id into an opportunity (title, contact, owner
- * and messages carried over).  Returns the opportunity id, or 0. */
-gint64 mr_store_lead_convert(MrStore *store, gint64 id, GError **error);
+/* Sets inbox lead @id to @status at @now, with the @opportunity it became
+ * (0: keeps the one it has); @qualified: @now is its qualification time,
+ * unless it has one. */
+gboolean mr_store_lead_set_status(MrStore *store, gint64 id, const char *status,
+				  const char *now, gint64 opportunity, gboolean qualified,
+				  GError **error);
 
-/* Archives inbox lead @id. */
-gboolean mr_store_lead_archive(MrStore *store, gint64 id, GError **error);
+/* How an opportunity closes. */
+typedef struct {
+	const char *status;      /* won or lost */
+	const char *stage;       /* its closing stage */
+	gint64 probability;      /* percent */
+	const char *lost_reason; /* (nullable) */
+	const char *from_status; /* it closes only from this status */
+} MrOppClosing;
+
+/* Closes opportunity @id at @now as @closing says, when its status is
+ * still @closing->from_status (else nothing changes: the caller has
+ * checked, in the same transaction). */
+gboolean mr_store_opp_set_closed(MrStore *store, gint64 id, const MrOppClosing *closing,
+				 const char *now, GError **error);
 
 /* --- queries for the CLI ------------------------------------------------
  * Rows come back as structs, each with its declaration (mr-row.h: the

@@ -109,7 +109,7 @@ void mr_store_rollback_to(MrStore *store);
  * (and forgets it).  A look-up that fails (an I/O error, a lock) answers
  * as if nothing were found, so that routing code stays simple; whoever
  * decides from look-ups checks here before the decision is applied or
- * committed: mr_route_plan(), mr_store_apply() and the CLI's verbs do. */
+ * committed: mr_route_plan(), mr_crm_apply() and the use cases do. */
 gboolean mr_store_check(MrStore *store, GError **error);
 
 /* --- ingest ------------------------------------------------------------ */
@@ -121,34 +121,56 @@ gint64 mr_store_message_by_key(MrStore *store, const char *key);
  * @recipient (a duplicate delivery: nothing more to do). */
 gboolean mr_store_delivery_exists(MrStore *store, gint64 message_row, const char *recipient);
 
+/* A delivery as it is stored: to whom, in which role, from whom. */
 typedef struct {
-	gint64 message_row; /* the stored message */
+	const char *recipient;     /* the envelope recipient, lower case */
+	const char *role;          /* its role's name (mr_role_name()) */
+	const char *envelope_from; /* (nullable) */
+} MrDeliveryNew;
+
+/* What mr_store_message_deliver() stored. */
+typedef struct {
+	gint64 message_row;   /* the stored message */
 	gboolean new_message; /* FALSE when the bytes were already stored */
-	gboolean duplicate;   /* already delivered to the plan's recipient:
-				 nothing was written */
-	MrRecordRef record;   /* the record created or updated, if any */
-} MrApplied;
+	gboolean duplicate;   /* already delivered to the recipient: nothing
+	                         was written */
+	char *now;            /* (transfer full): the time it was received, UTC
+	                         ISO-8601: the time of everything the message
+	                         makes happen (mr_stored_clear()) */
+} MrStored;
 
 /* Starts storing @raw (content key @key) and @msg inside the open
  * transaction, under the message's savepoint, before routing: on
  * PostgreSQL the insert then travels with routing's first look-up instead
  * of costing a round trip of its own (routing does not read what it
- * writes).  mr_store_apply() with @message_row 0 and the same @key
- * finishes it; a release, rollback or rollback to the savepoint without
- * it drops it.  Returns FALSE with @error; the caller rolls back. */
+ * writes).  mr_store_message_deliver() with @message_row 0 and the same
+ * @key finishes it; a release, rollback or rollback to the savepoint
+ * without it drops it.  Returns FALSE with @error; the caller rolls back. */
 gboolean mr_store_message_start(MrStore *store, GBytes *raw, const char *key,
 				const MrMessage *msg, GError **error);
 
-/* Applies @plan inside the open transaction: stores @raw (content key @key)
- * and @msg unless @message_row is already non-zero (or finishes what
- * mr_store_message_start() started), records the delivery,
- * creates users, contacts, accounts, tickets and leads as planned, links
- * and writes the events.  With @message_row 0, the message is looked up
- * by @key as it is inserted: when it is stored already and was delivered
- * to the plan's recipient, nothing is written and @out says duplicate.
- * Returns FALSE with @error; the caller rolls back. */
-gboolean mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
-			const MrMessage *msg, gint64 message_row, MrApplied *out,
-			GError **error);
+/* Inside the open transaction: stores @raw (content key @key) and @msg
+ * unless @message_row is already non-zero (or finishes what
+ * mr_store_message_start() started), and records @delivery.  With
+ * @message_row 0, the message is looked up by @key as it is inserted:
+ * when it is stored already and was delivered to the same recipient,
+ * nothing is written and @out says duplicate.  Fills @out (clear it with
+ * mr_stored_clear()).  Returns FALSE with @error; the caller rolls back. */
+gboolean mr_store_message_deliver(MrStore *store, GBytes *raw, const char *key,
+				  const MrMessage *msg, gint64 message_row,
+				  const MrDeliveryNew *delivery, MrStored *out, GError **error);
+
+/* Frees what @stored owns. */
+void mr_stored_clear(MrStored *stored);
+
+/* --- use cases' transactions ------------------------------------------ */
+
+typedef gboolean (*MrStoreTxFunc)(MrStore *store, gpointer data, GError **error);
+
+/* Runs @fn with @data in a transaction of its own, committed when @fn and
+ * mr_store_check() succeed and rolled back otherwise; or, when a
+ * transaction is open (a unit of work of the writer), inside it, whose
+ * owner commits or undoes.  Returns FALSE with @error. */
+gboolean mr_store_run(MrStore *store, MrStoreTxFunc fn, gpointer data, GError **error);
 
 G_END_DECLS

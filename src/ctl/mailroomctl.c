@@ -22,6 +22,7 @@
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-status.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-crm.h"
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
@@ -352,7 +353,7 @@ cmd_user_add(MrCtl *ctl, char **args)
 
 	if (strchr(email, '@') == NULL || strchr(email, ' ') != NULL)
 		return fail(MR_EX_USAGE, "'%s' is not an email address", args[0]);
-	id = mr_store_user_add(ctl->store, email, ctl->name, &error);
+	id = mr_crm_user_add(ctl->store, email, ctl->name, &error);
 	if (id == 0)
 		return store_fail(error);
 	if (ctl->json) {
@@ -723,7 +724,7 @@ cmd_inbox_convert(MrCtl *ctl, char **args)
 
 	if (!ctl_record_arg(ctl, args[0], MR_RECORD_LEAD, &ref))
 		return 1;
-	opp.id = mr_store_lead_convert(ctl->store, ref.id, &error);
+	opp.id = mr_crm_lead_convert(ctl->cfg, ctl->store, ref.id, &error);
 	if (opp.id == 0)
 		return store_fail(error);
 	print_id(ctl, opp, NULL);
@@ -738,7 +739,7 @@ cmd_inbox_archive(MrCtl *ctl, char **args)
 
 	if (!ctl_record_arg(ctl, args[0], MR_RECORD_LEAD, &ref))
 		return 1;
-	if (!mr_store_lead_archive(ctl->store, ref.id, &error))
+	if (!mr_crm_lead_archive(ctl->cfg, ctl->store, ref.id, &error))
 		return store_fail(error);
 	print_id(ctl, ref, mr_status_name(MR_RECORD_LEAD, MR_LEAD_ARCHIVED));
 	return 0;
@@ -764,7 +765,8 @@ cmd_opp_add(MrCtl *ctl, char **args)
 	}
 	contact = mr_address_normalise(ctl->contact);
 	owner = ctl->owner != NULL ? mr_address_normalise(ctl->owner) : NULL;
-	ref.id = mr_store_opp_add(ctl->store, ctl->title, contact, owner, value, &error);
+	ref.id = mr_crm_opp_add(ctl->cfg, ctl->store, ctl->title, contact, owner, value,
+				&error);
 	if (ref.id == 0)
 		return store_fail(error);
 	print_id(ctl, ref, NULL);
@@ -781,7 +783,7 @@ opp_close(MrCtl *ctl, const char *text, gboolean won)
 		return 1;
 	if (!won && (ctl->reason == NULL || *ctl->reason == '\0'))
 		return fail(MR_EX_USAGE, "opp lost needs --reason R");
-	if (!mr_store_opp_close(ctl->store, ref.id, won, ctl->reason, &error))
+	if (!mr_crm_opp_close(ctl->cfg, ctl->store, ref.id, won, ctl->reason, &error))
 		return store_fail(error);
 	print_id(ctl, ref, mr_status_name(MR_RECORD_OPPORTUNITY, won ? MR_OPP_WON : MR_OPP_LOST));
 	return 0;
@@ -799,8 +801,8 @@ cmd_ticket_status(MrCtl *ctl, char **args)
 
 	if (!ctl_record_arg(ctl, args[0], MR_RECORD_TICKET, &ref))
 		return 1;
-	if (!mr_store_ticket_set_status(ctl->store, ref.id, status, &error))
-		return g_error_matches(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID)
+	if (!mr_crm_ticket_set_status(ctl->cfg, ctl->store, ref.id, status, &error))
+		return g_error_matches(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID)
 			       ? fail(MR_EX_USAGE, "%s", error->message)
 			       : store_fail(error);
 	print_id(ctl, ref, status);

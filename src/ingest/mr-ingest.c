@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "mailroom/mr-address.h"
+#include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-hash.h"
 #include "mailroom/mr-ingest.h"
@@ -107,7 +108,7 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
 	plan = mr_route_plan_facts(cfg, store, item->msg, item->facts, rcpt, envelope_from, error);
 	if (plan == NULL)
 		return FALSE;
-	if (!mr_store_apply(store, plan, item->raw, item->key, item->msg, 0, &applied, error))
+	if (!mr_crm_apply(cfg, store, plan, item->raw, item->key, item->msg, 0, &applied, error))
 		return FALSE;
 	out->message_row = applied.message_row;
 	if (applied.duplicate) {

@@ -52,7 +52,6 @@ typedef enum {
 	MR_STMT_OPP_CLOSE,
 	MR_STMT_TICKET_SET_STATUS,
 	MR_STMT_LEAD_SET_STATUS,
-	MR_STMT_LEAD_GET,
 	MR_STMT_LEAD_OPPORTUNITY,
 	MR_STMT_LINKS_COPY,
 	MR_STMT_LIST_USERS,
@@ -111,7 +110,7 @@ struct _MrStore {
 	GError *lookup_error;   /* the first look-up that failed since the last
 	                           mr_store_check(): it answered "not found" */
 	/* The message insert that mr_store_message_start() bound (and sent
-	 * ahead), until mr_store_apply() steps it: its content key and the
+	 * ahead), until mr_store_message_deliver() steps it: its content key and the
 	 * time it binds as received. */
 	char *started_key;
 	char *started_now;

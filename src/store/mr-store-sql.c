@@ -548,12 +548,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_TICKET_SET_STATUS] = "UPDATE ticket SET status = ?2, updated = ?3 WHERE id = ?1",
 	[MR_STMT_LEAD_SET_STATUS] =
 		"UPDATE lead SET status = ?2, updated = ?3, opportunity_id = coalesce(?4, opportunity_id),"
-		" qualified = coalesce(qualified, CASE WHEN ?2 = 'converted' THEN ?3 END)"
+		" qualified = coalesce(qualified, ?5)"
 		" WHERE id = ?1",
-	[MR_STMT_LEAD_GET] =
-		"SELECT l.title, l.status, c.email, u.email FROM lead l"
-		" LEFT JOIN contact c ON c.id = l.contact_id LEFT JOIN app_user u ON u.id = l.owner_id"
-		" WHERE l.id = ?1",
 	[MR_STMT_LEAD_OPPORTUNITY] = "SELECT opportunity_id FROM lead WHERE id = ?1",
 	[MR_STMT_LINKS_COPY] =
 		"INSERT INTO link (message_id, kind, record_id)"

@@ -452,29 +452,6 @@ mr_store_rollback_to(MrStore *store)
 		g_warning("undoing a message's savepoint failed: %s", error->message);
 }
 
-/* Runs @fn in its own transaction when none is open (the CLI's verbs). */
-typedef gboolean (*MrStoreTxFunc)(MrStore *store, gpointer data, GError **error);
-
-static gboolean
-store_in_tx(MrStore *store, MrStoreTxFunc fn, gpointer data, GError **error)
-{
-	/* Inside a transaction already (a unit of work of the writer): its
-	 * owner commits or undoes. */
-	if (mr_store_in_transaction(store))
-		return fn(store, data, error) && mr_store_check(store, error);
-	if (!mr_store_begin(store, error))
-		return FALSE;
-	if (!fn(store, data, error) || !mr_store_check(store, error)) {
-		mr_store_rollback(store);
-		return FALSE;
-	}
-	if (!mr_store_commit(store, error)) {
-		mr_store_rollback(store);
-		return FALSE;
-	}
-	return TRUE;
-}
-
 /* --- look-ups for routing --------------------------------------------- */
 
 gint64
@@ -832,10 +809,11 @@ lookup_again(MrStore *store, GError **error, const char *what, const char *key, 
 	return id;
 }
 
-/* Returns the id of user @email, creating the user (and its address) when
- * missing; 0 with @error on failure. */
-static gint64
-ensure_user(MrStore *store, const char *email, const char *name, const char *now, GError **error)
+/* --- users, accounts, contacts -------------------------------------------- */
+
+gint64
+mr_store_user_ensure(MrStore *store, const char *email, const char *name, const char *now,
+		     GError **error)
 {
 	gint64 id = mr_store_user_by_address(store, email);
 
@@ -866,14 +844,21 @@ ensure_user(MrStore *store, const char *email, const char *name, const char *now
 	return id;
 }
 
-/* Returns the account of @domain, creating it; 0 for freemail domains. */
-static gint64
-ensure_account(MrStore *store, const char *domain, const char *now, GError **error)
+gboolean
+mr_store_user_set_name(MrStore *store, gint64 id, const char *name, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_SET_NAME);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, name);
+	return step_done(store, st, error);
+}
+
+gint64
+mr_store_account_ensure(MrStore *store, const char *domain, const char *now, GError **error)
 {
 	gint64 id;
 
-	if (domain == NULL || *domain == '\0' || mr_config_is_freemail(store->cfg, domain))
-		return 0;
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_BY_DOMAIN);
 
@@ -899,215 +884,212 @@ ensure_account(MrStore *store, const char *domain, const char *now, GError **err
 	return id;
 }
 
-/* Returns the contact of @p, creating it (and its account) when missing;
- * sets its owner to @owner when it has none.  Sets @account_out. */
-static gint64
-ensure_contact(MrStore *store, const MrParty *p, gint64 owner, const char *now,
-	       gint64 *account_out, GError **error)
+gint64
+mr_store_contact_add(MrStore *store, const char *email, const char *name, gint64 account,
+		     gint64 owner, const char *now, gboolean *created_out, GError **error)
 {
-	gint64 id = p->contact_id != 0 ? p->contact_id : mr_store_contact_by_email(store, p->email);
-	const char *at = strrchr(p->email, '@');
-	/* Routing looked the contact up with its account, which a contact
-	 * keeps for ever (set at insert only). */
-	gboolean account_known = p->contact_id != 0;
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_INSERT);
+	gint64 id;
 
-	if (id == 0) {
-		gint64 account = ensure_account(store, at != NULL ? at + 1 : NULL, now, error);
-		g_autoptr(MrStmtUse) st = NULL;
-
-		if (account == 0 && error != NULL && *error != NULL)
-			return 0;
-		st = store_stmt(store, MR_STMT_CONTACT_INSERT);
-		mr_sql_bind_text(st, 1, p->email);
-		mr_sql_bind_text(st, 2, p->name != NULL && *p->name != '\0' ? p->name : NULL);
-		bind_id(st, 3, account);
-		bind_id(st, 4, owner);
-		mr_sql_bind_text(st, 5, now);
-		*account_out = account;
-		id = step_new_id(store, st, error);
-		if (id != 0 || (error != NULL && *error != NULL))
-			return id;
-		/* another writer made the contact meanwhile: touch theirs */
-		id = lookup_again(store, error, "contact", p->email,
-				  mr_store_contact_by_email(store, p->email));
-		if (id == 0)
-			return 0;
-	}
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_TOUCH);
-
-		mr_sql_bind_int64(st, 1, id);
-		mr_sql_bind_text(st, 2, p->name != NULL && *p->name != '\0' ? p->name : NULL);
-		bind_id(st, 3, owner);
-		mr_sql_bind_text(st, 4, now);
-		if (!step_later(store, st, error))
-			return 0;
-	}
-	if (account_known) {
-		*account_out = p->account_id;
-	} else {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_GET);
-
-		mr_sql_bind_int64(st, 1, id);
-		*account_out = mr_store_step_int64(store, st);
-	}
-	return id;
+	mr_sql_bind_text(st, 1, email);
+	mr_sql_bind_text(st, 2, name);
+	bind_id(st, 3, account);
+	bind_id(st, 4, owner);
+	mr_sql_bind_text(st, 5, now);
+	id = step_new_id(store, st, error);
+	*created_out = id != 0;
+	if (id != 0 || (error != NULL && *error != NULL))
+		return id;
+	g_clear_pointer(&st, stmt_release);
+	/* another writer made the contact meanwhile */
+	return lookup_again(store, error, "contact", email, mr_store_contact_by_email(store, email));
 }
 
-/* Links every party; returns the owner's user id in @owner_out and the
- * customer's contact id in @customer_out. */
-static gboolean
-apply_parties(MrStore *store, const MrPlan *plan, gint64 msg, const char *now,
-	      gint64 *owner_out, gint64 *customer_out, GError **error)
+gboolean
+mr_store_contact_touch(MrStore *store, gint64 id, const char *name, gint64 owner,
+		       const char *now, GError **error)
 {
-	gint64 owner = 0;
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_TOUCH);
 
-	/* The owner first: a new contact's owner is the user who wrote to it. */
-	if (plan->owner >= 0) {
-		const MrParty *p = g_ptr_array_index(plan->parties, plan->owner);
-
-		owner = p->user_id != 0 ? p->user_id : ensure_user(store, p->email, p->name, now, error);
-		if (owner == 0)
-			return FALSE;
-	}
-	*owner_out = owner;
-	*customer_out = 0;
-	for (guint i = 0; i < plan->parties->len; i++) {
-		const MrParty *p = g_ptr_array_index(plan->parties, i);
-		gint64 id, account = 0;
-
-		if (p->internal) {
-			id = (int)i == plan->owner ? owner : p->user_id;
-			if (!insert_link(store, msg, "user", id, error))
-				return FALSE;
-			continue;
-		}
-		if (p->contact_id == 0 && !plan->create_contacts)
-			continue;
-		id = ensure_contact(store, p, p->is_sender ? 0 : owner, now, &account, error);
-		if (id == 0)
-			return FALSE;
-		if ((int)i == plan->customer)
-			*customer_out = id;
-		if (!insert_link(store, msg, "contact", id, error) ||
-		    !insert_link(store, msg, "account", account, error))
-			return FALSE;
-	}
-	return TRUE;
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, name);
+	bind_id(st, 3, owner);
+	mr_sql_bind_text(st, 4, now);
+	return step_later(store, st, error);
 }
 
-static gboolean
-apply_record(MrStore *store, const MrPlan *plan, gint64 msg, gint64 owner, gint64 customer,
-	     const char *now, MrRecordRef *out, GError **error)
+gboolean
+mr_store_contact_account_owner(MrStore *store, gint64 id, gint64 *account_out, gint64 *owner_out)
 {
-	MrRecordRef ref = plan->record;
-	MrEventFacts facts = { .actor = owner }; /* the internal sender */
-	gboolean created = FALSE;
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_GET);
+	gboolean found;
 
-	switch (plan->action) {
-	case MR_ACTION_TICKET_CREATE: {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_INSERT);
+	mr_sql_bind_int64(st, 1, id);
+	found = mr_store_step_row(store, st);
+	if (account_out != NULL)
+		*account_out = found ? mr_sql_column_int64(st, 0) : 0;
+	if (owner_out != NULL)
+		*owner_out = found ? mr_sql_column_int64(st, 1) : 0;
+	return found;
+}
 
-		mr_sql_bind_text(st, 1, plan->title);
-		bind_id(st, 2, customer);
-		bind_id(st, 3, owner);
-		mr_sql_bind_text(st, 4, now);
-		ref.kind = MR_RECORD_TICKET;
-		ref.id = step_id(store, st, error);
-		if (ref.id == 0)
-			return FALSE;
-		created = TRUE;
-		facts.detail = plan->title;
-		if (!mr_store_event_add(store, now, MR_EVENT_TICKET_CREATED, ref, msg, &facts, error))
-			return FALSE;
-		facts.detail = NULL;
-		break;
-	}
-	case MR_ACTION_LEAD_CREATE: {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_INSERT);
-		gint64 lead_owner = owner;
+/* --- links ------------------------------------------------------------------ */
 
-		if (lead_owner == 0 && customer != 0) {
-			g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
+static const char *const mr_party_kind_names[] = {
+	[MR_PARTY_USER] = "user",
+	[MR_PARTY_CONTACT] = "contact",
+	[MR_PARTY_ACCOUNT] = "account",
+};
 
-			mr_sql_bind_int64(c, 1, customer);
-			if (mr_store_step_row(store, c))
-				lead_owner = mr_sql_column_int64(c, 1);
-		}
-		mr_sql_bind_text(st, 1, plan->title);
-		bind_id(st, 2, customer);
-		bind_id(st, 3, lead_owner);
-		mr_sql_bind_text(st, 4, now);
-		ref.kind = MR_RECORD_LEAD;
-		ref.id = step_id(store, st, error);
-		if (ref.id == 0)
-			return FALSE;
-		created = TRUE;
-		facts.detail = plan->title;
-		if (!mr_store_event_add(store, now, MR_EVENT_LEAD_CREATED, ref, msg, &facts, error))
-			return FALSE;
-		facts.detail = NULL;
-		break;
-	}
-	case MR_ACTION_TICKET_UPDATE: {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_TOUCH);
+gboolean
+mr_store_link_party(MrStore *store, gint64 msg, MrPartyKind kind, gint64 id, GError **error)
+{
+	g_return_val_if_fail((guint)kind < G_N_ELEMENTS(mr_party_kind_names), FALSE);
+	return insert_link(store, msg, mr_party_kind_names[kind], id, error);
+}
 
-		mr_sql_bind_int64(st, 1, ref.id);
-		mr_sql_bind_text(st, 2, now);
-		mr_sql_bind_text(st, 3, plan->reopen ? mr_status_name(MR_RECORD_TICKET, MR_TICKET_OPEN) : NULL);
-		bind_id(st, 4, owner);
-		if (!step_later(store, st, error))
-			return FALSE;
-		break;
-	}
-	case MR_ACTION_LEAD_UPDATE:
-	case MR_ACTION_LOG:
-		if (ref.kind == MR_RECORD_LEAD || ref.kind == MR_RECORD_OPPORTUNITY) {
-			g_autoptr(MrStmtUse) st = store_stmt(
-				store, ref.kind == MR_RECORD_LEAD ? MR_STMT_LEAD_TOUCH : MR_STMT_OPP_TOUCH);
-
-			mr_sql_bind_int64(st, 1, ref.id);
-			mr_sql_bind_text(st, 2, now);
-			if (!step_later(store, st, error))
-				return FALSE;
-		} else if (ref.kind == MR_RECORD_TICKET) {
-			g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_TOUCH);
-
-			mr_sql_bind_int64(st, 1, ref.id);
-			mr_sql_bind_text(st, 2, now);
-			mr_sql_bind_text(st, 3, plan->reopen ? mr_status_name(MR_RECORD_TICKET, MR_TICKET_OPEN) : NULL);
-			bind_id(st, 4, 0);
-			if (!step_later(store, st, error))
-				return FALSE;
-		}
-		break;
-	}
-	*out = ref;
-	if (plan->also.kind != MR_RECORD_NONE &&
-	    (!insert_link(store, msg, mr_record_kind_name(plan->also.kind), plan->also.id, error) ||
-	     !mr_store_event_add(store, now, MR_EVENT_MESSAGE_LINKED, plan->also, msg, &facts,
-				 error)))
-		return FALSE;
+gboolean
+mr_store_link_record(MrStore *store, gint64 msg, MrRecordRef ref, GError **error)
+{
 	if (ref.kind == MR_RECORD_NONE)
 		return TRUE;
-	if (!insert_link(store, msg, mr_record_kind_name(ref.kind), ref.id, error))
-		return FALSE;
-	if (created) /* created just now: the created event says it all */
-		return TRUE;
-	if (plan->reopen) {
-		MrEventFacts reopen = facts;
-
-		reopen.old_status = plan->record_status;
-		reopen.new_status = (char *)mr_status_name(MR_RECORD_TICKET, MR_TICKET_OPEN);
-		if (!mr_store_event_add(store, now, MR_EVENT_TICKET_REOPENED, ref, msg, &reopen,
-					error))
-			return FALSE;
-	}
-	if (!mr_store_event_add(store, now, MR_EVENT_MESSAGE_LINKED, ref, msg, &facts, error))
-		return FALSE;
-	return !plan->is_reply ||
-	       mr_store_event_add(store, now, MR_EVENT_REPLY_RECEIVED, ref, msg, &facts, error);
+	return insert_link(store, msg, mr_record_kind_name(ref.kind), ref.id, error);
 }
+
+gboolean
+mr_store_links_copy(MrStore *store, MrRecordRef from, MrRecordRef to, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LINKS_COPY);
+
+	mr_sql_bind_text(st, 1, mr_record_kind_name(from.kind));
+	mr_sql_bind_int64(st, 2, from.id);
+	mr_sql_bind_text(st, 3, mr_record_kind_name(to.kind));
+	mr_sql_bind_int64(st, 4, to.id);
+	return step_done(store, st, error);
+}
+
+/* --- records ------------------------------------------------------------------ */
+
+gint64
+mr_store_ticket_insert(MrStore *store, const char *title, gint64 contact, gint64 owner,
+		       const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_INSERT);
+
+	mr_sql_bind_text(st, 1, title);
+	bind_id(st, 2, contact);
+	bind_id(st, 3, owner);
+	mr_sql_bind_text(st, 4, now);
+	return step_id(store, st, error);
+}
+
+gint64
+mr_store_lead_insert(MrStore *store, const char *title, gint64 contact, gint64 owner,
+		     const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_INSERT);
+
+	mr_sql_bind_text(st, 1, title);
+	bind_id(st, 2, contact);
+	bind_id(st, 3, owner);
+	mr_sql_bind_text(st, 4, now);
+	return step_id(store, st, error);
+}
+
+gint64
+mr_store_opp_insert(MrStore *store, const char *title, gint64 value, gint64 contact,
+		    gint64 account, gint64 owner, const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OPP_INSERT);
+
+	mr_sql_bind_text(st, 1, title);
+	if (value >= 0)
+		mr_sql_bind_int64(st, 2, value);
+	bind_id(st, 3, contact);
+	bind_id(st, 4, account);
+	bind_id(st, 5, owner);
+	mr_sql_bind_text(st, 6, now);
+	return step_id(store, st, error);
+}
+
+gboolean
+mr_store_ticket_touch(MrStore *store, gint64 id, const char *now, const char *status,
+		      gint64 owner, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_TOUCH);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, now);
+	mr_sql_bind_text(st, 3, status);
+	bind_id(st, 4, owner);
+	return step_later(store, st, error);
+}
+
+gboolean
+mr_store_record_touch(MrStore *store, MrRecordRef ref, const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = NULL;
+
+	switch (ref.kind) {
+	case MR_RECORD_TICKET:
+		return mr_store_ticket_touch(store, ref.id, now, NULL, 0, error);
+	case MR_RECORD_LEAD:
+		st = store_stmt(store, MR_STMT_LEAD_TOUCH);
+		break;
+	case MR_RECORD_OPPORTUNITY:
+		st = store_stmt(store, MR_STMT_OPP_TOUCH);
+		break;
+	default:
+		return TRUE;
+	}
+	mr_sql_bind_int64(st, 1, ref.id);
+	mr_sql_bind_text(st, 2, now);
+	return step_later(store, st, error);
+}
+
+gboolean
+mr_store_ticket_set_status(MrStore *store, gint64 id, const char *status, const char *now,
+			   GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_SET_STATUS);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, status);
+	mr_sql_bind_text(st, 3, now);
+	return step_done(store, st, error);
+}
+
+gboolean
+mr_store_lead_set_status(MrStore *store, gint64 id, const char *status, const char *now,
+			 gint64 opportunity, gboolean qualified, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_SET_STATUS);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, status);
+	mr_sql_bind_text(st, 3, now);
+	bind_id(st, 4, opportunity);
+	mr_sql_bind_text(st, 5, qualified ? now : NULL);
+	return step_done(store, st, error);
+}
+
+gboolean
+mr_store_opp_set_closed(MrStore *store, gint64 id, const MrOppClosing *c, const char *now,
+			GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OPP_CLOSE);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, c->status);
+	mr_sql_bind_text(st, 3, c->stage);
+	mr_sql_bind_int64(st, 4, c->probability);
+	mr_sql_bind_text(st, 5, c->lost_reason);
+	mr_sql_bind_text(st, 6, now);
+	mr_sql_bind_text(st, 7, c->from_status);
+	return step_done(store, st, error);
+}
+
+/* --- messages and deliveries ------------------------------------------------ */
 
 gboolean
 mr_store_message_start(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
@@ -1131,193 +1113,88 @@ mr_store_message_start(MrStore *store, GBytes *raw, const char *key, const MrMes
 }
 
 gboolean
-mr_store_apply(MrStore *store, const MrPlan *plan, GBytes *raw, const char *key,
-	       const MrMessage *msg, gint64 message_row, MrApplied *out, GError **error)
+mr_store_message_deliver(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
+			 gint64 message_row, const MrDeliveryNew *delivery, MrStored *out,
+			 GError **error)
 {
-	g_autofree char *now = NULL;
-	gint64 owner = 0, customer = 0;
-	MrApplied applied = { 0 };
 	gboolean started;
 
-	g_return_val_if_fail(store != NULL && plan != NULL && raw != NULL && key != NULL, FALSE);
+	g_return_val_if_fail(store != NULL && raw != NULL && key != NULL && out != NULL, FALSE);
 	g_return_val_if_fail(!!store->conn->driver->in_transaction(store->conn), FALSE);
 
+	memset(out, 0, sizeof(*out));
 	/* The insert that mr_store_message_start() sent, with its time. */
 	started = message_row == 0 && g_strcmp0(store->started_key, key) == 0;
 	if (started) {
-		now = g_steal_pointer(&store->started_now);
+		out->now = g_steal_pointer(&store->started_now);
 		g_clear_pointer(&store->started_key, g_free);
 	} else {
 		store_drop_started(store);
-		now = mr_clock_now_iso();
+		out->now = mr_clock_now_iso();
 	}
-	applied.message_row = message_row;
+	out->message_row = message_row;
 	if (message_row == 0) {
 		g_autoptr(GError) local = NULL;
 
 		/* One statement for a new message, the look-up by key included
 		 * (a round trip less on PostgreSQL); a duplicate delivery is
 		 * found here, after routing, which only reads. */
-		applied.message_row = insert_message(store, raw, key, msg, now, started, &local);
+		out->message_row = insert_message(store, raw, key, msg, out->now, started, &local);
 		if (local != NULL) {
 			g_propagate_error(error, g_steal_pointer(&local));
 			return FALSE;
 		}
-		applied.new_message = applied.message_row != 0;
+		out->new_message = out->message_row != 0;
 	}
-	if (message_row == 0 && !applied.new_message) {
+	if (message_row == 0 && !out->new_message) {
 		/* stored by an earlier delivery (or another daemon, meanwhile) */
-		applied.message_row = lookup_again(store, error, "message", key,
-						   mr_store_message_by_key(store, key));
-		if (applied.message_row == 0)
+		out->message_row = lookup_again(store, error, "message", key,
+						mr_store_message_by_key(store, key));
+		if (out->message_row == 0)
 			return FALSE;
-		if (mr_store_delivery_exists(store, applied.message_row, plan->recipient)) {
-			applied.duplicate = TRUE;
-			if (!mr_store_check(store, error))
-				return FALSE;
-			if (out != NULL)
-				*out = applied;
-			return TRUE;
+		if (mr_store_delivery_exists(store, out->message_row, delivery->recipient)) {
+			out->duplicate = TRUE;
+			return mr_store_check(store, error);
 		}
 	}
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_DELIVERY_INSERT);
 
-		mr_sql_bind_int64(st, 1, applied.message_row);
-		mr_sql_bind_text(st, 2, plan->recipient);
-		mr_sql_bind_text(st, 3, mr_role_name(plan->role));
-		mr_sql_bind_text(st, 4, plan->envelope_from);
-		mr_sql_bind_text(st, 5, now);
-		if (!step_later(store, st, error))
-			return FALSE;
+		mr_sql_bind_int64(st, 1, out->message_row);
+		mr_sql_bind_text(st, 2, delivery->recipient);
+		mr_sql_bind_text(st, 3, delivery->role);
+		mr_sql_bind_text(st, 4, delivery->envelope_from);
+		mr_sql_bind_text(st, 5, out->now);
+		return step_later(store, st, error);
 	}
-	if (!apply_parties(store, plan, applied.message_row, now, &owner, &customer, error) ||
-	    !apply_record(store, plan, applied.message_row, owner, customer, now,
-			  &applied.record, error))
-		return FALSE;
-	if (plan->untrusted != NULL) {
-		MrEventFacts facts = { .address = plan->untrusted,
-				       .detail = store->cfg->authserv_id };
-		MrRecordRef none = { MR_RECORD_NONE, 0 };
-
-		if (!mr_store_event_add(store, now, MR_EVENT_SENDER_UNTRUSTED, none,
-					applied.message_row, &facts, error))
-			return FALSE;
-	}
-	if (plan->refused != NULL) {
-		MrEventFacts facts = { .actor = owner, .detail = plan->refused };
-		MrRecordRef none = { MR_RECORD_NONE, 0 };
-
-		if (!mr_store_event_add(store, now, MR_EVENT_LINK_REFUSED, none, applied.message_row,
-					&facts, error))
-			return FALSE;
-	}
-	/* A look-up made while applying (a user, an account) that failed
-	 * answered "not found": what was written from it must not stay. */
-	if (!mr_store_check(store, error))
-		return FALSE;
-	if (out != NULL)
-		*out = applied;
-	return TRUE;
 }
 
-/* --- administration ---------------------------------------------------- */
-
-typedef struct {
-	const char *email, *name;
-	gint64 id;
-} UserAdd;
-
-static gboolean
-user_add_tx(MrStore *store, gpointer data, GError **error)
+void
+mr_stored_clear(MrStored *stored)
 {
-	UserAdd *u = data;
-	g_autofree char *now = mr_clock_now_iso();
+	g_clear_pointer(&stored->now, g_free);
+}
 
-	u->id = ensure_user(store, u->email, u->name, now, error);
-	if (u->id == 0)
+/* --- transactions for use cases ------------------------------------------ */
+
+gboolean
+mr_store_run(MrStore *store, MrStoreTxFunc fn, gpointer data, GError **error)
+{
+	/* Inside a transaction already (a unit of work of the writer): its
+	 * owner commits or undoes. */
+	if (mr_store_in_transaction(store))
+		return fn(store, data, error) && mr_store_check(store, error);
+	if (!mr_store_begin(store, error))
 		return FALSE;
-	if (u->name != NULL) {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_SET_NAME);
-
-		mr_sql_bind_int64(st, 1, u->id);
-		mr_sql_bind_text(st, 2, u->name);
-		return step_done(store, st, error);
+	if (!fn(store, data, error) || !mr_store_check(store, error)) {
+		mr_store_rollback(store);
+		return FALSE;
+	}
+	if (!mr_store_commit(store, error)) {
+		mr_store_rollback(store);
+		return FALSE;
 	}
 	return TRUE;
-}
-
-gint64
-mr_store_user_add(MrStore *store, const char *email, const char *name, GError **error)
-{
-	UserAdd u = { email, name, 0 };
-
-	return store_in_tx(store, user_add_tx, &u, error) ? u.id : 0;
-}
-
-typedef struct {
-	const char *title, *contact, *owner;
-	gint64 value, id;
-} OppAdd;
-
-static gboolean
-opp_add_tx(MrStore *store, gpointer data, GError **error)
-{
-	OppAdd *o = data;
-	g_autofree char *now = mr_clock_now_iso();
-	gint64 contact = mr_store_contact_by_email(store, o->contact);
-	gint64 account = 0, owner = 0;
-	g_autoptr(MrStmtUse) st = NULL;
-
-	if (contact == 0) {
-		mr_store_not_found(store, error, "no contact %s",
-			    o->contact);
-		return FALSE;
-	}
-	{
-		g_autoptr(MrStmtUse) c = store_stmt(store, MR_STMT_CONTACT_GET);
-
-		mr_sql_bind_int64(c, 1, contact);
-		if (mr_store_step_row(store, c)) {
-			account = mr_sql_column_int64(c, 0);
-			owner = mr_sql_column_int64(c, 1);
-		}
-	}
-	if (o->owner != NULL) {
-		owner = mr_store_user_by_address(store, o->owner);
-		if (owner == 0) {
-			mr_store_not_found(store, error, "no user %s",
-				    o->owner);
-			return FALSE;
-		}
-	}
-	st = store_stmt(store, MR_STMT_OPP_INSERT);
-	mr_sql_bind_text(st, 1, o->title);
-	if (o->value >= 0)
-		mr_sql_bind_int64(st, 2, o->value);
-	bind_id(st, 3, contact);
-	bind_id(st, 4, account);
-	bind_id(st, 5, owner);
-	mr_sql_bind_text(st, 6, now);
-	o->id = step_id(store, st, error);
-	if (o->id == 0)
-		return FALSE;
-	{
-		MrRecordRef ref = { MR_RECORD_OPPORTUNITY, o->id };
-		MrEventFacts facts = { .detail = (char *)o->title };
-
-		return mr_store_event_add(store, now, MR_EVENT_OPPORTUNITY_CREATED, ref, 0, &facts,
-					  error);
-	}
-}
-
-gint64
-mr_store_opp_add(MrStore *store, const char *title, const char *contact, const char *owner,
-		 gint64 value, GError **error)
-{
-	OppAdd o = { title, contact, owner, value, 0 };
-
-	return store_in_tx(store, opp_add_tx, &o, error) ? o.id : 0;
 }
 
 gboolean
@@ -1328,211 +1205,9 @@ mr_store_record_must_exist(MrStore *store, MrRecordRef ref, char **status_out, G
 	{
 		g_autofree char *display = mr_record_display_id(store->cfg, ref);
 
-		mr_store_not_found(store, error, "no such record %s",
-			    display);
+		mr_store_not_found(store, error, "no such record %s", display);
 	}
 	return FALSE;
-}
-
-typedef struct {
-	gint64 id;
-	gboolean won;
-	const char *reason;
-} OppClose;
-
-static gboolean
-opp_close_tx(MrStore *store, gpointer data, GError **error)
-{
-	OppClose *o = data;
-	MrRecordRef ref = { MR_RECORD_OPPORTUNITY, o->id };
-	MrOppStatus to = o->won ? MR_OPP_WON : MR_OPP_LOST;
-	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL;
-	g_autoptr(MrStmtUse) st = NULL;
-
-	if (!mr_store_record_must_exist(store, ref, &status, error))
-		return FALSE;
-	display = mr_record_display_id(store->cfg, ref);
-	if (!mr_status_can_change(MR_RECORD_OPPORTUNITY,
-				  mr_status_from_name(MR_RECORD_OPPORTUNITY, status), to,
-				  MR_CHANGE_BY_USER)) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID, "%s is already %s",
-			    display, status);
-		return FALSE;
-	}
-	st = store_stmt(store, MR_STMT_OPP_CLOSE);
-	mr_sql_bind_int64(st, 1, o->id);
-	mr_sql_bind_text(st, 2, mr_status_name(MR_RECORD_OPPORTUNITY, to));
-	mr_sql_bind_text(st, 3, mr_opp_closed_stage(o->won));
-	mr_sql_bind_int64(st, 4, mr_opp_closed_probability(o->won));
-	mr_sql_bind_text(st, 5, o->won ? NULL : o->reason);
-	mr_sql_bind_text(st, 6, now);
-	mr_sql_bind_text(st, 7, mr_status_name(MR_RECORD_OPPORTUNITY, MR_OPP_OPEN));
-	if (!step_done(store, st, error))
-		return FALSE;
-	{
-		MrEventFacts facts = { .old_status = status,
-				       .new_status = (char *)mr_status_name(MR_RECORD_OPPORTUNITY, to),
-				       .detail = o->won ? NULL : (char *)o->reason };
-
-		return mr_store_event_add(store, now,
-					  o->won ? MR_EVENT_OPPORTUNITY_WON : MR_EVENT_OPPORTUNITY_LOST,
-					  ref, 0, &facts, error);
-	}
-}
-
-gboolean
-mr_store_opp_close(MrStore *store, gint64 id, gboolean won, const char *reason, GError **error)
-{
-	OppClose o = { id, won, reason };
-
-	if (!won && (reason == NULL || *reason == '\0')) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID,
-			    "a lost opportunity needs a reason");
-		return FALSE;
-	}
-	return store_in_tx(store, opp_close_tx, &o, error);
-}
-
-typedef struct {
-	gint64 id;
-	const char *status;
-} TicketStatus;
-
-static gboolean
-ticket_status_tx(MrStore *store, gpointer data, GError **error)
-{
-	TicketStatus *t = data;
-	MrRecordRef ref = { MR_RECORD_TICKET, t->id };
-	g_autofree char *old = NULL, *now = mr_clock_now_iso();
-	g_autoptr(MrStmtUse) st = NULL;
-
-	if (!mr_store_record_must_exist(store, ref, &old, error))
-		return FALSE;
-	if (!mr_status_can_change(MR_RECORD_TICKET, mr_status_from_name(MR_RECORD_TICKET, old),
-				  mr_status_from_name(MR_RECORD_TICKET, t->status), MR_CHANGE_BY_USER)) {
-		g_autofree char *shown = mr_record_display_id(store->cfg, ref);
-
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID,
-			    "%s cannot go from %s to %s", shown, old, t->status);
-		return FALSE;
-	}
-	st = store_stmt(store, MR_STMT_TICKET_SET_STATUS);
-	mr_sql_bind_int64(st, 1, t->id);
-	mr_sql_bind_text(st, 2, t->status);
-	mr_sql_bind_text(st, 3, now);
-	if (!step_done(store, st, error))
-		return FALSE;
-	{
-		MrEventFacts facts = { .old_status = old, .new_status = (char *)t->status };
-
-		return mr_store_event_add(store, now, MR_EVENT_TICKET_STATUS, ref, 0, &facts, error);
-	}
-}
-
-gboolean
-mr_store_ticket_set_status(MrStore *store, gint64 id, const char *status, GError **error)
-{
-	TicketStatus t = { id, status };
-
-	if (mr_status_from_name(MR_RECORD_TICKET, status) < 0) {
-		g_autofree char *known = mr_status_list(MR_RECORD_TICKET);
-
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID,
-			    "unknown ticket status '%s' (%s)", status, known);
-		return FALSE;
-	}
-	return store_in_tx(store, ticket_status_tx, &t, error);
-}
-
-typedef struct {
-	gint64 id;
-	gboolean convert;
-	gint64 opp;
-} LeadClose;
-
-static gboolean
-lead_close_tx(MrStore *store, gpointer data, GError **error)
-{
-	LeadClose *l = data;
-	MrRecordRef ref = { MR_RECORD_LEAD, l->id };
-	MrLeadStatus to = l->convert ? MR_LEAD_CONVERTED : MR_LEAD_ARCHIVED;
-	g_autofree char *status = NULL, *now = mr_clock_now_iso(), *display = NULL;
-	g_autofree char *title = NULL, *contact = NULL, *owner = NULL;
-
-	if (!mr_store_record_must_exist(store, ref, &status, error))
-		return FALSE;
-	display = mr_record_display_id(store->cfg, ref);
-	if (!mr_status_can_change(MR_RECORD_LEAD, mr_status_from_name(MR_RECORD_LEAD, status), to,
-				  MR_CHANGE_BY_USER)) {
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID, "%s is already %s",
-			    display, status);
-		return FALSE;
-	}
-	if (l->convert) {
-		OppAdd o = { 0 };
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_GET);
-
-		mr_sql_bind_int64(st, 1, l->id);
-		if (mr_store_step_row(store, st)) {
-			title = g_strdup(mr_sql_column_text(st, 0));
-			contact = g_strdup(mr_sql_column_text(st, 2));
-			owner = g_strdup(mr_sql_column_text(st, 3));
-		}
-		g_clear_pointer(&st, stmt_release);
-		if (contact == NULL) {
-			g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID,
-				    "%s has no contact to convert", display);
-			return FALSE;
-		}
-		o.title = title;
-		o.contact = contact;
-		o.owner = owner;
-		o.value = -1;
-		if (!opp_add_tx(store, &o, error))
-			return FALSE;
-		l->opp = o.id;
-		st = store_stmt(store, MR_STMT_LINKS_COPY);
-		mr_sql_bind_text(st, 1, mr_record_kind_name(MR_RECORD_LEAD));
-		mr_sql_bind_int64(st, 2, l->id);
-		mr_sql_bind_text(st, 3, mr_record_kind_name(MR_RECORD_OPPORTUNITY));
-		mr_sql_bind_int64(st, 4, l->opp);
-		if (!step_done(store, st, error))
-			return FALSE;
-	}
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_SET_STATUS);
-
-		mr_sql_bind_int64(st, 1, l->id);
-		mr_sql_bind_text(st, 2, mr_status_name(MR_RECORD_LEAD, to));
-		mr_sql_bind_text(st, 3, now);
-		bind_id(st, 4, l->opp);
-		if (!step_done(store, st, error))
-			return FALSE;
-	}
-	{
-		MrEventFacts facts = { .old_status = status,
-				       .new_status = (char *)mr_status_name(MR_RECORD_LEAD, to) };
-
-		return mr_store_event_add(store, now,
-					  l->convert ? MR_EVENT_LEAD_CONVERTED : MR_EVENT_LEAD_ARCHIVED,
-					  ref, 0, &facts, error);
-	}
-}
-
-gint64
-mr_store_lead_convert(MrStore *store, gint64 id, GError **error)
-{
-	LeadClose l = { id, TRUE, 0 };
-
-	return store_in_tx(store, lead_close_tx, &l, error) ? l.opp : 0;
-}
-
-gboolean
-mr_store_lead_archive(MrStore *store, gint64 id, GError **error)
-{
-	LeadClose l = { id, FALSE, 0 };
-
-	return store_in_tx(store, lead_close_tx, &l, error);
 }
 
 
@@ -1574,7 +1249,7 @@ mailbox_save_tx(MrStore *store, gpointer data, GError **error)
 gboolean
 mr_store_mailbox_save(MrStore *store, const MrMailboxState *st, GError **error)
 {
-	return store_in_tx(store, mailbox_save_tx, (gpointer)st, error);
+	return mr_store_run(store, mailbox_save_tx, (gpointer)st, error);
 }
 
 GPtrArray *
@@ -1618,7 +1293,7 @@ mr_store_quarantine_add(MrStore *store, const char *mailbox, gint64 uidvalidity,
 {
 	QuarantineAdd q = { mailbox, reason, uidvalidity, uid, size, raw };
 
-	return store_in_tx(store, quarantine_add_tx, &q, error);
+	return mr_store_run(store, quarantine_add_tx, &q, error);
 }
 
 GPtrArray *

@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-parse.h"
@@ -45,11 +46,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_store = mr_store_open(fuzz_cfg, &error);
 	if (fuzz_store == NULL)
 		g_error("fuzz: store: %s", error->message);
-	mr_store_user_add(fuzz_store, "alice@acme.test", "Alice", NULL);
+	mr_crm_user_add(fuzz_store, "alice@acme.test", "Alice", NULL);
 	/* TKT-1 for bob@customer.test, and a Message-ID to thread on. */
 	if (!mr_ingest_deliver(fuzz_cfg, fuzz_store, seed, "support@acme.test", NULL, NULL, &error))
 		g_error("fuzz: seed: %s", error->message);
-	mr_store_opp_add(fuzz_store, "Printers", "bob@customer.test", "alice@acme.test", 100, NULL);
+	mr_crm_opp_add(fuzz_cfg, fuzz_store, "Printers", "bob@customer.test", "alice@acme.test", 100, NULL);
 	g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL);
 	return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <glib/gstdio.h>
 
+#include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-route.h"
 #include "mailroom/mr-store.h"
@@ -64,7 +65,7 @@ fixture_set_up(Fixture *f, gconstpointer data)
 	f->cfg = mr_test_config(":memory:");
 	f->store = mr_store_open(f->cfg, &error);
 	g_assert_no_error(error);
-	g_assert_cmpint(mr_store_user_add(f->store, "alice@acme.test", "Alice", &error), >, 0);
+	g_assert_cmpint(mr_crm_user_add(f->store, "alice@acme.test", "Alice", &error), >, 0);
 }
 
 static void
@@ -89,7 +90,7 @@ route(Fixture *f, MrMessage *msg, const char *rcpt, gboolean apply, MrApplied *a
 	g_assert_nonnull(plan);
 	if (apply) {
 		raw = g_bytes_new_static("x", 1);
-		g_assert_true(mr_store_apply(f->store, plan, raw, key, msg, 0, applied, &error));
+		g_assert_true(mr_crm_apply(f->cfg, f->store, plan, raw, key, msg, 0, applied, &error));
 		g_assert_no_error(error);
 		g_assert_true(mr_store_commit(f->store, &error));
 	} else {
@@ -187,7 +188,7 @@ test_reopen_and_thread(Fixture *f, gconstpointer data)
 	first->message_id = g_strdup("first@client.test");
 	reply->in_reply_to = g_strdup("first@client.test");
 	p1 = route(f, first, "support@acme.test", TRUE, NULL);
-	g_assert_true(mr_store_ticket_set_status(f->store, 1, "solved", &error));
+	g_assert_true(mr_crm_ticket_set_status(f->cfg, f->store, 1, "solved", &error));
 	p2 = route(f, reply, "support@acme.test", FALSE, NULL);
 	g_assert_cmpint(p2->found_by, ==, MR_FOUND_THREAD);
 	g_assert_cmpint(p2->action, ==, MR_ACTION_TICKET_UPDATE);

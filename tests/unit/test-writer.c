@@ -6,6 +6,7 @@
 
 #include <glib/gstdio.h>
 
+#include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-store-party.h"
@@ -63,7 +64,7 @@ add_user(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 {
 	const char *email = data;
 
-	if (mr_store_user_add(store, email, NULL, error) == 0)
+	if (mr_crm_user_add(store, email, NULL, error) == 0)
 		return FALSE;
 	if (g_str_has_prefix(email, "fail@")) {
 		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_INVALID, "refused %s", email);
@@ -254,7 +255,7 @@ gate_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 	while (!g->released)
 		g_cond_wait(&g->cond, &g->lock);
 	g_mutex_unlock(&g->lock);
-	return mr_store_user_add(store, "gate@acme.test", NULL, error) != 0;
+	return mr_crm_user_add(store, "gate@acme.test", NULL, error) != 0;
 }
 
 /* mr_writer_close(): the batch in hand commits; what is queued behind it,

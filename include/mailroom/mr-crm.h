@@ -1,0 +1,89 @@
+/* mr-crm.h - stage 5: the CRM's policy, above the store: what a routing plan
+ * makes of the rows (contacts, accounts, owners, records, events), and the
+ * use cases that change data.
+ *
+ * The store below keeps row-level primitives and SQL only; routing above
+ * decides what a message is about, and this layer what that means for the
+ * CRM's data: a freemail domain gets no account, a new contact's owner is
+ * the user who wrote to it, a new lead without an owner takes its
+ * contact's, a reopened ticket is open again, every change writes its
+ * typed event.  mailroomctl and any later front end call one function per
+ * use case; each runs in a transaction of its own, or inside the open one
+ * (a unit of work of the writer), whose owner commits or undoes. */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-parse.h"
+#include "mailroom/mr-plan.h"
+#include "mailroom/mr-record.h"
+#include "mailroom/mr-store.h"
+
+G_BEGIN_DECLS
+
+#define MR_CRM_ERROR (mr_crm_error_quark())
+
+typedef enum {
+	MR_CRM_ERROR_NOT_FOUND, /* no such record, contact or user */
+	MR_CRM_ERROR_INVALID,   /* the request contradicts the data (a status
+	                           change the lifecycle does not allow, ...) */
+} MrCrmError;
+
+GQuark mr_crm_error_quark(void);
+
+/* --- mail ------------------------------------------------------------------- */
+
+typedef struct {
+	gint64 message_row;   /* the stored message */
+	gboolean new_message; /* FALSE when the bytes were already stored */
+	gboolean duplicate;   /* already delivered to the plan's recipient:
+				 nothing was written */
+	MrRecordRef record;   /* the record created or updated, if any */
+} MrApplied;
+
+/* Applies @plan inside the open transaction: stores @raw (content key
+ * @key) and @msg unless @message_row is already non-zero (or finishes what
+ * mr_store_message_start() started), records the delivery, creates users,
+ * contacts, accounts, tickets and leads as planned and by the policy of
+ * @cfg (freemail domains), links, and writes the events.  With
+ * @message_row 0, the message is looked up by @key as it is inserted: when
+ * it is stored already and was delivered to the plan's recipient, nothing
+ * is written and @out says duplicate.  Returns FALSE with @error; the
+ * caller rolls back. */
+gboolean mr_crm_apply(const MrConfig *cfg, MrStore *store, const MrPlan *plan, GBytes *raw,
+		      const char *key, const MrMessage *msg, gint64 message_row, MrApplied *out,
+		      GError **error);
+
+/* --- use cases -------------------------------------------------------------
+ * Each returns FALSE (or 0) with @error: MR_CRM_ERROR for a request the
+ * data refuses, MR_STORE_ERROR when the database failed.  @cfg formats
+ * the record ids of error messages. */
+
+/* Adds user @email (lower case), or gives an existing one @name (nullable).
+ * Returns its id, or 0 with @error. */
+gint64 mr_crm_user_add(MrStore *store, const char *email, const char *name, GError **error);
+
+/* Creates an opportunity for contact @contact (must exist), owned by user
+ * @owner (nullable; must exist; default the contact's owner), @value in
+ * whole currency units (-1 for none).  Returns the new id, or 0. */
+gint64 mr_crm_opp_add(const MrConfig *cfg, MrStore *store, const char *title,
+		      const char *contact, const char *owner, gint64 value, GError **error);
+
+/* Closes open opportunity @id as won, or lost with @reason (required). */
+gboolean mr_crm_opp_close(const MrConfig *cfg, MrStore *store, gint64 id, gboolean won,
+			  const char *reason, GError **error);
+
+/* Sets ticket @id to @status (a name of mr_status_list(MR_RECORD_TICKET)),
+ * where the lifecycle allows a user to (mr_status_can_change()). */
+gboolean mr_crm_ticket_set_status(const MrConfig *cfg, MrStore *store, gint64 id,
+				  const char *status, GError **error);
+
+/* Converts open inbox lead @id into an opportunity (title, contact, owner
+ * and messages carried over).  Returns the opportunity id, or 0. */
+gint64 mr_crm_lead_convert(const MrConfig *cfg, MrStore *store, gint64 id, GError **error);
+
+/* Archives inbox lead @id. */
+gboolean mr_crm_lead_archive(const MrConfig *cfg, MrStore *store, gint64 id, GError **error);
+
+G_END_DECLS

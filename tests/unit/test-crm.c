@@ -1,0 +1,203 @@
+/* test-crm.c - the CRM layer: what a plan makes of the data (freemail
+ * domains, owners, reopening, typed events) and the use cases of the CLI
+ * (users, opportunities, ticket statuses, inbox leads). */
+#include <string.h>
+
+#include "mailroom/mr-crm.h"
+#include "mailroom/mr-error.h"
+#include "mailroom/mr-route.h"
+#include "mailroom/mr-status.h"
+#include "mailroom/mr-store.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
+#include "mr-test-util.h"
+
+/* Routes @msg to @rcpt and applies the plan in a transaction of its own.
+ * Returns what was applied. */
+static MrApplied
+deliver(MrConfig *cfg, MrStore *store, MrMessage *msg, const char *key, const char *rcpt)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrPlan) plan = NULL;
+	g_autoptr(GBytes) raw = g_bytes_new_static("Subject: x\r\n\r\nx\r\n", 17);
+	MrApplied applied = { 0 };
+
+	g_assert_true(mr_store_begin(store, &error));
+	plan = mr_route_plan(cfg, store, msg, rcpt, "bounce@client.test", &error);
+	g_assert_no_error(error);
+	g_assert_true(mr_crm_apply(cfg, store, plan, raw, key, msg, 0, &applied, &error));
+	g_assert_no_error(error);
+	g_assert_true(mr_store_commit(store, &error));
+	return applied;
+}
+
+/* Returns the events written so far, oldest first. */
+static GPtrArray *
+events(MrStore *store)
+{
+	g_autoptr(GError) error = NULL;
+	GPtrArray *all = mr_store_events_after(store, 0, 0, &error);
+
+	g_assert_no_error(error);
+	return all;
+}
+
+static void
+test_admin(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) msg = mr_test_message("alice@acme.test", "bob@customer.test", "hi");
+	g_autoptr(MrOpportunityRow) opp = NULL;
+	gint64 id;
+
+	g_assert_cmpint(mr_crm_user_add(store, "alice@acme.test", "Alice", &error), ==, 1);
+	g_assert_cmpint(mr_crm_user_add(store, "alice@acme.test", "Alice S.", &error), ==, 1);
+	deliver(cfg, store, msg, "k", "crm@acme.test");
+	g_assert_cmpint(mr_crm_opp_add(cfg, store, "Deal", "nobody@x.test", NULL, -1, &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	id = mr_crm_opp_add(cfg, store, "Deal", "bob@customer.test", NULL, 100, &error);
+	g_assert_no_error(error);
+	g_assert_false(mr_crm_opp_close(cfg, store, id, FALSE, "", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_clear_error(&error);
+	g_assert_true(mr_crm_opp_close(cfg, store, id, FALSE, "price", &error));
+	g_assert_false(mr_crm_opp_close(cfg, store, id, TRUE, NULL, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_clear_error(&error);
+	opp = mr_store_opportunity_get(store, id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(opp->owner, ==, "alice@acme.test");
+	g_assert_cmpstr(opp->status, ==, "lost");
+	g_assert_cmpint(opp->value, ==, 100);
+	g_assert_false(mr_crm_ticket_set_status(cfg, store, 1, "open", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+}
+
+/* A freemail sender gets a contact but no account; a company's gets its
+ * domain's.  A new lead nobody of ours wrote about belongs to its
+ * contact's owner. */
+static void
+test_policy_parties(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) free = mr_test_message("someone@gmail.com", "sales@acme.test", "Hi");
+	g_autoptr(MrMessage) bcc = mr_test_message("alice@acme.test", "bob@customer.test", "Offer");
+	g_autoptr(MrMessage) lead = mr_test_message("bob@customer.test", "sales@acme.test", "Q");
+	g_autoptr(MrContactRow) c = NULL;
+	g_autoptr(MrLeadRow) l = NULL;
+	MrApplied applied;
+
+	g_assert_no_error(error);
+	deliver(cfg, store, free, "k1", "sales@acme.test");
+	c = mr_store_contact_get(store, "someone@gmail.com", &error);
+	g_assert_no_error(error);
+	g_assert_null(c->account);
+	g_clear_pointer(&c, mr_contact_row_free);
+	/* alice writes to bob first: bob's owner is alice */
+	deliver(cfg, store, bcc, "k2", "crm@acme.test");
+	c = mr_store_contact_get(store, "bob@customer.test", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(c->account, ==, "customer.test");
+	g_assert_cmpstr(c->owner, ==, "alice@acme.test");
+	applied = deliver(cfg, store, lead, "k3", "sales@acme.test");
+	g_assert_cmpint(applied.record.kind, ==, MR_RECORD_LEAD);
+	l = mr_store_lead_get(store, applied.record.id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(l->owner, ==, "alice@acme.test");
+}
+
+/* A solved ticket answered by its customer is open again, and its events
+ * say so with typed fields: the status it left, the one it took. */
+static void
+test_policy_reopen(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) first = mr_test_message("bob@customer.test", "support@acme.test",
+						     "Printer on fire");
+	g_autoptr(MrMessage) again = mr_test_message("bob@customer.test", "support@acme.test",
+						     "Re: [TKT-1] Printer on fire");
+	g_autoptr(GPtrArray) all = NULL;
+	g_autoptr(MrTicketRow) t = NULL;
+	MrApplied applied = deliver(cfg, store, first, "k1", "support@acme.test");
+	const MrEvent *e;
+	guint n;
+
+	g_assert_cmpint(applied.record.kind, ==, MR_RECORD_TICKET);
+	g_assert_true(mr_crm_ticket_set_status(cfg, store, applied.record.id, "solved", &error));
+	g_assert_no_error(error);
+	applied = deliver(cfg, store, again, "k2", "support@acme.test");
+	g_assert_cmpint(applied.record.id, ==, 1);
+	t = mr_store_ticket_get(store, 1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(t->status, ==, mr_status_name(MR_RECORD_TICKET, MR_TICKET_OPEN));
+	all = events(store);
+	/* created, status, reopened, linked, reply */
+	n = all->len;
+	g_assert_cmpuint(n, ==, 5);
+	e = g_ptr_array_index(all, 0);
+	g_assert_cmpint(e->type, ==, MR_EVENT_TICKET_CREATED);
+	e = g_ptr_array_index(all, 1);
+	g_assert_cmpint(e->type, ==, MR_EVENT_TICKET_STATUS);
+	e = g_ptr_array_index(all, 2);
+	g_assert_cmpint(e->type, ==, MR_EVENT_TICKET_REOPENED);
+	g_assert_cmpint(e->record.id, ==, 1);
+	e = g_ptr_array_index(all, 3);
+	g_assert_cmpint(e->type, ==, MR_EVENT_MESSAGE_LINKED);
+	e = g_ptr_array_index(all, 4);
+	g_assert_cmpint(e->type, ==, MR_EVENT_REPLY_RECEIVED);
+}
+
+/* An inbox lead converts once into an opportunity with its messages;
+ * archiving it afterwards is refused by the lifecycle. */
+static void
+test_lead_convert(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrMessage) msg = mr_test_message("carol@prospect.test", "sales@acme.test",
+						   "Interested");
+	g_autoptr(MrOpportunityRow) opp = NULL;
+	g_autoptr(MrLeadRow) lead = NULL;
+	MrApplied applied = deliver(cfg, store, msg, "k1", "sales@acme.test");
+	gint64 id;
+
+	g_assert_cmpint(applied.record.kind, ==, MR_RECORD_LEAD);
+	id = mr_crm_lead_convert(cfg, store, applied.record.id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(id, >, 0);
+	opp = mr_store_opportunity_get(store, id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(opp->title, ==, "Interested");
+	g_assert_cmpstr(opp->contact, ==, "carol@prospect.test");
+	g_assert_cmpint(opp->message_count, ==, 1);
+	lead = mr_store_lead_get(store, applied.record.id, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(lead->status, ==, mr_status_name(MR_RECORD_LEAD, MR_LEAD_CONVERTED));
+	g_assert_nonnull(lead->qualified);
+	g_assert_cmpint(lead->opportunity, ==, id);
+	g_assert_false(mr_crm_lead_archive(cfg, store, applied.record.id, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_clear_error(&error);
+	g_assert_cmpint(mr_crm_lead_convert(cfg, store, 99, &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/mailroom/crm/admin", test_admin);
+	g_test_add_func("/mailroom/crm/policy-parties", test_policy_parties);
+	g_test_add_func("/mailroom/crm/policy-reopen", test_policy_reopen);
+	g_test_add_func("/mailroom/crm/lead-convert", test_lead_convert);
+	return g_test_run();
+}
