@@ -11,6 +11,10 @@
 #   make run       initialise var/mailroom.db and run mailroomd in the foreground
 #   make bench     throughput figures (mailroomd vs smtp-sink; the corpus;
 #                  SQLite vs PostgreSQL; IMAP drain and IDLE latency)
+#   make bench-compare BASE=<git rev>  CPU per message of mailroomd built
+#                  from BASE (a worktree in var/bench-base) against this
+#                  tree's, interleaved in one run, SQLite and PostgreSQL
+#                  (tools/bench-storage.py; MR_BENCH_MESSAGES, MR_BENCH_ROUNDS)
 #   make install   PREFIX=/usr/local DESTDIR=
 #   make clean
 #   make fuzz      libFuzzer on parse and route (FUZZ_SECONDS=60; clang)
@@ -200,6 +204,16 @@ bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-storage.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-imap.py
 
+# BASE is checked before anything is built.
+ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)
+ifeq ($(strip $(BASE)),)
+$(error make bench-compare: say which commit to compare with, BASE=<git rev> (BASE=main, BASE=HEAD~1))
+endif
+endif
+
+bench-compare: $(BUILD)/mailroomctl $(BUILD)/mailroomd $(BUILD)/mailroom-pgsql.so
+	./tools/bench-compare.sh '$(BASE)' '$(CURDIR)/$(BUILD)'
+
 run: $(BUILD)/mailroomctl $(BUILD)/mailroomd
 	./tools/run.sh
 
@@ -228,4 +242,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz var/test-*
 
-.PHONY: fuzz-imap bench all test check check-pg check-unit check-valgrind check-integration check-slow asan check-layering deps run install clean fresh-check fuzz
+.PHONY: fuzz-imap bench bench-compare all test check check-pg check-unit check-valgrind check-integration check-slow asan check-layering deps run install clean fresh-check fuzz

@@ -64,9 +64,33 @@ figures are noisy on a busy machine (anything else on the CPUs, such as a
 fuzzer at nice 19, steals from the servers); compare CPU per message
 rather than rates, and medians rather than single rounds.
 
+Comparing builds (`make bench-compare BASE=<rev>`, issue 21): with
+MR_BENCH_BUILDS="before=DIR,after=DIR" (two or more builds, each a name of
+letters, digits and _ and a folder holding mailroomd and mailroomctl,
+relative to the top of the tree or absolute; no commas in the paths),
+every round runs each configuration once per build, back to back, and the
+order of the builds turns from round to round: round 1 A-before, A-after,
+B-before, B-after, C-before, C-after; round 2 A-after, A-before, B-after,
+...  Each run has its fresh database, initialised by that build's own
+mailroomctl.  The builds' mailroomd, mailroomctl and mailroom-pgsql.so
+(when it has one) are copied at the start into the work folder, so that a
+`make` meanwhile cannot change a build under the benchmark; the header
+names them with their checksums, and MAILROOM_MODULE_DIR is ignored, so
+that each mailroomd loads its own build's PostgreSQL module.  The summary
+gives the medians per configuration and build, then for each build after
+the first, its ratio to the first (a change in %): of the medians (CPU
+per message of mailroomd, of PostgreSQL, both, and the rate), and in
+brackets the median of the per-round ratios (the same round, a minute
+apart).  MR_BENCH_ROUNDS defaults to 4 there, so that each of two builds
+goes first equally often.  Without MR_BENCH_BUILDS, the one build is
+MR_BUILD, as above.
+
+MR_BENCH_CONFIGS="A,B" runs only those configurations (default: all).
+
 The helpers it shares with bench-imap.py (mailroomd, /proc, cleanup) are
 those of tools/mrbench.py.
 """
+import hashlib
 import os
 import re
 import shutil
@@ -260,16 +284,18 @@ def check_stored(what, acked, messages, deliveries):
                          "(%d deliveries)" % (what, acked, messages, deliveries))
 
 
-def measure(config, rnd, build, work, n, pg):
-    """One run of @config in round @rnd with a fresh database; returns a dict
-    of figures."""
-    d = os.path.join(work, "%s-%d" % (config, rnd))
+def measure(config, rnd, build, work, n, pg, tag=None):
+    """One run of @config in round @rnd with a fresh database, with the
+    binaries in @build (the build named @tag when comparing builds);
+    returns a dict of figures."""
+    suffix = "-" + tag if tag else ""
+    d = os.path.join(work, "%s-%d%s" % (config, rnd, suffix))
     os.makedirs(d)
     if config == "A":
         db = os.path.join(d, "mailroom.db")
         daemons = [Daemon(build, os.path.join(d, "mailroomd"), db)]
     else:
-        dbname = "bench_%s_%d" % (config.lower(), rnd)
+        dbname = "bench_%s_%d%s" % (config.lower(), rnd, suffix.replace("-", "_").lower())
         pg.createdb(dbname)
         spool = os.path.join(d, "spool")
         os.makedirs(spool)
@@ -297,7 +323,7 @@ def measure(config, rnd, build, work, n, pg):
     pg1 = cluster_ticks(pg.pid) if config != "A" else 0
     for dm in daemons:
         dm.stop()
-    what = "%s round %d" % (config, rnd)
+    what = "%s%s round %d" % (config, " " + tag if tag else "", rnd)
     if config == "A":
         con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
         try:
@@ -327,15 +353,82 @@ def measure(config, rnd, build, work, n, pg):
     }
 
 
+# --- builds and configurations --------------------------------------------------
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}")
+BINARIES = ("mailroomd", "mailroomctl", "mailroom-pgsql.so")
+
+
+def env_configs():
+    """MR_BENCH_CONFIGS ("A,B"): the configurations to run, in the order of
+    CONFIGS; all of them when not set."""
+    v = os.environ.get("MR_BENCH_CONFIGS", "").strip()
+    if not v:
+        return CONFIGS
+    want = [c.strip().upper() for c in v.split(",") if c.strip()]
+    if not want or any(c not in CONFIGS for c in want):
+        die("MR_BENCH_CONFIGS=%s: want some of %s, separated by commas" % (v, ",".join(CONFIGS)))
+    return tuple(c for c in CONFIGS if c in want)
+
+
+def env_builds():
+    """MR_BENCH_BUILDS ("before=DIR,after=DIR"): [(name, folder)], or None
+    when not set."""
+    v = os.environ.get("MR_BENCH_BUILDS", "").strip()
+    if not v:
+        return None
+    builds, seen = [], set()
+    for item in v.split(","):
+        name, eq, path = (x.strip() for x in item.partition("="))
+        if not eq or not NAME.fullmatch(name) or not path:
+            die('MR_BENCH_BUILDS=%s: want "name=folder,name=folder" (a name: a letter, then '
+                'letters, digits or _, 16 at most)' % v)
+        if name.lower() in seen:
+            die("MR_BENCH_BUILDS=%s: %s twice" % (v, name))
+        seen.add(name.lower())
+        builds.append((name, os.path.normpath(os.path.join(ROOT, path))))
+    if len(builds) < 2:
+        die("MR_BENCH_BUILDS=%s: want two builds or more" % v)
+    return builds
+
+
+def snapshot(name, build, work):
+    """Copies the binaries of @build into @work/bin-@name, so that a `make`
+    meanwhile cannot change them; returns (that folder, a line naming them
+    with their checksums).  A mailroomd that loads mailroom-pgsql.so must
+    have it beside it."""
+    for f in BINARIES[:2]:
+        if not os.access(os.path.join(build, f), os.X_OK):
+            die("%s: no %s (MR_BENCH_BUILDS; make)" % (build, f))
+    dest = os.path.join(work, "bin-" + name)
+    os.makedirs(dest)
+    parts = []
+    for f in BINARIES:
+        src = os.path.join(build, f)
+        if not os.path.exists(src):
+            with open(os.path.join(build, "mailroomd"), "rb") as exe:
+                if f.encode() in exe.read():
+                    die("%s: no %s, which its mailroomd loads (make)" % (build, f))
+            continue     # an older build, the driver built in
+        shutil.copy2(src, os.path.join(dest, f))
+        with open(os.path.join(dest, f), "rb") as copy:
+            parts.append("%s %s" % (f, hashlib.sha256(copy.read()).hexdigest()[:12]))
+    return dest, "%s (sha256: %s)" % (build, ", ".join(parts))
+
+
 # --- output -------------------------------------------------------------------
 
-ROW = "%5s  %-23s  %7s  %7s  %9s  %8s  %8s  %8s  %6s  %6s  %s"
+ROW = "%5s  %-*s  %7s  %7s  %9s  %8s  %8s  %8s  %6s  %6s  %s"
 
 
-def print_row(rnd, config, r):
+def label(config, tag=None):
+    return "%s %s%s" % (config, LABEL[config], " [%s]" % tag if tag else "")
+
+
+def print_row(width, rnd, config, r, tag=None):
     total = r["mr_us"] + (r["pg_us"] or 0)
     rejected = ", ".join("%s: %d" % kv for kv in sorted(r["codes"].items())) or "0"
-    print((ROW % (rnd, "%s %s" % (config, LABEL[config]), "%.0f" % r["rate"],
+    print((ROW % (rnd, width, label(config, tag), "%.0f" % r["rate"],
                   "%.2f" % r["seconds"], fmt(r["mr_us"]), fmt(r["pg_us"]), fmt(total),
                   fmt(r["client_us"]), r["acked"], "%.2f" % r["others"],
                   rejected)).rstrip(), flush=True)
@@ -343,14 +436,21 @@ def print_row(rnd, config, r):
 
 def main():
     n = env_int("MR_BENCH_MESSAGES", 10000)
-    rounds = env_int("MR_BENCH_ROUNDS", 3)
+    builds = env_builds()
+    # Comparing two builds: an even number of rounds, each first as often.
+    rounds = env_int("MR_BENCH_ROUNDS", 4 if builds else 3)
+    configs = env_configs()
     if n % PER_CONNECTION:
         die("MR_BENCH_MESSAGES=%d: want a positive multiple of %d" % (n, PER_CONNECTION))
-    build = build_dir()
-    for path in (SOURCE, os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl")):
-        if not os.access(path, os.X_OK):
-            die("%s missing: run make deps, make" % path)
-    if not mrpg.available():
+    if not os.access(SOURCE, os.X_OK):
+        die("%s missing: run make deps, make" % SOURCE)
+    if builds is None:
+        build = build_dir()
+        for path in (os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl")):
+            if not os.access(path, os.X_OK):
+                die("%s missing: run make deps, make" % path)
+    need_pg = configs != ("A",)
+    if need_pg and not mrpg.available():
         die("PostgreSQL: %s (run make deps)" % mrpg.unavailable_reason())
 
     # A SIGTERM or SIGHUP ends the benchmark through the finally below.
@@ -361,28 +461,53 @@ def main():
     os.chmod(work, 0o755)
     pg = None
     try:
-        pg = mrpg.PgCluster.start()
-        ver = pg.version
+        if builds is None:
+            runs = [(None, build)]
+        else:
+            runs, idents = [], []
+            for name, folder in builds:
+                copy, ident = snapshot(name, folder, work)
+                runs.append((name, copy))
+                idents.append("  %s: %s" % (name, ident))
+            # Each build's mailroomd and mailroomctl load the module beside them.
+            os.environ.pop("MAILROOM_MODULE_DIR", None)
+        width = max([23] + [len(label(c, name)) for c in configs for name, _ in runs])
+        if need_pg:
+            pg = mrpg.PgCluster.start()
+            ver = pg.version
+            pgver = ", PostgreSQL %d.%d" % (ver // 10000, ver % 100)
+        else:
+            pgver = ""
         print("mailroom storage bench: %d messages of %d bytes per run, %d per connection, "
-              "%d sessions per daemon, %d cores, PostgreSQL %d.%d; %d round(s) of A, B, C"
-              % (n, SIZE, PER_CONNECTION, SESSIONS, os.cpu_count() or 0, ver // 10000, ver % 100,
-                 rounds), flush=True)
-        print("  A: %s  B: %s  C: %s (half the messages to each, at once)"
-              % (LABEL["A"], LABEL["B"], LABEL["C"]), flush=True)
+              "%d sessions per daemon, %d cores%s; %d round(s) of %s"
+              % (n, SIZE, PER_CONNECTION, SESSIONS, os.cpu_count() or 0, pgver, rounds,
+                 ", ".join(configs)), flush=True)
+        print("  " + "  ".join("%s: %s%s" % (c, LABEL[c], " (half the messages to each, at once)"
+                                            if c == "C" else "") for c in configs), flush=True)
+        if builds is not None:
+            print("builds compared (each configuration once per build, back to back; the "
+                  "builds' order turns from round to round):")
+            print("\n".join(idents), flush=True)
         print("load average %s; figures are noisy when other work shares the CPUs" % loadavg())
         print("CPU: user+system µs per acknowledged message (mailroomd: all daemons; postgres: "
               "the whole cluster; total: both; client: smtp-source); others: CPUs busy with "
               "anything else meanwhile", flush=True)
-        print(ROW % ("round", "configuration", "msgs/s", "seconds", "mailroomd", "postgres",
-                     "total", "client", "stored", "others", "rejected (smtp-source)"),
-              flush=True)
-        results = {c: [] for c in CONFIGS}
+        print(ROW % ("round", width, "configuration", "msgs/s", "seconds", "mailroomd",
+                     "postgres", "total", "client", "stored", "others",
+                     "rejected (smtp-source)"), flush=True)
+        results = {(c, name): [] for c in configs for name, _ in runs}
         for rnd in range(1, rounds + 1):
-            for config in CONFIGS:
-                r = measure(config, rnd, build, work, n, pg)
-                results[config].append(r)
-                print_row(rnd, config, r)
-        summary(results, rounds)
+            k = (rnd - 1) % len(runs)
+            order = runs[k:] + runs[:k]
+            for config in configs:
+                for name, folder in order:
+                    r = measure(config, rnd, folder, work, n, pg, name)
+                    results[(config, name)].append(r)
+                    print_row(width, rnd, config, r, name)
+        if builds is None:
+            summary(results, rounds, configs)
+        else:
+            compare(results, rounds, configs, [name for name, _ in builds], width)
     except (BenchError, mrpg.PgError) as e:
         kill_all()
         die(str(e))
@@ -397,45 +522,115 @@ def main():
     print("elapsed: %.0f s; load average %s" % (time.monotonic() - t0, loadavg()), flush=True)
 
 
-def summary(results, rounds):
+def median(results, key):
+    """The median of @key over the runs @results; None when not taken."""
+    vals = [r[key] for r in results if r[key] is not None]
+    return statistics.median(vals) if vals else None
+
+
+def total_us(r):
+    return r["mr_us"] + (r["pg_us"] or 0)
+
+
+MEDIANS = "%-*s  %7s  %11s  %11s  %9s  %6s  %5s"
+
+
+def print_medians(width, name, runs):
+    fourxx = sum(n for r in runs for code, n in r["codes"].items() if code.startswith("4"))
+    mr, pgu = median(runs, "mr_us"), median(runs, "pg_us")
+    print(MEDIANS % (width, name, "%.0f" % median(runs, "rate"), "%.1f" % mr, fmt(pgu),
+                     "%.1f" % (mr + (pgu or 0)), "%.2f" % median(runs, "others"), fourxx))
+
+
+def summary(results, rounds, configs):
     med = statistics.median
 
     def m(config, key):
-        vals = [r[key] for r in results[config] if r[key] is not None]
-        return med(vals) if vals else None
+        return median(results[(config, None)], key)
 
     print()
     print("medians over %d round(s):" % rounds)
-    print("%-24s  %7s  %11s  %11s  %9s  %6s  %5s" % ("configuration", "msgs/s", "mailroomd µs",
-                                                       "postgres µs", "total µs", "others",
-                                                       "4xx"))
-    for c in CONFIGS:
-        mr, pgu = m(c, "mr_us"), m(c, "pg_us")
-        fourxx = sum(n for r in results[c] for code, n in r["codes"].items()
-                     if code.startswith("4"))
-        print("%-24s  %7.0f  %11.1f  %11s  %9.1f  %6.2f  %5d" % (
-            "%s %s" % (c, LABEL[c]), m(c, "rate"), mr, fmt(pgu), mr + (pgu or 0),
-            m(c, "others"), fourxx))
+    print(MEDIANS % (24, "configuration", "msgs/s", "mailroomd µs", "postgres µs", "total µs",
+                     "others", "4xx"))
+    for c in configs:
+        print_medians(24, label(c), results[(c, None)])
+    if "A" not in configs:
+        return
 
     def per_round(a, b):
         """Median over the rounds of 100 * rate(a) / rate(b), same round."""
-        return med(100 * x["rate"] / y["rate"] for x, y in zip(results[a], results[b]))
+        return med(100 * x["rate"] / y["rate"]
+                   for x, y in zip(results[(a, None)], results[(b, None)]))
 
     a_mr = m("A", "mr_us")
-    b_total = m("B", "mr_us") + m("B", "pg_us")
-    c_total = m("C", "mr_us") + m("C", "pg_us")
     print()
     print("SQLite mailroomd CPU: %.1f µs/msg (earlier bench-smtp.sh runs, 100 per connection: "
           "about %d µs/msg)" % (a_mr, EARLIER_SQLITE_US))
-    print("PostgreSQL, 1 daemon, rate as %% of SQLite's: %.1f %% (median of per-round ratios; "
-          "ratio of medians %.1f %%; target >= 50 %%)"
-          % (per_round("B", "A"), 100 * m("B", "rate") / m("A", "rate")))
-    print("PostgreSQL, 2 daemons, rate as %% of SQLite's: %.1f %%; as %% of 1 daemon's: %.1f %%"
-          % (per_round("C", "A"), per_round("C", "B")))
-    print("CPU per message, PostgreSQL / SQLite: 1 daemon %.2f x mailroomd alone, %.2f x with "
-          "the server; 2 daemons %.2f x, %.2f x"
-          % (m("B", "mr_us") / a_mr, b_total / a_mr, m("C", "mr_us") / a_mr, c_total / a_mr),
-          flush=True)
+    if "B" in configs:
+        print("PostgreSQL, 1 daemon, rate as %% of SQLite's: %.1f %% (median of per-round ratios; "
+              "ratio of medians %.1f %%; target >= 50 %%)"
+              % (per_round("B", "A"), 100 * m("B", "rate") / m("A", "rate")))
+    if "C" in configs:
+        print("PostgreSQL, 2 daemons, rate as %% of SQLite's: %.1f %%%s"
+              % (per_round("C", "A"), "; as %% of 1 daemon's: %.1f %%" % per_round("C", "B")
+                 if "B" in configs else ""))
+    cpu = []
+    if "B" in configs:
+        cpu.append("1 daemon %.2f x mailroomd alone, %.2f x with the server"
+                   % (m("B", "mr_us") / a_mr, (m("B", "mr_us") + m("B", "pg_us")) / a_mr))
+    if "C" in configs:
+        cpu.append("2 daemons %.2f x, %.2f x"
+                   % (m("C", "mr_us") / a_mr, (m("C", "mr_us") + m("C", "pg_us")) / a_mr))
+    if cpu:
+        print("CPU per message, PostgreSQL / SQLite: " + "; ".join(cpu))
+    sys.stdout.flush()
+
+
+def change(new, old):
+    """@new against @old as a change in % ("+1.8 %"); "" when not taken."""
+    if new is None or not old:
+        return ""
+    return "%+.1f %%" % (100 * (new / old - 1))
+
+
+def compare(results, rounds, configs, names, width):
+    """The summary when comparing builds: medians per configuration and
+    build, then each build against the first."""
+    med = statistics.median
+    print()
+    print("medians over %d round(s):" % rounds)
+    print(MEDIANS % (width, "configuration", "msgs/s", "mailroomd µs", "postgres µs",
+                     "total µs", "others", "4xx"))
+    for c in configs:
+        for name in names:
+            print_medians(width, label(c, name), results[(c, name)])
+
+    keys = (("mailroomd µs/msg", lambda r: r["mr_us"]),
+            ("postgres µs/msg", lambda r: r["pg_us"]),
+            ("total µs/msg", total_us),
+            ("msgs/s", lambda r: r["rate"]))
+    base = names[0]
+    for name in names[1:]:
+        print()
+        print("%s / %s: change of the medians (in brackets: median of the per-round changes, "
+              "the same round)" % (name, base))
+        print(("%-24s  %s" % ("configuration", "  ".join("%-19s" % k for k, _ in keys))).rstrip())
+        headline = []
+        for c in configs:
+            cells = []
+            for _, get in keys:
+                new = [get(r) for r in results[(c, name)]]
+                old = [get(r) for r in results[(c, base)]]
+                if None in new or None in old:
+                    cells.append("")
+                    continue
+                per_round = med(100 * (x / y - 1) for x, y in zip(new, old))
+                cells.append("%s (%+.1f %%)" % (change(med(new), med(old)), per_round))
+            print(("%-24s  %s" % (label(c), "  ".join("%-19s" % x for x in cells))).rstrip())
+            headline.append("%s %s" % (c, change(median(results[(c, name)], "mr_us"),
+                                                  median(results[(c, base)], "mr_us"))))
+        print("mailroomd CPU per message, %s against %s: %s" % (name, base, ", ".join(headline)))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
