@@ -45,6 +45,30 @@ record_status(const MrConfig *cfg, MrStore *store, MrRecordRef ref, char **statu
 	return FALSE;
 }
 
+/* Looks record @ref up (its status in @status_out) and checks that a user
+ * may move it to status @to (mr_status_can_change()).  Fails as
+ * record_status(), or with MR_CRM_ERROR_INVALID. */
+static gboolean
+change_allowed(const MrConfig *cfg, MrStore *store, MrRecordRef ref, int to, char **status_out,
+	       GError **error)
+{
+	g_autofree char *display = NULL;
+
+	if (!record_status(cfg, store, ref, status_out, error))
+		return FALSE;
+	if (mr_status_can_change(ref.kind, mr_status_from_name(ref.kind, *status_out), to,
+				 MR_CHANGE_BY_USER))
+		return TRUE;
+	display = mr_record_display_id(cfg, ref);
+	if (ref.kind == MR_RECORD_TICKET)
+		g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID, "%s cannot go from %s to %s",
+			    display, *status_out, mr_status_name(ref.kind, to));
+	else
+		g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID, "%s is already %s", display,
+			    *status_out);
+	return FALSE;
+}
+
 /* --- users ------------------------------------------------------------------- */
 
 typedef struct {
@@ -143,17 +167,8 @@ opp_close_tx(MrStore *store, gpointer data, GError **error)
 	MrEventFacts facts = { .new_status = (char *)closing.status,
 			       .detail = (char *)closing.lost_reason };
 
-	if (!record_status(o->cfg, store, ref, &status, error))
+	if (!change_allowed(o->cfg, store, ref, to, &status, error))
 		return FALSE;
-	if (!mr_status_can_change(MR_RECORD_OPPORTUNITY,
-				  mr_status_from_name(MR_RECORD_OPPORTUNITY, status), to,
-				  MR_CHANGE_BY_USER)) {
-		g_autofree char *display = mr_record_display_id(o->cfg, ref);
-
-		g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID, "%s is already %s", display,
-			    status);
-		return FALSE;
-	}
 	facts.old_status = status;
 	return mr_store_opp_set_closed(store, o->id, &closing, now, error) &&
 	       mr_store_event_add(store, now,
@@ -191,17 +206,9 @@ ticket_status_tx(MrStore *store, gpointer data, GError **error)
 	g_autofree char *old = NULL, *now = mr_clock_now_iso();
 	MrEventFacts facts = { .new_status = (char *)t->status };
 
-	if (!record_status(t->cfg, store, ref, &old, error))
+	if (!change_allowed(t->cfg, store, ref, mr_status_from_name(MR_RECORD_TICKET, t->status),
+			    &old, error))
 		return FALSE;
-	if (!mr_status_can_change(MR_RECORD_TICKET, mr_status_from_name(MR_RECORD_TICKET, old),
-				  mr_status_from_name(MR_RECORD_TICKET, t->status),
-				  MR_CHANGE_BY_USER)) {
-		g_autofree char *display = mr_record_display_id(t->cfg, ref);
-
-		g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID, "%s cannot go from %s to %s",
-			    display, old, t->status);
-		return FALSE;
-	}
 	facts.old_status = old;
 	return mr_store_ticket_set_status(store, t->id, t->status, now, error) &&
 	       mr_store_event_add(store, now, MR_EVENT_TICKET_STATUS, ref, 0, &facts, error);
@@ -271,16 +278,8 @@ lead_close_tx(MrStore *store, gpointer data, GError **error)
 	g_autofree char *status = NULL, *now = mr_clock_now_iso();
 	MrEventFacts facts = { .new_status = (char *)mr_status_name(MR_RECORD_LEAD, to) };
 
-	if (!record_status(l->cfg, store, ref, &status, error))
+	if (!change_allowed(l->cfg, store, ref, to, &status, error))
 		return FALSE;
-	if (!mr_status_can_change(MR_RECORD_LEAD, mr_status_from_name(MR_RECORD_LEAD, status), to,
-				  MR_CHANGE_BY_USER)) {
-		g_autofree char *display = mr_record_display_id(l->cfg, ref);
-
-		g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID, "%s is already %s", display,
-			    status);
-		return FALSE;
-	}
 	if (l->convert && !lead_to_opp(store, l, error))
 		return FALSE;
 	facts.old_status = status;

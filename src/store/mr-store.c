@@ -970,11 +970,12 @@ mr_store_links_copy(MrStore *store, MrRecordRef from, MrRecordRef to, GError **e
 
 /* --- records ------------------------------------------------------------------ */
 
-gint64
-mr_store_ticket_insert(MrStore *store, const char *title, gint64 contact, gint64 owner,
-		       const char *now, GError **error)
+/* Inserts a ticket or a lead (@id: its statement; ?1..?4 the same). */
+static gint64
+record_insert(MrStore *store, MrStmtId id, const char *title, gint64 contact, gint64 owner,
+	      const char *now, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_INSERT);
+	g_autoptr(MrStmtUse) st = store_stmt(store, id);
 
 	mr_sql_bind_text(st, 1, title);
 	bind_id(st, 2, contact);
@@ -984,16 +985,17 @@ mr_store_ticket_insert(MrStore *store, const char *title, gint64 contact, gint64
 }
 
 gint64
+mr_store_ticket_insert(MrStore *store, const char *title, gint64 contact, gint64 owner,
+		       const char *now, GError **error)
+{
+	return record_insert(store, MR_STMT_TICKET_INSERT, title, contact, owner, now, error);
+}
+
+gint64
 mr_store_lead_insert(MrStore *store, const char *title, gint64 contact, gint64 owner,
 		     const char *now, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_INSERT);
-
-	mr_sql_bind_text(st, 1, title);
-	bind_id(st, 2, contact);
-	bind_id(st, 3, owner);
-	mr_sql_bind_text(st, 4, now);
-	return step_id(store, st, error);
+	return record_insert(store, MR_STMT_LEAD_INSERT, title, contact, owner, now, error);
 }
 
 gint64
