@@ -47,6 +47,9 @@ typedef struct {
 	                        recorded with */
 } MrImapMailbox;
 
+/* The configuration, a member per group of the file (ids, parse, route,
+ * store, smtp, lmtp, tls, limits, testing) and the top-level keys beside
+ * them. */
 typedef struct {
 	char *path;               /* the file it was read from */
 	char *database;           /* an SQLite file, or a postgresql:// URI */
@@ -55,48 +58,66 @@ typedef struct {
 	                             in; default: "spool" beside the database */
 	char **domains;           /* lower-cased own domains, NULL-terminated */
 	GPtrArray *addresses;     /* MrMailroomAddress* */
-	char *opportunity_prefix; /* upper-case, e.g. "OPP" */
-	char *ticket_prefix;      /* upper-case, e.g. "TKT" */
 	char **freemail_domains;  /* extra freemail domains (lower-case) */
-	char **fallback_charsets; /* for raw 8-bit text; NULL-terminated */
-	int max_mime_parts;       /* parse.max_mime_parts */
-	int max_header_lines;     /* parse.max_header_lines */
-	int max_addresses;        /* parse.max_addresses */
-	int max_references;       /* parse.max_references */
-	int max_header_size;      /* parse.max_header_size: bytes */
-	int max_parties;          /* route.max_parties */
-	int max_subject_scan;     /* route.max_subject_scan: bytes */
-	char *synchronous;        /* "full" or "normal" (store.synchronous) */
-	int busy_timeout_ms;      /* store.busy_timeout */
-	int batch_max;            /* store.batch_max: messages per group commit */
-	int batch_window_ms;      /* store.batch_window: wait for more, ms */
-	int query_timeout_s;      /* store.query_timeout: the longest wait for
-	                             PostgreSQL, seconds */
-	gint64 clock_offset_s;    /* testing.clock_offset: seconds the clock is
-	                             moved (tests only); whoever adopts the config
-	                             passes it to mr_clock_set_offset() */
+	struct {
+		char *opportunity_prefix; /* upper-case, e.g. "OPP" */
+		char *ticket_prefix;      /* upper-case, e.g. "TKT" */
+	} ids;
+	struct {
+		char **fallback_charsets; /* for raw 8-bit text; NULL-terminated */
+		int max_mime_parts;       /* parse.max_mime_parts */
+		int max_header_lines;     /* parse.max_header_lines */
+		int max_addresses;        /* parse.max_addresses */
+		int max_references;       /* parse.max_references */
+		int max_header_size;      /* parse.max_header_size: bytes */
+	} parse;
+	struct {
+		int max_parties;          /* route.max_parties */
+		int max_subject_scan;     /* route.max_subject_scan: bytes */
+	} route;
+	struct {
+		char *synchronous;        /* "full" or "normal" (store.synchronous) */
+		int busy_timeout_ms;      /* store.busy_timeout */
+		int batch_max;            /* store.batch_max: messages per group commit */
+		int batch_window_ms;      /* store.batch_window: wait for more, ms */
+		int query_timeout_s;      /* store.query_timeout: the longest wait for
+		                             PostgreSQL, seconds */
+	} store;
+	struct {
+		gint64 clock_offset_s;    /* testing.clock_offset: seconds the clock is
+		                             moved (tests only); whoever adopts the
+		                             config passes it to mr_clock_set_offset() */
+	} testing;
 
 	/* mailroomd */
 	char *hostname;           /* in greetings; default: the host name */
-	char **smtp_listen;       /* "host:port" */
-	char **lmtp_listen;
-	gboolean bare_lf_reject;  /* smtp.bare_lf = "reject" (else "normalize") */
-	char *tls_cert, *tls_key; /* (nullable): PEM files; STARTTLS when set */
+	struct {
+		char **listen;            /* smtp.listen: "host:port" */
+		gboolean bare_lf_reject;  /* smtp.bare_lf = "reject" (else "normalize") */
+	} smtp;
+	struct {
+		char **listen;            /* lmtp.listen: "host:port" */
+	} lmtp;
+	struct {
+		char *cert, *key;         /* (nullable): PEM files; STARTTLS when set */
+	} tls;
 	char **trusted_networks;  /* CIDR; default loopback */
 	char *authserv_id;        /* (nullable): trust internal From: only when
 	                             Authentication-Results of this id pass */
-	gint64 max_message_size;  /* limits.max_message_size, bytes */
-	int max_recipients;       /* limits.max_recipients */
-	int max_connections;      /* limits.max_connections */
-	int timeout_s;            /* limits.timeout: idle seconds */
-	int max_errors;           /* limits.max_errors: per session */
-	int max_connections_per_ip; /* limits.max_connections_per_ip */
-	int tls_handshake_timeout_s; /* limits.tls_handshake_timeout: seconds */
-	int max_tls_handshakes;   /* limits.max_tls_handshakes: at once */
-	gint64 spool_threshold;   /* limits.spool_threshold: bytes kept in memory */
-	gint64 max_bytes_in_flight; /* limits.max_bytes_in_flight: of spooled
-	                             messages being parsed and stored at once */
-	int drain_timeout_s;      /* limits.drain_timeout: SIGTERM's drain, seconds */
+	struct {
+		gint64 max_message_size;  /* limits.max_message_size, bytes */
+		int max_recipients;       /* limits.max_recipients */
+		int max_connections;      /* limits.max_connections */
+		int timeout_s;            /* limits.timeout: idle seconds */
+		int max_errors;           /* limits.max_errors: per session */
+		int max_connections_per_ip; /* limits.max_connections_per_ip */
+		int tls_handshake_timeout_s; /* limits.tls_handshake_timeout: seconds */
+		int max_tls_handshakes;   /* limits.max_tls_handshakes: at once */
+		gint64 spool_threshold;   /* limits.spool_threshold: bytes kept in memory */
+		gint64 max_bytes_in_flight; /* limits.max_bytes_in_flight: of spooled
+		                             messages being parsed and stored at once */
+		int drain_timeout_s;      /* limits.drain_timeout: SIGTERM's drain, seconds */
+	} limits;
 	GPtrArray *imap;          /* MrImapMailbox*: the imap list */
 } MrConfig;
 

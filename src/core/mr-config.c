@@ -114,16 +114,16 @@ config_clear(MrConfig *cfg)
 	g_free(cfg->spool_directory);
 	g_strfreev(cfg->domains);
 	g_clear_pointer(&cfg->addresses, g_ptr_array_unref);
-	g_free(cfg->opportunity_prefix);
-	g_free(cfg->ticket_prefix);
+	g_free(cfg->ids.opportunity_prefix);
+	g_free(cfg->ids.ticket_prefix);
 	g_strfreev(cfg->freemail_domains);
-	g_strfreev(cfg->fallback_charsets);
-	g_free(cfg->synchronous);
+	g_strfreev(cfg->parse.fallback_charsets);
+	g_free(cfg->store.synchronous);
 	g_free(cfg->hostname);
-	g_strfreev(cfg->smtp_listen);
-	g_strfreev(cfg->lmtp_listen);
-	g_free(cfg->tls_cert);
-	g_free(cfg->tls_key);
+	g_strfreev(cfg->smtp.listen);
+	g_strfreev(cfg->lmtp.listen);
+	g_free(cfg->tls.cert);
+	g_free(cfg->tls.key);
 	g_strfreev(cfg->trusted_networks);
 	g_free(cfg->authserv_id);
 	g_clear_pointer(&cfg->imap, g_ptr_array_unref);
@@ -302,11 +302,11 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 		return config_invalid(error, path, config_lookup(c, "hostname"), "hostname",
 				      "must be a host name without spaces");
 	if (
-	    !config_listen(c, path, "smtp.listen", "127.0.0.1:2525", &cfg->smtp_listen, error) ||
-	    !config_listen(c, path, "lmtp.listen", "127.0.0.1:2424", &cfg->lmtp_listen, error) ||
+	    !config_listen(c, path, "smtp.listen", "127.0.0.1:2525", &cfg->smtp.listen, error) ||
+	    !config_listen(c, path, "lmtp.listen", "127.0.0.1:2424", &cfg->lmtp.listen, error) ||
 	    !config_networks(c, path, cfg, error) ||
-	    !config_string(c, path, "tls.cert", NULL, &cfg->tls_cert, error) ||
-	    !config_string(c, path, "tls.key", NULL, &cfg->tls_key, error) ||
+	    !config_string(c, path, "tls.cert", NULL, &cfg->tls.cert, error) ||
+	    !config_string(c, path, "tls.key", NULL, &cfg->tls.key, error) ||
 	    !config_string(c, path, "authserv_id", NULL, &cfg->authserv_id, error))
 		return FALSE;
 	{
@@ -318,53 +318,53 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 		    g_ascii_strcasecmp(bare_lf, "reject") != 0)
 			return config_invalid(error, path, config_lookup(c, "smtp.bare_lf"), "smtp.bare_lf",
 					      "must be \"normalize\" or \"reject\"");
-		cfg->bare_lf_reject = g_ascii_strcasecmp(bare_lf, "reject") == 0;
+		cfg->smtp.bare_lf_reject = g_ascii_strcasecmp(bare_lf, "reject") == 0;
 	}
-	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
+	if ((cfg->tls.cert == NULL) != (cfg->tls.key == NULL))
 		return config_invalid(error, path, config_lookup(c, "tls"), "tls",
 				      "cert and key go together");
 	if (!config_int(c, path, "limits.max_message_size", 26214400, 1024, G_MAXINT32,
-			&cfg->max_message_size, error))
+			&cfg->limits.max_message_size, error))
 		return FALSE;
 	if (!config_int(c, path, "limits.max_recipients", 100, 1, 100000, &v, error))
 		return FALSE;
-	cfg->max_recipients = (int)v;
+	cfg->limits.max_recipients = (int)v;
 	if (!config_int(c, path, "limits.max_connections", 256, 1, 100000, &v, error))
 		return FALSE;
-	cfg->max_connections = (int)v;
+	cfg->limits.max_connections = (int)v;
 	if (!config_int(c, path, "limits.timeout", 300, 1, 86400, &v, error))
 		return FALSE;
-	cfg->timeout_s = (int)v;
+	cfg->limits.timeout_s = (int)v;
 	if (!config_int(c, path, "limits.max_errors", 10, 1, 1000, &v, error))
 		return FALSE;
-	cfg->max_errors = (int)v;
+	cfg->limits.max_errors = (int)v;
 	if (!config_int(c, path, "limits.max_connections_per_ip", 32, 1, 100000, &v, error))
 		return FALSE;
-	cfg->max_connections_per_ip = (int)v;
+	cfg->limits.max_connections_per_ip = (int)v;
 	if (!config_int(c, path, "limits.tls_handshake_timeout", 10, 1, 3600, &v, error))
 		return FALSE;
-	cfg->tls_handshake_timeout_s = (int)v;
+	cfg->limits.tls_handshake_timeout_s = (int)v;
 	if (!config_int(c, path, "limits.max_tls_handshakes", 8, 1, 1000, &v, error))
 		return FALSE;
-	cfg->max_tls_handshakes = (int)v;
+	cfg->limits.max_tls_handshakes = (int)v;
 	if (!config_int(c, path, "limits.spool_threshold", 1048576, 0, G_MAXINT32,
-			&cfg->spool_threshold, error))
+			&cfg->limits.spool_threshold, error))
 		return FALSE;
 	if (!config_int(c, path, "limits.max_bytes_in_flight", 67108864, 1048576, G_MAXINT64,
-			&cfg->max_bytes_in_flight, error))
+			&cfg->limits.max_bytes_in_flight, error))
 		return FALSE;
 	if (!config_int(c, path, "limits.drain_timeout", 30, 1, 3600, &v, error))
 		return FALSE;
-	cfg->drain_timeout_s = (int)v;
+	cfg->limits.drain_timeout_s = (int)v;
 	if (!config_int(c, path, "store.batch_max", 256, 1, 10000, &v, error))
 		return FALSE;
-	cfg->batch_max = (int)v;
+	cfg->store.batch_max = (int)v;
 	if (!config_int(c, path, "store.batch_window", 0, 0, 1000, &v, error))
 		return FALSE;
-	cfg->batch_window_ms = (int)v;
+	cfg->store.batch_window_ms = (int)v;
 	if (!config_int(c, path, "store.query_timeout", 30, 1, 3600, &v, error))
 		return FALSE;
-	cfg->query_timeout_s = (int)v;
+	cfg->store.query_timeout_s = (int)v;
 	return TRUE;
 }
 
@@ -748,13 +748,13 @@ config_parse_limits(const config_t *c, MrConfig *cfg, GError **error)
 		gint64 def, min, max;
 		gsize offset;
 	} limits[] = {
-		{ "parse.max_mime_parts", 10000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_mime_parts) },
-		{ "parse.max_header_lines", 50000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_header_lines) },
-		{ "parse.max_addresses", 1000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_addresses) },
-		{ "parse.max_references", 100, 1, 10000, G_STRUCT_OFFSET(MrConfig, max_references) },
-		{ "parse.max_header_size", 102400, 1024, 16777216, G_STRUCT_OFFSET(MrConfig, max_header_size) },
-		{ "route.max_parties", 100, 1, 100000, G_STRUCT_OFFSET(MrConfig, max_parties) },
-		{ "route.max_subject_scan", 4096, 16, 16777216, G_STRUCT_OFFSET(MrConfig, max_subject_scan) },
+		{ "parse.max_mime_parts", 10000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, parse.max_mime_parts) },
+		{ "parse.max_header_lines", 50000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, parse.max_header_lines) },
+		{ "parse.max_addresses", 1000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, parse.max_addresses) },
+		{ "parse.max_references", 100, 1, 10000, G_STRUCT_OFFSET(MrConfig, parse.max_references) },
+		{ "parse.max_header_size", 102400, 1024, 16777216, G_STRUCT_OFFSET(MrConfig, parse.max_header_size) },
+		{ "route.max_parties", 100, 1, 100000, G_STRUCT_OFFSET(MrConfig, route.max_parties) },
+		{ "route.max_subject_scan", 4096, 16, 16777216, G_STRUCT_OFFSET(MrConfig, route.max_subject_scan) },
 	};
 	gint64 v;
 
@@ -814,23 +814,23 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (g_ascii_strcasecmp(opp, tkt) == 0)
 		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
 				      "opportunity_prefix and ticket_prefix must differ");
-	cfg->opportunity_prefix = g_ascii_strup(opp, -1);
-	cfg->ticket_prefix = g_ascii_strup(tkt, -1);
+	cfg->ids.opportunity_prefix = g_ascii_strup(opp, -1);
+	cfg->ids.ticket_prefix = g_ascii_strup(tkt, -1);
 	if (!config_string_list(c, cfg->path, "freemail_domains", TRUE, &cfg->freemail_domains, error))
 		return FALSE;
 	if (!config_string_list(c, cfg->path, "parse.fallback_charsets", FALSE,
-				&cfg->fallback_charsets, error))
+				&cfg->parse.fallback_charsets, error))
 		return FALSE;
-	if (cfg->fallback_charsets[0] == NULL) {
-		g_strfreev(cfg->fallback_charsets);
-		cfg->fallback_charsets = g_strsplit("utf-8 windows-1252", " ", -1);
+	if (cfg->parse.fallback_charsets[0] == NULL) {
+		g_strfreev(cfg->parse.fallback_charsets);
+		cfg->parse.fallback_charsets = g_strsplit("utf-8 windows-1252", " ", -1);
 	}
 	if (!config_parse_limits(c, cfg, error))
 		return FALSE;
-	if (!config_string(c, cfg->path, "store.synchronous", "full", &cfg->synchronous, error))
+	if (!config_string(c, cfg->path, "store.synchronous", "full", &cfg->store.synchronous, error))
 		return FALSE;
-	if (g_ascii_strcasecmp(cfg->synchronous, "full") != 0 &&
-	    g_ascii_strcasecmp(cfg->synchronous, "normal") != 0)
+	if (g_ascii_strcasecmp(cfg->store.synchronous, "full") != 0 &&
+	    g_ascii_strcasecmp(cfg->store.synchronous, "normal") != 0)
 		return config_invalid(error, cfg->path, config_lookup(c, "store.synchronous"),
 				      "store.synchronous", "must be \"full\" or \"normal\"");
 	s = config_lookup(c, "store.busy_timeout");
@@ -843,7 +843,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 			return config_invalid(error, cfg->path, s, "store.busy_timeout",
 					      "must be between 0 and 600000");
 	}
-	cfg->busy_timeout_ms = busy;
+	cfg->store.busy_timeout_ms = busy;
 	/* For tests only: the checked range keeps every date in GDateTime's. */
 	s = config_lookup(c, "testing.clock_offset");
 	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_INT &&
@@ -851,7 +851,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 		return config_invalid(error, cfg->path, s, "testing.clock_offset",
 				      "must be an integer (seconds, e.g. 86400 or -3600)");
 	if (!config_int(c, cfg->path, "testing.clock_offset", 0, -MR_CLOCK_OFFSET_MAX,
-			MR_CLOCK_OFFSET_MAX, &cfg->clock_offset_s, error))
+			MR_CLOCK_OFFSET_MAX, &cfg->testing.clock_offset_s, error))
 		return FALSE;
 	return config_daemon_keys(c, cfg, error);
 }

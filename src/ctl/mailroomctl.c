@@ -120,7 +120,7 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 	ctl->cfg = mr_config_load(path, &error);
 	if (ctl->cfg == NULL)
 		return fail(MR_EX_CONFIG, "%s", error->message);
-	mr_clock_set_offset(ctl->cfg->clock_offset_s);
+	mr_clock_set_offset(ctl->cfg->testing.clock_offset_s);
 	if (!store)
 		return 0;
 	ctl->store = create ? mr_store_open(ctl->cfg, &error) : mr_store_open_existing(ctl->cfg, &error);
@@ -483,11 +483,11 @@ cmd_message_retry(MrCtl *ctl, char **args)
 			    " of its %" G_GINT64_FORMAT " bytes); it is still in the mailbox: move it"
 			    " out of the folder and back and mailroomd fetches it again", id,
 			    g_bytes_get_size(q->raw), q->size);
-	if ((gint64)g_bytes_get_size(q->raw) > ctl->cfg->max_message_size)
+	if ((gint64)g_bytes_get_size(q->raw) > ctl->cfg->limits.max_message_size)
 		return fail(MR_EX_DATAERR,
 			    "message %" G_GINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) is still larger"
 			    " than limits.max_message_size (%" G_GINT64_FORMAT ")", id,
-			    g_bytes_get_size(q->raw), ctl->cfg->max_message_size);
+			    g_bytes_get_size(q->raw), ctl->cfg->limits.max_message_size);
 	item = mr_ingest_item_new(ctl->cfg, q->raw);
 	if (!mr_store_begin(ctl->store, &error) ||
 	    !mr_ingest_apply(ctl->cfg, ctl->store, item, mb->address.address, NULL, &d, &error) ||
@@ -856,7 +856,7 @@ cmd_message_show(MrCtl *ctl, char **args)
 		g_autoptr(GBytes) raw = d != NULL ? mr_store_message_raw(ctl->store, id, &error) : NULL;
 		g_autoptr(JsonObject) o = NULL;
 		MrParseOptions opts = {
-			.fallback_charsets = (const char *const *)ctl->cfg->fallback_charsets
+			.fallback_charsets = (const char *const *)ctl->cfg->parse.fallback_charsets
 		};
 		g_autoptr(MrMessage) msg = NULL;
 

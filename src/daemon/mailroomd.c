@@ -170,7 +170,7 @@ on_terminate(gpointer data)
 		sd_notify(0, "STOPPING=1");
 	for (guint i = 0; i < d->n_running; i++)
 		d->running[i].klass->drain(d->running[i].self);
-	d->drain_deadline = g_get_monotonic_time() + d->cfg->drain_timeout_s * G_TIME_SPAN_SECOND;
+	d->drain_deadline = g_get_monotonic_time() + d->cfg->limits.drain_timeout_s * G_TIME_SPAN_SECOND;
 	g_timeout_add(50, on_drain_check, d);
 	return G_SOURCE_CONTINUE;
 }
@@ -192,10 +192,10 @@ daemon_warn_config(const MrConfig *cfg)
 static void
 daemon_set_clock(const MrConfig *cfg)
 {
-	if (cfg->clock_offset_s != mr_clock_get_offset() || cfg->clock_offset_s != 0)
+	if (cfg->testing.clock_offset_s != mr_clock_get_offset() || cfg->testing.clock_offset_s != 0)
 		g_warning("testing.clock_offset: the clock runs %" G_GINT64_FORMAT
-			  " s off the real time (tests only)", cfg->clock_offset_s);
-	mr_clock_set_offset(cfg->clock_offset_s);
+			  " s off the real time (tests only)", cfg->testing.clock_offset_s);
+	mr_clock_set_offset(cfg->testing.clock_offset_s);
 }
 
 static gboolean
@@ -443,9 +443,9 @@ main(int argc, char **argv)
 		return MR_EX_CONFIG;
 	}
 	daemon_set_clock(d.cfg);
-	if (d.cfg->tls_cert != NULL) {
+	if (d.cfg->tls.cert != NULL) {
 		g_autoptr(GTlsCertificate) cert =
-			g_tls_certificate_new_from_files(d.cfg->tls_cert, d.cfg->tls_key, &error);
+			g_tls_certificate_new_from_files(d.cfg->tls.cert, d.cfg->tls.key, &error);
 
 		if (cert == NULL) {
 			fprintf(stderr, "mailroomd: %s: tls: %s\n", d.config_path, error->message);
@@ -506,7 +506,7 @@ main(int argc, char **argv)
 	g_unix_signal_add(SIGHUP, on_reload, &d);
 	dbname = mr_store_database_name(d.cfg);
 	g_message("listening %s database %s synchronous=%s", where->str, dbname,
-		  d.cfg->synchronous);
+		  d.cfg->store.synchronous);
 	if (d.systemd) {
 		sd_notify(0, "READY=1");
 		daemon_status(&d);

@@ -45,24 +45,24 @@ test_good(void)
 	g_assert_cmpstr(cfg->database, ==, "/tmp/x.db");
 	g_assert_cmpstr(cfg->domains[0], ==, "acme.test");
 	g_assert_cmpuint(cfg->addresses->len, ==, 3);
-	g_assert_cmpstr(cfg->opportunity_prefix, ==, "DEAL");
-	g_assert_cmpstr(cfg->synchronous, ==, "full");
-	g_assert_cmpint(cfg->query_timeout_s, ==, 30);
-	g_assert_false(cfg->bare_lf_reject);
+	g_assert_cmpstr(cfg->ids.opportunity_prefix, ==, "DEAL");
+	g_assert_cmpstr(cfg->store.synchronous, ==, "full");
+	g_assert_cmpint(cfg->store.query_timeout_s, ==, 30);
+	g_assert_false(cfg->smtp.bare_lf_reject);
 	/* What one message may cost (docs/configuration.md, parse limits). */
-	g_assert_cmpint(cfg->max_mime_parts, ==, 10000);
-	g_assert_cmpint(cfg->max_header_lines, ==, 50000);
-	g_assert_cmpint(cfg->max_header_size, ==, 102400);
-	g_assert_cmpint(cfg->max_addresses, ==, 1000);
-	g_assert_cmpint(cfg->max_references, ==, 100);
-	g_assert_cmpint(cfg->max_parties, ==, 100);
-	g_assert_cmpint(cfg->max_subject_scan, ==, 4096);
+	g_assert_cmpint(cfg->parse.max_mime_parts, ==, 10000);
+	g_assert_cmpint(cfg->parse.max_header_lines, ==, 50000);
+	g_assert_cmpint(cfg->parse.max_header_size, ==, 102400);
+	g_assert_cmpint(cfg->parse.max_addresses, ==, 1000);
+	g_assert_cmpint(cfg->parse.max_references, ==, 100);
+	g_assert_cmpint(cfg->route.max_parties, ==, 100);
+	g_assert_cmpint(cfg->route.max_subject_scan, ==, 4096);
 	/* What a session may hold in memory (docs/configuration.md, limits). */
 	g_assert_cmpstr(cfg->spool_directory, ==, "/tmp/spool");
-	g_assert_cmpint(cfg->spool_threshold, ==, 1048576);
-	g_assert_cmpint(cfg->max_bytes_in_flight, ==, 67108864);
-	g_assert_cmpint(cfg->drain_timeout_s, ==, 30);
-	g_assert_cmpint(cfg->clock_offset_s, ==, 0);
+	g_assert_cmpint(cfg->limits.spool_threshold, ==, 1048576);
+	g_assert_cmpint(cfg->limits.max_bytes_in_flight, ==, 67108864);
+	g_assert_cmpint(cfg->limits.drain_timeout_s, ==, 30);
+	g_assert_cmpint(cfg->testing.clock_offset_s, ==, 0);
 
 	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
 	g_assert_nonnull(a);
@@ -95,8 +95,8 @@ test_spool_directory(void)
 
 	g_assert_no_error(error);
 	g_assert_cmpstr(a->spool_directory, ==, "/srv/spool");
-	g_assert_cmpint(a->spool_threshold, ==, 0);
-	g_assert_cmpint(a->max_bytes_in_flight, ==, G_GINT64_CONSTANT(8589934592));
+	g_assert_cmpint(a->limits.spool_threshold, ==, 0);
+	g_assert_cmpint(a->limits.max_bytes_in_flight, ==, G_GINT64_CONSTANT(8589934592));
 	b = mr_config_load(empty, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(b->spool_directory, ==, "./spool");
@@ -125,7 +125,7 @@ test_clock_offset(void)
 		g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
 
 		g_assert_no_error(error);
-		g_assert_cmpint(cfg->clock_offset_s, ==, cases[i].want);
+		g_assert_cmpint(cfg->testing.clock_offset_s, ==, cases[i].want);
 		g_assert_cmpint(mr_clock_get_offset(), ==, 0);
 		g_unlink(path);
 	}
