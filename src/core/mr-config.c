@@ -11,6 +11,7 @@
 #include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-config-section.h"
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 
@@ -152,22 +153,6 @@ mr_config_default_path(void)
 	return MR_SYSCONFDIR "/mailroom.conf";
 }
 
-/* Sets @error to "FILE:LINE: key: what" for @setting. */
-static gboolean
-config_invalid(GError **error, const char *path, const config_setting_t *setting,
-	       const char *key, const char *what)
-{
-	int line = setting != NULL ? config_setting_source_line(setting) : 0;
-
-	if (line > 0)
-		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID, "%s:%d: %s: %s", path,
-			    line, key, what);
-	else /* a missing key has no line */
-		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID, "%s: %s: %s", path, key,
-			    what);
-	return FALSE;
-}
-
 /* Reads an optional list/array of strings at @key into a lower-cased,
  * NULL-terminated vector.  A missing key gives an empty vector. */
 static gboolean
@@ -179,13 +164,13 @@ config_string_list(const config_t *c, const char *path, const char *key,
 
 	if (s != NULL) {
 		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
-			return config_invalid(error, path, s, key,
+			return mr_config_invalid(error, path, s, key,
 					      "must be a list of strings");
 		for (int i = 0; i < config_setting_length(s); i++) {
 			const char *v = config_setting_get_string_elem(s, i);
 
 			if (v == NULL || *v == '\0')
-				return config_invalid(error, path, s, key,
+				return mr_config_invalid(error, path, s, key,
 						      "every element must be a non-empty string");
 			if (lower)
 				{ g_autofree char *l = mr_address_normalise(v); g_strv_builder_add(b, l); }
@@ -209,7 +194,7 @@ config_string(const config_t *c, const char *path, const char *key,
 		return TRUE;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return config_invalid(error, path, s, key, "must be a string");
+		return mr_config_invalid(error, path, s, key, "must be a string");
 	*out = g_strdup(config_setting_get_string(s));
 	return TRUE;
 }
@@ -227,12 +212,12 @@ config_int(const config_t *c, const char *path, const char *key, gint64 def, gin
 	if (s == NULL)
 		return TRUE;
 	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
-		return config_invalid(error, path, s, key, "must be an integer");
+		return mr_config_invalid(error, path, s, key, "must be an integer");
 	*out = config_setting_get_int64(s);
 	if (*out < min || *out > max) {
 		range = g_strdup_printf("must be between %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT,
 					min, max);
-		return config_invalid(error, path, s, key, range);
+		return mr_config_invalid(error, path, s, key, range);
 	}
 	return TRUE;
 }
@@ -258,13 +243,13 @@ config_listen(const config_t *c, const char *path, const char *key, const char *
 
 		if (colon == NULL || colon == *l || end == NULL || *end != '\0' || port > 65535 ||
 		    colon[1] == '\0')
-			return config_invalid(error, path, config_lookup(c, key), key,
+			return mr_config_invalid(error, path, config_lookup(c, key), key,
 					      "each entry must be \"address:port\"");
 		host = **l == '[' && colon[-1] == ']' ? g_strndup(*l + 1, (gsize)(colon - *l - 2))
 						     : g_strndup(*l, (gsize)(colon - *l));
 		addr = g_inet_address_new_from_string(host);
 		if (addr == NULL)
-			return config_invalid(error, path, config_lookup(c, key), key,
+			return mr_config_invalid(error, path, config_lookup(c, key), key,
 					      "the address must be numeric (127.0.0.1, [::1])");
 	}
 	return TRUE;
@@ -283,7 +268,7 @@ config_networks(const config_t *c, const char *path, MrConfig *cfg, GError **err
 		g_autoptr(GInetAddressMask) mask = g_inet_address_mask_new_from_string(*n, NULL);
 
 		if (mask == NULL)
-			return config_invalid(error, path, config_lookup(c, "trusted_networks"),
+			return mr_config_invalid(error, path, config_lookup(c, "trusted_networks"),
 					      "trusted_networks", "each entry must be an address or CIDR");
 	}
 	return TRUE;
@@ -299,7 +284,7 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!config_string(c, path, "hostname", g_get_host_name(), &cfg->hostname, error))
 		return FALSE;
 	if (*cfg->hostname == '\0' || strpbrk(cfg->hostname, " \t\r\n") != NULL)
-		return config_invalid(error, path, config_lookup(c, "hostname"), "hostname",
+		return mr_config_invalid(error, path, config_lookup(c, "hostname"), "hostname",
 				      "must be a host name without spaces");
 	if (
 	    !config_listen(c, path, "smtp.listen", "127.0.0.1:2525", &cfg->smtp.listen, error) ||
@@ -316,12 +301,12 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 			return FALSE;
 		if (g_ascii_strcasecmp(bare_lf, "normalize") != 0 &&
 		    g_ascii_strcasecmp(bare_lf, "reject") != 0)
-			return config_invalid(error, path, config_lookup(c, "smtp.bare_lf"), "smtp.bare_lf",
+			return mr_config_invalid(error, path, config_lookup(c, "smtp.bare_lf"), "smtp.bare_lf",
 					      "must be \"normalize\" or \"reject\"");
 		cfg->smtp.bare_lf_reject = g_ascii_strcasecmp(bare_lf, "reject") == 0;
 	}
 	if ((cfg->tls.cert == NULL) != (cfg->tls.key == NULL))
-		return config_invalid(error, path, config_lookup(c, "tls"), "tls",
+		return mr_config_invalid(error, path, config_lookup(c, "tls"), "tls",
 				      "cert and key go together");
 	if (!config_int(c, path, "limits.max_message_size", 26214400, 1024, G_MAXINT32,
 			&cfg->limits.max_message_size, error))
@@ -394,10 +379,10 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 	config_setting_t *list = config_lookup(c, "addresses");
 
 	if (list == NULL)
-		return config_invalid(error, cfg->path, NULL, "addresses",
+		return mr_config_invalid(error, cfg->path, NULL, "addresses",
 				      "missing: at least one mailroom address is needed");
 	if (!config_setting_is_list(list) && !config_setting_is_array(list))
-		return config_invalid(error, cfg->path, list, "addresses",
+		return mr_config_invalid(error, cfg->path, list, "addresses",
 				      "must be a list of { address = ...; role = ...; }");
 	for (int i = 0; i < config_setting_length(list); i++) {
 		config_setting_t *e = config_setting_get_elem(list, i);
@@ -406,23 +391,23 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 		MrRole r = MR_ROLE_NONE;
 
 		if (!config_setting_is_group(e))
-			return config_invalid(error, cfg->path, e, "addresses",
+			return mr_config_invalid(error, cfg->path, e, "addresses",
 					      "each entry must be { address = ...; role = ...; }");
 		if (!config_setting_lookup_string(e, "address", &addr) ||
 		    !is_valid_address(addr))
-			return config_invalid(error, cfg->path, e, "addresses.address",
+			return mr_config_invalid(error, cfg->path, e, "addresses.address",
 					      "missing or not a plain local@domain address");
 		if (!config_setting_lookup_string(e, "role", &role))
-			return config_invalid(error, cfg->path, e, "addresses.role",
+			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "missing (bcc, support or sales)");
 		for (guint k = MR_ROLE_BCC; k < G_N_ELEMENTS(mr_role_names); k++)
 			if (g_ascii_strcasecmp(role, mr_role_names[k]) == 0)
 				r = (MrRole)k;
 		if (r == MR_ROLE_NONE)
-			return config_invalid(error, cfg->path, e, "addresses.role",
+			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "must be one of bcc, support, sales");
 		if (mr_config_find_address(cfg, addr, NULL) != NULL)
-			return config_invalid(error, cfg->path, e, "addresses.address",
+			return mr_config_invalid(error, cfg->path, e, "addresses.address",
 					      "listed twice");
 		a = g_new0(MrMailroomAddress, 1);
 		a->address = mr_address_normalise(addr);
@@ -430,66 +415,12 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 		g_ptr_array_add(cfg->addresses, a);
 	}
 	if (cfg->addresses->len == 0)
-		return config_invalid(error, cfg->path, list, "addresses",
+		return mr_config_invalid(error, cfg->path, list, "addresses",
 				      "at least one mailroom address is needed");
 	return TRUE;
 }
 
 /* --- imap ------------------------------------------------------------------ */
-
-/* Reads optional string @key of entry @e; @def when missing; empty is
- * refused. */
-static gboolean
-entry_string(config_setting_t *e, const char *path, const char *key, const char *def,
-	     char **out, GError **error)
-{
-	config_setting_t *s = config_setting_get_member(e, key);
-	g_autofree char *full = g_strconcat("imap.", key, NULL);
-
-	if (s == NULL) {
-		*out = g_strdup(def);
-		return TRUE;
-	}
-	if (config_setting_type(s) != CONFIG_TYPE_STRING || *config_setting_get_string(s) == '\0')
-		return config_invalid(error, path, s, full, "must be a non-empty string");
-	*out = g_strdup(config_setting_get_string(s));
-	return TRUE;
-}
-
-/* Reads optional integer @key of entry @e into @out (default @def) within
- * [@min, @max]. */
-static gboolean
-entry_int(config_setting_t *e, const char *path, const char *key, int def, int min, int max,
-	  int *out, GError **error)
-{
-	config_setting_t *s = config_setting_get_member(e, key);
-	g_autofree char *full = g_strconcat("imap.", key, NULL);
-	long long v;
-
-	*out = def;
-	if (s == NULL)
-		return TRUE;
-	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
-		return config_invalid(error, path, s, full, "must be an integer");
-	v = config_setting_get_int64(s);
-	if (v < min || v > max) {
-		g_autofree char *range = g_strdup_printf("must be between %d and %d", min, max);
-
-		return config_invalid(error, path, s, full, range);
-	}
-	*out = (int)v;
-	return TRUE;
-}
-
-/* Picks @text among @names (any case): its index, or -1. */
-static int
-pick(const char *text, const char *const *names, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (g_ascii_strcasecmp(text, names[i]) == 0)
-			return i;
-	return -1;
-}
 
 /* A mailbox name: what the CLI and logs show, and the key of its state. */
 static gboolean
@@ -503,59 +434,20 @@ is_valid_mailbox_name(const char *name)
 	return TRUE;
 }
 
-/* Reads the tls, auth and credential keys of entry @e into @r. */
+/* The defaults of an imap entry's server. */
+static const MrRemoteDefaults imap_remote_defaults = {
+	.port_implicit = 993,
+	.port_plain = 143,
+	.timeout_s = 120,
+};
+
+/* Reads the after key of entry @e into @mb. */
 static gboolean
-remote_entry_modes(config_setting_t *e, const char *path, MrRemote *r, GError **error)
-{
-	static const char *const tls_names[] = { "implicit", "starttls", "none" };
-	static const char *const auth_names[] = { "password", "xoauth2" };
-	g_autofree char *tls = NULL, *auth = NULL, *command = NULL;
-	int v;
-
-	if (!entry_string(e, path, "tls", "implicit", &tls, error))
-		return FALSE;
-	if ((v = pick(tls, tls_names, G_N_ELEMENTS(tls_names))) < 0)
-		return config_invalid(error, path, config_setting_get_member(e, "tls"), "imap.tls",
-				      "must be \"implicit\", \"starttls\" or \"none\"");
-	r->tls = (MrRemoteTls)v;
-	if (!entry_string(e, path, "auth", "password", &auth, error))
-		return FALSE;
-	if ((v = pick(auth, auth_names, G_N_ELEMENTS(auth_names))) < 0)
-		return config_invalid(error, path, config_setting_get_member(e, "auth"), "imap.auth",
-				      "must be \"password\" or \"xoauth2\"");
-	r->auth = (MrRemoteAuth)v;
-	if (!entry_string(e, path, "password_file", NULL, &r->password_file, error) ||
-	    !entry_string(e, path, "password_env", NULL, &r->password_env, error) ||
-	    !entry_string(e, path, "token_command", NULL, &command, error))
-		return FALSE;
-	if (r->auth == MR_REMOTE_AUTH_PASSWORD &&
-	    (r->password_file == NULL) == (r->password_env == NULL))
-		return config_invalid(error, path, e, "imap.password_file",
-				      "auth = \"password\" needs password_file or password_env"
-				      " (one of them)");
-	if (r->auth == MR_REMOTE_AUTH_XOAUTH2) {
-		g_autoptr(GError) local = NULL;
-
-		if (command == NULL)
-			return config_invalid(error, path, e, "imap.token_command",
-					      "auth = \"xoauth2\" needs token_command");
-		if (!g_shell_parse_argv(command, NULL, &r->token_command, &local))
-			return config_invalid(error, path,
-					      config_setting_get_member(e, "token_command"),
-					      "imap.token_command", local->message);
-	}
-	return TRUE;
-}
-
-/* Reads the tls, auth, credential and after keys of entry @e into @mb. */
-static gboolean
-imap_entry_modes(config_setting_t *e, const char *path, MrImapMailbox *mb, GError **error)
+imap_entry_after(config_setting_t *e, const char *path, MrImapMailbox *mb, GError **error)
 {
 	g_autofree char *after = NULL;
 
-	if (!remote_entry_modes(e, path, &mb->remote, error))
-		return FALSE;
-	if (!entry_string(e, path, "after", "seen", &after, error))
+	if (!mr_config_member_string(e, path, "imap", "after", "seen", &after, error))
 		return FALSE;
 	if (g_ascii_strcasecmp(after, "seen") == 0) {
 		mb->after = MR_IMAP_AFTER_SEEN;
@@ -565,54 +457,48 @@ imap_entry_modes(config_setting_t *e, const char *path, MrImapMailbox *mb, GErro
 		mb->after = MR_IMAP_AFTER_MOVE;
 		mb->after_folder = g_strdup(after + 5);
 	} else {
-		return config_invalid(error, path, config_setting_get_member(e, "after"),
-				      "imap.after",
-				      "must be \"seen\", \"delete\" or \"move:FOLDER\"");
+		return mr_config_invalid(error, path, config_setting_get_member(e, "after"),
+					 "imap.after",
+					 "must be \"seen\", \"delete\" or \"move:FOLDER\"");
 	}
 	return TRUE;
 }
 
+/* Reads entry @e of the imap list into @cfg: the name, the server
+ * (mr_remote_parse() with the section "imap"), then what is IMAP's. */
 static gboolean
 config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError **error)
 {
 	g_autoptr(MrImapMailboxOwned) mb = g_new0(MrImapMailbox, 1);
 	g_autofree char *role = NULL;
-	config_setting_t *s;
 	int v;
 
 	if (!config_setting_is_group(e))
-		return config_invalid(error, path, e, "imap",
-				      "each entry must be a group { name = ...; host = ...; ... }");
-	if (!entry_string(e, path, "name", NULL, &mb->name, error) ||
-	    !entry_string(e, path, "host", NULL, &mb->remote.host, error) ||
-	    !entry_string(e, path, "user", NULL, &mb->remote.user, error))
+		return mr_config_invalid(error, path, e, "imap",
+					 "each entry must be a group { name = ...; host = ...; ... }");
+	if (!mr_config_member_string(e, path, "imap", "name", NULL, &mb->name, error))
 		return FALSE;
 	if (mb->name == NULL || !is_valid_mailbox_name(mb->name))
-		return config_invalid(error, path, e, "imap.name",
-				      "missing, or not 1-64 letters, digits, '.', '_' or '-'");
+		return mr_config_invalid(error, path, e, "imap.name",
+					 "missing, or not 1-64 letters, digits, '.', '_' or '-'");
 	if (mr_config_find_imap(cfg, mb->name) != NULL)
-		return config_invalid(error, path, e, "imap.name", "used twice (names are compared in any case)");
+		return mr_config_invalid(error, path, e, "imap.name",
+					 "used twice (names are compared in any case)");
 	mb->remote.label = g_strdup_printf("mailbox %s", mb->name);
-	if (mb->remote.host == NULL)
-		return config_invalid(error, path, e, "imap.host", "missing");
-	if (mb->remote.user == NULL)
-		return config_invalid(error, path, e, "imap.user", "missing");
-	if (!imap_entry_modes(e, path, mb, error))
+	if (!mr_remote_parse(e, path, "imap", &imap_remote_defaults, &mb->remote, error) ||
+	    !imap_entry_after(e, path, mb, error) ||
+	    !mr_config_member_string(e, path, "imap", "folder", "INBOX", &mb->folder, error) ||
+	    !mr_config_member_string(e, path, "imap", "role", NULL, &role, error) ||
+	    !mr_config_member_int(e, path, "imap", "poll_interval", 60, 1, 86400,
+				  &mb->poll_interval_s, error) ||
+	    !mr_config_member_int(e, path, "imap", "reconnect_max", 60, 1, 3600,
+				  &mb->reconnect_max_s, error))
 		return FALSE;
-	if (!entry_int(e, path, "port", mb->remote.tls == MR_REMOTE_TLS_IMPLICIT ? 993 : 143, 1,
-		       65535, &mb->remote.port, error) ||
-	    !entry_string(e, path, "folder", "INBOX", &mb->folder, error) ||
-	    !entry_string(e, path, "role", NULL, &role, error) ||
-	    !entry_int(e, path, "poll_interval", 60, 1, 86400, &mb->poll_interval_s, error) ||
-	    !entry_int(e, path, "reconnect_max", 60, 1, 3600, &mb->reconnect_max_s, error) ||
-	    !entry_int(e, path, "timeout", 120, 1, 3600, &mb->remote.timeout_s, error) ||
-	    !entry_string(e, path, "tls_ca_file", NULL, &mb->remote.tls_ca_file, error))
-		return FALSE;
-	v = role != NULL ? pick(role, mr_role_names, G_N_ELEMENTS(mr_role_names)) : -1;
+	v = role != NULL ? mr_config_pick(role, mr_role_names, G_N_ELEMENTS(mr_role_names)) : -1;
 	if (v <= (int)MR_ROLE_NONE)
-		return config_invalid(error, path,
-				      role != NULL ? config_setting_get_member(e, "role") : e,
-				      "imap.role", "missing, or not one of bcc, support, sales");
+		return mr_config_invalid(error, path,
+					 role != NULL ? config_setting_get_member(e, "role") : e,
+					 "imap.role", "missing, or not one of bcc, support, sales");
 	mb->role = (MrRole)v;
 	mb->address.role = mb->role;
 	{
@@ -621,18 +507,8 @@ config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError *
 		mb->address.address = g_strconcat("imap:", lower, NULL);
 	}
 	if (mb->after == MR_IMAP_AFTER_MOVE && strcmp(mb->after_folder, mb->folder) == 0)
-		return config_invalid(error, path, config_setting_get_member(e, "after"),
-				      "imap.after", "cannot move to the folder it watches");
-	mb->remote.tls_verify = TRUE;
-	s = config_setting_get_member(e, "tls_verify");
-	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return config_invalid(error, path, s, "imap.tls_verify", "must be true or false");
-	if (s != NULL)
-		mb->remote.tls_verify = config_setting_get_bool(s);
-	if (mb->remote.tls_ca_file != NULL &&
-	    !g_file_test(mb->remote.tls_ca_file, G_FILE_TEST_IS_REGULAR))
-		return config_invalid(error, path, config_setting_get_member(e, "tls_ca_file"),
-				      "imap.tls_ca_file", "not a readable file");
+		return mr_config_invalid(error, path, config_setting_get_member(e, "after"),
+					 "imap.after", "cannot move to the folder it watches");
 	g_ptr_array_add(cfg->imap, g_steal_pointer(&mb));
 	return TRUE;
 }
@@ -645,7 +521,7 @@ config_imap(const config_t *c, MrConfig *cfg, GError **error)
 	if (list == NULL)
 		return TRUE;
 	if (!config_setting_is_list(list) && !config_setting_is_array(list))
-		return config_invalid(error, cfg->path, list, "imap",
+		return mr_config_invalid(error, cfg->path, list, "imap",
 				      "must be a list ( { name = ...; host = ...; ... }, ... )");
 	for (int i = 0; i < config_setting_length(list); i++)
 		if (!config_imap_entry(config_setting_get_elem(list, i), cfg->path, cfg, error))
@@ -708,9 +584,9 @@ config_check_group(config_setting_t *s, const char *path, const char *group, GEr
 						      : g_strdup(name);
 
 		if (!is_known_key(group, name))
-			return config_invalid(error, path, e, key, "unknown key");
+			return mr_config_invalid(error, path, e, key, "unknown key");
 		if (*group == '\0' && is_group_key(name) && !config_setting_is_group(e))
-			return config_invalid(error, path, e, key, "must be a group { ... }");
+			return mr_config_invalid(error, path, e, key, "must be a group { ... }");
 		if (config_setting_is_group(e) && !config_check_group(e, path, key, error))
 			return FALSE;
 	}
@@ -779,7 +655,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!config_string(c, cfg->path, "database", "var/mailroom.db", &cfg->database, error))
 		return FALSE;
 	if (*cfg->database == '\0')
-		return config_invalid(error, cfg->path, config_lookup(c, "database"),
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "database"),
 				      "database", "must not be empty");
 	if (!config_string(c, cfg->path, "database_password_file", NULL,
 			   &cfg->database_password_file, error))
@@ -803,16 +679,16 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	    !config_string(c, cfg->path, "ids.ticket_prefix", "TKT", &tkt, error))
 		return FALSE;
 	if (!is_valid_prefix(opp))
-		return config_invalid(error, cfg->path, config_lookup(c, "ids.opportunity_prefix"),
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids.opportunity_prefix"),
 				      "ids.opportunity_prefix", "must be 1-16 letters");
 	if (!is_valid_prefix(tkt))
-		return config_invalid(error, cfg->path, config_lookup(c, "ids.ticket_prefix"),
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids.ticket_prefix"),
 				      "ids.ticket_prefix", "must be 1-16 letters");
 	if (g_ascii_strcasecmp(opp, "LEAD") == 0 || g_ascii_strcasecmp(tkt, "LEAD") == 0)
-		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
 				      "LEAD is the inbox lead prefix and cannot be used");
 	if (g_ascii_strcasecmp(opp, tkt) == 0)
-		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
 				      "opportunity_prefix and ticket_prefix must differ");
 	cfg->ids.opportunity_prefix = g_ascii_strup(opp, -1);
 	cfg->ids.ticket_prefix = g_ascii_strup(tkt, -1);
@@ -831,16 +707,16 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 		return FALSE;
 	if (g_ascii_strcasecmp(cfg->store.synchronous, "full") != 0 &&
 	    g_ascii_strcasecmp(cfg->store.synchronous, "normal") != 0)
-		return config_invalid(error, cfg->path, config_lookup(c, "store.synchronous"),
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "store.synchronous"),
 				      "store.synchronous", "must be \"full\" or \"normal\"");
 	s = config_lookup(c, "store.busy_timeout");
 	if (s != NULL) {
 		if (config_setting_type(s) != CONFIG_TYPE_INT)
-			return config_invalid(error, cfg->path, s, "store.busy_timeout",
+			return mr_config_invalid(error, cfg->path, s, "store.busy_timeout",
 					      "must be an integer (milliseconds)");
 		busy = config_setting_get_int(s);
 		if (busy < 0 || busy > 600000)
-			return config_invalid(error, cfg->path, s, "store.busy_timeout",
+			return mr_config_invalid(error, cfg->path, s, "store.busy_timeout",
 					      "must be between 0 and 600000");
 	}
 	cfg->store.busy_timeout_ms = busy;
@@ -848,7 +724,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	s = config_lookup(c, "testing.clock_offset");
 	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64)
-		return config_invalid(error, cfg->path, s, "testing.clock_offset",
+		return mr_config_invalid(error, cfg->path, s, "testing.clock_offset",
 				      "must be an integer (seconds, e.g. 86400 or -3600)");
 	if (!config_int(c, cfg->path, "testing.clock_offset", 0, -MR_CLOCK_OFFSET_MAX,
 			MR_CLOCK_OFFSET_MAX, &cfg->testing.clock_offset_s, error))
