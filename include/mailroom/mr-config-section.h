@@ -14,6 +14,34 @@
 
 G_BEGIN_DECLS
 
+/* A section of the file that a folder above core parses: core cannot
+ * include its headers (check-layering), so the loader knows it by this
+ * table, which the section's folder defines (mr_imap_config_section) and
+ * the programs pass to mr_config_load().  The value parsed is kept in the
+ * MrConfig, opaque to core; the section's folder reads it with
+ * mr_config_section() behind an accessor of its own (mr_imap_config()). */
+struct _MrConfigSection {
+	const char *name;        /* the top-level key, e.g. "imap" */
+	gboolean is_list;        /* a list of groups ( { ... }, ... ), each
+	                            with @keys; else one group { ... } */
+	const char *const *keys; /* NULL-terminated: the keys of a group; the
+	                            loader refuses any other as "NAME.KEY:
+	                            unknown key" before anything is parsed */
+	/* Parses @setting (NULL when the file has no such key: the parser
+	 * gives its default) of the file @path.  Returns: (transfer full): the
+	 * value, not NULL; or NULL with @error (mr_config_invalid()). */
+	gpointer (*parse)(config_setting_t *setting, const char *path, GError **error);
+	GDestroyNotify free;     /* frees a value parse gave */
+	/* (nullable) An address that starts with @address_scheme (any case,
+	 * "imap:") is looked up by @find_address alone, given the rest:
+	 * Returns: (transfer none) (nullable): its entry. */
+	const char *address_scheme;
+	const MrMailroomAddress *(*find_address)(gconstpointer value, const char *rest);
+	/* (nullable) Appends (transfer full) what in @value puts secrets at
+	 * risk, one sentence each (mr_config_security_warnings()). */
+	void (*security_warnings)(gconstpointer value, GPtrArray *out);
+};
+
 /* Sets @error (MR_CONFIG_ERROR_INVALID) to "PATH:LINE: KEY: WHAT", the
  * line being that of @setting (nullable: "PATH: KEY: WHAT").  Returns:
  * FALSE, so that a parser can return it. */

@@ -1,7 +1,9 @@
 /* mr-config.c - load and validate mailroom.conf (libconfig).
  *
- * Core module: owns MrConfig.  Every refusal names FILE:LINE and the key, so
- * an administrator can fix the file without reading code. */
+ * Core module: owns MrConfig, a member per group of the file; the sections
+ * above core (the imap list) are parsed by their folders through
+ * MrConfigSection and kept opaque.  Every refusal names FILE:LINE and the
+ * key, so an administrator can fix the file without reading code. */
 #define G_LOG_DOMAIN "mailroom-config"
 
 #include <gio/gio.h>
@@ -28,8 +30,9 @@ static const char *const mr_builtin_freemail[] = {
 	"163.com", "126.com", "fastmail.com", "hey.com", "tutanota.com",
 };
 
-/* Every key mailroom reads, by group ("" is the top level); anything else
- * is refused as a typo. */
+/* Every key core reads, by group ("" is the top level); with the keys of
+ * the sections parsed above core (MrConfigSection), anything else is
+ * refused as a typo. */
 static const struct {
 	const char *group;
 	const char *const keys[4];
@@ -39,7 +42,7 @@ static const struct {
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
-	{ "", { "imap", "testing", NULL } },
+	{ "", { "testing", NULL } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -54,17 +57,12 @@ static const struct {
 	{ "store", { "synchronous", "busy_timeout", "batch_max", "batch_window" } },
 	{ "store", { "query_timeout", NULL } },
 	{ "addresses", { "address", "role", NULL } },
-	{ "imap", { "name", "host", "port", "tls" } },
-	{ "imap", { "user", "auth", "password_file", "password_env" } },
-	{ "imap", { "token_command", "folder", "role", "after" } },
-	{ "imap", { "poll_interval", "reconnect_max", "tls_verify", "tls_ca_file" } },
-	{ "imap", { "timeout", NULL } },
 	{ "testing", { "clock_offset", NULL } },
 };
 
 /* Top-level keys that hold a list of groups, each checked against the
- * keys of its own name. */
-static const char *const mr_list_keys[] = { "addresses", "imap", NULL };
+ * keys of its own name (and the sections whose is_list is set). */
+static const char *const mr_list_keys[] = { "addresses", NULL };
 
 static const char *const mr_role_names[] = {
 	[MR_ROLE_NONE] = "none",
@@ -81,6 +79,15 @@ mr_role_name(MrRole role)
 	return mr_role_names[role];
 }
 
+MrRole
+mr_role_from_name(const char *name)
+{
+	for (guint k = MR_ROLE_BCC; k < G_N_ELEMENTS(mr_role_names); k++)
+		if (g_ascii_strcasecmp(name, mr_role_names[k]) == 0)
+			return (MrRole)k;
+	return MR_ROLE_NONE;
+}
+
 static void
 mailroom_address_free(MrMailroomAddress *a)
 {
@@ -89,22 +96,6 @@ mailroom_address_free(MrMailroomAddress *a)
 	g_free(a->address);
 	g_free(a);
 }
-
-static void
-imap_mailbox_free(MrImapMailbox *mb)
-{
-	if (mb == NULL)
-		return;
-	g_free(mb->name);
-	mr_remote_clear(&mb->remote);
-	g_free(mb->folder);
-	g_free(mb->after_folder);
-	g_free(mb->address.address);
-	g_free(mb);
-}
-
-typedef MrImapMailbox MrImapMailboxOwned;
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrImapMailboxOwned, imap_mailbox_free)
 
 static void
 config_clear(MrConfig *cfg)
@@ -127,7 +118,11 @@ config_clear(MrConfig *cfg)
 	g_free(cfg->tls.key);
 	g_strfreev(cfg->trusted_networks);
 	g_free(cfg->authserv_id);
-	g_clear_pointer(&cfg->imap, g_ptr_array_unref);
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
+		if (cfg->section_values[i] != NULL)
+			cfg->sections[i]->free(cfg->section_values[i]);
+	g_free(cfg->sections);
+	g_free(cfg->section_values);
 }
 
 MrConfig *
@@ -388,7 +383,7 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 		config_setting_t *e = config_setting_get_elem(list, i);
 		const char *addr = NULL, *role = NULL;
 		MrMailroomAddress *a;
-		MrRole r = MR_ROLE_NONE;
+		MrRole r;
 
 		if (!config_setting_is_group(e))
 			return mr_config_invalid(error, cfg->path, e, "addresses",
@@ -400,9 +395,7 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 		if (!config_setting_lookup_string(e, "role", &role))
 			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "missing (bcc, support or sales)");
-		for (guint k = MR_ROLE_BCC; k < G_N_ELEMENTS(mr_role_names); k++)
-			if (g_ascii_strcasecmp(role, mr_role_names[k]) == 0)
-				r = (MrRole)k;
+		r = mr_role_from_name(role);
 		if (r == MR_ROLE_NONE)
 			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "must be one of bcc, support, sales");
@@ -420,152 +413,40 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 	return TRUE;
 }
 
-/* --- imap ------------------------------------------------------------------ */
-
-/* A mailbox name: what the CLI and logs show, and the key of its state. */
-static gboolean
-is_valid_mailbox_name(const char *name)
+/* Returns the section of @sections (nullable) named @name, or NULL. */
+static const MrConfigSection *
+find_section(const MrConfigSection *const *sections, const char *name)
 {
-	if (*name == '\0' || strlen(name) > 64)
-		return FALSE;
-	for (const char *p = name; *p != '\0'; p++)
-		if (!g_ascii_isalnum(*p) && strchr("._-", *p) == NULL)
-			return FALSE;
-	return TRUE;
-}
-
-/* The defaults of an imap entry's server. */
-static const MrRemoteDefaults imap_remote_defaults = {
-	.port_implicit = 993,
-	.port_plain = 143,
-	.timeout_s = 120,
-};
-
-/* Reads the after key of entry @e into @mb. */
-static gboolean
-imap_entry_after(config_setting_t *e, const char *path, MrImapMailbox *mb, GError **error)
-{
-	g_autofree char *after = NULL;
-
-	if (!mr_config_member_string(e, path, "imap", "after", "seen", &after, error))
-		return FALSE;
-	if (g_ascii_strcasecmp(after, "seen") == 0) {
-		mb->after = MR_IMAP_AFTER_SEEN;
-	} else if (g_ascii_strcasecmp(after, "delete") == 0) {
-		mb->after = MR_IMAP_AFTER_DELETE;
-	} else if (g_ascii_strncasecmp(after, "move:", 5) == 0 && after[5] != '\0') {
-		mb->after = MR_IMAP_AFTER_MOVE;
-		mb->after_folder = g_strdup(after + 5);
-	} else {
-		return mr_config_invalid(error, path, config_setting_get_member(e, "after"),
-					 "imap.after",
-					 "must be \"seen\", \"delete\" or \"move:FOLDER\"");
-	}
-	return TRUE;
-}
-
-/* Reads entry @e of the imap list into @cfg: the name, the server
- * (mr_remote_parse() with the section "imap"), then what is IMAP's. */
-static gboolean
-config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError **error)
-{
-	g_autoptr(MrImapMailboxOwned) mb = g_new0(MrImapMailbox, 1);
-	g_autofree char *role = NULL;
-	int v;
-
-	if (!config_setting_is_group(e))
-		return mr_config_invalid(error, path, e, "imap",
-					 "each entry must be a group { name = ...; host = ...; ... }");
-	if (!mr_config_member_string(e, path, "imap", "name", NULL, &mb->name, error))
-		return FALSE;
-	if (mb->name == NULL || !is_valid_mailbox_name(mb->name))
-		return mr_config_invalid(error, path, e, "imap.name",
-					 "missing, or not 1-64 letters, digits, '.', '_' or '-'");
-	if (mr_config_find_imap(cfg, mb->name) != NULL)
-		return mr_config_invalid(error, path, e, "imap.name",
-					 "used twice (names are compared in any case)");
-	mb->remote.label = g_strdup_printf("mailbox %s", mb->name);
-	if (!mr_remote_parse(e, path, "imap", &imap_remote_defaults, &mb->remote, error) ||
-	    !imap_entry_after(e, path, mb, error) ||
-	    !mr_config_member_string(e, path, "imap", "folder", "INBOX", &mb->folder, error) ||
-	    !mr_config_member_string(e, path, "imap", "role", NULL, &role, error) ||
-	    !mr_config_member_int(e, path, "imap", "poll_interval", 60, 1, 86400,
-				  &mb->poll_interval_s, error) ||
-	    !mr_config_member_int(e, path, "imap", "reconnect_max", 60, 1, 3600,
-				  &mb->reconnect_max_s, error))
-		return FALSE;
-	v = role != NULL ? mr_config_pick(role, mr_role_names, G_N_ELEMENTS(mr_role_names)) : -1;
-	if (v <= (int)MR_ROLE_NONE)
-		return mr_config_invalid(error, path,
-					 role != NULL ? config_setting_get_member(e, "role") : e,
-					 "imap.role", "missing, or not one of bcc, support, sales");
-	mb->role = (MrRole)v;
-	mb->address.role = mb->role;
-	{
-		g_autofree char *lower = g_ascii_strdown(mb->name, -1);
-
-		mb->address.address = g_strconcat("imap:", lower, NULL);
-	}
-	if (mb->after == MR_IMAP_AFTER_MOVE && strcmp(mb->after_folder, mb->folder) == 0)
-		return mr_config_invalid(error, path, config_setting_get_member(e, "after"),
-					 "imap.after", "cannot move to the folder it watches");
-	g_ptr_array_add(cfg->imap, g_steal_pointer(&mb));
-	return TRUE;
-}
-
-static gboolean
-config_imap(const config_t *c, MrConfig *cfg, GError **error)
-{
-	config_setting_t *list = config_lookup(c, "imap");
-
-	if (list == NULL)
-		return TRUE;
-	if (!config_setting_is_list(list) && !config_setting_is_array(list))
-		return mr_config_invalid(error, cfg->path, list, "imap",
-				      "must be a list ( { name = ...; host = ...; ... }, ... )");
-	for (int i = 0; i < config_setting_length(list); i++)
-		if (!config_imap_entry(config_setting_get_elem(list, i), cfg->path, cfg, error))
-			return FALSE;
-	return TRUE;
-}
-
-const MrImapMailbox *
-mr_config_find_imap(const MrConfig *cfg, const char *name)
-{
-	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
-
-		if (g_ascii_strcasecmp(mb->name, name) == 0)
-			return mb;
-	}
+	for (guint i = 0; sections != NULL && sections[i] != NULL; i++)
+		if (strcmp(sections[i]->name, name) == 0)
+			return sections[i];
 	return NULL;
 }
 
-gboolean
-mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b)
-{
-	return g_strcmp0(a->name, b->name) == 0 && mr_remote_equal(&a->remote, &b->remote) &&
-	       g_strcmp0(a->folder, b->folder) == 0 && a->role == b->role &&
-	       a->after == b->after && g_strcmp0(a->after_folder, b->after_folder) == 0 &&
-	       a->poll_interval_s == b->poll_interval_s &&
-	       a->reconnect_max_s == b->reconnect_max_s;
-}
-
 static gboolean
-is_known_key(const char *group, const char *name)
+is_known_key(const MrConfigSection *const *sections, const char *group, const char *name)
 {
+	const MrConfigSection *section;
+
 	for (guint i = 0; i < G_N_ELEMENTS(mr_known_keys); i++)
 		if (strcmp(mr_known_keys[i].group, group) == 0)
 			for (guint k = 0; k < G_N_ELEMENTS(mr_known_keys[i].keys); k++)
 				if (g_strcmp0(mr_known_keys[i].keys[k], name) == 0)
 					return TRUE;
-	return FALSE;
+	if (*group == '\0')
+		return find_section(sections, name) != NULL;
+	section = find_section(sections, group);
+	return section != NULL && g_strv_contains((const char *const *)section->keys, name);
 }
 
 /* Is top-level @name a group { ... } of keys (ids, store, smtp, ...)? */
 static gboolean
-is_group_key(const char *name)
+is_group_key(const MrConfigSection *const *sections, const char *name)
 {
+	const MrConfigSection *section = find_section(sections, name);
+
+	if (section != NULL)
+		return !section->is_list;
 	for (guint i = 0; i < G_N_ELEMENTS(mr_known_keys); i++)
 		if (strcmp(mr_known_keys[i].group, name) == 0 &&
 		    !g_strv_contains(mr_list_keys, name))
@@ -575,7 +456,8 @@ is_group_key(const char *name)
 
 /* Refuses unknown keys in group @s (named @group for the table). */
 static gboolean
-config_check_group(config_setting_t *s, const char *path, const char *group, GError **error)
+config_check_group(config_setting_t *s, const char *path, const MrConfigSection *const *sections,
+		   const char *group, GError **error)
 {
 	for (int i = 0; i < config_setting_length(s); i++) {
 		config_setting_t *e = config_setting_get_elem(s, i);
@@ -583,35 +465,74 @@ config_check_group(config_setting_t *s, const char *path, const char *group, GEr
 		g_autofree char *key = *group != '\0' ? g_strdup_printf("%s.%s", group, name)
 						      : g_strdup(name);
 
-		if (!is_known_key(group, name))
+		if (!is_known_key(sections, group, name))
 			return mr_config_invalid(error, path, e, key, "unknown key");
-		if (*group == '\0' && is_group_key(name) && !config_setting_is_group(e))
+		if (*group == '\0' && is_group_key(sections, name) && !config_setting_is_group(e))
 			return mr_config_invalid(error, path, e, key, "must be a group { ... }");
-		if (config_setting_is_group(e) && !config_check_group(e, path, key, error))
+		if (config_setting_is_group(e) &&
+		    !config_check_group(e, path, sections, key, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Refuses unknown keys in the entries of the list @name, if any. */
+static gboolean
+config_check_list(const config_t *c, const char *path, const MrConfigSection *const *sections,
+		  const char *name, GError **error)
+{
+	config_setting_t *list = config_lookup(c, name);
+
+	for (int i = 0; list != NULL && config_setting_is_aggregate(list) &&
+			i < config_setting_length(list);
+	     i++) {
+		config_setting_t *e = config_setting_get_elem(list, i);
+
+		if (config_setting_is_group(e) && !config_check_group(e, path, sections, name, error))
 			return FALSE;
 	}
 	return TRUE;
 }
 
 static gboolean
-config_check_keys(const config_t *c, const char *path, GError **error)
+config_check_keys(const config_t *c, const char *path, const MrConfigSection *const *sections,
+		  GError **error)
 {
-	if (!config_check_group(config_root_setting(c), path, "", error))
+	if (!config_check_group(config_root_setting(c), path, sections, "", error))
 		return FALSE;
-	for (guint k = 0; mr_list_keys[k] != NULL; k++) {
-		config_setting_t *list = config_lookup(c, mr_list_keys[k]);
+	for (guint k = 0; mr_list_keys[k] != NULL; k++)
+		if (!config_check_list(c, path, sections, mr_list_keys[k], error))
+			return FALSE;
+	for (guint k = 0; sections != NULL && sections[k] != NULL; k++)
+		if (sections[k]->is_list &&
+		    !config_check_list(c, path, sections, sections[k]->name, error))
+			return FALSE;
+	return TRUE;
+}
 
-		for (int i = 0; list != NULL && config_setting_is_aggregate(list) &&
-				i < config_setting_length(list);
-		     i++) {
-			config_setting_t *e = config_setting_get_elem(list, i);
+/* Parses the sections above core, in their order, into @cfg. */
+static gboolean
+config_sections(const config_t *c, MrConfig *cfg, GError **error)
+{
+	for (guint i = 0; cfg->sections[i] != NULL; i++) {
+		const MrConfigSection *section = cfg->sections[i];
 
-			if (config_setting_is_group(e) &&
-			    !config_check_group(e, path, mr_list_keys[k], error))
-				return FALSE;
-		}
+		cfg->section_values[i] =
+			section->parse(config_lookup(c, section->name), cfg->path, error);
+		if (cfg->section_values[i] == NULL)
+			return FALSE;
 	}
 	return TRUE;
+}
+
+gconstpointer
+mr_config_section(const MrConfig *cfg, const MrConfigSection *section)
+{
+	g_return_val_if_fail(cfg != NULL && section != NULL, NULL);
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
+		if (cfg->sections[i] == section)
+			return cfg->section_values[i];
+	return NULL;
 }
 
 /* What one message may cost: the parse.max_* and route.max_* keys (the
@@ -650,7 +571,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	g_autofree char *opp = NULL, *tkt = NULL;
 	config_setting_t *s;
 
-	if (!config_check_keys(c, cfg->path, error))
+	if (!config_check_keys(c, cfg->path, (const MrConfigSection *const *)cfg->sections, error))
 		return FALSE;
 	if (!config_string(c, cfg->path, "database", "var/mailroom.db", &cfg->database, error))
 		return FALSE;
@@ -673,7 +594,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	}
 	if (!config_string_list(c, cfg->path, "domains", TRUE, &cfg->domains, error))
 		return FALSE;
-	if (!config_addresses(c, cfg, error) || !config_imap(c, cfg, error))
+	if (!config_addresses(c, cfg, error) || !config_sections(c, cfg, error))
 		return FALSE;
 	if (!config_string(c, cfg->path, "ids.opportunity_prefix", "OPP", &opp, error) ||
 	    !config_string(c, cfg->path, "ids.ticket_prefix", "TKT", &tkt, error))
@@ -733,7 +654,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 }
 
 MrConfig *
-mr_config_load(const char *path, GError **error)
+mr_config_load(const char *path, const MrConfigSection *const *sections, GError **error)
 {
 	g_autoptr(config_t) c = g_new0(config_t, 1);
 	g_autoptr(MrConfig) cfg = g_atomic_rc_box_new0(MrConfig);
@@ -743,7 +664,16 @@ mr_config_load(const char *path, GError **error)
 	config_init(c);
 	cfg->path = g_strdup(path);
 	cfg->addresses = g_ptr_array_new_with_free_func((GDestroyNotify)mailroom_address_free);
-	cfg->imap = g_ptr_array_new_with_free_func((GDestroyNotify)imap_mailbox_free);
+	{
+		guint n = 0;
+
+		while (sections != NULL && sections[n] != NULL)
+			n++;
+		cfg->sections = g_new0(const MrConfigSection *, n + 1);
+		for (guint i = 0; i < n; i++)
+			cfg->sections[i] = sections[i];
+		cfg->section_values = g_new0(gpointer, n + 1);
+	}
 	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
 		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
 			    "%s: cannot read the configuration file (missing or not a file)", path);
@@ -773,12 +703,18 @@ mr_config_find_address(const MrConfig *cfg, const char *address, char **detail_o
 
 	g_return_val_if_fail(cfg != NULL && address != NULL, NULL);
 
-	if (g_ascii_strncasecmp(address, "imap:", 5) == 0) {
-		const MrImapMailbox *mb = mr_config_find_imap(cfg, address + 5);
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++) {
+		const MrConfigSection *section = cfg->sections[i];
+		gsize len = section->address_scheme != NULL ? strlen(section->address_scheme) : 0;
 
+		if (len == 0 || g_ascii_strncasecmp(address, section->address_scheme, len) != 0)
+			continue;
 		if (detail_out != NULL)
 			*detail_out = NULL;
-		return mb != NULL ? &mb->address : NULL;
+		/* no value yet while the addresses are read */
+		return cfg->section_values[i] != NULL
+			       ? section->find_address(cfg->section_values[i], address + len)
+			       : NULL;
 	}
 	lower = mr_address_normalise(address);
 	at = strrchr(lower, '@');
@@ -870,28 +806,15 @@ warn_secret_file(GPtrArray *out, const char *what, const char *path)
 }
 
 GStrv
-mr_imap_mailbox_security_warnings(const MrImapMailbox *mb)
-{
-	GPtrArray *out = g_ptr_array_new();
-
-	g_return_val_if_fail(mb != NULL, NULL);
-	mr_remote_security_warnings(&mb->remote, out);
-	g_ptr_array_add(out, NULL);
-	return (GStrv)g_ptr_array_free(out, FALSE);
-}
-
-GStrv
 mr_config_security_warnings(const MrConfig *cfg)
 {
 	GPtrArray *out = g_ptr_array_new();
 
 	g_return_val_if_fail(cfg != NULL, NULL);
 	warn_secret_file(out, "database_password_file", cfg->database_password_file);
-	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
-
-		mr_remote_security_warnings(&mb->remote, out);
-	}
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
+		if (cfg->sections[i]->security_warnings != NULL && cfg->section_values[i] != NULL)
+			cfg->sections[i]->security_warnings(cfg->section_values[i], out);
 	g_ptr_array_add(out, NULL);
 	return (GStrv)g_ptr_array_free(out, FALSE);
 }

@@ -37,6 +37,12 @@ static const MrServiceClass *const mr_daemon_services[] = {
 	&mr_imap_service,
 };
 
+/* The sections of the configuration parsed above core. */
+static const MrConfigSection *const mr_daemon_config_sections[] = {
+	&mr_imap_config_section,
+	NULL,
+};
+
 typedef struct {
 	const MrServiceClass *klass;
 	gpointer self;
@@ -207,7 +213,7 @@ on_reload(gpointer data)
 
 	if (d->systemd)
 		sd_notify(0, "RELOADING=1");
-	cfg = mr_config_load(d->config_path, &error);
+	cfg = mr_config_load(d->config_path, mr_daemon_config_sections, &error);
 	if (cfg != NULL && g_strcmp0(cfg->spool_directory, d->cfg->spool_directory) != 0 &&
 	    !mr_spool_check_directory(cfg->spool_directory, &error))
 		g_clear_pointer(&cfg, mr_config_unref);
@@ -322,7 +328,7 @@ daemon_clear(MrDaemon *d)
 static int
 test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 {
-	const MrImapMailbox *mb = mr_config_find_imap(cfg, name);
+	const MrImapMailbox *mb = mr_imap_config_find(cfg, name);
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) warnings = NULL;
 	MrImapProbe probe;
@@ -436,7 +442,7 @@ main(int argc, char **argv)
 	g_log_set_writer_func(daemon_log_writer, &d, NULL);
 	if (d.config_path == NULL)
 		d.config_path = g_strdup(mr_config_default_path());
-	d.cfg = mr_config_load(d.config_path, &error);
+	d.cfg = mr_config_load(d.config_path, mr_daemon_config_sections, &error);
 	if (d.cfg == NULL) {
 		fprintf(stderr, "mailroomd: %s\n", error->message);
 		daemon_clear(&d);

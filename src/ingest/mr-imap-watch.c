@@ -215,7 +215,7 @@ watch_take_config(MrImapWatch *w)
 	if (w->next_cfg != NULL) {
 		old = w->cfg;
 		w->cfg = g_steal_pointer(&w->next_cfg);
-		w->mb = mr_config_find_imap(w->cfg, w->mb->name);
+		w->mb = mr_imap_config_find(w->cfg, w->mb->name);
 	}
 	g_mutex_unlock(&w->lock);
 	if (old != NULL)
@@ -922,8 +922,10 @@ watch_named(GPtrArray *watches, const char *name)
 static void
 start_missing(MrImapService *svc)
 {
-	for (guint i = 0; i < svc->cfg->imap->len && !svc->draining; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(svc->cfg->imap, i);
+	GPtrArray *mailboxes = mr_imap_config(svc->cfg);
+
+	for (guint i = 0; mailboxes != NULL && i < mailboxes->len && !svc->draining; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(mailboxes, i);
 
 		if (!watch_named(svc->watches, mb->name) && !watch_named(svc->retired, mb->name))
 			g_ptr_array_add(svc->watches, watch_start(svc->writer, svc->cfg, mb));
@@ -975,7 +977,7 @@ imap_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
 	 * unchanged ones keep their connection; new and changed ones start. */
 	for (guint i = 0; i < svc->watches->len; i++) {
 		MrImapWatch *w = g_ptr_array_index(svc->watches, i);
-		const MrImapMailbox *now = mr_config_find_imap(cfg, w->main_mb->name);
+		const MrImapMailbox *now = mr_imap_config_find(cfg, w->main_mb->name);
 
 		if (now != NULL && mr_imap_mailbox_equal(now, w->main_mb)) {
 			mr_config_unref(w->main_cfg);
