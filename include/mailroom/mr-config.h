@@ -22,31 +22,13 @@ typedef struct {
 	MrRole role;
 } MrMailroomAddress;
 
-/* What becomes of a message on the server once it is stored. */
-typedef enum {
-	MR_IMAP_AFTER_SEEN,   /* flag \Seen */
-	MR_IMAP_AFTER_MOVE,   /* move to after_folder */
-	MR_IMAP_AFTER_DELETE, /* \Deleted and expunge */
-} MrImapAfter;
+/* A section of the file that a folder above core parses (the imap list,
+ * by src/ingest/; the relay next): see mr-config-section.h. */
+typedef struct _MrConfigSection MrConfigSection;
 
-/* One entry of the imap list: a mailbox mailroomd watches. */
-typedef struct {
-	char *name;           /* unique; how logs and the CLI name it */
-	MrRemote remote;      /* the server and the login: host, port (default
-	                         993 for implicit TLS, else 143), tls, user,
-	                         auth, credentials, timeout, tls_verify,
-	                         tls_ca_file; its label is "mailbox NAME" */
-	char *folder;         /* default "INBOX" */
-	MrRole role;          /* how its mail is routed */
-	MrImapAfter after;
-	char *after_folder;   /* the move: target */
-	int poll_interval_s;  /* without IDLE */
-	int reconnect_max_s;  /* cap of the reconnect backoff */
-	MrMailroomAddress address; /* "imap:NAME" (lower case) and role: the
-	                        recipient its deliveries are routed and
-	                        recorded with */
-} MrImapMailbox;
-
+/* The configuration, a member per group of the file (ids, parse, route,
+ * store, smtp, lmtp, tls, limits, testing) and the top-level keys beside
+ * them. */
 typedef struct {
 	char *path;               /* the file it was read from */
 	char *database;           /* an SQLite file, or a postgresql:// URI */
@@ -55,56 +37,87 @@ typedef struct {
 	                             in; default: "spool" beside the database */
 	char **domains;           /* lower-cased own domains, NULL-terminated */
 	GPtrArray *addresses;     /* MrMailroomAddress* */
-	char *opportunity_prefix; /* upper-case, e.g. "OPP" */
-	char *ticket_prefix;      /* upper-case, e.g. "TKT" */
 	char **freemail_domains;  /* extra freemail domains (lower-case) */
-	char **fallback_charsets; /* for raw 8-bit text; NULL-terminated */
-	int max_mime_parts;       /* parse.max_mime_parts */
-	int max_header_lines;     /* parse.max_header_lines */
-	int max_addresses;        /* parse.max_addresses */
-	int max_references;       /* parse.max_references */
-	int max_header_size;      /* parse.max_header_size: bytes */
-	int max_parties;          /* route.max_parties */
-	int max_subject_scan;     /* route.max_subject_scan: bytes */
-	char *synchronous;        /* "full" or "normal" (store.synchronous) */
-	int busy_timeout_ms;      /* store.busy_timeout */
-	int batch_max;            /* store.batch_max: messages per group commit */
-	int batch_window_ms;      /* store.batch_window: wait for more, ms */
-	int query_timeout_s;      /* store.query_timeout: the longest wait for
-	                             PostgreSQL, seconds */
-	gint64 clock_offset_s;    /* testing.clock_offset: seconds the clock is
-	                             moved (tests only); whoever adopts the config
-	                             passes it to mr_clock_set_offset() */
+	struct {
+		char *opportunity_prefix; /* upper-case, e.g. "OPP" */
+		char *ticket_prefix;      /* upper-case, e.g. "TKT" */
+	} ids;
+	struct {
+		char **fallback_charsets; /* for raw 8-bit text; NULL-terminated */
+		int max_mime_parts;       /* parse.max_mime_parts */
+		int max_header_lines;     /* parse.max_header_lines */
+		int max_addresses;        /* parse.max_addresses */
+		int max_references;       /* parse.max_references */
+		int max_header_size;      /* parse.max_header_size: bytes */
+	} parse;
+	struct {
+		int max_parties;          /* route.max_parties */
+		int max_subject_scan;     /* route.max_subject_scan: bytes */
+	} route;
+	struct {
+		char *synchronous;        /* "full" or "normal" (store.synchronous) */
+		int busy_timeout_ms;      /* store.busy_timeout */
+		int batch_max;            /* store.batch_max: messages per group commit */
+		int batch_window_ms;      /* store.batch_window: wait for more, ms */
+		int query_timeout_s;      /* store.query_timeout: the longest wait for
+		                             PostgreSQL, seconds */
+	} store;
+	struct {
+		gint64 clock_offset_s;    /* testing.clock_offset: seconds the clock is
+		                             moved (tests only); whoever adopts the
+		                             config passes it to mr_clock_set_offset() */
+	} testing;
 
 	/* mailroomd */
 	char *hostname;           /* in greetings; default: the host name */
-	char **smtp_listen;       /* "host:port" */
-	char **lmtp_listen;
-	gboolean bare_lf_reject;  /* smtp.bare_lf = "reject" (else "normalize") */
-	char *tls_cert, *tls_key; /* (nullable): PEM files; STARTTLS when set */
+	struct {
+		char **listen;            /* smtp.listen: "host:port" */
+		gboolean bare_lf_reject;  /* smtp.bare_lf = "reject" (else "normalize") */
+	} smtp;
+	struct {
+		char **listen;            /* lmtp.listen: "host:port" */
+	} lmtp;
+	struct {
+		char *cert, *key;         /* (nullable): PEM files; STARTTLS when set */
+	} tls;
 	char **trusted_networks;  /* CIDR; default loopback */
 	char *authserv_id;        /* (nullable): trust internal From: only when
 	                             Authentication-Results of this id pass */
-	gint64 max_message_size;  /* limits.max_message_size, bytes */
-	int max_recipients;       /* limits.max_recipients */
-	int max_connections;      /* limits.max_connections */
-	int timeout_s;            /* limits.timeout: idle seconds */
-	int max_errors;           /* limits.max_errors: per session */
-	int max_connections_per_ip; /* limits.max_connections_per_ip */
-	int tls_handshake_timeout_s; /* limits.tls_handshake_timeout: seconds */
-	int max_tls_handshakes;   /* limits.max_tls_handshakes: at once */
-	gint64 spool_threshold;   /* limits.spool_threshold: bytes kept in memory */
-	gint64 max_bytes_in_flight; /* limits.max_bytes_in_flight: of spooled
-	                             messages being parsed and stored at once */
-	int drain_timeout_s;      /* limits.drain_timeout: SIGTERM's drain, seconds */
-	GPtrArray *imap;          /* MrImapMailbox*: the imap list */
+	struct {
+		gint64 max_message_size;  /* limits.max_message_size, bytes */
+		int max_recipients;       /* limits.max_recipients */
+		int max_connections;      /* limits.max_connections */
+		int timeout_s;            /* limits.timeout: idle seconds */
+		int max_errors;           /* limits.max_errors: per session */
+		int max_connections_per_ip; /* limits.max_connections_per_ip */
+		int tls_handshake_timeout_s; /* limits.tls_handshake_timeout: seconds */
+		int max_tls_handshakes;   /* limits.max_tls_handshakes: at once */
+		gint64 spool_threshold;   /* limits.spool_threshold: bytes kept in memory */
+		gint64 max_bytes_in_flight; /* limits.max_bytes_in_flight: of spooled
+		                             messages being parsed and stored at once */
+		int drain_timeout_s;      /* limits.drain_timeout: SIGTERM's drain, seconds */
+	} limits;
+
+	/* The sections parsed above core, as mr_config_load() was given them:
+	 * read with mr_config_section() (the imap list: mr_imap_config()). */
+	const MrConfigSection **sections; /* NULL-terminated */
+	gpointer *section_values;         /* each section's value, in order */
 } MrConfig;
 
 /* Loads and validates @path.  Relative paths in the file stay relative to
- * the working directory.  Returns: (transfer full) (nullable): the config,
+ * the working directory.  @sections (nullable, NULL-terminated; static)
+ * are the sections parsed above core that the caller knows (mailroomd
+ * and mailroomctl: mr_imap_config_section); their top-level keys are
+ * refused as unknown without them.  Each is parsed after the addresses,
+ * in the order given.  Returns: (transfer full) (nullable): the config,
  * or NULL with @error set in MR_CONFIG_ERROR and a message of the form
  * "FILE:LINE: what is wrong". */
-MrConfig *mr_config_load(const char *path, GError **error);
+MrConfig *mr_config_load(const char *path, const MrConfigSection *const *sections,
+			 GError **error);
+
+/* Returns: (transfer none) (nullable): the value @section's parser gave
+ * for @cfg, or NULL when @cfg was loaded without @section. */
+gconstpointer mr_config_section(const MrConfig *cfg, const MrConfigSection *section);
 
 /* Takes a reference on @cfg (a reload swaps configurations while sessions
  * and the writer still use the old one).  Returns: @cfg. */
@@ -126,8 +139,10 @@ char *mr_config_database_name(const MrConfig *cfg);
 const char *mr_config_default_path(void);
 
 /* Looks @address (any case, with or without a +detail) up among the
- * mailroom addresses, and "imap:NAME" among the imap entries.  Sets @detail_out (nullable; transfer full) to the
- * +detail part, if any.  Returns: the matching entry (borrowed) or NULL. */
+ * mailroom addresses; an address that starts with a section's
+ * address_scheme ("imap:NAME") is answered by that section alone.  Sets
+ * @detail_out (nullable; transfer full) to the +detail part, if any.
+ * Returns: the matching entry (borrowed) or NULL. */
 const MrMailroomAddress *mr_config_find_address(const MrConfig *cfg,
 						const char *address,
 						char **detail_out);
@@ -142,22 +157,15 @@ gboolean mr_config_is_freemail(const MrConfig *cfg, const char *domain);
 /* Returns the name of @role ("bcc", "support", "sales", "none"). */
 const char *mr_role_name(MrRole role);
 
-/* Returns the imap entry named @name, or NULL. */
-const MrImapMailbox *mr_config_find_imap(const MrConfig *cfg, const char *name);
+/* Returns the role named @name (any case): bcc, support or sales, else
+ * MR_ROLE_NONE (for "none" too). */
+MrRole mr_role_from_name(const char *name);
 
-/* Returns TRUE when @a and @b configure the same connection and handling
- * (a reload keeps the connection of an unchanged mailbox). */
-gboolean mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b);
-
-/* Returns: (transfer full): what in @mb puts its secrets at risk, one
- * sentence each, NULL-terminated (empty when nothing): those of its
- * remote, see mr_remote_security_warnings(). */
-GStrv mr_imap_mailbox_security_warnings(const MrImapMailbox *mb);
-
-/* Returns: (transfer full): the warnings of @cfg, as
- * mr_imap_mailbox_security_warnings() for every imap entry, and for a
- * database_password_file its group or others may read.  mailroomd logs
- * them at start and at each reload. */
+/* Returns: (transfer full): the warnings of @cfg: for a
+ * database_password_file its group or others may read, then those of
+ * each section (every imap entry's server, see
+ * mr_remote_security_warnings()).  mailroomd logs them at start and at
+ * each reload. */
 GStrv mr_config_security_warnings(const MrConfig *cfg);
 
 G_END_DECLS

@@ -14,6 +14,7 @@
 #include <gio/gio.h>
 
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-imap-config.h"
 #include "mailroom/mr-service.h"
 #include "mailroom/mr-writer.h"
 

@@ -40,6 +40,33 @@ typedef struct {
 	int timeout_s;        /* a command's deadline (plus time for its bytes) */
 } MrRemote;
 
+/* The keys mr_remote_parse() reads, for a section's table of known keys. */
+#define MR_REMOTE_KEYS                                                                 \
+	"host", "port", "tls", "user", "auth", "password_file", "password_env",        \
+		"token_command", "timeout", "tls_verify", "tls_ca_file"
+
+/* What a protocol's remote server defaults to. */
+typedef struct {
+	int port_implicit; /* the port for tls = "implicit" (IMAP: 993) */
+	int port_plain;    /* for "starttls" and "none" (IMAP: 143) */
+	int timeout_s;     /* timeout (IMAP: 120) */
+} MrRemoteDefaults;
+
+struct config_setting_t; /* libconfig's; mr-config-section.h reads it */
+
+/* Reads the keys of a remote server (MR_REMOTE_KEYS) from @group, an
+ * entry of section @section (the top-level key: "imap", "relay") of the
+ * file @path, into @r, whose label the caller sets: host and user
+ * (required), tls ("implicit", "starttls", "none"; default implicit),
+ * auth ("password" with password_file or password_env, or "xoauth2" with
+ * token_command, a shell-quoted command line), port and timeout
+ * (defaults @defaults), tls_verify (default true) and tls_ca_file (a
+ * regular file).  Returns: TRUE, or FALSE with @error
+ * (MR_CONFIG_ERROR_INVALID) "PATH:LINE: SECTION.KEY: what"; @r then holds
+ * what was read so far (mr_remote_clear() frees it). */
+gboolean mr_remote_parse(struct config_setting_t *group, const char *path, const char *section,
+			 const MrRemoteDefaults *defaults, MrRemote *r, GError **error);
+
 /* Frees the members of @r (not @r itself) and zeroes it.  NULL-safe. */
 void mr_remote_clear(MrRemote *r);
 

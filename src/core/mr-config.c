@@ -1,7 +1,9 @@
 /* mr-config.c - load and validate mailroom.conf (libconfig).
  *
- * Core module: owns MrConfig.  Every refusal names FILE:LINE and the key, so
- * an administrator can fix the file without reading code. */
+ * Core module: owns MrConfig, a member per group of the file; the sections
+ * above core (the imap list) are parsed by their folders through
+ * MrConfigSection and kept opaque.  Every refusal names FILE:LINE and the
+ * key, so an administrator can fix the file without reading code. */
 #define G_LOG_DOMAIN "mailroom-config"
 
 #include <gio/gio.h>
@@ -11,6 +13,7 @@
 #include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-config-section.h"
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
 
@@ -27,8 +30,9 @@ static const char *const mr_builtin_freemail[] = {
 	"163.com", "126.com", "fastmail.com", "hey.com", "tutanota.com",
 };
 
-/* Every key mailroom reads, by group ("" is the top level); anything else
- * is refused as a typo. */
+/* Every key core reads, by group ("" is the top level); with the keys of
+ * the sections parsed above core (MrConfigSection), anything else is
+ * refused as a typo. */
 static const struct {
 	const char *group;
 	const char *const keys[4];
@@ -38,7 +42,7 @@ static const struct {
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
-	{ "", { "imap", "testing", NULL } },
+	{ "", { "testing", NULL } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -53,17 +57,12 @@ static const struct {
 	{ "store", { "synchronous", "busy_timeout", "batch_max", "batch_window" } },
 	{ "store", { "query_timeout", NULL } },
 	{ "addresses", { "address", "role", NULL } },
-	{ "imap", { "name", "host", "port", "tls" } },
-	{ "imap", { "user", "auth", "password_file", "password_env" } },
-	{ "imap", { "token_command", "folder", "role", "after" } },
-	{ "imap", { "poll_interval", "reconnect_max", "tls_verify", "tls_ca_file" } },
-	{ "imap", { "timeout", NULL } },
 	{ "testing", { "clock_offset", NULL } },
 };
 
 /* Top-level keys that hold a list of groups, each checked against the
- * keys of its own name. */
-static const char *const mr_list_keys[] = { "addresses", "imap", NULL };
+ * keys of its own name (and the sections whose is_list is set). */
+static const char *const mr_list_keys[] = { "addresses", NULL };
 
 static const char *const mr_role_names[] = {
 	[MR_ROLE_NONE] = "none",
@@ -80,6 +79,15 @@ mr_role_name(MrRole role)
 	return mr_role_names[role];
 }
 
+MrRole
+mr_role_from_name(const char *name)
+{
+	for (guint k = MR_ROLE_BCC; k < G_N_ELEMENTS(mr_role_names); k++)
+		if (g_ascii_strcasecmp(name, mr_role_names[k]) == 0)
+			return (MrRole)k;
+	return MR_ROLE_NONE;
+}
+
 static void
 mailroom_address_free(MrMailroomAddress *a)
 {
@@ -90,22 +98,6 @@ mailroom_address_free(MrMailroomAddress *a)
 }
 
 static void
-imap_mailbox_free(MrImapMailbox *mb)
-{
-	if (mb == NULL)
-		return;
-	g_free(mb->name);
-	mr_remote_clear(&mb->remote);
-	g_free(mb->folder);
-	g_free(mb->after_folder);
-	g_free(mb->address.address);
-	g_free(mb);
-}
-
-typedef MrImapMailbox MrImapMailboxOwned;
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrImapMailboxOwned, imap_mailbox_free)
-
-static void
 config_clear(MrConfig *cfg)
 {
 	g_free(cfg->path);
@@ -114,19 +106,23 @@ config_clear(MrConfig *cfg)
 	g_free(cfg->spool_directory);
 	g_strfreev(cfg->domains);
 	g_clear_pointer(&cfg->addresses, g_ptr_array_unref);
-	g_free(cfg->opportunity_prefix);
-	g_free(cfg->ticket_prefix);
+	g_free(cfg->ids.opportunity_prefix);
+	g_free(cfg->ids.ticket_prefix);
 	g_strfreev(cfg->freemail_domains);
-	g_strfreev(cfg->fallback_charsets);
-	g_free(cfg->synchronous);
+	g_strfreev(cfg->parse.fallback_charsets);
+	g_free(cfg->store.synchronous);
 	g_free(cfg->hostname);
-	g_strfreev(cfg->smtp_listen);
-	g_strfreev(cfg->lmtp_listen);
-	g_free(cfg->tls_cert);
-	g_free(cfg->tls_key);
+	g_strfreev(cfg->smtp.listen);
+	g_strfreev(cfg->lmtp.listen);
+	g_free(cfg->tls.cert);
+	g_free(cfg->tls.key);
 	g_strfreev(cfg->trusted_networks);
 	g_free(cfg->authserv_id);
-	g_clear_pointer(&cfg->imap, g_ptr_array_unref);
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
+		if (cfg->section_values[i] != NULL)
+			cfg->sections[i]->free(cfg->section_values[i]);
+	g_free(cfg->sections);
+	g_free(cfg->section_values);
 }
 
 MrConfig *
@@ -152,22 +148,6 @@ mr_config_default_path(void)
 	return MR_SYSCONFDIR "/mailroom.conf";
 }
 
-/* Sets @error to "FILE:LINE: key: what" for @setting. */
-static gboolean
-config_invalid(GError **error, const char *path, const config_setting_t *setting,
-	       const char *key, const char *what)
-{
-	int line = setting != NULL ? config_setting_source_line(setting) : 0;
-
-	if (line > 0)
-		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID, "%s:%d: %s: %s", path,
-			    line, key, what);
-	else /* a missing key has no line */
-		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID, "%s: %s: %s", path, key,
-			    what);
-	return FALSE;
-}
-
 /* Reads an optional list/array of strings at @key into a lower-cased,
  * NULL-terminated vector.  A missing key gives an empty vector. */
 static gboolean
@@ -179,13 +159,13 @@ config_string_list(const config_t *c, const char *path, const char *key,
 
 	if (s != NULL) {
 		if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
-			return config_invalid(error, path, s, key,
+			return mr_config_invalid(error, path, s, key,
 					      "must be a list of strings");
 		for (int i = 0; i < config_setting_length(s); i++) {
 			const char *v = config_setting_get_string_elem(s, i);
 
 			if (v == NULL || *v == '\0')
-				return config_invalid(error, path, s, key,
+				return mr_config_invalid(error, path, s, key,
 						      "every element must be a non-empty string");
 			if (lower)
 				{ g_autofree char *l = mr_address_normalise(v); g_strv_builder_add(b, l); }
@@ -209,7 +189,7 @@ config_string(const config_t *c, const char *path, const char *key,
 		return TRUE;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return config_invalid(error, path, s, key, "must be a string");
+		return mr_config_invalid(error, path, s, key, "must be a string");
 	*out = g_strdup(config_setting_get_string(s));
 	return TRUE;
 }
@@ -227,12 +207,12 @@ config_int(const config_t *c, const char *path, const char *key, gint64 def, gin
 	if (s == NULL)
 		return TRUE;
 	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
-		return config_invalid(error, path, s, key, "must be an integer");
+		return mr_config_invalid(error, path, s, key, "must be an integer");
 	*out = config_setting_get_int64(s);
 	if (*out < min || *out > max) {
 		range = g_strdup_printf("must be between %" G_GINT64_FORMAT " and %" G_GINT64_FORMAT,
 					min, max);
-		return config_invalid(error, path, s, key, range);
+		return mr_config_invalid(error, path, s, key, range);
 	}
 	return TRUE;
 }
@@ -258,13 +238,13 @@ config_listen(const config_t *c, const char *path, const char *key, const char *
 
 		if (colon == NULL || colon == *l || end == NULL || *end != '\0' || port > 65535 ||
 		    colon[1] == '\0')
-			return config_invalid(error, path, config_lookup(c, key), key,
+			return mr_config_invalid(error, path, config_lookup(c, key), key,
 					      "each entry must be \"address:port\"");
 		host = **l == '[' && colon[-1] == ']' ? g_strndup(*l + 1, (gsize)(colon - *l - 2))
 						     : g_strndup(*l, (gsize)(colon - *l));
 		addr = g_inet_address_new_from_string(host);
 		if (addr == NULL)
-			return config_invalid(error, path, config_lookup(c, key), key,
+			return mr_config_invalid(error, path, config_lookup(c, key), key,
 					      "the address must be numeric (127.0.0.1, [::1])");
 	}
 	return TRUE;
@@ -283,7 +263,7 @@ config_networks(const config_t *c, const char *path, MrConfig *cfg, GError **err
 		g_autoptr(GInetAddressMask) mask = g_inet_address_mask_new_from_string(*n, NULL);
 
 		if (mask == NULL)
-			return config_invalid(error, path, config_lookup(c, "trusted_networks"),
+			return mr_config_invalid(error, path, config_lookup(c, "trusted_networks"),
 					      "trusted_networks", "each entry must be an address or CIDR");
 	}
 	return TRUE;
@@ -299,14 +279,14 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 	if (!config_string(c, path, "hostname", g_get_host_name(), &cfg->hostname, error))
 		return FALSE;
 	if (*cfg->hostname == '\0' || strpbrk(cfg->hostname, " \t\r\n") != NULL)
-		return config_invalid(error, path, config_lookup(c, "hostname"), "hostname",
+		return mr_config_invalid(error, path, config_lookup(c, "hostname"), "hostname",
 				      "must be a host name without spaces");
 	if (
-	    !config_listen(c, path, "smtp.listen", "127.0.0.1:2525", &cfg->smtp_listen, error) ||
-	    !config_listen(c, path, "lmtp.listen", "127.0.0.1:2424", &cfg->lmtp_listen, error) ||
+	    !config_listen(c, path, "smtp.listen", "127.0.0.1:2525", &cfg->smtp.listen, error) ||
+	    !config_listen(c, path, "lmtp.listen", "127.0.0.1:2424", &cfg->lmtp.listen, error) ||
 	    !config_networks(c, path, cfg, error) ||
-	    !config_string(c, path, "tls.cert", NULL, &cfg->tls_cert, error) ||
-	    !config_string(c, path, "tls.key", NULL, &cfg->tls_key, error) ||
+	    !config_string(c, path, "tls.cert", NULL, &cfg->tls.cert, error) ||
+	    !config_string(c, path, "tls.key", NULL, &cfg->tls.key, error) ||
 	    !config_string(c, path, "authserv_id", NULL, &cfg->authserv_id, error))
 		return FALSE;
 	{
@@ -316,55 +296,55 @@ config_daemon_keys(const config_t *c, MrConfig *cfg, GError **error)
 			return FALSE;
 		if (g_ascii_strcasecmp(bare_lf, "normalize") != 0 &&
 		    g_ascii_strcasecmp(bare_lf, "reject") != 0)
-			return config_invalid(error, path, config_lookup(c, "smtp.bare_lf"), "smtp.bare_lf",
+			return mr_config_invalid(error, path, config_lookup(c, "smtp.bare_lf"), "smtp.bare_lf",
 					      "must be \"normalize\" or \"reject\"");
-		cfg->bare_lf_reject = g_ascii_strcasecmp(bare_lf, "reject") == 0;
+		cfg->smtp.bare_lf_reject = g_ascii_strcasecmp(bare_lf, "reject") == 0;
 	}
-	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
-		return config_invalid(error, path, config_lookup(c, "tls"), "tls",
+	if ((cfg->tls.cert == NULL) != (cfg->tls.key == NULL))
+		return mr_config_invalid(error, path, config_lookup(c, "tls"), "tls",
 				      "cert and key go together");
 	if (!config_int(c, path, "limits.max_message_size", 26214400, 1024, G_MAXINT32,
-			&cfg->max_message_size, error))
+			&cfg->limits.max_message_size, error))
 		return FALSE;
 	if (!config_int(c, path, "limits.max_recipients", 100, 1, 100000, &v, error))
 		return FALSE;
-	cfg->max_recipients = (int)v;
+	cfg->limits.max_recipients = (int)v;
 	if (!config_int(c, path, "limits.max_connections", 256, 1, 100000, &v, error))
 		return FALSE;
-	cfg->max_connections = (int)v;
+	cfg->limits.max_connections = (int)v;
 	if (!config_int(c, path, "limits.timeout", 300, 1, 86400, &v, error))
 		return FALSE;
-	cfg->timeout_s = (int)v;
+	cfg->limits.timeout_s = (int)v;
 	if (!config_int(c, path, "limits.max_errors", 10, 1, 1000, &v, error))
 		return FALSE;
-	cfg->max_errors = (int)v;
+	cfg->limits.max_errors = (int)v;
 	if (!config_int(c, path, "limits.max_connections_per_ip", 32, 1, 100000, &v, error))
 		return FALSE;
-	cfg->max_connections_per_ip = (int)v;
+	cfg->limits.max_connections_per_ip = (int)v;
 	if (!config_int(c, path, "limits.tls_handshake_timeout", 10, 1, 3600, &v, error))
 		return FALSE;
-	cfg->tls_handshake_timeout_s = (int)v;
+	cfg->limits.tls_handshake_timeout_s = (int)v;
 	if (!config_int(c, path, "limits.max_tls_handshakes", 8, 1, 1000, &v, error))
 		return FALSE;
-	cfg->max_tls_handshakes = (int)v;
+	cfg->limits.max_tls_handshakes = (int)v;
 	if (!config_int(c, path, "limits.spool_threshold", 1048576, 0, G_MAXINT32,
-			&cfg->spool_threshold, error))
+			&cfg->limits.spool_threshold, error))
 		return FALSE;
 	if (!config_int(c, path, "limits.max_bytes_in_flight", 67108864, 1048576, G_MAXINT64,
-			&cfg->max_bytes_in_flight, error))
+			&cfg->limits.max_bytes_in_flight, error))
 		return FALSE;
 	if (!config_int(c, path, "limits.drain_timeout", 30, 1, 3600, &v, error))
 		return FALSE;
-	cfg->drain_timeout_s = (int)v;
+	cfg->limits.drain_timeout_s = (int)v;
 	if (!config_int(c, path, "store.batch_max", 256, 1, 10000, &v, error))
 		return FALSE;
-	cfg->batch_max = (int)v;
+	cfg->store.batch_max = (int)v;
 	if (!config_int(c, path, "store.batch_window", 0, 0, 1000, &v, error))
 		return FALSE;
-	cfg->batch_window_ms = (int)v;
+	cfg->store.batch_window_ms = (int)v;
 	if (!config_int(c, path, "store.query_timeout", 30, 1, 3600, &v, error))
 		return FALSE;
-	cfg->query_timeout_s = (int)v;
+	cfg->store.query_timeout_s = (int)v;
 	return TRUE;
 }
 
@@ -394,35 +374,33 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 	config_setting_t *list = config_lookup(c, "addresses");
 
 	if (list == NULL)
-		return config_invalid(error, cfg->path, NULL, "addresses",
+		return mr_config_invalid(error, cfg->path, NULL, "addresses",
 				      "missing: at least one mailroom address is needed");
 	if (!config_setting_is_list(list) && !config_setting_is_array(list))
-		return config_invalid(error, cfg->path, list, "addresses",
+		return mr_config_invalid(error, cfg->path, list, "addresses",
 				      "must be a list of { address = ...; role = ...; }");
 	for (int i = 0; i < config_setting_length(list); i++) {
 		config_setting_t *e = config_setting_get_elem(list, i);
 		const char *addr = NULL, *role = NULL;
 		MrMailroomAddress *a;
-		MrRole r = MR_ROLE_NONE;
+		MrRole r;
 
 		if (!config_setting_is_group(e))
-			return config_invalid(error, cfg->path, e, "addresses",
+			return mr_config_invalid(error, cfg->path, e, "addresses",
 					      "each entry must be { address = ...; role = ...; }");
 		if (!config_setting_lookup_string(e, "address", &addr) ||
 		    !is_valid_address(addr))
-			return config_invalid(error, cfg->path, e, "addresses.address",
+			return mr_config_invalid(error, cfg->path, e, "addresses.address",
 					      "missing or not a plain local@domain address");
 		if (!config_setting_lookup_string(e, "role", &role))
-			return config_invalid(error, cfg->path, e, "addresses.role",
+			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "missing (bcc, support or sales)");
-		for (guint k = MR_ROLE_BCC; k < G_N_ELEMENTS(mr_role_names); k++)
-			if (g_ascii_strcasecmp(role, mr_role_names[k]) == 0)
-				r = (MrRole)k;
+		r = mr_role_from_name(role);
 		if (r == MR_ROLE_NONE)
-			return config_invalid(error, cfg->path, e, "addresses.role",
+			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "must be one of bcc, support, sales");
 		if (mr_config_find_address(cfg, addr, NULL) != NULL)
-			return config_invalid(error, cfg->path, e, "addresses.address",
+			return mr_config_invalid(error, cfg->path, e, "addresses.address",
 					      "listed twice");
 		a = g_new0(MrMailroomAddress, 1);
 		a->address = mr_address_normalise(addr);
@@ -430,266 +408,45 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 		g_ptr_array_add(cfg->addresses, a);
 	}
 	if (cfg->addresses->len == 0)
-		return config_invalid(error, cfg->path, list, "addresses",
+		return mr_config_invalid(error, cfg->path, list, "addresses",
 				      "at least one mailroom address is needed");
 	return TRUE;
 }
 
-/* --- imap ------------------------------------------------------------------ */
-
-/* Reads optional string @key of entry @e; @def when missing; empty is
- * refused. */
-static gboolean
-entry_string(config_setting_t *e, const char *path, const char *key, const char *def,
-	     char **out, GError **error)
+/* Returns the section of @sections (nullable) named @name, or NULL. */
+static const MrConfigSection *
+find_section(const MrConfigSection *const *sections, const char *name)
 {
-	config_setting_t *s = config_setting_get_member(e, key);
-	g_autofree char *full = g_strconcat("imap.", key, NULL);
-
-	if (s == NULL) {
-		*out = g_strdup(def);
-		return TRUE;
-	}
-	if (config_setting_type(s) != CONFIG_TYPE_STRING || *config_setting_get_string(s) == '\0')
-		return config_invalid(error, path, s, full, "must be a non-empty string");
-	*out = g_strdup(config_setting_get_string(s));
-	return TRUE;
-}
-
-/* Reads optional integer @key of entry @e into @out (default @def) within
- * [@min, @max]. */
-static gboolean
-entry_int(config_setting_t *e, const char *path, const char *key, int def, int min, int max,
-	  int *out, GError **error)
-{
-	config_setting_t *s = config_setting_get_member(e, key);
-	g_autofree char *full = g_strconcat("imap.", key, NULL);
-	long long v;
-
-	*out = def;
-	if (s == NULL)
-		return TRUE;
-	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
-		return config_invalid(error, path, s, full, "must be an integer");
-	v = config_setting_get_int64(s);
-	if (v < min || v > max) {
-		g_autofree char *range = g_strdup_printf("must be between %d and %d", min, max);
-
-		return config_invalid(error, path, s, full, range);
-	}
-	*out = (int)v;
-	return TRUE;
-}
-
-/* Picks @text among @names (any case): its index, or -1. */
-static int
-pick(const char *text, const char *const *names, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (g_ascii_strcasecmp(text, names[i]) == 0)
-			return i;
-	return -1;
-}
-
-/* A mailbox name: what the CLI and logs show, and the key of its state. */
-static gboolean
-is_valid_mailbox_name(const char *name)
-{
-	if (*name == '\0' || strlen(name) > 64)
-		return FALSE;
-	for (const char *p = name; *p != '\0'; p++)
-		if (!g_ascii_isalnum(*p) && strchr("._-", *p) == NULL)
-			return FALSE;
-	return TRUE;
-}
-
-/* Reads the tls, auth and credential keys of entry @e into @r. */
-static gboolean
-remote_entry_modes(config_setting_t *e, const char *path, MrRemote *r, GError **error)
-{
-	static const char *const tls_names[] = { "implicit", "starttls", "none" };
-	static const char *const auth_names[] = { "password", "xoauth2" };
-	g_autofree char *tls = NULL, *auth = NULL, *command = NULL;
-	int v;
-
-	if (!entry_string(e, path, "tls", "implicit", &tls, error))
-		return FALSE;
-	if ((v = pick(tls, tls_names, G_N_ELEMENTS(tls_names))) < 0)
-		return config_invalid(error, path, config_setting_get_member(e, "tls"), "imap.tls",
-				      "must be \"implicit\", \"starttls\" or \"none\"");
-	r->tls = (MrRemoteTls)v;
-	if (!entry_string(e, path, "auth", "password", &auth, error))
-		return FALSE;
-	if ((v = pick(auth, auth_names, G_N_ELEMENTS(auth_names))) < 0)
-		return config_invalid(error, path, config_setting_get_member(e, "auth"), "imap.auth",
-				      "must be \"password\" or \"xoauth2\"");
-	r->auth = (MrRemoteAuth)v;
-	if (!entry_string(e, path, "password_file", NULL, &r->password_file, error) ||
-	    !entry_string(e, path, "password_env", NULL, &r->password_env, error) ||
-	    !entry_string(e, path, "token_command", NULL, &command, error))
-		return FALSE;
-	if (r->auth == MR_REMOTE_AUTH_PASSWORD &&
-	    (r->password_file == NULL) == (r->password_env == NULL))
-		return config_invalid(error, path, e, "imap.password_file",
-				      "auth = \"password\" needs password_file or password_env"
-				      " (one of them)");
-	if (r->auth == MR_REMOTE_AUTH_XOAUTH2) {
-		g_autoptr(GError) local = NULL;
-
-		if (command == NULL)
-			return config_invalid(error, path, e, "imap.token_command",
-					      "auth = \"xoauth2\" needs token_command");
-		if (!g_shell_parse_argv(command, NULL, &r->token_command, &local))
-			return config_invalid(error, path,
-					      config_setting_get_member(e, "token_command"),
-					      "imap.token_command", local->message);
-	}
-	return TRUE;
-}
-
-/* Reads the tls, auth, credential and after keys of entry @e into @mb. */
-static gboolean
-imap_entry_modes(config_setting_t *e, const char *path, MrImapMailbox *mb, GError **error)
-{
-	g_autofree char *after = NULL;
-
-	if (!remote_entry_modes(e, path, &mb->remote, error))
-		return FALSE;
-	if (!entry_string(e, path, "after", "seen", &after, error))
-		return FALSE;
-	if (g_ascii_strcasecmp(after, "seen") == 0) {
-		mb->after = MR_IMAP_AFTER_SEEN;
-	} else if (g_ascii_strcasecmp(after, "delete") == 0) {
-		mb->after = MR_IMAP_AFTER_DELETE;
-	} else if (g_ascii_strncasecmp(after, "move:", 5) == 0 && after[5] != '\0') {
-		mb->after = MR_IMAP_AFTER_MOVE;
-		mb->after_folder = g_strdup(after + 5);
-	} else {
-		return config_invalid(error, path, config_setting_get_member(e, "after"),
-				      "imap.after",
-				      "must be \"seen\", \"delete\" or \"move:FOLDER\"");
-	}
-	return TRUE;
-}
-
-static gboolean
-config_imap_entry(config_setting_t *e, const char *path, MrConfig *cfg, GError **error)
-{
-	g_autoptr(MrImapMailboxOwned) mb = g_new0(MrImapMailbox, 1);
-	g_autofree char *role = NULL;
-	config_setting_t *s;
-	int v;
-
-	if (!config_setting_is_group(e))
-		return config_invalid(error, path, e, "imap",
-				      "each entry must be a group { name = ...; host = ...; ... }");
-	if (!entry_string(e, path, "name", NULL, &mb->name, error) ||
-	    !entry_string(e, path, "host", NULL, &mb->remote.host, error) ||
-	    !entry_string(e, path, "user", NULL, &mb->remote.user, error))
-		return FALSE;
-	if (mb->name == NULL || !is_valid_mailbox_name(mb->name))
-		return config_invalid(error, path, e, "imap.name",
-				      "missing, or not 1-64 letters, digits, '.', '_' or '-'");
-	if (mr_config_find_imap(cfg, mb->name) != NULL)
-		return config_invalid(error, path, e, "imap.name", "used twice (names are compared in any case)");
-	mb->remote.label = g_strdup_printf("mailbox %s", mb->name);
-	if (mb->remote.host == NULL)
-		return config_invalid(error, path, e, "imap.host", "missing");
-	if (mb->remote.user == NULL)
-		return config_invalid(error, path, e, "imap.user", "missing");
-	if (!imap_entry_modes(e, path, mb, error))
-		return FALSE;
-	if (!entry_int(e, path, "port", mb->remote.tls == MR_REMOTE_TLS_IMPLICIT ? 993 : 143, 1,
-		       65535, &mb->remote.port, error) ||
-	    !entry_string(e, path, "folder", "INBOX", &mb->folder, error) ||
-	    !entry_string(e, path, "role", NULL, &role, error) ||
-	    !entry_int(e, path, "poll_interval", 60, 1, 86400, &mb->poll_interval_s, error) ||
-	    !entry_int(e, path, "reconnect_max", 60, 1, 3600, &mb->reconnect_max_s, error) ||
-	    !entry_int(e, path, "timeout", 120, 1, 3600, &mb->remote.timeout_s, error) ||
-	    !entry_string(e, path, "tls_ca_file", NULL, &mb->remote.tls_ca_file, error))
-		return FALSE;
-	v = role != NULL ? pick(role, mr_role_names, G_N_ELEMENTS(mr_role_names)) : -1;
-	if (v <= (int)MR_ROLE_NONE)
-		return config_invalid(error, path,
-				      role != NULL ? config_setting_get_member(e, "role") : e,
-				      "imap.role", "missing, or not one of bcc, support, sales");
-	mb->role = (MrRole)v;
-	mb->address.role = mb->role;
-	{
-		g_autofree char *lower = g_ascii_strdown(mb->name, -1);
-
-		mb->address.address = g_strconcat("imap:", lower, NULL);
-	}
-	if (mb->after == MR_IMAP_AFTER_MOVE && strcmp(mb->after_folder, mb->folder) == 0)
-		return config_invalid(error, path, config_setting_get_member(e, "after"),
-				      "imap.after", "cannot move to the folder it watches");
-	mb->remote.tls_verify = TRUE;
-	s = config_setting_get_member(e, "tls_verify");
-	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return config_invalid(error, path, s, "imap.tls_verify", "must be true or false");
-	if (s != NULL)
-		mb->remote.tls_verify = config_setting_get_bool(s);
-	if (mb->remote.tls_ca_file != NULL &&
-	    !g_file_test(mb->remote.tls_ca_file, G_FILE_TEST_IS_REGULAR))
-		return config_invalid(error, path, config_setting_get_member(e, "tls_ca_file"),
-				      "imap.tls_ca_file", "not a readable file");
-	g_ptr_array_add(cfg->imap, g_steal_pointer(&mb));
-	return TRUE;
-}
-
-static gboolean
-config_imap(const config_t *c, MrConfig *cfg, GError **error)
-{
-	config_setting_t *list = config_lookup(c, "imap");
-
-	if (list == NULL)
-		return TRUE;
-	if (!config_setting_is_list(list) && !config_setting_is_array(list))
-		return config_invalid(error, cfg->path, list, "imap",
-				      "must be a list ( { name = ...; host = ...; ... }, ... )");
-	for (int i = 0; i < config_setting_length(list); i++)
-		if (!config_imap_entry(config_setting_get_elem(list, i), cfg->path, cfg, error))
-			return FALSE;
-	return TRUE;
-}
-
-const MrImapMailbox *
-mr_config_find_imap(const MrConfig *cfg, const char *name)
-{
-	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
-
-		if (g_ascii_strcasecmp(mb->name, name) == 0)
-			return mb;
-	}
+	for (guint i = 0; sections != NULL && sections[i] != NULL; i++)
+		if (strcmp(sections[i]->name, name) == 0)
+			return sections[i];
 	return NULL;
 }
 
-gboolean
-mr_imap_mailbox_equal(const MrImapMailbox *a, const MrImapMailbox *b)
-{
-	return g_strcmp0(a->name, b->name) == 0 && mr_remote_equal(&a->remote, &b->remote) &&
-	       g_strcmp0(a->folder, b->folder) == 0 && a->role == b->role &&
-	       a->after == b->after && g_strcmp0(a->after_folder, b->after_folder) == 0 &&
-	       a->poll_interval_s == b->poll_interval_s &&
-	       a->reconnect_max_s == b->reconnect_max_s;
-}
-
 static gboolean
-is_known_key(const char *group, const char *name)
+is_known_key(const MrConfigSection *const *sections, const char *group, const char *name)
 {
+	const MrConfigSection *section;
+
 	for (guint i = 0; i < G_N_ELEMENTS(mr_known_keys); i++)
 		if (strcmp(mr_known_keys[i].group, group) == 0)
 			for (guint k = 0; k < G_N_ELEMENTS(mr_known_keys[i].keys); k++)
 				if (g_strcmp0(mr_known_keys[i].keys[k], name) == 0)
 					return TRUE;
-	return FALSE;
+	if (*group == '\0')
+		return find_section(sections, name) != NULL;
+	section = find_section(sections, group);
+	return section != NULL && g_strv_contains((const char *const *)section->keys, name);
 }
 
 /* Is top-level @name a group { ... } of keys (ids, store, smtp, ...)? */
 static gboolean
-is_group_key(const char *name)
+is_group_key(const MrConfigSection *const *sections, const char *name)
 {
+	const MrConfigSection *section = find_section(sections, name);
+
+	if (section != NULL)
+		return !section->is_list;
 	for (guint i = 0; i < G_N_ELEMENTS(mr_known_keys); i++)
 		if (strcmp(mr_known_keys[i].group, name) == 0 &&
 		    !g_strv_contains(mr_list_keys, name))
@@ -699,7 +456,8 @@ is_group_key(const char *name)
 
 /* Refuses unknown keys in group @s (named @group for the table). */
 static gboolean
-config_check_group(config_setting_t *s, const char *path, const char *group, GError **error)
+config_check_group(config_setting_t *s, const char *path, const MrConfigSection *const *sections,
+		   const char *group, GError **error)
 {
 	for (int i = 0; i < config_setting_length(s); i++) {
 		config_setting_t *e = config_setting_get_elem(s, i);
@@ -707,35 +465,74 @@ config_check_group(config_setting_t *s, const char *path, const char *group, GEr
 		g_autofree char *key = *group != '\0' ? g_strdup_printf("%s.%s", group, name)
 						      : g_strdup(name);
 
-		if (!is_known_key(group, name))
-			return config_invalid(error, path, e, key, "unknown key");
-		if (*group == '\0' && is_group_key(name) && !config_setting_is_group(e))
-			return config_invalid(error, path, e, key, "must be a group { ... }");
-		if (config_setting_is_group(e) && !config_check_group(e, path, key, error))
+		if (!is_known_key(sections, group, name))
+			return mr_config_invalid(error, path, e, key, "unknown key");
+		if (*group == '\0' && is_group_key(sections, name) && !config_setting_is_group(e))
+			return mr_config_invalid(error, path, e, key, "must be a group { ... }");
+		if (config_setting_is_group(e) &&
+		    !config_check_group(e, path, sections, key, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* Refuses unknown keys in the entries of the list @name, if any. */
+static gboolean
+config_check_list(const config_t *c, const char *path, const MrConfigSection *const *sections,
+		  const char *name, GError **error)
+{
+	config_setting_t *list = config_lookup(c, name);
+
+	for (int i = 0; list != NULL && config_setting_is_aggregate(list) &&
+			i < config_setting_length(list);
+	     i++) {
+		config_setting_t *e = config_setting_get_elem(list, i);
+
+		if (config_setting_is_group(e) && !config_check_group(e, path, sections, name, error))
 			return FALSE;
 	}
 	return TRUE;
 }
 
 static gboolean
-config_check_keys(const config_t *c, const char *path, GError **error)
+config_check_keys(const config_t *c, const char *path, const MrConfigSection *const *sections,
+		  GError **error)
 {
-	if (!config_check_group(config_root_setting(c), path, "", error))
+	if (!config_check_group(config_root_setting(c), path, sections, "", error))
 		return FALSE;
-	for (guint k = 0; mr_list_keys[k] != NULL; k++) {
-		config_setting_t *list = config_lookup(c, mr_list_keys[k]);
+	for (guint k = 0; mr_list_keys[k] != NULL; k++)
+		if (!config_check_list(c, path, sections, mr_list_keys[k], error))
+			return FALSE;
+	for (guint k = 0; sections != NULL && sections[k] != NULL; k++)
+		if (sections[k]->is_list &&
+		    !config_check_list(c, path, sections, sections[k]->name, error))
+			return FALSE;
+	return TRUE;
+}
 
-		for (int i = 0; list != NULL && config_setting_is_aggregate(list) &&
-				i < config_setting_length(list);
-		     i++) {
-			config_setting_t *e = config_setting_get_elem(list, i);
+/* Parses the sections above core, in their order, into @cfg. */
+static gboolean
+config_sections(const config_t *c, MrConfig *cfg, GError **error)
+{
+	for (guint i = 0; cfg->sections[i] != NULL; i++) {
+		const MrConfigSection *section = cfg->sections[i];
 
-			if (config_setting_is_group(e) &&
-			    !config_check_group(e, path, mr_list_keys[k], error))
-				return FALSE;
-		}
+		cfg->section_values[i] =
+			section->parse(config_lookup(c, section->name), cfg->path, error);
+		if (cfg->section_values[i] == NULL)
+			return FALSE;
 	}
 	return TRUE;
+}
+
+gconstpointer
+mr_config_section(const MrConfig *cfg, const MrConfigSection *section)
+{
+	g_return_val_if_fail(cfg != NULL && section != NULL, NULL);
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
+		if (cfg->sections[i] == section)
+			return cfg->section_values[i];
+	return NULL;
 }
 
 /* What one message may cost: the parse.max_* and route.max_* keys (the
@@ -748,13 +545,13 @@ config_parse_limits(const config_t *c, MrConfig *cfg, GError **error)
 		gint64 def, min, max;
 		gsize offset;
 	} limits[] = {
-		{ "parse.max_mime_parts", 10000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_mime_parts) },
-		{ "parse.max_header_lines", 50000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_header_lines) },
-		{ "parse.max_addresses", 1000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, max_addresses) },
-		{ "parse.max_references", 100, 1, 10000, G_STRUCT_OFFSET(MrConfig, max_references) },
-		{ "parse.max_header_size", 102400, 1024, 16777216, G_STRUCT_OFFSET(MrConfig, max_header_size) },
-		{ "route.max_parties", 100, 1, 100000, G_STRUCT_OFFSET(MrConfig, max_parties) },
-		{ "route.max_subject_scan", 4096, 16, 16777216, G_STRUCT_OFFSET(MrConfig, max_subject_scan) },
+		{ "parse.max_mime_parts", 10000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, parse.max_mime_parts) },
+		{ "parse.max_header_lines", 50000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, parse.max_header_lines) },
+		{ "parse.max_addresses", 1000, 1, 1000000, G_STRUCT_OFFSET(MrConfig, parse.max_addresses) },
+		{ "parse.max_references", 100, 1, 10000, G_STRUCT_OFFSET(MrConfig, parse.max_references) },
+		{ "parse.max_header_size", 102400, 1024, 16777216, G_STRUCT_OFFSET(MrConfig, parse.max_header_size) },
+		{ "route.max_parties", 100, 1, 100000, G_STRUCT_OFFSET(MrConfig, route.max_parties) },
+		{ "route.max_subject_scan", 4096, 16, 16777216, G_STRUCT_OFFSET(MrConfig, route.max_subject_scan) },
 	};
 	gint64 v;
 
@@ -774,12 +571,12 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	g_autofree char *opp = NULL, *tkt = NULL;
 	config_setting_t *s;
 
-	if (!config_check_keys(c, cfg->path, error))
+	if (!config_check_keys(c, cfg->path, (const MrConfigSection *const *)cfg->sections, error))
 		return FALSE;
 	if (!config_string(c, cfg->path, "database", "var/mailroom.db", &cfg->database, error))
 		return FALSE;
 	if (*cfg->database == '\0')
-		return config_invalid(error, cfg->path, config_lookup(c, "database"),
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "database"),
 				      "database", "must not be empty");
 	if (!config_string(c, cfg->path, "database_password_file", NULL,
 			   &cfg->database_password_file, error))
@@ -797,67 +594,67 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	}
 	if (!config_string_list(c, cfg->path, "domains", TRUE, &cfg->domains, error))
 		return FALSE;
-	if (!config_addresses(c, cfg, error) || !config_imap(c, cfg, error))
+	if (!config_addresses(c, cfg, error) || !config_sections(c, cfg, error))
 		return FALSE;
 	if (!config_string(c, cfg->path, "ids.opportunity_prefix", "OPP", &opp, error) ||
 	    !config_string(c, cfg->path, "ids.ticket_prefix", "TKT", &tkt, error))
 		return FALSE;
 	if (!is_valid_prefix(opp))
-		return config_invalid(error, cfg->path, config_lookup(c, "ids.opportunity_prefix"),
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids.opportunity_prefix"),
 				      "ids.opportunity_prefix", "must be 1-16 letters");
 	if (!is_valid_prefix(tkt))
-		return config_invalid(error, cfg->path, config_lookup(c, "ids.ticket_prefix"),
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids.ticket_prefix"),
 				      "ids.ticket_prefix", "must be 1-16 letters");
 	if (g_ascii_strcasecmp(opp, "LEAD") == 0 || g_ascii_strcasecmp(tkt, "LEAD") == 0)
-		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
 				      "LEAD is the inbox lead prefix and cannot be used");
 	if (g_ascii_strcasecmp(opp, tkt) == 0)
-		return config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "ids"), "ids",
 				      "opportunity_prefix and ticket_prefix must differ");
-	cfg->opportunity_prefix = g_ascii_strup(opp, -1);
-	cfg->ticket_prefix = g_ascii_strup(tkt, -1);
+	cfg->ids.opportunity_prefix = g_ascii_strup(opp, -1);
+	cfg->ids.ticket_prefix = g_ascii_strup(tkt, -1);
 	if (!config_string_list(c, cfg->path, "freemail_domains", TRUE, &cfg->freemail_domains, error))
 		return FALSE;
 	if (!config_string_list(c, cfg->path, "parse.fallback_charsets", FALSE,
-				&cfg->fallback_charsets, error))
+				&cfg->parse.fallback_charsets, error))
 		return FALSE;
-	if (cfg->fallback_charsets[0] == NULL) {
-		g_strfreev(cfg->fallback_charsets);
-		cfg->fallback_charsets = g_strsplit("utf-8 windows-1252", " ", -1);
+	if (cfg->parse.fallback_charsets[0] == NULL) {
+		g_strfreev(cfg->parse.fallback_charsets);
+		cfg->parse.fallback_charsets = g_strsplit("utf-8 windows-1252", " ", -1);
 	}
 	if (!config_parse_limits(c, cfg, error))
 		return FALSE;
-	if (!config_string(c, cfg->path, "store.synchronous", "full", &cfg->synchronous, error))
+	if (!config_string(c, cfg->path, "store.synchronous", "full", &cfg->store.synchronous, error))
 		return FALSE;
-	if (g_ascii_strcasecmp(cfg->synchronous, "full") != 0 &&
-	    g_ascii_strcasecmp(cfg->synchronous, "normal") != 0)
-		return config_invalid(error, cfg->path, config_lookup(c, "store.synchronous"),
+	if (g_ascii_strcasecmp(cfg->store.synchronous, "full") != 0 &&
+	    g_ascii_strcasecmp(cfg->store.synchronous, "normal") != 0)
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "store.synchronous"),
 				      "store.synchronous", "must be \"full\" or \"normal\"");
 	s = config_lookup(c, "store.busy_timeout");
 	if (s != NULL) {
 		if (config_setting_type(s) != CONFIG_TYPE_INT)
-			return config_invalid(error, cfg->path, s, "store.busy_timeout",
+			return mr_config_invalid(error, cfg->path, s, "store.busy_timeout",
 					      "must be an integer (milliseconds)");
 		busy = config_setting_get_int(s);
 		if (busy < 0 || busy > 600000)
-			return config_invalid(error, cfg->path, s, "store.busy_timeout",
+			return mr_config_invalid(error, cfg->path, s, "store.busy_timeout",
 					      "must be between 0 and 600000");
 	}
-	cfg->busy_timeout_ms = busy;
+	cfg->store.busy_timeout_ms = busy;
 	/* For tests only: the checked range keeps every date in GDateTime's. */
 	s = config_lookup(c, "testing.clock_offset");
 	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64)
-		return config_invalid(error, cfg->path, s, "testing.clock_offset",
+		return mr_config_invalid(error, cfg->path, s, "testing.clock_offset",
 				      "must be an integer (seconds, e.g. 86400 or -3600)");
 	if (!config_int(c, cfg->path, "testing.clock_offset", 0, -MR_CLOCK_OFFSET_MAX,
-			MR_CLOCK_OFFSET_MAX, &cfg->clock_offset_s, error))
+			MR_CLOCK_OFFSET_MAX, &cfg->testing.clock_offset_s, error))
 		return FALSE;
 	return config_daemon_keys(c, cfg, error);
 }
 
 MrConfig *
-mr_config_load(const char *path, GError **error)
+mr_config_load(const char *path, const MrConfigSection *const *sections, GError **error)
 {
 	g_autoptr(config_t) c = g_new0(config_t, 1);
 	g_autoptr(MrConfig) cfg = g_atomic_rc_box_new0(MrConfig);
@@ -867,7 +664,16 @@ mr_config_load(const char *path, GError **error)
 	config_init(c);
 	cfg->path = g_strdup(path);
 	cfg->addresses = g_ptr_array_new_with_free_func((GDestroyNotify)mailroom_address_free);
-	cfg->imap = g_ptr_array_new_with_free_func((GDestroyNotify)imap_mailbox_free);
+	{
+		guint n = 0;
+
+		while (sections != NULL && sections[n] != NULL)
+			n++;
+		cfg->sections = g_new0(const MrConfigSection *, n + 1);
+		for (guint i = 0; i < n; i++)
+			cfg->sections[i] = sections[i];
+		cfg->section_values = g_new0(gpointer, n + 1);
+	}
 	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
 		g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO,
 			    "%s: cannot read the configuration file (missing or not a file)", path);
@@ -897,12 +703,18 @@ mr_config_find_address(const MrConfig *cfg, const char *address, char **detail_o
 
 	g_return_val_if_fail(cfg != NULL && address != NULL, NULL);
 
-	if (g_ascii_strncasecmp(address, "imap:", 5) == 0) {
-		const MrImapMailbox *mb = mr_config_find_imap(cfg, address + 5);
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++) {
+		const MrConfigSection *section = cfg->sections[i];
+		gsize len = section->address_scheme != NULL ? strlen(section->address_scheme) : 0;
 
+		if (len == 0 || g_ascii_strncasecmp(address, section->address_scheme, len) != 0)
+			continue;
 		if (detail_out != NULL)
 			*detail_out = NULL;
-		return mb != NULL ? &mb->address : NULL;
+		/* no value yet while the addresses are read */
+		return cfg->section_values[i] != NULL
+			       ? section->find_address(cfg->section_values[i], address + len)
+			       : NULL;
 	}
 	lower = mr_address_normalise(address);
 	at = strrchr(lower, '@');
@@ -994,28 +806,15 @@ warn_secret_file(GPtrArray *out, const char *what, const char *path)
 }
 
 GStrv
-mr_imap_mailbox_security_warnings(const MrImapMailbox *mb)
-{
-	GPtrArray *out = g_ptr_array_new();
-
-	g_return_val_if_fail(mb != NULL, NULL);
-	mr_remote_security_warnings(&mb->remote, out);
-	g_ptr_array_add(out, NULL);
-	return (GStrv)g_ptr_array_free(out, FALSE);
-}
-
-GStrv
 mr_config_security_warnings(const MrConfig *cfg)
 {
 	GPtrArray *out = g_ptr_array_new();
 
 	g_return_val_if_fail(cfg != NULL, NULL);
 	warn_secret_file(out, "database_password_file", cfg->database_password_file);
-	for (guint i = 0; cfg->imap != NULL && i < cfg->imap->len; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(cfg->imap, i);
-
-		mr_remote_security_warnings(&mb->remote, out);
-	}
+	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
+		if (cfg->sections[i]->security_warnings != NULL && cfg->section_values[i] != NULL)
+			cfg->sections[i]->security_warnings(cfg->section_values[i], out);
 	g_ptr_array_add(out, NULL);
 	return (GStrv)g_ptr_array_free(out, FALSE);
 }

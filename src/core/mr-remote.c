@@ -1,7 +1,9 @@
 /* mr-remote.c - the settings of a remote server mailroom logs in to (see
- * mr-remote.h): comparison, the password, the warnings about secrets.
+ * mr-remote.h): its keys in the configuration, comparison, the password,
+ * the warnings about secrets.
  *
- * Core module: the configuration fills an MrRemote per imap entry; src/net/
+ * Core module: a section of the configuration fills an MrRemote per entry
+ * (each imap entry today), naming its keys by the section's name; src/net/
  * connects with one. */
 #define G_LOG_DOMAIN "mailroom-config"
 
@@ -10,8 +12,102 @@
 #include <sys/stat.h>
 #include <string.h>
 
+#include "mailroom/mr-config-section.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-remote.h"
+
+/* Refuses @section.@key at @setting with @what. */
+static gboolean
+remote_invalid(GError **error, const char *path, const config_setting_t *setting,
+	       const char *section, const char *key, const char *what)
+{
+	g_autofree char *full = g_strconcat(section, ".", key, NULL);
+
+	return mr_config_invalid(error, path, setting, full, what);
+}
+
+/* Reads the tls, auth and credential keys of @e into @r. */
+static gboolean
+remote_parse_modes(config_setting_t *e, const char *path, const char *section, MrRemote *r,
+		   GError **error)
+{
+	static const char *const tls_names[] = { "implicit", "starttls", "none" };
+	static const char *const auth_names[] = { "password", "xoauth2" };
+	g_autofree char *tls = NULL, *auth = NULL, *command = NULL;
+	int v;
+
+	if (!mr_config_member_string(e, path, section, "tls", "implicit", &tls, error))
+		return FALSE;
+	if ((v = mr_config_pick(tls, tls_names, G_N_ELEMENTS(tls_names))) < 0)
+		return remote_invalid(error, path, config_setting_get_member(e, "tls"), section, "tls",
+				      "must be \"implicit\", \"starttls\" or \"none\"");
+	r->tls = (MrRemoteTls)v;
+	if (!mr_config_member_string(e, path, section, "auth", "password", &auth, error))
+		return FALSE;
+	if ((v = mr_config_pick(auth, auth_names, G_N_ELEMENTS(auth_names))) < 0)
+		return remote_invalid(error, path, config_setting_get_member(e, "auth"), section,
+				      "auth", "must be \"password\" or \"xoauth2\"");
+	r->auth = (MrRemoteAuth)v;
+	if (!mr_config_member_string(e, path, section, "password_file", NULL, &r->password_file,
+				     error) ||
+	    !mr_config_member_string(e, path, section, "password_env", NULL, &r->password_env,
+				     error) ||
+	    !mr_config_member_string(e, path, section, "token_command", NULL, &command, error))
+		return FALSE;
+	if (r->auth == MR_REMOTE_AUTH_PASSWORD &&
+	    (r->password_file == NULL) == (r->password_env == NULL))
+		return remote_invalid(error, path, e, section, "password_file",
+				      "auth = \"password\" needs password_file or password_env"
+				      " (one of them)");
+	if (r->auth == MR_REMOTE_AUTH_XOAUTH2) {
+		g_autoptr(GError) local = NULL;
+
+		if (command == NULL)
+			return remote_invalid(error, path, e, section, "token_command",
+					      "auth = \"xoauth2\" needs token_command");
+		if (!g_shell_parse_argv(command, NULL, &r->token_command, &local))
+			return remote_invalid(error, path,
+					      config_setting_get_member(e, "token_command"), section,
+					      "token_command", local->message);
+	}
+	return TRUE;
+}
+
+gboolean
+mr_remote_parse(config_setting_t *group, const char *path, const char *section,
+		const MrRemoteDefaults *defaults, MrRemote *r, GError **error)
+{
+	config_setting_t *s;
+
+	if (!mr_config_member_string(group, path, section, "host", NULL, &r->host, error) ||
+	    !mr_config_member_string(group, path, section, "user", NULL, &r->user, error))
+		return FALSE;
+	if (r->host == NULL)
+		return remote_invalid(error, path, group, section, "host", "missing");
+	if (r->user == NULL)
+		return remote_invalid(error, path, group, section, "user", "missing");
+	if (!remote_parse_modes(group, path, section, r, error))
+		return FALSE;
+	if (!mr_config_member_int(group, path, section, "port",
+				  r->tls == MR_REMOTE_TLS_IMPLICIT ? defaults->port_implicit
+								    : defaults->port_plain,
+				  1, 65535, &r->port, error) ||
+	    !mr_config_member_int(group, path, section, "timeout", defaults->timeout_s, 1, 3600,
+				  &r->timeout_s, error) ||
+	    !mr_config_member_string(group, path, section, "tls_ca_file", NULL, &r->tls_ca_file,
+				     error))
+		return FALSE;
+	r->tls_verify = TRUE;
+	s = config_setting_get_member(group, "tls_verify");
+	if (s != NULL && config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return remote_invalid(error, path, s, section, "tls_verify", "must be true or false");
+	if (s != NULL)
+		r->tls_verify = config_setting_get_bool(s);
+	if (r->tls_ca_file != NULL && !g_file_test(r->tls_ca_file, G_FILE_TEST_IS_REGULAR))
+		return remote_invalid(error, path, config_setting_get_member(group, "tls_ca_file"),
+				      section, "tls_ca_file", "not a readable file");
+	return TRUE;
+}
 
 void
 mr_remote_clear(MrRemote *r)

@@ -17,6 +17,7 @@
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-address.h"
 #include "mailroom/mr-error.h"
+#include "mailroom/mr-imap-config.h"
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-route.h"
@@ -110,6 +111,13 @@ store_fail(const GError *error)
 
 /* --- setup ----------------------------------------------------------------- */
 
+/* The sections of the configuration parsed above core: those of
+ * mailroomd, so that both accept the same file. */
+static const MrConfigSection *const ctl_config_sections[] = {
+	&mr_imap_config_section,
+	NULL,
+};
+
 /* Loads the configuration and, with @store, opens the database: creating
  * it only when @create (init, deliver); every other verb needs one. */
 static int
@@ -118,10 +126,10 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 	g_autoptr(GError) error = NULL;
 	const char *path = ctl->config_path != NULL ? ctl->config_path : mr_config_default_path();
 
-	ctl->cfg = mr_config_load(path, &error);
+	ctl->cfg = mr_config_load(path, ctl_config_sections, &error);
 	if (ctl->cfg == NULL)
 		return fail(MR_EX_CONFIG, "%s", error->message);
-	mr_clock_set_offset(ctl->cfg->clock_offset_s);
+	mr_clock_set_offset(ctl->cfg->testing.clock_offset_s);
 	if (!store)
 		return 0;
 	ctl->store = create ? mr_store_open(ctl->cfg, &error) : mr_store_open_existing(ctl->cfg, &error);
@@ -474,7 +482,7 @@ cmd_message_retry(MrCtl *ctl, char **args)
 	q = mr_store_quarantine_get(ctl->store, id, &error);
 	if (q == NULL)
 		return store_fail(error);
-	mb = mr_config_find_imap(ctl->cfg, q->mailbox);
+	mb = mr_imap_config_find(ctl->cfg, q->mailbox);
 	if (mb == NULL)
 		return fail(MR_EX_NOUSER, "mailbox %s is not in the configuration's imap list",
 			    q->mailbox);
@@ -484,11 +492,11 @@ cmd_message_retry(MrCtl *ctl, char **args)
 			    " of its %" G_GINT64_FORMAT " bytes); it is still in the mailbox: move it"
 			    " out of the folder and back and mailroomd fetches it again", id,
 			    g_bytes_get_size(q->raw), q->size);
-	if ((gint64)g_bytes_get_size(q->raw) > ctl->cfg->max_message_size)
+	if ((gint64)g_bytes_get_size(q->raw) > ctl->cfg->limits.max_message_size)
 		return fail(MR_EX_DATAERR,
 			    "message %" G_GINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) is still larger"
 			    " than limits.max_message_size (%" G_GINT64_FORMAT ")", id,
-			    g_bytes_get_size(q->raw), ctl->cfg->max_message_size);
+			    g_bytes_get_size(q->raw), ctl->cfg->limits.max_message_size);
 	item = mr_ingest_item_new(ctl->cfg, q->raw);
 	if (!mr_store_begin(ctl->store, &error) ||
 	    !mr_ingest_apply(ctl->cfg, ctl->store, item, mb->address.address, NULL, &d, &error) ||
@@ -548,11 +556,12 @@ cmd_mailbox_status(MrCtl *ctl, char **args)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) saved = mr_store_mailboxes(ctl->store, &error);
 	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)mr_mailbox_state_free);
+	GPtrArray *mailboxes = mr_imap_config(ctl->cfg);
 
 	if (saved == NULL)
 		return store_fail(error);
-	for (guint i = 0; i < ctl->cfg->imap->len; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(ctl->cfg->imap, i);
+	for (guint i = 0; i < mailboxes->len; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(mailboxes, i);
 		MrMailboxState *row = NULL;
 
 		for (guint k = 0; k < saved->len && row == NULL; k++)
@@ -601,7 +610,7 @@ cmd_mailbox_test(MrCtl *ctl, char **args)
 			       ctl->json ? "--json" : NULL, NULL };
 	int status = 0;
 
-	if (mr_config_find_imap(ctl->cfg, args[0]) == NULL)
+	if (mr_imap_config_find(ctl->cfg, args[0]) == NULL)
 		return fail(MR_EX_NOUSER, "no mailbox %s in the imap list of %s", args[0],
 			    ctl->cfg->path);
 	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL,
@@ -858,7 +867,7 @@ cmd_message_show(MrCtl *ctl, char **args)
 		g_autoptr(GBytes) raw = d != NULL ? mr_store_message_raw(ctl->store, id, &error) : NULL;
 		g_autoptr(JsonObject) o = NULL;
 		MrParseOptions opts = {
-			.fallback_charsets = (const char *const *)ctl->cfg->fallback_charsets
+			.fallback_charsets = (const char *const *)ctl->cfg->parse.fallback_charsets
 		};
 		g_autoptr(MrMessage) msg = NULL;
 

@@ -37,6 +37,12 @@ static const MrServiceClass *const mr_daemon_services[] = {
 	&mr_imap_service,
 };
 
+/* The sections of the configuration parsed above core. */
+static const MrConfigSection *const mr_daemon_config_sections[] = {
+	&mr_imap_config_section,
+	NULL,
+};
+
 typedef struct {
 	const MrServiceClass *klass;
 	gpointer self;
@@ -170,7 +176,7 @@ on_terminate(gpointer data)
 		sd_notify(0, "STOPPING=1");
 	for (guint i = 0; i < d->n_running; i++)
 		d->running[i].klass->drain(d->running[i].self);
-	d->drain_deadline = g_get_monotonic_time() + d->cfg->drain_timeout_s * G_TIME_SPAN_SECOND;
+	d->drain_deadline = g_get_monotonic_time() + d->cfg->limits.drain_timeout_s * G_TIME_SPAN_SECOND;
 	g_timeout_add(50, on_drain_check, d);
 	return G_SOURCE_CONTINUE;
 }
@@ -192,10 +198,10 @@ daemon_warn_config(const MrConfig *cfg)
 static void
 daemon_set_clock(const MrConfig *cfg)
 {
-	if (cfg->clock_offset_s != mr_clock_get_offset() || cfg->clock_offset_s != 0)
+	if (cfg->testing.clock_offset_s != mr_clock_get_offset() || cfg->testing.clock_offset_s != 0)
 		g_warning("testing.clock_offset: the clock runs %" G_GINT64_FORMAT
-			  " s off the real time (tests only)", cfg->clock_offset_s);
-	mr_clock_set_offset(cfg->clock_offset_s);
+			  " s off the real time (tests only)", cfg->testing.clock_offset_s);
+	mr_clock_set_offset(cfg->testing.clock_offset_s);
 }
 
 static gboolean
@@ -207,7 +213,7 @@ on_reload(gpointer data)
 
 	if (d->systemd)
 		sd_notify(0, "RELOADING=1");
-	cfg = mr_config_load(d->config_path, &error);
+	cfg = mr_config_load(d->config_path, mr_daemon_config_sections, &error);
 	if (cfg != NULL && g_strcmp0(cfg->spool_directory, d->cfg->spool_directory) != 0 &&
 	    !mr_spool_check_directory(cfg->spool_directory, &error))
 		g_clear_pointer(&cfg, mr_config_unref);
@@ -322,7 +328,7 @@ daemon_clear(MrDaemon *d)
 static int
 test_imap_mailbox(const MrConfig *cfg, const char *name, gboolean json)
 {
-	const MrImapMailbox *mb = mr_config_find_imap(cfg, name);
+	const MrImapMailbox *mb = mr_imap_config_find(cfg, name);
 	g_autoptr(GError) error = NULL;
 	g_auto(GStrv) warnings = NULL;
 	MrImapProbe probe;
@@ -436,16 +442,16 @@ main(int argc, char **argv)
 	g_log_set_writer_func(daemon_log_writer, &d, NULL);
 	if (d.config_path == NULL)
 		d.config_path = g_strdup(mr_config_default_path());
-	d.cfg = mr_config_load(d.config_path, &error);
+	d.cfg = mr_config_load(d.config_path, mr_daemon_config_sections, &error);
 	if (d.cfg == NULL) {
 		fprintf(stderr, "mailroomd: %s\n", error->message);
 		daemon_clear(&d);
 		return MR_EX_CONFIG;
 	}
 	daemon_set_clock(d.cfg);
-	if (d.cfg->tls_cert != NULL) {
+	if (d.cfg->tls.cert != NULL) {
 		g_autoptr(GTlsCertificate) cert =
-			g_tls_certificate_new_from_files(d.cfg->tls_cert, d.cfg->tls_key, &error);
+			g_tls_certificate_new_from_files(d.cfg->tls.cert, d.cfg->tls.key, &error);
 
 		if (cert == NULL) {
 			fprintf(stderr, "mailroomd: %s: tls: %s\n", d.config_path, error->message);
@@ -506,7 +512,7 @@ main(int argc, char **argv)
 	g_unix_signal_add(SIGHUP, on_reload, &d);
 	dbname = mr_store_database_name(d.cfg);
 	g_message("listening %s database %s synchronous=%s", where->str, dbname,
-		  d.cfg->synchronous);
+		  d.cfg->store.synchronous);
 	if (d.systemd) {
 		sd_notify(0, "READY=1");
 		daemon_status(&d);

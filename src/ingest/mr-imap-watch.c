@@ -215,7 +215,7 @@ watch_take_config(MrImapWatch *w)
 	if (w->next_cfg != NULL) {
 		old = w->cfg;
 		w->cfg = g_steal_pointer(&w->next_cfg);
-		w->mb = mr_config_find_imap(w->cfg, w->mb->name);
+		w->mb = mr_imap_config_find(w->cfg, w->mb->name);
 	}
 	g_mutex_unlock(&w->lock);
 	if (old != NULL)
@@ -403,7 +403,7 @@ batch_length(MrImapWatch *w, GArray *uids, guint i)
 	guint n = 0;
 
 	while (i + n < uids->len && n < MR_IMAP_BATCH_MESSAGES &&
-	       (gint64)u[n].size <= w->cfg->max_message_size &&
+	       (gint64)u[n].size <= w->cfg->limits.max_message_size &&
 	       (n == 0 || bytes + u[n].size <= MR_IMAP_BATCH_BYTES))
 		bytes += u[n++].size;
 	return n;
@@ -492,7 +492,7 @@ watch_fetch_alone(MrImapWatch *w, MrImapSession *s, guint32 uid, gboolean *compl
 		  gboolean *gone, GError **error)
 {
 	g_autoptr(GBytes) raw = mr_imap_session_fetch_spooled(
-		s, uid, w->cfg->spool_directory, (guint64)w->cfg->max_message_size + 1, complete,
+		s, uid, w->cfg->spool_directory, (guint64)w->cfg->limits.max_message_size + 1, complete,
 		error);
 	gboolean exists = TRUE;
 
@@ -524,7 +524,7 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 		 GError **error)
 {
 	guint32 validity = s->imap->imap_selection_info->sel_uidvalidity;
-	guint64 max = (guint64)w->cfg->max_message_size;
+	guint64 max = (guint64)w->cfg->limits.max_message_size;
 	g_autoptr(GArray) uids = NULL;
 	GQueue flight = G_QUEUE_INIT;
 	gboolean ok = TRUE;
@@ -561,12 +561,12 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 		guint64 limit = max + 1;
 		guint n = 1, restart = G_MAXUINT;
 
-		if ((gint64)batch[0].size > w->cfg->max_message_size) {
+		if ((gint64)batch[0].size > w->cfg->limits.max_message_size) {
 			/* Too big to store: its first bytes, fetched in parts, go to
 			 * the quarantine. */
 			why = g_strdup_printf("%u bytes, over limits.max_message_size"
 					      " (%" G_GINT64_FORMAT ")", batch[0].size,
-					      w->cfg->max_message_size);
+					      w->cfg->limits.max_message_size);
 			limit = MIN((guint64)batch[0].size, max);
 		} else if (tries >= MR_IMAP_MAX_TRIES) {
 			why = watch_tries_reason(w, batch[0].uid, tries);
@@ -608,7 +608,7 @@ watch_drain_list(MrImapWatch *w, MrImapSession *s, gboolean *more, guint *listed
 			if (!complete)
 				why = g_strdup_printf("more than limits.max_message_size (%" G_GINT64_FORMAT
 						      "), although the server announced %u bytes",
-						      w->cfg->max_message_size, batch[0].size);
+						      w->cfg->limits.max_message_size, batch[0].size);
 		}
 		if (why != NULL && alone == NULL) {
 			/* Fetching its bytes for the quarantine is a try too, so that
@@ -922,8 +922,10 @@ watch_named(GPtrArray *watches, const char *name)
 static void
 start_missing(MrImapService *svc)
 {
-	for (guint i = 0; i < svc->cfg->imap->len && !svc->draining; i++) {
-		const MrImapMailbox *mb = g_ptr_array_index(svc->cfg->imap, i);
+	GPtrArray *mailboxes = mr_imap_config(svc->cfg);
+
+	for (guint i = 0; mailboxes != NULL && i < mailboxes->len && !svc->draining; i++) {
+		const MrImapMailbox *mb = g_ptr_array_index(mailboxes, i);
 
 		if (!watch_named(svc->watches, mb->name) && !watch_named(svc->retired, mb->name))
 			g_ptr_array_add(svc->watches, watch_start(svc->writer, svc->cfg, mb));
@@ -975,7 +977,7 @@ imap_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
 	 * unchanged ones keep their connection; new and changed ones start. */
 	for (guint i = 0; i < svc->watches->len; i++) {
 		MrImapWatch *w = g_ptr_array_index(svc->watches, i);
-		const MrImapMailbox *now = mr_config_find_imap(cfg, w->main_mb->name);
+		const MrImapMailbox *now = mr_imap_config_find(cfg, w->main_mb->name);
 
 		if (now != NULL && mr_imap_mailbox_equal(now, w->main_mb)) {
 			mr_config_unref(w->main_cfg);

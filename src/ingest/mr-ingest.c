@@ -51,12 +51,12 @@ mr_ingest_item_new(const MrConfig *cfg, GBytes *raw)
 
 	g_return_val_if_fail(cfg != NULL && raw != NULL, NULL);
 
-	opts.fallback_charsets = (const char *const *)cfg->fallback_charsets;
-	opts.max_mime_parts = (guint)cfg->max_mime_parts;
-	opts.max_header_lines = (guint)cfg->max_header_lines;
-	opts.max_addresses = (guint)cfg->max_addresses;
-	opts.max_references = (guint)cfg->max_references;
-	opts.max_header_size = (guint)cfg->max_header_size;
+	opts.fallback_charsets = (const char *const *)cfg->parse.fallback_charsets;
+	opts.max_mime_parts = (guint)cfg->parse.max_mime_parts;
+	opts.max_header_lines = (guint)cfg->parse.max_header_lines;
+	opts.max_addresses = (guint)cfg->parse.max_addresses;
+	opts.max_references = (guint)cfg->parse.max_references;
+	opts.max_header_size = (guint)cfg->parse.max_header_size;
 	item->raw = g_bytes_ref(raw);
 	item->key = mr_ingest_content_key(raw);
 	item->msg = mr_parse_message(raw, &opts);

@@ -140,12 +140,12 @@ server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmt
 		server_log_refusal(server, s, MR_SMTP_REFUSE_UNTRUSTED);
 		mr_smtp_session_reply(s, "554 5.7.1 %s: not a trusted network", s->peer);
 		mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
-	} else if (g_hash_table_size(server->sessions) > (guint)s->cfg->max_connections) {
+	} else if (g_hash_table_size(server->sessions) > (guint)s->cfg->limits.max_connections) {
 		server_log_refusal(server, s, MR_SMTP_REFUSE_CONNECTIONS);
 		mr_smtp_session_reply(s, "421 4.7.0 %s Too many connections, try again later",
 				      s->cfg->hostname);
 		mr_smtp_session_enter_state(s, MR_SMTP_STATE_QUIT);
-	} else if (per_ip > (guint)s->cfg->max_connections_per_ip) {
+	} else if (per_ip > (guint)s->cfg->limits.max_connections_per_ip) {
 		/* Trusted networks and loopback too: one client must not take
 		 * every slot. */
 		server_log_refusal(server, s, MR_SMTP_REFUSE_CONNECTIONS_PER_IP);
@@ -174,8 +174,8 @@ static gint64
 session_deadline_s(const MrSmtpSession *s)
 {
 	if (s->state == MR_SMTP_STATE_TLS)
-		return MIN(s->cfg->tls_handshake_timeout_s, s->cfg->timeout_s);
-	return s->cfg->timeout_s;
+		return MIN(s->cfg->limits.tls_handshake_timeout_s, s->cfg->limits.timeout_s);
+	return s->cfg->limits.timeout_s;
 }
 
 /* Once a second: sessions past their deadline get 421 4.4.2 and are
@@ -396,17 +396,17 @@ mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error)
 	server->trace = g_strcmp0(g_getenv("G_MESSAGES_DEBUG"), "all") == 0 ||
 			(g_getenv("G_MESSAGES_DEBUG") != NULL &&
 			 strstr(g_getenv("G_MESSAGES_DEBUG"), G_LOG_DOMAIN) != NULL);
-	if (cfg->tls_cert != NULL) {
-		server->cert = g_tls_certificate_new_from_files(cfg->tls_cert, cfg->tls_key, error);
+	if (cfg->tls.cert != NULL) {
+		server->cert = g_tls_certificate_new_from_files(cfg->tls.cert, cfg->tls.key, error);
 		if (server->cert == NULL) {
 			g_prefix_error(error, "tls: ");
 			return NULL;
 		}
 	}
-	for (char **l = cfg->smtp_listen; *l != NULL; l++)
+	for (char **l = cfg->smtp.listen; *l != NULL; l++)
 		if (!server_bind(server, *l, FALSE, error))
 			return NULL;
-	for (char **l = cfg->lmtp_listen; *l != NULL; l++)
+	for (char **l = cfg->lmtp.listen; *l != NULL; l++)
 		if (!server_bind(server, *l, TRUE, error))
 			return NULL;
 	for (guint i = 0; i < server->listeners->len; i++)
@@ -424,8 +424,8 @@ mr_smtp_server_set_config(MrSmtpServer *server, MrConfig *cfg)
 	server->cfg = mr_config_ref(cfg);
 	g_ptr_array_unref(server->masks);
 	server->masks = masks_new(cfg);
-	if (cfg->tls_cert != NULL) {
-		GTlsCertificate *cert = g_tls_certificate_new_from_files(cfg->tls_cert, cfg->tls_key,
+	if (cfg->tls.cert != NULL) {
+		GTlsCertificate *cert = g_tls_certificate_new_from_files(cfg->tls.cert, cfg->tls.key,
 									  &error);
 
 		if (cert == NULL) {

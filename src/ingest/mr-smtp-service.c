@@ -22,10 +22,10 @@ smtp_service_start(MrConfig *cfg, MrWriter *writer, GError **error)
 static void
 smtp_service_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
 {
-	if (!g_strv_equal((const char *const *)cfg->smtp_listen,
-			  (const char *const *)old->smtp_listen) ||
-	    !g_strv_equal((const char *const *)cfg->lmtp_listen,
-			  (const char *const *)old->lmtp_listen))
+	if (!g_strv_equal((const char *const *)cfg->smtp.listen,
+			  (const char *const *)old->smtp.listen) ||
+	    !g_strv_equal((const char *const *)cfg->lmtp.listen,
+			  (const char *const *)old->lmtp.listen))
 		g_warning("reload: listen addresses change only on restart");
 	mr_smtp_server_set_config(self, cfg);
 }

@@ -119,7 +119,7 @@ session_error(MrSmtpSession *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	session_vreply(s, fmt, ap);
 	va_end(ap);
-	if (++s->errors >= s->cfg->max_errors) {
+	if (++s->errors >= s->cfg->limits.max_errors) {
 		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "disconnected reason=too-many-errors peer=%s",
 				    s->peer);
 		g_string_append(s->out, "421 4.7.0 Too many errors, closing connection\r\n");
@@ -296,7 +296,7 @@ session_start_tls(MrSmtpSession *s)
 static void
 server_next_handshake(MrSmtpServer *server)
 {
-	while (server->tls_running < (guint)server->cfg->max_tls_handshakes &&
+	while (server->tls_running < (guint)server->cfg->limits.max_tls_handshakes &&
 	       !g_queue_is_empty(&server->tls_waiting)) {
 		g_autoptr(MrSmtpSession) s = mr_smtp_session_ref(g_queue_pop_head(&server->tls_waiting));
 
@@ -344,7 +344,7 @@ on_hello(GSocket *socket, GIOCondition condition, gpointer data)
 		return G_SOURCE_CONTINUE;
 	}
 	g_clear_pointer(&s->hello_source, g_source_unref);
-	if (s->server->tls_running < (guint)s->server->cfg->max_tls_handshakes) {
+	if (s->server->tls_running < (guint)s->server->cfg->limits.max_tls_handshakes) {
 		session_start_tls(s);
 	} else {
 		s->tls_queued = TRUE;
@@ -510,7 +510,7 @@ cmd_helo(MrSmtpSession *s, const char *verb, const char *arg)
 	} else {
 		mr_smtp_session_reply(s, "250-%s", s->cfg->hostname);
 		mr_smtp_session_reply(s, "250-PIPELINING");
-		mr_smtp_session_reply(s, "250-SIZE %" G_GINT64_FORMAT, s->cfg->max_message_size);
+		mr_smtp_session_reply(s, "250-SIZE %" G_GINT64_FORMAT, s->cfg->limits.max_message_size);
 		mr_smtp_session_reply(s, "250-8BITMIME");
 		if (s->server != NULL && s->server->cert != NULL && !s->tls)
 			mr_smtp_session_reply(s, "250-STARTTLS");
@@ -564,9 +564,9 @@ cmd_mail(MrSmtpSession *s, const char *verb, const char *arg)
 				return;
 			}
 			size = g_ascii_strtoull(*w + 5, NULL, 10); /* G_MAXUINT64 if too big */
-			if (size > (guint64)s->cfg->max_message_size) {
+			if (size > (guint64)s->cfg->limits.max_message_size) {
 				session_error(s, "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
-						 " bytes", s->cfg->max_message_size);
+						 " bytes", s->cfg->limits.max_message_size);
 				return;
 			}
 			s->declared_size = (gint64)size;
@@ -610,7 +610,7 @@ cmd_rcpt(MrSmtpSession *s, const char *verb, const char *arg)
 		session_error(s, "555 5.5.4 Unsupported parameter %s", shown);
 		return;
 	}
-	if (s->rcpts->len >= (guint)s->cfg->max_recipients) {
+	if (s->rcpts->len >= (guint)s->cfg->limits.max_recipients) {
 		mr_smtp_session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
@@ -640,7 +640,7 @@ cmd_data(MrSmtpSession *s, const char *verb, const char *arg)
 		session_error(s, "503 5.5.1 Need RCPT before DATA");
 		return;
 	}
-	s->data = mr_spool_new(s->cfg->spool_directory, (gsize)s->cfg->spool_threshold);
+	s->data = mr_spool_new(s->cfg->spool_directory, (gsize)s->cfg->limits.spool_threshold);
 	s->data_size = 0;
 	s->data_crlf = TRUE;
 	s->data_bare_lf = FALSE;
@@ -699,7 +699,7 @@ cmd_starttls(MrSmtpSession *s, const char *verb, const char *arg)
 	}
 	/* Each handshake holds a thread: limits.max_tls_handshakes at once.
 	 * RFC 3207 4: 454 when TLS is not available for a temporary reason. */
-	if (s->server->tls_running >= (guint)s->server->cfg->max_tls_handshakes) {
+	if (s->server->tls_running >= (guint)s->server->cfg->limits.max_tls_handshakes) {
 		mr_smtp_session_reply(s, "454 4.7.0 TLS not available due to temporary reason");
 		return;
 	}
@@ -817,7 +817,7 @@ session_end_data(MrSmtpSession *s)
 	g_autoptr(GBytes) raw = NULL;
 	g_autoptr(GError) error = NULL;
 
-	if (s->data_bare_lf && s->cfg->bare_lf_reject) {
+	if (s->data_bare_lf && s->cfg->smtp.bare_lf_reject) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
 			mr_smtp_session_reply(s, "554 5.6.11 Error: bare <LF> received");
 		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "refused reason=bare-lf size=%zu", s->data_size);
@@ -825,11 +825,11 @@ session_end_data(MrSmtpSession *s)
 		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
 		return;
 	}
-	if (s->data_size > (gsize)s->cfg->max_message_size) {
+	if (s->data_size > (gsize)s->cfg->limits.max_message_size) {
 		for (guint i = 0; i < (s->lmtp ? s->rcpts->len : 1); i++)
 			mr_smtp_session_reply(s,
 					      "552 5.3.4 Message size exceeds fixed limit of %" G_GINT64_FORMAT
-					      " bytes", s->cfg->max_message_size);
+					      " bytes", s->cfg->limits.max_message_size);
 		mr_smtp_session_log(s, G_LOG_LEVEL_INFO, "refused reason=size size=%zu", s->data_size);
 		mr_smtp_session_reset_tx(s);
 		mr_smtp_session_enter_state(s, MR_SMTP_STATE_MAIL);
@@ -902,7 +902,7 @@ session_data(MrSmtpSession *s, const guint8 *p, gsize len)
 			n--;
 		}
 		s->data_size += n;
-		if (s->data_size <= (gsize)s->cfg->max_message_size)
+		if (s->data_size <= (gsize)s->cfg->limits.max_message_size)
 			mr_spool_append(s->data, line, n, NULL); /* a failure: 451 at the end */
 		s->data_crlf = crlf;
 		pos = end;
@@ -967,7 +967,7 @@ session_consume(MrSmtpSession *s)
 			}
 			if (l > 0 && line[l - 1] == '\r') {
 				line[l - 1] = '\0';
-			} else if (s->cfg->bare_lf_reject) {
+			} else if (s->cfg->smtp.bare_lf_reject) {
 				/* Like Postfix's smtpd_forbid_bare_newline: what follows
 				 * a broken line end cannot be trusted to be in step. */
 				mr_smtp_session_reply(s, "554 5.6.11 Error: bare <LF> received");

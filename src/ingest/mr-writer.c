@@ -182,7 +182,7 @@ parse_large_job(gpointer data, gpointer user_data)
 {
 	WriterJob *job = data;
 	MrWriter *writer = job->writer;
-	guint64 budget = (guint64)job->cfg->max_bytes_in_flight;
+	guint64 budget = (guint64)job->cfg->limits.max_bytes_in_flight;
 
 	g_mutex_lock(&writer->budget_lock);
 	while (!g_atomic_int_get(&writer->closing) && writer->in_flight > 0 &&
@@ -403,8 +403,8 @@ writer_thread(gpointer data)
 		GPtrArray *batch = g_ptr_array_new();
 		WriterJob *job = g_async_queue_pop(writer->queue);
 		const MrConfig *cfg = job->cfg;
-		gint64 window = cfg != NULL ? cfg->batch_window_ms * G_TIME_SPAN_MILLISECOND : 0;
-		guint max = cfg != NULL ? (guint)cfg->batch_max : 1;
+		gint64 window = cfg != NULL ? cfg->store.batch_window_ms * G_TIME_SPAN_MILLISECOND : 0;
+		guint max = cfg != NULL ? (guint)cfg->store.batch_max : 1;
 
 		while (job != NULL) {
 			if (job->stop) {
@@ -493,7 +493,7 @@ mr_writer_submit_full(MrWriter *writer, MrConfig *cfg, GBytes *raw, const char *
 	job->user_data = user_data;
 	job->context = context != NULL ? g_main_context_ref(context) : NULL;
 	g_atomic_int_inc(&writer->pending);
-	if (g_bytes_get_size(raw) > (gsize)cfg->spool_threshold) {
+	if (g_bytes_get_size(raw) > (gsize)cfg->limits.spool_threshold) {
 		job->large = MAX(g_bytes_get_size(raw), 1);
 		g_thread_pool_push(writer->large_pool, job, NULL);
 	} else {

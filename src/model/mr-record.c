@@ -45,9 +45,9 @@ record_prefix(const MrConfig *cfg, MrRecordKind kind)
 {
 	switch (kind) {
 	case MR_RECORD_OPPORTUNITY:
-		return cfg->opportunity_prefix;
+		return cfg->ids.opportunity_prefix;
 	case MR_RECORD_TICKET:
-		return cfg->ticket_prefix;
+		return cfg->ids.ticket_prefix;
 	case MR_RECORD_LEAD:
 		return MR_LEAD_PREFIX;
 	case MR_RECORD_NONE:

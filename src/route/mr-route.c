@@ -32,7 +32,7 @@ mr_route_subject_id(const MrConfig *cfg, const char *subject, MrRecordRef *out)
 	g_return_val_if_fail(cfg != NULL && out != NULL, FALSE);
 	if (subject == NULL)
 		return FALSE;
-	end = subject + strnlen(subject, (gsize)cfg->max_subject_scan);
+	end = subject + strnlen(subject, (gsize)cfg->route.max_subject_scan);
 	/* Every '[' reads to the next ']'; a '[' before that ']' would read
 	 * the same tokens again ('[' splits tokens), so the search goes on
 	 * after the ']': one pass over the subject, however many '['. */
@@ -189,7 +189,7 @@ add_party(PartyList *l, const MrAddress *a, const char *email, gboolean is_sende
 		p->is_sender = p->is_sender || is_sender;
 		return (int)GPOINTER_TO_UINT(index) - 1;
 	}
-	if ((gint64)plan->parties->len >= cfg->max_parties || is_mailroom_address(cfg, a->email))
+	if ((gint64)plan->parties->len >= cfg->route.max_parties || is_mailroom_address(cfg, a->email))
 		return -1;
 	at = strrchr(email, '@');
 	p = g_new0(MrParty, 1);
@@ -213,7 +213,7 @@ static void
 add_recipients(PartyList *l, const GPtrArray *list, char **emails)
 {
 	for (guint i = 0; list != NULL && i < list->len &&
-			  (gint64)l->plan->parties->len < l->cfg->max_parties;
+			  (gint64)l->plan->parties->len < l->cfg->route.max_parties;
 	     i++)
 		add_party(l, g_ptr_array_index(list, i), emails[i], FALSE);
 }

@@ -1337,7 +1337,7 @@ pg_open(const MrConfig *cfg, gboolean create, GError **error)
 {
 	PgConn *conn = g_new0(PgConn, 1);
 	g_autofree char *password = NULL;
-	int t = cfg->query_timeout_s > 0 ? cfg->query_timeout_s : 30; /* 0: not loaded from a file */
+	int t = cfg->store.query_timeout_s > 0 ? cfg->store.query_timeout_s : 30; /* 0: not loaded from a file */
 	/* Session settings go with the connection, so that a reconnect has
 	 * them too: store.busy_timeout is how long to wait for a row lock;
 	 * store.synchronous = "normal" lets commits not wait for the disk;
@@ -1346,8 +1346,8 @@ pg_open(const MrConfig *cfg, gboolean create, GError **error)
 	 * comes first, so that it alone decides). */
 	g_autofree char *options = g_strdup_printf(
 		"-c lock_timeout=%d -c synchronous_commit=%s -c statement_timeout=%lld",
-		cfg->busy_timeout_ms,
-		g_ascii_strcasecmp(cfg->synchronous, "normal") == 0 ? "off" : "on",
+		cfg->store.busy_timeout_ms,
+		g_ascii_strcasecmp(cfg->store.synchronous, "normal") == 0 ? "off" : "on",
 		2000LL * t);
 	g_autofree char *connect = g_strdup_printf("%d", MAX(t, 2));
 	g_autofree char *idle = g_strdup_printf("%d", MAX(t / 2, 1));

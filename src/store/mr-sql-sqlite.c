@@ -398,14 +398,14 @@ sqlite_open(const MrConfig *cfg, gboolean create, GError **error)
 		return NULL;
 	}
 	sqlite3_extended_result_codes(conn->db, 1);
-	sqlite3_busy_timeout(conn->db, cfg->busy_timeout_ms);
+	sqlite3_busy_timeout(conn->db, cfg->store.busy_timeout_ms);
 	pragmas = g_strdup_printf("PRAGMA journal_mode = WAL;"
 				  "PRAGMA synchronous = %s;"
 				  "PRAGMA foreign_keys = ON;"
 				  /* reads without a copy; bounded, as mapped pages count in
 				   * the daemon's RSS */
 				  "PRAGMA mmap_size = 33554432;",
-				  g_ascii_strcasecmp(cfg->synchronous, "normal") == 0 ? "NORMAL"
+				  g_ascii_strcasecmp(cfg->store.synchronous, "normal") == 0 ? "NORMAL"
 										      : "FULL");
 	if (!sqlite_exec(&conn->base, pragmas, error)) {
 		g_prefix_error(error, "%s: ", cfg->database);

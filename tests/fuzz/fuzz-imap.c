@@ -66,6 +66,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable();
 	g_autoptr(GIOStream) io = g_simple_io_stream_new(in, out);
 
-	mr_imap_run_stream(fuzz_writer, fuzz_cfg, g_ptr_array_index(fuzz_cfg->imap, 0), io, NULL);
+	mr_imap_run_stream(fuzz_writer, fuzz_cfg, g_ptr_array_index(mr_imap_config(fuzz_cfg), 0), io, NULL);
 	return 0;
 }

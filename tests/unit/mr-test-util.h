@@ -6,7 +6,17 @@
 #include <unistd.h>
 
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-imap-config.h"
 #include "mailroom/mr-parse.h"
+
+/* The sections mailroomd and mailroomctl load: the imap list. */
+static inline const MrConfigSection *const *
+mr_test_config_sections(void)
+{
+	static const MrConfigSection *const sections[] = { &mr_imap_config_section, NULL };
+
+	return sections;
+}
 
 /* A configuration like etc/mailroom.conf with its database at @db and
  * @extra (nullable) appended; a "store" group in @extra replaces the
@@ -35,7 +45,7 @@ mr_test_config_extra(const char *db, const char *extra)
 	g_assert_no_error(error);
 	close(fd);
 	g_assert_true(g_file_set_contents(path, text, -1, NULL));
-	cfg = mr_config_load(path, &error);
+	cfg = mr_config_load(path, mr_test_config_sections(), &error);
 	g_assert_no_error(error);
 	g_unlink(path);
 	return cfg;

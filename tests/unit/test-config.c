@@ -5,7 +5,12 @@
 
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-config-section.h"
 #include "mailroom/mr-error.h"
+#include "mailroom/mr-imap-config.h"
+
+/* The sections mailroomd and mailroomctl load. */
+static const MrConfigSection *const sections[] = { &mr_imap_config_section, NULL };
 
 static const char *const good_config =
 	"database = \"/tmp/x.db\";\n"
@@ -37,7 +42,7 @@ test_good(void)
 {
 	g_autofree char *path = write_config(good_config);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+	g_autoptr(MrConfig) cfg = mr_config_load(path, sections, &error);
 	g_autofree char *detail = NULL;
 	const MrMailroomAddress *a;
 
@@ -45,24 +50,24 @@ test_good(void)
 	g_assert_cmpstr(cfg->database, ==, "/tmp/x.db");
 	g_assert_cmpstr(cfg->domains[0], ==, "acme.test");
 	g_assert_cmpuint(cfg->addresses->len, ==, 3);
-	g_assert_cmpstr(cfg->opportunity_prefix, ==, "DEAL");
-	g_assert_cmpstr(cfg->synchronous, ==, "full");
-	g_assert_cmpint(cfg->query_timeout_s, ==, 30);
-	g_assert_false(cfg->bare_lf_reject);
+	g_assert_cmpstr(cfg->ids.opportunity_prefix, ==, "DEAL");
+	g_assert_cmpstr(cfg->store.synchronous, ==, "full");
+	g_assert_cmpint(cfg->store.query_timeout_s, ==, 30);
+	g_assert_false(cfg->smtp.bare_lf_reject);
 	/* What one message may cost (docs/configuration.md, parse limits). */
-	g_assert_cmpint(cfg->max_mime_parts, ==, 10000);
-	g_assert_cmpint(cfg->max_header_lines, ==, 50000);
-	g_assert_cmpint(cfg->max_header_size, ==, 102400);
-	g_assert_cmpint(cfg->max_addresses, ==, 1000);
-	g_assert_cmpint(cfg->max_references, ==, 100);
-	g_assert_cmpint(cfg->max_parties, ==, 100);
-	g_assert_cmpint(cfg->max_subject_scan, ==, 4096);
+	g_assert_cmpint(cfg->parse.max_mime_parts, ==, 10000);
+	g_assert_cmpint(cfg->parse.max_header_lines, ==, 50000);
+	g_assert_cmpint(cfg->parse.max_header_size, ==, 102400);
+	g_assert_cmpint(cfg->parse.max_addresses, ==, 1000);
+	g_assert_cmpint(cfg->parse.max_references, ==, 100);
+	g_assert_cmpint(cfg->route.max_parties, ==, 100);
+	g_assert_cmpint(cfg->route.max_subject_scan, ==, 4096);
 	/* What a session may hold in memory (docs/configuration.md, limits). */
 	g_assert_cmpstr(cfg->spool_directory, ==, "/tmp/spool");
-	g_assert_cmpint(cfg->spool_threshold, ==, 1048576);
-	g_assert_cmpint(cfg->max_bytes_in_flight, ==, 67108864);
-	g_assert_cmpint(cfg->drain_timeout_s, ==, 30);
-	g_assert_cmpint(cfg->clock_offset_s, ==, 0);
+	g_assert_cmpint(cfg->limits.spool_threshold, ==, 1048576);
+	g_assert_cmpint(cfg->limits.max_bytes_in_flight, ==, 67108864);
+	g_assert_cmpint(cfg->limits.drain_timeout_s, ==, 30);
+	g_assert_cmpint(cfg->testing.clock_offset_s, ==, 0);
 
 	a = mr_config_find_address(cfg, "SUPPORT+Tkt-12@Acme.test", &detail);
 	g_assert_nonnull(a);
@@ -90,14 +95,14 @@ test_spool_directory(void)
 	g_autofree char *empty = write_config("addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n"
 					      "database = \"x.db\"; spool_directory = \"\";\n");
 	g_autoptr(GError) error = NULL;
-	g_autoptr(MrConfig) a = mr_config_load(set, &error);
+	g_autoptr(MrConfig) a = mr_config_load(set, sections, &error);
 	g_autoptr(MrConfig) b = NULL;
 
 	g_assert_no_error(error);
 	g_assert_cmpstr(a->spool_directory, ==, "/srv/spool");
-	g_assert_cmpint(a->spool_threshold, ==, 0);
-	g_assert_cmpint(a->max_bytes_in_flight, ==, G_GINT64_CONSTANT(8589934592));
-	b = mr_config_load(empty, &error);
+	g_assert_cmpint(a->limits.spool_threshold, ==, 0);
+	g_assert_cmpint(a->limits.max_bytes_in_flight, ==, G_GINT64_CONSTANT(8589934592));
+	b = mr_config_load(empty, sections, &error);
 	g_assert_no_error(error);
 	g_assert_cmpstr(b->spool_directory, ==, "./spool");
 	g_unlink(set);
@@ -122,10 +127,10 @@ test_clock_offset(void)
 			"testing = { clock_offset = %s; };\n", cases[i].value);
 		g_autofree char *path = write_config(text);
 		g_autoptr(GError) error = NULL;
-		g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+		g_autoptr(MrConfig) cfg = mr_config_load(path, sections, &error);
 
 		g_assert_no_error(error);
-		g_assert_cmpint(cfg->clock_offset_s, ==, cases[i].want);
+		g_assert_cmpint(cfg->testing.clock_offset_s, ==, cases[i].want);
 		g_assert_cmpint(mr_clock_get_offset(), ==, 0);
 		g_unlink(path);
 	}
@@ -154,7 +159,7 @@ test_database_name(void)
 			cases[i].db);
 		g_autofree char *path = write_config(text);
 		g_autoptr(GError) error = NULL;
-		g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+		g_autoptr(MrConfig) cfg = mr_config_load(path, sections, &error);
 		g_autofree char *name = NULL;
 
 		g_assert_no_error(error);
@@ -343,18 +348,18 @@ test_imap(void)
 		");\n", pw);
 	g_autofree char *path = write_config(text);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
-	g_autoptr(MrConfig) again = mr_config_load(path, NULL);
+	g_autoptr(MrConfig) cfg = mr_config_load(path, sections, &error);
+	g_autoptr(MrConfig) again = mr_config_load(path, sections, NULL);
 	const MrImapMailbox *a, *b;
 	g_autofree char *password = NULL;
 
 	g_assert_no_error(error);
-	g_assert_cmpuint(cfg->imap->len, ==, 2);
-	a = mr_config_find_imap(cfg, "support");
-	b = mr_config_find_imap(cfg, "bcc.gmail");
+	g_assert_cmpuint(mr_imap_config(cfg)->len, ==, 2);
+	a = mr_imap_config_find(cfg, "support");
+	b = mr_imap_config_find(cfg, "bcc.gmail");
 	g_assert_nonnull(a);
 	g_assert_nonnull(b);
-	g_assert_null(mr_config_find_imap(cfg, "other"));
+	g_assert_null(mr_imap_config_find(cfg, "other"));
 	g_assert_cmpint(a->remote.port, ==, 993);
 	g_assert_cmpint(a->remote.tls, ==, MR_REMOTE_TLS_IMPLICIT);
 	g_assert_cmpstr(a->folder, ==, "INBOX");
@@ -375,7 +380,7 @@ test_imap(void)
 	g_assert_null(b->remote.token_command[2]);
 	g_assert_cmpint(b->after, ==, MR_IMAP_AFTER_DELETE);
 	g_assert_false(b->remote.tls_verify);
-	g_assert_true(mr_imap_mailbox_equal(a, mr_config_find_imap(again, "support")));
+	g_assert_true(mr_imap_mailbox_equal(a, mr_imap_config_find(again, "support")));
 	g_assert_false(mr_imap_mailbox_equal(a, b));
 	/* An empty password file is an error that names the mailbox. */
 	g_assert_true(g_file_set_contents(pw, "\n", -1, NULL));
@@ -392,7 +397,7 @@ test_bad(void)
 	for (guint i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
 		g_autofree char *path = write_config(bad_cases[i].text);
 		g_autoptr(GError) error = NULL;
-		g_autoptr(MrConfig) cfg = mr_config_load(path, &error);
+		g_autoptr(MrConfig) cfg = mr_config_load(path, sections, &error);
 
 		g_assert_null(cfg);
 		g_assert_error(error, MR_CONFIG_ERROR, bad_cases[i].code);
@@ -407,7 +412,7 @@ static void
 test_missing(void)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(MrConfig) cfg = mr_config_load("/nonexistent/mailroom.conf", &error);
+	g_autoptr(MrConfig) cfg = mr_config_load("/nonexistent/mailroom.conf", sections, &error);
 
 	g_assert_null(cfg);
 	g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_IO);
@@ -468,10 +473,10 @@ test_security_warnings(void)
 			warning_cases[i].db_pw_mode != 0 ? dbpw : "",
 			warning_cases[i].db_pw_mode != 0 ? "\";\n" : "", warning_cases[i].imap, secret);
 		path = write_config(text);
-		cfg = mr_config_load(path, &error);
+		cfg = mr_config_load(path, sections, &error);
 		g_assert_no_error(error);
 		all = mr_config_security_warnings(cfg);
-		one = mr_imap_mailbox_security_warnings(mr_config_find_imap(cfg, "m"));
+		one = mr_imap_mailbox_security_warnings(mr_imap_config_find(cfg, "m"));
 		if (warning_cases[i].want == NULL) {
 			if (all[0] != NULL)
 				g_error("case %u: unexpected warning '%s'", i, all[0]);
@@ -497,6 +502,93 @@ test_security_warnings(void)
 	}
 }
 
+/* A section that is one group, as the relay will be: its server keys are
+ * read, and refused, under its own name. */
+static const char *const relay_keys[] = { MR_REMOTE_KEYS, NULL };
+
+static void
+relay_free(gpointer r)
+{
+	mr_remote_clear(r);
+	g_free(r);
+}
+
+static gpointer
+relay_parse(config_setting_t *setting, const char *path, GError **error)
+{
+	static const MrRemoteDefaults defaults = { .port_implicit = 465, .port_plain = 587,
+						   .timeout_s = 60 };
+	MrRemote *r = g_new0(MrRemote, 1);
+
+	if (setting == NULL)
+		return r;
+	r->label = g_strdup("relay");
+	if (!mr_remote_parse(setting, path, "relay", &defaults, r, error)) {
+		relay_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static const MrConfigSection relay_section = {
+	.name = "relay", .keys = relay_keys, .parse = relay_parse, .free = relay_free,
+};
+
+static void
+test_section(void)
+{
+	static const MrConfigSection *const with_relay[] = { &mr_imap_config_section,
+							      &relay_section, NULL };
+	static const struct {
+		const char *relay;
+		const char *want; /* a part of the error; NULL: loads */
+	} cases[] = {
+		{ "relay = { host = \"smtp.acme.test\"; user = \"u\"; password_env = \"P\"; };", NULL },
+		{ "relay = { host = \"smtp.acme.test\"; user = \"u\"; password_env = \"P\"; tls = \"x\"; };",
+		  ":2: relay.tls: must be \"implicit\", \"starttls\" or \"none\"" },
+		{ "relay = { user = \"u\"; password_env = \"P\"; };", ":2: relay.host: missing" },
+		{ "relay = { host = \"h\"; user = \"u\"; auth = \"xoauth2\"; };",
+		  ":2: relay.token_command: auth = \"xoauth2\" needs token_command" },
+		{ "relay = { host = \"h\"; user = \"u\"; password_env = \"P\"; port = 0; };",
+		  ":2: relay.port: must be between 1 and 65535" },
+		{ "relay = { host = \"h\"; user = \"u\"; password_env = \"P\"; folder = \"x\"; };",
+		  ":2: relay.folder: unknown key" },
+		{ "relay = ( { host = \"h\"; } );", ":2: relay: must be a group { ... }" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = g_strdup_printf(
+			"addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n%s\n",
+			cases[i].relay);
+		g_autofree char *path = write_config(text);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrConfig) cfg = mr_config_load(path, with_relay, &error);
+		g_autoptr(MrConfig) without = NULL;
+
+		if (cases[i].want == NULL) {
+			const MrRemote *r = mr_config_section(cfg, &relay_section);
+
+			g_assert_no_error(error);
+			g_assert_cmpint(r->port, ==, 465);
+			g_assert_cmpint(r->timeout_s, ==, 60);
+			g_assert_cmpuint(mr_imap_config(cfg)->len, ==, 0);
+			g_assert_nonnull(mr_config_section(cfg, &mr_imap_config_section));
+		} else {
+			g_assert_null(cfg);
+			g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID);
+			if (strstr(error->message, cases[i].want) == NULL)
+				g_error("case %u: '%s' lacks '%s'", i, error->message, cases[i].want);
+		}
+		/* A program that does not know the section refuses its key. */
+		g_clear_error(&error);
+		without = mr_config_load(path, sections, &error);
+		g_assert_null(without);
+		g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID);
+		g_assert_nonnull(strstr(error->message, ":2: relay: unknown key"));
+		g_unlink(path);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -509,5 +601,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/core/config/database-name", test_database_name);
 	g_test_add_func("/mailroom/core/config/clock-offset", test_clock_offset);
 	g_test_add_func("/mailroom/core/config/security-warnings", test_security_warnings);
+	g_test_add_func("/mailroom/core/config/section", test_section);
 	return g_test_run();
 }

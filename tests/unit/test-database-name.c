@@ -55,7 +55,7 @@ test_name(gconstpointer data)
 	g_assert_no_error(error);
 	close(fd);
 	g_assert_true(g_file_set_contents(path, text, -1, NULL));
-	cfg = mr_config_load(path, &error);
+	cfg = mr_config_load(path, NULL, &error);
 	g_assert_no_error(error);
 	name = mr_store_database_name(cfg);
 	g_assert_cmpstr(name, ==, name_cases[i].want);

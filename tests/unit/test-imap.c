@@ -63,7 +63,7 @@ run_why(Fixture *f, GBytes *server, char **why)
 
 	/* without @why, no error either: a caller may not want one (the
 	 * fuzz target does not; found by fuzz-imap) */
-	if (!mr_imap_run_stream(f->writer, f->cfg, g_ptr_array_index(f->cfg->imap, 0), io,
+	if (!mr_imap_run_stream(f->writer, f->cfg, g_ptr_array_index(mr_imap_config(f->cfg), 0), io,
 				why != NULL ? &error : NULL) &&
 	    why != NULL)
 		*why = g_strdup(error->message);

@@ -40,8 +40,8 @@ test_prefix(void)
 	MrRecordRef ref = { MR_RECORD_TICKET, 5 };
 	g_autofree char *display = NULL;
 
-	g_free(cfg->ticket_prefix);
-	cfg->ticket_prefix = g_strdup("CASE");
+	g_free(cfg->ids.ticket_prefix);
+	cfg->ids.ticket_prefix = g_strdup("CASE");
 	display = mr_record_display_id(cfg, ref);
 
 	g_assert_cmpstr(display, ==, "CASE-5");

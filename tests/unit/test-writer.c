@@ -273,7 +273,7 @@ test_close(Fixture *f, gconstpointer data)
 	g_mutex_init(&gate.lock);
 	g_cond_init(&gate.cond);
 	g_ptr_array_add(rcpts, (gpointer) "crm@acme.test");
-	while (big->len <= (gsize)f->cfg->spool_threshold)
+	while (big->len <= (gsize)f->cfg->limits.spool_threshold)
 		g_string_append(big, "0123456789012345678901234567890123456789012345678901234567890123456789\r\n");
 	mr_writer_run(f->writer, f->cfg, gate_work, &gate, NULL, f->context, answered, &first);
 	g_mutex_lock(&gate.lock);
