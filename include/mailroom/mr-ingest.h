@@ -79,4 +79,25 @@ gboolean mr_ingest_deliver(const MrConfig *cfg, MrStore *store, GBytes *raw,
 			   const char *recipient, const char *envelope_from, MrDelivery *out,
 			   GError **error);
 
+#define MR_INGEST_ERROR (mr_ingest_error_quark())
+
+typedef enum {
+	MR_INGEST_ERROR_NO_MAILBOX, /* the mailbox a quarantined message came
+	                               from is not configured any more */
+	MR_INGEST_ERROR_UNUSABLE,   /* the bytes kept cannot be stored (kept
+	                               incomplete, or still too large) */
+} MrIngestError;
+
+GQuark mr_ingest_error_quark(void);
+
+/* The quarantine retry (a use case of mailroomctl's `message retry`):
+ * quarantined message @id (mr-store-mailbox.h) goes through the ingest
+ * path again, for the IMAP mailbox it came from, and leaves the
+ * quarantine in the same transaction that stores it.  Returns TRUE after
+ * COMMIT and fills @out (nullable).  Returns FALSE with @error:
+ * MR_STORE_ERROR_NOT_FOUND for no such id, MR_INGEST_ERROR_NO_MAILBOX,
+ * MR_INGEST_ERROR_UNUSABLE, or another MR_STORE_ERROR (nothing changed). */
+gboolean mr_ingest_quarantine_retry(const MrConfig *cfg, MrStore *store, gint64 id,
+				    MrDelivery *out, GError **error);
+
 G_END_DECLS

@@ -469,9 +469,6 @@ static int
 cmd_message_retry(MrCtl *ctl, char **args)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(MrQuarantineRow) q = NULL;
-	g_autoptr(MrIngestItem) item = NULL;
-	const MrImapMailbox *mb;
 	MrDelivery d = { 0 };
 	char *end = NULL;
 	gint64 id = g_ascii_strtoll(args[0], &end, 10);
@@ -479,30 +476,11 @@ cmd_message_retry(MrCtl *ctl, char **args)
 	if (end == args[0] || *end != '\0' || id <= 0)
 		return fail(MR_EX_USAGE, "'%s' is not a quarantine id (message list --quarantined)",
 			    args[0]);
-	q = mr_store_quarantine_get(ctl->store, id, &error);
-	if (q == NULL)
-		return store_fail(error);
-	mb = mr_imap_config_find(ctl->cfg, q->mailbox);
-	if (mb == NULL)
-		return fail(MR_EX_NOUSER, "mailbox %s is not in the configuration's imap list",
-			    q->mailbox);
-	if (q->size > (gint64)g_bytes_get_size(q->raw))
-		return fail(MR_EX_DATAERR,
-			    "message %" G_GINT64_FORMAT " was kept incomplete (%" G_GSIZE_FORMAT
-			    " of its %" G_GINT64_FORMAT " bytes); it is still in the mailbox: move it"
-			    " out of the folder and back and mailroomd fetches it again", id,
-			    g_bytes_get_size(q->raw), q->size);
-	if ((gint64)g_bytes_get_size(q->raw) > ctl->cfg->limits.max_message_size)
-		return fail(MR_EX_DATAERR,
-			    "message %" G_GINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) is still larger"
-			    " than limits.max_message_size (%" G_GINT64_FORMAT ")", id,
-			    g_bytes_get_size(q->raw), ctl->cfg->limits.max_message_size);
-	item = mr_ingest_item_new(ctl->cfg, q->raw);
-	if (!mr_store_begin(ctl->store, &error) ||
-	    !mr_ingest_apply(ctl->cfg, ctl->store, item, mb->address.address, NULL, &d, &error) ||
-	    !mr_store_quarantine_delete(ctl->store, id, &error) ||
-	    !mr_store_commit(ctl->store, &error)) {
-		mr_store_rollback(ctl->store);
+	if (!mr_ingest_quarantine_retry(ctl->cfg, ctl->store, id, &d, &error)) {
+		if (g_error_matches(error, MR_INGEST_ERROR, MR_INGEST_ERROR_NO_MAILBOX))
+			return fail(MR_EX_NOUSER, "%s", error->message);
+		if (g_error_matches(error, MR_INGEST_ERROR, MR_INGEST_ERROR_UNUSABLE))
+			return fail(MR_EX_DATAERR, "%s", error->message);
 		return store_fail(error);
 	}
 	if (ctl->json) {

@@ -13,7 +13,9 @@
 #include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-hash.h"
+#include "mailroom/mr-imap-config.h"
 #include "mailroom/mr-ingest.h"
+#include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-route.h"
 
 /* Attempts of one message when a constraint refuses a row that another
@@ -223,6 +225,54 @@ mr_ingest_deliver(const MrConfig *cfg, MrStore *store, GBytes *raw, const char *
 	if (result.duplicate) {
 		mr_store_rollback(store);
 	} else if (!mr_store_commit(store, error)) {
+		mr_store_rollback(store);
+		return FALSE;
+	}
+	if (out != NULL)
+		*out = result;
+	return TRUE;
+}
+
+G_DEFINE_QUARK(mr-ingest-error-quark, mr_ingest_error)
+
+gboolean
+mr_ingest_quarantine_retry(const MrConfig *cfg, MrStore *store, gint64 id, MrDelivery *out,
+			   GError **error)
+{
+	g_autoptr(MrQuarantineRow) q = mr_store_quarantine_get(store, id, error);
+	g_autoptr(MrIngestItem) item = NULL;
+	const MrImapMailbox *mb;
+	MrDelivery result = { 0 };
+	gsize size;
+
+	if (q == NULL)
+		return FALSE;
+	mb = mr_imap_config_find(cfg, q->mailbox);
+	if (mb == NULL) {
+		g_set_error(error, MR_INGEST_ERROR, MR_INGEST_ERROR_NO_MAILBOX,
+			    "mailbox %s is not in the configuration's imap list", q->mailbox);
+		return FALSE;
+	}
+	size = g_bytes_get_size(q->raw);
+	if (q->size > (gint64)size) {
+		g_set_error(error, MR_INGEST_ERROR, MR_INGEST_ERROR_UNUSABLE,
+			    "message %" G_GINT64_FORMAT " was kept incomplete (%" G_GSIZE_FORMAT
+			    " of its %" G_GINT64_FORMAT " bytes); it is still in the mailbox: move it"
+			    " out of the folder and back and mailroomd fetches it again",
+			    id, size, q->size);
+		return FALSE;
+	}
+	if ((gint64)size > cfg->limits.max_message_size) {
+		g_set_error(error, MR_INGEST_ERROR, MR_INGEST_ERROR_UNUSABLE,
+			    "message %" G_GINT64_FORMAT " (%" G_GSIZE_FORMAT " bytes) is still larger"
+			    " than limits.max_message_size (%" G_GINT64_FORMAT ")",
+			    id, size, cfg->limits.max_message_size);
+		return FALSE;
+	}
+	item = mr_ingest_item_new(cfg, q->raw);
+	if (!mr_store_begin(store, error) ||
+	    !mr_ingest_apply(cfg, store, item, mb->address.address, NULL, &result, error) ||
+	    !mr_store_quarantine_delete(store, id, error) || !mr_store_commit(store, error)) {
 		mr_store_rollback(store);
 		return FALSE;
 	}
