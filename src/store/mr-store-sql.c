@@ -267,6 +267,8 @@ static const char mr_sql_migrate_v5[] =
  * this mailroom does not know keeps its sentence in detail.  SQLite has
  * had ALTER TABLE DROP COLUMN since 3.35, and the constraints of schema 3
  * stay as they are: no copy of the table. */
+/* The text of column @s after the first @sep in it, and before it; NULL
+ * when @sep is not there (an event that lacks the fact). */
 #define AFTER_V6(POS, s, sep)                                                       \
 	"(CASE WHEN " POS "(" s ", '" sep "') > 0 THEN substr(" s ", " POS "(" s    \
 	", '" sep "') + length('" sep "')) END)"
