@@ -27,10 +27,17 @@ typedef struct {
 	char *type_name;     /* as stored (for MR_EVENT_OTHER) */
 	MrRecordRef record;  /* MR_RECORD_NONE for a message's own events */
 	gint64 message_row;  /* 0: none */
-	char *summary;
+	char *summary;       /* (nullable): the sentence, made where the event is
+	                        shown (mr_event_describe()); the store leaves it
+	                        NULL */
+	MrEventFacts facts;  /* what else it says (not shown as such) */
 } MrEvent;
 
 MR_ROW_DECLARE(MrEvent, mr_event_desc, mr_event_free)
+
+/* The declaration of MrEventFacts as a part of a row: its fields are read
+ * (actor_id, old_status, new_status, address, detail) and not shown. */
+extern const MrRowDesc mr_event_facts_desc;
 
 /* Returns: (transfer full) (element-type MrEvent): the events with an id
  * above @after, oldest first, at most @limit (0: all), or NULL with
@@ -50,10 +57,14 @@ typedef struct {
 	char *received;       /* a message's arrival, NULL for an event */
 	char *created;        /* an event's time, NULL for a message */
 	char *kind;           /* "message" or the event type's name */
-	char *subject;        /* the subject, or the event's summary */
+	char *subject;        /* the subject, or the event's sentence: NULL from
+	                         the store, made where it is shown
+	                         (mr_event_describe() of @record and @facts) */
 	char *message_id;
 	char *sent;           /* the sender's Date: of a message */
 	char *date;           /* received or created (the deprecated alias) */
+	MrRecordRef record;   /* an event's record (not shown) */
+	MrEventFacts facts;   /* an event's facts (not shown) */
 } MrTimelineEntry;
 
 MR_ROW_DECLARE(MrTimelineEntry, mr_timeline_entry_desc, mr_timeline_entry_free)

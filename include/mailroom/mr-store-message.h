@@ -84,7 +84,8 @@ typedef struct {
 	GPtrArray *addresses;  /* (element-type MrAddressRow) in header order */
 	GPtrArray *attachments; /* (element-type MrAttachmentRow) */
 	GPtrArray *deliveries; /* (element-type MrDeliveryRow) */
-	GStrv refused;         /* why links were refused */
+	GPtrArray *refused;    /* (element-type MrEvent): why links were refused:
+	                          its link.refused and sender.untrusted events */
 } MrMessageDetail;
 
 MR_ROW_DECLARE(MrMessageDetail, mr_message_detail_desc, mr_message_detail_free)

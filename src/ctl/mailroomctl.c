@@ -519,6 +519,7 @@ cmd_event_list(MrCtl *ctl, char **args)
 	events = mr_store_events_after(ctl->store, ctl->after, (guint)ctl->limit, &error);
 	if (events == NULL)
 		return store_fail(error);
+	mr_ctl_describe_events(ctl->cfg, events);
 	return print_rows(ctl, events, &mr_event_desc, cols);
 }
 
@@ -816,6 +817,7 @@ cmd_timeline(MrCtl *ctl, char **args)
 		return fail(1, "'%s' is no email address, domain or record id", args[0]);
 	if (rows == NULL)
 		return store_fail(error);
+	mr_ctl_describe_timeline(ctl->cfg, rows);
 	return print_rows(ctl, rows, &mr_timeline_entry_desc, cols);
 }
 

@@ -25,6 +25,21 @@ set_text(JsonObject *o, const char *key, const char *value)
 		json_object_set_null_member(o, key);
 }
 
+/* Sets @key to an array of the sentences of @events (element-type MrEvent). */
+static void
+set_sentences(JsonObject *o, const MrConfig *cfg, const char *key, const GPtrArray *events)
+{
+	JsonArray *a = json_array_new();
+
+	for (guint i = 0; events != NULL && i < events->len; i++) {
+		const MrEvent *e = g_ptr_array_index(events, i);
+		g_autofree char *text = mr_event_describe(cfg, e->type, e->record, &e->facts);
+
+		json_array_add_string_element(a, text);
+	}
+	json_object_set_array_member(o, key, a);
+}
+
 /* Sets @key to the display id of @ref ("OPP-4"), or null when @ref.id is 0. */
 static void
 set_record(JsonObject *o, const MrConfig *cfg, const char *key, MrRecordRef ref)
@@ -170,7 +185,7 @@ json_message_detail(const MrConfig *cfg, gconstpointer row, JsonObject *o)
 						      &mr_attachment_row_desc));
 	json_object_set_array_member(o, "deliveries",
 				     mr_ctl_json_rows(cfg, d->deliveries, &mr_delivery_row_desc));
-	set_strings(o, "refused", d->refused);
+	set_sentences(o, cfg, "refused", d->refused);
 }
 
 static const struct {
@@ -225,6 +240,37 @@ mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, const MrRowDesc *de
 		json_array_add_object_element(a, mr_ctl_json_row(cfg, desc,
 								  g_ptr_array_index(rows, i)));
 	return a;
+}
+
+/* --- events as sentences ------------------------------------------------------ */
+
+/* The store keeps what an event says as typed fields; its sentence is made
+ * here, when it is shown, so that the record ids in it carry the prefixes
+ * configured now (docs/cli.md, "event list"). */
+
+void
+mr_ctl_describe_events(const MrConfig *cfg, GPtrArray *events)
+{
+	for (guint i = 0; i < events->len; i++) {
+		MrEvent *e = g_ptr_array_index(events, i);
+
+		g_free(e->summary);
+		e->summary = mr_event_describe(cfg, e->type, e->record, &e->facts);
+	}
+}
+
+void
+mr_ctl_describe_timeline(const MrConfig *cfg, GPtrArray *entries)
+{
+	for (guint i = 0; i < entries->len; i++) {
+		MrTimelineEntry *e = g_ptr_array_index(entries, i);
+
+		if (g_strcmp0(e->kind, "message") == 0)
+			continue;
+		g_free(e->subject);
+		e->subject = mr_event_describe(cfg, mr_event_type_from_name(e->kind), e->record,
+					       &e->facts);
+	}
 }
 
 /* --- printing --------------------------------------------------------------- */

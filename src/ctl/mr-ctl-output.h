@@ -23,6 +23,14 @@ JsonObject *mr_ctl_json_row(const MrConfig *cfg, const MrRowDesc *desc, gconstpo
  * @rows, structs of @desc. */
 JsonArray *mr_ctl_json_rows(const MrConfig *cfg, const GPtrArray *rows, const MrRowDesc *desc);
 
+/* Makes the sentence of each of @events (element-type MrEvent), its
+ * summary, with the record prefixes of @cfg (mr_event_describe()). */
+void mr_ctl_describe_events(const MrConfig *cfg, GPtrArray *events);
+
+/* Makes the subject of each event of the timeline @entries (element-type
+ * MrTimelineEntry): its sentence, as mr_ctl_describe_events() does. */
+void mr_ctl_describe_timeline(const MrConfig *cfg, GPtrArray *entries);
+
 /* Prints @a / @o as pretty JSON (strings made valid UTF-8) on stdout. */
 void mr_ctl_print_json_array(JsonArray *a);
 void mr_ctl_print_json_object(JsonObject *o);

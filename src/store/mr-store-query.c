@@ -177,20 +177,19 @@ message_parties(MrStore *store, MrMessageDetail *d, GError **error)
 	return rc == MR_SQL_DONE;
 }
 
-/* Fills the reasons why links of message @d were refused. */
-static gboolean
-message_refused(MrStore *store, MrMessageDetail *d, GError **error)
+/* Reads the rows of @st as events, their types from their names; NULL
+ * with @error on failure. */
+static GPtrArray *
+read_events(MrSqlStmt *st, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_REFUSED);
-	g_autoptr(GStrvBuilder) refused = g_strv_builder_new();
-	MrSqlStep rc;
+	GPtrArray *events = mr_store_read_rows(st, &mr_event_desc, error);
 
-	mr_sql_bind_int64(st, 1, d->row.id);
-	while ((rc = mr_sql_step(st, error)) == MR_SQL_ROW)
-		if (mr_sql_column_text(st, 0) != NULL)
-			g_strv_builder_add(refused, mr_sql_column_text(st, 0));
-	d->refused = g_strv_builder_end(refused);
-	return rc == MR_SQL_DONE;
+	for (guint i = 0; events != NULL && i < events->len; i++) {
+		MrEvent *e = g_ptr_array_index(events, i);
+
+		e->type = mr_event_type_from_name(e->type_name);
+	}
+	return events;
 }
 
 MrMessageDetail *
@@ -225,8 +224,16 @@ mr_store_message_get(MrStore *store, gint64 id, GError **error)
 		return NULL;
 	d->deliveries = message_rows(store, MR_STMT_MESSAGE_DELIVERIES, id,
 				     &mr_delivery_row_desc, error);
-	if (d->deliveries == NULL || !message_refused(store, d, error))
+	if (d->deliveries == NULL)
 		return NULL;
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_REFUSED);
+
+		mr_sql_bind_int64(st, 1, id);
+		d->refused = read_events(st, error);
+		if (d->refused == NULL)
+			return NULL;
+	}
 	return g_steal_pointer(&d);
 }
 
@@ -295,7 +302,6 @@ GPtrArray *
 mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error)
 {
 	g_autoptr(MrStmtUse) st = NULL;
-	GPtrArray *events;
 	gint64 settled = G_MAXINT64;
 
 	/* Where writers may commit out of id order, read only up to the
@@ -308,11 +314,5 @@ mr_store_events_after(MrStore *store, gint64 after, guint limit, GError **error)
 	mr_sql_bind_int64(st, 1, after);
 	mr_sql_bind_int64(st, 2, limit > 0 ? (gint64)limit : G_MAXINT64);
 	mr_sql_bind_int64(st, 3, settled);
-	events = mr_store_read_rows(st, &mr_event_desc, error);
-	for (guint i = 0; events != NULL && i < events->len; i++) {
-		MrEvent *e = g_ptr_array_index(events, i);
-
-		e->type = mr_event_type_from_name(e->type_name);
-	}
-	return events;
+	return read_events(st, error);
 }

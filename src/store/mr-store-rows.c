@@ -174,7 +174,7 @@ mr_message_detail_free(MrMessageDetail *d)
 	g_clear_pointer(&d->addresses, g_ptr_array_unref);
 	g_clear_pointer(&d->attachments, g_ptr_array_unref);
 	g_clear_pointer(&d->deliveries, g_ptr_array_unref);
-	g_strfreev(d->refused);
+	g_clear_pointer(&d->refused, g_ptr_array_unref);
 	g_free(d);
 }
 
@@ -191,8 +191,29 @@ MR_ROW_DEFINE(MrMessageBrief, mr_message_brief_desc, "message", message_brief_fi
 
 /* --- events ------------------------------------------------------------------ */
 
+/* What an event says beyond its type and record (mr-event.h), read and
+ * not shown: the CLI shows it as the event's sentence. */
+static void event_facts_free(MrEventFacts *facts);
+
+static const MrRowField event_facts_fields[] = {
+	MR_ROW_FIELD(MrEventFacts, actor, NULL, MR_ROW_ID),
+	MR_ROW_FIELD(MrEventFacts, old_status, NULL, MR_ROW_TEXT),
+	MR_ROW_FIELD(MrEventFacts, new_status, NULL, MR_ROW_TEXT),
+	MR_ROW_FIELD(MrEventFacts, address, NULL, MR_ROW_TEXT),
+	MR_ROW_FIELD(MrEventFacts, detail, NULL, MR_ROW_TEXT),
+};
+const MrRowDesc mr_event_facts_desc = MR_ROW_DESC(MrEventFacts, "event_facts",
+						  event_facts_fields, event_facts_free);
+
+static void
+event_facts_free(MrEventFacts *facts)
+{
+	mr_row_free(&mr_event_facts_desc, facts);
+}
+
 /* A message was received, an event created (as in event list); "date" is
- * the deprecated name of either (docs/cli.md, "Field names"). */
+ * the deprecated name of either (docs/cli.md, "Field names").  An event's
+ * subject is its sentence, which the CLI makes of its record and facts. */
 static const MrRowField timeline_entry_fields[] = {
 	MR_ROW_FIELD(MrTimelineEntry, received, "received", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrTimelineEntry, created, "created", MR_ROW_TEXT),
@@ -201,11 +222,15 @@ static const MrRowField timeline_entry_fields[] = {
 	MR_ROW_FIELD(MrTimelineEntry, message_id, "message_id", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrTimelineEntry, sent, "sent", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrTimelineEntry, date, "date", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTimelineEntry, record, NULL, MR_ROW_RECORD_REF),
+	MR_ROW_PART_FIELD(MrTimelineEntry, facts, mr_event_facts_desc),
 };
 MR_ROW_DEFINE(MrTimelineEntry, mr_timeline_entry_desc, "timeline", timeline_entry_fields,
 	      mr_timeline_entry_free)
 
-/* The event's type is also read as MrEventType (mr_store_events_after()). */
+/* The event's type is also read as MrEventType (mr_store_events_after()).
+ * Its summary is read as NULL: the CLI makes it of the type, the record
+ * and the facts. */
 static const MrRowField event_fields[] = {
 	MR_ROW_FIELD(MrEvent, id, "id", MR_ROW_INT64),
 	MR_ROW_FIELD(MrEvent, created, "created", MR_ROW_TEXT),
@@ -213,6 +238,7 @@ static const MrRowField event_fields[] = {
 	MR_ROW_FIELD(MrEvent, record, "record", MR_ROW_RECORD_REF),
 	MR_ROW_FIELD(MrEvent, message_row, "message", MR_ROW_ID),
 	MR_ROW_FIELD(MrEvent, summary, "summary", MR_ROW_TEXT),
+	MR_ROW_PART_FIELD(MrEvent, facts, mr_event_facts_desc),
 };
 MR_ROW_DEFINE(MrEvent, mr_event_desc, "event", event_fields, mr_event_free)
 

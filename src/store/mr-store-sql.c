@@ -22,7 +22,14 @@
  *   5  mailbox_state remembers the batch in flight (inflight_to, the last
  *      UID of the batch being stored, and inflight_tries): a message that
  *      makes mailroomd die is found and quarantined after a restart
- *      instead of killing every run. */
+ *      instead of killing every run.
+ *   6  events say what happened in typed columns, not in a sentence: the
+ *      acting user (actor_id), old_status and new_status, address and
+ *      detail (include/mailroom/mr-event.h says which type uses which);
+ *      summary is gone, and whoever shows an event makes its sentence
+ *      (mr_event_describe()), with the record prefixes of the day.  Rows
+ *      of schema 5 get their fields by parsing their sentences; ids and
+ *      every other column stay. */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -251,12 +258,63 @@ static const char mr_sql_migrate_v5[] =
 	"ALTER TABLE mailbox_state ADD COLUMN inflight_to BIGINT NOT NULL DEFAULT 0;"
 	"ALTER TABLE mailbox_state ADD COLUMN inflight_tries BIGINT NOT NULL DEFAULT 0;";
 
+/* 5 -> 6 (both engines, @POS: SQLite's instr or PostgreSQL's strpos, the
+ * one dialect difference): the typed columns, filled from the sentences
+ * of schema 5 as mr_event_describe() made them ("TKT-1 status new ->
+ * pending"; a display id has no spaces, nor has a status, an address or
+ * an authserv-id), then summary goes.  The new status of a closed lead or
+ * opportunity and of a reopened ticket is its type's.  A row of a type
+ * this mailroom does not know keeps its sentence in detail.  SQLite has
+ * had ALTER TABLE DROP COLUMN since 3.35, and the constraints of schema 3
+ * stay as they are: no copy of the table. */
+/* The text of column @s after the first @sep in it, and before it; NULL
+ * when @sep is not there (an event that lacks the fact). */
+#define AFTER_V6(POS, s, sep)                                                       \
+	"(CASE WHEN " POS "(" s ", '" sep "') > 0 THEN substr(" s ", " POS "(" s    \
+	", '" sep "') + length('" sep "')) END)"
+#define BEFORE_V6(POS, s, sep)                                                      \
+	"(CASE WHEN " POS "(" s ", '" sep "') > 0 THEN substr(" s ", 1, " POS "("   \
+	s ", '" sep "') - 1) END)"
+#define EVENT_FACTS_V6(POS)                                                         \
+	"ALTER TABLE event ADD COLUMN actor_id BIGINT REFERENCES app_user(id);"    \
+	"ALTER TABLE event ADD COLUMN old_status TEXT;"                             \
+	"ALTER TABLE event ADD COLUMN new_status TEXT;"                             \
+	"ALTER TABLE event ADD COLUMN address TEXT;"                                \
+	"ALTER TABLE event ADD COLUMN detail TEXT;"                                 \
+	"UPDATE event SET"                                                          \
+	" old_status = CASE type WHEN 'ticket.status' THEN "                        \
+	BEFORE_V6(POS, AFTER_V6(POS, "summary", " status "), " -> ") " END,"        \
+	" new_status = CASE type"                                                   \
+	"  WHEN 'ticket.status' THEN " AFTER_V6(POS, "summary", " -> ")             \
+	"  WHEN 'ticket.reopened' THEN 'open'"                                      \
+	"  WHEN 'lead.converted' THEN 'converted' WHEN 'lead.archived' THEN 'archived'"\
+	"  WHEN 'opportunity.won' THEN 'won' WHEN 'opportunity.lost' THEN 'lost' END,"\
+	" address = CASE type WHEN 'sender.untrusted' THEN "                        \
+	BEFORE_V6(POS, AFTER_V6(POS, "summary", "From "), " not authenticated (") " END,"\
+	" detail = CASE"                                                            \
+	"  WHEN type IN ('ticket.created', 'lead.created', 'opportunity.created') THEN "\
+	AFTER_V6(POS, "summary", " created: ")                                      \
+	"  WHEN type = 'opportunity.lost' THEN " AFTER_V6(POS, "summary", " lost: ")\
+	"  WHEN type = 'link.refused' THEN "                                        \
+	BEFORE_V6(POS, "summary", " named in the subject, not attached")            \
+	"  WHEN type = 'sender.untrusted' THEN "                                    \
+	BEFORE_V6(POS, AFTER_V6(POS, "summary", "(Authentication-Results of "),     \
+		  "): not taken")                                                    \
+	"  WHEN type IN ('ticket.reopened', 'ticket.status', 'lead.converted',"     \
+	"   'lead.archived', 'opportunity.won', 'message.linked', 'reply.received')"\
+	"   THEN NULL"                                                              \
+	"  ELSE summary END;"                                                       \
+	"ALTER TABLE event DROP COLUMN summary;"
+
+static const char mr_sql_migrate_v6[] = EVENT_FACTS_V6("instr");
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
 	{ 2, 3, mr_sql_migrate_v3 },
 	{ 3, 4, mr_sql_migrate_v4 },
 	{ 4, 5, mr_sql_migrate_v5 },
+	{ 5, 6, mr_sql_migrate_v6 },
 	{ 0, 0, NULL },
 };
 
@@ -394,15 +452,19 @@ static const char mr_sql_pgsql_migrate_v3[] =
 static const char mr_sql_pgsql_migrate_v4[] =
 	QUARANTINE_V4(PG_ID, "BYTEA") MAILBOX_STATE_V4;
 
+/* 5 -> 6 (PostgreSQL): as mr_sql_migrate_v6, with strpos. */
+static const char mr_sql_pgsql_migrate_v6[] = EVENT_FACTS_V6("strpos");
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
 	{ 3, 4, mr_sql_pgsql_migrate_v4 },
 	{ 4, 5, mr_sql_migrate_v5 },
+	{ 5, 6, mr_sql_pgsql_migrate_v6 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 5;
+const int mr_sql_schema_version = 6;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -415,6 +477,12 @@ const int mr_sql_schema_version = 5;
 	"   (SELECT a.id FROM account a WHERE a.domain = ?3))"                      \
 	" OR EXISTS (SELECT 1 FROM user_address ua WHERE ua.address = ?2"          \
 	"   AND ua.user_id = r.owner_id))"
+
+/* The columns of an event as MrEvent reads them (mr-store-rows.c): the
+ * summary is made where the event is shown, not here. */
+#define EVENT_COLUMNS                                                               \
+	"id, created, type, record_kind, record_id, message_id, NULL, actor_id,"    \
+	" old_status, new_status, address, detail"
 
 #define MESSAGE_COUNT(kind) \
 	"(SELECT count(*) FROM link l WHERE l.kind = '" kind "' AND l.record_id = r.id)"
@@ -526,8 +594,9 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_LINK_INSERT] =
 		"INSERT INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
 	[MR_STMT_EVENT_INSERT] =
-		"INSERT INTO event (created, type, record_kind, record_id, message_id, summary)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		"INSERT INTO event (created, type, record_kind, record_id, message_id, actor_id,"
+		" old_status, new_status, address, detail)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[MR_STMT_TICKET_INSERT] =
 		"INSERT INTO ticket (subject, contact_id, owner_id, created, updated)"
 		" VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
@@ -600,25 +669,25 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT recipient, role, envelope_from, received FROM delivery"
 		" WHERE message_id = ?1 ORDER BY received",
 	[MR_STMT_MESSAGE_REFUSED] =
-		"SELECT summary FROM event WHERE message_id = ?1"
+		"SELECT " EVENT_COLUMNS " FROM event WHERE message_id = ?1"
 		" AND type IN ('link.refused', 'sender.untrusted') ORDER BY id",
 	[MR_STMT_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
 	[MR_STMT_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_STMT_TIMELINE] =
 		"SELECT m.received, NULL, 'message', m.subject, m.message_id, m.date,"
-		" m.received, m.id"
+		" m.received, NULL, NULL, NULL, NULL, NULL, NULL, NULL, m.id"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
 		" UNION ALL"
-		" SELECT NULL, e.created, e.type, e.summary, m.message_id, NULL, e.created,"
-		" 1000000000000 + e.id"
+		" SELECT NULL, e.created, e.type, NULL, m.message_id, NULL, e.created,"
+		" e.record_kind, e.record_id, e.actor_id, e.old_status, e.new_status, e.address,"
+		" e.detail, 1000000000000 + e.id"
 		" FROM event e LEFT JOIN message m ON m.id = e.message_id"
 		" WHERE e.record_kind = ?1 AND e.record_id = ?2"
-		" ORDER BY 7, 8",
+		" ORDER BY 7, 15",
 	[MR_STMT_COUNT_MESSAGES] = "SELECT count(*) FROM message",
 	[MR_STMT_EVENTS_AFTER] =
-		"SELECT id, created, type, record_kind, record_id, message_id, summary FROM event"
-		" WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
+		"SELECT " EVENT_COLUMNS " FROM event WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
 	[MR_STMT_MAILBOX_GET] =
 		"SELECT name, state, uidvalidity, last_uid, backlog, last_error, updated,"
 		" inflight_to, inflight_tries FROM mailbox_state WHERE name = ?1",

@@ -72,12 +72,14 @@ with section("mailroomctl init migrates a v1 database"):
     load_v1(e.db)
     before = counts(e.db, "user")
     con = sqlite3.connect(e.db)
-    events_before = con.execute("SELECT * FROM event ORDER BY id").fetchall()
+    events_before = con.execute("SELECT id, created, type, record_kind, record_id, message_id"
+                                " FROM event ORDER BY id").fetchall()
+    summaries_before = dict(con.execute("SELECT id, summary FROM event"))
     con.close()
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 5, "init: schema version 5 (v1 -> 2 -> 3 -> 4 -> 5)")
+    t.eq(j["schema_version"], 6, "init: schema version 6 (v1 -> 2 -> 3 -> 4 -> 5 -> 6)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -87,8 +89,26 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(con.execute("PRAGMA foreign_key_check").fetchall(), [], "foreign_key_check: clean")
     fks = [r[2] for r in con.execute("PRAGMA foreign_key_list(contact)")]
     t.ok("app_user" in fks and "user" not in fks, "foreign keys follow the renamed table", fks)
-    t.eq(con.execute("SELECT * FROM event ORDER BY id").fetchall(), events_before,
-         "every event keeps its id and its values (a consumer's last id still holds)")
+    t.eq(con.execute("SELECT id, created, type, record_kind, record_id, message_id"
+                     " FROM event ORDER BY id").fetchall(), events_before,
+         "every event keeps its id, time, type, record and message"
+         " (a consumer's last id still holds)")
+    cols = [r[1] for r in con.execute("PRAGMA table_info(event)")]
+    t.ok("summary" not in cols and {"actor_id", "old_status", "new_status", "address",
+                                    "detail"} <= set(cols),
+         "schema 6: typed columns, no sentence", cols)
+    t.eq(con.execute("SELECT type, old_status, new_status, detail FROM event"
+                     " WHERE type IN ('ticket.status', 'lead.converted', 'lead.archived',"
+                     " 'opportunity.won') OR id = 1 ORDER BY id").fetchall(),
+         [("ticket.created", None, None, "Printer on fire"),
+          ("opportunity.won", None, "won", None),
+          ("lead.converted", None, "converted", None),
+          ("lead.archived", None, "archived", None),
+          ("ticket.status", "new", "pending", None)],
+         "the typed columns come from the old sentences and the types")
+    summaries = {x["id"]: x["summary"] for x in e.json("event", "list")}
+    t.eq(summaries, summaries_before,
+         "event list prints each event's old sentence, made of its typed columns now")
     for sql, what in (("INSERT INTO event (created, type) VALUES ('x', 'no.such.type')",
                        "an event of a type that is not in event_type"),
                       ("INSERT INTO event (created, type, record_kind, record_id)"
@@ -146,5 +166,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 5, "the database is at schema 5")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 6, "the database is at schema 6")
     con.close()

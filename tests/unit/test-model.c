@@ -1,5 +1,5 @@
 /* test-model.c - the model layer: record kinds and display ids, statuses
- * and the changes allowed, event type names. */
+ * and the changes allowed, event type names and sentences. */
 #include <string.h>
 
 #include "mailroom/mr-event.h"
@@ -127,6 +127,95 @@ test_event_names(void)
 	g_assert_cmpint(mr_event_type_from_name(NULL), ==, MR_EVENT_OTHER);
 }
 
+/* Each type's sentence, from the facts it uses; "?" for a fact it lacks
+ * (an event migrated from schema 5), the record ids with the prefixes
+ * configured now, and nothing for a type mailroom does not know. */
+static void
+test_event_describe(void)
+{
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	const MrRecordRef tkt = { MR_RECORD_TICKET, 1 }, lead = { MR_RECORD_LEAD, 3 },
+			  opp = { MR_RECORD_OPPORTUNITY, 2 }, none = { MR_RECORD_NONE, 0 };
+	const MrEventFacts title = { .detail = "Printer on fire" };
+	const MrEventFacts status = { .actor = 7, .old_status = "new", .new_status = "pending" };
+	const MrEventFacts reopen = { .old_status = "solved", .new_status = "open" };
+	const MrEventFacts converted = { .old_status = "new", .new_status = "converted" };
+	const MrEventFacts won = { .old_status = "open", .new_status = "won" };
+	const MrEventFacts lost = { .old_status = "open", .new_status = "lost",
+				    .detail = "too expensive" };
+	const MrEventFacts refused = { .actor = 7, .detail = "TKT-9" };
+	const MrEventFacts untrusted = { .address = "a@b.test", .detail = "mx.acme.test" };
+	static const MrEventFacts empty = { 0 };
+	const struct {
+		MrEventType type;
+		MrRecordRef record;
+		const MrEventFacts *facts;
+		const char *text;         /* with @facts */
+		const char *without;      /* with no facts (NULL) */
+	} cases[] = {
+		{ MR_EVENT_TICKET_CREATED, tkt, &title, "TKT-1 created: Printer on fire",
+		  "TKT-1 created: ?" },
+		{ MR_EVENT_LEAD_CREATED, lead, &title, "LEAD-3 created: Printer on fire",
+		  "LEAD-3 created: ?" },
+		{ MR_EVENT_OPPORTUNITY_CREATED, opp, &title, "OPP-2 created: Printer on fire",
+		  "OPP-2 created: ?" },
+		{ MR_EVENT_TICKET_REOPENED, tkt, &reopen, "TKT-1 reopened by a new message",
+		  "TKT-1 reopened by a new message" },
+		{ MR_EVENT_TICKET_STATUS, tkt, &status, "TKT-1 status new -> pending",
+		  "TKT-1 status ? -> ?" },
+		{ MR_EVENT_LEAD_CONVERTED, lead, &converted, "LEAD-3 converted", "LEAD-3 ?" },
+		{ MR_EVENT_LEAD_ARCHIVED, lead, &(MrEventFacts){ .new_status = "archived" },
+		  "LEAD-3 archived", "LEAD-3 ?" },
+		{ MR_EVENT_OPPORTUNITY_WON, opp, &won, "OPP-2 won", "OPP-2 won" },
+		{ MR_EVENT_OPPORTUNITY_LOST, opp, &lost, "OPP-2 lost: too expensive", "OPP-2 lost: ?" },
+		{ MR_EVENT_MESSAGE_LINKED, tkt, &empty, "message linked to TKT-1",
+		  "message linked to TKT-1" },
+		{ MR_EVENT_REPLY_RECEIVED, tkt, &empty, "TKT-1: reply received",
+		  "TKT-1: reply received" },
+		{ MR_EVENT_LINK_REFUSED, none, &refused,
+		  "TKT-9 named in the subject, not attached: sender not related",
+		  "? named in the subject, not attached: sender not related" },
+		{ MR_EVENT_SENDER_UNTRUSTED, none, &untrusted,
+		  "From a@b.test not authenticated (Authentication-Results of mx.acme.test):"
+		  " not taken as the user's",
+		  "From ? not authenticated (Authentication-Results of ?): not taken as the user's" },
+		{ MR_EVENT_OTHER, tkt, &title, "", "" },
+		{ MR_EVENT_N, tkt, &title, "", "" },
+	};
+	gboolean seen[MR_EVENT_N] = { FALSE };
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = mr_event_describe(cfg, cases[i].type, cases[i].record,
+							  cases[i].facts);
+		g_autofree char *without = mr_event_describe(cfg, cases[i].type, cases[i].record,
+							     NULL);
+		g_autofree char *empty_facts = mr_event_describe(cfg, cases[i].type,
+								 cases[i].record, &empty);
+
+		g_assert_cmpstr(text, ==, cases[i].text);
+		g_assert_cmpstr(without, ==, cases[i].without);
+		g_assert_cmpstr(empty_facts, ==, cases[i].without);
+		if (cases[i].type < MR_EVENT_N)
+			seen[cases[i].type] = TRUE;
+	}
+	for (int t = 0; t < MR_EVENT_N; t++)
+		g_assert_true(seen[t]); /* a new type needs its case here */
+
+	/* The record ids are formatted when the sentence is made. */
+	{
+		g_autofree char *text = NULL;
+		g_autofree char *unknown = NULL;
+
+		g_free(cfg->ticket_prefix);
+		cfg->ticket_prefix = g_strdup("CASE");
+		text = mr_event_describe(cfg, MR_EVENT_TICKET_STATUS, tkt, &status);
+		g_assert_cmpstr(text, ==, "CASE-1 status new -> pending");
+		/* a record-less event of a type that names one */
+		unknown = mr_event_describe(cfg, MR_EVENT_TICKET_STATUS, none, &status);
+		g_assert_cmpstr(unknown, ==, "? status new -> pending");
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -137,5 +226,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/model/status/names", test_status_names);
 	g_test_add_func("/mailroom/model/status/changes", test_status_changes);
 	g_test_add_func("/mailroom/model/events", test_event_names);
+	g_test_add_func("/mailroom/model/events/describe", test_event_describe);
 	return g_test_run();
 }
