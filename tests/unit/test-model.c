@@ -206,8 +206,8 @@ test_event_describe(void)
 		g_autofree char *text = NULL;
 		g_autofree char *unknown = NULL;
 
-		g_free(cfg->ticket_prefix);
-		cfg->ticket_prefix = g_strdup("CASE");
+		g_free(cfg->ids.ticket_prefix);
+		cfg->ids.ticket_prefix = g_strdup("CASE");
 		text = mr_event_describe(cfg, MR_EVENT_TICKET_STATUS, tkt, &status);
 		g_assert_cmpstr(text, ==, "CASE-1 status new -> pending");
 		/* a record-less event of a type that names one */
