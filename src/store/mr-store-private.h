@@ -140,6 +140,43 @@ store_stmt(MrStore *store, MrStmtId id)
 }
 
 
+/* --- helpers of the store's files ----------------------------------------- */
+
+/* Binds @v, or NULL when @v is 0 (an absent row id). */
+void mr_store_bind_id(MrSqlStmt *st, int i, gint64 v);
+
+/* Steps a statement that returns no rows.  Returns FALSE with @error. */
+gboolean mr_store_step_done(MrStore *store, MrSqlStmt *st, GError **error);
+
+/* Steps a statement that returns no rows and whose outcome can wait: the
+ * driver may send it with the next statement that answers, which then
+ * reports its error (mr-sql.h, step_later). */
+gboolean mr_store_step_later(MrStore *store, MrSqlStmt *st, GError **error);
+
+/* Steps an INSERT ... ON CONFLICT DO NOTHING RETURNING id: returns the
+ * new row's id, or 0 -- with @error on failure, without when the row was
+ * there already (look it up again: mr_store_lookup_again()). */
+gint64 mr_store_step_new_id(MrStore *store, MrSqlStmt *st, GError **error);
+
+/* Steps an INSERT ... RETURNING id that must insert: returns the new row's
+ * id, or 0 with @error. */
+gint64 mr_store_step_id(MrStore *store, MrSqlStmt *st, GError **error);
+
+/* After an insert that found its row there already: @id is what the
+ * look-up of @what @key found now.  Returns it, or 0 with @error when the
+ * row is gone again. */
+gint64 mr_store_lookup_again(MrStore *store, GError **error, const char *what, const char *key,
+			     gint64 id);
+
+/* Links message @msg to row @id (0: nothing) of @kind ("user", "ticket",
+ * ...).  Sent ahead. */
+gboolean mr_store_insert_link(MrStore *store, gint64 msg, const char *kind, gint64 id,
+			      GError **error);
+
+/* Forgets the message insert that mr_store_message_start() left bound:
+ * its rows, if sent ahead, are dropped (not its error). */
+void mr_store_drop_started(MrStore *store);
+
 /* Steps a look-up: TRUE when it found a row.  A failure answers FALSE, as
  * "not found" would, and is kept for mr_store_check(): whatever was
  * decided from the answer is dropped there, never committed. */
