@@ -79,7 +79,7 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 6, "init: schema version 6 (v1 -> 2 -> 3 -> 4 -> 5 -> 6)")
+    t.eq(j["schema_version"], 7, "init: schema version 7 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -166,5 +166,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 6, "the database is at schema 6")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 7, "the database is at schema 7")
     con.close()
