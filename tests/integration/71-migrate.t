@@ -97,6 +97,9 @@ with section("mailroomctl init migrates a v1 database"):
     t.ok("summary" not in cols and {"actor_id", "old_status", "new_status", "address",
                                     "detail"} <= set(cols),
          "schema 6: typed columns, no sentence", cols)
+    t.eq((con.execute("SELECT count(*) FROM rule").fetchone()[0],
+          con.execute("SELECT version FROM rule_version").fetchone()[0]), (0, 0),
+         "schema 7: no rules yet, the change counter at 0")
     t.eq(con.execute("SELECT type, old_status, new_status, detail FROM event"
                      " WHERE type IN ('ticket.status', 'lead.converted', 'lead.archived',"
                      " 'opportunity.won') OR id = 1 ORDER BY id").fetchall(),

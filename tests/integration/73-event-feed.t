@@ -137,7 +137,7 @@ def every_type():
 def to_schema_5(e, events):
     """Turns the database of @e back into schema 5: the event table with its
     sentences (those of @events, as event list printed them) in summary,
-    and without the typed columns."""
+    without the typed columns, and without the rules of schema 7."""
     if PG:
         dbname = e.db.rsplit("/", 1)[1]
         text = " ".join("WHEN %d THEN '%s'" % (x["id"], x["summary"].replace("'", "''"))
@@ -146,6 +146,7 @@ def to_schema_5(e, events):
                           "UPDATE event SET summary = CASE id %s END;"
                           "ALTER TABLE event DROP COLUMN actor_id, DROP COLUMN old_status,"
                           " DROP COLUMN new_status, DROP COLUMN address, DROP COLUMN detail;"
+                          "DROP TABLE rule; DROP TABLE rule_version;"
                           "UPDATE mailroom_schema SET version = 5;" % text, db=dbname)
         return
     import sqlite3
@@ -161,7 +162,8 @@ def to_schema_5(e, events):
         "DROP TABLE event;"
         "ALTER TABLE event_v5 RENAME TO event;"
         "CREATE INDEX event_record ON event(record_kind, record_id);"
-        "CREATE INDEX event_message ON event(message_id);")
+        "CREATE INDEX event_message ON event(message_id);"
+        "DROP TABLE rule; DROP TABLE rule_version;")
     con.executemany("UPDATE event SET summary = ? WHERE id = ?",
                     [(x["summary"], x["id"]) for x in events])
     con.execute("PRAGMA user_version = 5")
