@@ -28,7 +28,7 @@ OWNER = {
     # the store's aggregates (their code is in mr-store*.c)
     "mr-store-event.h": "store", "mr-store-mailbox.h": "store",
     "mr-store-message.h": "store", "mr-store-party.h": "store",
-    "mr-store-record.h": "store",
+    "mr-store-record.h": "store", "mr-store-rule.h": "store",
 }
 
 # Foreign headers that only some files may include: the header, the files

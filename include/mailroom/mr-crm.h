@@ -18,6 +18,7 @@
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-plan.h"
 #include "mailroom/mr-record.h"
+#include "mailroom/mr-rule.h"
 #include "mailroom/mr-store.h"
 
 G_BEGIN_DECLS
@@ -28,6 +29,7 @@ typedef enum {
 	MR_CRM_ERROR_NOT_FOUND, /* no such record, contact or user */
 	MR_CRM_ERROR_INVALID,   /* the request contradicts the data (a status
 	                           change the lifecycle does not allow, ...) */
+	MR_CRM_ERROR_EXISTS,    /* the name is taken (a rule) */
 } MrCrmError;
 
 GQuark mr_crm_error_quark(void);
@@ -85,5 +87,32 @@ gint64 mr_crm_lead_convert(const MrConfig *cfg, MrStore *store, gint64 id, GErro
 
 /* Archives inbox lead @id. */
 gboolean mr_crm_lead_archive(const MrConfig *cfg, MrStore *store, gint64 id, GError **error);
+
+/* --- rules (issue 22) -------------------------------------------------------
+ * Rules are kept in position order, 1 to n without gaps; every change
+ * bumps the change counter (mr_store_rules_bump()) in its transaction. */
+
+/* Adds @rule (made by mr_rule_new(), which checked its grammar) at
+ * @position (0, or past the last: last; the rules from there on move one
+ * down).  Refuses, writing nothing: an owner that is no user
+ * (MR_CRM_ERROR_NOT_FOUND, "'owner = x@y': no user x@y"), any team owner
+ * (MR_CRM_ERROR_NOT_FOUND, "no team NAME": teams are a later slice), a
+ * name taken (MR_CRM_ERROR_EXISTS).  Returns the rule's position, or 0
+ * with @error. */
+gint64 mr_crm_rule_add(MrStore *store, const MrRule *rule, gint64 position, GError **error);
+
+/* Enables or disables rule @name (MR_CRM_ERROR_NOT_FOUND: no such rule);
+ * one that already is changes nothing but the counter. */
+gboolean mr_crm_rule_enable(MrStore *store, const char *name, gboolean enabled,
+			    GError **error);
+
+/* Deletes rule @name (MR_CRM_ERROR_NOT_FOUND: no such rule); those after
+ * it move up one. */
+gboolean mr_crm_rule_delete(MrStore *store, const char *name, GError **error);
+
+/* Moves rule @name (MR_CRM_ERROR_NOT_FOUND: no such rule) to @position
+ * (>= 1; past the last: last), the rules between moving one place.
+ * Returns its new position, or 0 with @error. */
+gint64 mr_crm_rule_move(MrStore *store, const char *name, gint64 position, GError **error);
 
 G_END_DECLS

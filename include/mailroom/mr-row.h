@@ -25,8 +25,13 @@ typedef enum {
 	                       a number, null when negative */
 	MR_ROW_BOOL,        /* gboolean, from a number; 0 or 1 (the CLI's
 	                       contract keeps numbers) */
+	MR_ROW_FLAG,        /* gboolean, from a number; true or false (the
+	                       kinds of row that came with JSON booleans:
+	                       rules) */
 	MR_ROW_WORDS,       /* GStrv (empty for NULL), from words separated by
 	                       spaces; the words joined by spaces, null for none */
+	MR_ROW_LINES,       /* GStrv (empty for NULL), from lines separated by
+	                       newlines; an array of strings */
 	MR_ROW_RECORD_ID,   /* gint64, the id of a record of the field's kind,
 	                       0 for NULL; its display id ("TKT-3"), null for 0 */
 	MR_ROW_RECORD_REF,  /* MrRecordRef, from two columns: the kind's name
@@ -66,8 +71,8 @@ struct _MrRowDesc {
 		char *: (type) == MR_ROW_TEXT,                                      \
 		gint64: (type) == MR_ROW_INT64 || (type) == MR_ROW_ID ||            \
 			(type) == MR_ROW_AMOUNT || (type) == MR_ROW_RECORD_ID,     \
-		gboolean: (type) == MR_ROW_BOOL,                                    \
-		GStrv: (type) == MR_ROW_WORDS,                                      \
+		gboolean: (type) == MR_ROW_BOOL || (type) == MR_ROW_FLAG,           \
+		GStrv: (type) == MR_ROW_WORDS || (type) == MR_ROW_LINES,            \
 		MrRecordRef: (type) == MR_ROW_RECORD_REF,                           \
 		GArray *: (type) == MR_ROW_RECORD_REFS,                             \
 		default: 0) ? 1 : -1]))

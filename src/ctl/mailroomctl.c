@@ -21,6 +21,7 @@
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-route.h"
+#include "mailroom/mr-rule.h"
 #include "mailroom/mr-status.h"
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-crm.h"
@@ -29,6 +30,7 @@
 #include "mailroom/mr-store-message.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
+#include "mailroom/mr-store-rule.h"
 #include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
@@ -47,6 +49,9 @@ typedef struct {
 	gint64 limit;
 	gint64 after;
 	char *to, *from, *name, *title, *contact, *owner, *value, *reason;
+	char **conds, **actions; /* rule add: --if, --then */
+	gboolean any, stop;      /* rule add: --any, --stop */
+	char *position;          /* rule add: --position */
 	MrConfig *cfg;
 	MrStore *store;
 } MrCtl;
@@ -74,6 +79,9 @@ ctl_clear(MrCtl *ctl)
 	g_free(ctl->owner);
 	g_free(ctl->value);
 	g_free(ctl->reason);
+	g_strfreev(ctl->conds);
+	g_strfreev(ctl->actions);
+	g_free(ctl->position);
 	g_clear_pointer(&ctl->store, mr_store_close);
 	g_clear_pointer(&ctl->cfg, mr_config_unref);
 }
@@ -867,6 +875,174 @@ cmd_message_show(MrCtl *ctl, char **args)
 	}
 }
 
+/* --- rules ------------------------------------------------------------------ */
+
+/* Parses @text as a position (a whole number >= 1) into @out; prints the
+ * error itself (exit 64). */
+static gboolean
+ctl_position_arg(const char *what, const char *text, gint64 *out)
+{
+	char *end = NULL;
+
+	errno = 0;
+	*out = g_ascii_strtoll(text, &end, 10);
+	if (errno == 0 && end != text && *end == '\0' && *out >= 1)
+		return TRUE;
+	fail(MR_EX_USAGE, "%s must be a whole number from 1 ('%s')", what, text);
+	return FALSE;
+}
+
+/* For people: member @key of @o, an array of strings, as one string, its
+ * items joined by @sep (a table cell joins them by spaces, which would
+ * run the conditions into each other). */
+static void
+join_member(JsonObject *o, const char *key, const char *sep)
+{
+	JsonArray *a = json_object_get_array_member(o, key);
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	for (guint i = 0; a != NULL && i < json_array_get_length(a); i++)
+		g_string_append_printf(out, "%s%s", i > 0 ? sep : "",
+				       json_array_get_string_element(a, i));
+	json_object_set_string_member(o, key, out->str);
+}
+
+static void
+rule_for_people(JsonObject *o)
+{
+	join_member(o, "conditions", json_object_get_boolean_member(o, "any") ? " or " : " and ");
+	join_member(o, "actions", ", ");
+}
+
+/* Prints rule @name as rule show does. */
+static int
+rule_print(MrCtl *ctl, const char *name)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrRuleRow) row = mr_store_rule_get(ctl->store, name, &error);
+	g_autoptr(JsonObject) o = NULL;
+
+	if (row == NULL)
+		return store_fail(error);
+	o = mr_ctl_json_row(ctl->cfg, &mr_rule_row_desc, row);
+	if (ctl->json) {
+		mr_ctl_print_json_object(o);
+	} else {
+		rule_for_people(o);
+		mr_ctl_print_object(o);
+	}
+	return 0;
+}
+
+/* Exit code for a refused rule change: its grammar or an owner that is not
+ * there is a mistake on the command line (64); a name taken or a rule
+ * not found contradicts the data (1). */
+static int
+rule_fail(const GError *error)
+{
+	if (error->domain == MR_RULE_ERROR ||
+	    g_error_matches(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND))
+		return fail(MR_EX_USAGE, "%s", error->message);
+	return store_fail(error);
+}
+
+static int
+cmd_rule_add(MrCtl *ctl, char **args)
+{
+	static const char *const none[] = { NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrRule) rule = NULL;
+	gint64 position = 0;
+
+	if (ctl->position != NULL && !ctl_position_arg("--position", ctl->position, &position))
+		return MR_EX_USAGE;
+	rule = mr_rule_new(args[0], ctl->conds != NULL ? (const char *const *)ctl->conds : none,
+			   ctl->actions != NULL ? (const char *const *)ctl->actions : none,
+			   ctl->any, ctl->stop, &error);
+	if (rule == NULL)
+		return rule_fail(error);
+	if (mr_crm_rule_add(ctl->store, rule, position, &error) == 0) {
+		/* the existing rule was not the user's to touch: exists, not found */
+		if (g_error_matches(error, MR_CRM_ERROR, MR_CRM_ERROR_EXISTS))
+			return fail(1, "%s", error->message);
+		return rule_fail(error);
+	}
+	return rule_print(ctl, rule->name);
+}
+
+static int
+cmd_rule_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "position", "name", "enabled", "conditions", "actions",
+					    "stop", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_rules(ctl->store, &error);
+	g_autoptr(JsonArray) a = NULL;
+
+	if (rows == NULL)
+		return store_fail(error);
+	a = mr_ctl_json_rows(ctl->cfg, rows, &mr_rule_row_desc);
+	if (ctl->json) {
+		mr_ctl_print_json_array(a);
+		return 0;
+	}
+	for (guint i = 0; i < json_array_get_length(a); i++)
+		rule_for_people(json_array_get_object_element(a, i));
+	mr_ctl_print_table(a, cols);
+	return 0;
+}
+
+static int
+cmd_rule_show(MrCtl *ctl, char **args)
+{
+	return rule_print(ctl, args[0]);
+}
+
+static int
+rule_enable(MrCtl *ctl, const char *name, gboolean enabled)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!mr_crm_rule_enable(ctl->store, name, enabled, &error))
+		return store_fail(error);
+	return rule_print(ctl, name);
+}
+
+static int cmd_rule_enable(MrCtl *ctl, char **args) { return rule_enable(ctl, args[0], TRUE); }
+static int cmd_rule_disable(MrCtl *ctl, char **args) { return rule_enable(ctl, args[0], FALSE); }
+
+static int
+cmd_rule_delete(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!mr_crm_rule_delete(ctl->store, args[0], &error))
+		return store_fail(error);
+	if (ctl->json) {
+		g_autoptr(JsonObject) o = json_object_new();
+
+		json_object_set_string_member(o, "name", args[0]);
+		json_object_set_boolean_member(o, "deleted", TRUE);
+		mr_ctl_print_json_object(o);
+	} else {
+		mr_text_fprintf(stdout, "rule %s deleted\n", args[0]);
+	}
+	return 0;
+}
+
+static int
+cmd_rule_move(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 position;
+
+	if (!ctl_position_arg("the position", args[1], &position))
+		return MR_EX_USAGE;
+	if (mr_crm_rule_move(ctl->store, args[0], position, &error) == 0)
+		return store_fail(error);
+	return rule_print(ctl, args[0]);
+}
+
 static const MrCtlCommand mr_ctl_commands[] = {
 	{ "init", NULL, 0, 0, cmd_init, "init                         create or migrate the database",
 	  TRUE },
@@ -907,6 +1083,15 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "event", "list", 0, 0, cmd_event_list,
 	  "event list [--after ID] [--limit N]   (the event feed, oldest first)", FALSE },
 	{ "message", "show", 1, 1, cmd_message_show, "message show ID [--raw]", FALSE },
+	{ "rule", "add", 1, 1, cmd_rule_add,
+	  "rule add NAME --if COND [--if COND...] [--any] --then ACTION [--then ACTION...]\n"
+	  "                             [--stop] [--position N]   (default: last)", FALSE },
+	{ "rule", "list", 0, 0, cmd_rule_list, "rule list   (in the order they run)", FALSE },
+	{ "rule", "show", 1, 1, cmd_rule_show, "rule show NAME", FALSE },
+	{ "rule", "enable", 1, 1, cmd_rule_enable, "rule enable NAME", FALSE },
+	{ "rule", "disable", 1, 1, cmd_rule_disable, "rule disable NAME", FALSE },
+	{ "rule", "delete", 1, 1, cmd_rule_delete, "rule delete NAME", FALSE },
+	{ "rule", "move", 2, 2, cmd_rule_move, "rule move NAME N   (1: first)", FALSE },
 };
 
 static void
@@ -958,6 +1143,11 @@ main(int argc, char **argv)
 		{ "owner", 0, 0, G_OPTION_ARG_STRING, &ctl.owner, NULL, NULL },
 		{ "value", 0, 0, G_OPTION_ARG_STRING, &ctl.value, NULL, NULL },
 		{ "reason", 0, 0, G_OPTION_ARG_STRING, &ctl.reason, NULL, NULL },
+		{ "if", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.conds, NULL, NULL },
+		{ "then", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.actions, NULL, NULL },
+		{ "any", 0, 0, G_OPTION_ARG_NONE, &ctl.any, NULL, NULL },
+		{ "stop", 0, 0, G_OPTION_ARG_NONE, &ctl.stop, NULL, NULL },
+		{ "position", 0, 0, G_OPTION_ARG_STRING, &ctl.position, NULL, NULL },
 		{ NULL },
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new(NULL);

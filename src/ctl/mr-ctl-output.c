@@ -128,8 +128,14 @@ set_field(JsonObject *o, const MrConfig *cfg, const MrRowField *f, gconstpointer
 	case MR_ROW_BOOL:
 		set_int(o, f->name, *(const gboolean *)m ? 1 : 0, FALSE);
 		break;
+	case MR_ROW_FLAG:
+		json_object_set_boolean_member(o, f->name, *(const gboolean *)m);
+		break;
 	case MR_ROW_WORDS:
 		set_joined(o, f->name, *(char **const *)m);
+		break;
+	case MR_ROW_LINES:
+		set_strings(o, f->name, *(char **const *)m);
 		break;
 	case MR_ROW_RECORD_ID: {
 		MrRecordRef ref = { f->kind, *(const gint64 *)m };

@@ -10,21 +10,29 @@
 
 #include "mr-store-private.h"
 
-/* Returns the words of text column @i (NULL for NULL: no words). */
+/* Returns the pieces of text column @i between @sep, the empty ones left
+ * out (NULL for NULL: none). */
 static GStrv
-col_words(MrSqlStmt *st, int i)
+col_split(MrSqlStmt *st, int i, const char *sep)
 {
 	const char *text = mr_sql_column_text(st, i);
 	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
 
 	if (text != NULL) {
-		g_auto(GStrv) words = g_strsplit(text, " ", -1);
+		g_auto(GStrv) words = g_strsplit(text, sep, -1);
 
 		for (char **w = words; *w != NULL; w++)
 			if (**w != '\0')
 				g_strv_builder_add(b, *w);
 	}
 	return g_strv_builder_end(b);
+}
+
+/* Returns the words of text column @i (NULL for NULL: no words). */
+static GStrv
+col_words(MrSqlStmt *st, int i)
+{
+	return col_split(st, i, " ");
 }
 
 static int
@@ -84,10 +92,14 @@ mr_row_read(const MrRowDesc *desc, gpointer row, MrSqlStmt *st, int col)
 					       : mr_sql_column_int64(st, col);
 			break;
 		case MR_ROW_BOOL:
+		case MR_ROW_FLAG:
 			*(gboolean *)m = mr_sql_column_int64(st, col) != 0;
 			break;
 		case MR_ROW_WORDS:
 			*(GStrv *)m = col_words(st, col);
+			break;
+		case MR_ROW_LINES:
+			*(GStrv *)m = col_split(st, col, "\n");
 			break;
 		case MR_ROW_RECORD_REF: {
 			MrRecordRef *ref = m;
@@ -129,6 +141,7 @@ mr_row_clear(const MrRowDesc *desc, gpointer row)
 			g_clear_pointer((char **)m, g_free);
 			break;
 		case MR_ROW_WORDS:
+		case MR_ROW_LINES:
 			g_clear_pointer((GStrv *)m, g_strfreev);
 			break;
 		case MR_ROW_RECORD_REFS:

@@ -11,6 +11,7 @@
 #include "mailroom/mr-store-message.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
+#include "mailroom/mr-store-rule.h"
 
 typedef enum {
 	MR_STMT_USER_BY_ADDRESS,
@@ -84,11 +85,26 @@ typedef enum {
 	MR_STMT_QUARANTINE_LIST,
 	MR_STMT_QUARANTINE_GET,
 	MR_STMT_QUARANTINE_DELETE,
+	MR_STMT_RULES_BUMP,
+	MR_STMT_RULES_VERSION,
+	MR_STMT_RULES_COUNT,
+	MR_STMT_RULE_POSITION,
+	MR_STMT_RULE_INSERT,
+	MR_STMT_RULES_ROTATE,
+	MR_STMT_RULES_UNPARK,
+	MR_STMT_RULE_SET_ENABLED,
+	MR_STMT_RULE_DELETE,
+	MR_STMT_LIST_RULES,
+	MR_STMT_SHOW_RULE,
 	MR_STMT_N_STATEMENTS
 } MrStmtId;
 
 /* The text of every statement, indexed by MrStmtId. */
 extern const char *const mr_sql_text[MR_STMT_N_STATEMENTS];
+
+/* Where mr_store_rules_rotate() parks the positions it renumbers: past
+ * any number of rules, within PostgreSQL's INTEGER. */
+#define MR_SQL_RULE_PARK "1000000000"
 
 /* One step of the schema history: @sql moves version @from to @to. */
 typedef struct {

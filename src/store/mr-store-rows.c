@@ -11,6 +11,7 @@
 #include "mailroom/mr-store-message.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
+#include "mailroom/mr-store-rule.h"
 
 /* --- parties ----------------------------------------------------------------- */
 
@@ -279,3 +280,21 @@ mr_quarantine_row_free(MrQuarantineRow *row)
 	g_clear_pointer(&row->raw, g_bytes_unref);
 	mr_row_free(&mr_quarantine_row_desc, row);
 }
+
+/* --- rules ------------------------------------------------------------------- */
+
+/* `rule list --json`: the issue's {name position enabled conditions
+ * actions stop}, with any; the id stays out (a rule is known by name). */
+static const MrRowField rule_fields[] = {
+	MR_ROW_FIELD(MrRuleRow, id, NULL, MR_ROW_INT64),
+	MR_ROW_FIELD(MrRuleRow, name, "name", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrRuleRow, position, "position", MR_ROW_INT64),
+	MR_ROW_FIELD(MrRuleRow, enabled, "enabled", MR_ROW_FLAG),
+	MR_ROW_FIELD(MrRuleRow, conditions, "conditions", MR_ROW_LINES),
+	MR_ROW_FIELD(MrRuleRow, actions, "actions", MR_ROW_LINES),
+	MR_ROW_FIELD(MrRuleRow, any, "any", MR_ROW_FLAG),
+	MR_ROW_FIELD(MrRuleRow, stop, "stop", MR_ROW_FLAG),
+	MR_ROW_FIELD(MrRuleRow, created, "created", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrRuleRow, updated, "updated", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrRuleRow, mr_rule_row_desc, "rule", rule_fields, mr_rule_row_free)

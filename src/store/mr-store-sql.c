@@ -29,7 +29,12 @@
  *      summary is gone, and whoever shows an event makes its sentence
  *      (mr_event_describe()), with the record prefixes of the day.  Rows
  *      of schema 5 get their fields by parsing their sentences; ids and
- *      every other column stay. */
+ *      every other column stay.
+ *   7  rules (issue 22): rule, one row per rule with its unique name, its
+ *      position (1 to n, unique), enabled, match_any, stop, and its
+ *      conditions and actions as canonical texts, one per line; and
+ *      rule_version, one row whose counter every change of the rules
+ *      bumps in its transaction, for the daemons to poll. */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -308,6 +313,31 @@ static const char mr_sql_migrate_v5[] =
 
 static const char mr_sql_migrate_v6[] = EVENT_FACTS_V6("instr");
 
+/* 6 -> 7 (both engines, @ID: the id column in the engine's words): the
+ * rules and their change counter.  Positions are unique as well as at
+ * least 1: a change that renumbers moves the rows it touches past
+ * MR_SQL_RULE_PARK first, then back (mr_store_rules_rotate()), since
+ * both engines check a unique constraint row by row, not at the end of
+ * the statement.  Dense positions (1 to n, no gap) are the CRM layer's
+ * to keep: no constraint says "no gap". */
+#define RULES_V7(ID)                                                                \
+	"CREATE TABLE rule (" ID                                                    \
+	"  name TEXT NOT NULL UNIQUE CHECK (name <> ''),"                           \
+	"  position INTEGER NOT NULL UNIQUE CHECK (position >= 1),"                \
+	"  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"          \
+	"  match_any INTEGER NOT NULL DEFAULT 0 CHECK (match_any IN (0, 1)),"      \
+	"  stop INTEGER NOT NULL DEFAULT 0 CHECK (stop IN (0, 1)),"                \
+	"  conditions TEXT NOT NULL CHECK (conditions <> ''),"                     \
+	"  actions TEXT NOT NULL,"                                                  \
+	"  created TEXT NOT NULL,"                                                  \
+	"  updated TEXT NOT NULL);"                                                 \
+	"CREATE TABLE rule_version ("                                               \
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"                                  \
+	"  version BIGINT NOT NULL CHECK (version >= 0));"                          \
+	"INSERT INTO rule_version (id, version) VALUES (1, 0);"
+
+static const char mr_sql_migrate_v7[] = RULES_V7("id INTEGER PRIMARY KEY,");
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
@@ -315,6 +345,7 @@ const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 3, 4, mr_sql_migrate_v4 },
 	{ 4, 5, mr_sql_migrate_v5 },
 	{ 5, 6, mr_sql_migrate_v6 },
+	{ 6, 7, mr_sql_migrate_v7 },
 	{ 0, 0, NULL },
 };
 
@@ -455,16 +486,20 @@ static const char mr_sql_pgsql_migrate_v4[] =
 /* 5 -> 6 (PostgreSQL): as mr_sql_migrate_v6, with strpos. */
 static const char mr_sql_pgsql_migrate_v6[] = EVENT_FACTS_V6("strpos");
 
+/* 6 -> 7 (PostgreSQL): as mr_sql_migrate_v7, in its types. */
+static const char mr_sql_pgsql_migrate_v7[] = RULES_V7(PG_ID);
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
 	{ 3, 4, mr_sql_pgsql_migrate_v4 },
 	{ 4, 5, mr_sql_migrate_v5 },
 	{ 5, 6, mr_sql_pgsql_migrate_v6 },
+	{ 6, 7, mr_sql_pgsql_migrate_v7 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 6;
+const int mr_sql_schema_version = 7;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -509,6 +544,11 @@ const int mr_sql_schema_version = 6;
 	" r.created, r.updated, " MESSAGE_COUNT("ticket")                         \
 	" FROM ticket r LEFT JOIN contact c ON c.id = r.contact_id"               \
 	" LEFT JOIN app_user u ON u.id = r.owner_id"
+
+/* The columns of MrRuleRow, in its order (mr-store-rows.c). */
+#define RULE_COLUMNS                                                               \
+	"id, name, position, enabled, conditions, actions, match_any, stop, created,"\
+	" updated FROM rule"
 
 #define CONTACT_COLUMNS                                                            \
 	"r.id, r.email, r.name, a.name, u.email, r.created, r.last_seen,"         \
@@ -714,4 +754,26 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT id, mailbox, uid, uidvalidity, reason, size, created, raw FROM quarantine"
 		" WHERE id = ?1",
 	[MR_STMT_QUARANTINE_DELETE] = "DELETE FROM quarantine WHERE id = ?1",
+	[MR_STMT_RULES_BUMP] =
+		"UPDATE rule_version SET version = version + 1 WHERE id = 1 RETURNING version",
+	[MR_STMT_RULES_VERSION] = "SELECT version FROM rule_version WHERE id = 1",
+	[MR_STMT_RULES_COUNT] = "SELECT count(*) FROM rule",
+	[MR_STMT_RULE_POSITION] = "SELECT position FROM rule WHERE name = ?1",
+	[MR_STMT_RULE_INSERT] =
+		"INSERT INTO rule (name, position, enabled, match_any, stop, conditions, actions,"
+		" created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING id",
+	/* The rule at ?1 goes to ?2, those from ?4 to ?5 (the others between
+	 * them) move by ?3, parked past MR_SQL_RULE_PARK (see RULES_V7); the
+	 * next statement brings them back. */
+	[MR_STMT_RULES_ROTATE] =
+		"UPDATE rule SET position = " MR_SQL_RULE_PARK " + CASE WHEN position = ?1"
+		" THEN ?2 ELSE position + ?3 END WHERE position BETWEEN ?4 AND ?5",
+	[MR_STMT_RULES_UNPARK] =
+		"UPDATE rule SET position = position - " MR_SQL_RULE_PARK
+		" WHERE position > " MR_SQL_RULE_PARK,
+	[MR_STMT_RULE_SET_ENABLED] =
+		"UPDATE rule SET enabled = ?2, updated = ?3 WHERE name = ?1",
+	[MR_STMT_RULE_DELETE] = "DELETE FROM rule WHERE name = ?1",
+	[MR_STMT_LIST_RULES] = "SELECT " RULE_COLUMNS " ORDER BY position",
+	[MR_STMT_SHOW_RULE] = "SELECT " RULE_COLUMNS " WHERE name = ?1",
 };

@@ -79,7 +79,7 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 6, "init: schema version 6 (v1 -> 2 -> 3 -> 4 -> 5 -> 6)")
+    t.eq(j["schema_version"], 7, "init: schema version 7 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -97,6 +97,9 @@ with section("mailroomctl init migrates a v1 database"):
     t.ok("summary" not in cols and {"actor_id", "old_status", "new_status", "address",
                                     "detail"} <= set(cols),
          "schema 6: typed columns, no sentence", cols)
+    t.eq((con.execute("SELECT count(*) FROM rule").fetchone()[0],
+          con.execute("SELECT version FROM rule_version").fetchone()[0]), (0, 0),
+         "schema 7: no rules yet, the change counter at 0")
     t.eq(con.execute("SELECT type, old_status, new_status, detail FROM event"
                      " WHERE type IN ('ticket.status', 'lead.converted', 'lead.archived',"
                      " 'opportunity.won') OR id = 1 ORDER BY id").fetchall(),
@@ -166,5 +169,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 6, "the database is at schema 6")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 7, "the database is at schema 7")
     con.close()

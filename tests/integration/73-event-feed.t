@@ -137,7 +137,7 @@ def every_type():
 def to_schema_5(e, events):
     """Turns the database of @e back into schema 5: the event table with its
     sentences (those of @events, as event list printed them) in summary,
-    and without the typed columns."""
+    without the typed columns, and without the rules of schema 7."""
     if PG:
         dbname = e.db.rsplit("/", 1)[1]
         text = " ".join("WHEN %d THEN '%s'" % (x["id"], x["summary"].replace("'", "''"))
@@ -146,6 +146,7 @@ def to_schema_5(e, events):
                           "UPDATE event SET summary = CASE id %s END;"
                           "ALTER TABLE event DROP COLUMN actor_id, DROP COLUMN old_status,"
                           " DROP COLUMN new_status, DROP COLUMN address, DROP COLUMN detail;"
+                          "DROP TABLE rule; DROP TABLE rule_version;"
                           "UPDATE mailroom_schema SET version = 5;" % text, db=dbname)
         return
     import sqlite3
@@ -161,7 +162,8 @@ def to_schema_5(e, events):
         "DROP TABLE event;"
         "ALTER TABLE event_v5 RENAME TO event;"
         "CREATE INDEX event_record ON event(record_kind, record_id);"
-        "CREATE INDEX event_message ON event(message_id);")
+        "CREATE INDEX event_message ON event(message_id);"
+        "DROP TABLE rule; DROP TABLE rule_version;")
     con.executemany("UPDATE event SET summary = ? WHERE id = ?",
                     [(x["summary"], x["id"]) for x in events])
     con.execute("PRAGMA user_version = 5")
@@ -190,7 +192,7 @@ to_schema_5(five, written)
 t.eq(five.query("SELECT count(*) FROM event WHERE summary <> ''")[0][0], len(written),
      "made a schema-5 database: each event with its sentence")
 j = five.json("init")
-t.eq(j["schema_version"], 6, "init migrates it to 6")
+t.eq(j["schema_version"], 7, "init migrates it to 7")
 t.eq(five.json("event", "list"), written,
      "event list --json prints what it printed before, event by event (ids too)")
 t.eq(five.query(FACTS), [facts_a_sentence_keeps(r) for r in facts],
@@ -295,7 +297,7 @@ cluster.psql("".join("ALTER TABLE event DROP CONSTRAINT %s;" % n for n in names)
 before = old.query("SELECT id, type, record_kind, record_id, summary FROM event ORDER BY id")
 t.ok(len(names) == 3 and len(before) >= 2, "made a schema-2 database", (names, before))
 j = old.json("init")
-t.eq(j["schema_version"], 6, "init migrates it to 3 (and on to 6)")
+t.eq(j["schema_version"], 7, "init migrates it to 3 (and on to 7)")
 t.eq(old.query("SELECT id, type, record_kind, record_id FROM event ORDER BY id"),
      [r[:4] for r in before], "every event keeps its id, type and record")
 got = old.json("event", "list")

@@ -1,6 +1,6 @@
 /* test-crm.c - the CRM layer: what a plan makes of the data (freemail
  * domains, owners, reopening, typed events) and the use cases of the CLI
- * (users, opportunities, ticket statuses, inbox leads). */
+ * (users, opportunities, ticket statuses, inbox leads, rules). */
 #include <string.h>
 
 #include "mailroom/mr-crm.h"
@@ -11,6 +11,7 @@
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
+#include "mailroom/mr-store-rule.h"
 #include "mr-test-util.h"
 
 /* Routes @msg to @rcpt and applies the plan in a transaction of its own.
@@ -191,6 +192,150 @@ test_lead_convert(void)
 	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
 }
 
+/* Returns the names of the rules in position order, joined by spaces,
+ * after checking that their positions are 1 to n. */
+static char *
+rule_names(MrStore *store)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_rules(store, &error);
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < rows->len; i++) {
+		const MrRuleRow *r = g_ptr_array_index(rows, i);
+
+		g_assert_cmpint(r->position, ==, i + 1);
+		g_string_append_printf(out, "%s%s", i > 0 ? " " : "", r->name);
+	}
+	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+static MrRule *
+rule_make(const char *name, const char *cond, const char *action)
+{
+	g_autoptr(GError) error = NULL;
+	const char *conds[] = { cond, NULL }, *actions[] = { action, NULL };
+	MrRule *rule = mr_rule_new(name, conds, actions, FALSE, FALSE, &error);
+
+	g_assert_no_error(error);
+	return rule;
+}
+
+static gint64
+rules_version(MrStore *store)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 v = mr_store_rules_version(store, &error);
+
+	g_assert_no_error(error);
+	return v;
+}
+
+#define ASSERT_RULES(store, names)                                                \
+	do {                                                                       \
+		g_autofree char *got_ = rule_names(store);                          \
+		g_assert_cmpstr(got_, ==, (names));                                 \
+	} while (0)
+
+/* The rule use cases: added at a position or last, refused whole (a name
+ * taken, an owner that is no user, a team), moved and deleted with the
+ * positions kept 1 to n, and every change -- only a change -- bumping
+ * the counter. */
+static void
+test_rules(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrRule) a = rule_make("a", "role = support", "ticket");
+	g_autoptr(MrRule) b = rule_make("b", "subject contains x", "tag = x");
+	g_autoptr(MrRule) c = rule_make("c", "hour < 7", "priority = high");
+	g_autoptr(MrRule) d = rule_make("d", "from exists", "log");
+	g_autoptr(MrRule) dup = rule_make("a", "hour > 1", "lead");
+	g_autoptr(MrRule) nobody = rule_make("n", "hour > 1", "owner = bob@acme.test");
+	g_autoptr(MrRule) team = rule_make("t", "hour > 1", "owner = team:2nd-level");
+	g_autoptr(MrRule) owned = rule_make("o", "hour > 1", "owner = Alice@Acme.test");
+	g_autoptr(MrRuleRow) row = NULL;
+
+	g_assert_no_error(error);
+	g_assert_cmpint(rules_version(store), ==, 0);
+	g_assert_cmpint(mr_crm_rule_add(store, a, 0, &error), ==, 1);
+	g_assert_cmpint(mr_crm_rule_add(store, b, 0, &error), ==, 2);
+	g_assert_cmpint(mr_crm_rule_add(store, c, 1, &error), ==, 1);
+	g_assert_cmpint(mr_crm_rule_add(store, d, 99, &error), ==, 4);
+	g_assert_no_error(error);
+	ASSERT_RULES(store, "c a b d");
+	g_assert_cmpint(rules_version(store), ==, 4);
+
+	/* refused whole: nothing written, the counter as it was */
+	g_assert_cmpint(mr_crm_rule_add(store, dup, 0, &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_EXISTS);
+	g_clear_error(&error);
+	g_assert_cmpint(mr_crm_rule_add(store, nobody, 0, &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_assert_cmpstr(error->message, ==, "'owner = bob@acme.test': no user bob@acme.test");
+	g_clear_error(&error);
+	g_assert_cmpint(mr_crm_rule_add(store, team, 2, &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_assert_cmpstr(error->message, ==, "'owner = team:2nd-level': no team 2nd-level");
+	g_clear_error(&error);
+	ASSERT_RULES(store, "c a b d");
+	g_assert_cmpint(rules_version(store), ==, 4);
+
+	/* an owner who is a user */
+	g_assert_cmpint(mr_crm_user_add(store, "alice@acme.test", NULL, &error), >, 0);
+	g_assert_cmpint(mr_crm_rule_add(store, owned, 2, &error), ==, 2);
+	ASSERT_RULES(store, "c o a b d");
+	row = mr_store_rule_get(store, "o", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(row->actions[0], ==, "owner = alice@acme.test");
+	g_assert_null(row->actions[1]);
+	g_assert_true(row->enabled);
+	g_assert_cmpint(rules_version(store), ==, 5);
+
+	/* move: up, down, past the end, in place */
+	g_assert_cmpint(mr_crm_rule_move(store, "d", 1, &error), ==, 1);
+	ASSERT_RULES(store, "d c o a b");
+	g_assert_cmpint(mr_crm_rule_move(store, "c", 4, &error), ==, 4);
+	ASSERT_RULES(store, "d o a c b");
+	g_assert_cmpint(mr_crm_rule_move(store, "d", 50, &error), ==, 5);
+	ASSERT_RULES(store, "o a c b d");
+	g_assert_cmpint(mr_crm_rule_move(store, "a", 2, &error), ==, 2);
+	ASSERT_RULES(store, "o a c b d");
+	g_assert_no_error(error);
+	g_assert_cmpint(rules_version(store), ==, 9);
+	g_assert_cmpint(mr_crm_rule_move(store, "zz", 1, &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+
+	/* enable, disable */
+	g_assert_true(mr_crm_rule_enable(store, "c", FALSE, &error));
+	g_clear_pointer(&row, mr_rule_row_free);
+	row = mr_store_rule_get(store, "c", &error);
+	g_assert_false(row->enabled);
+	g_assert_true(mr_crm_rule_enable(store, "c", TRUE, &error));
+	g_assert_false(mr_crm_rule_enable(store, "zz", TRUE, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_cmpint(rules_version(store), ==, 11);
+
+	/* delete: the middle, the first, the last */
+	g_assert_true(mr_crm_rule_delete(store, "c", &error));
+	ASSERT_RULES(store, "o a b d");
+	g_assert_true(mr_crm_rule_delete(store, "o", &error));
+	g_assert_true(mr_crm_rule_delete(store, "d", &error));
+	ASSERT_RULES(store, "a b");
+	g_assert_false(mr_crm_rule_delete(store, "d", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_cmpint(rules_version(store), ==, 14);
+	g_clear_pointer(&row, mr_rule_row_free);
+	row = mr_store_rule_get(store, "d", &error);
+	g_assert_null(row);
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -199,5 +344,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/crm/policy-parties", test_policy_parties);
 	g_test_add_func("/mailroom/crm/policy-reopen", test_policy_reopen);
 	g_test_add_func("/mailroom/crm/lead-convert", test_lead_convert);
+	g_test_add_func("/mailroom/crm/rules", test_rules);
 	return g_test_run();
 }
