@@ -6,8 +6,8 @@
  * transaction (mr_store_run()). */
 #define G_LOG_DOMAIN "mailroom-crm"
 
+#include "mr-crm-private.h"
 #include "mailroom/mr-clock.h"
-#include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-event.h"
 #include "mailroom/mr-status.h"
@@ -15,10 +15,8 @@
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 
-/* Fails with MR_CRM_ERROR_NOT_FOUND and the message @fmt -- unless a
- * look-up failed, in which case "not found" may be false: that error. */
-static G_GNUC_PRINTF(3, 4) void
-not_found(MrStore *store, GError **error, const char *fmt, ...)
+void
+mr_crm_not_found(MrStore *store, GError **error, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -30,7 +28,7 @@ not_found(MrStore *store, GError **error, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Looks record @ref up: its status in @status_out.  Fails as not_found()
+/* Looks record @ref up: its status in @status_out.  Fails as mr_crm_not_found()
  * when there is none. */
 static gboolean
 record_status(const MrConfig *cfg, MrStore *store, MrRecordRef ref, char **status_out,
@@ -41,7 +39,7 @@ record_status(const MrConfig *cfg, MrStore *store, MrRecordRef ref, char **statu
 	if (mr_store_record_exists(store, ref, status_out))
 		return TRUE;
 	display = mr_record_display_id(cfg, ref);
-	not_found(store, error, "no such record %s", display);
+	mr_crm_not_found(store, error, "no such record %s", display);
 	return FALSE;
 }
 
@@ -115,7 +113,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 	MrRecordRef ref = { MR_RECORD_OPPORTUNITY, 0 };
 
 	if (contact == 0) {
-		not_found(store, error, "no contact %s", o->contact);
+		mr_crm_not_found(store, error, "no contact %s", o->contact);
 		return FALSE;
 	}
 	/* its account is the contact's; its owner the contact's, or the one
@@ -124,7 +122,7 @@ opp_add_tx(MrStore *store, gpointer data, GError **error)
 	if (o->owner != NULL) {
 		owner = mr_store_user_by_address(store, o->owner);
 		if (owner == 0) {
-			not_found(store, error, "no user %s", o->owner);
+			mr_crm_not_found(store, error, "no user %s", o->owner);
 			return FALSE;
 		}
 	}

@@ -8,25 +8,10 @@
  * transaction (mr_store_run()), so nothing is half-done. */
 #define G_LOG_DOMAIN "mailroom-crm"
 
+#include "mr-crm-private.h"
 #include "mailroom/mr-clock.h"
-#include "mailroom/mr-crm.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-rule.h"
-
-/* Fails with MR_CRM_ERROR_NOT_FOUND and the message @fmt -- unless a
- * look-up failed, in which case "not found" may be false: that error. */
-static G_GNUC_PRINTF(3, 4) void
-rule_not_found(MrStore *store, GError **error, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!mr_store_check(store, error))
-		return;
-	va_start(ap, fmt);
-	if (error != NULL)
-		*error = g_error_new_valist(MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND, fmt, ap);
-	va_end(ap);
-}
 
 /* Checks the owners among @rule's actions against the data. */
 static gboolean
@@ -43,11 +28,11 @@ owners_exist(MrStore *store, const MrRule *rule, GError **error)
 		 * 22: until then there is none, and a rule naming one is
 		 * refused as naming an unknown team would be. */
 		if (a->team) {
-			rule_not_found(store, error, "'%s': no team %s", text, a->text);
+			mr_crm_not_found(store, error, "'%s': no team %s", text, a->text);
 			return FALSE;
 		}
 		if (mr_store_user_by_address(store, a->text) == 0) {
-			rule_not_found(store, error, "'%s': no user %s", text, a->text);
+			mr_crm_not_found(store, error, "'%s': no user %s", text, a->text);
 			return FALSE;
 		}
 	}
@@ -156,7 +141,7 @@ rule_edit_tx(MrStore *store, gpointer data, GError **error)
 	at = mr_store_rule_position(store, r->name);
 	n = mr_store_rules_count(store);
 	if (at == 0) {
-		rule_not_found(store, error, "no rule %s", r->name);
+		mr_crm_not_found(store, error, "no rule %s", r->name);
 		return FALSE;
 	}
 	if (!mr_store_check(store, error))
