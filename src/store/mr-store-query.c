@@ -229,7 +229,10 @@ mr_store_message_get(MrStore *store, gint64 id, GError **error)
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_REFUSED);
 
+		/* the message's own events: what was refused, and why */
 		mr_sql_bind_int64(st, 1, id);
+		mr_sql_bind_text(st, 2, mr_event_type_name(MR_EVENT_LINK_REFUSED));
+		mr_sql_bind_text(st, 3, mr_event_type_name(MR_EVENT_SENDER_UNTRUSTED));
 		d->refused = read_events(st, error);
 		if (d->refused == NULL)
 			return NULL;

@@ -710,7 +710,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" WHERE message_id = ?1 ORDER BY received",
 	[MR_STMT_MESSAGE_REFUSED] =
 		"SELECT " EVENT_COLUMNS " FROM event WHERE message_id = ?1"
-		" AND type IN ('link.refused', 'sender.untrusted') ORDER BY id",
+		" AND type IN (?2, ?3) ORDER BY id",
 	[MR_STMT_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
 	[MR_STMT_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_STMT_TIMELINE] =
