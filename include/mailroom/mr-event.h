@@ -30,6 +30,7 @@ typedef enum {
 	MR_EVENT_REPLY_RECEIVED,
 	MR_EVENT_LINK_REFUSED,
 	MR_EVENT_SENDER_UNTRUSTED,
+	MR_EVENT_TEAM_UNASSIGNED,
 	MR_EVENT_N
 } MrEventType;
 
@@ -59,6 +60,8 @@ MrEventType mr_event_type_from_name(const char *name);
  *   sender.untrusted                address: the From address not taken as
  *                                   a user's; detail: the authserv-id whose
  *                                   Authentication-Results did not pass
+ *   team.unassigned                 detail: the team whose members were all
+ *                                   away: the record stays unassigned
  *
  * and every type: actor, the user who acted (0: none known, as for mail
  * from outside and for mailroomctl).  A status is its stored name

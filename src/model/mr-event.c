@@ -19,6 +19,7 @@ static const char *const mr_event_names[MR_EVENT_N] = {
 	[MR_EVENT_REPLY_RECEIVED] = "reply.received",
 	[MR_EVENT_LINK_REFUSED] = "link.refused",
 	[MR_EVENT_SENDER_UNTRUSTED] = "sender.untrusted",
+	[MR_EVENT_TEAM_UNASSIGNED] = "team.unassigned",
 };
 
 const char *
@@ -80,6 +81,9 @@ mr_event_describe(const MrConfig *cfg, MrEventType type, MrRecordRef record,
 		return g_strdup_printf("From %s not authenticated (Authentication-Results of %s):"
 				       " not taken as the user's",
 				       or_unknown(f->address), or_unknown(f->detail));
+	case MR_EVENT_TEAM_UNASSIGNED:
+		return g_strdup_printf("%s left unassigned: every member of team %s is away", id,
+				       or_unknown(f->detail));
 	case MR_EVENT_OTHER:
 	case MR_EVENT_N:
 		break;

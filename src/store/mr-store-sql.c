@@ -34,7 +34,13 @@
  *      position (1 to n, unique), enabled, match_any, stop, and its
  *      conditions and actions as canonical texts, one per line; and
  *      rule_version, one row whose counter every change of the rules
- *      bumps in its transaction, for the daemons to poll. */
+ *      bumps in its transaction, for the daemons to poll.
+ *   8  rules at work, teams (issue 22): delivery.rules, the names of the
+ *      rules that fired for the delivery, one per line (NULL: none);
+ *      record_tag, the tags of tickets, leads and opportunities;
+ *      app_user.away; team (unique name, lead, turn: the position of the
+ *      member the last record went to) and team_member (each user once
+ *      per team, at a unique position); the event type team.unassigned. */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -206,7 +212,8 @@ static const char mr_sql_migrate_v2[] =
 	"INSERT INTO event_type (name) SELECT DISTINCT type FROM event WHERE true"  \
 	" ON CONFLICT DO NOTHING;"
 
-#define EVENT_KIND_CHECK "CHECK (record_kind IN ('lead', 'opportunity', 'ticket'))"
+#define RECORD_KIND_CHECK "CHECK (record_kind IN ('lead', 'opportunity', 'ticket'))"
+#define EVENT_KIND_CHECK RECORD_KIND_CHECK
 #define EVENT_RECORD_CHECK "CHECK ((record_kind IS NULL) = (record_id IS NULL))"
 
 /* 2 -> 3 (SQLite, which adds constraints by copying the table; the ids
@@ -338,6 +345,36 @@ static const char mr_sql_migrate_v6[] = EVENT_FACTS_V6("instr");
 
 static const char mr_sql_migrate_v7[] = RULES_V7("id INTEGER PRIMARY KEY,");
 
+/* 7 -> 8 (both engines, @ID: the id column in the engine's words).  A
+ * team's turn is the position of the member who was given the last
+ * record (0: none yet); the next is the first member after it who is not
+ * away, wrapping round.  A member's position stays when others leave: a
+ * gap is harmless, and the turn keeps its meaning. */
+#define TEAMS_V8(ID)                                                                \
+	"ALTER TABLE delivery ADD COLUMN rules TEXT;"                               \
+	"ALTER TABLE app_user ADD COLUMN away INTEGER NOT NULL DEFAULT 0"           \
+	"  CHECK (away IN (0, 1));"                                                 \
+	"CREATE TABLE record_tag ("                                                 \
+	"  record_kind TEXT NOT NULL " RECORD_KIND_CHECK ","                        \
+	"  record_id BIGINT NOT NULL,"                                              \
+	"  tag TEXT NOT NULL CHECK (tag <> ''),"                                    \
+	"  PRIMARY KEY (record_kind, record_id, tag));"                             \
+	"CREATE TABLE team (" ID                                                    \
+	"  name TEXT NOT NULL UNIQUE CHECK (name <> ''),"                           \
+	"  lead_id BIGINT REFERENCES app_user(id),"                                 \
+	"  turn BIGINT NOT NULL DEFAULT 0 CHECK (turn >= 0),"                       \
+	"  created TEXT NOT NULL);"                                                 \
+	"CREATE TABLE team_member ("                                                \
+	"  team_id BIGINT NOT NULL REFERENCES team(id),"                            \
+	"  user_id BIGINT NOT NULL REFERENCES app_user(id),"                        \
+	"  position BIGINT NOT NULL CHECK (position >= 1),"                         \
+	"  PRIMARY KEY (team_id, user_id),"                                         \
+	"  UNIQUE (team_id, position));"                                            \
+	"CREATE INDEX team_member_user ON team_member(user_id);"                   \
+	"INSERT INTO event_type (name) VALUES ('team.unassigned');"
+
+static const char mr_sql_migrate_v8[] = TEAMS_V8("id INTEGER PRIMARY KEY,");
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
@@ -346,6 +383,7 @@ const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 4, 5, mr_sql_migrate_v5 },
 	{ 5, 6, mr_sql_migrate_v6 },
 	{ 6, 7, mr_sql_migrate_v7 },
+	{ 7, 8, mr_sql_migrate_v8 },
 	{ 0, 0, NULL },
 };
 
@@ -489,6 +527,9 @@ static const char mr_sql_pgsql_migrate_v6[] = EVENT_FACTS_V6("strpos");
 /* 6 -> 7 (PostgreSQL): as mr_sql_migrate_v7, in its types. */
 static const char mr_sql_pgsql_migrate_v7[] = RULES_V7(PG_ID);
 
+/* 7 -> 8 (PostgreSQL): as mr_sql_migrate_v8, in its types. */
+static const char mr_sql_pgsql_migrate_v8[] = TEAMS_V8(PG_ID);
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
@@ -496,10 +537,11 @@ const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 4, 5, mr_sql_migrate_v5 },
 	{ 5, 6, mr_sql_pgsql_migrate_v6 },
 	{ 6, 7, mr_sql_pgsql_migrate_v7 },
+	{ 7, 8, mr_sql_pgsql_migrate_v8 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 7;
+const int mr_sql_schema_version = 8;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by

@@ -79,7 +79,7 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 7, "init: schema version 7 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7)")
+    t.eq(j["schema_version"], 8, "init: schema version 8 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -100,6 +100,11 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq((con.execute("SELECT count(*) FROM rule").fetchone()[0],
           con.execute("SELECT version FROM rule_version").fetchone()[0]), (0, 0),
          "schema 7: no rules yet, the change counter at 0")
+    t.eq((con.execute("SELECT count(*) FROM team").fetchone()[0],
+          con.execute("SELECT count(*) FROM delivery WHERE rules IS NOT NULL").fetchone()[0],
+          con.execute("SELECT count(*) FROM event_type WHERE name = 'team.unassigned'")
+          .fetchone()[0]), (0, 0, 1),
+         "schema 8: no teams, no rules fired on old deliveries, team.unassigned known")
     t.eq(con.execute("SELECT type, old_status, new_status, detail FROM event"
                      " WHERE type IN ('ticket.status', 'lead.converted', 'lead.archived',"
                      " 'opportunity.won') OR id = 1 ORDER BY id").fetchall(),
@@ -169,5 +174,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 7, "the database is at schema 7")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 8, "the database is at schema 8")
     con.close()

@@ -179,6 +179,9 @@ test_event_describe(void)
 		  "From a@b.test not authenticated (Authentication-Results of mx.acme.test):"
 		  " not taken as the user's",
 		  "From ? not authenticated (Authentication-Results of ?): not taken as the user's" },
+		{ MR_EVENT_TEAM_UNASSIGNED, tkt, &(MrEventFacts){ .detail = "2nd-level" },
+		  "TKT-1 left unassigned: every member of team 2nd-level is away",
+		  "TKT-1 left unassigned: every member of team ? is away" },
 		{ MR_EVENT_OTHER, tkt, &title, "", "" },
 		{ MR_EVENT_N, tkt, &title, "", "" },
 	};
