@@ -83,6 +83,8 @@ typedef struct {
 	char **trusted_networks;  /* CIDR; default loopback */
 	char *authserv_id;        /* (nullable): trust internal From: only when
 	                             Authentication-Results of this id pass */
+	char *timezone;           /* timezone: an IANA name, default "UTC" */
+	GTimeZone *tz;            /* @timezone, for the rules' weekday and hour */
 	struct {
 		gint64 max_message_size;  /* limits.max_message_size, bytes */
 		int max_recipients;       /* limits.max_recipients */

@@ -18,7 +18,9 @@
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-plan.h"
 #include "mailroom/mr-record.h"
+#include "mailroom/mr-route.h"
 #include "mailroom/mr-rule.h"
+#include "mailroom/mr-rule-set.h"
 #include "mailroom/mr-store.h"
 
 G_BEGIN_DECLS
@@ -56,6 +58,35 @@ typedef struct {
 gboolean mr_crm_apply(const MrConfig *cfg, MrStore *store, const MrPlan *plan, GBytes *raw,
 		      const char *key, const MrMessage *msg, gint64 message_row, MrApplied *out,
 		      GError **error);
+
+/* --- rules at work (issue 22) ------------------------------------------------ */
+
+/* Reads the rules and their change counter (inside the open transaction,
+ * or alone) and compiles them.  A stored rule that no longer reads is
+ * left out with a warning.  Returns: (transfer full): the set, or NULL
+ * with @error (MR_STORE_ERROR). */
+MrRuleSet *mr_crm_rules_load(MrStore *store, GError **error);
+
+/* The rules' step of routing, inside the open transaction, after
+ * mr_route_plan_facts() made @plan for @msg (@facts its routing facts):
+ * runs @scan (made from @msg with the set the rules were read in) with
+ * what the delivery adds -- the recipient, the role, followup, the
+ * sender's account (looked up) -- keeps the outcome in @plan->rules, and
+ * decides again as the rules say the mail becomes a ticket, a lead, a
+ * log entry or nothing (MR_ACTION_IGNORE).  mr_crm_apply() then applies
+ * the rest: owner, tags, priority, type, status, source, and the names of
+ * the rules that fired on the delivery.  Returns FALSE with @error
+ * (MR_STORE_ERROR) when a look-up failed. */
+gboolean mr_crm_rules_amend(const MrConfig *cfg, MrStore *store, const MrRuleScan *scan,
+			    const MrMessage *msg, const MrRouteFacts *facts, MrPlan *plan,
+			    GError **error);
+
+/* Picks the member of team @team whose turn it is (the first after the
+ * last one given a record, by position, who is not away), and advances
+ * the turn, inside the open transaction.  Returns the user's id; 0 with
+ * no error when every member is away; 0 with @error when the team is
+ * gone (MR_CRM_ERROR_NOT_FOUND) or the database failed. */
+gint64 mr_crm_team_assign(MrStore *store, const char *team, GError **error);
 
 /* --- use cases -------------------------------------------------------------
  * Each returns FALSE (or 0) with @error: MR_CRM_ERROR for a request the

@@ -9,6 +9,7 @@
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-plan.h"
 #include "mailroom/mr-route.h"
+#include "mailroom/mr-rule-set.h"
 #include "mailroom/mr-store.h"
 
 G_BEGIN_DECLS
@@ -30,6 +31,9 @@ typedef struct {
 	char *key;
 	MrMessage *msg;
 	MrRouteFacts *facts;
+	gint64 received_us;  /* when it was parsed: the rules' weekday and hour */
+	MrRuleScan *scan;    /* (nullable): the rules' scan of @msg; NULL: no
+	                        rule runs */
 } MrIngestItem;
 
 /* Computes the content key of @raw: the hex SHA-256 of the bytes after a
@@ -45,10 +49,19 @@ MrIngestItem *mr_ingest_item_new(const MrConfig *cfg, GBytes *raw);
 /* Frees @item; NULL-safe. */
 void mr_ingest_item_free(MrIngestItem *item);
 
+/* Scans @item's message with the rules of @set (mr_rule_scan_new()):
+ * its addresses, subject, body, headers, attachments, auto and the
+ * weekday and hour it was received in @cfg's timezone, replacing any
+ * scan made before; with @explain, keeping what each condition was
+ * checked against.  Linear in the message; no look-up. */
+void mr_ingest_item_scan(const MrConfig *cfg, MrIngestItem *item, MrRuleSet *set,
+			 gboolean explain);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrIngestItem, mr_ingest_item_free)
 
 /* Routes and stores @item for @recipient inside the transaction open on
- * @store, under a savepoint: on failure the message's work is undone and
+ * @store, under a savepoint (the rules of @item's scan amending the
+ * plan, mr_crm_rules_amend()): on failure the message's work is undone and
  * the transaction stays usable for the others of a group commit.
  * A duplicate delivery writes nothing and succeeds; for a mailbox
  * ("imap:NAME") any message stored before is a duplicate, whichever way
@@ -59,6 +72,12 @@ gboolean mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem
 			 const char *recipient, const char *envelope_from, MrDelivery *out,
 			 GError **error);
 
+/* As mr_ingest_apply(), and sets @plan_out (transfer full) to the plan
+ * that was applied (or found a duplicate delivery): rule test reads it. */
+gboolean mr_ingest_apply_plan(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+			      const char *recipient, const char *envelope_from, MrDelivery *out,
+			      MrPlan **plan_out, GError **error);
+
 /* As mr_ingest_apply(), for a group commit: the savepoint is released
  * with mr_store_release_later(), so that a success may still turn into a
  * failure, set in *@later (NULL until then, valid until the commit), at
@@ -68,8 +87,9 @@ gboolean mr_ingest_apply_later(const MrConfig *cfg, MrStore *store, const MrInge
 			       const char *recipient, const char *envelope_from,
 			       MrDelivery *out, GError **later, GError **error);
 
-/* Parses @raw, routes it for @recipient and stores it in one transaction on
- * @store (which must have none open).  @envelope_from is nullable.
+/* Parses @raw, routes it for @recipient (with the rules read in the
+ * transaction) and stores it in one transaction on @store (which must
+ * have none open).  @envelope_from is nullable.
  * Returns TRUE after COMMIT (or for a duplicate delivery, which writes
  * nothing) and fills @out (nullable).  Returns FALSE with @error:
  * MR_PARSE_ERROR_EMPTY for no bytes, MR_ROUTE_ERROR_NO_ADDRESS for a

@@ -35,6 +35,13 @@ typedef struct {
 	GBytes *data;       /* the decoded bytes */
 } MrAttachment;
 
+/* A top-level header field of the message. */
+typedef struct {
+	char *name;  /* as written */
+	char *value; /* unfolded, encoded-words decoded, valid UTF-8 ("" when
+			empty) */
+} MrHeader;
+
 typedef struct {
 	MrParseStatus status;
 	char *problem;            /* (nullable): why DEGRADED or FAILED */
@@ -51,6 +58,8 @@ typedef struct {
 	GPtrArray *auth_results;  /* char*: Authentication-Results values
 	                             (RFC 8601), unfolded, in header order;
 	                             the first 32 (an MTA adds its own on top) */
+	GPtrArray *headers;       /* MrHeader*: every top-level header field,
+	                             in order (within parse.max_header_lines) */
 	gint64 date;              /* Date: as Unix time, 0 when absent/invalid */
 	char *body_text;          /* UTF-8 text body ("" when none); HTML
 	                             reduced to text if no text/plain part */

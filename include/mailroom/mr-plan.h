@@ -10,6 +10,7 @@
 
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-record.h"
+#include "mailroom/mr-rule-set.h"
 
 G_BEGIN_DECLS
 
@@ -27,6 +28,7 @@ typedef enum {
 	MR_ACTION_TICKET_UPDATE, /* add to @record (maybe reopen) */
 	MR_ACTION_LEAD_CREATE,   /* new inbox lead for @customer */
 	MR_ACTION_LEAD_UPDATE,   /* add to the open lead @record */
+	MR_ACTION_IGNORE,        /* a rule's ignore: stored, linked to nothing */
 } MrAction;
 
 typedef struct {
@@ -47,7 +49,9 @@ typedef struct {
 	int owner;           /* index of the internal sender in @parties, or -1 */
 	int customer;        /* index of the external customer, or -1 */
 	gboolean create_contacts; /* FALSE for auto-replies, bounces, bulk */
-	MrRecordRef record;  /* the existing record it belongs to, if any */
+	MrRecordRef found;   /* the existing record routing found, if any */
+	MrRecordRef record;  /* the existing record it belongs to, if any (the
+	                        decision may leave @found for a new one) */
 	MrFoundBy found_by;
 	MrRecordRef also;    /* a record named by the mail that is not the one
 	                        acted on (an opportunity named in mail to
@@ -63,6 +67,8 @@ typedef struct {
 	                        looked at it (a reopened ticket's old one) */
 	gboolean is_reply;   /* an external party answered an existing record */
 	char *title;         /* subject for a new ticket or lead */
+	MrRuleOutcome *rules; /* (nullable): what the rules that fired ask for
+	                         (mr_crm_rules_amend()); NULL: no rule ran */
 } MrPlan;
 
 /* Returns: (transfer full): an empty plan (action LOG, no record). */

@@ -45,6 +45,16 @@ MrPlan *mr_route_plan_facts(const MrConfig *cfg, MrStore *store, const MrMessage
 			    const MrRouteFacts *facts, const char *recipient,
 			    const char *envelope_from, GError **error);
 
+/* Decides what @plan (made by mr_route_plan_facts() for @msg and its
+ * @facts) does as mail to a mailroom address of @role would: a support
+ * address makes or updates a ticket, sales an inbox lead, bcc logs on
+ * the record found; auto-replies and failed parses create nothing, nor
+ * does an untrusted internal sender.  Starts again from the record
+ * routing found (@plan->found), whatever was decided before: a rule's
+ * "ticket" or "lead" decides again with another role. */
+void mr_route_decide(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts, MrRole role,
+		     MrPlan *plan);
+
 /* Finds the first record id ("[TKT-12]", "[Acme opp-42 x]") inside square
  * brackets of @subject, with the configured prefixes, any case, within
  * the first route.max_subject_scan bytes; in one pass, however many

@@ -64,6 +64,7 @@ typedef struct {
 	char *role;
 	char *envelope_from;
 	char *received;
+	GStrv rules;         /* the rules that fired for it, in order */
 } MrDeliveryRow;
 
 MR_ROW_DECLARE(MrDeliveryRow, mr_delivery_row_desc, mr_delivery_row_free)

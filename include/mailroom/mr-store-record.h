@@ -66,6 +66,34 @@ gboolean mr_store_link_record(MrStore *store, gint64 msg, MrRecordRef ref, GErro
 /* Links every message of record @from to record @to as well. */
 gboolean mr_store_links_copy(MrStore *store, MrRecordRef from, MrRecordRef to, GError **error);
 
+/* Returns the owner of record @ref (a look-up): its user id, 0 for none
+ * (or no such record). */
+gint64 mr_store_record_owner(MrStore *store, MrRecordRef ref);
+
+/* Gives record @ref to user @owner.  Sent ahead. */
+gboolean mr_store_record_set_owner(MrStore *store, MrRecordRef ref, gint64 owner,
+				   GError **error);
+
+/* Sets ticket @id's @priority and @type (stored names; NULL keeps one).
+ * Sent ahead. */
+gboolean mr_store_ticket_set_fields(MrStore *store, gint64 id, const char *priority,
+				    const char *type, GError **error);
+
+/* Sets the source of inbox lead @id.  Sent ahead. */
+gboolean mr_store_lead_set_source(MrStore *store, gint64 id, const char *source, GError **error);
+
+/* Tags record @ref with @tag (a tag it has already: nothing).  Sent
+ * ahead. */
+gboolean mr_store_record_tag(MrStore *store, MrRecordRef ref, const char *tag, GError **error);
+
+/* Returns: (transfer full): the tags of record @ref, sorted (a look-up:
+ * none on failure, see mr_store_check()). */
+GStrv mr_store_record_tags(MrStore *store, MrRecordRef ref);
+
+/* Returns: (transfer full) (nullable): the name of account @id (a
+ * look-up). */
+char *mr_store_account_name(MrStore *store, gint64 id);
+
 /* Sets ticket @id to @status at @now. */
 gboolean mr_store_ticket_set_status(MrStore *store, gint64 id, const char *status,
 				    const char *now, GError **error);

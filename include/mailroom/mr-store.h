@@ -126,6 +126,8 @@ typedef struct {
 	const char *recipient;     /* the envelope recipient, lower case */
 	const char *role;          /* its role's name (mr_role_name()) */
 	const char *envelope_from; /* (nullable) */
+	const char *rules;         /* (nullable): the rules that fired, one name
+				      per line, in order */
 } MrDeliveryNew;
 
 /* What mr_store_message_deliver() stored. */

@@ -42,7 +42,7 @@ static const struct {
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
-	{ "", { "testing", NULL } },
+	{ "", { "testing", "timezone", NULL } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -118,6 +118,8 @@ config_clear(MrConfig *cfg)
 	g_free(cfg->tls.key);
 	g_strfreev(cfg->trusted_networks);
 	g_free(cfg->authserv_id);
+	g_free(cfg->timezone);
+	g_clear_pointer(&cfg->tz, g_time_zone_unref);
 	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
 		if (cfg->section_values[i] != NULL)
 			cfg->sections[i]->free(cfg->section_values[i]);
@@ -564,6 +566,24 @@ config_parse_limits(const config_t *c, MrConfig *cfg, GError **error)
 	return TRUE;
 }
 
+/* timezone: the IANA name of the zone in which rules read the weekday
+ * and hour a message was received (default UTC). */
+static gboolean
+config_timezone(const config_t *c, MrConfig *cfg, GError **error)
+{
+	if (!config_string(c, cfg->path, "timezone", "UTC", &cfg->timezone, error))
+		return FALSE;
+	/* g_time_zone_new_identifier() also takes offsets ("+02:00") and
+	 * the TZ syntax ("CET-1CEST"); an IANA name is a file of the zone
+	 * database, and that is what the key documents. */
+	if (*cfg->timezone == '\0' || cfg->timezone[0] == '+' || cfg->timezone[0] == '-' ||
+	    strstr(cfg->timezone, "..") != NULL ||
+	    (cfg->tz = g_time_zone_new_identifier(cfg->timezone)) == NULL)
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "timezone"), "timezone",
+				      "must be an IANA time zone name (\"UTC\", \"Europe/Berlin\")");
+	return TRUE;
+}
+
 static gboolean
 config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 {
@@ -614,6 +634,8 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	cfg->ids.opportunity_prefix = g_ascii_strup(opp, -1);
 	cfg->ids.ticket_prefix = g_ascii_strup(tkt, -1);
 	if (!config_string_list(c, cfg->path, "freemail_domains", TRUE, &cfg->freemail_domains, error))
+		return FALSE;
+	if (!config_timezone(c, cfg, error))
 		return FALSE;
 	if (!config_string_list(c, cfg->path, "parse.fallback_charsets", FALSE,
 				&cfg->parse.fallback_charsets, error))

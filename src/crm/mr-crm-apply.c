@@ -197,6 +197,8 @@ update_record(const Apply *a, MrRecordRef ref, GError **error)
 	return !plan->is_reply || event(a, MR_EVENT_REPLY_RECEIVED, ref, NULL, error);
 }
 
+static gboolean apply_rules(const Apply *a, MrRecordRef ref, gboolean created, GError **error);
+
 /* The record part of the plan; sets @out to the record acted on. */
 static gboolean
 apply_record(const Apply *a, MrRecordRef *out, GError **error)
@@ -220,9 +222,78 @@ apply_record(const Apply *a, MrRecordRef *out, GError **error)
 		return FALSE;
 	if (ref.kind == MR_RECORD_NONE)
 		return TRUE;
-	if (created) /* the created event says it all */
-		return mr_store_link_record(a->store, a->msg, ref, error);
-	return update_record(a, ref, error);
+	/* the created event says it all */
+	if (created ? !mr_store_link_record(a->store, a->msg, ref, error)
+		    : !update_record(a, ref, error))
+		return FALSE;
+	return apply_rules(a, ref, created, error);
+}
+
+/* The owner a rule names for @ref, as a user id: 0 when it names none or
+ * the record keeps the one it has (only a new or unowned record takes a
+ * rule's owner: an answer does not hand a ticket to someone else). */
+static gint64
+rule_owner(const Apply *a, MrRecordRef ref, gboolean created, GError **error)
+{
+	const MrRuleOutcome *r = a->plan->rules;
+
+	if (r->owner == NULL || (!created && mr_store_record_owner(a->store, ref) != 0))
+		return 0;
+	if (r->owner_team) {
+		gint64 user = mr_crm_team_assign(a->store, r->owner, error);
+		MrEventFacts facts = { .detail = r->owner };
+
+		if (user == 0 && (error == NULL || *error == NULL))
+			/* every member away: unassigned, and the event says why */
+			event(a, MR_EVENT_TEAM_UNASSIGNED, ref, &facts, error);
+		return user;
+	}
+	/* a user deleted since the rule was made: the record keeps its owner */
+	return mr_store_user_by_address(a->store, r->owner);
+}
+
+/* What the rules that fired ask of record @ref (@created by this
+ * message, or updated): its owner, tags, a ticket's priority, type and
+ * status, a new lead's source. */
+static gboolean
+apply_rules(const Apply *a, MrRecordRef ref, gboolean created, GError **error)
+{
+	const MrRuleOutcome *r = a->plan->rules;
+	gint64 owner;
+
+	if (r == NULL || ref.kind == MR_RECORD_NONE)
+		return TRUE;
+	owner = rule_owner(a, ref, created, error);
+	if ((error != NULL && *error != NULL) ||
+	    (owner != 0 && !mr_store_record_set_owner(a->store, ref, owner, error)))
+		return FALSE;
+	for (guint i = 0; i < r->tags->len; i++)
+		if (!mr_store_record_tag(a->store, ref, g_ptr_array_index(r->tags, i), error))
+			return FALSE;
+	if (ref.kind == MR_RECORD_LEAD && created && r->source != NULL &&
+	    !mr_store_lead_set_source(a->store, ref.id, r->source, error))
+		return FALSE;
+	if (ref.kind != MR_RECORD_TICKET)
+		return TRUE;
+	if ((r->priority >= 0 || r->type >= 0) &&
+	    !mr_store_ticket_set_fields(a->store, ref.id,
+					r->priority >= 0 ? mr_priority_name(r->priority) : NULL,
+					r->type >= 0 ? mr_ticket_type_name(r->type) : NULL, error))
+		return FALSE;
+	if (r->status >= 0) {
+		g_autofree char *old = NULL;
+		const char *status = mr_status_name(MR_RECORD_TICKET, r->status);
+		MrEventFacts facts = { 0 };
+
+		if (!mr_store_record_exists(a->store, ref, &old) || g_strcmp0(old, status) == 0)
+			return TRUE;
+		facts.old_status = old;
+		facts.new_status = (char *)status;
+		if (!mr_store_ticket_set_status(a->store, ref.id, status, a->now, error) ||
+		    !event(a, MR_EVENT_TICKET_STATUS, ref, &facts, error))
+			return FALSE;
+	}
+	return TRUE;
 }
 
 /* The message's own events: what was refused, and why. */
@@ -255,8 +326,11 @@ mr_crm_apply(const MrConfig *cfg, MrStore *store, const MrPlan *plan, GBytes *ra
 	     const char *key, const MrMessage *msg, gint64 message_row, MrApplied *out,
 	     GError **error)
 {
+	g_autofree char *rules = plan->rules != NULL && plan->rules->fired->len > 0
+					 ? g_strjoinv("\n", (char **)plan->rules->fired->pdata)
+					 : NULL;
 	MrDeliveryNew delivery = { plan->recipient, mr_role_name(plan->role),
-				   plan->envelope_from };
+				   plan->envelope_from, rules };
 	MrStored stored = { 0 };
 	MrApplied applied = { 0 };
 	Apply a = { cfg, store, plan, 0, NULL, 0, 0 };
@@ -275,8 +349,10 @@ mr_crm_apply(const MrConfig *cfg, MrStore *store, const MrPlan *plan, GBytes *ra
 		/* A look-up made while applying (a user, an account) that
 		 * failed answered "not found": what was written from it must
 		 * not stay. */
-		ok = apply_parties(&a, error) && apply_record(&a, &applied.record, error) &&
-		     apply_refusals(&a, error) && mr_store_check(store, error);
+		/* ignored by a rule: stored, linked to nothing */
+		if (plan->action != MR_ACTION_IGNORE)
+			ok = apply_parties(&a, error) && apply_record(&a, &applied.record, error);
+		ok = ok && apply_refusals(&a, error) && mr_store_check(store, error);
 	}
 	mr_stored_clear(&stored);
 	if (ok && out != NULL)

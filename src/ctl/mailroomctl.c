@@ -51,6 +51,7 @@ typedef struct {
 	char *to, *from, *name, *title, *contact, *owner, *value, *reason;
 	char **conds, **actions; /* rule add: --if, --then */
 	gboolean any, stop;      /* rule add: --any, --stop */
+	gboolean explain;        /* rule test: --explain */
 	char *position;          /* rule add: --position */
 	MrConfig *cfg;
 	MrStore *store;
@@ -686,6 +687,18 @@ cmd_show(MrCtl *ctl, const char *text, MrRecordKind kind)
 		return store_fail(error);
 	o = mr_ctl_json_row(ctl->cfg, desc, row);
 	desc->free(row);
+	{
+		g_auto(GStrv) tags = mr_store_record_tags(ctl->store, ref);
+		JsonArray *a = json_array_new();
+
+		if (!mr_store_check(ctl->store, &error)) {
+			json_object_unref(o);
+			return store_fail(error);
+		}
+		for (char **t = tags; *t != NULL; t++)
+			json_array_add_string_element(a, *t);
+		json_object_set_array_member(o, "tags", a);
+	}
 	return print_shown(ctl, o, kind, ref.id);
 }
 
@@ -876,6 +889,214 @@ cmd_message_show(MrCtl *ctl, char **args)
 }
 
 /* --- rules ------------------------------------------------------------------ */
+
+/* The word rule test prints for what the mail becomes. */
+static const char *
+trial_action(MrAction action)
+{
+	switch (action) {
+	case MR_ACTION_TICKET_CREATE:
+	case MR_ACTION_TICKET_UPDATE:
+		return "ticket";
+	case MR_ACTION_LEAD_CREATE:
+	case MR_ACTION_LEAD_UPDATE:
+		return "lead";
+	case MR_ACTION_IGNORE:
+		return "ignore";
+	case MR_ACTION_LOG:
+	default:
+		return "log";
+	}
+}
+
+static JsonArray *
+strings_array(char *const *v)
+{
+	JsonArray *a = json_array_new();
+
+	for (gsize i = 0; v != NULL && v[i] != NULL; i++)
+		json_array_add_string_element(a, v[i]);
+	return a;
+}
+
+/* explain: [{rule fired stopped ran conditions: [{condition result value}]}] */
+static JsonArray *
+trial_explain(const GPtrArray *explain)
+{
+	JsonArray *a = json_array_new();
+
+	for (guint i = 0; explain != NULL && i < explain->len; i++) {
+		const MrRuleExplain *e = g_ptr_array_index(explain, i);
+		JsonObject *o = json_object_new();
+		JsonArray *conds = json_array_new();
+
+		json_object_set_string_member(o, "rule", e->rule);
+		json_object_set_boolean_member(o, "ran", e->ran);
+		json_object_set_boolean_member(o, "fired", e->fired);
+		json_object_set_boolean_member(o, "stopped", e->stopped);
+		for (guint j = 0; j < e->conditions->len; j++) {
+			const MrRuleExplainCond *c = g_ptr_array_index(e->conditions, j);
+			JsonObject *co = json_object_new();
+
+			json_object_set_string_member(co, "condition", c->condition);
+			json_object_set_boolean_member(co, "result", c->result);
+			json_object_set_string_member(co, "value", c->value);
+			json_array_add_object_element(conds, co);
+		}
+		json_object_set_array_member(o, "conditions", conds);
+		json_array_add_object_element(a, o);
+	}
+	return a;
+}
+
+/* What the record of a trial delivery looks like before the rollback:
+ * priority, type and owner from its row, its tags. */
+static gboolean
+trial_record(MrCtl *ctl, MrRecordRef ref, JsonObject *o, GError **error)
+{
+	g_autoptr(JsonObject) row = NULL;
+	g_auto(GStrv) tags = NULL;
+
+	json_object_set_null_member(o, "priority");
+	json_object_set_null_member(o, "type");
+	json_object_set_null_member(o, "owner");
+	if (ref.kind == MR_RECORD_NONE) {
+		json_object_set_array_member(o, "tags", json_array_new());
+		return TRUE;
+	}
+	if (ref.kind == MR_RECORD_TICKET) {
+		g_autoptr(MrTicketRow) t = mr_store_ticket_get(ctl->store, ref.id, error);
+
+		if (t == NULL)
+			return FALSE;
+		row = mr_ctl_json_row(ctl->cfg, &mr_ticket_row_desc, t);
+		json_object_set_string_member(o, "priority",
+					      json_object_get_string_member(row, "priority"));
+		json_object_set_string_member(o, "type", json_object_get_string_member(row, "type"));
+	} else if (ref.kind == MR_RECORD_LEAD) {
+		g_autoptr(MrLeadRow) l = mr_store_lead_get(ctl->store, ref.id, error);
+
+		if (l == NULL)
+			return FALSE;
+		row = mr_ctl_json_row(ctl->cfg, &mr_lead_row_desc, l);
+	} else {
+		g_autoptr(MrOpportunityRow) p = mr_store_opportunity_get(ctl->store, ref.id, error);
+
+		if (p == NULL)
+			return FALSE;
+		row = mr_ctl_json_row(ctl->cfg, &mr_opportunity_row_desc, p);
+	}
+	if (json_object_get_string_member_with_default(row, "owner", NULL) != NULL)
+		json_object_set_string_member(o, "owner", json_object_get_string_member(row, "owner"));
+	tags = mr_store_record_tags(ctl->store, ref);
+	json_object_set_array_member(o, "tags", strings_array(tags));
+	return mr_store_check(ctl->store, error);
+}
+
+/* For people: the explained run, rule after rule. */
+static void
+trial_explain_print(const GPtrArray *explain)
+{
+	for (guint i = 0; explain != NULL && i < explain->len; i++) {
+		const MrRuleExplain *e = g_ptr_array_index(explain, i);
+
+		mr_text_fprintf(stdout, "rule %s: %s\n", e->rule,
+				!e->ran	     ? "not run (an earlier rule stopped the run)"
+				: e->stopped ? "fired, and stopped the run"
+				: e->fired   ? "fired"
+					     : "did not fire");
+		for (guint j = 0; j < e->conditions->len; j++) {
+			const MrRuleExplainCond *c = g_ptr_array_index(e->conditions, j);
+
+			mr_text_fprintf(stdout, "  %-5s %s   [%s]\n", c->result ? "yes" : "no",
+					c->condition, c->value);
+		}
+	}
+}
+
+/* rule test: the delivery of FILE to --to, made in a transaction that is
+ * rolled back, so that what it prints is what a delivery of the same
+ * file would do now -- the same routing, rules, round-robin turn and
+ * CRM step -- and nothing is written. */
+static int
+cmd_rule_test(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GMappedFile) map = NULL;
+	g_autoptr(GBytes) raw = NULL;
+	g_autoptr(MrIngestItem) item = NULL;
+	g_autoptr(MrRuleSet) set = NULL;
+	g_autoptr(MrPlan) plan = NULL;
+	g_autoptr(JsonObject) o = json_object_new();
+	MrDelivery d = { 0 };
+	MrRecordRef ref;
+
+	if (ctl->to == NULL)
+		return fail(MR_EX_USAGE, "rule test needs --to ADDRESS");
+	if (mr_config_find_address(ctl->cfg, ctl->to, NULL) == NULL)
+		return fail(MR_EX_NOUSER, "%s is not a mailroom address", ctl->to);
+	map = g_mapped_file_new(args[0], FALSE, &error);
+	if (map == NULL)
+		return fail(MR_EX_NOINPUT, "%s", error->message);
+	raw = g_mapped_file_get_bytes(map);
+	if (g_bytes_get_size(raw) == 0)
+		return fail(MR_EX_DATAERR, "%s: empty message", args[0]);
+	if ((gint64)g_bytes_get_size(raw) > ctl->cfg->limits.max_message_size)
+		return fail(MR_EX_DATAERR, "%s: message too large", args[0]);
+	item = mr_ingest_item_new(ctl->cfg, raw);
+	if (!mr_store_begin(ctl->store, &error))
+		return store_fail(error);
+	set = mr_crm_rules_load(ctl->store, &error);
+	if (set != NULL)
+		mr_ingest_item_scan(ctl->cfg, item, set, TRUE);
+	if (set == NULL || !mr_ingest_apply_plan(ctl->cfg, ctl->store, item, ctl->to, ctl->from,
+						 &d, &plan, &error)) {
+		mr_store_rollback(ctl->store);
+		return store_fail(error);
+	}
+	ref = d.duplicate ? plan->record : d.record;
+	json_object_set_array_member(o, "rules", strings_array(plan->rules != NULL
+									? (char **)plan->rules->fired->pdata
+									: NULL));
+	json_object_set_string_member(o, "action", trial_action(plan->action));
+	if (plan->action == MR_ACTION_TICKET_CREATE || plan->action == MR_ACTION_LEAD_CREATE ||
+	    ref.kind == MR_RECORD_NONE) {
+		json_object_set_null_member(o, "record");
+	} else {
+		g_autofree char *id = mr_record_display_id(ctl->cfg, ref);
+
+		json_object_set_string_member(o, "record", id);
+	}
+	if (!trial_record(ctl, ref, o, &error)) {
+		mr_store_rollback(ctl->store);
+		return store_fail(error);
+	}
+	json_object_set_boolean_member(o, "duplicate", d.duplicate);
+	mr_store_rollback(ctl->store);
+	if (ctl->explain && ctl->json)
+		json_object_set_array_member(o, "explain", trial_explain(plan->rules != NULL
+									 ? plan->rules->explain
+									 : NULL));
+	if (ctl->json) {
+		mr_ctl_print_json_object(o);
+		return 0;
+	}
+	if (ctl->explain)
+		trial_explain_print(plan->rules != NULL ? plan->rules->explain : NULL);
+	{
+		JsonArray *rules = json_object_get_array_member(o, "rules");
+		g_autoptr(GString) names = g_string_new(NULL);
+
+		if (ctl->explain)
+			mr_text_fprintf(stdout, "\n");
+		for (guint i = 0; i < json_array_get_length(rules); i++)
+			g_string_append_printf(names, "%s%s", i > 0 ? ", " : "",
+					       json_array_get_string_element(rules, i));
+		json_object_set_string_member(o, "rules", names->len > 0 ? names->str : "(none)");
+		mr_ctl_print_object(o);
+	}
+	return 0;
+}
 
 /* Parses @text as a position (a whole number >= 1) into @out; prints the
  * error itself (exit 64). */
@@ -1092,6 +1313,9 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "rule", "disable", 1, 1, cmd_rule_disable, "rule disable NAME", FALSE },
 	{ "rule", "delete", 1, 1, cmd_rule_delete, "rule delete NAME", FALSE },
 	{ "rule", "move", 2, 2, cmd_rule_move, "rule move NAME N   (1: first)", FALSE },
+	{ "rule", "test", 1, 1, cmd_rule_test,
+	  "rule test FILE.eml --to ADDRESS [--from SENDER] [--explain]   (a dry run:"
+	  " writes nothing)", FALSE },
 };
 
 static void
@@ -1148,6 +1372,7 @@ main(int argc, char **argv)
 		{ "any", 0, 0, G_OPTION_ARG_NONE, &ctl.any, NULL, NULL },
 		{ "stop", 0, 0, G_OPTION_ARG_NONE, &ctl.stop, NULL, NULL },
 		{ "position", 0, 0, G_OPTION_ARG_STRING, &ctl.position, NULL, NULL },
+		{ "explain", 0, 0, G_OPTION_ARG_NONE, &ctl.explain, NULL, NULL },
 		{ NULL },
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new(NULL);

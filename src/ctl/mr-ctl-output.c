@@ -191,6 +191,18 @@ json_message_detail(const MrConfig *cfg, gconstpointer row, JsonObject *o)
 						      &mr_attachment_row_desc));
 	json_object_set_array_member(o, "deliveries",
 				     mr_ctl_json_rows(cfg, d->deliveries, &mr_delivery_row_desc));
+	{
+		/* the rules that fired, delivery after delivery */
+		JsonArray *rules = json_array_new();
+
+		for (guint i = 0; i < d->deliveries->len; i++) {
+			const MrDeliveryRow *r = g_ptr_array_index(d->deliveries, i);
+
+			for (char **n = r->rules; n != NULL && *n != NULL; n++)
+				json_array_add_string_element(rules, *n);
+		}
+		json_object_set_array_member(o, "rules", rules);
+	}
 	set_sentences(o, cfg, "refused", d->refused);
 }
 

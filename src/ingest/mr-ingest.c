@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "mailroom/mr-address.h"
+#include "mailroom/mr-clock.h"
 #include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-hash.h"
@@ -63,7 +64,77 @@ mr_ingest_item_new(const MrConfig *cfg, GBytes *raw)
 	item->key = mr_ingest_content_key(raw);
 	item->msg = mr_parse_message(raw, &opts);
 	item->facts = mr_route_facts_new(cfg, item->msg);
+	item->received_us = mr_clock_now_us();
 	return item;
+}
+
+/* The addresses of @list (MrAddress*) that are not empty, NULL-terminated,
+ * borrowed. */
+static const char **
+scan_addresses(const GPtrArray *list, const MrAddress *one)
+{
+	GPtrArray *out = g_ptr_array_new();
+
+	if (one != NULL && one->email != NULL && *one->email != '\0')
+		g_ptr_array_add(out, one->email);
+	for (guint i = 0; list != NULL && i < list->len; i++) {
+		const MrAddress *a = g_ptr_array_index(list, i);
+
+		if (a->email != NULL && *a->email != '\0')
+			g_ptr_array_add(out, a->email);
+	}
+	g_ptr_array_add(out, NULL);
+	return (const char **)g_ptr_array_free(out, FALSE);
+}
+
+void
+mr_ingest_item_scan(const MrConfig *cfg, MrIngestItem *item, MrRuleSet *set, gboolean explain)
+{
+	const MrMessage *msg = item->msg;
+	g_autofree const char **from = NULL, **to = NULL, **cc = NULL;
+	g_autofree char *subject_folded = NULL, *body_folded = NULL;
+	g_autofree MrRuleHeader *headers = NULL;
+	g_autoptr(GTimeZone) utc = NULL;
+	g_autoptr(GDateTime) when = NULL;
+	MrRuleValues v = { 0 };
+
+	g_return_if_fail(cfg != NULL && item != NULL && set != NULL);
+
+	g_clear_pointer(&item->scan, mr_rule_scan_free);
+	if (mr_rule_set_enabled(set) == 0 && !explain) {
+		item->scan = mr_rule_scan_new(set, &v, FALSE); /* nothing to scan */
+		return;
+	}
+	v.from = from = scan_addresses(NULL, msg->from);
+	v.to = to = scan_addresses(msg->to, NULL);
+	v.cc = cc = scan_addresses(msg->cc, NULL);
+	v.subject = msg->subject;
+	v.body = msg->body_text;
+	/* folded once for every rule (the parse made both valid UTF-8) */
+	v.subject_folded = subject_folded = g_utf8_casefold(msg->subject != NULL ? msg->subject : "", -1);
+	v.body_folded = body_folded = g_utf8_casefold(msg->body_text != NULL ? msg->body_text : "", -1);
+	v.n_headers = msg->headers != NULL ? msg->headers->len : 0;
+	headers = g_new0(MrRuleHeader, v.n_headers + 1);
+	for (gsize i = 0; i < v.n_headers; i++) {
+		const MrHeader *h = g_ptr_array_index(msg->headers, i);
+
+		headers[i].name = h->name;
+		headers[i].value = h->value;
+	}
+	v.headers = headers;
+	v.attachments = msg->attachments != NULL ? (int)msg->attachments->len : 0;
+	v.is_auto = msg->auto_kind != MR_AUTO_NONE;
+	if (cfg->tz == NULL)
+		utc = g_time_zone_new_utc();
+	when = g_date_time_new_from_unix_utc(item->received_us / G_USEC_PER_SEC);
+	if (when != NULL) {
+		g_autoptr(GDateTime) local = g_date_time_to_timezone(when, cfg->tz != NULL ? cfg->tz
+											  : utc);
+
+		v.weekday = g_date_time_get_day_of_week(local) - 1; /* 1 is Monday */
+		v.hour = g_date_time_get_hour(local);
+	}
+	item->scan = mr_rule_scan_new(set, &v, explain);
 }
 
 void
@@ -74,6 +145,7 @@ mr_ingest_item_free(MrIngestItem *item)
 	g_bytes_unref(item->raw);
 	g_free(item->key);
 	mr_route_facts_free(item->facts);
+	mr_rule_scan_free(item->scan);
 	mr_message_free(item->msg);
 	g_free(item);
 }
@@ -81,7 +153,8 @@ mr_ingest_item_free(MrIngestItem *item)
 /* Route and apply; the caller holds the savepoint. */
 static gboolean
 ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
-		   const char *rcpt, const char *envelope_from, MrDelivery *out, GError **error)
+		   const char *rcpt, const char *envelope_from, MrDelivery *out, MrPlan **plan_out,
+		   GError **error)
 {
 	g_autoptr(MrPlan) plan = NULL;
 	MrApplied applied = { 0 };
@@ -110,17 +183,22 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
 	plan = mr_route_plan_facts(cfg, store, item->msg, item->facts, rcpt, envelope_from, error);
 	if (plan == NULL)
 		return FALSE;
+	if (item->scan != NULL &&
+	    !mr_crm_rules_amend(cfg, store, item->scan, item->msg, item->facts, plan, error))
+		return FALSE;
 	if (!mr_crm_apply(cfg, store, plan, item->raw, item->key, item->msg, 0, &applied, error))
 		return FALSE;
 	out->message_row = applied.message_row;
 	if (applied.duplicate) {
 		out->duplicate = TRUE;
-		return TRUE;
+	} else {
+		out->new_message = applied.new_message;
+		out->record = applied.record;
+		out->action = plan->action;
+		out->refused = plan->refused != NULL;
 	}
-	out->new_message = applied.new_message;
-	out->record = applied.record;
-	out->action = plan->action;
-	out->refused = plan->refused != NULL;
+	if (plan_out != NULL)
+		*plan_out = g_steal_pointer(&plan);
 	return TRUE;
 }
 
@@ -128,8 +206,8 @@ ingest_route_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item
  * is not NULL. */
 static gboolean
 ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
-	     const char *recipient, const char *envelope_from, MrDelivery *out, GError **later,
-	     GError **error)
+	     const char *recipient, const char *envelope_from, MrDelivery *out, MrPlan **plan_out,
+	     GError **later, GError **error)
 {
 	g_autofree char *rcpt = NULL;
 	MrDelivery result = { 0 };
@@ -153,7 +231,10 @@ ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 		memset(&result, 0, sizeof result);
 		if (!mr_store_savepoint(store, error))
 			return FALSE;
-		if (ingest_route_apply(cfg, store, item, rcpt, envelope_from, &result, &local) &&
+		if (plan_out != NULL)
+			g_clear_pointer(plan_out, mr_plan_free);
+		if (ingest_route_apply(cfg, store, item, rcpt, envelope_from, &result, plan_out,
+				       &local) &&
 		    (later != NULL ? mr_store_release_later(store, later, &local)
 				   : mr_store_release(store, &local)))
 			break;
@@ -184,7 +265,22 @@ gboolean
 mr_ingest_apply(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
 		const char *recipient, const char *envelope_from, MrDelivery *out, GError **error)
 {
-	return ingest_apply(cfg, store, item, recipient, envelope_from, out, NULL, error);
+	return ingest_apply(cfg, store, item, recipient, envelope_from, out, NULL, NULL, error);
+}
+
+gboolean
+mr_ingest_apply_plan(const MrConfig *cfg, MrStore *store, const MrIngestItem *item,
+		     const char *recipient, const char *envelope_from, MrDelivery *out,
+		     MrPlan **plan_out, GError **error)
+{
+	g_return_val_if_fail(plan_out != NULL && *plan_out == NULL, FALSE);
+
+	if (!ingest_apply(cfg, store, item, recipient, envelope_from, out, plan_out, NULL,
+			  error)) {
+		g_clear_pointer(plan_out, mr_plan_free);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 gboolean
@@ -194,7 +290,19 @@ mr_ingest_apply_later(const MrConfig *cfg, MrStore *store, const MrIngestItem *i
 {
 	g_return_val_if_fail(later != NULL, FALSE);
 
-	return ingest_apply(cfg, store, item, recipient, envelope_from, out, later, error);
+	return ingest_apply(cfg, store, item, recipient, envelope_from, out, NULL, later, error);
+}
+
+/* Scans @item with the rules as the open transaction reads them. */
+static gboolean
+ingest_scan_current(const MrConfig *cfg, MrStore *store, MrIngestItem *item, GError **error)
+{
+	g_autoptr(MrRuleSet) set = mr_crm_rules_load(store, error);
+
+	if (set == NULL)
+		return FALSE;
+	mr_ingest_item_scan(cfg, item, set, FALSE);
+	return TRUE;
 }
 
 gboolean
@@ -218,7 +326,8 @@ mr_ingest_deliver(const MrConfig *cfg, MrStore *store, GBytes *raw, const char *
 	item = mr_ingest_item_new(cfg, raw);
 	if (!mr_store_begin(store, error))
 		return FALSE;
-	if (!mr_ingest_apply(cfg, store, item, recipient, envelope_from, &result, error)) {
+	if (!ingest_scan_current(cfg, store, item, error) ||
+	    !mr_ingest_apply(cfg, store, item, recipient, envelope_from, &result, error)) {
 		mr_store_rollback(store);
 		return FALSE;
 	}
@@ -270,7 +379,7 @@ mr_ingest_quarantine_retry(const MrConfig *cfg, MrStore *store, gint64 id, MrDel
 		return FALSE;
 	}
 	item = mr_ingest_item_new(cfg, q->raw);
-	if (!mr_store_begin(store, error) ||
+	if (!mr_store_begin(store, error) || !ingest_scan_current(cfg, store, item, error) ||
 	    !mr_ingest_apply(cfg, store, item, mb->address.address, NULL, &result, error) ||
 	    !mr_store_quarantine_delete(store, id, error) || !mr_store_commit(store, error)) {
 		mr_store_rollback(store);

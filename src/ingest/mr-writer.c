@@ -25,8 +25,10 @@
 
 #include <string.h>
 
+#include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-rule.h"
 #include "mailroom/mr-writer.h"
 
 struct _MrWriter {
@@ -43,6 +45,9 @@ struct _MrWriter {
 	gint pending;           /* submitted, not yet reported (atomic) */
 	gsize committed;        /* messages committed (atomic) */
 	gint closing;           /* mr_writer_close() was called (atomic) */
+	GMutex rules_lock;
+	MrRuleSet *rules;       /* the rules as the last batch read them; the
+				   parse pool scans with them (under the lock) */
 };
 
 typedef struct {
@@ -170,9 +175,18 @@ parse_job(gpointer data, gpointer user_data)
 {
 	WriterJob *job = data;
 
-	if (!g_atomic_int_get(&job->writer->closing))
+	MrWriter *writer = job->writer;
+
+	if (!g_atomic_int_get(&writer->closing)) {
+		g_autoptr(MrRuleSet) rules = NULL;
+
 		job->item = mr_ingest_item_new(job->cfg, job->raw);
-	g_async_queue_push(job->writer->queue, job);
+		g_mutex_lock(&writer->rules_lock);
+		rules = mr_rule_set_ref(writer->rules);
+		g_mutex_unlock(&writer->rules_lock);
+		mr_ingest_item_scan(job->cfg, job->item, rules, FALSE);
+	}
+	g_async_queue_push(writer->queue, job);
 }
 
 /* The large lane: waits until the message fits in the budget (or nothing
@@ -255,6 +269,33 @@ unit_apply(MrWriter *writer, WriterJob *job)
 	return TRUE;
 }
 
+/* Reads the change counter of the rules in the open transaction, and the
+ * rules again when it moved: a change made with mailroomctl (by any
+ * daemon's host) applies from the next batch on.  Returns FALSE with
+ * @error when the database failed. */
+static gboolean
+rules_check(MrWriter *writer, GError **error)
+{
+	gint64 version = mr_store_rules_version(writer->store, error);
+	MrRuleSet *set, *old;
+
+	if (version < 0)
+		return FALSE;
+	if (version == mr_rule_set_version(writer->rules))
+		return TRUE;
+	set = mr_crm_rules_load(writer->store, error);
+	if (set == NULL)
+		return FALSE;
+	g_debug("rules changed (counter %" G_GINT64_FORMAT "): %u enabled", version,
+		mr_rule_set_enabled(set));
+	g_mutex_lock(&writer->rules_lock);
+	old = writer->rules;
+	writer->rules = set;
+	g_mutex_unlock(&writer->rules_lock);
+	mr_rule_set_unref(old);
+	return TRUE;
+}
+
 /* Applies the jobs of @batch not marked in @lost, in the open transaction.
  * A message's savepoint is released without waiting for the server
  * (mr_ingest_apply_later): its result may still turn into a failure, set
@@ -276,6 +317,10 @@ batch_apply_jobs(MrWriter *writer, GPtrArray *batch, const gboolean *lost)
 				return (gint)b;
 			continue;
 		}
+		/* scanned with rules older than the batch's: again, here */
+		if (job->item != NULL &&
+		    (job->item->scan == NULL || mr_rule_scan_set(job->item->scan) != writer->rules))
+			mr_ingest_item_scan(job->cfg, job->item, writer->rules, FALSE);
 		for (guint i = 0; i < job->recipients->len; i++) {
 			MrWriterResult *r = &job->results[i];
 
@@ -347,6 +392,12 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 			return;
 		}
 		if (!mr_store_begin(writer->store, &error)) {
+			batch_fail(batch, error);
+			return;
+		}
+		if (!rules_check(writer, &error)) {
+			g_prefix_error(&error, "rules: ");
+			mr_store_rollback(writer->store);
 			batch_fail(batch, error);
 			return;
 		}
@@ -448,8 +499,12 @@ mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_threads, GError 
 	writer->context = g_main_context_ref(context);
 	writer->cfg = mr_config_ref(cfg);
 	writer->queue = g_async_queue_new();
+	g_mutex_init(&writer->rules_lock);
 	writer->store = mr_store_open(cfg, error);
 	if (writer->store == NULL)
+		return NULL;
+	writer->rules = mr_crm_rules_load(writer->store, error);
+	if (writer->rules == NULL)
 		return NULL;
 	writer->parse_pool = g_thread_pool_new(parse_job, NULL, (gint)MAX(parse_threads, 1), FALSE,
 					       error);
@@ -622,6 +677,8 @@ mr_writer_free(MrWriter *writer)
 		g_thread_pool_free(writer->large_pool, TRUE, TRUE);
 	g_mutex_clear(&writer->budget_lock);
 	g_cond_clear(&writer->budget_cond);
+	g_mutex_clear(&writer->rules_lock);
+	g_clear_pointer(&writer->rules, mr_rule_set_unref);
 	g_clear_pointer(&writer->store, mr_store_close);
 	g_clear_pointer(&writer->queue, g_async_queue_unref);
 	g_clear_pointer(&writer->cfg, mr_config_unref);

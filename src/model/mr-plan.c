@@ -36,5 +36,6 @@ mr_plan_free(MrPlan *plan)
 	g_free(plan->untrusted);
 	g_free(plan->title);
 	g_free(plan->record_status);
+	mr_rule_outcome_free(plan->rules);
 	g_free(plan);
 }

@@ -706,20 +706,21 @@ text_one(const MrRuleCond *cond, MrRuleOp op, const char *f)
 	}
 }
 
-/* Returns the folded form of @s, from @v when the caller folded it. */
-static char *
-fold(const MrRuleCond *cond, const MrRuleValues *v, const char *s)
+/* Returns the folded form of @s: borrowed from @v when the caller folded
+ * it (a long body is not copied once per rule), else made in *@owned. */
+static const char *
+fold(const MrRuleCond *cond, const MrRuleValues *v, const char *s, char **owned)
 {
 	g_autofree char *valid = NULL;
 
 	if (cond->field == MR_RULE_FIELD_SUBJECT && v->subject_folded != NULL)
-		return g_strdup(v->subject_folded);
+		return v->subject_folded;
 	if (cond->field == MR_RULE_FIELD_BODY && v->body_folded != NULL)
-		return g_strdup(v->body_folded);
+		return v->body_folded;
 	if (g_utf8_validate(s, -1, NULL))
-		return g_utf8_casefold(s, -1);
+		return *owned = g_utf8_casefold(s, -1);
 	valid = g_utf8_make_valid(s, -1);
-	return g_utf8_casefold(valid, -1);
+	return *owned = g_utf8_casefold(valid, -1);
 }
 
 /* Appends @s to the explained value @out, separated by ", ", while it is
@@ -756,9 +757,9 @@ eval_text(const MrRuleCond *cond, const MrRuleValues *v, GString *explain, char 
 			gave_up |= r == RX_GAVE_UP;
 			held = r == RX_YES;
 		} else {
-			g_autofree char *f = fold(cond, v, s);
+			g_autofree char *owned = NULL;
 
-			held = text_one(cond, op, f);
+			held = text_one(cond, op, fold(cond, v, s, &owned));
 		}
 		if (held) {
 			if (explain != NULL) {

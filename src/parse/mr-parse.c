@@ -108,6 +108,14 @@ parse_strdup_utf8(const char *s)
 	return g_utf8_make_valid(s, -1);
 }
 
+static void
+header_free(MrHeader *h)
+{
+	g_free(h->name);
+	g_free(h->value);
+	g_free(h);
+}
+
 void
 mr_address_free(MrAddress *addr)
 {
@@ -147,6 +155,7 @@ mr_message_free(MrMessage *msg)
 	g_free(msg->in_reply_to);
 	g_clear_pointer(&msg->references, g_ptr_array_unref);
 	g_clear_pointer(&msg->auth_results, g_ptr_array_unref);
+	g_clear_pointer(&msg->headers, g_ptr_array_unref);
 	g_free(msg->body_text);
 	g_clear_pointer(&msg->attachments, g_ptr_array_unref);
 	mr_address_free(msg->original_from);
@@ -230,6 +239,25 @@ header_repaired(GMimeHeader *h)
 		return NULL;
 	merged = mr_parse_rfc2047_merge(raw);
 	return merged != NULL ? g_mime_utils_header_unfold(merged) : NULL;
+}
+
+/* Returns: (transfer full): @h's name and its value decoded, unfolded and
+ * made valid UTF-8 (header:NAME of the rules). */
+static MrHeader *
+header_decoded(ParseCtx *ctx, GMimeHeader *h)
+{
+	MrHeader *out = g_new0(MrHeader, 1);
+	g_autofree char *repaired = header_repaired(h);
+	g_autofree char *decoded = repaired != NULL
+					   ? g_mime_utils_header_decode_text(ctx->gopts, repaired)
+					   : g_strdup(g_mime_header_get_value(h));
+	char *value = parse_strdup_utf8(decoded);
+
+	out->name = parse_strdup_utf8(g_mime_header_get_name(h));
+	if (out->name == NULL)
+		out->name = g_strdup("");
+	out->value = value != NULL ? g_strstrip(value) : g_strdup("");
+	return out;
 }
 
 /* Returns: (transfer full): the decoded Subject: of @message, "" when it
@@ -371,9 +399,13 @@ parse_envelope(ParseCtx *ctx, GMimeMessage *message)
 		GMimeHeaderList *headers = g_mime_object_get_header_list(obj);
 		int n = g_mime_header_list_get_count(headers);
 
-		for (int i = 0; i < n && msg->auth_results->len < PARSE_MAX_AUTH_RESULTS; i++) {
+		for (int i = 0; i < n; i++) {
 			GMimeHeader *h = g_mime_header_list_get_header_at(headers, i);
 			const char *raw = g_mime_header_get_raw_value(h);
+
+			g_ptr_array_add(msg->headers, header_decoded(ctx, h));
+			if (msg->auth_results->len >= PARSE_MAX_AUTH_RESULTS)
+				continue;
 
 			if (raw != NULL &&
 			    g_ascii_strcasecmp(g_mime_header_get_name(h), "Authentication-Results") == 0) {
@@ -969,6 +1001,7 @@ message_new(void)
 	msg->cc = g_ptr_array_new_with_free_func((GDestroyNotify)mr_address_free);
 	msg->references = g_ptr_array_new_with_free_func(g_free);
 	msg->auth_results = g_ptr_array_new_with_free_func(g_free);
+	msg->headers = g_ptr_array_new_with_free_func((GDestroyNotify)header_free);
 	msg->attachments = g_ptr_array_new_with_free_func((GDestroyNotify)mr_attachment_free);
 	return msg;
 }

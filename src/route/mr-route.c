@@ -460,13 +460,23 @@ plan_title(const MrMessage *msg)
 	return g_strdup(s != NULL && *s != '\0' ? s : "(no subject)");
 }
 
-static void
-decide_action(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts, MrPlan *plan)
+void
+mr_route_decide(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts, MrRole role,
+		MrPlan *plan)
 {
 	gboolean automatic = msg->auto_kind != MR_AUTO_NONE;
 	const MrParty *customer = party_at(plan, plan->customer);
 
-	switch (plan->role) {
+	g_return_if_fail(store != NULL && msg != NULL && facts != NULL && plan != NULL);
+
+	/* from what routing found, whatever was decided before */
+	plan->action = MR_ACTION_LOG;
+	plan->record = plan->found;
+	plan->also.kind = MR_RECORD_NONE;
+	plan->also.id = 0;
+	plan->reopen = FALSE;
+	g_clear_pointer(&plan->title, g_free);
+	switch (role) {
 	case MR_ROLE_SUPPORT:
 		if (plan->record.kind == MR_RECORD_TICKET) {
 			plan->action = MR_ACTION_TICKET_UPDATE;
@@ -502,6 +512,13 @@ decide_action(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts, M
 	}
 	plan->is_reply = plan->record.kind != MR_RECORD_NONE && customer != NULL &&
 			 customer->is_sender && plan->owner < 0 && !automatic;
+	if (plan->untrusted != NULL) { /* a forged user creates nothing */
+		plan->action = MR_ACTION_LOG;
+		plan->reopen = FALSE;
+		plan->is_reply = FALSE;
+		plan->also.kind = MR_RECORD_NONE;
+		g_clear_pointer(&plan->title, g_free);
+	}
 }
 
 MrPlan *
@@ -539,14 +556,8 @@ mr_route_plan_facts(const MrConfig *cfg, MrStore *store, const MrMessage *msg,
 	plan->create_contacts = msg->auto_kind == MR_AUTO_NONE;
 	collect_parties(cfg, store, msg, facts, plan);
 	find_record(cfg, store, facts, detail, plan);
-	decide_action(store, msg, facts, plan);
-	if (plan->untrusted != NULL) { /* a forged user creates nothing */
-		plan->action = MR_ACTION_LOG;
-		plan->reopen = FALSE;
-		plan->is_reply = FALSE;
-		plan->also.kind = MR_RECORD_NONE;
-		g_clear_pointer(&plan->title, g_free);
-	}
+	plan->found = plan->record;
+	mr_route_decide(store, msg, facts, plan->role, plan);
 	/* A look-up that failed answered "not found": a plan made from it
 	 * (a refused link, a new ticket) must not be applied. */
 	if (!mr_store_check(store, error)) {

@@ -304,6 +304,7 @@ mr_store_message_deliver(MrStore *store, GBytes *raw, const char *key, const MrM
 		mr_sql_bind_text(st, 3, delivery->role);
 		mr_sql_bind_text(st, 4, delivery->envelope_from);
 		mr_sql_bind_text(st, 5, out->now);
+		mr_sql_bind_text(st, 6, delivery->rules);
 		return mr_store_step_later(store, st, error);
 	}
 }

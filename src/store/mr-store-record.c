@@ -243,3 +243,93 @@ mr_store_record_must_exist(MrStore *store, MrRecordRef ref, char **status_out, G
 	}
 	return FALSE;
 }
+
+gint64
+mr_store_record_owner(MrStore *store, MrRecordRef ref)
+{
+	g_autoptr(MrStmtUse) st = NULL;
+
+	if (ref.kind == MR_RECORD_NONE)
+		return 0;
+	st = store_stmt(store, mr_status_sql[ref.kind]);
+	mr_sql_bind_int64(st, 1, ref.id);
+	if (!mr_store_step_row(store, st))
+		return 0;
+	return mr_sql_column_int64(st, 1);
+}
+
+gboolean
+mr_store_record_set_owner(MrStore *store, MrRecordRef ref, gint64 owner, GError **error)
+{
+	static const MrStmtId sql[] = {
+		[MR_RECORD_LEAD] = MR_STMT_LEAD_SET_OWNER,
+		[MR_RECORD_OPPORTUNITY] = MR_STMT_OPP_SET_OWNER,
+		[MR_RECORD_TICKET] = MR_STMT_TICKET_SET_OWNER,
+	};
+	g_autoptr(MrStmtUse) st = NULL;
+
+	if (ref.kind == MR_RECORD_NONE)
+		return TRUE;
+	st = store_stmt(store, sql[ref.kind]);
+	mr_sql_bind_int64(st, 1, ref.id);
+	mr_store_bind_id(st, 2, owner);
+	return mr_store_step_later(store, st, error);
+}
+
+gboolean
+mr_store_ticket_set_fields(MrStore *store, gint64 id, const char *priority, const char *type,
+			   GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TICKET_SET_FIELDS);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, priority);
+	mr_sql_bind_text(st, 3, type);
+	return mr_store_step_later(store, st, error);
+}
+
+gboolean
+mr_store_lead_set_source(MrStore *store, gint64 id, const char *source, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LEAD_SET_SOURCE);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, source);
+	return mr_store_step_later(store, st, error);
+}
+
+gboolean
+mr_store_record_tag(MrStore *store, MrRecordRef ref, const char *tag, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TAG_INSERT);
+
+	mr_sql_bind_text(st, 1, mr_record_kind_name(ref.kind));
+	mr_sql_bind_int64(st, 2, ref.id);
+	mr_sql_bind_text(st, 3, tag);
+	return mr_store_step_later(store, st, error);
+}
+
+GStrv
+mr_store_record_tags(MrStore *store, MrRecordRef ref)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_RECORD_TAGS);
+	g_autoptr(GPtrArray) tags = g_ptr_array_new();
+
+	mr_sql_bind_text(st, 1, mr_record_kind_name(ref.kind));
+	mr_sql_bind_int64(st, 2, ref.id);
+	while (mr_store_step_row(store, st))
+		g_ptr_array_add(tags, g_strdup(mr_sql_column_text(st, 0)));
+	g_ptr_array_add(tags, NULL);
+	return (GStrv)g_ptr_array_free(g_steal_pointer(&tags), FALSE);
+}
+
+char *
+mr_store_account_name(MrStore *store, gint64 id)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ACCOUNT_NAME);
+
+	mr_sql_bind_int64(st, 1, id);
+	if (!mr_store_step_row(store, st))
+		return NULL;
+	return g_strdup(mr_sql_column_text(st, 0));
+}

@@ -142,6 +142,7 @@ static const MrRowField delivery_fields[] = {
 	MR_ROW_FIELD(MrDeliveryRow, role, "role", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrDeliveryRow, envelope_from, "envelope_from", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrDeliveryRow, received, "received", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrDeliveryRow, rules, "rules", MR_ROW_LINES),
 };
 MR_ROW_DEFINE(MrDeliveryRow, mr_delivery_row_desc, "delivery", delivery_fields,
 	      mr_delivery_row_free)

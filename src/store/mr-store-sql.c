@@ -637,9 +637,9 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_ACCOUNT_BY_DOMAIN] = "SELECT id FROM account WHERE domain = ?1",
 	[MR_STMT_ACCOUNT_INSERT] = "INSERT INTO account (domain, name, created) VALUES (?1, ?2, ?3)"
 		" ON CONFLICT (domain) DO NOTHING RETURNING id",
-	[MR_STMT_LEAD_STATUS] = "SELECT status FROM lead WHERE id = ?1",
-	[MR_STMT_OPP_STATUS] = "SELECT status FROM opportunity WHERE id = ?1",
-	[MR_STMT_TICKET_STATUS] = "SELECT status FROM ticket WHERE id = ?1",
+	[MR_STMT_LEAD_STATUS] = "SELECT status, owner_id FROM lead WHERE id = ?1",
+	[MR_STMT_OPP_STATUS] = "SELECT status, owner_id FROM opportunity WHERE id = ?1",
+	[MR_STMT_TICKET_STATUS] = "SELECT status, owner_id FROM ticket WHERE id = ?1",
 	[MR_STMT_LEAD_RELATED] = RELATED("lead"),
 	[MR_STMT_OPP_RELATED] = RELATED("opportunity"),
 	[MR_STMT_TICKET_RELATED] = RELATED("ticket"),
@@ -671,8 +671,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"INSERT INTO attachment (message_id, sha256, filename, content_type, size)"
 		" VALUES (?1, ?2, ?3, ?4, ?5)",
 	[MR_STMT_DELIVERY_INSERT] =
-		"INSERT INTO delivery (message_id, recipient, role, envelope_from, received)"
-		" VALUES (?1, ?2, ?3, ?4, ?5)",
+		"INSERT INTO delivery (message_id, recipient, role, envelope_from, received, rules)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[MR_STMT_LINK_INSERT] =
 		"INSERT INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
 	[MR_STMT_EVENT_INSERT] =
@@ -748,13 +748,26 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT filename, content_type, size, sha256 FROM attachment"
 		" WHERE message_id = ?1 ORDER BY id",
 	[MR_STMT_MESSAGE_DELIVERIES] =
-		"SELECT recipient, role, envelope_from, received FROM delivery"
-		" WHERE message_id = ?1 ORDER BY received",
+		"SELECT recipient, role, envelope_from, received, rules FROM delivery"
+		" WHERE message_id = ?1 ORDER BY received, recipient",
 	[MR_STMT_MESSAGE_REFUSED] =
 		"SELECT " EVENT_COLUMNS " FROM event WHERE message_id = ?1"
 		" AND type IN (?2, ?3) ORDER BY id",
 	[MR_STMT_MESSAGE_RAW] = "SELECT raw FROM message_raw WHERE message_id = ?1",
 	[MR_STMT_ACCOUNT_ID] = "SELECT id FROM account WHERE domain = ?1",
+	[MR_STMT_ACCOUNT_NAME] = "SELECT name FROM account WHERE id = ?1",
+	[MR_STMT_TICKET_SET_FIELDS] =
+		"UPDATE ticket SET priority = coalesce(?2, priority), type = coalesce(?3, type)"
+		" WHERE id = ?1",
+	[MR_STMT_LEAD_SET_SOURCE] = "UPDATE lead SET source = ?2 WHERE id = ?1",
+	[MR_STMT_LEAD_SET_OWNER] = "UPDATE lead SET owner_id = ?2 WHERE id = ?1",
+	[MR_STMT_OPP_SET_OWNER] = "UPDATE opportunity SET owner_id = ?2 WHERE id = ?1",
+	[MR_STMT_TICKET_SET_OWNER] = "UPDATE ticket SET owner_id = ?2 WHERE id = ?1",
+	[MR_STMT_TAG_INSERT] =
+		"INSERT INTO record_tag (record_kind, record_id, tag) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT DO NOTHING",
+	[MR_STMT_RECORD_TAGS] =
+		"SELECT tag FROM record_tag WHERE record_kind = ?1 AND record_id = ?2 ORDER BY tag",
 	[MR_STMT_TIMELINE] =
 		"SELECT m.received, NULL, 'message', m.subject, m.message_id, m.date,"
 		" m.received, NULL, NULL, NULL, NULL, NULL, NULL, NULL, m.id"

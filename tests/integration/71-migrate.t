@@ -133,8 +133,19 @@ with section("mailroomctl init migrates a v1 database"):
         con.rollback()
         t.ok(refused, "the schema refuses %s" % what)
     con.close()
+    def without_schema_8(got):
+        """@got without what schema 8 added to shows (a record's tags, the
+        rules that fired on a message and its deliveries), when empty: no
+        rule ran on mail stored before rules were."""
+        if isinstance(got, dict):
+            return {k: without_schema_8(v) for k, v in got.items()
+                    if not (k in ("tags", "rules") and v in ([], None))}
+        if isinstance(got, list):
+            return [without_schema_8(v) for v in got]
+        return got
+
     for cmd, want in sorted(expected.items()):
-        got = e.json(*cmd.split(" "))
+        got = without_schema_8(e.json(*cmd.split(" ")))
         t.ok(got == want, "mailroomctl %s prints what v1 printed" % cmd,
              None if got == want else {"v1": want, "now": got})
 

@@ -137,7 +137,8 @@ def every_type():
 def to_schema_5(e, events):
     """Turns the database of @e back into schema 5: the event table with its
     sentences (those of @events, as event list printed them) in summary,
-    without the typed columns, and without the rules of schema 7."""
+    without the typed columns, and without the rules of schema 7 nor what
+    schema 8 added."""
     if PG:
         dbname = e.db.rsplit("/", 1)[1]
         text = " ".join("WHEN %d THEN '%s'" % (x["id"], x["summary"].replace("'", "''"))
@@ -147,6 +148,9 @@ def to_schema_5(e, events):
                           "ALTER TABLE event DROP COLUMN actor_id, DROP COLUMN old_status,"
                           " DROP COLUMN new_status, DROP COLUMN address, DROP COLUMN detail;"
                           "DROP TABLE rule; DROP TABLE rule_version;"
+                          "ALTER TABLE delivery DROP COLUMN rules; ALTER TABLE app_user DROP COLUMN away;"
+                          "DROP TABLE record_tag; DROP TABLE team_member; DROP TABLE team;"
+                          "DELETE FROM event_type WHERE name = 'team.unassigned';"
                           "UPDATE mailroom_schema SET version = 5;" % text, db=dbname)
         return
     import sqlite3
@@ -163,7 +167,10 @@ def to_schema_5(e, events):
         "ALTER TABLE event_v5 RENAME TO event;"
         "CREATE INDEX event_record ON event(record_kind, record_id);"
         "CREATE INDEX event_message ON event(message_id);"
-        "DROP TABLE rule; DROP TABLE rule_version;")
+        "DROP TABLE rule; DROP TABLE rule_version;"
+        "ALTER TABLE delivery DROP COLUMN rules; ALTER TABLE app_user DROP COLUMN away;"
+        "DROP TABLE record_tag; DROP TABLE team_member; DROP TABLE team;"
+        "DELETE FROM event_type WHERE name = 'team.unassigned';")
     con.executemany("UPDATE event SET summary = ? WHERE id = ?",
                     [(x["summary"], x["id"]) for x in events])
     con.execute("PRAGMA user_version = 5")
@@ -192,7 +199,7 @@ to_schema_5(five, written)
 t.eq(five.query("SELECT count(*) FROM event WHERE summary <> ''")[0][0], len(written),
      "made a schema-5 database: each event with its sentence")
 j = five.json("init")
-t.eq(j["schema_version"], 7, "init migrates it to 7")
+t.eq(j["schema_version"], 8, "init migrates it to 8")
 t.eq(five.json("event", "list"), written,
      "event list --json prints what it printed before, event by event (ids too)")
 t.eq(five.query(FACTS), [facts_a_sentence_keeps(r) for r in facts],
