@@ -336,6 +336,21 @@ test_rules(void)
 	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
 }
 
+/* Asserts that mr_crm_rules_replace() refuses @rules with @code and
+ * @message, naming the rule at @index. */
+static void
+assert_replace_refused(MrStore *store, const GPtrArray *rules, int code,
+		       const char *message, guint index)
+{
+	g_autoptr(GError) error = NULL;
+	guint refused = G_MAXUINT;
+
+	g_assert_false(mr_crm_rules_replace(store, rules, &refused, &error));
+	g_assert_error(error, MR_CRM_ERROR, code);
+	g_assert_cmpstr(error->message, ==, message);
+	g_assert_cmpuint(refused, ==, index);
+}
+
 /* Replacing every rule: in the order given, positions 1 to n, enabled as
  * made; refused whole (a name twice, an owner that is no user, a team)
  * with the index of the rule refused, the rules and the counter as they
@@ -350,7 +365,6 @@ test_rules_replace(void)
 	g_autoptr(GPtrArray) none = g_ptr_array_new();
 	g_autoptr(MrRule) old = rule_make("old", "hour > 1", "log");
 	g_autoptr(MrRuleRow) row = NULL;
-	guint refused = 99;
 
 	g_assert_no_error(error);
 	g_assert_cmpint(mr_crm_rule_add(store, old, 0, &error), ==, 1);
@@ -361,22 +375,15 @@ test_rules_replace(void)
 	g_assert_cmpint(rules_version(store), ==, 1);
 
 	/* an owner who is no user yet: the third rule, nothing written */
-	g_assert_false(mr_crm_rules_replace(store, rules, &refused, &error));
-	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
-	g_assert_cmpstr(error->message, ==,
-			"rule c: 'owner = alice@acme.test': no user alice@acme.test");
-	g_assert_cmpuint(refused, ==, 2);
-	g_clear_error(&error);
+	assert_replace_refused(store, rules, MR_CRM_ERROR_NOT_FOUND,
+			       "rule c: 'owner = alice@acme.test': no user alice@acme.test", 2);
 	ASSERT_RULES(store, "old");
 	g_assert_cmpint(rules_version(store), ==, 1);
 
 	/* a name twice: refused before the transaction */
 	g_ptr_array_add(rules, rule_make("a", "hour > 2", "lead"));
-	g_assert_false(mr_crm_rules_replace(store, rules, &refused, &error));
-	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_EXISTS);
-	g_assert_cmpstr(error->message, ==, "rule a: an earlier rule has that name");
-	g_assert_cmpuint(refused, ==, 3);
-	g_clear_error(&error);
+	assert_replace_refused(store, rules, MR_CRM_ERROR_EXISTS,
+			       "rule a: an earlier rule has that name", 3);
 	g_ptr_array_remove_index(rules, 3);
 	ASSERT_RULES(store, "old");
 	g_assert_cmpint(rules_version(store), ==, 1);
@@ -394,11 +401,8 @@ test_rules_replace(void)
 
 	/* a team owner: refused as rule add refuses it */
 	g_ptr_array_add(rules, rule_make("t", "hour > 1", "owner = team:2nd-level"));
-	g_assert_false(mr_crm_rules_replace(store, rules, &refused, &error));
-	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
-	g_assert_cmpstr(error->message, ==, "rule t: 'owner = team:2nd-level': no team 2nd-level");
-	g_assert_cmpuint(refused, ==, 3);
-	g_clear_error(&error);
+	assert_replace_refused(store, rules, MR_CRM_ERROR_NOT_FOUND,
+			       "rule t: 'owner = team:2nd-level': no team 2nd-level", 3);
 	ASSERT_RULES(store, "b a c");
 	g_assert_cmpint(rules_version(store), ==, 2);
 
