@@ -146,4 +146,17 @@ gboolean mr_crm_rule_delete(MrStore *store, const char *name, GError **error);
  * Returns its new position, or 0 with @error. */
 gint64 mr_crm_rule_move(MrStore *store, const char *name, gint64 position, GError **error);
 
+/* Replaces every rule by @rules (element-type MrRule, each made by
+ * mr_rule_new(); its @enabled as it is), at positions 1 to n in their
+ * order; an empty array deletes them all.  One transaction: the counter
+ * bumped first, every owner checked as mr_crm_rule_add() does, the old
+ * rules deleted, the new ones inserted.  Refuses, writing nothing: two
+ * rules of one name (MR_CRM_ERROR_EXISTS, "rule NAME: an earlier rule has
+ * that name"), an owner that is no user or a team (MR_CRM_ERROR_NOT_FOUND,
+ * "rule NAME: 'owner = x@y': no user x@y"); for these, @refused_out
+ * (optional) is set to the index in @rules of the rule refused.  Returns
+ * FALSE with @error. */
+gboolean mr_crm_rules_replace(MrStore *store, const GPtrArray *rules, guint *refused_out,
+			      GError **error);
+
 G_END_DECLS

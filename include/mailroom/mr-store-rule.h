@@ -62,6 +62,10 @@ gboolean mr_store_rule_set_enabled(MrStore *store, const char *name, gboolean en
 /* Deletes rule @name (none is no error). */
 gboolean mr_store_rule_delete(MrStore *store, const char *name, GError **error);
 
+/* Deletes every rule (none is no error), for a replacement of them all
+ * (mr_crm_rules_replace()). */
+gboolean mr_store_rules_delete_all(MrStore *store, GError **error);
+
 /* --- queries for the CLI --------------------------------------------------- */
 
 typedef struct {

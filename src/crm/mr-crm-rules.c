@@ -1,5 +1,5 @@
 /* mr-crm-rules.c - the use cases that change the rules (issue 22): add,
- * enable and disable, delete, move (see mr-crm.h).
+ * enable and disable, delete, move, replace them all (see mr-crm.h).
  *
  * CRM stage.  The grammar of a rule is the model's (mr-rule.h, checked
  * before it comes here); what the data must say of it -- an owner who is
@@ -68,6 +68,21 @@ action_text(gconstpointer action)
 	return mr_rule_action_text(action);
 }
 
+/* Inserts @rule's row at @position (free) at @now. */
+static gboolean
+rule_insert(MrStore *store, const MrRule *rule, gint64 position, const char *now,
+	    GError **error)
+{
+	g_autofree char *conds = texts_joined(rule->conds, cond_text);
+	g_autofree char *actions = texts_joined(rule->actions, action_text);
+	MrRuleNew row = {
+		.name = rule->name, .position = position, .enabled = rule->enabled,
+		.any = rule->any, .stop = rule->stop, .conditions = conds, .actions = actions,
+	};
+
+	return mr_store_rule_insert(store, &row, now, error) != 0;
+}
+
 /* --- add --------------------------------------------------------------------- */
 
 typedef struct {
@@ -80,12 +95,6 @@ rule_add_tx(MrStore *store, gpointer data, GError **error)
 {
 	RuleAdd *r = data;
 	g_autofree char *now = mr_clock_now_iso();
-	g_autofree char *conds = texts_joined(r->rule->conds, cond_text);
-	g_autofree char *actions = texts_joined(r->rule->actions, action_text);
-	MrRuleNew row = {
-		.name = r->rule->name, .enabled = r->rule->enabled, .any = r->rule->any,
-		.stop = r->rule->stop, .conditions = conds, .actions = actions,
-	};
 	gint64 n;
 
 	/* first: its row lock orders this change after any other one */
@@ -102,8 +111,7 @@ rule_add_tx(MrStore *store, gpointer data, GError **error)
 	if (!mr_store_check(store, error))
 		return FALSE;
 	/* added last, then moved up where asked */
-	row.position = n + 1;
-	if (mr_store_rule_insert(store, &row, now, error) == 0)
+	if (!rule_insert(store, r->rule, n + 1, now, error))
 		return FALSE;
 	r->position = r->position == 0 || r->position > n + 1 ? n + 1 : r->position;
 	return mr_store_rules_rotate(store, n + 1, r->position, error);
@@ -186,4 +194,62 @@ mr_crm_rule_move(MrStore *store, const char *name, gint64 position, GError **err
 	g_return_val_if_fail(position >= 1, 0);
 
 	return mr_store_run(store, rule_edit_tx, &r, error) ? r.position : 0;
+}
+
+/* --- replace ------------------------------------------------------------------- */
+
+typedef struct {
+	const GPtrArray *rules; /* MrRule*, in order */
+	guint refused;          /* the index of the rule refused */
+} RulesReplace;
+
+static gboolean
+rules_replace_tx(MrStore *store, gpointer data, GError **error)
+{
+	RulesReplace *r = data;
+	g_autofree char *now = mr_clock_now_iso();
+
+	if (mr_store_rules_bump(store, error) == 0)
+		return FALSE;
+	for (r->refused = 0; r->refused < r->rules->len; r->refused++)
+		if (!owners_exist(store, g_ptr_array_index(r->rules, r->refused), error))
+			return FALSE;
+	if (!mr_store_rules_delete_all(store, error))
+		return FALSE;
+	for (guint i = 0; i < r->rules->len; i++)
+		if (!rule_insert(store, g_ptr_array_index(r->rules, i), i + 1, now, error))
+			return FALSE;
+	return TRUE;
+}
+
+gboolean
+mr_crm_rules_replace(MrStore *store, const GPtrArray *rules, guint *refused_out,
+		     GError **error)
+{
+	g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
+	RulesReplace r = { rules, 0 };
+
+	g_return_val_if_fail(rules != NULL, FALSE);
+
+	for (guint i = 0; i < rules->len; i++) {
+		const MrRule *rule = g_ptr_array_index(rules, i);
+
+		if (!g_hash_table_add(names, rule->name)) {
+			if (refused_out != NULL)
+				*refused_out = i;
+			g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_EXISTS,
+				    "rule %s: an earlier rule has that name", rule->name);
+			return FALSE;
+		}
+	}
+	if (mr_store_run(store, rules_replace_tx, &r, error))
+		return TRUE;
+	/* an owner refused: say which rule (the others are the store's) */
+	if (error != NULL && *error != NULL && (*error)->domain == MR_CRM_ERROR) {
+		g_prefix_error(error, "rule %s: ",
+			       ((const MrRule *)g_ptr_array_index(rules, r.refused))->name);
+		if (refused_out != NULL)
+			*refused_out = r.refused;
+	}
+	return FALSE;
 }

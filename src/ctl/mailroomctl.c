@@ -35,6 +35,7 @@
 #include "mailroom/mr-writer.h"
 
 #include "mr-ctl-output.h"
+#include "mr-ctl-rules-file.h"
 
 #define MR_CTL_MAX_MESSAGE (256u * 1024 * 1024)
 /* deliver: messages in flight in the writer at once. */
@@ -1264,6 +1265,58 @@ cmd_rule_move(MrCtl *ctl, char **args)
 	return rule_print(ctl, args[0]);
 }
 
+/* rule export: every rule as a rules file (mr-ctl-rules-file.h) on
+ * standard output; --json prints what rule list --json prints. */
+static int
+cmd_rule_export(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+	g_autofree char *now = NULL;
+
+	if (ctl->json)
+		return cmd_rule_list(ctl, args);
+	rows = mr_store_rules(ctl->store, &error);
+	if (rows == NULL)
+		return store_fail(error);
+	now = mr_clock_now_iso();
+	mr_ctl_rules_file_write(stdout, now, mr_store_schema_version(ctl->store), rows);
+	return 0;
+}
+
+/* rule import FILE: every rule replaced by those of FILE, or nothing
+ * changed; each refusal names FILE:LINE and the rule (exit 64), a file
+ * that cannot be read is 66 as deliver's FILE is. */
+static int
+cmd_rule_import(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrCtlRulesFile) file = mr_ctl_rules_file_read(args[0], &error);
+	const GPtrArray *rules;
+	guint refused = 0;
+
+	if (file == NULL)
+		return fail(error->domain == G_FILE_ERROR ? MR_EX_NOINPUT : MR_EX_USAGE, "%s",
+			    error->message);
+	rules = mr_ctl_rules_file_rules(file);
+	if (!mr_crm_rules_replace(ctl->store, rules, &refused, &error)) {
+		if (error->domain != MR_CRM_ERROR)
+			return store_fail(error);
+		mr_ctl_rules_file_locate(file, refused, &error);
+		return fail(MR_EX_USAGE, "%s", error->message);
+	}
+	if (ctl->json) {
+		g_autoptr(JsonObject) o = json_object_new();
+
+		json_object_set_int_member(o, "imported", rules->len);
+		mr_ctl_print_json_object(o);
+	} else {
+		mr_text_fprintf(stdout, "%u rule%s imported from %s\n", rules->len,
+				rules->len == 1 ? "" : "s", args[0]);
+	}
+	return 0;
+}
+
 static const MrCtlCommand mr_ctl_commands[] = {
 	{ "init", NULL, 0, 0, cmd_init, "init                         create or migrate the database",
 	  TRUE },
@@ -1316,6 +1369,10 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "rule", "test", 1, 1, cmd_rule_test,
 	  "rule test FILE.eml --to ADDRESS [--from SENDER] [--explain]   (a dry run:"
 	  " writes nothing)", FALSE },
+	{ "rule", "export", 0, 0, cmd_rule_export,
+	  "rule export > FILE   (every rule as libconfig text, for rule import)", FALSE },
+	{ "rule", "import", 1, 1, cmd_rule_import,
+	  "rule import FILE   (replaces every rule by those of FILE: all or nothing)", FALSE },
 };
 
 static void

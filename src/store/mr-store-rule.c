@@ -112,6 +112,14 @@ mr_store_rule_delete(MrStore *store, const char *name, GError **error)
 	return mr_store_step_done(store, st, error);
 }
 
+gboolean
+mr_store_rules_delete_all(MrStore *store, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_RULES_DELETE_ALL);
+
+	return mr_store_step_done(store, st, error);
+}
+
 GPtrArray *
 mr_store_rules(MrStore *store, GError **error)
 {

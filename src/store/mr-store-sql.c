@@ -829,6 +829,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_RULE_SET_ENABLED] =
 		"UPDATE rule SET enabled = ?2, updated = ?3 WHERE name = ?1",
 	[MR_STMT_RULE_DELETE] = "DELETE FROM rule WHERE name = ?1",
+	[MR_STMT_RULES_DELETE_ALL] = "DELETE FROM rule",
 	[MR_STMT_LIST_RULES] = "SELECT " RULE_COLUMNS " ORDER BY position",
 	[MR_STMT_SHOW_RULE] = "SELECT " RULE_COLUMNS " WHERE name = ?1",
 };

@@ -336,6 +336,83 @@ test_rules(void)
 	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
 }
 
+/* Asserts that mr_crm_rules_replace() refuses @rules with @code and
+ * @message, naming the rule at @index. */
+static void
+assert_replace_refused(MrStore *store, const GPtrArray *rules, int code,
+		       const char *message, guint index)
+{
+	g_autoptr(GError) error = NULL;
+	guint refused = G_MAXUINT;
+
+	g_assert_false(mr_crm_rules_replace(store, rules, &refused, &error));
+	g_assert_error(error, MR_CRM_ERROR, code);
+	g_assert_cmpstr(error->message, ==, message);
+	g_assert_cmpuint(refused, ==, index);
+}
+
+/* Replacing every rule: in the order given, positions 1 to n, enabled as
+ * made; refused whole (a name twice, an owner that is no user, a team)
+ * with the index of the rule refused, the rules and the counter as they
+ * were; an empty list deletes them all. */
+static void
+test_rules_replace(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(GPtrArray) rules = g_ptr_array_new_with_free_func((GDestroyNotify)mr_rule_free);
+	g_autoptr(GPtrArray) none = g_ptr_array_new();
+	g_autoptr(MrRule) old = rule_make("old", "hour > 1", "log");
+	g_autoptr(MrRuleRow) row = NULL;
+
+	g_assert_no_error(error);
+	g_assert_cmpint(mr_crm_rule_add(store, old, 0, &error), ==, 1);
+	g_ptr_array_add(rules, rule_make("b", "subject contains x", "tag = x"));
+	g_ptr_array_add(rules, rule_make("a", "role = support", "ticket"));
+	g_ptr_array_add(rules, rule_make("c", "hour < 7", "owner = alice@acme.test"));
+	((MrRule *)rules->pdata[1])->enabled = FALSE;
+	g_assert_cmpint(rules_version(store), ==, 1);
+
+	/* an owner who is no user yet: the third rule, nothing written */
+	assert_replace_refused(store, rules, MR_CRM_ERROR_NOT_FOUND,
+			       "rule c: 'owner = alice@acme.test': no user alice@acme.test", 2);
+	ASSERT_RULES(store, "old");
+	g_assert_cmpint(rules_version(store), ==, 1);
+
+	/* a name twice: refused before the transaction */
+	g_ptr_array_add(rules, rule_make("a", "hour > 2", "lead"));
+	assert_replace_refused(store, rules, MR_CRM_ERROR_EXISTS,
+			       "rule a: an earlier rule has that name", 3);
+	g_ptr_array_remove_index(rules, 3);
+	ASSERT_RULES(store, "old");
+	g_assert_cmpint(rules_version(store), ==, 1);
+
+	/* replaced: in order, as made, one bump */
+	g_assert_cmpint(mr_crm_user_add(store, "alice@acme.test", NULL, &error), >, 0);
+	g_assert_true(mr_crm_rules_replace(store, rules, NULL, &error));
+	g_assert_no_error(error);
+	ASSERT_RULES(store, "b a c");
+	g_assert_cmpint(rules_version(store), ==, 2);
+	row = mr_store_rule_get(store, "a", &error);
+	g_assert_no_error(error);
+	g_assert_false(row->enabled);
+	g_assert_cmpstr(row->actions[0], ==, "ticket");
+
+	/* a team owner: refused as rule add refuses it */
+	g_ptr_array_add(rules, rule_make("t", "hour > 1", "owner = team:2nd-level"));
+	assert_replace_refused(store, rules, MR_CRM_ERROR_NOT_FOUND,
+			       "rule t: 'owner = team:2nd-level': no team 2nd-level", 3);
+	ASSERT_RULES(store, "b a c");
+	g_assert_cmpint(rules_version(store), ==, 2);
+
+	/* none: every rule deleted */
+	g_assert_true(mr_crm_rules_replace(store, none, NULL, &error));
+	g_assert_no_error(error);
+	ASSERT_RULES(store, "");
+	g_assert_cmpint(rules_version(store), ==, 3);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -345,5 +422,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/crm/policy-reopen", test_policy_reopen);
 	g_test_add_func("/mailroom/crm/lead-convert", test_lead_convert);
 	g_test_add_func("/mailroom/crm/rules", test_rules);
+	g_test_add_func("/mailroom/crm/rules-replace", test_rules_replace);
 	return g_test_run();
 }
