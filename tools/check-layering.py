@@ -29,6 +29,7 @@ OWNER = {
     "mr-store-event.h": "store", "mr-store-mailbox.h": "store",
     "mr-store-message.h": "store", "mr-store-party.h": "store",
     "mr-store-record.h": "store", "mr-store-rule.h": "store",
+    "mr-store-team.h": "store",
 }
 
 # Foreign headers that only some files may include: the header, the files

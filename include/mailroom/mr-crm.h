@@ -31,7 +31,8 @@ typedef enum {
 	MR_CRM_ERROR_NOT_FOUND, /* no such record, contact or user */
 	MR_CRM_ERROR_INVALID,   /* the request contradicts the data (a status
 	                           change the lifecycle does not allow, ...) */
-	MR_CRM_ERROR_EXISTS,    /* the name is taken (a rule) */
+	MR_CRM_ERROR_EXISTS,    /* the name is taken (a rule, a team), or the
+	                           member is one already */
 } MrCrmError;
 
 GQuark mr_crm_error_quark(void);
@@ -119,6 +120,57 @@ gint64 mr_crm_lead_convert(const MrConfig *cfg, MrStore *store, gint64 id, GErro
 /* Archives inbox lead @id. */
 gboolean mr_crm_lead_archive(const MrConfig *cfg, MrStore *store, gint64 id, GError **error);
 
+/* --- teams (issue 22) -------------------------------------------------------
+ * A team hands the records a rule gives it (owner = team:NAME) to its
+ * members in turn, in position order (the order they were added in),
+ * skipping those away.  Every change of a team or of a user's away flag
+ * bumps the rules' change counter (mr_store_rules_bump()) first in its
+ * transaction, so that daemons reload and two changes do not interleave.
+ * A user is named by any of the user's addresses (lower case). */
+
+/* Adds team @name (mr_rule_check_name(): MR_RULE_ERROR_NAME) with the
+ * users @members (NULL-terminated, at least one, each once: in this
+ * order) and @lead (nullable; a user, who need not be a member).
+ * Refuses, writing nothing: a member or lead who is no user
+ * (MR_CRM_ERROR_NOT_FOUND, "no user x@y"), no member or a user named
+ * twice (MR_CRM_ERROR_INVALID), a name taken (MR_CRM_ERROR_EXISTS). */
+gboolean mr_crm_team_add(MrStore *store, const char *name, const char *const *members,
+			 const char *lead, GError **error);
+
+/* Removes team @name (MR_CRM_ERROR_NOT_FOUND: no such team) and its
+ * members -- unless a rule gives records to it (MR_CRM_ERROR_INVALID,
+ * "team X is the owner of rule Y; change or delete the rule first"). */
+gboolean mr_crm_team_remove(MrStore *store, const char *name, GError **error);
+
+/* Adds user @user to team @name, after the last member.  Refuses: no
+ * such team or user (MR_CRM_ERROR_NOT_FOUND, "no team x", "no user x"), a
+ * member already (MR_CRM_ERROR_EXISTS). */
+gboolean mr_crm_team_member_add(MrStore *store, const char *name, const char *user,
+				GError **error);
+
+/* Takes user @user out of team @name; the others keep their turn.
+ * Refuses: no such team or user (MR_CRM_ERROR_NOT_FOUND), not a member
+ * (MR_CRM_ERROR_INVALID), and the last member (MR_CRM_ERROR_INVALID: a
+ * team has members; remove the team instead, or add another first). */
+gboolean mr_crm_team_member_remove(MrStore *store, const char *name, const char *user,
+				   GError **error);
+
+/* Marks user @email away (the teams' turns skip the user) or back.
+ * Refuses: no such user (MR_CRM_ERROR_NOT_FOUND, "no user x"). */
+gboolean mr_crm_user_away(MrStore *store, const char *email, gboolean away, GError **error);
+
+/* Takes the turn of team @team inside the OPEN transaction, the one that
+ * writes the record it assigns (mr_crm_apply(); it opens none of its
+ * own): the next member after the last one given a record who is not
+ * away, wrapping round (mr_store_team_take_turn()).  The turn commits or
+ * is undone with the record; on PostgreSQL the team's row stays locked
+ * until then, so two daemons never give the same turn.  Returns the
+ * member's user id; 0 without @error when every member is away (the
+ * record stays unassigned: the caller writes MR_EVENT_TEAM_UNASSIGNED,
+ * detail @team); 0 with @error: MR_CRM_ERROR_NOT_FOUND when there is no
+ * team @team (any more), MR_STORE_ERROR when the database failed. */
+gint64 mr_crm_team_assign(MrStore *store, const char *team, GError **error);
+
 /* --- rules (issue 22) -------------------------------------------------------
  * Rules are kept in position order, 1 to n without gaps; every change
  * bumps the change counter (mr_store_rules_bump()) in its transaction. */
@@ -126,9 +178,9 @@ gboolean mr_crm_lead_archive(const MrConfig *cfg, MrStore *store, gint64 id, GEr
 /* Adds @rule (made by mr_rule_new(), which checked its grammar) at
  * @position (0, or past the last: last; the rules from there on move one
  * down).  Refuses, writing nothing: an owner that is no user
- * (MR_CRM_ERROR_NOT_FOUND, "'owner = x@y': no user x@y"), any team owner
- * (MR_CRM_ERROR_NOT_FOUND, "no team NAME": teams are a later slice), a
- * name taken (MR_CRM_ERROR_EXISTS).  Returns the rule's position, or 0
+ * (MR_CRM_ERROR_NOT_FOUND, "'owner = x@y': no user x@y") or no team
+ * (MR_CRM_ERROR_NOT_FOUND, "'owner = team:x': no team x"), a name taken
+ * (MR_CRM_ERROR_EXISTS).  Returns the rule's position, or 0
  * with @error. */
 gint64 mr_crm_rule_add(MrStore *store, const MrRule *rule, gint64 position, GError **error);
 

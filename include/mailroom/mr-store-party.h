@@ -87,6 +87,7 @@ typedef struct {
 	GStrv addresses;      /* every address of the user (NULL-terminated) */
 	char *created;
 	gint64 message_count;
+	gboolean away;        /* skipped by the teams' round-robin */
 } MrUserRow;
 
 MR_ROW_DECLARE(MrUserRow, mr_user_row_desc, mr_user_row_free)

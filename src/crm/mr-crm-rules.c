@@ -12,6 +12,7 @@
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-rule.h"
+#include "mailroom/mr-store-team.h"
 
 /* Checks the owners among @rule's actions against the data. */
 static gboolean
@@ -24,10 +25,9 @@ owners_exist(MrStore *store, const MrRule *rule, GError **error)
 		if (a->kind != MR_RULE_ACT_OWNER)
 			continue;
 		text = mr_rule_action_text(a);
-		/* Teams (team add, round-robin) come in a later slice of issue
-		 * 22: until then there is none, and a rule naming one is
-		 * refused as naming an unknown team would be. */
 		if (a->team) {
+			if (mr_store_team_id(store, a->text) != 0)
+				continue;
 			mr_crm_not_found(store, error, "'%s': no team %s", text, a->text);
 			return FALSE;
 		}

@@ -31,6 +31,7 @@
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
+#include "mailroom/mr-store-team.h"
 #include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
@@ -49,6 +50,7 @@ typedef struct {
 	gboolean quarantined;
 	gint64 limit;
 	gint64 after;
+	char *lead;              /* team add: --lead */
 	char *to, *from, *name, *title, *contact, *owner, *value, *reason;
 	char **conds, **actions; /* rule add: --if, --then */
 	gboolean any, stop;      /* rule add: --any, --stop */
@@ -81,6 +83,7 @@ ctl_clear(MrCtl *ctl)
 	g_free(ctl->owner);
 	g_free(ctl->value);
 	g_free(ctl->reason);
+	g_free(ctl->lead);
 	g_strfreev(ctl->conds);
 	g_strfreev(ctl->actions);
 	g_free(ctl->position);
@@ -397,7 +400,7 @@ typedef struct {
 
 static const MrCtlList mr_ctl_lists[] = {
 	{ "user", mr_store_users, &mr_user_row_desc,
-	  { "id", "email", "name", "message_count", NULL } },
+	  { "id", "email", "name", "message_count", "away", NULL } },
 	{ "contact", mr_store_contacts, &mr_contact_row_desc,
 	  { "email", "name", "account", "owner", "message_count", NULL } },
 	{ "account", mr_store_accounts, &mr_account_row_desc,
@@ -889,6 +892,152 @@ cmd_message_show(MrCtl *ctl, char **args)
 	}
 }
 
+/* --- teams ------------------------------------------------------------------ */
+
+/* Prints team @name as team show does. */
+static int
+team_print(MrCtl *ctl, const char *name)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrTeamRow) row = mr_store_team_get(ctl->store, name, &error);
+	g_autoptr(JsonObject) o = NULL;
+
+	if (row == NULL)
+		return store_fail(error);
+	o = mr_ctl_json_row(ctl->cfg, &mr_team_row_desc, row);
+	if (ctl->json) {
+		mr_ctl_print_json_object(o);
+	} else {
+		mr_ctl_team_for_people(o);
+		mr_ctl_print_object(o);
+	}
+	return 0;
+}
+
+/* Exit code for a refused change of team @team: a bad name, or a user who
+ * is not there, is a mistake on the command line (64), as in rule add; a
+ * team not there, a name taken or a request the data refuses is 1. */
+static int
+team_fail(MrCtl *ctl, const char *team, const GError *error)
+{
+	/* "no team" and "no user" are both not found: the team tells */
+	if (error->domain == MR_RULE_ERROR ||
+	    (g_error_matches(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND) &&
+	     mr_store_team_id(ctl->store, team) != 0))
+		return fail(MR_EX_USAGE, "%s", error->message);
+	return store_fail(error);
+}
+
+static int
+cmd_team_add(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) members = g_ptr_array_new_with_free_func(g_free);
+	g_autofree char *lead = ctl->lead != NULL ? mr_address_normalise(ctl->lead) : NULL;
+
+	for (char **a = args + 1; *a != NULL; a++)
+		g_ptr_array_add(members, mr_address_normalise(*a));
+	g_ptr_array_add(members, NULL);
+	if (!mr_crm_team_add(ctl->store, args[0], (const char *const *)members->pdata, lead,
+			     &error)) {
+		/* what was typed is refused (64); a name taken is 1 */
+		if (error->domain == MR_RULE_ERROR ||
+		    (error->domain == MR_CRM_ERROR && error->code != MR_CRM_ERROR_EXISTS))
+			return fail(MR_EX_USAGE, "%s", error->message);
+		return store_fail(error);
+	}
+	return team_print(ctl, args[0]);
+}
+
+static int
+cmd_team_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "name", "members", "lead", "next", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_teams(ctl->store, &error);
+	g_autoptr(JsonArray) a = NULL;
+
+	if (rows == NULL)
+		return store_fail(error);
+	a = mr_ctl_json_rows(ctl->cfg, rows, &mr_team_row_desc);
+	if (ctl->json) {
+		mr_ctl_print_json_array(a);
+		return 0;
+	}
+	for (guint i = 0; i < json_array_get_length(a); i++)
+		mr_ctl_team_for_people(json_array_get_object_element(a, i));
+	mr_ctl_print_table(a, cols);
+	return 0;
+}
+
+static int
+cmd_team_show(MrCtl *ctl, char **args)
+{
+	return team_print(ctl, args[0]);
+}
+
+static int
+cmd_team_remove(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!mr_crm_team_remove(ctl->store, args[0], &error))
+		return store_fail(error);
+	if (ctl->json) {
+		g_autoptr(JsonObject) o = json_object_new();
+
+		json_object_set_string_member(o, "name", args[0]);
+		json_object_set_boolean_member(o, "removed", TRUE);
+		mr_ctl_print_json_object(o);
+	} else {
+		mr_text_fprintf(stdout, "team %s removed\n", args[0]);
+	}
+	return 0;
+}
+
+/* team member add|remove NAME USER */
+static int
+cmd_team_member(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *user = mr_address_normalise(args[2]);
+	gboolean ok;
+
+	if (strcmp(args[0], "add") == 0)
+		ok = mr_crm_team_member_add(ctl->store, args[1], user, &error);
+	else if (strcmp(args[0], "remove") == 0)
+		ok = mr_crm_team_member_remove(ctl->store, args[1], user, &error);
+	else
+		return fail(MR_EX_USAGE, "team member %s: say add or remove (try --help)", args[0]);
+	if (!ok)
+		return team_fail(ctl, args[1], error);
+	return team_print(ctl, args[1]);
+}
+
+/* user away EMAIL on|off */
+static int
+cmd_user_away(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *email = mr_address_normalise(args[0]);
+	gboolean away = strcmp(args[1], "on") == 0;
+
+	if (!away && strcmp(args[1], "off") != 0)
+		return fail(MR_EX_USAGE, "user away %s %s: say on or off", args[0], args[1]);
+	if (!mr_crm_user_away(ctl->store, email, away, &error))
+		return store_fail(error);
+	if (ctl->json) {
+		g_autoptr(JsonObject) o = json_object_new();
+
+		json_object_set_string_member(o, "email", email);
+		json_object_set_boolean_member(o, "away", away);
+		mr_ctl_print_json_object(o);
+	} else {
+		mr_text_fprintf(stdout, "user %s %s\n", email, away ? "away" : "back");
+	}
+	return 0;
+}
+
 /* --- rules ------------------------------------------------------------------ */
 
 /* The word rule test prints for what the mail becomes. */
@@ -1326,6 +1475,8 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	  TRUE },
 	{ "user", "add", 1, 1, cmd_user_add, "user add EMAIL [--name NAME]", FALSE },
 	{ "user", "list", 0, 0, cmd_user_list, "user list", FALSE },
+	{ "user", "away", 2, 2, cmd_user_away,
+	  "user away EMAIL on|off   (teams skip a user away)", FALSE },
 	{ "contact", "list", 0, 0, cmd_contact_list, "contact list", FALSE },
 	{ "contact", "show", 1, 1, cmd_contact_show, "contact show EMAIL", FALSE },
 	{ "account", "list", 0, 0, cmd_account_list, "account list", FALSE },
@@ -1357,6 +1508,12 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "event", "list", 0, 0, cmd_event_list,
 	  "event list [--after ID] [--limit N]   (the event feed, oldest first)", FALSE },
 	{ "message", "show", 1, 1, cmd_message_show, "message show ID [--raw]", FALSE },
+	{ "team", "add", 2, G_MAXINT, cmd_team_add,
+	  "team add NAME USER... [--lead USER]   (records go to the USERs in turn)", FALSE },
+	{ "team", "list", 0, 0, cmd_team_list, "team list", FALSE },
+	{ "team", "show", 1, 1, cmd_team_show, "team show NAME", FALSE },
+	{ "team", "remove", 1, 1, cmd_team_remove, "team remove NAME", FALSE },
+	{ "team", "member", 3, 3, cmd_team_member, "team member add|remove NAME USER", FALSE },
 	{ "rule", "add", 1, 1, cmd_rule_add,
 	  "rule add NAME --if COND [--if COND...] [--any] --then ACTION [--then ACTION...]\n"
 	  "                             [--stop] [--position N]   (default: last)", FALSE },
@@ -1424,6 +1581,7 @@ main(int argc, char **argv)
 		{ "owner", 0, 0, G_OPTION_ARG_STRING, &ctl.owner, NULL, NULL },
 		{ "value", 0, 0, G_OPTION_ARG_STRING, &ctl.value, NULL, NULL },
 		{ "reason", 0, 0, G_OPTION_ARG_STRING, &ctl.reason, NULL, NULL },
+		{ "lead", 0, 0, G_OPTION_ARG_STRING, &ctl.lead, NULL, NULL },
 		{ "if", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.conds, NULL, NULL },
 		{ "then", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.actions, NULL, NULL },
 		{ "any", 0, 0, G_OPTION_ARG_NONE, &ctl.any, NULL, NULL },

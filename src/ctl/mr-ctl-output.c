@@ -291,6 +291,27 @@ mr_ctl_describe_timeline(const MrConfig *cfg, GPtrArray *entries)
 	}
 }
 
+/* --- for people ------------------------------------------------------------- */
+
+void
+mr_ctl_team_for_people(JsonObject *o)
+{
+	JsonArray *members = json_object_get_array_member(o, "members");
+	JsonArray *away = json_object_get_array_member(o, "away");
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	for (guint i = 0; members != NULL && i < json_array_get_length(members); i++) {
+		const char *m = json_array_get_string_element(members, i);
+		gboolean is_away = FALSE;
+
+		for (guint k = 0; away != NULL && k < json_array_get_length(away); k++)
+			is_away = is_away || g_strcmp0(json_array_get_string_element(away, k), m) == 0;
+		g_string_append_printf(out, "%s%s%s", i > 0 ? " " : "", m, is_away ? " (away)" : "");
+	}
+	json_object_set_string_member(o, "members", out->str);
+	json_object_remove_member(o, "away");
+}
+
 /* --- printing --------------------------------------------------------------- */
 
 /* Makes every string in @node valid UTF-8 (U+FFFD for bad bytes): the

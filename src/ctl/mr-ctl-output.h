@@ -31,6 +31,11 @@ void mr_ctl_describe_events(const MrConfig *cfg, GPtrArray *events);
  * MrTimelineEntry): its sentence, as mr_ctl_describe_events() does. */
 void mr_ctl_describe_timeline(const MrConfig *cfg, GPtrArray *entries);
 
+/* For people: turns the team object @o (mr_ctl_json_row() of an
+ * MrTeamRow) into one string of members, each away marked "(away)", in
+ * place of the arrays members and away. */
+void mr_ctl_team_for_people(JsonObject *o);
+
 /* Prints @a / @o as pretty JSON (strings made valid UTF-8) on stdout. */
 void mr_ctl_print_json_array(JsonArray *a);
 void mr_ctl_print_json_object(JsonObject *o);

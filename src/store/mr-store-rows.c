@@ -12,6 +12,7 @@
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
+#include "mailroom/mr-store-team.h"
 
 /* --- parties ----------------------------------------------------------------- */
 
@@ -22,6 +23,7 @@ static const MrRowField user_fields[] = {
 	MR_ROW_FIELD(MrUserRow, addresses, "addresses", MR_ROW_WORDS),
 	MR_ROW_FIELD(MrUserRow, created, "created", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrUserRow, message_count, "message_count", MR_ROW_INT64),
+	MR_ROW_FIELD(MrUserRow, away, "away", MR_ROW_FLAG),
 };
 MR_ROW_DEFINE(MrUserRow, mr_user_row_desc, "user", user_fields, mr_user_row_free)
 
@@ -281,6 +283,23 @@ mr_quarantine_row_free(MrQuarantineRow *row)
 	g_clear_pointer(&row->raw, g_bytes_unref);
 	mr_row_free(&mr_quarantine_row_desc, row);
 }
+
+/* --- teams ------------------------------------------------------------------- */
+
+/* `team list --json`: the issue's {name members lead}, with those away and
+ * whose turn is next; the id stays out (a team is known by name).  The
+ * members and those away are read as NULL, then filled in position order
+ * (mr_store_teams()). */
+static const MrRowField team_fields[] = {
+	MR_ROW_FIELD(MrTeamRow, id, NULL, MR_ROW_INT64),
+	MR_ROW_FIELD(MrTeamRow, name, "name", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTeamRow, members, "members", MR_ROW_LINES),
+	MR_ROW_FIELD(MrTeamRow, lead, "lead", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTeamRow, away, "away", MR_ROW_LINES),
+	MR_ROW_FIELD(MrTeamRow, next, "next", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTeamRow, created, "created", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrTeamRow, mr_team_row_desc, "team", team_fields, mr_team_row_free)
 
 /* --- rules ------------------------------------------------------------------- */
 

@@ -587,6 +587,28 @@ const int mr_sql_schema_version = 8;
 	" FROM ticket r LEFT JOIN contact c ON c.id = r.contact_id"               \
 	" LEFT JOIN app_user u ON u.id = r.owner_id"
 
+/* The position of the member of team @team whose turn is next after
+ * turn @turn: the first by position after it who is not away, else --
+ * wrapping round -- the first from the lowest position; NULL when every
+ * member is away.  (Written with WHERE alone: SQLite does not let a
+ * subquery's ORDER BY name the outer query's columns.) */
+#define TEAM_PRESENT(team)                                                         \
+	"SELECT min(x.position) FROM team_member x JOIN app_user y ON y.id = x.user_id"\
+	" WHERE x.team_id = " team " AND y.away = 0"
+#define TEAM_NEXT_POSITION(team, turn)                                             \
+	"coalesce((" TEAM_PRESENT(team) " AND x.position > " turn "),"            \
+	" (" TEAM_PRESENT(team) "))"
+
+/* The columns of MrTeamRow, in its order (mr-store-rows.c); its members
+ * and those away come from MR_STMT_TEAM_MEMBERS, in position order (the
+ * engines concatenate in any order). */
+#define TEAM_COLUMNS                                                               \
+	"t.id, t.name, NULL, l.email, NULL,"                                      \
+	" (SELECT u.email FROM team_member m JOIN app_user u ON u.id = m.user_id"\
+	"  WHERE m.team_id = t.id"                                                \
+	"  AND m.position = " TEAM_NEXT_POSITION("t.id", "t.turn") "), t.created" \
+	" FROM team t LEFT JOIN app_user l ON l.id = t.lead_id"
+
 /* The columns of MrRuleRow, in its order (mr-store-rows.c). */
 #define RULE_COLUMNS                                                               \
 	"id, name, position, enabled, conditions, actions, match_any, stop, created,"\
@@ -710,8 +732,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT u.id, u.email, u.name,"
 		" (SELECT group_concat(address, ' ') FROM user_address a WHERE a.user_id = u.id),"
 		" u.created,"
-		" (SELECT count(*) FROM link l WHERE l.kind = 'user' AND l.record_id = u.id)"
-		" FROM app_user u ORDER BY u.id LIMIT ?1",
+		" (SELECT count(*) FROM link l WHERE l.kind = 'user' AND l.record_id = u.id),"
+		" u.away FROM app_user u ORDER BY u.id LIMIT ?1",
 	[MR_STMT_LIST_CONTACTS] = "SELECT " CONTACT_COLUMNS " ORDER BY r.id LIMIT ?1",
 	[MR_STMT_LIST_ACCOUNTS] =
 		"SELECT r.id, r.name, r.domain, r.created,"
@@ -809,6 +831,38 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT id, mailbox, uid, uidvalidity, reason, size, created, raw FROM quarantine"
 		" WHERE id = ?1",
 	[MR_STMT_QUARANTINE_DELETE] = "DELETE FROM quarantine WHERE id = ?1",
+	[MR_STMT_TEAM_ID] = "SELECT id FROM team WHERE name = ?1",
+	[MR_STMT_TEAM_MEMBER_POSITION] =
+		"SELECT position FROM team_member WHERE team_id = ?1 AND user_id = ?2",
+	[MR_STMT_TEAM_MEMBER_COUNT] = "SELECT count(*) FROM team_member WHERE team_id = ?1",
+	[MR_STMT_TEAM_INSERT] =
+		"INSERT INTO team (name, lead_id, created) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (name) DO NOTHING RETURNING id",
+	[MR_STMT_TEAM_MEMBERS_DELETE] = "DELETE FROM team_member WHERE team_id = ?1",
+	[MR_STMT_TEAM_DELETE] = "DELETE FROM team WHERE id = ?1",
+	/* After the last; two of these for one team do not interleave, as
+	 * every change of a team bumps the rules' counter first. */
+	[MR_STMT_TEAM_MEMBER_INSERT] =
+		"INSERT INTO team_member (team_id, user_id, position) VALUES (?1, ?2,"
+		" (SELECT coalesce(max(position), 0) + 1 FROM team_member WHERE team_id = ?1))"
+		" ON CONFLICT (team_id, user_id) DO NOTHING RETURNING position",
+	[MR_STMT_TEAM_MEMBER_DELETE] =
+		"DELETE FROM team_member WHERE team_id = ?1 AND user_id = ?2",
+	[MR_STMT_USER_SET_AWAY] = "UPDATE app_user SET away = ?2 WHERE id = ?1",
+	/* Changes nothing but takes the row's lock (PostgreSQL), and reads
+	 * the turn as the last one to hold it left it. */
+	[MR_STMT_TEAM_LOCK] = "UPDATE team SET turn = turn WHERE name = ?1 RETURNING id, turn",
+	[MR_STMT_TEAM_NEXT] =
+		"SELECT user_id, position FROM team_member WHERE team_id = ?1"
+		" AND position = " TEAM_NEXT_POSITION("?1", "?2"),
+	[MR_STMT_TEAM_SET_TURN] = "UPDATE team SET turn = ?2 WHERE id = ?1",
+	[MR_STMT_LIST_TEAMS] = "SELECT " TEAM_COLUMNS " ORDER BY t.name",
+	[MR_STMT_SHOW_TEAM] = "SELECT " TEAM_COLUMNS " WHERE t.name = ?1",
+	/* Every team's members (?1 NULL) or team ?1's. */
+	[MR_STMT_TEAM_MEMBERS] =
+		"SELECT m.team_id, u.email, u.away FROM team_member m"
+		" JOIN team t ON t.id = m.team_id JOIN app_user u ON u.id = m.user_id"
+		" WHERE CAST(?1 AS TEXT) IS NULL OR t.name = ?1 ORDER BY m.team_id, m.position",
 	[MR_STMT_RULES_BUMP] =
 		"UPDATE rule_version SET version = version + 1 WHERE id = 1 RETURNING version",
 	[MR_STMT_RULES_VERSION] = "SELECT version FROM rule_version WHERE id = 1",

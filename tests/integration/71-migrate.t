@@ -47,7 +47,8 @@ def with_field_names(node):
     since (docs/cli.md, "Field names"): a message says `received` for its
     arrival and `sent` for its Date: header, a timeline entry `received`
     (a message) or `created` (an event); `date` stays as the deprecated
-    alias it was.  Nothing else may differ."""
+    alias it was; a user says whether away (`away`, false for each user
+    of v1, since schema 8).  Nothing else may differ."""
     if isinstance(node, list):
         return [with_field_names(n) for n in node]
     if not isinstance(node, dict):
@@ -61,6 +62,8 @@ def with_field_names(node):
         out["sent"] = out["date"]                   # message list/show
     elif "date" in out and "sent" in out and "received" not in out:
         out["received"] = out["date"]               # a record's messages
+    elif "addresses" in out and "message_count" in out:
+        out["away"] = False                         # user list
     return out
 
 

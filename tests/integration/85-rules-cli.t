@@ -45,7 +45,7 @@ URGENT = ["rule", "add", "urgent", "--if", "role = support",
           "--if", 'subject ~ "urgent|dringend"',
           "--then", "priority = high", "--then", "type = incident"]
 refused(URGENT + ["--then", "owner = team:2nd-level"], 64,
-        ["'owner = team:2nd-level'", "no team 2nd-level"], "a team owner (teams come later)")
+        ["'owner = team:2nd-level'", "no team 2nd-level"], "an unknown team owner")
 t.eq(names(), [], "and no rule was added")
 
 rc, out, err = e.ctl(*URGENT)
@@ -117,7 +117,7 @@ refused(["rule", "add", "-bad", "--if", "hour > 3", "--then", "log"], 64, [],
 refused(["rule", "add", "bad", "--if", "hour > 3", "--then", "owner = bob@acme.test"], 64,
         ["'owner = bob@acme.test'", "no user bob@acme.test"], "an owner who is no user")
 refused(["rule", "add", "bad", "--if", "hour > 3", "--then", "log", "--then",
-         "owner = team:sales"], 64, ["no team sales"], "a team owner")
+         "owner = team:sales"], 64, ["no team sales"], "an unknown team owner")
 refused(["rule", "add", "weekend", "--if", "hour > 3", "--then", "log"], 1,
         ["weekend", "exists"], "a name taken")
 refused(["rule", "add", "bad", "--if", "hour > 3", "--then", "log", "--position", "0"], 64,

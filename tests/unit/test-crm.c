@@ -13,6 +13,8 @@
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
 #include "mr-test-util.h"
+#include "mailroom/mr-store-team.h"
+#include <glib/gstdio.h>
 
 /* Routes @msg to @rcpt and applies the plan in a transaction of its own.
  * Returns what was applied. */
@@ -413,6 +415,352 @@ test_rules_replace(void)
 	g_assert_cmpint(rules_version(store), ==, 3);
 }
 
+/* --- teams ---------------------------------------------------------------------- */
+
+/* Adds the users @emails (NULL-terminated). */
+static void
+users_add(MrStore *store, const char *const *emails)
+{
+	g_autoptr(GError) error = NULL;
+
+	for (const char *const *e = emails; *e != NULL; e++)
+		g_assert_cmpint(mr_crm_user_add(store, *e, NULL, &error), >, 0);
+	g_assert_no_error(error);
+}
+
+/* Returns the email of user @id, or "-" for 0. */
+static char *
+user_email(MrStore *store, gint64 id)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) users = mr_store_users(store, 0, &error);
+
+	g_assert_no_error(error);
+	for (guint i = 0; i < users->len; i++) {
+		const MrUserRow *u = g_ptr_array_index(users, i);
+
+		if (u->id == id)
+			return g_strdup(u->email);
+	}
+	g_assert_cmpint(id, ==, 0);
+	return g_strdup("-");
+}
+
+/* Takes @n turns of team @team, each in a transaction of its own, as
+ * routing would with the record it assigns.  Returns the users given
+ * them ("-": nobody), joined by spaces. */
+static char *
+turns(MrStore *store, const char *team, guint n)
+{
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	for (guint i = 0; i < n; i++) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *email = NULL;
+		gint64 user;
+
+		g_assert_true(mr_store_begin(store, &error));
+		user = mr_crm_team_assign(store, team, &error);
+		g_assert_no_error(error);
+		g_assert_true(mr_store_commit(store, &error));
+		email = user_email(store, user);
+		g_string_append_printf(out, "%s%s", i > 0 ? " " : "", email);
+	}
+	return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+#define ASSERT_TURNS(store, team, n, want)                                        \
+	do {                                                                       \
+		g_autofree char *got_ = turns((store), (team), (n));                \
+		g_assert_cmpstr(got_, ==, (want));                                  \
+	} while (0)
+
+static const char *const abc[] = { "a@acme.test", "b@acme.test", "c@acme.test", NULL };
+
+/* The database of the turn's tests: $MR_TEST_CRM_DATABASE when set (a
+ * postgresql:// URI: 87-teams.t runs them on either engine), else
+ * @fallback.  Each test names its own team, so that they can share one. */
+static const char *
+turn_database(const char *fallback)
+{
+	const char *db = g_getenv("MR_TEST_CRM_DATABASE");
+
+	return db != NULL && *db != '\0' ? db : fallback;
+}
+
+/* A temporary folder for an SQLite file, and its removal. */
+static const char *const db_files[] = { "", "-wal", "-shm" };
+
+static void
+db_remove(const char *dir, const char *db)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(db_files); i++) {
+		g_autofree char *f = g_strconcat(db, db_files[i], NULL);
+
+		g_unlink(f);
+	}
+	g_rmdir(dir);
+}
+
+/* The team use cases: added with members in order and a lead who need
+ * not be a member, refused whole (a bad name, no member, a user named
+ * twice or unknown, a name taken), members in and out (not the last),
+ * away and back, removal refused while a rule names the team, a rule's
+ * team owner accepted once the team exists; every change bumping the
+ * rules' counter. */
+static void
+test_teams(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	g_autoptr(MrRule) owned = rule_make("urgent", "role = support", "owner = team:2nd-level");
+	g_autoptr(MrRule) unknown = rule_make("other", "role = support", "owner = team:nosuch");
+	g_autoptr(MrTeamRow) row = NULL;
+	g_autoptr(GPtrArray) all = NULL;
+	const char *const none[] = { NULL };
+	const char *const ab_twice[] = { "a@acme.test", "b@acme.test", "a@acme.test", NULL };
+	const char *const stranger[] = { "a@acme.test", "x@acme.test", NULL };
+	const char *const just_b[] = { "b@acme.test", NULL };
+
+	users_add(store, abc);
+	users_add(store, (const char *const[]){ "lead@acme.test", NULL });
+	g_assert_true(mr_crm_team_add(store, "2nd-level", abc, "lead@acme.test", &error));
+	g_assert_no_error(error);
+	g_assert_cmpint(rules_version(store), ==, 1);
+	row = mr_store_team_get(store, "2nd-level", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstrv(row->members, abc);
+	g_assert_cmpstr(row->lead, ==, "lead@acme.test");
+	g_assert_cmpuint(g_strv_length(row->away), ==, 0);
+	g_assert_cmpstr(row->next, ==, "a@acme.test");
+
+	/* refused whole: nothing written, the counter as it was */
+	g_assert_false(mr_crm_team_add(store, "bad name", abc, NULL, &error));
+	g_assert_error(error, MR_RULE_ERROR, MR_RULE_ERROR_NAME);
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_add(store, "empty", none, NULL, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_add(store, "twice", ab_twice, NULL, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_add(store, "stranger", stranger, NULL, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_assert_cmpstr(error->message, ==, "no user x@acme.test");
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_add(store, "led", abc, "x@acme.test", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_add(store, "2nd-level", just_b, NULL, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_EXISTS);
+	g_clear_error(&error);
+	all = mr_store_teams(store, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(all->len, ==, 1);
+	g_assert_cmpint(rules_version(store), ==, 1);
+
+	/* members in and out; positions keep the order */
+	g_assert_true(mr_crm_team_add(store, "solo", just_b, NULL, &error));
+	g_assert_true(mr_crm_team_member_add(store, "solo", "a@acme.test", &error));
+	g_assert_false(mr_crm_team_member_add(store, "solo", "a@acme.test", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_EXISTS);
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_member_add(store, "solo", "x@acme.test", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_member_add(store, "nosuch", "a@acme.test", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_false(mr_crm_team_member_remove(store, "solo", "c@acme.test", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_clear_error(&error);
+	g_assert_true(mr_crm_team_member_remove(store, "solo", "b@acme.test", &error));
+	g_assert_false(mr_crm_team_member_remove(store, "solo", "a@acme.test", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_clear_error(&error);
+	g_clear_pointer(&row, mr_team_row_free);
+	row = mr_store_team_get(store, "solo", &error);
+	g_assert_no_error(error);
+	g_assert_cmpstrv(row->members, ((const char *const[]){ "a@acme.test", NULL }));
+	g_assert_cmpint(rules_version(store), ==, 4);
+
+	/* away and back */
+	g_assert_true(mr_crm_user_away(store, "b@acme.test", TRUE, &error));
+	g_assert_false(mr_crm_user_away(store, "x@acme.test", TRUE, &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_clear_pointer(&row, mr_team_row_free);
+	row = mr_store_team_get(store, "2nd-level", &error);
+	g_assert_cmpstrv(row->away, ((const char *const[]){ "b@acme.test", NULL }));
+	g_assert_true(mr_crm_user_away(store, "b@acme.test", FALSE, &error));
+	g_assert_cmpint(rules_version(store), ==, 6);
+
+	/* a rule's team owner: an unknown team is refused, a team is taken,
+	 * and the team cannot go while the rule names it */
+	g_assert_cmpint(mr_crm_rule_add(store, unknown, 0, &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_assert_cmpstr(error->message, ==, "'owner = team:nosuch': no team nosuch");
+	g_clear_error(&error);
+	g_assert_cmpint(mr_crm_rule_add(store, owned, 0, &error), ==, 1);
+	g_assert_no_error(error);
+	g_assert_false(mr_crm_team_remove(store, "2nd-level", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_INVALID);
+	g_assert_cmpstr(error->message, ==,
+			"team 2nd-level is the owner of rule urgent; change or delete the rule first");
+	g_clear_error(&error);
+	g_assert_true(mr_crm_rule_delete(store, "urgent", &error));
+	g_assert_true(mr_crm_team_remove(store, "2nd-level", &error));
+	g_assert_no_error(error);
+	g_assert_false(mr_crm_team_remove(store, "2nd-level", &error));
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_clear_pointer(&row, mr_team_row_free);
+	row = mr_store_team_get(store, "2nd-level", &error);
+	g_assert_null(row);
+	g_assert_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND);
+}
+
+/* The turn: a, b, c, a; a member away is skipped, one back takes turns
+ * again; every member away gives nobody, without error, and keeps the
+ * turn; a turn undone with its transaction was not taken; a member who
+ * leaves does not move the others' turns; an unknown team is not found. */
+static void
+test_team_turn(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(turn_database(":memory:"));
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+
+	g_assert_no_error(error);
+	users_add(store, abc);
+	users_add(store, (const char *const[]){ "d@acme.test", NULL });
+	g_assert_true(mr_crm_team_add(store, "t", abc, NULL, &error));
+	g_assert_no_error(error);
+	ASSERT_TURNS(store, "t", 4, "a@acme.test b@acme.test c@acme.test a@acme.test");
+
+	g_assert_true(mr_crm_user_away(store, "b@acme.test", TRUE, &error));
+	ASSERT_TURNS(store, "t", 3, "c@acme.test a@acme.test c@acme.test");
+	g_assert_true(mr_crm_user_away(store, "b@acme.test", FALSE, &error));
+	ASSERT_TURNS(store, "t", 2, "a@acme.test b@acme.test");
+
+	for (const char *const *u = abc; *u != NULL; u++)
+		g_assert_true(mr_crm_user_away(store, *u, TRUE, &error));
+	ASSERT_TURNS(store, "t", 2, "- -");
+	g_assert_true(mr_crm_user_away(store, "a@acme.test", FALSE, &error));
+	g_assert_true(mr_crm_user_away(store, "c@acme.test", FALSE, &error));
+	ASSERT_TURNS(store, "t", 1, "c@acme.test");
+	g_assert_true(mr_crm_user_away(store, "b@acme.test", FALSE, &error));
+
+	/* undone with the record it was taken for */
+	g_assert_true(mr_store_begin(store, &error));
+	g_assert_cmpint(mr_crm_team_assign(store, "t", &error), >, 0);
+	mr_store_rollback(store);
+	ASSERT_TURNS(store, "t", 1, "a@acme.test");
+
+	/* b leaves and comes back last: a's turn was taken, c is next */
+	g_assert_true(mr_crm_team_member_remove(store, "t", "b@acme.test", &error));
+	g_assert_true(mr_crm_team_member_add(store, "t", "d@acme.test", &error));
+	g_assert_true(mr_crm_team_member_add(store, "t", "b@acme.test", &error));
+	g_assert_no_error(error);
+	ASSERT_TURNS(store, "t", 4, "c@acme.test d@acme.test b@acme.test a@acme.test");
+
+	g_assert_true(mr_store_begin(store, &error));
+	g_assert_cmpint(mr_crm_team_assign(store, "nosuch", &error), ==, 0);
+	g_assert_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND);
+	mr_store_rollback(store);
+}
+
+/* The turn is in the database: a store opened again (a restart, another
+ * process) goes on where the last one stopped. */
+static void
+test_team_turn_persists(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = g_dir_make_tmp("mr-crm-XXXXXX", &error);
+	g_autofree char *db = g_build_filename(dir, "t.db", NULL);
+	g_autoptr(MrConfig) cfg = mr_test_config(turn_database(db));
+
+	{
+		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+
+		g_assert_no_error(error);
+		users_add(store, abc);
+		g_assert_true(mr_crm_team_add(store, "p", abc, NULL, &error));
+		ASSERT_TURNS(store, "p", 2, "a@acme.test b@acme.test");
+	}
+	for (int i = 0; i < 2; i++) {
+		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+
+		g_assert_no_error(error);
+		ASSERT_TURNS(store, "p", 1, i == 0 ? "c@acme.test" : "a@acme.test");
+	}
+	db_remove(dir, db);
+}
+
+typedef struct {
+	MrStore *store;
+	gint64 user;
+	gint done;
+} TurnThread;
+
+/* Takes a turn of team "c" in a transaction of its own. */
+static gpointer
+turn_thread(gpointer data)
+{
+	TurnThread *t = data;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(mr_store_begin(t->store, &error));
+	t->user = mr_crm_team_assign(t->store, "c", &error);
+	g_assert_no_error(error);
+	g_assert_true(mr_store_commit(t->store, &error));
+	g_atomic_int_set(&t->done, 1);
+	return NULL;
+}
+
+/* Two connections (two daemons) take turns at once: the second waits for
+ * the first to commit -- on PostgreSQL at the team's row lock, on SQLite
+ * at BEGIN IMMEDIATE -- and gets the member after the first's, never the
+ * same. */
+static void
+test_team_turn_concurrent(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = g_dir_make_tmp("mr-crm-XXXXXX", &error);
+	g_autofree char *db = g_build_filename(dir, "t.db", NULL);
+	g_autoptr(MrConfig) cfg = mr_test_config(turn_database(db));
+	g_autoptr(MrStore) one = mr_store_open(cfg, &error);
+	g_autoptr(MrStore) two = mr_store_open(cfg, &error);
+	g_autofree char *first = NULL, *second = NULL;
+	TurnThread t = { two, 0, 0 };
+	GThread *thread;
+
+	g_assert_no_error(error);
+	users_add(one, abc);
+	g_assert_true(mr_crm_team_add(one, "c", abc, NULL, &error));
+	for (int round = 0; round < 3; round++) {
+		gint64 user;
+
+		g_assert_true(mr_store_begin(one, &error));
+		user = mr_crm_team_assign(one, "c", &error);
+		g_assert_no_error(error);
+		t.done = 0;
+		thread = g_thread_new("turn", turn_thread, &t);
+		g_usleep(200 * 1000);
+		g_assert_cmpint(g_atomic_int_get(&t.done), ==, 0);
+		g_assert_true(mr_store_commit(one, &error));
+		g_thread_join(thread);
+		g_clear_pointer(&first, g_free);
+		g_clear_pointer(&second, g_free);
+		first = user_email(one, user);
+		second = user_email(one, t.user);
+		g_assert_cmpstr(first, ==, abc[(2 * round) % 3]);
+		g_assert_cmpstr(second, ==, abc[(2 * round + 1) % 3]);
+	}
+	db_remove(dir, db);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -423,5 +771,9 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/crm/lead-convert", test_lead_convert);
 	g_test_add_func("/mailroom/crm/rules", test_rules);
 	g_test_add_func("/mailroom/crm/rules-replace", test_rules_replace);
+	g_test_add_func("/mailroom/crm/teams", test_teams);
+	g_test_add_func("/mailroom/crm/team-turn", test_team_turn);
+	g_test_add_func("/mailroom/crm/team-turn-persists", test_team_turn_persists);
+	g_test_add_func("/mailroom/crm/team-turn-concurrent", test_team_turn_concurrent);
 	return g_test_run();
 }

@@ -507,7 +507,7 @@ test_row_declarations(void)
 		&mr_message_row_desc, &mr_address_row_desc, &mr_attachment_row_desc,
 		&mr_delivery_row_desc, &mr_message_detail_desc, &mr_message_brief_desc,
 		&mr_timeline_entry_desc, &mr_event_desc, &mr_mailbox_state_desc,
-		&mr_quarantine_row_desc,
+		&mr_quarantine_row_desc, &mr_rule_row_desc, &mr_team_row_desc,
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(descs); i++) {
