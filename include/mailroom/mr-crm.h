@@ -82,13 +82,6 @@ gboolean mr_crm_rules_amend(const MrConfig *cfg, MrStore *store, const MrRuleSca
 			    const MrMessage *msg, const MrRouteFacts *facts, MrPlan *plan,
 			    GError **error);
 
-/* Picks the member of team @team whose turn it is (the first after the
- * last one given a record, by position, who is not away), and advances
- * the turn, inside the open transaction.  Returns the user's id; 0 with
- * no error when every member is away; 0 with @error when the team is
- * gone (MR_CRM_ERROR_NOT_FOUND) or the database failed. */
-gint64 mr_crm_team_assign(MrStore *store, const char *team, GError **error);
-
 /* --- use cases -------------------------------------------------------------
  * Each returns FALSE (or 0) with @error: MR_CRM_ERROR for a request the
  * data refuses, MR_STORE_ERROR when the database failed.  @cfg formats
