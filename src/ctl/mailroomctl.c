@@ -1092,18 +1092,10 @@ rule_print(MrCtl *ctl, const char *name)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(MrRuleRow) row = mr_store_rule_get(ctl->store, name, &error);
-	g_autoptr(JsonObject) o = NULL;
 
 	if (row == NULL)
 		return store_fail(error);
-	o = mr_ctl_json_row(ctl->cfg, &mr_rule_row_desc, row);
-	if (ctl->json) {
-		mr_ctl_print_json_object(o);
-	} else {
-		rule_for_people(o);
-		mr_ctl_print_object(o);
-	}
-	return 0;
+	return print_row(ctl, &mr_rule_row_desc, row, rule_for_people);
 }
 
 /* Exit code for a refused rule change: its grammar or an owner that is not
@@ -1149,19 +1141,10 @@ cmd_rule_list(MrCtl *ctl, char **args)
 					    "stop", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) rows = mr_store_rules(ctl->store, &error);
-	g_autoptr(JsonArray) a = NULL;
 
 	if (rows == NULL)
 		return store_fail(error);
-	a = mr_ctl_json_rows(ctl->cfg, rows, &mr_rule_row_desc);
-	if (ctl->json) {
-		mr_ctl_print_json_array(a);
-		return 0;
-	}
-	for (guint i = 0; i < json_array_get_length(a); i++)
-		rule_for_people(json_array_get_object_element(a, i));
-	mr_ctl_print_table(a, cols);
-	return 0;
+	return print_rows_for(ctl, rows, &mr_rule_row_desc, cols, rule_for_people);
 }
 
 static int
@@ -1190,15 +1173,7 @@ cmd_rule_delete(MrCtl *ctl, char **args)
 
 	if (!mr_crm_rule_delete(ctl->store, args[0], &error))
 		return store_fail(error);
-	if (ctl->json) {
-		g_autoptr(JsonObject) o = json_object_new();
-
-		json_object_set_string_member(o, "name", args[0]);
-		json_object_set_boolean_member(o, "deleted", TRUE);
-		mr_ctl_print_json_object(o);
-	} else {
-		mr_text_fprintf(stdout, "rule %s deleted\n", args[0]);
-	}
+	print_gone(ctl, "rule", args[0], "deleted");
 	return 0;
 }
 
