@@ -19,28 +19,31 @@
 #include "mailroom/mr-store-rule.h"
 #include "mailroom/mr-store-team.h"
 
-/* Sets @id_out to the user of address @email; fails as mr_crm_not_found()
- * when there is none. */
+/* Sets @id_out to @id, what a look-up found of @what ("user", "team")
+ * @key; fails as mr_crm_not_found() ("no user x") when it found nothing. */
 static gboolean
-user_id(MrStore *store, const char *email, gint64 *id_out, GError **error)
+found(MrStore *store, gint64 id, const char *what, const char *key, gint64 *id_out,
+      GError **error)
 {
-	*id_out = mr_store_user_by_address(store, email);
-	if (*id_out != 0)
+	*id_out = id;
+	if (id != 0)
 		return TRUE;
-	mr_crm_not_found(store, error, "no user %s", email);
+	mr_crm_not_found(store, error, "no %s %s", what, key);
 	return FALSE;
 }
 
-/* Sets @id_out to team @name; fails as mr_crm_not_found() when there is
- * none. */
+/* The user of address @email, as found(). */
+static gboolean
+user_id(MrStore *store, const char *email, gint64 *id_out, GError **error)
+{
+	return found(store, mr_store_user_by_address(store, email), "user", email, id_out, error);
+}
+
+/* Team @name, as found(). */
 static gboolean
 team_id(MrStore *store, const char *name, gint64 *id_out, GError **error)
 {
-	*id_out = mr_store_team_id(store, name);
-	if (*id_out != 0)
-		return TRUE;
-	mr_crm_not_found(store, error, "no team %s", name);
-	return FALSE;
+	return found(store, mr_store_team_id(store, name), "team", name, id_out, error);
 }
 
 /* Bumps the rules' change counter: first in every change of a team. */

@@ -416,17 +416,65 @@ static const MrCtlList mr_ctl_lists[] = {
 	  { "id", "received", "from", "subject", "links", "auto", "parse_status", NULL } },
 };
 
-/* Prints @rows (structs of @desc) as JSON or as a table of @columns. */
+/* Rewrites a row's JSON object for people (joins arrays into one
+ * string, marks members away, ...) before a table or show prints it. */
+typedef void (*MrCtlForPeople)(JsonObject *o);
+
+/* Prints @rows (structs of @desc) as JSON or as a table of @columns, each
+ * through @for_people (nullable) first. */
 static int
-print_rows(MrCtl *ctl, GPtrArray *rows, const MrRowDesc *desc, const char *const *columns)
+print_rows_for(MrCtl *ctl, GPtrArray *rows, const MrRowDesc *desc, const char *const *columns,
+	       MrCtlForPeople for_people)
 {
 	g_autoptr(JsonArray) a = mr_ctl_json_rows(ctl->cfg, rows, desc);
 
-	if (ctl->json)
+	if (ctl->json) {
 		mr_ctl_print_json_array(a);
-	else
-		mr_ctl_print_table(a, columns);
+		return 0;
+	}
+	for (guint i = 0; for_people != NULL && i < json_array_get_length(a); i++)
+		for_people(json_array_get_object_element(a, i));
+	mr_ctl_print_table(a, columns);
 	return 0;
+}
+
+static int
+print_rows(MrCtl *ctl, GPtrArray *rows, const MrRowDesc *desc, const char *const *columns)
+{
+	return print_rows_for(ctl, rows, desc, columns, NULL);
+}
+
+/* Prints @row (a struct of @desc) as a JSON object, or as field lines
+ * through @for_people (nullable) first. */
+static int
+print_row(MrCtl *ctl, const MrRowDesc *desc, gconstpointer row, MrCtlForPeople for_people)
+{
+	g_autoptr(JsonObject) o = mr_ctl_json_row(ctl->cfg, desc, row);
+
+	if (ctl->json) {
+		mr_ctl_print_json_object(o);
+		return 0;
+	}
+	if (for_people != NULL)
+		for_people(o);
+	mr_ctl_print_object(o);
+	return 0;
+}
+
+/* Prints that @noun @name is @gone ("deleted"): a line, or {"name", @gone:
+ * true}. */
+static void
+print_gone(MrCtl *ctl, const char *noun, const char *name, const char *gone)
+{
+	if (ctl->json) {
+		g_autoptr(JsonObject) o = json_object_new();
+
+		json_object_set_string_member(o, "name", name);
+		json_object_set_boolean_member(o, gone, TRUE);
+		mr_ctl_print_json_object(o);
+	} else {
+		mr_text_fprintf(stdout, "%s %s %s\n", noun, name, gone);
+	}
 }
 
 static int
@@ -900,18 +948,10 @@ team_print(MrCtl *ctl, const char *name)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(MrTeamRow) row = mr_store_team_get(ctl->store, name, &error);
-	g_autoptr(JsonObject) o = NULL;
 
 	if (row == NULL)
 		return store_fail(error);
-	o = mr_ctl_json_row(ctl->cfg, &mr_team_row_desc, row);
-	if (ctl->json) {
-		mr_ctl_print_json_object(o);
-	} else {
-		mr_ctl_team_for_people(o);
-		mr_ctl_print_object(o);
-	}
-	return 0;
+	return print_row(ctl, &mr_team_row_desc, row, mr_ctl_team_for_people);
 }
 
 /* Exit code for a refused change of team @team: a bad name, or a user who
@@ -955,19 +995,10 @@ cmd_team_list(MrCtl *ctl, char **args)
 	static const char *const cols[] = { "name", "members", "lead", "next", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) rows = mr_store_teams(ctl->store, &error);
-	g_autoptr(JsonArray) a = NULL;
 
 	if (rows == NULL)
 		return store_fail(error);
-	a = mr_ctl_json_rows(ctl->cfg, rows, &mr_team_row_desc);
-	if (ctl->json) {
-		mr_ctl_print_json_array(a);
-		return 0;
-	}
-	for (guint i = 0; i < json_array_get_length(a); i++)
-		mr_ctl_team_for_people(json_array_get_object_element(a, i));
-	mr_ctl_print_table(a, cols);
-	return 0;
+	return print_rows_for(ctl, rows, &mr_team_row_desc, cols, mr_ctl_team_for_people);
 }
 
 static int
@@ -983,15 +1014,7 @@ cmd_team_remove(MrCtl *ctl, char **args)
 
 	if (!mr_crm_team_remove(ctl->store, args[0], &error))
 		return store_fail(error);
-	if (ctl->json) {
-		g_autoptr(JsonObject) o = json_object_new();
-
-		json_object_set_string_member(o, "name", args[0]);
-		json_object_set_boolean_member(o, "removed", TRUE);
-		mr_ctl_print_json_object(o);
-	} else {
-		mr_text_fprintf(stdout, "team %s removed\n", args[0]);
-	}
+	print_gone(ctl, "team", args[0], "removed");
 	return 0;
 }
 
@@ -1291,18 +1314,10 @@ rule_print(MrCtl *ctl, const char *name)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(MrRuleRow) row = mr_store_rule_get(ctl->store, name, &error);
-	g_autoptr(JsonObject) o = NULL;
 
 	if (row == NULL)
 		return store_fail(error);
-	o = mr_ctl_json_row(ctl->cfg, &mr_rule_row_desc, row);
-	if (ctl->json) {
-		mr_ctl_print_json_object(o);
-	} else {
-		rule_for_people(o);
-		mr_ctl_print_object(o);
-	}
-	return 0;
+	return print_row(ctl, &mr_rule_row_desc, row, rule_for_people);
 }
 
 /* Exit code for a refused rule change: its grammar or an owner that is not
@@ -1348,19 +1363,10 @@ cmd_rule_list(MrCtl *ctl, char **args)
 					    "stop", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) rows = mr_store_rules(ctl->store, &error);
-	g_autoptr(JsonArray) a = NULL;
 
 	if (rows == NULL)
 		return store_fail(error);
-	a = mr_ctl_json_rows(ctl->cfg, rows, &mr_rule_row_desc);
-	if (ctl->json) {
-		mr_ctl_print_json_array(a);
-		return 0;
-	}
-	for (guint i = 0; i < json_array_get_length(a); i++)
-		rule_for_people(json_array_get_object_element(a, i));
-	mr_ctl_print_table(a, cols);
-	return 0;
+	return print_rows_for(ctl, rows, &mr_rule_row_desc, cols, rule_for_people);
 }
 
 static int
@@ -1389,15 +1395,7 @@ cmd_rule_delete(MrCtl *ctl, char **args)
 
 	if (!mr_crm_rule_delete(ctl->store, args[0], &error))
 		return store_fail(error);
-	if (ctl->json) {
-		g_autoptr(JsonObject) o = json_object_new();
-
-		json_object_set_string_member(o, "name", args[0]);
-		json_object_set_boolean_member(o, "deleted", TRUE);
-		mr_ctl_print_json_object(o);
-	} else {
-		mr_text_fprintf(stdout, "rule %s deleted\n", args[0]);
-	}
+	print_gone(ctl, "rule", args[0], "deleted");
 	return 0;
 }
 
