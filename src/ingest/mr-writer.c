@@ -395,8 +395,11 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 			batch_fail(batch, error);
 			return;
 		}
+		/* The first statement of the transaction: on PostgreSQL it
+		 * is where a BEGIN that had no answer shows. */
 		if (!rules_check(writer, &error)) {
-			g_prefix_error(&error, "rules: ");
+			g_warning("batch of %u: reading the rules' change counter: %s; failing "
+				  "the batch", batch->len, error->message);
 			mr_store_rollback(writer->store);
 			batch_fail(batch, error);
 			return;
