@@ -1,10 +1,12 @@
 /* mr-rule-private.h - what the files of the rules share: the texts a
- * condition is evaluated against.
+ * condition is evaluated against, and the multi-pattern pass that answers
+ * many conditions of a field at once (mr-rule-prefilter.c).
  *
  * Model layer only; nothing outside src/model/ includes this (and the
  * rules' unit test). */
 #pragma once
 
+#include "mailroom/mr-rule-set.h"
 #include "mailroom/mr-rule.h"
 
 G_BEGIN_DECLS
@@ -27,5 +29,37 @@ const char *mr_rule_fold_text(const MrRuleCond *cond, const MrRuleValues *v, con
  * valid UTF-8 (then in *@owned_out, else NULL); *@cut_out is TRUE when
  * that is not all of @s ($ does not match at the cut). */
 gsize mr_rule_regex_view(const char *s, const char **view_out, char **owned_out, gboolean *cut_out);
+
+/* The multi-pattern pass over the conditions of a rule set. */
+typedef struct _MrRulePrefilter MrRulePrefilter;
+
+/* Takes the conditions of @conds (const MrRuleCond*, borrowed: they must
+ * outlive the pass) that one pass per field can answer, and compiles the
+ * pass.  Returns: (transfer full) (nullable): the pass, or NULL when it
+ * takes none (or the build has no multi-pattern engine, or the CPU cannot
+ * run it). */
+MrRulePrefilter *mr_rule_prefilter_new(GPtrArray *conds);
+
+/* Frees @pf; NULL-safe. */
+void mr_rule_prefilter_free(MrRulePrefilter *pf);
+
+/* Returns TRUE when @pf answers condition @i of the conditions it was made
+ * with; FALSE for NULL @pf. */
+gboolean mr_rule_prefilter_takes(const MrRulePrefilter *pf, guint i);
+
+/* Returns how many conditions @pf answers (0 for NULL). */
+guint mr_rule_prefilter_taken(const MrRulePrefilter *pf);
+
+/* Answers every condition @pf takes for @values: sets @held[i] to TRUE or
+ * FALSE (negation applied), exactly as mr_rule_cond_eval() would, and
+ * leaves the others alone.  @values' subject_folded and body_folded must
+ * be set.  Safe to call from several threads at once. */
+void mr_rule_prefilter_scan(MrRulePrefilter *pf, const MrRuleValues *values, guint8 *held);
+
+/* Compiles @set's pass now, when it is not yet (a set otherwise does
+ * from its second scan on, on a thread of its own), and returns how many
+ * conditions of its enabled rules the pass answers (the rest are
+ * evaluated one by one). */
+guint mr_rule_set_prefiltered(MrRuleSet *set);
 
 G_END_DECLS

@@ -4,10 +4,22 @@
  * Model layer.  The conditions of the enabled rules sit in one array, in
  * rule order; a scan holds one result per condition (or "later" for a
  * condition on the delivery), so that the run under the write lock only
- * evaluates what the delivery adds and reads the rest. */
+ * evaluates what the delivery adds and reads the rest.
+ *
+ * The conditions on the message's text go through one pass per field
+ * (mr-rule-prefilter.c) instead of one evaluation each.  Compiling it
+ * costs about a millisecond per pattern (seconds for thousands of rules),
+ * more than evaluating them over one message: the pipe door loads a set
+ * per message and scans once, the writer loads a new set in its open
+ * transaction, and `rule test` explains (evaluating each condition, to
+ * keep what it was checked against).  So a set compiles its pass only
+ * from its second scan on, on a thread of its own, and scans one
+ * condition at a time until the pass is there. */
 #define G_LOG_DOMAIN "mailroom-rule"
 
 #include "mailroom/mr-rule-set.h"
+
+#include "mr-rule-private.h"
 
 struct _MrRuleSet {
 	gint refs; /* atomic */
@@ -18,7 +30,16 @@ struct _MrRuleSet {
 			       condition in @conds; first[n] = conds->len */
 	GPtrArray *conds;   /* const MrRuleCond*, borrowed, rule after rule */
 	gboolean needs_account;
+	MrRulePrefilter *prefilter; /* (nullable) (atomic): the pass over
+				       @conds, once compiled */
+	GMutex pass_lock;           /* guards the three below */
+	GCond pass_cond;            /* signalled when a compile ends */
+	guint scans;                /* scans made before the pass */
+	gboolean compiling, compiled;
 };
+
+/* The scans of a set before it compiles its pass (see above). */
+#define PASS_AFTER_SCANS 2
 
 gboolean
 mr_rule_field_per_delivery(MrRuleField field)
@@ -58,6 +79,8 @@ mr_rule_set_new(gint64 version, GPtrArray *rules)
 		}
 	}
 	set->first[set->enabled->len] = set->conds->len;
+	g_mutex_init(&set->pass_lock);
+	g_cond_init(&set->pass_cond);
 	return set;
 }
 
@@ -74,6 +97,10 @@ mr_rule_set_unref(MrRuleSet *set)
 {
 	if (set == NULL || !g_atomic_int_dec_and_test(&set->refs))
 		return;
+	/* a compile holds a reference: none runs now */
+	mr_rule_prefilter_free(g_atomic_pointer_get(&set->prefilter));
+	g_mutex_clear(&set->pass_lock);
+	g_cond_clear(&set->pass_cond);
 	g_ptr_array_unref(set->conds);
 	g_ptr_array_unref(set->enabled);
 	g_free(set->first);
@@ -99,9 +126,65 @@ mr_rule_set_needs_account(const MrRuleSet *set)
 	return set->needs_account;
 }
 
+/* Compiles @set's pass, unless another thread does or did; then waits
+ * for it. */
+static void
+pass_compile(MrRuleSet *set)
+{
+	MrRulePrefilter *pf;
+
+	g_mutex_lock(&set->pass_lock);
+	if (set->compiling || set->compiled) {
+		while (set->compiling)
+			g_cond_wait(&set->pass_cond, &set->pass_lock);
+		g_mutex_unlock(&set->pass_lock);
+		return;
+	}
+	set->compiling = TRUE;
+	g_mutex_unlock(&set->pass_lock);
+	pf = mr_rule_prefilter_new(set->conds);
+	g_atomic_pointer_set(&set->prefilter, pf);
+	g_mutex_lock(&set->pass_lock);
+	set->compiling = FALSE;
+	set->compiled = TRUE;
+	g_cond_broadcast(&set->pass_cond);
+	g_mutex_unlock(&set->pass_lock);
+}
+
+static gpointer
+pass_thread(gpointer data)
+{
+	MrRuleSet *set = data;
+
+	pass_compile(set);
+	mr_rule_set_unref(set);
+	return NULL;
+}
+
+/* Counts a scan of @set made without its pass, and starts compiling the
+ * pass on a thread of its own at the PASS_AFTER_SCANS-th. */
+static void
+pass_want(MrRuleSet *set)
+{
+	gboolean start;
+
+	g_mutex_lock(&set->pass_lock);
+	start = ++set->scans == PASS_AFTER_SCANS && !set->compiling && !set->compiled;
+	g_mutex_unlock(&set->pass_lock);
+	if (start)
+		g_thread_unref(g_thread_new("mr-rules", pass_thread, mr_rule_set_ref(set)));
+}
+
+guint
+mr_rule_set_prefiltered(MrRuleSet *set)
+{
+	pass_compile(set);
+	return mr_rule_prefilter_taken(g_atomic_pointer_get(&set->prefilter));
+}
+
 /* --- scan -------------------------------------------------------------------- */
 
-enum { SCAN_NO = 0, SCAN_YES = 1, SCAN_LATER = 2 };
+enum { SCAN_NO = FALSE, SCAN_YES = TRUE, SCAN_LATER = 2 };
 
 struct _MrRuleScan {
 	MrRuleSet *set;
@@ -113,6 +196,9 @@ MrRuleScan *
 mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
 {
 	MrRuleScan *scan = g_new0(MrRuleScan, 1);
+	g_autofree char *subject_folded = NULL, *body_folded = NULL;
+	MrRulePrefilter *pf;
+	MrRuleValues v;
 	guint n;
 
 	g_return_val_if_fail(set != NULL && values != NULL, NULL);
@@ -121,14 +207,25 @@ mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
 	scan->set = mr_rule_set_ref(set);
 	scan->results = g_new0(guint8, MAX(n, 1));
 	scan->values = explain ? g_new0(char *, n + 1) : NULL;
+	/* the subject and the body folded once for every condition (what
+	 * mr_rule_cond_eval() would fold for each) */
+	v = *values;
+	if (n > 0 && v.subject != NULL && v.subject_folded == NULL)
+		v.subject_folded = subject_folded = mr_rule_fold(v.subject);
+	if (n > 0 && v.body != NULL && v.body_folded == NULL)
+		v.body_folded = body_folded = mr_rule_fold(v.body);
+	pf = explain || n == 0 ? NULL : g_atomic_pointer_get(&set->prefilter);
+	if (pf != NULL) /* SCAN_NO and SCAN_YES are FALSE and TRUE */
+		mr_rule_prefilter_scan(pf, &v, scan->results);
+	else if (!explain && n > 0)
+		pass_want(set);
 	for (guint i = 0; i < n; i++) {
 		const MrRuleCond *c = g_ptr_array_index(set->conds, i);
 
 		if (mr_rule_field_per_delivery(c->field))
 			scan->results[i] = SCAN_LATER;
-		else
-			scan->results[i] = mr_rule_cond_eval(c, values,
-							     explain ? &scan->values[i] : NULL)
+		else if (!mr_rule_prefilter_takes(pf, i))
+			scan->results[i] = mr_rule_cond_eval(c, &v, explain ? &scan->values[i] : NULL)
 						   ? SCAN_YES
 						   : SCAN_NO;
 	}
