@@ -8,9 +8,9 @@
  * found is the answer for contains; for starts, ends and ~ a miss is the
  * answer and a hit is a candidate that mr_rule_cond_eval() confirms, so a
  * pattern's meaning stays PCRE2's and bounded (mr-rule.h).  A database
- * holds a pattern only when Hyperscan's reading is known to match
- * wherever PCRE2's does (regex_read()); everything else stays with the
- * per-condition evaluation, and so does all of it in a build without
+ * holds a pattern only in a form whose Hyperscan reading is known to
+ * match wherever PCRE2's does (regex_read()); everything else stays with
+ * the per-condition evaluation, and so does all of it in a build without
  * Hyperscan (MR_NO_HYPERSCAN: it is packaged for amd64 alone). */
 #define G_LOG_DOMAIN "mailroom-rule"
 
@@ -61,18 +61,13 @@ typedef enum {
 			 mr_rule_cond_eval() confirms a candidate */
 } How;
 
-/* The bounded repeat {n,m} a pattern may have: larger ones can make a
- * database slow to compile, and stay with PCRE2. */
-#define REPEAT_MAX 1000
-
 /* What the databases of patterns are compiled with: prefilter mode, so
  * that Hyperscan may approximate but never misses a match; GRegex's
- * caseless; one report per pattern.  The one for ASCII views reads bytes
- * (on ASCII, \w and the like mean the same to both libraries, and
- * Hyperscan compiles a Unicode \w ten to a hundred times slower); the
- * wide one UTF-8 with Unicode properties, as GRegex does. */
-#define ASCII_FLAGS (HS_FLAG_PREFILTER | HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY)
-#define WIDE_FLAGS (ASCII_FLAGS | HS_FLAG_UTF8 | HS_FLAG_UCP)
+ * caseless and UTF-8; one report per pattern.  Not Unicode properties:
+ * the forms of regex_read() have no class that depends on them, and
+ * Hyperscan compiles them much slower. */
+#define PATTERN_FLAGS \
+	(HS_FLAG_PREFILTER | HS_FLAG_CASELESS | HS_FLAG_UTF8 | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY)
 
 /* One field (a header:NAME is a field of its own) and what the pass
  * knows of its conditions. */
@@ -82,10 +77,8 @@ typedef struct {
 	GHashTable *equal;       /* (nullable) folded value -> GArray of guint */
 	gsize equal_max;         /* the longest key of @equal, in bytes */
 	hs_database_t *needles;  /* (nullable) contains, starts, ends */
-	hs_database_t *ascii;    /* (nullable) ~ as written: an ASCII view */
-	hs_database_t *wide;     /* (nullable) ~ widened: any other view */
+	hs_database_t *patterns; /* (nullable) ~, in the form of regex_read() */
 	GArray *dollar;          /* guint: patterns with $ or \Z */
-	GArray *ascii_only;      /* guint: patterns without a wide form */
 } Field;
 
 struct _MrRulePrefilter {
@@ -101,9 +94,9 @@ struct _MrRulePrefilter {
 /* --- reading a pattern ---------------------------------------------------- */
 
 /* Returns TRUE when @e, after a backslash, is a class that depends on
- * Unicode's tables: Hyperscan 5.4's tables are older than PCRE2 10.42's
- * (U+0560 is a letter to PCRE2, not to Hyperscan), so outside ASCII such
- * a class is widened to any character. */
+ * Unicode's tables (GRegex reads them with Unicode properties): Hyperscan
+ * 5.4's tables are older than PCRE2 10.42's (U+0560 is a letter to PCRE2,
+ * not to Hyperscan), so such a class becomes any character. */
 static gboolean
 unicode_class(char e)
 {
@@ -132,11 +125,11 @@ escaped_char(char e)
  * characters, ranges of two single characters, a '-' first or last, and
  * the escapes of unicode_class() and escaped_char().  Nested '[' (POSIX
  * classes), a ']' first and any other '-' are left to PCRE2.  Appends to
- * @wide the class, or any character when it holds a class of
+ * @out the class, or any character when it holds a class of
  * unicode_class() (negated or not, a class matches one character).
  * Returns its length, or 0 to refuse it. */
 static gsize
-class_read(const char *s, GString *wide, gboolean *unicode)
+class_read(const char *s, GString *out)
 {
 	const char *q = s + 1;
 	gboolean first = TRUE, has_unicode = FALSE;
@@ -184,46 +177,36 @@ class_read(const char *s, GString *wide, gboolean *unicode)
 		first = FALSE;
 	}
 	q++;
-	if (has_unicode) {
-		*unicode = TRUE;
-		g_string_append(wide, "[\\s\\S]");
-	} else {
-		g_string_append_len(wide, s, q - s);
-	}
+	if (has_unicode)
+		g_string_append(out, "[\\s\\S]");
+	else
+		g_string_append_len(out, s, q - s);
 	return q - s;
 }
 
-/* Reads the count of a bounded repeat at @s ('{'): {n}, {n,} or {n,m} up
- * to REPEAT_MAX.  Returns its length, or 0 (PCRE2 reads other braces as
- * text; they are left to it). */
+/* Reads the count of a bounded repeat at @s ('{'): {n}, {n,} or {n,m}.
+ * Returns its length, or 0 (PCRE2 reads other braces as text; they are
+ * left to it). */
 static gsize
 repeat_read(const char *s)
 {
 	const char *q = s + 1;
-	guint64 n = 0, m = 0;
-	gboolean upper = FALSE;
 
 	if (!g_ascii_isdigit(*q))
 		return 0;
-	while (g_ascii_isdigit(*q) && n <= REPEAT_MAX)
-		n = n * 10 + (guint64)(*q++ - '0');
-	if (*q == ',') {
+	while (g_ascii_isdigit(*q))
 		q++;
-		while (g_ascii_isdigit(*q) && m <= REPEAT_MAX) {
-			m = m * 10 + (guint64)(*q++ - '0');
-			upper = TRUE;
-		}
-	}
-	if (*q != '}' || n > REPEAT_MAX || m > REPEAT_MAX || (upper && m < n))
-		return 0;
-	return q + 1 - s;
+	if (*q == ',')
+		q++;
+	while (g_ascii_isdigit(*q))
+		q++;
+	return *q == '}' ? (gsize)(q + 1 - s) : 0;
 }
 
 /* Reads @p, a ~ pattern as written, and returns TRUE when it keeps to
- * the part of PCRE2's syntax whose Hyperscan reading (ASCII_FLAGS on an ASCII view, WIDE_FLAGS
- * on the wide form) is
- * known to match at least wherever GRegex's does (caseless, UTF-8,
- * Unicode properties, any newline):
+ * the part of PCRE2's syntax that this reader turns into a form whose
+ * Hyperscan reading (PATTERN_FLAGS) matches at least wherever GRegex's
+ * does (caseless, UTF-8, Unicode properties, any newline):
  *  - printable ASCII only: for a pattern with other characters, case
  *    folding differs between the two libraries' Unicode tables;
  *  - no (? but (?: and no (*: look-around, back-references, atomic
@@ -232,24 +215,24 @@ repeat_read(const char *s)
  *  - no possessive quantifier, no brace that is not a bounded repeat;
  *  - escapes: the classes of unicode_class(), \b \B \A \z \Z, and the
  *    characters of escaped_char().
- * Sets *@wide_out (transfer full) to the pattern for a text with
- * characters outside ASCII (\w and the like, and any class holding them,
- * become any character; \b and \B, which look at \w, are dropped: a
- * missing assertion only adds matches), or NULL when that is @p itself;
- * and *@dollar_out when it has $ or \Z, whose newline (GRegex: any
- * newline, Hyperscan: \n alone) differs before a final \r, \v, \f, NEL,
- * LS or PS. */
+ * Sets *@form_out (transfer full) to that form: \w and the like, and any
+ * class holding them, become any character; \b and \B, which look at
+ * \w, are dropped (a missing assertion only adds matches); a bounded
+ * repeat {n,m} becomes * (Hyperscan compiles a bounded repeat of a UTF-8
+ * character slowly: (a|b).{0,40}c took 17 ms, (a|b).*c 1.4 ms).  Sets
+ * *@dollar_out when @p has $ or \Z, whose newline (GRegex: any newline,
+ * Hyperscan: \n alone) differs before a final \r, \v, \f, NEL, LS or
+ * PS. */
 static gboolean
-regex_read(const char *p, char **wide_out, gboolean *dollar_out)
+regex_read(const char *p, char **form_out, gboolean *dollar_out)
 {
-	g_autoptr(GString) wide = g_string_new(NULL);
+	g_autoptr(GString) form = g_string_new(NULL);
 	gboolean atom = FALSE; /* the last item can take a quantifier */
-	gboolean unicode = FALSE;
 	int depth = 0;
 	const char *s = p;
 
 	*dollar_out = FALSE;
-	*wide_out = NULL;
+	*form_out = NULL;
 	while (*s != '\0') {
 		char c = *s;
 		gsize n;
@@ -259,17 +242,16 @@ regex_read(const char *p, char **wide_out, gboolean *dollar_out)
 		switch (c) {
 		case '\\':
 			if (unicode_class(s[1])) {
-				g_string_append(wide, "[\\s\\S]");
-				unicode = atom = TRUE;
+				g_string_append(form, "[\\s\\S]");
+				atom = TRUE;
 			} else if (s[1] == 'b' || s[1] == 'B') {
-				unicode = TRUE;
 				atom = FALSE;
 			} else if (s[1] == 'A' || s[1] == 'z' || s[1] == 'Z') {
-				g_string_append_len(wide, s, 2);
+				g_string_append_len(form, s, 2);
 				*dollar_out |= s[1] == 'Z';
 				atom = FALSE;
 			} else if (escaped_char(s[1]) >= 0) {
-				g_string_append_len(wide, s, 2);
+				g_string_append_len(form, s, 2);
 				atom = TRUE;
 			} else {
 				return FALSE;
@@ -277,7 +259,7 @@ regex_read(const char *p, char **wide_out, gboolean *dollar_out)
 			s += 2;
 			continue;
 		case '[':
-			if ((n = class_read(s, wide, &unicode)) == 0)
+			if ((n = class_read(s, form)) == 0)
 				return FALSE;
 			s += n;
 			atom = TRUE;
@@ -286,7 +268,7 @@ regex_read(const char *p, char **wide_out, gboolean *dollar_out)
 			if (s[1] == '*' || (s[1] == '?' && s[2] != ':'))
 				return FALSE;
 			n = s[1] == '?' ? 3 : 1;
-			g_string_append_len(wide, s, n);
+			g_string_append_len(form, s, n);
 			s += n;
 			depth++;
 			atom = FALSE;
@@ -302,9 +284,9 @@ regex_read(const char *p, char **wide_out, gboolean *dollar_out)
 			n = c == '{' ? n : 1;
 			if (s[n] == '+')
 				return FALSE;
+			g_string_append_c(form, c == '{' ? '*' : c);
 			if (s[n] == '?')
-				n++;
-			g_string_append_len(wide, s, n);
+				g_string_append_c(form, s[n++]);
 			s += n;
 			atom = FALSE;
 			continue;
@@ -328,13 +310,12 @@ regex_read(const char *p, char **wide_out, gboolean *dollar_out)
 			atom = TRUE;
 			break;
 		}
-		g_string_append_c(wide, c);
+		g_string_append_c(form, c);
 		s++;
 	}
 	if (depth != 0)
 		return FALSE;
-	if (unicode)
-		*wide_out = g_string_free(g_steal_pointer(&wide), FALSE);
+	*form_out = g_string_free(g_steal_pointer(&form), FALSE);
 	return TRUE;
 }
 
@@ -424,10 +405,8 @@ field_free(Field *f)
 	g_array_unref(f->conds);
 	g_clear_pointer(&f->equal, g_hash_table_unref);
 	hs_free_database(f->needles);
-	hs_free_database(f->ascii);
-	hs_free_database(f->wide);
+	hs_free_database(f->patterns);
 	g_array_unref(f->dollar);
-	g_array_unref(f->ascii_only);
 	g_free(f);
 }
 
@@ -491,7 +470,6 @@ field_of(GHashTable *by, GPtrArray *fields, const MrRuleCond *c)
 	f->first = c;
 	f->conds = g_array_new(FALSE, FALSE, sizeof(guint));
 	f->dollar = g_array_new(FALSE, FALSE, sizeof(guint));
-	f->ascii_only = g_array_new(FALSE, FALSE, sizeof(guint));
 	g_hash_table_insert(by, g_steal_pointer(&key), f);
 	g_ptr_array_add(fields, f);
 	return f;
@@ -515,34 +493,19 @@ equal_add(Field *f, const char *folded, guint id)
 	f->equal_max = MAX(f->equal_max, strlen(folded));
 }
 
-/* Compiles the databases of @f from its conditions' patterns and needles;
- * those Hyperscan refuses go back to HOW_SLOW (or, refused in their wide
- * form, to @f->ascii_only). */
+/* Compiles the databases of @f from its conditions' needles and the
+ * forms of their patterns; those Hyperscan refuses go back to HOW_SLOW. */
 static void
-field_compile(MrRulePrefilter *pf, Field *f, Patterns *needles, Patterns *plain, Patterns *wide)
+field_compile(MrRulePrefilter *pf, Field *f, Patterns *needles, Patterns *patterns)
 {
 	g_autoptr(GArray) refused = g_array_new(FALSE, FALSE, sizeof(guint));
-	g_autoptr(GArray) narrow = g_array_new(FALSE, FALSE, sizeof(guint));
 
 	f->needles = patterns_compile(needles, TRUE, 0, refused);
-	f->ascii = patterns_compile(plain, FALSE, ASCII_FLAGS, refused);
+	f->patterns = patterns_compile(patterns, FALSE, PATTERN_FLAGS, refused);
 	for (guint i = 0; i < refused->len; i++)
 		pf->how[g_array_index(refused, guint, i)] = HOW_SLOW;
-	/* the wide form of what compiled as written */
-	for (guint i = 0; i < wide->ids->len;) {
-		if (pf->how[g_array_index(wide->ids, guint, i)] == HOW_SLOW) {
-			g_ptr_array_remove_index(wide->texts, i);
-			g_array_remove_index(wide->ids, i);
-		} else {
-			i++;
-		}
-	}
-	f->wide = patterns_compile(wide, FALSE, WIDE_FLAGS, narrow);
-	g_array_append_vals(f->ascii_only, narrow->data, narrow->len);
 	for (guint i = 0; i < f->conds->len;) {
-		guint id = g_array_index(f->conds, guint, i);
-
-		if (pf->how[id] == HOW_SLOW)
+		if (pf->how[g_array_index(f->conds, guint, i)] == HOW_SLOW)
 			g_array_remove_index(f->conds, i);
 		else
 			i++;
@@ -556,33 +519,29 @@ field_compile(MrRulePrefilter *pf, Field *f, Patterns *needles, Patterns *plain,
 }
 
 /* Compiles the databases of every field of @fields (taken) into @pf,
- * keeping those left with a condition.  @wides: per condition, the wide
- * form of its pattern (nullable). */
+ * keeping those left with a condition.  @forms: per condition, the form
+ * of its pattern (nullable). */
 static void
-fields_compile(MrRulePrefilter *pf, GPtrArray *fields, char **wides)
+fields_compile(MrRulePrefilter *pf, GPtrArray *fields, char **forms)
 {
 	for (guint k = 0; k < fields->len; k++) {
 		Field *f = g_ptr_array_index(fields, k);
-		Patterns needles, plain, wide;
+		Patterns needles, patterns;
 
 		patterns_init(&needles);
-		patterns_init(&plain);
-		patterns_init(&wide);
+		patterns_init(&patterns);
 		for (guint j = 0; j < f->conds->len; j++) {
 			guint id = g_array_index(f->conds, guint, j);
 			const MrRuleCond *c = g_ptr_array_index(pf->conds, id);
 
-			if (c->op == MR_RULE_OP_MATCH) {
-				patterns_add(&plain, c->values[0], id);
-				patterns_add(&wide, wides[id] != NULL ? wides[id] : c->values[0], id);
-			} else if (pf->how[id] != HOW_EQUAL) {
+			if (c->op == MR_RULE_OP_MATCH)
+				patterns_add(&patterns, forms[id], id);
+			else if (pf->how[id] != HOW_EQUAL)
 				patterns_add(&needles, c->folded[0], id);
-			}
 		}
-		field_compile(pf, f, &needles, &plain, &wide);
+		field_compile(pf, f, &needles, &patterns);
 		patterns_clear(&needles);
-		patterns_clear(&plain);
-		patterns_clear(&wide);
+		patterns_clear(&patterns);
 		if (f->conds->len > 0)
 			g_ptr_array_add(pf->fields, f);
 		else
@@ -595,7 +554,7 @@ mr_rule_prefilter_new(GPtrArray *conds)
 {
 	g_autoptr(GHashTable) by = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GPtrArray) fields = g_ptr_array_new();
-	g_autoptr(GPtrArray) wides = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) forms = g_ptr_array_new_with_free_func(g_free);
 	MrRulePrefilter *pf;
 
 	g_return_val_if_fail(conds != NULL, NULL);
@@ -607,7 +566,7 @@ mr_rule_prefilter_new(GPtrArray *conds)
 	pf->conds = g_ptr_array_ref(conds);
 	pf->how = g_new0(guint8, conds->len);
 	pf->fields = g_ptr_array_new_with_free_func((GDestroyNotify)field_free);
-	g_ptr_array_set_size(wides, conds->len); /* the wide forms, by condition */
+	g_ptr_array_set_size(forms, conds->len); /* the patterns' forms, by condition */
 	for (guint i = 0; i < conds->len; i++) {
 		const MrRuleCond *c = g_ptr_array_index(conds, i);
 		How how = cond_how(c);
@@ -615,7 +574,7 @@ mr_rule_prefilter_new(GPtrArray *conds)
 		Field *f;
 
 		if (how == HOW_CONFIRM && c->op == MR_RULE_OP_MATCH &&
-		    !regex_read(c->values[0], (char **)&wides->pdata[i], &dollar))
+		    !regex_read(c->values[0], (char **)&forms->pdata[i], &dollar))
 			how = HOW_SLOW;
 		if (how == HOW_SLOW)
 			continue;
@@ -628,10 +587,10 @@ mr_rule_prefilter_new(GPtrArray *conds)
 			for (guint j = 0; j < c->n_values; j++)
 				equal_add(f, c->folded[j], i);
 	}
-	fields_compile(pf, fields, (char **)wides->pdata);
+	fields_compile(pf, fields, (char **)forms->pdata);
 	for (guint k = 0; k < pf->fields->len; k++) {
 		Field *f = g_ptr_array_index(pf->fields, k);
-		hs_database_t *dbs[] = { f->needles, f->ascii, f->wide };
+		hs_database_t *dbs[] = { f->needles, f->patterns };
 
 		for (guint d = 0; d < G_N_ELEMENTS(dbs); d++)
 			if (dbs[d] != NULL && hs_alloc_scratch(dbs[d], &pf->proto) != HS_SUCCESS) {
@@ -733,15 +692,6 @@ mark(GArray *ids, guint8 *found)
 		found[g_array_index(ids, guint, i)] = 1;
 }
 
-static gboolean
-all_ascii(const char *s, gsize len)
-{
-	for (gsize i = 0; i < len; i++)
-		if ((guchar)s[i] >= 0x80)
-			return FALSE;
-	return TRUE;
-}
-
 /* Returns TRUE when @s (@len bytes, valid UTF-8) ends with a newline that
  * GRegex's $ sees and Hyperscan's does not: \r, \r\n, \v, \f, NEL (U+0085),
  * LS (U+2028) or PS (U+2029). */
@@ -761,9 +711,8 @@ odd_end(const char *s, gsize len)
 }
 
 /* Scans the texts of field @f in @v: the folded text for the table and
- * the needles, the view of mr_rule_regex_view() for the patterns (the
- * database as written for an ASCII view, else the wide one).  Returns
- * FALSE when Hyperscan failed. */
+ * the needles, the view of mr_rule_regex_view() for the patterns.
+ * Returns FALSE when Hyperscan failed. */
 static gboolean
 field_scan(const Field *f, const MrRuleValues *v, hs_scratch_t *scratch, guint8 *found)
 {
@@ -784,17 +733,14 @@ field_scan(const Field *f, const MrRuleValues *v, hs_scratch_t *scratch, guint8 
 			if (!scan_one(f->needles, folded, len, scratch, found))
 				return FALSE;
 		}
-		if (f->ascii != NULL || f->ascii_only->len > 0) {
+		if (f->patterns != NULL) {
 			g_autofree char *owned = NULL;
 			const char *view;
-			gboolean cut, ascii;
+			gboolean cut;
 			gsize len = mr_rule_regex_view(s, &view, &owned, &cut);
 
-			ascii = all_ascii(view, len);
-			if (!scan_one(ascii ? f->ascii : f->wide, view, len, scratch, found))
+			if (!scan_one(f->patterns, view, len, scratch, found))
 				return FALSE;
-			if (!ascii)
-				mark(f->ascii_only, found);
 			if (odd_end(view, len))
 				mark(f->dollar, found);
 		}
