@@ -10,7 +10,8 @@
 #   make check-slow  the pathological messages at 25 MB too (66-pathological.t)
 #   make run       initialise var/mailroom.db and run mailroomd in the foreground
 #   make bench     throughput figures (mailroomd vs smtp-sink; the corpus;
-#                  SQLite vs PostgreSQL; IMAP drain and IDLE latency)
+#                  SQLite vs PostgreSQL; the cost of 0 to 5,000 rules;
+#                  IMAP drain and IDLE latency)
 #   make bench-compare BASE=<git rev>  CPU per message of mailroomd built
 #                  from BASE (a worktree in var/bench-base) against this
 #                  tree's, interleaved in one run, SQLite and PostgreSQL
@@ -214,6 +215,7 @@ bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) ./tools/bench-smtp.sh
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-corpus.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-storage.py
+	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-rules.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-imap.py
 
 # BASE is checked before anything is built.
