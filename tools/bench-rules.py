@@ -51,8 +51,8 @@ import sys
 import tempfile
 import time
 
-from mrbench import (BenchError, ROOT, TCK, _sources, build_dir, cpu_ticks, die, env_int,
-                     kill_all, loadavg, on_exit_kill_all)
+from mrbench import (BenchError, ROOT, TCK, build_dir, cpu_ticks, die, env_int, kill_all,
+                     loadavg, on_exit_kill_all)
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import mrpg  # noqa: E402
@@ -127,36 +127,9 @@ def ctl(daemon, *args):
     return p.stdout.decode()
 
 
-def start_source(port, chunks, errpath, per=storage.PER_CONNECTION):
-    """bench-storage.py's smtp-source pool, with a subject."""
-    err = open(errpath, "wb")
-    try:
-        p = subprocess.Popen(
-            ["xargs", "-P", str(storage.SESSIONS), "-I{}", storage.SOURCE, "-A", "-d", "-s", "1",
-             "-m", str(per), "-l", str(storage.SIZE), "-S", SUBJECT, "-f", storage.SENDER,
-             "-t", storage.RECIPIENT, "127.0.0.1:%d" % port],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    finally:
-        err.close()
-    _sources.append(p)
-    p.stdin.write("".join("%d\n" % i for i in range(chunks)).encode())
-    p.stdin.close()
-    return p
-
-
 def run_load(daemons, work, n, per=storage.PER_CONNECTION):
-    """Sends @n messages split over @daemons at once: (seconds, acknowledged)."""
-    chunks = n // per
-    share = [chunks // len(daemons) + (1 if i < chunks % len(daemons) else 0)
-             for i in range(len(daemons))]
-    start = time.monotonic()
-    pools = []
-    for i, (d, k) in enumerate(zip(daemons, share)):
-        if k:
-            errpath = os.path.join(work, "source-%d.err" % i)
-            pools.append((start_source(d.port, k, errpath, per), errpath, k * per))
-    acked = sum(storage.source_result(*pool)[0] for pool in pools)
-    return time.monotonic() - start, acked
+    """bench-storage.py's load, with a subject: (seconds, acknowledged)."""
+    return storage.run_load(daemons, work, n, per, ("-S", SUBJECT))[:2]
 
 
 def compiling(pid):
@@ -246,17 +219,8 @@ def main():
     rounds = env_int("MR_BENCH_ROUNDS", 2)
     counts = env_list("MR_BENCH_RULES", "0,50,500,5000")
     configs = storage.env_configs()
-    if n % storage.PER_CONNECTION:
-        die("MR_BENCH_MESSAGES=%d: want a multiple of %d" % (n, storage.PER_CONNECTION))
-    if not os.access(storage.SOURCE, os.X_OK):
-        die("%s missing: run make deps, make" % storage.SOURCE)
     build = build_dir()
-    for path in (os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl")):
-        if not os.access(path, os.X_OK):
-            die("%s missing: run make deps, make" % path)
-    need_pg = configs != ("A",)
-    if need_pg and not mrpg.available():
-        die("PostgreSQL: %s (run make deps)" % mrpg.unavailable_reason())
+    need_pg = storage.require(n, configs, build)
     on_exit_kill_all()
     t0 = time.monotonic()
     work = tempfile.mkdtemp(prefix="mr-bench-rules-")
