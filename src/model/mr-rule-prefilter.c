@@ -84,6 +84,9 @@ typedef struct {
 struct _MrRulePrefilter {
 	GPtrArray *conds; /* const MrRuleCond*, the set's */
 	guint8 *how;      /* How, per condition of @conds */
+	guint8 *on_hit;   /* per condition: its answer when found (not
+			     HOW_CONFIRM), negation applied */
+	guint8 *on_miss;  /* per condition: its answer when not found */
 	guint taken;
 	GPtrArray *fields; /* Field* */
 	hs_scratch_t *proto; /* big enough for every database, cloned */
@@ -598,8 +601,18 @@ mr_rule_prefilter_new(GPtrArray *conds)
 				return NULL;
 			}
 	}
-	for (guint i = 0; i < conds->len; i++)
+	pf->on_hit = g_new0(guint8, conds->len);
+	pf->on_miss = g_new0(guint8, conds->len);
+	for (guint i = 0; i < conds->len; i++) {
+		const MrRuleCond *c = g_ptr_array_index(conds, i);
+		/* found: = and in hold, != does not; contains, starts, ends and ~
+		 * may; not found: the other way, ~ never */
+		gboolean hit = c->op != MR_RULE_OP_NE;
+
 		pf->taken += pf->how[i] != HOW_SLOW;
+		pf->on_hit[i] = hit != c->negate;
+		pf->on_miss[i] = (!hit) != c->negate;
+	}
 	if (pf->taken == 0) {
 		mr_rule_prefilter_free(pf);
 		return NULL;
@@ -622,6 +635,8 @@ mr_rule_prefilter_free(MrRulePrefilter *pf)
 	g_clear_pointer(&pf->fields, g_ptr_array_unref);
 	g_ptr_array_unref(pf->conds);
 	g_free(pf->how);
+	g_free(pf->on_hit);
+	g_free(pf->on_miss);
 	g_free(pf);
 }
 
@@ -764,17 +779,11 @@ mr_rule_prefilter_scan(MrRulePrefilter *pf, const MrRuleValues *values, guint8 *
 
 		for (guint j = 0; j < f->conds->len; j++) {
 			guint id = g_array_index(f->conds, guint, j);
-			const MrRuleCond *c = g_ptr_array_index(pf->conds, id);
-			gboolean hit = found[id] != 0;
 
-			if (!ok) /* Hyperscan failed: one by one */
-				held[id] = mr_rule_cond_eval(c, values, NULL);
-			else if (pf->how[id] == HOW_EQUAL)
-				held[id] = (c->op == MR_RULE_OP_NE ? !hit : hit) != c->negate;
-			else if (pf->how[id] == HOW_CONTAINS)
-				held[id] = hit != c->negate;
+			if (!ok || (found[id] && pf->how[id] == HOW_CONFIRM)) /* one by one */
+				held[id] = mr_rule_cond_eval(g_ptr_array_index(pf->conds, id), values, NULL);
 			else
-				held[id] = hit ? mr_rule_cond_eval(c, values, NULL) : c->negate;
+				held[id] = found[id] ? pf->on_hit[id] : pf->on_miss[id];
 		}
 	}
 	scratch_give(pf, scratch);

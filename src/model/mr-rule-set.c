@@ -29,6 +29,11 @@ struct _MrRuleSet {
 	guint *first;       /* per enabled rule: the index of its first
 			       condition in @conds; first[n] = conds->len */
 	GPtrArray *conds;   /* const MrRuleCond*, borrowed, rule after rule */
+	/* Dense copies of what every scan and run reads, so that thousands of
+	 * rules are not thousands of structs to fetch per message. */
+	guint8 *later;      /* per condition: on a field of the delivery */
+	guint8 *any;        /* per enabled rule: its any */
+	guint8 *any_later;  /* per enabled rule: a condition of @later */
 	gboolean needs_account;
 	MrRulePrefilter *prefilter; /* (nullable) (atomic): the pass over
 				       @conds, once compiled */
@@ -79,6 +84,20 @@ mr_rule_set_new(gint64 version, GPtrArray *rules)
 		}
 	}
 	set->first[set->enabled->len] = set->conds->len;
+	set->later = g_new0(guint8, MAX(set->conds->len, 1));
+	set->any = g_new0(guint8, MAX(set->enabled->len, 1));
+	set->any_later = g_new0(guint8, MAX(set->enabled->len, 1));
+	for (guint r = 0; r < set->enabled->len; r++) {
+		const MrRule *rule = g_ptr_array_index(set->enabled, r);
+
+		set->any[r] = rule->any;
+		for (guint i = set->first[r]; i < set->first[r + 1]; i++) {
+			const MrRuleCond *c = g_ptr_array_index(set->conds, i);
+
+			set->later[i] = mr_rule_field_per_delivery(c->field);
+			set->any_later[r] |= set->later[i];
+		}
+	}
 	g_mutex_init(&set->pass_lock);
 	g_cond_init(&set->pass_cond);
 	return set;
@@ -104,6 +123,9 @@ mr_rule_set_unref(MrRuleSet *set)
 	g_ptr_array_unref(set->conds);
 	g_ptr_array_unref(set->enabled);
 	g_free(set->first);
+	g_free(set->later);
+	g_free(set->any);
+	g_free(set->any_later);
 	g_ptr_array_unref(set->rules);
 	g_free(set);
 }
@@ -190,7 +212,13 @@ struct _MrRuleScan {
 	MrRuleSet *set;
 	guint8 *results; /* per condition of set->conds */
 	char **values;   /* (nullable): per condition, explained */
+	GArray *maybe;   /* (nullable) guint: the enabled rules that hold, or
+			    may with the delivery, in order; NULL when
+			    explained (every rule is listed) */
 };
+
+static gboolean rule_holds(const MrRuleScan *scan, guint r, const MrRuleValues *values,
+			   MrRuleExplain *explain);
 
 MrRuleScan *
 mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
@@ -222,12 +250,19 @@ mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
 	for (guint i = 0; i < n; i++) {
 		const MrRuleCond *c = g_ptr_array_index(set->conds, i);
 
-		if (mr_rule_field_per_delivery(c->field))
+		if (set->later[i])
 			scan->results[i] = SCAN_LATER;
 		else if (!mr_rule_prefilter_takes(pf, i))
 			scan->results[i] = mr_rule_cond_eval(c, &v, explain ? &scan->values[i] : NULL)
 						   ? SCAN_YES
 						   : SCAN_NO;
+	}
+	/* the rules the run under the write lock has to look at */
+	if (!explain) {
+		scan->maybe = g_array_new(FALSE, FALSE, sizeof(guint));
+		for (guint r = 0; r < set->enabled->len; r++)
+			if (set->any_later[r] || rule_holds(scan, r, NULL, NULL))
+				g_array_append_val(scan->maybe, r);
 	}
 	return scan;
 }
@@ -242,6 +277,7 @@ mr_rule_scan_free(MrRuleScan *scan)
 			g_free(scan->values[i]);
 	g_free(scan->values);
 	g_free(scan->results);
+	g_clear_pointer(&scan->maybe, g_array_unref);
 	mr_rule_set_unref(scan->set);
 	g_free(scan);
 }
@@ -316,8 +352,8 @@ cond_result(const MrRuleScan *scan, guint i, const MrRuleValues *values, MrRuleE
 static gboolean
 rule_holds(const MrRuleScan *scan, guint r, const MrRuleValues *values, MrRuleExplain *explain)
 {
-	const MrRule *rule = g_ptr_array_index(scan->set->enabled, r);
-	gboolean decided = FALSE, outcome = !rule->any;
+	gboolean any = scan->set->any[r];
+	gboolean decided = FALSE, outcome = !any;
 
 	for (guint i = scan->set->first[r]; i < scan->set->first[r + 1]; i++) {
 		gboolean held;
@@ -325,7 +361,7 @@ rule_holds(const MrRuleScan *scan, guint r, const MrRuleValues *values, MrRuleEx
 		if (decided && explain == NULL)
 			break;
 		held = cond_result(scan, i, values, explain);
-		if (!decided && held == rule->any) {
+		if (!decided && held == any) {
 			decided = TRUE;
 			outcome = held;
 		}
@@ -382,6 +418,7 @@ mr_rule_scan_run(const MrRuleScan *scan, const MrRuleValues *values)
 	MrRuleOutcome *out = g_new0(MrRuleOutcome, 1);
 	const MrRuleSet *set;
 	gboolean stopped = FALSE;
+	guint n;
 
 	g_return_val_if_fail(scan != NULL && values != NULL, NULL);
 
@@ -391,7 +428,11 @@ mr_rule_scan_run(const MrRuleScan *scan, const MrRuleValues *values)
 	out->becomes = out->priority = out->type = out->status = -1;
 	if (scan->values != NULL)
 		out->explain = g_ptr_array_new_with_free_func((GDestroyNotify)explain_free);
-	for (guint r = 0; r < set->enabled->len; r++) {
+	/* a rule the scan found false cannot fire nor stop the run: the
+	 * scan's short list of the others will do, unless explaining */
+	n = scan->maybe != NULL ? scan->maybe->len : set->enabled->len;
+	for (guint k = 0; k < n; k++) {
+		guint r = scan->maybe != NULL ? g_array_index(scan->maybe, guint, k) : k;
 		const MrRule *rule = g_ptr_array_index(set->enabled, r);
 		MrRuleExplain *e = NULL;
 
