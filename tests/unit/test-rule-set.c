@@ -42,6 +42,15 @@ rule_of(const char *name, const char *const *conds, gboolean any)
 	return mr_rule_new(name, conds, then, any, FALSE, NULL);
 }
 
+/* The same, with a stop. */
+static MrRule *
+rule_of_stop(const char *name, const char *const *conds, gboolean any)
+{
+	const char *const then[] = { "tag = t", NULL };
+
+	return mr_rule_new(name, conds, then, any, TRUE, NULL);
+}
+
 /* Returns: (transfer full): the set of @rules (taken). */
 static MrRuleSet *
 set_of(GPtrArray *rules)
@@ -61,11 +70,13 @@ fired_by_scan(MrRuleSet *set, const MrRuleValues *v, gboolean explain)
 }
 
 /* Checks that @fast, the rules a scan fired for @v, are exactly the rules
- * of @rules that mr_rule_matches() says hold (no rule has a stop).  @what
- * names the message in a failure. */
-static void
+ * of @rules that mr_rule_matches() says hold, in order, up to the first
+ * that holds and stops.  @what names the message in a failure.  Returns
+ * TRUE when a stop ended the run. */
+static gboolean
 check_fired(GPtrArray *fast, GPtrArray *rules, const MrRuleValues *v, const char *what)
 {
+	gboolean stopped = FALSE;
 	guint k = 0;
 
 	for (guint i = 0; i < rules->len; i++) {
@@ -82,22 +93,29 @@ check_fired(GPtrArray *fast, GPtrArray *rules, const MrRuleValues *v, const char
 			g_test_fail();
 		}
 		k += got;
+		if (want && r->stop) {
+			stopped = TRUE;
+			break;
+		}
 	}
 	g_assert_cmpuint(k, ==, fast->len);
+	return stopped;
 }
 
 /* check_fired() for the scan of @set over @v, and the explained scan
- * (each condition evaluated) fires the same. */
-static void
+ * (each condition evaluated) fires the same.  Returns TRUE when a stop
+ * ended the run. */
+static gboolean
 check_same(MrRuleSet *set, GPtrArray *rules, const MrRuleValues *v, const char *what)
 {
 	g_autoptr(GPtrArray) fast = fired_by_scan(set, v, FALSE);
 	g_autoptr(GPtrArray) slow = fired_by_scan(set, v, TRUE);
+	gboolean stopped = check_fired(fast, rules, v, what);
 
-	check_fired(fast, rules, v, what);
 	g_assert_cmpuint(fast->len, ==, slow->len);
 	for (guint i = 0; i < fast->len; i++)
 		g_assert_cmpstr(fast->pdata[i], ==, slow->pdata[i]);
+	return stopped;
 }
 
 /* --- what the pass takes ------------------------------------------------------ */
@@ -236,7 +254,7 @@ random_cond(GRand *rand)
 {
 	static const char *const fields[] = {
 		"subject", "subject", "subject", "body", "body", "body", "from", "from_domain", "to",
-		"cc", "address", "header:X-Tag",
+		"cc", "address", "header:X-Tag", "recipient",
 	};
 	static const char *const ops[] = {
 		"~", "~", "~", "~", "~", "!~", "contains", "contains", "contains", "starts", "ends", "=",
@@ -248,6 +266,8 @@ random_cond(GRand *rand)
 	g_autofree char *value = NULL;
 	g_autofree char *quoted = NULL;
 
+	if (g_rand_int_range(rand, 0, 40) == 0) /* a field of the delivery */
+		return g_strdup_printf("%srole = %s", neg, g_rand_boolean(rand) ? "support" : "sales");
 	if (strcmp(op, "exists") == 0)
 		return g_strdup_printf("%s%s exists", neg, field);
 	if (op[strlen(op) - 1] == '~') {
@@ -295,6 +315,7 @@ typedef struct {
 	char *body;    /* (nullable) */
 	char *from[3];
 	char *to[2];
+	char *cc[2];
 	MrRuleHeader headers[2];
 	char *header_values[2];
 } Message;
@@ -308,6 +329,8 @@ message_clear(Message *m)
 		g_free(m->from[i]);
 	for (guint i = 0; i < G_N_ELEMENTS(m->to); i++)
 		g_free(m->to[i]);
+	for (guint i = 0; i < G_N_ELEMENTS(m->cc); i++)
+		g_free(m->cc[i]);
 	for (guint i = 0; i < G_N_ELEMENTS(m->header_values); i++)
 		g_free(m->header_values[i]);
 }
@@ -352,19 +375,24 @@ message_make(Message *m, guint i, GRand *rand)
 		m->subject = random_text(rand, (gsize)g_rand_int_range(rand, 0, 40));
 		m->body = random_text(rand, (gsize)g_rand_int_range(rand, 0, 600));
 	}
-	m->from[0] = g_strdup(i % 3 == 0 ? "Ann@Big.Test" : "x@other.test");
+	/* addresses and a header of the words the needles are made of */
+	m->from[0] = i % 3 == 0 ? g_strdup("Ann@Big.Test")
+				: g_strdup_printf("%s@%s.test", PICK(rand, words), PICK(rand, words));
 	m->from[1] = i % 4 == 0 ? g_strdup("straße@k.test") : NULL;
-	m->to[0] = i % 5 == 0 ? NULL : g_strdup("order@big.test");
+	m->to[0] = i % 5 == 0 ? NULL : g_strdup_printf("%s@big.test", PICK(rand, words));
+	m->cc[0] = i % 3 == 1 ? g_strdup_printf("%s@%s", PICK(rand, words), PICK(rand, words)) : NULL;
 	m->headers[0].name = "x-tag";
-	m->headers[0].value = m->header_values[0] = g_strdup(i % 2 == 0 ? "blue STRASSE" : "x");
-	m->headers[1].name = "Subject";
+	m->headers[0].value = m->header_values[0] =
+		i % 2 == 0 ? g_strdup("blue STRASSE") : g_strdup_printf("%s %s", PICK(rand, words), PICK(rand, words));
+	m->headers[1].name = i % 4 == 0 ? "X-Stop" : "Subject";
 	m->headers[1].value = m->header_values[1] = g_strdup("hidden");
 }
 
 /* ~300 random rules (most of one condition, some of several, all or
- * any) over the hand-made and random messages: the scan fires exactly
- * the rules mr_rule_matches() says hold, and the pass takes most of the
- * conditions (else this would test nothing). */
+ * any, a few with a stop or a condition on the delivery) over the
+ * hand-made and random messages: the scan fires exactly the rules
+ * mr_rule_matches() says hold, up to a stop, and the pass takes most of
+ * the conditions (else this would test nothing). */
 static void
 test_differential(void)
 {
@@ -372,7 +400,7 @@ test_differential(void)
 	GPtrArray *rules = g_ptr_array_new_with_free_func((GDestroyNotify)mr_rule_free);
 	g_autoptr(GPtrArray) kept = g_ptr_array_new();
 	g_autoptr(MrRuleSet) set = NULL;
-	guint n_conds = 0, n_messages = g_test_thorough() ? 2000 : 120;
+	guint n_conds = 0, n_messages = g_test_thorough() ? 2000 : 120, stops = 0;
 
 	while (rules->len < 300) {
 		g_autofree char *name = g_strdup_printf("r%03u", rules->len);
@@ -384,7 +412,15 @@ test_differential(void)
 		MrRule *r;
 
 		conds[n] = NULL;
-		r = rule_of(name, conds, g_rand_boolean(rand));
+		/* a stop only on the messages with an X-Stop header (a quarter),
+		 * so that the rules after it are tested on the others */
+		if (g_rand_int_range(rand, 0, 30) == 0) {
+			conds[1] = "header:X-Stop exists";
+			conds[2] = NULL;
+			r = rule_of_stop(name, conds, FALSE);
+		} else {
+			r = rule_of(name, conds, g_rand_boolean(rand));
+		}
 		if (r == NULL) /* a pattern GRegex refuses */
 			continue;
 		n_conds += r->conds->len;
@@ -398,8 +434,8 @@ test_differential(void)
 	for (guint i = 0; i < n_messages; i++) {
 		Message m;
 		MrRuleValues v = { 0 };
-		const char *from[4] = { NULL }, *to[3] = { NULL };
-		guint nf = 0, nt = 0;
+		const char *from[4] = { NULL }, *to[3] = { NULL }, *cc[3] = { NULL };
+		guint nf = 0, nt = 0, nc = 0;
 
 		message_make(&m, i, rand);
 		for (guint j = 0; j < G_N_ELEMENTS(m.from); j++)
@@ -408,14 +444,19 @@ test_differential(void)
 		for (guint j = 0; j < G_N_ELEMENTS(m.to); j++)
 			if (m.to[j] != NULL)
 				to[nt++] = m.to[j];
+		for (guint j = 0; j < G_N_ELEMENTS(m.cc); j++)
+			if (m.cc[j] != NULL)
+				cc[nc++] = m.cc[j];
+		v.recipient = i % 3 == 0 ? "support@acme.test" : "sales@acme.test";
+		v.role = i % 3 == 0 ? MR_ROLE_SUPPORT : MR_ROLE_SALES;
 		v.subject = m.subject;
 		v.body = m.body;
 		v.from = from;
 		v.to = to;
-		v.cc = i % 7 == 0 ? to : NULL;
+		v.cc = i % 7 == 0 ? NULL : cc;
 		v.headers = m.headers;
 		v.n_headers = G_N_ELEMENTS(m.headers);
-		check_same(set, kept, &v, m.subject != NULL ? m.subject : "(no subject)");
+		stops += check_same(set, kept, &v, m.subject != NULL ? m.subject : "(no subject)");
 		/* the same with the texts folded by the caller */
 		{
 			g_autofree char *sf = m.subject != NULL ? mr_rule_fold(m.subject) : NULL;
@@ -427,6 +468,8 @@ test_differential(void)
 		}
 		message_clear(&m);
 	}
+	g_test_message("%u of %u messages ended by a stop", stops, n_messages);
+	g_assert_cmpuint(stops, >, 0);
 }
 
 /* Each pattern the pass takes on one character alone and next to a
@@ -444,7 +487,7 @@ test_characters(void)
 	GPtrArray *rules = g_ptr_array_new_with_free_func((GDestroyNotify)mr_rule_free);
 	g_autoptr(GPtrArray) kept = g_ptr_array_new();
 	g_autoptr(MrRuleSet) set = NULL;
-	guint stride = g_test_thorough() ? 1 : 61;
+	guint stride = g_test_thorough() ? 1 : 127;
 
 	for (guint i = 0; i < G_N_ELEMENTS(patterns); i++) {
 		g_autofree char *q = quote(patterns[i]);
@@ -459,7 +502,7 @@ test_characters(void)
 	}
 	set = set_of(rules);
 	g_assert_cmpuint(mr_rule_set_prefiltered(set), ==, HAVE_PASS ? G_N_ELEMENTS(patterns) : 0);
-	for (gunichar c = 1; c < 0x110000; c += c < 0x800 ? 1 : c < 0x3000 ? MIN(stride, 3) : stride) {
+	for (gunichar c = 1; c < 0x110000; c += c < 0x800 ? 1 : c < 0x3000 ? MIN(stride, 5) : stride) {
 		char u[8] = { 0 };
 
 		if (c >= 0xd800 && c < 0xe000)
