@@ -31,12 +31,6 @@ mr_rule_prefilter_free(MrRulePrefilter *pf)
 {
 }
 
-gboolean
-mr_rule_prefilter_takes(const MrRulePrefilter *pf, guint i)
-{
-	return FALSE;
-}
-
 guint
 mr_rule_prefilter_taken(const MrRulePrefilter *pf)
 {
@@ -638,12 +632,6 @@ mr_rule_prefilter_free(MrRulePrefilter *pf)
 	g_free(pf->on_hit);
 	g_free(pf->on_miss);
 	g_free(pf);
-}
-
-gboolean
-mr_rule_prefilter_takes(const MrRulePrefilter *pf, guint i)
-{
-	return pf != NULL && i < pf->conds->len && pf->how[i] != HOW_SLOW;
 }
 
 guint

@@ -43,10 +43,6 @@ MrRulePrefilter *mr_rule_prefilter_new(GPtrArray *conds);
 /* Frees @pf; NULL-safe. */
 void mr_rule_prefilter_free(MrRulePrefilter *pf);
 
-/* Returns TRUE when @pf answers condition @i of the conditions it was made
- * with; FALSE for NULL @pf. */
-gboolean mr_rule_prefilter_takes(const MrRulePrefilter *pf, guint i);
-
 /* Returns how many conditions @pf answers (0 for NULL). */
 guint mr_rule_prefilter_taken(const MrRulePrefilter *pf);
 

@@ -17,6 +17,8 @@
  * condition at a time until the pass is there. */
 #define G_LOG_DOMAIN "mailroom-rule"
 
+#include <string.h>
+
 #include "mailroom/mr-rule-set.h"
 
 #include "mr-rule-private.h"
@@ -206,7 +208,7 @@ mr_rule_set_prefiltered(MrRuleSet *set)
 
 /* --- scan -------------------------------------------------------------------- */
 
-enum { SCAN_NO = FALSE, SCAN_YES = TRUE, SCAN_LATER = 2 };
+enum { SCAN_NO = FALSE, SCAN_YES = TRUE, SCAN_LATER = 2, SCAN_UNSET = 3 };
 
 struct _MrRuleScan {
 	MrRuleSet *set;
@@ -217,8 +219,20 @@ struct _MrRuleScan {
 			    explained (every rule is listed) */
 };
 
-static gboolean rule_holds(const MrRuleScan *scan, guint r, const MrRuleValues *values,
-			   MrRuleExplain *explain);
+/* Returns TRUE when enabled rule @r, none of whose conditions waits for
+ * the delivery, holds by the scan's results: rule_holds() without values
+ * or explanation, in a loop over bytes (the scan runs it for every rule). */
+static gboolean
+rule_scanned_holds(const MrRuleScan *scan, guint r)
+{
+	const MrRuleSet *set = scan->set;
+	guint8 any = set->any[r];
+
+	for (guint i = set->first[r]; i < set->first[r + 1]; i++)
+		if (scan->results[i] == any) /* decides */
+			return any;
+	return !any;
+}
 
 MrRuleScan *
 mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
@@ -242,8 +256,9 @@ mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
 		v.subject_folded = subject_folded = mr_rule_fold(v.subject);
 	if (n > 0 && v.body != NULL && v.body_folded == NULL)
 		v.body_folded = body_folded = mr_rule_fold(v.body);
+	memset(scan->results, SCAN_UNSET, n);
 	pf = explain || n == 0 ? NULL : g_atomic_pointer_get(&set->prefilter);
-	if (pf != NULL) /* SCAN_NO and SCAN_YES are FALSE and TRUE */
+	if (pf != NULL) /* answers what it takes: SCAN_NO and SCAN_YES are FALSE and TRUE */
 		mr_rule_prefilter_scan(pf, &v, scan->results);
 	else if (!explain && n > 0)
 		pass_want(set);
@@ -252,7 +267,7 @@ mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
 
 		if (set->later[i])
 			scan->results[i] = SCAN_LATER;
-		else if (!mr_rule_prefilter_takes(pf, i))
+		else if (scan->results[i] == SCAN_UNSET)
 			scan->results[i] = mr_rule_cond_eval(c, &v, explain ? &scan->values[i] : NULL)
 						   ? SCAN_YES
 						   : SCAN_NO;
@@ -261,7 +276,7 @@ mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
 	if (!explain) {
 		scan->maybe = g_array_new(FALSE, FALSE, sizeof(guint));
 		for (guint r = 0; r < set->enabled->len; r++)
-			if (set->any_later[r] || rule_holds(scan, r, NULL, NULL))
+			if (set->any_later[r] || rule_scanned_holds(scan, r))
 				g_array_append_val(scan->maybe, r);
 	}
 	return scan;
