@@ -36,6 +36,7 @@ struct _MrRuleSet {
 	guint8 *later;      /* per condition: on a field of the delivery */
 	guint8 *any;        /* per enabled rule: its any */
 	guint8 *any_later;  /* per enabled rule: a condition of @later */
+	gboolean fold_subject, fold_body; /* a condition compares it folded */
 	gboolean needs_account;
 	MrRulePrefilter *prefilter; /* (nullable) (atomic): the pass over
 				       @conds, once compiled */
@@ -96,8 +97,13 @@ mr_rule_set_new(gint64 version, GPtrArray *rules)
 		for (guint i = set->first[r]; i < set->first[r + 1]; i++) {
 			const MrRuleCond *c = g_ptr_array_index(set->conds, i);
 
+			gboolean folded = c->op != MR_RULE_OP_MATCH && c->op != MR_RULE_OP_NOMATCH &&
+					  c->op != MR_RULE_OP_EXISTS;
+
 			set->later[i] = mr_rule_field_per_delivery(c->field);
 			set->any_later[r] |= set->later[i];
+			set->fold_subject |= folded && c->field == MR_RULE_FIELD_SUBJECT;
+			set->fold_body |= folded && c->field == MR_RULE_FIELD_BODY;
 		}
 	}
 	g_mutex_init(&set->pass_lock);
@@ -249,12 +255,12 @@ mr_rule_scan_new(MrRuleSet *set, const MrRuleValues *values, gboolean explain)
 	scan->set = mr_rule_set_ref(set);
 	scan->results = g_new0(guint8, MAX(n, 1));
 	scan->values = explain ? g_new0(char *, n + 1) : NULL;
-	/* the subject and the body folded once for every condition (what
-	 * mr_rule_cond_eval() would fold for each) */
+	/* the subject and the body folded once for every condition that
+	 * compares them folded (what mr_rule_cond_eval() would fold for each) */
 	v = *values;
-	if (n > 0 && v.subject != NULL && v.subject_folded == NULL)
+	if (set->fold_subject && v.subject != NULL && v.subject_folded == NULL)
 		v.subject_folded = subject_folded = mr_rule_fold(v.subject);
-	if (n > 0 && v.body != NULL && v.body_folded == NULL)
+	if (set->fold_body && v.body != NULL && v.body_folded == NULL)
 		v.body_folded = body_folded = mr_rule_fold(v.body);
 	memset(scan->results, SCAN_UNSET, n);
 	pf = explain || n == 0 ? NULL : g_atomic_pointer_get(&set->prefilter);

@@ -718,15 +718,53 @@ text_one(const MrRuleCond *cond, MrRuleOp op, const char *f)
 	}
 }
 
+/* Returns: (transfer full): @s (valid UTF-8) case-folded, as
+ * g_utf8_casefold() folds it.  That folds character by character into a
+ * GString (12 ns a character here); case folding has no context, so the
+ * runs of ASCII, which fold to ASCII, are folded here by a comparison,
+ * and only the runs of other characters by GLib. */
+static char *
+fold_valid(const char *s)
+{
+	gsize len = strlen(s);
+	const char *end = s + len;
+	char *out = g_malloc(len + 1);
+	gsize n = 0, size = len + 1;
+
+	while (*s != '\0') {
+		const char *run = s;
+		g_autofree char *folded = NULL;
+		gsize k;
+
+		for (; *s != '\0' && (guchar)*s < 0x80; s++)
+			out[n++] = *s >= 'A' && *s <= 'Z' ? *s + ('a' - 'A') : *s;
+		if ((guchar)*s < 0x80)
+			continue;
+		for (run = s; *s != '\0' && (guchar)*s >= 0x80; s++)
+			;
+		folded = g_utf8_casefold(run, s - run);
+		k = strlen(folded);
+		/* a folded character may be longer (ß is ss) */
+		if (n + k + (gsize)(end - s) + 1 > size) {
+			size = MAX(size * 2, n + k + (gsize)(end - s) + 1);
+			out = g_realloc(out, size);
+		}
+		memcpy(out + n, folded, k);
+		n += k;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 char *
 mr_rule_fold(const char *s)
 {
 	g_autofree char *valid = NULL;
 
 	if (g_utf8_validate(s, -1, NULL))
-		return g_utf8_casefold(s, -1);
+		return fold_valid(s);
 	valid = g_utf8_make_valid(s, -1);
-	return g_utf8_casefold(valid, -1);
+	return fold_valid(valid);
 }
 
 const char *

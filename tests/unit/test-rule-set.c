@@ -540,6 +540,36 @@ test_characters(void)
 		}
 }
 
+/* mr_rule_fold() (ASCII runs by a table, the rest by GLib) is
+ * g_utf8_casefold() of the text made valid: random texts, every
+ * character up to U+3000 and a sample beyond, around ASCII. */
+static void
+test_fold(void)
+{
+	g_autoptr(GRand) rand = g_rand_new_with_seed(7);
+
+	for (guint i = 0; i < 2000; i++) {
+		g_autofree char *text = random_text(rand, (gsize)g_rand_int_range(rand, 0, 200));
+		g_autofree char *valid = g_utf8_make_valid(text, -1);
+		g_autofree char *want = g_utf8_casefold(valid, -1);
+		g_autofree char *got = mr_rule_fold(text);
+
+		g_assert_cmpstr(got, ==, want);
+	}
+	for (gunichar c = 1; c < 0x110000; c += c < 0x3000 ? 1 : 251) {
+		char u[8] = { 0 };
+		g_autofree char *text = NULL, *want = NULL, *got = NULL;
+
+		if (c >= 0xd800 && c < 0xe000)
+			continue;
+		g_unichar_to_utf8(c, u);
+		text = g_strdup_printf("Ab%sK%s", u, u);
+		want = g_utf8_casefold(text, -1);
+		got = mr_rule_fold(text);
+		g_assert_cmpstr(got, ==, want);
+	}
+}
+
 /* --- hostile ------------------------------------------------------------------- */
 
 /* 500 rules of patterns and needles over a 25 MB body: one pass per
@@ -671,6 +701,7 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/model/rule-set/pass/differential", test_differential);
 	g_test_add_func("/mailroom/model/rule-set/pass/characters", test_characters);
 	g_test_add_func("/mailroom/model/rule-set/pass/threads", test_threads);
+	g_test_add_func("/mailroom/model/rule-set/fold", test_fold);
 	g_test_add_func("/mailroom/model/rule-set/hostile/big-body", test_hostile_big_body);
 	g_test_add_func("/mailroom/model/rule-set/hostile/catastrophic", test_hostile_catastrophic);
 	return g_test_run();
