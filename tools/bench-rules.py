@@ -17,7 +17,7 @@ imported with `mailroomctl rule import` into a fresh database before the
 daemons start.  The rules are what a mail team writes: patterns on the
 subject and the body, words the body contains, sender domains, addresses
 that end in a partner's domain, a subject and a domain together; nearly all
-of them match nothing (as in real life), one in fifty tags every message
+of them match nothing (as in real life), one in 500 tags every message
 (rules_file()).
 
 Before measuring, each daemon gets a few messages (WARMUP: a rule set
@@ -29,8 +29,8 @@ the end of the compile).
 
 The configurations are interleaved: every round runs each storage
 configuration with each number of rules, one after the other
-(MR_BENCH_ROUNDS, default 2; MR_BENCH_MESSAGES per run, default 2,000, a
-multiple of 100).  CPU per message is user + system of the mailroomd
+(MR_BENCH_ROUNDS, default 3; MR_BENCH_MESSAGES per run, default 2,000, a
+multiple of 100: about two minutes in all).  CPU per message is user + system of the mailroomd
 processes from /proc/PID/stat just before and after the load (and of the
 whole PostgreSQL cluster, bench-storage.py's cluster_ticks()), per
 acknowledged message.  The summary gives medians over the rounds, and the
@@ -88,7 +88,7 @@ def rules_file(n, path):
     out = ["rules = ("]
     for i in range(n):
         w, k = words[i % len(words)], i % 8
-        if i % 50 == 49:        # one in fifty: every message of the benchmark
+        if i % 500 == 499:      # one in 500: every message of the benchmark
             conds, acts = ['subject contains question'], ['tag = q%d' % (i % 7)]
         elif k == 0:
             conds, acts = ['subject ~ "\\\\b(?:%s|%s)\\\\s*#?%d\\\\b"' % (w, "re-" + w, i)], ["priority = high"]
@@ -216,7 +216,7 @@ def fmt(v, spec="%.1f"):
 
 def main():
     n = env_int("MR_BENCH_MESSAGES", 2000)
-    rounds = env_int("MR_BENCH_ROUNDS", 2)
+    rounds = env_int("MR_BENCH_ROUNDS", 3)
     counts = env_list("MR_BENCH_RULES", "0,50,500,5000")
     configs = storage.env_configs()
     build = build_dir()
