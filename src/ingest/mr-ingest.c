@@ -92,7 +92,6 @@ mr_ingest_item_scan(const MrConfig *cfg, MrIngestItem *item, MrRuleSet *set, gbo
 {
 	const MrMessage *msg = item->msg;
 	g_autofree const char **from = NULL, **to = NULL, **cc = NULL;
-	g_autofree char *subject_folded = NULL, *body_folded = NULL;
 	g_autofree MrRuleHeader *headers = NULL;
 	g_autoptr(GTimeZone) utc = NULL;
 	g_autoptr(GDateTime) when = NULL;
@@ -110,9 +109,7 @@ mr_ingest_item_scan(const MrConfig *cfg, MrIngestItem *item, MrRuleSet *set, gbo
 	v.cc = cc = scan_addresses(msg->cc, NULL);
 	v.subject = msg->subject;
 	v.body = msg->body_text;
-	/* folded once for every rule (the parse made both valid UTF-8) */
-	v.subject_folded = subject_folded = g_utf8_casefold(msg->subject != NULL ? msg->subject : "", -1);
-	v.body_folded = body_folded = g_utf8_casefold(msg->body_text != NULL ? msg->body_text : "", -1);
+	/* the scan folds them, once, when a rule compares them folded */
 	v.n_headers = msg->headers != NULL ? msg->headers->len : 0;
 	headers = g_new0(MrRuleHeader, v.n_headers + 1);
 	for (gsize i = 0; i < v.n_headers; i++) {

@@ -10,6 +10,8 @@
 #include "mailroom/mr-status.h"
 #include "mailroom/mr-text.h"
 
+#include "mr-rule-private.h"
+
 G_DEFINE_QUARK(mr-rule-error-quark, mr_rule_error)
 
 /* What a field's values are, which decides the operators it takes. */
@@ -604,10 +606,8 @@ add_list(GPtrArray *out, const char *const *list, gboolean domains)
 	}
 }
 
-/* Returns: (transfer container): the texts @cond's field has in @v,
- * borrowed from @v. */
-static GPtrArray *
-field_texts(const MrRuleCond *cond, const MrRuleValues *v)
+GPtrArray *
+mr_rule_field_texts(const MrRuleCond *cond, const MrRuleValues *v)
 {
 	GPtrArray *out = g_ptr_array_new();
 	const char *one = NULL;
@@ -652,25 +652,37 @@ subject_length(const char *s, gsize len, gsize max)
 	return cut;
 }
 
+gsize
+mr_rule_regex_view(const char *s, const char **view_out, char **owned_out, gboolean *cut_out)
+{
+	gsize full = strlen(s);
+	gsize len = subject_length(s, full, MR_RULE_REGEX_SUBJECT_MAX);
+
+	*owned_out = NULL;
+	if (!g_utf8_validate(s, len, NULL)) {
+		*owned_out = g_utf8_make_valid(s, len);
+		len = subject_length(*owned_out, strlen(*owned_out), MR_RULE_REGEX_SUBJECT_MAX);
+		s = *owned_out;
+	}
+	*view_out = s;
+	*cut_out = len < full;
+	return len;
+}
+
 /* Matches @s against @cond's pattern, bounded; on giving up, sets
  * *@reason (once) to PCRE2's reason. */
 static RxResult
 regex_one(const MrRuleCond *cond, const char *s, char **reason)
 {
-	gsize full = strlen(s);
-	gsize len = subject_length(s, full, MR_RULE_REGEX_SUBJECT_MAX);
 	g_autofree char *valid = NULL;
 	g_autoptr(GError) local = NULL;
 	GRegexMatchFlags flags = 0;
+	gboolean cut;
+	gsize len = mr_rule_regex_view(s, &s, &valid, &cut);
 	const char *why;
 
-	if (!g_utf8_validate(s, len, NULL)) {
-		valid = g_utf8_make_valid(s, len);
-		len = subject_length(valid, strlen(valid), MR_RULE_REGEX_SUBJECT_MAX);
-		s = valid;
-	}
 	/* a cut value does not end where it is cut: $ does not match there */
-	if (len < full)
+	if (cut)
 		flags |= G_REGEX_MATCH_NOTEOL;
 	if (g_regex_match_full(cond->regex, s, len, 0, flags, NULL, &local))
 		return RX_YES;
@@ -706,21 +718,63 @@ text_one(const MrRuleCond *cond, MrRuleOp op, const char *f)
 	}
 }
 
-/* Returns the folded form of @s: borrowed from @v when the caller folded
- * it (a long body is not copied once per rule), else made in *@owned. */
-static const char *
-fold(const MrRuleCond *cond, const MrRuleValues *v, const char *s, char **owned)
+/* Returns: (transfer full): @s (valid UTF-8) case-folded, as
+ * g_utf8_casefold() folds it.  That folds character by character into a
+ * GString (12 ns a character here); case folding has no context, so the
+ * runs of ASCII, which fold to ASCII, are folded here by a comparison,
+ * and only the runs of other characters by GLib. */
+static char *
+fold_valid(const char *s)
+{
+	gsize len = strlen(s);
+	const char *end = s + len;
+	char *out = g_malloc(len + 1);
+	gsize n = 0, size = len + 1;
+
+	while (*s != '\0') {
+		const char *run = s;
+		g_autofree char *folded = NULL;
+		gsize k;
+
+		for (; *s != '\0' && (guchar)*s < 0x80; s++)
+			out[n++] = *s >= 'A' && *s <= 'Z' ? *s + ('a' - 'A') : *s;
+		if ((guchar)*s < 0x80)
+			continue;
+		for (run = s; *s != '\0' && (guchar)*s >= 0x80; s++)
+			;
+		folded = g_utf8_casefold(run, s - run);
+		k = strlen(folded);
+		/* a folded character may be longer (ß is ss) */
+		if (n + k + (gsize)(end - s) + 1 > size) {
+			size = MAX(size * 2, n + k + (gsize)(end - s) + 1);
+			out = g_realloc(out, size);
+		}
+		memcpy(out + n, folded, k);
+		n += k;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+char *
+mr_rule_fold(const char *s)
 {
 	g_autofree char *valid = NULL;
 
+	if (g_utf8_validate(s, -1, NULL))
+		return fold_valid(s);
+	valid = g_utf8_make_valid(s, -1);
+	return fold_valid(valid);
+}
+
+const char *
+mr_rule_fold_text(const MrRuleCond *cond, const MrRuleValues *v, const char *s, char **owned)
+{
 	if (cond->field == MR_RULE_FIELD_SUBJECT && v->subject_folded != NULL)
 		return v->subject_folded;
 	if (cond->field == MR_RULE_FIELD_BODY && v->body_folded != NULL)
 		return v->body_folded;
-	if (g_utf8_validate(s, -1, NULL))
-		return *owned = g_utf8_casefold(s, -1);
-	valid = g_utf8_make_valid(s, -1);
-	return *owned = g_utf8_casefold(valid, -1);
+	return *owned = mr_rule_fold(s);
 }
 
 /* Appends @s to the explained value @out, separated by ", ", while it is
@@ -740,7 +794,7 @@ explain_add(GString *out, const char *s)
 static gboolean
 eval_text(const MrRuleCond *cond, const MrRuleValues *v, GString *explain, char **reason)
 {
-	g_autoptr(GPtrArray) texts = field_texts(cond, v);
+	g_autoptr(GPtrArray) texts = mr_rule_field_texts(cond, v);
 	gboolean negative = cond->op == MR_RULE_OP_NE || cond->op == MR_RULE_OP_NOMATCH;
 	MrRuleOp op = cond->op == MR_RULE_OP_NE ? MR_RULE_OP_EQ : cond->op;
 	gboolean gave_up = FALSE;
@@ -759,7 +813,7 @@ eval_text(const MrRuleCond *cond, const MrRuleValues *v, GString *explain, char 
 		} else {
 			g_autofree char *owned = NULL;
 
-			held = text_one(cond, op, fold(cond, v, s, &owned));
+			held = text_one(cond, op, mr_rule_fold_text(cond, v, s, &owned));
 		}
 		if (held) {
 			if (explain != NULL) {

@@ -15,6 +15,11 @@
 # while a large pathological one is in the daemon gets its 250 in time.
 # The figures are printed as TAP diagnostics.  MR_PATHO_SIZES=64K,1M,25M
 # and MR_PATHO_KINDS=brackets,tags,... choose what is sent.
+# Every message runs MR_PATHO_RULES rules (default 500, issue 22: patterns
+# and needles on the subject and the body, addresses, and the catastrophic
+# (a+)+$): mailroomctl deliver evaluates them one by one, mailroomd in one
+# pass per field once its rule set has compiled it.  And (a+)+$ meets
+# 64 KiB of 'a' then 'b', within the same bounds.
 import json
 import os
 import re
@@ -122,9 +127,40 @@ def smtp_deliver(d, raw, timeout):
     return (final[0] if final else (None, "")), seconds, vm(d.proc.pid, "VmHWM"), lock
 
 
+RULES = int(os.environ.get("MR_PATHO_RULES", "500"))
+
+
+def rules_file():
+    """RULES rules for `mailroomctl rule import`, none of which matches the
+    pathological messages but the catastrophic one's."""
+    def quoted(v):
+        return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+
+    rules = []
+    for i in range(RULES - 1):
+        cond = ['subject ~ "\\\\b(?:invoice|order)\\\\s*#?%d\\\\b"' % i,
+                'body ~ "ref[- ]?%d\\\\d{4}"' % i,
+                'body contains "needle-%05d"' % i,
+                "from_domain = customer%d.test" % i,
+                "address ends @partner%d.test" % i][i % 5]
+        rules.append('{ name = "r%05d"; conditions = [ %s ]; actions = [ "tag = t%d" ]; }'
+                     % (i, quoted(cond), i % 5))
+    rules.append('{ name = "catastrophic"; conditions = [ %s ]; actions = [ "tag = aaab" ]; }'
+                 % quoted('body ~ "(a+)+$"'))
+    path = os.path.join(work, "rules.conf")
+    with open(path, "w") as f:
+        f.write("rules = (\n  " + ",\n  ".join(rules) + "\n);\n")
+    return path
+
+
 ctl_env = Env()
 ctl_env.ctl("init")
 d = Daemon(debug=True)
+if RULES:
+    path = rules_file()
+    for label, env in (("mailroomctl", ctl_env), ("mailroomd", d.env)):
+        rc, out, err = env.ctl("rule", "import", path)
+        t.ok(rc == 0, "%s: %d rules imported" % (label, RULES), (out, err))
 expected = {}  # (kind, size) -> problem substring or None
 for size in SIZES:
     max_s, max_mb = BOUNDS[size]
@@ -199,8 +235,31 @@ with t.section("concurrent"):
     t.diag("a small message during addresses %s: 250 in %.2f s" % (size, small_s))
     t.ok(result.get("big") and result["big"][0] == 250, "the large one is stored too", result)
 
+# The catastrophic pattern of mr-rule.h in a rule, on 64 KiB of 'a' then
+# 'b': no match (PCRE2 gives up or the pass finds none), within the bounds.
+ctl_extra = 0
+if RULES:
+    with t.section("rules: (a+)+$"):
+        max_s = BOUNDS["64K"][0] * SLOWER
+        raw = (b"From: a@sender.test\r\nTo: %s\r\nSubject: catastrophic\r\n"
+               b"Message-ID: <catastrophic@rules.test>\r\n\r\n" % RCPT.encode()
+               + b"a" * 65535 + b"b\r\n")
+        path = os.path.join(work, "catastrophic.eml")
+        with open(path, "wb") as f:
+            f.write(raw)
+        answer, out, secs, _ = ctl_deliver(ctl_env, path)
+        t.ok(answer is not None, "(a+)+$ on 64 KiB: mailroomctl deliver stores it", out)
+        t.ok(secs < max_s, "(a+)+$ on 64 KiB: mailroomctl deliver in %.2f s (< %d s)" % (secs, max_s))
+        (code, text), s_secs, _, _ = smtp_deliver(d, raw, timeout=max_s * 3)
+        t.ok(code == 250, "(a+)+$ on 64 KiB: mailroomd stores it over SMTP", text)
+        t.ok(s_secs < max_s, "(a+)+$ on 64 KiB: SMTP 250 in %.2f s (< %d s)" % (s_secs, max_s))
+        t.diag("(a+)+$ on 64 KiB of a, then b: deliver %.2f s, smtp %.2f s" % (secs, s_secs))
+        os.unlink(path)
+        ctl_extra, extra = 1, extra + 1
+
 # Stored once each, visible, degraded with a reason when over a limit.
-for label, env, n in (("mailroomctl", ctl_env, len(expected)), ("mailroomd", d.env, len(expected) + extra)):
+for label, env, n in (("mailroomctl", ctl_env, len(expected) + ctl_extra),
+                      ("mailroomd", d.env, len(expected) + extra)):
     msgs = env.json("message", "list")
     t.eq(len(msgs), n, "%s: every message stored once" % label)
     wrong = []
