@@ -34,6 +34,10 @@ PKGS=(
   # dovecot: the IMAP server of the tests' private instances
   # (tests/integration/mrdovecot.py); libetpan-dev above is the client
   dovecot-core dovecot-imapd
+  # aiosmtpd: the SMTP relay of the outgoing-mail tests (tests/integration/
+  # mrrelay.py, run by /usr/bin/python3: Debian's modules are not on the
+  # PATH's python3)
+  python3-aiosmtpd
   # sqlite3 and bc: make bench; git: clones; ca-certificates: npm over TLS
   sqlite3 bc git ca-certificates
   # locales: localedef, for the tr_TR.UTF-8 locale below (test-address)
