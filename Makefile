@@ -83,7 +83,7 @@ LIBS = $(PKG_LIBS) -lm
 IMAP_LIBS = -letpan
 
 PG_SRCS   = src/store/mr-sql-pgsql.c
-LIB_SRCS  = $(filter-out $(PG_SRCS),$(wildcard src/lib/*.c src/core/*.c src/model/*.c src/parse/*.c src/route/*.c src/store/*.c src/crm/*.c src/net/*.c src/ingest/*.c))
+LIB_SRCS  = $(filter-out $(PG_SRCS),$(wildcard src/lib/*.c src/core/*.c src/model/*.c src/parse/*.c src/route/*.c src/store/*.c src/crm/*.c src/net/*.c src/ingest/*.c src/act/*.c))
 PG_OBJS   = $(PG_SRCS:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/src/core/mr-error.o
 CTL_SRCS  = $(wildcard src/ctl/*.c)
 DAEMON_SRCS = $(wildcard src/daemon/*.c)
