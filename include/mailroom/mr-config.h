@@ -15,6 +15,8 @@ typedef enum {
 	MR_ROLE_BCC,     /* smart BCC: log on contacts, owner, record */
 	MR_ROLE_SUPPORT, /* tickets */
 	MR_ROLE_SALES,   /* inbox leads */
+	MR_ROLE_BOUNCE,  /* outgoing.bounce_address: delivery reports of the
+	                    mail mailroom sent (never listed in addresses) */
 } MrRole;
 
 typedef struct {
@@ -85,6 +87,29 @@ typedef struct {
 	                             Authentication-Results of this id pass */
 	char *timezone;           /* timezone: an IANA name, default "UTC" */
 	GTimeZone *tz;            /* @timezone, for the rules' weekday and hour */
+	/* Outgoing mail (docs/outgoing.md). */
+	struct {
+		gboolean configured;      /* a relay group is in the file: without
+		                             one, mail is queued and not sent */
+		MrRemote remote;          /* relay.host, port (465 implicit TLS,
+		                             else 587), tls (default starttls), user
+		                             (optional: no login), auth, ...; label
+		                             "relay" */
+		char *from;               /* relay.from: "Name <address>"; default
+		                             the first support address */
+		int retry_min_s;          /* relay.retry_min: first backoff */
+		int retry_max_s;          /* relay.retry_max: longest backoff */
+		int max_attempts;         /* relay.max_attempts: then failed */
+	} relay;
+	struct {
+		int max_auto_per_recipient_per_day; /* outgoing.max_auto_per_recipient_per_day */
+		char *bounce_address;     /* outgoing.bounce_address, lower-case;
+		                             default bounces@ the first domain */
+	} outgoing;
+	struct {
+		gboolean enabled;         /* ack.enabled: the ticket acknowledgement */
+		char *template_name;      /* ack.template: default "ticket-ack" */
+	} ack;
 	struct {
 		gint64 max_message_size;  /* limits.max_message_size, bytes */
 		int max_recipients;       /* limits.max_recipients */
@@ -156,7 +181,8 @@ gboolean mr_config_is_own_domain(const MrConfig *cfg, const char *domain);
  * list (gmail.com, outlook.com, gmx.de, ...) or freemail_domains. */
 gboolean mr_config_is_freemail(const MrConfig *cfg, const char *domain);
 
-/* Returns the name of @role ("bcc", "support", "sales", "none"). */
+/* Returns the name of @role ("bcc", "support", "sales", "bounce",
+ * "none"). */
 const char *mr_role_name(MrRole role);
 
 /* Returns the role named @name (any case): bcc, support or sales, else

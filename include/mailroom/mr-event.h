@@ -31,6 +31,9 @@ typedef enum {
 	MR_EVENT_LINK_REFUSED,
 	MR_EVENT_SENDER_UNTRUSTED,
 	MR_EVENT_TEAM_UNASSIGNED,
+	MR_EVENT_MAIL_BOUNCED,
+	MR_EVENT_MAIL_HELD,
+	MR_EVENT_MAIL_FAILED,
 	MR_EVENT_N
 } MrEventType;
 
@@ -62,6 +65,15 @@ MrEventType mr_event_type_from_name(const char *name);
  *                                   Authentication-Results did not pass
  *   team.unassigned                 detail: the team whose members were all
  *                                   away: the record stays unassigned
+ *   mail.bounced                    address: the recipient; new_status:
+ *                                   the report's status code ("5.1.1");
+ *                                   detail: its text
+ *   mail.held                       address: the recipient; detail: why
+ *                                   no automatic mail was sent (the daily
+ *                                   limit, an undeliverable address, loop
+ *                                   protection)
+ *   mail.failed                     address: the recipient; detail: the
+ *                                   relay's reply
  *
  * and every type: actor, the user who acted (0: none known, as for mail
  * from outside and for mailroomctl).  A status is its stored name

@@ -32,7 +32,7 @@ typedef struct {
 	MrRemoteTls tls;
 	gboolean tls_verify;  /* FALSE: tests only, warned at every connect */
 	char *tls_ca_file;    /* (nullable): a CA trusted besides the system's */
-	char *user;
+	char *user;           /* (nullable only where user_optional): no login */
 	MrRemoteAuth auth;
 	char *password_file;  /* (nullable): its first line is the password */
 	char *password_env;   /* (nullable): the variable holding it */
@@ -50,6 +50,10 @@ typedef struct {
 	int port_implicit; /* the port for tls = "implicit" (IMAP: 993) */
 	int port_plain;    /* for "starttls" and "none" (IMAP: 143) */
 	int timeout_s;     /* timeout (IMAP: 120) */
+	gboolean user_optional; /* no user: no login (a relay that trusts the
+	                           network: the SMTP relay) */
+	MrRemoteTls tls;   /* tls when the key is missing (IMAP: implicit,
+	                      the relay: starttls) */
 } MrRemoteDefaults;
 
 struct config_setting_t; /* libconfig's; mr-config-section.h reads it */
@@ -57,7 +61,8 @@ struct config_setting_t; /* libconfig's; mr-config-section.h reads it */
 /* Reads the keys of a remote server (MR_REMOTE_KEYS) from @group, an
  * entry of section @section (the top-level key: "imap", "relay") of the
  * file @path, into @r, whose label the caller sets: host and user
- * (required), tls ("implicit", "starttls", "none"; default implicit),
+ * (required, unless @defaults says user_optional: then no user means no
+ * login, and the credential keys are not required), tls ("implicit", "starttls", "none"; default implicit),
  * auth ("password" with password_file or password_env, or "xoauth2" with
  * token_command, a shell-quoted command line), port and timeout
  * (defaults @defaults), tls_verify (default true) and tls_ca_file (a

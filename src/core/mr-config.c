@@ -42,7 +42,14 @@ static const struct {
 	{ "", { "ids", "parse", "store", "hostname" } },
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
-	{ "", { "testing", "timezone", NULL } },
+	{ "", { "testing", "timezone", "relay", "outgoing" } },
+	{ "", { "ack", NULL } },
+	{ "relay", { "host", "port", "tls", "user" } },
+	{ "relay", { "auth", "password_file", "password_env", "token_command" } },
+	{ "relay", { "timeout", "tls_verify", "tls_ca_file", "from" } },
+	{ "relay", { "retry_min", "retry_max", "max_attempts", NULL } },
+	{ "outgoing", { "max_auto_per_recipient_per_day", "bounce_address", NULL } },
+	{ "ack", { "enabled", "template", NULL } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -69,6 +76,7 @@ static const char *const mr_role_names[] = {
 	[MR_ROLE_BCC] = "bcc",
 	[MR_ROLE_SUPPORT] = "support",
 	[MR_ROLE_SALES] = "sales",
+	[MR_ROLE_BOUNCE] = "bounce",
 };
 
 const char *
@@ -120,6 +128,10 @@ config_clear(MrConfig *cfg)
 	g_free(cfg->authserv_id);
 	g_free(cfg->timezone);
 	g_clear_pointer(&cfg->tz, g_time_zone_unref);
+	mr_remote_clear(&cfg->relay.remote);
+	g_free(cfg->relay.from);
+	g_free(cfg->outgoing.bounce_address);
+	g_free(cfg->ack.template_name);
 	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
 		if (cfg->section_values[i] != NULL)
 			cfg->sections[i]->free(cfg->section_values[i]);
@@ -193,6 +205,22 @@ config_string(const config_t *c, const char *path, const char *key,
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return mr_config_invalid(error, path, s, key, "must be a string");
 	*out = g_strdup(config_setting_get_string(s));
+	return TRUE;
+}
+
+/* Reads an optional boolean at @key into @out (default @def). */
+static gboolean
+config_bool(const config_t *c, const char *path, const char *key, gboolean def, int *out,
+	    GError **error)
+{
+	config_setting_t *s = config_lookup(c, key);
+
+	*out = def;
+	if (s == NULL)
+		return TRUE;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return mr_config_invalid(error, path, s, key, "must be true or false");
+	*out = config_setting_get_bool(s);
 	return TRUE;
 }
 
@@ -398,7 +426,7 @@ config_addresses(const config_t *c, MrConfig *cfg, GError **error)
 			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "missing (bcc, support or sales)");
 		r = mr_role_from_name(role);
-		if (r == MR_ROLE_NONE)
+		if (r == MR_ROLE_NONE || r == MR_ROLE_BOUNCE)
 			return mr_config_invalid(error, cfg->path, e, "addresses.role",
 					      "must be one of bcc, support, sales");
 		if (mr_config_find_address(cfg, addr, NULL) != NULL)
@@ -584,6 +612,109 @@ config_timezone(const config_t *c, MrConfig *cfg, GError **error)
 	return TRUE;
 }
 
+/* The defaults of the relay: submission (587) with STARTTLS, or 465 for
+ * implicit TLS; a login only when relay.user is set. */
+static const MrRemoteDefaults relay_remote_defaults = {
+	.port_implicit = 465,
+	.port_plain = 587,
+	.timeout_s = 60,
+	.user_optional = TRUE,
+	.tls = MR_REMOTE_TLS_STARTTLS,
+};
+
+/* A bare address @text (local@domain, lower-cased into @out), as the
+ * bounce address must be: no name, no spaces, no "+" in the local part
+ * (the VERP tag goes there). */
+static gboolean
+config_bare_address(const char *text, char **out)
+{
+	const char *at = strrchr(text, '@');
+
+	if (at == NULL || at == text || at[1] == '\0' || strpbrk(text, " \t\r\n<>\"(),;:+") != NULL ||
+	    strchr(text, '@') != at)
+		return FALSE;
+	*out = g_ascii_strdown(text, -1);
+	return TRUE;
+}
+
+/* relay { ... }, outgoing { ... } and ack { ... }: how mailroom sends
+ * mail (docs/configuration.md).  The bounce address is added to the
+ * mailroom addresses with the role bounce, unless an address of the file
+ * has it already (refused). */
+static gboolean
+config_outgoing(const config_t *c, MrConfig *cfg, GError **error)
+{
+	config_setting_t *relay = config_lookup(c, "relay");
+	g_autofree char *bounce = NULL, *from = NULL;
+	gint64 v;
+	int b;
+
+	cfg->relay.remote.label = g_strdup("relay");
+	if (relay != NULL) {
+		if (!mr_remote_parse(relay, cfg->path, "relay", &relay_remote_defaults,
+				     &cfg->relay.remote, error))
+			return FALSE;
+		cfg->relay.configured = TRUE;
+	}
+	if (!config_string(c, cfg->path, "relay.from", NULL, &from, error) ||
+	    !config_int(c, cfg->path, "relay.retry_min", 60, 1, 86400, &v, error))
+		return FALSE;
+	cfg->relay.retry_min_s = (int)v;
+	if (!config_int(c, cfg->path, "relay.retry_max", 3600, cfg->relay.retry_min_s, 7 * 86400, &v,
+			error))
+		return FALSE;
+	cfg->relay.retry_max_s = (int)v;
+	if (!config_int(c, cfg->path, "relay.max_attempts", 20, 1, 1000, &v, error))
+		return FALSE;
+	cfg->relay.max_attempts = (int)v;
+	if (from == NULL) {
+		for (guint i = 0; i < cfg->addresses->len && from == NULL; i++) {
+			const MrMailroomAddress *a = g_ptr_array_index(cfg->addresses, i);
+
+			if (a->role == MR_ROLE_SUPPORT)
+				from = g_strdup(a->address);
+		}
+		if (from == NULL)
+			from = g_strdup_printf("mailroom@%s", cfg->domains[0] != NULL ? cfg->domains[0]
+										: "localhost");
+	} else if (strpbrk(from, "\r\n") != NULL || strchr(from, '@') == NULL) {
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "relay.from"), "relay.from",
+				      "must be an address, \"Name <address>\" or address");
+	}
+	cfg->relay.from = g_steal_pointer(&from);
+	if (!config_int(c, cfg->path, "outgoing.max_auto_per_recipient_per_day", 10, 0, 100000, &v,
+			error))
+		return FALSE;
+	cfg->outgoing.max_auto_per_recipient_per_day = (int)v;
+	if (!config_string(c, cfg->path, "outgoing.bounce_address", NULL, &bounce, error))
+		return FALSE;
+	if (bounce == NULL)
+		bounce = g_strdup_printf("bounces@%s", cfg->domains[0] != NULL ? cfg->domains[0]
+									 : "localhost");
+	if (!config_bare_address(bounce, &cfg->outgoing.bounce_address))
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "outgoing.bounce_address"),
+				      "outgoing.bounce_address",
+				      "must be a bare address local@domain, without \"+\"");
+	if (mr_config_find_address(cfg, cfg->outgoing.bounce_address, NULL) != NULL)
+		return mr_config_invalid(error, cfg->path, config_lookup(c, "outgoing.bounce_address"),
+				      "outgoing.bounce_address",
+				      "is one of the addresses: the bounce address has a role of its own");
+	{
+		MrMailroomAddress *a = g_new0(MrMailroomAddress, 1);
+
+		a->address = g_strdup(cfg->outgoing.bounce_address);
+		a->role = MR_ROLE_BOUNCE;
+		g_ptr_array_add(cfg->addresses, a);
+	}
+	b = TRUE;
+	if (!config_bool(c, cfg->path, "ack.enabled", TRUE, &b, error) ||
+	    !config_string(c, cfg->path, "ack.template", "ticket-ack", &cfg->ack.template_name,
+			   error))
+		return FALSE;
+	cfg->ack.enabled = b;
+	return TRUE;
+}
+
 static gboolean
 config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 {
@@ -635,7 +766,7 @@ config_load_keys(const config_t *c, MrConfig *cfg, GError **error)
 	cfg->ids.ticket_prefix = g_ascii_strup(tkt, -1);
 	if (!config_string_list(c, cfg->path, "freemail_domains", TRUE, &cfg->freemail_domains, error))
 		return FALSE;
-	if (!config_timezone(c, cfg, error))
+	if (!config_timezone(c, cfg, error) || !config_outgoing(c, cfg, error))
 		return FALSE;
 	if (!config_string_list(c, cfg->path, "parse.fallback_charsets", FALSE,
 				&cfg->parse.fallback_charsets, error))

@@ -28,15 +28,15 @@ remote_invalid(GError **error, const char *path, const config_setting_t *setting
 
 /* Reads the tls, auth and credential keys of @e into @r. */
 static gboolean
-remote_parse_modes(config_setting_t *e, const char *path, const char *section, MrRemote *r,
-		   GError **error)
+remote_parse_modes(config_setting_t *e, const char *path, const char *section,
+		   const MrRemoteDefaults *defaults, MrRemote *r, GError **error)
 {
 	static const char *const tls_names[] = { "implicit", "starttls", "none" };
 	static const char *const auth_names[] = { "password", "xoauth2" };
 	g_autofree char *tls = NULL, *auth = NULL, *command = NULL;
 	int v;
 
-	if (!mr_config_member_string(e, path, section, "tls", "implicit", &tls, error))
+	if (!mr_config_member_string(e, path, section, "tls", tls_names[defaults->tls], &tls, error))
 		return FALSE;
 	if ((v = mr_config_pick(tls, tls_names, G_N_ELEMENTS(tls_names))) < 0)
 		return remote_invalid(error, path, config_setting_get_member(e, "tls"), section, "tls",
@@ -54,12 +54,12 @@ remote_parse_modes(config_setting_t *e, const char *path, const char *section, M
 				     error) ||
 	    !mr_config_member_string(e, path, section, "token_command", NULL, &command, error))
 		return FALSE;
-	if (r->auth == MR_REMOTE_AUTH_PASSWORD &&
+	if (r->user != NULL && r->auth == MR_REMOTE_AUTH_PASSWORD &&
 	    (r->password_file == NULL) == (r->password_env == NULL))
 		return remote_invalid(error, path, e, section, "password_file",
 				      "auth = \"password\" needs password_file or password_env"
 				      " (one of them)");
-	if (r->auth == MR_REMOTE_AUTH_XOAUTH2) {
+	if (r->user != NULL && r->auth == MR_REMOTE_AUTH_XOAUTH2) {
 		g_autoptr(GError) local = NULL;
 
 		if (command == NULL)
@@ -84,9 +84,9 @@ mr_remote_parse(config_setting_t *group, const char *path, const char *section,
 		return FALSE;
 	if (r->host == NULL)
 		return remote_invalid(error, path, group, section, "host", "missing");
-	if (r->user == NULL)
+	if (r->user == NULL && !defaults->user_optional)
 		return remote_invalid(error, path, group, section, "user", "missing");
-	if (!remote_parse_modes(group, path, section, r, error))
+	if (!remote_parse_modes(group, path, section, defaults, r, error))
 		return FALSE;
 	if (!mr_config_member_int(group, path, section, "port",
 				  r->tls == MR_REMOTE_TLS_IMPLICIT ? defaults->port_implicit

@@ -20,6 +20,9 @@ static const char *const mr_event_names[MR_EVENT_N] = {
 	[MR_EVENT_LINK_REFUSED] = "link.refused",
 	[MR_EVENT_SENDER_UNTRUSTED] = "sender.untrusted",
 	[MR_EVENT_TEAM_UNASSIGNED] = "team.unassigned",
+	[MR_EVENT_MAIL_BOUNCED] = "mail.bounced",
+	[MR_EVENT_MAIL_HELD] = "mail.held",
+	[MR_EVENT_MAIL_FAILED] = "mail.failed",
 };
 
 const char *
@@ -83,6 +86,15 @@ mr_event_describe(const MrConfig *cfg, MrEventType type, MrRecordRef record,
 				       or_unknown(f->address), or_unknown(f->detail));
 	case MR_EVENT_TEAM_UNASSIGNED:
 		return g_strdup_printf("%s left unassigned: every member of team %s is away", id,
+				       or_unknown(f->detail));
+	case MR_EVENT_MAIL_BOUNCED:
+		return g_strdup_printf("mail to %s bounced: %s", or_unknown(f->address),
+				       or_unknown(f->detail));
+	case MR_EVENT_MAIL_HELD:
+		return g_strdup_printf("no automatic mail to %s: %s", or_unknown(f->address),
+				       or_unknown(f->detail));
+	case MR_EVENT_MAIL_FAILED:
+		return g_strdup_printf("mail to %s failed: %s", or_unknown(f->address),
 				       or_unknown(f->detail));
 	case MR_EVENT_OTHER:
 	case MR_EVENT_N:

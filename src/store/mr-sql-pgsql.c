@@ -938,6 +938,11 @@ pg_rewrite(const char *sql, int *nparams, Oid **types)
 		} else if (g_ascii_strncasecmp(p, "group_concat(", 13) == 0) {
 			g_string_append(out, "string_agg(");
 			p += 12;
+		} else if (strncmp(p, "/*SKIP LOCKED*/", 15) == 0) {
+			/* a claim's sub-select: rows another transaction
+			 * holds are left to it (SQLite has one writer) */
+			g_string_append(out, "FOR UPDATE SKIP LOCKED");
+			p += 14;
 		} else {
 			g_string_append_c(out, *p);
 		}
@@ -1507,6 +1512,41 @@ pg_mask_uri(const char *uri)
 	return g_string_free(g_steal_pointer(&out), FALSE);
 }
 
+/* The channel of mr_store_notify_work() (MR_STMT_NOTIFY_WORK). */
+#define PG_WORK_CHANNEL "mailroom_work"
+
+static gboolean
+pg_watch_start(MrSqlConn *c, GError **error)
+{
+	return pg_exec(c, "LISTEN " PG_WORK_CHANNEL, error);
+}
+
+static int
+pg_watch_fd(MrSqlConn *c)
+{
+	return CONN(c)->pg != NULL ? PQsocket(CONN(c)->pg) : -1;
+}
+
+static gboolean
+pg_watch_changed(MrSqlConn *c, GError **error)
+{
+	PgConn *conn = CONN(c);
+	PGnotify *n;
+	gboolean changed = FALSE;
+
+	if (conn->pg == NULL || PQstatus(conn->pg) != CONNECTION_OK ||
+	    !PQconsumeInput(conn->pg)) {
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_BUSY, "watching: %s",
+			    conn->pg != NULL ? PQerrorMessage(conn->pg) : "no connection");
+		return FALSE;
+	}
+	while ((n = PQnotifies(conn->pg)) != NULL) {
+		changed = TRUE;
+		PQfreemem(n);
+	}
+	return changed;
+}
+
 const MrSqlDriver mr_sql_pgsql_driver = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -1544,4 +1584,7 @@ const MrSqlDriver mr_sql_pgsql_driver = {
 	.column_text = pg_column_text,
 	.column_blob = pg_column_blob,
 	.mask_uri = pg_mask_uri,
+	.watch_start = pg_watch_start,
+	.watch_fd = pg_watch_fd,
+	.watch_changed = pg_watch_changed,
 };

@@ -18,6 +18,7 @@ typedef struct {
 	sqlite3 *db;
 	char *path;
 	GHashTable *control; /* SQL text -> sqlite3_stmt*: BEGIN, SAVEPOINT x, ... */
+	gint64 data_version; /* a watcher's last reading (watch_changed) */
 } SqliteConn;
 
 typedef struct {
@@ -176,6 +177,56 @@ sqlite_schema_version(MrSqlConn *c, GError **error)
 		sqlite_error(CONN(c)->db, rc, "PRAGMA user_version", error);
 	sqlite3_finalize(st);
 	return v;
+}
+
+/* Reads PRAGMA data_version, which moves when another connection commits
+ * a change to the database.  Returns -1 with @error. */
+static gint64
+sqlite_data_version(MrSqlConn *c, GError **error)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(CONN(c)->db, "PRAGMA data_version", -1, &st, NULL);
+	gint64 v = -1;
+
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		sqlite_error(CONN(c)->db, rc, "PRAGMA data_version", error);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static gboolean
+sqlite_watch_start(MrSqlConn *c, GError **error)
+{
+	CONN(c)->data_version = sqlite_data_version(c, error);
+	return CONN(c)->data_version >= 0;
+}
+
+static int
+sqlite_watch_fd(MrSqlConn *c)
+{
+	return -1;
+}
+
+static gboolean
+sqlite_watch_changed(MrSqlConn *c, GError **error)
+{
+	gint64 v = sqlite_data_version(c, error);
+
+	if (v < 0 || v == CONN(c)->data_version)
+		return FALSE;
+	CONN(c)->data_version = v;
+	return TRUE;
+}
+
+/* pg_notify(channel, payload): PostgreSQL's notification, which the
+ * store's SQL sends when it adds work; SQLite's watchers see every
+ * commit instead, so here it does nothing. */
+static void
+sqlite_pg_notify(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	sqlite3_result_null(ctx);
 }
 
 static gboolean
@@ -398,6 +449,8 @@ sqlite_open(const MrConfig *cfg, gboolean create, GError **error)
 		return NULL;
 	}
 	sqlite3_extended_result_codes(conn->db, 1);
+	sqlite3_create_function(conn->db, "pg_notify", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				sqlite_pg_notify, NULL, NULL);
 	sqlite3_busy_timeout(conn->db, cfg->store.busy_timeout_ms);
 	pragmas = g_strdup_printf("PRAGMA journal_mode = WAL;"
 				  "PRAGMA synchronous = %s;"
@@ -445,4 +498,7 @@ const MrSqlDriver mr_sql_sqlite_driver = {
 	.column_double = sqlite_column_double,
 	.column_text = sqlite_column_text,
 	.column_blob = sqlite_column_blob,
+	.watch_start = sqlite_watch_start,
+	.watch_fd = sqlite_watch_fd,
+	.watch_changed = sqlite_watch_changed,
 };

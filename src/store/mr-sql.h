@@ -159,6 +159,12 @@ struct _MrSqlDriver {
 	 * that could hold one).  NULL member: its names hold no secrets (a
 	 * file name). */
 	char *(*mask_uri)(const char *database);
+	/* Watching other connections' work (mr_store_watch_start()): makes
+	 * @conn a watcher; the descriptor to wait on (-1: ask once a
+	 * second); TRUE when work was committed since the last call. */
+	gboolean (*watch_start)(MrSqlConn *conn, GError **error);
+	int (*watch_fd)(MrSqlConn *conn);
+	gboolean (*watch_changed)(MrSqlConn *conn, GError **error);
 };
 
 /* The drivers: SQLite (mr-sql-sqlite.c, built in) and PostgreSQL

@@ -309,6 +309,32 @@ mr_store_message_deliver(MrStore *store, GBytes *raw, const char *key, const MrM
 	}
 }
 
+gint64
+mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
+			    const char *now, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	gint64 row;
+
+	mr_store_drop_started(store);
+	row = insert_message(store, raw, key, msg, now, FALSE, &local);
+	if (row == 0) {
+		if (local == NULL)
+			g_set_error(&local, MR_STORE_ERROR, MR_STORE_ERROR_CONSTRAINT,
+				    "an outgoing message with these bytes is stored already");
+		g_propagate_error(error, g_steal_pointer(&local));
+		return 0;
+	}
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_SET_OUT);
+
+		mr_sql_bind_int64(st, 1, row);
+		if (!mr_store_step_later(store, st, error))
+			return 0;
+	}
+	return row;
+}
+
 void
 mr_stored_clear(MrStored *stored)
 {

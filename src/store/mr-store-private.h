@@ -9,6 +9,7 @@
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-outgoing.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
@@ -121,6 +122,32 @@ typedef enum {
 	MR_STMT_RULES_DELETE_ALL,
 	MR_STMT_LIST_RULES,
 	MR_STMT_SHOW_RULE,
+	MR_STMT_NOTIFY_WORK,
+	MR_STMT_JOB_INSERT,
+	MR_STMT_JOBS_CLAIM,
+	MR_STMT_JOB_FINISH,
+	MR_STMT_JOBS_NEXT_DUE,
+	MR_STMT_LIST_JOBS,
+	MR_STMT_OUTBOX_INSERT,
+	MR_STMT_OUTBOX_CLAIM,
+	MR_STMT_OUTBOX_CLAIMED_RAW,
+	MR_STMT_OUTBOX_RESULT,
+	MR_STMT_OUTBOX_NEXT_DUE,
+	MR_STMT_OUTBOX_AUTO_COUNT,
+	MR_STMT_LIST_OUTBOX,
+	MR_STMT_SHOW_OUTBOX,
+	MR_STMT_OUTBOX_SET_STATUS,
+	MR_STMT_TEMPLATE_INSERT,
+	MR_STMT_TEMPLATE_UPDATE,
+	MR_STMT_SHOW_TEMPLATE,
+	MR_STMT_LIST_TEMPLATES,
+	MR_STMT_TEMPLATE_DELETE,
+	MR_STMT_RECORD_MAIL_LEAD,
+	MR_STMT_RECORD_MAIL_OPP,
+	MR_STMT_RECORD_MAIL_TICKET,
+	MR_STMT_MESSAGE_THREAD,
+	MR_STMT_MESSAGE_SET_OUT,
+	MR_STMT_CONTACT_UNDELIVERABLE,
 	MR_STMT_N_STATEMENTS
 } MrStmtId;
 
@@ -158,6 +185,9 @@ struct _MrStore {
 	/* Where to report the failure of the message released with
 	 * mr_store_release_later(), until mr_store_settle() knows its end. */
 	GError **later_failure;
+	/* mr_store_notify_work() was sent in this transaction (and not
+	 * undone by a rollback to the savepoint). */
+	gboolean work_notified;
 };
 /* The savepoint of one message in a group commit. */
 #define MR_STORE_SAVEPOINT "mr_message"

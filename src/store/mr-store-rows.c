@@ -9,6 +9,7 @@
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-outgoing.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
@@ -318,3 +319,51 @@ static const MrRowField rule_fields[] = {
 	MR_ROW_FIELD(MrRuleRow, updated, "updated", MR_ROW_TEXT),
 };
 MR_ROW_DEFINE(MrRuleRow, mr_rule_row_desc, "rule", rule_fields, mr_rule_row_free)
+
+/* --- outgoing mail ------------------------------------------------------------ */
+
+/* `job list --json`: the issue's {id kind due status attempts record},
+ * with the last error. */
+static const MrRowField job_fields[] = {
+	MR_ROW_FIELD(MrJobRow, id, "id", MR_ROW_INT64),
+	MR_ROW_FIELD(MrJobRow, kind, "kind", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrJobRow, due, "due", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrJobRow, status, "status", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrJobRow, attempts, "attempts", MR_ROW_INT64),
+	MR_ROW_FIELD(MrJobRow, record, "record", MR_ROW_RECORD_REF),
+	MR_ROW_FIELD(MrJobRow, last_error, "last_error", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrJobRow, mr_job_row_desc, "job", job_fields, mr_job_row_free)
+
+/* `outbox list --json`: the issue's {id to subject status attempts
+ * next_attempt last_error record message_id}, with when it was queued
+ * and sent, whether it is automatic and a bounce's status. */
+static const MrRowField outbox_fields[] = {
+	MR_ROW_FIELD(MrOutboxRow, id, "id", MR_ROW_INT64),
+	MR_ROW_FIELD(MrOutboxRow, to, "to", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, subject, "subject", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, status, "status", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, attempts, "attempts", MR_ROW_INT64),
+	MR_ROW_FIELD(MrOutboxRow, next_attempt, "next_attempt", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, last_error, "last_error", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, record, "record", MR_ROW_RECORD_REF),
+	MR_ROW_FIELD(MrOutboxRow, message_id, "message_id", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, created, "created", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, sent, "sent", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrOutboxRow, automatic, "automatic", MR_ROW_FLAG),
+	MR_ROW_FIELD(MrOutboxRow, bounce_status, "bounce_status", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrOutboxRow, mr_outbox_row_desc, "outbox", outbox_fields, mr_outbox_row_free)
+
+/* `template list --json`: the issue's {name subject}; show adds body and
+ * times. */
+static const MrRowField template_fields[] = {
+	MR_ROW_FIELD(MrTemplateRow, id, NULL, MR_ROW_INT64),
+	MR_ROW_FIELD(MrTemplateRow, name, "name", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTemplateRow, subject, "subject", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTemplateRow, body, "body", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTemplateRow, created, "created", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTemplateRow, updated, "updated", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrTemplateRow, mr_template_row_desc, "template", template_fields,
+	      mr_template_row_free)

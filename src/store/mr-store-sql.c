@@ -40,7 +40,14 @@
  *      record_tag, the tags of tickets, leads and opportunities;
  *      app_user.away; team (unique name, lead, turn: the position of the
  *      member the last record went to) and team_member (each user once
- *      per team, at a unique position); the event type team.unassigned. */
+ *      per team, at a unique position); the event type team.unassigned.
+ *   9  outgoing mail (issue 23): message.direction ('in' or 'out');
+ *      contact.undeliverable, why automatic mail no longer goes to the
+ *      contact (a hard bounce; NULL: deliverable); job, the stored work
+ *      of the scheduler with its state and lease; template; outbox, one
+ *      row per outgoing mail with its state, lease, attempts and the
+ *      secret of its VERP envelope sender; the event types mail.bounced,
+ *      mail.held and mail.failed. */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -375,6 +382,65 @@ static const char mr_sql_migrate_v7[] = RULES_V7("id INTEGER PRIMARY KEY,");
 
 static const char mr_sql_migrate_v8[] = TEAMS_V8("id INTEGER PRIMARY KEY,");
 
+/* 8 -> 9 (both engines, @ID: the id column in the engine's words).  A
+ * job or an outgoing mail being worked on carries a lease (claimed_until)
+ * and the claim that took it; one whose lease ran out is due again.  The
+ * outbox's recipient and created serve the daily limit of automatic mail
+ * per recipient. */
+#define OUTGOING_V9(ID)                                                             \
+	"ALTER TABLE message ADD COLUMN direction TEXT NOT NULL DEFAULT 'in'"       \
+	"  CHECK (direction IN ('in', 'out'));"                                     \
+	"ALTER TABLE contact ADD COLUMN undeliverable TEXT;"                        \
+	"CREATE TABLE job (" ID                                                     \
+	"  kind TEXT NOT NULL CHECK (kind <> ''),"                                  \
+	"  due TEXT NOT NULL,"                                                      \
+	"  payload TEXT,"                                                           \
+	"  status TEXT NOT NULL DEFAULT 'due' CHECK (status IN"                     \
+	"    ('due', 'running', 'done', 'failed', 'cancelled')),"                   \
+	"  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),"              \
+	"  last_error TEXT,"                                                        \
+	"  record_kind TEXT " RECORD_KIND_CHECK ","                                 \
+	"  record_id BIGINT,"                                                       \
+	"  message_id BIGINT REFERENCES message(id),"                               \
+	"  claimed_until TEXT,"                                                     \
+	"  claim TEXT,"                                                             \
+	"  created TEXT NOT NULL,"                                                  \
+	"  updated TEXT NOT NULL,"                                                  \
+	"  CHECK ((record_kind IS NULL) = (record_id IS NULL)));"                   \
+	"CREATE INDEX job_due ON job(status, due);"                                 \
+	"CREATE TABLE template (" ID                                                \
+	"  name TEXT NOT NULL UNIQUE CHECK (name <> ''),"                           \
+	"  subject TEXT NOT NULL,"                                                  \
+	"  body TEXT NOT NULL,"                                                     \
+	"  created TEXT NOT NULL,"                                                  \
+	"  updated TEXT NOT NULL);"                                                 \
+	"CREATE TABLE outbox (" ID                                                  \
+	"  message_id BIGINT NOT NULL UNIQUE REFERENCES message(id),"               \
+	"  token TEXT NOT NULL CHECK (token <> ''),"                                \
+	"  recipient TEXT NOT NULL CHECK (recipient <> ''),"                        \
+	"  contact_id BIGINT REFERENCES contact(id),"                               \
+	"  record_kind TEXT " RECORD_KIND_CHECK ","                                 \
+	"  record_id BIGINT,"                                                       \
+	"  auto INTEGER NOT NULL CHECK (auto IN (0, 1)),"                           \
+	"  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"                  \
+	"    ('queued', 'sending', 'sent', 'failed', 'cancelled', 'bounced')),"     \
+	"  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),"              \
+	"  next_attempt TEXT NOT NULL,"                                             \
+	"  claimed_until TEXT,"                                                     \
+	"  claim TEXT,"                                                             \
+	"  last_error TEXT,"                                                        \
+	"  bounce_status TEXT,"                                                     \
+	"  created TEXT NOT NULL,"                                                  \
+	"  sent TEXT,"                                                              \
+	"  updated TEXT NOT NULL,"                                                  \
+	"  CHECK ((record_kind IS NULL) = (record_id IS NULL)));"                   \
+	"CREATE INDEX outbox_due ON outbox(status, next_attempt);"                  \
+	"CREATE INDEX outbox_recipient ON outbox(recipient, created);"              \
+	"INSERT INTO event_type (name) VALUES ('mail.bounced'), ('mail.held'),"     \
+	"  ('mail.failed');"
+
+static const char mr_sql_migrate_v9[] = OUTGOING_V9("id INTEGER PRIMARY KEY,");
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
@@ -384,6 +450,7 @@ const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 5, 6, mr_sql_migrate_v6 },
 	{ 6, 7, mr_sql_migrate_v7 },
 	{ 7, 8, mr_sql_migrate_v8 },
+	{ 8, 9, mr_sql_migrate_v9 },
 	{ 0, 0, NULL },
 };
 
@@ -530,6 +597,9 @@ static const char mr_sql_pgsql_migrate_v7[] = RULES_V7(PG_ID);
 /* 7 -> 8 (PostgreSQL): as mr_sql_migrate_v8, in its types. */
 static const char mr_sql_pgsql_migrate_v8[] = TEAMS_V8(PG_ID);
 
+/* 8 -> 9 (PostgreSQL): as mr_sql_migrate_v9, in its types. */
+static const char mr_sql_pgsql_migrate_v9[] = OUTGOING_V9(PG_ID);
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
@@ -538,10 +608,11 @@ const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 5, 6, mr_sql_pgsql_migrate_v6 },
 	{ 6, 7, mr_sql_pgsql_migrate_v7 },
 	{ 7, 8, mr_sql_pgsql_migrate_v8 },
+	{ 8, 9, mr_sql_pgsql_migrate_v9 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 8;
+const int mr_sql_schema_version = 9;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -628,6 +699,20 @@ const int mr_sql_schema_version = 8;
 	"   WHERE d.message_id = r.id),"                                          \
 	" (SELECT group_concat(l.kind || ':' || l.record_id, ' ') FROM link l"    \
 	"   WHERE l.message_id = r.id AND l.kind IN ('ticket', 'opportunity', 'lead'))"
+
+/* The columns of MrOutboxRow, in its order (mr-store-rows.c). */
+#define OUTBOX_COLUMNS                                                             \
+	"o.id, o.recipient, m.subject, o.status, o.attempts,"                     \
+	" CASE WHEN o.status = 'queued' THEN o.next_attempt END, o.last_error,"   \
+	" o.record_kind, o.record_id, m.message_id, o.created, o.sent, o.auto,"   \
+	" o.bounce_status FROM outbox o JOIN message m ON m.id = o.message_id"
+
+/* A record of @table (whose title is @title) with its contact and owner:
+ * MrRecordMail. */
+#define RECORD_MAIL(table, title)                                                  \
+	"SELECT r." title ", r.status, c.id, c.email, c.name, c.undeliverable,"   \
+	" u.email, u.name FROM " table " r LEFT JOIN contact c ON c.id = r.contact_id"\
+	" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1"
 
 const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
@@ -886,4 +971,77 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_RULES_DELETE_ALL] = "DELETE FROM rule",
 	[MR_STMT_LIST_RULES] = "SELECT " RULE_COLUMNS " ORDER BY position",
 	[MR_STMT_SHOW_RULE] = "SELECT " RULE_COLUMNS " WHERE name = ?1",
+	/* Outgoing mail (mr-store-outgoing.h).  pg_notify is a no-op function
+	 * on SQLite (mr-sql-sqlite.c); SKIP LOCKED is written as a comment
+	 * that the PostgreSQL driver turns into FOR UPDATE SKIP LOCKED. */
+	[MR_STMT_NOTIFY_WORK] = "SELECT pg_notify('mailroom_work', '')",
+	[MR_STMT_JOB_INSERT] =
+		"INSERT INTO job (kind, due, payload, record_kind, record_id, message_id, created,"
+		" updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id",
+	[MR_STMT_JOBS_CLAIM] =
+		"UPDATE job SET status = 'running', claimed_until = ?2, claim = ?3,"
+		" attempts = attempts + 1, updated = ?1"
+		" WHERE id IN (SELECT id FROM job WHERE (status = 'due' AND due <= ?1)"
+		"  OR (status = 'running' AND claimed_until < ?1) ORDER BY due, id LIMIT ?4"
+		"  /*SKIP LOCKED*/)"
+		" RETURNING id, kind, payload, record_kind, record_id, message_id, attempts",
+	[MR_STMT_JOB_FINISH] =
+		"UPDATE job SET status = ?3, last_error = ?4, due = coalesce(?5, due),"
+		" claimed_until = NULL, claim = NULL, updated = ?6"
+		" WHERE id = ?1 AND claim = ?2 RETURNING id",
+	[MR_STMT_JOBS_NEXT_DUE] =
+		"SELECT min(CASE WHEN status = 'due' THEN due ELSE claimed_until END) FROM job"
+		" WHERE status IN ('due', 'running')",
+	[MR_STMT_LIST_JOBS] =
+		"SELECT id, kind, due, status, attempts, record_kind, record_id, last_error FROM job"
+		" WHERE ?1 = 0 OR status IN ('due', 'running') ORDER BY due, id LIMIT ?2",
+	[MR_STMT_OUTBOX_INSERT] =
+		"INSERT INTO outbox (message_id, token, recipient, contact_id, record_kind, record_id,"
+		" auto, next_attempt, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)"
+		" RETURNING id",
+	[MR_STMT_OUTBOX_CLAIM] =
+		"UPDATE outbox SET status = 'sending', claimed_until = ?2, claim = ?3,"
+		" attempts = attempts + 1, updated = ?1"
+		" WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND next_attempt <= ?1)"
+		"  OR (status = 'sending' AND claimed_until < ?1) ORDER BY next_attempt, id LIMIT ?4"
+		"  /*SKIP LOCKED*/)"
+		" RETURNING id",
+	[MR_STMT_OUTBOX_CLAIMED_RAW] =
+		"SELECT o.id, o.message_id, o.token, o.recipient, o.attempts, r.raw FROM outbox o"
+		" JOIN message_raw r ON r.message_id = o.message_id WHERE o.claim = ?1 ORDER BY o.id",
+	[MR_STMT_OUTBOX_RESULT] =
+		"UPDATE outbox SET status = ?3, last_error = ?4, next_attempt = coalesce(?5, next_attempt),"
+		" sent = coalesce(?6, sent), claimed_until = NULL, claim = NULL, updated = ?7"
+		" WHERE id = ?1 AND claim = ?2 RETURNING id",
+	[MR_STMT_OUTBOX_NEXT_DUE] =
+		"SELECT min(CASE WHEN status = 'queued' THEN next_attempt ELSE claimed_until END)"
+		" FROM outbox WHERE status IN ('queued', 'sending')",
+	[MR_STMT_OUTBOX_AUTO_COUNT] =
+		"SELECT count(*) FROM outbox WHERE recipient = ?1 AND created >= ?2 AND auto = 1"
+		" AND status <> 'cancelled'",
+	[MR_STMT_LIST_OUTBOX] =
+		"SELECT " OUTBOX_COLUMNS " WHERE ?1 IS NULL OR o.status = ?1 ORDER BY o.id LIMIT ?2",
+	[MR_STMT_SHOW_OUTBOX] = "SELECT " OUTBOX_COLUMNS " WHERE o.id = ?1",
+	[MR_STMT_OUTBOX_SET_STATUS] =
+		"UPDATE outbox SET status = ?2, next_attempt = ?3, updated = ?3,"
+		" attempts = CASE WHEN ?2 = 'queued' THEN 0 ELSE attempts END"
+		" WHERE id = ?1 AND status IN (?4, ?5, ?6, ?7) RETURNING id",
+	[MR_STMT_TEMPLATE_INSERT] =
+		"INSERT INTO template (name, subject, body, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)"
+		" ON CONFLICT (name) DO NOTHING RETURNING id",
+	[MR_STMT_TEMPLATE_UPDATE] =
+		"UPDATE template SET subject = ?2, body = ?3, updated = ?4 WHERE name = ?1 RETURNING id",
+	[MR_STMT_SHOW_TEMPLATE] =
+		"SELECT id, name, subject, body, created, updated FROM template WHERE name = ?1",
+	[MR_STMT_LIST_TEMPLATES] =
+		"SELECT id, name, subject, body, created, updated FROM template ORDER BY name",
+	[MR_STMT_TEMPLATE_DELETE] = "DELETE FROM template WHERE name = ?1 RETURNING id",
+	[MR_STMT_RECORD_MAIL_LEAD] = RECORD_MAIL("lead", "title"),
+	[MR_STMT_RECORD_MAIL_OPP] = RECORD_MAIL("opportunity", "title"),
+	[MR_STMT_RECORD_MAIL_TICKET] = RECORD_MAIL("ticket", "subject"),
+	[MR_STMT_MESSAGE_THREAD] =
+		"SELECT message_id, in_reply_to, subject FROM message WHERE id = ?1",
+	[MR_STMT_MESSAGE_SET_OUT] = "UPDATE message SET direction = 'out' WHERE id = ?1",
+	[MR_STMT_CONTACT_UNDELIVERABLE] =
+		"UPDATE contact SET undeliverable = ?2 WHERE email = ?1 RETURNING id",
 };

@@ -312,6 +312,7 @@ gboolean
 mr_store_begin(MrStore *store, GError **error)
 {
 	store->later_failure = NULL; /* a new transaction: nothing waits */
+	store->work_notified = FALSE;
 	return store->driver->begin(store->conn, error);
 }
 
@@ -340,6 +341,7 @@ void
 mr_store_rollback(MrStore *store)
 {
 	store->later_failure = NULL; /* its caller fails the whole transaction */
+	store->work_notified = FALSE;
 	mr_store_drop_started(store);
 	store->driver->rollback(store->conn);
 	/* A look-up that failed in the work undone concerns nothing now. */
@@ -432,6 +434,7 @@ mr_store_rollback_to(MrStore *store)
 	g_autoptr(GError) error = NULL;
 
 	g_clear_error(&store->lookup_error); /* as in mr_store_rollback() */
+	store->work_notified = FALSE; /* a notification there is undone */
 	mr_store_drop_started(store);
 	/* The database ended the transaction on its own: nothing to undo. */
 	if (!mr_store_in_transaction(store))

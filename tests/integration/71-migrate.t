@@ -82,7 +82,7 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 8, "init: schema version 8 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8)")
+    t.eq(j["schema_version"], 9, "init: schema version 9 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 -> 9)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -108,6 +108,16 @@ with section("mailroomctl init migrates a v1 database"):
           con.execute("SELECT count(*) FROM event_type WHERE name = 'team.unassigned'")
           .fetchone()[0]), (0, 0, 1),
          "schema 8: no teams, no rules fired on old deliveries, team.unassigned known")
+    t.eq((con.execute("SELECT count(*) FROM message WHERE direction = 'in'").fetchone()[0]
+          == before["message"],
+          con.execute("SELECT count(*) FROM job").fetchone()[0],
+          con.execute("SELECT count(*) FROM outbox").fetchone()[0],
+          con.execute("SELECT count(*) FROM contact WHERE undeliverable IS NOT NULL")
+          .fetchone()[0],
+          con.execute("SELECT count(*) FROM event_type WHERE name IN ('mail.bounced',"
+                      " 'mail.held', 'mail.failed')").fetchone()[0]), (True, 0, 0, 0, 3),
+         "schema 9: every old message incoming, no jobs, no outbox, every contact"
+         " deliverable, the mail event types known")
     t.eq(con.execute("SELECT type, old_status, new_status, detail FROM event"
                      " WHERE type IN ('ticket.status', 'lead.converted', 'lead.archived',"
                      " 'opportunity.won') OR id = 1 ORDER BY id").fetchall(),

@@ -49,7 +49,24 @@ test_good(void)
 	g_assert_no_error(error);
 	g_assert_cmpstr(cfg->database, ==, "/tmp/x.db");
 	g_assert_cmpstr(cfg->domains[0], ==, "acme.test");
-	g_assert_cmpuint(cfg->addresses->len, ==, 3);
+	/* the three of the file and the bounce address, with a role of its own */
+	g_assert_cmpuint(cfg->addresses->len, ==, 4);
+	a = g_ptr_array_index(cfg->addresses, 3);
+	g_assert_cmpstr(a->address, ==, "bounces@acme.test");
+	g_assert_cmpint(a->role, ==, MR_ROLE_BOUNCE);
+	a = mr_config_find_address(cfg, "Bounces+12-00ff@acme.test", &detail);
+	g_assert_nonnull(a);
+	g_assert_cmpint(a->role, ==, MR_ROLE_BOUNCE);
+	g_assert_cmpstr(detail, ==, "12-00ff");
+	g_clear_pointer(&detail, g_free);
+	/* outgoing mail's defaults */
+	g_assert_false(cfg->relay.configured);
+	g_assert_cmpint(cfg->relay.retry_min_s, ==, 60);
+	g_assert_cmpint(cfg->relay.retry_max_s, ==, 3600);
+	g_assert_cmpint(cfg->relay.max_attempts, ==, 20);
+	g_assert_cmpint(cfg->outgoing.max_auto_per_recipient_per_day, ==, 10);
+	g_assert_true(cfg->ack.enabled);
+	g_assert_cmpstr(cfg->ack.template_name, ==, "ticket-ack");
 	g_assert_cmpstr(cfg->ids.opportunity_prefix, ==, "DEAL");
 	g_assert_cmpstr(cfg->store.synchronous, ==, "full");
 	g_assert_cmpint(cfg->store.query_timeout_s, ==, 30);
@@ -502,19 +519,19 @@ test_security_warnings(void)
 	}
 }
 
-/* A section that is one group, as the relay will be: its server keys are
+/* A section that is one group (a made-up smarthost): its server keys are
  * read, and refused, under its own name. */
-static const char *const relay_keys[] = { MR_REMOTE_KEYS, NULL };
+static const char *const smarthost_keys[] = { MR_REMOTE_KEYS, NULL };
 
 static void
-relay_free(gpointer r)
+smarthost_free(gpointer r)
 {
 	mr_remote_clear(r);
 	g_free(r);
 }
 
 static gpointer
-relay_parse(config_setting_t *setting, const char *path, GError **error)
+smarthost_parse(config_setting_t *setting, const char *path, GError **error)
 {
 	static const MrRemoteDefaults defaults = { .port_implicit = 465, .port_plain = 587,
 						   .timeout_s = 60 };
@@ -522,51 +539,51 @@ relay_parse(config_setting_t *setting, const char *path, GError **error)
 
 	if (setting == NULL)
 		return r;
-	r->label = g_strdup("relay");
-	if (!mr_remote_parse(setting, path, "relay", &defaults, r, error)) {
-		relay_free(r);
+	r->label = g_strdup("smarthost");
+	if (!mr_remote_parse(setting, path, "smarthost", &defaults, r, error)) {
+		smarthost_free(r);
 		return NULL;
 	}
 	return r;
 }
 
-static const MrConfigSection relay_section = {
-	.name = "relay", .keys = relay_keys, .parse = relay_parse, .free = relay_free,
+static const MrConfigSection smarthost_section = {
+	.name = "smarthost", .keys = smarthost_keys, .parse = smarthost_parse, .free = smarthost_free,
 };
 
 static void
 test_section(void)
 {
-	static const MrConfigSection *const with_relay[] = { &mr_imap_config_section,
-							      &relay_section, NULL };
+	static const MrConfigSection *const with_smarthost[] = { &mr_imap_config_section,
+							      &smarthost_section, NULL };
 	static const struct {
-		const char *relay;
+		const char *smarthost;
 		const char *want; /* a part of the error; NULL: loads */
 	} cases[] = {
-		{ "relay = { host = \"smtp.acme.test\"; user = \"u\"; password_env = \"P\"; };", NULL },
-		{ "relay = { host = \"smtp.acme.test\"; user = \"u\"; password_env = \"P\"; tls = \"x\"; };",
-		  ":2: relay.tls: must be \"implicit\", \"starttls\" or \"none\"" },
-		{ "relay = { user = \"u\"; password_env = \"P\"; };", ":2: relay.host: missing" },
-		{ "relay = { host = \"h\"; user = \"u\"; auth = \"xoauth2\"; };",
-		  ":2: relay.token_command: auth = \"xoauth2\" needs token_command" },
-		{ "relay = { host = \"h\"; user = \"u\"; password_env = \"P\"; port = 0; };",
-		  ":2: relay.port: must be between 1 and 65535" },
-		{ "relay = { host = \"h\"; user = \"u\"; password_env = \"P\"; folder = \"x\"; };",
-		  ":2: relay.folder: unknown key" },
-		{ "relay = ( { host = \"h\"; } );", ":2: relay: must be a group { ... }" },
+		{ "smarthost = { host = \"smtp.acme.test\"; user = \"u\"; password_env = \"P\"; };", NULL },
+		{ "smarthost = { host = \"smtp.acme.test\"; user = \"u\"; password_env = \"P\"; tls = \"x\"; };",
+		  ":2: smarthost.tls: must be \"implicit\", \"starttls\" or \"none\"" },
+		{ "smarthost = { user = \"u\"; password_env = \"P\"; };", ":2: smarthost.host: missing" },
+		{ "smarthost = { host = \"h\"; user = \"u\"; auth = \"xoauth2\"; };",
+		  ":2: smarthost.token_command: auth = \"xoauth2\" needs token_command" },
+		{ "smarthost = { host = \"h\"; user = \"u\"; password_env = \"P\"; port = 0; };",
+		  ":2: smarthost.port: must be between 1 and 65535" },
+		{ "smarthost = { host = \"h\"; user = \"u\"; password_env = \"P\"; folder = \"x\"; };",
+		  ":2: smarthost.folder: unknown key" },
+		{ "smarthost = ( { host = \"h\"; } );", ":2: smarthost: must be a group { ... }" },
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
 		g_autofree char *text = g_strdup_printf(
 			"addresses = ( { address = \"a@acme.test\"; role = \"bcc\"; } );\n%s\n",
-			cases[i].relay);
+			cases[i].smarthost);
 		g_autofree char *path = write_config(text);
 		g_autoptr(GError) error = NULL;
-		g_autoptr(MrConfig) cfg = mr_config_load(path, with_relay, &error);
+		g_autoptr(MrConfig) cfg = mr_config_load(path, with_smarthost, &error);
 		g_autoptr(MrConfig) without = NULL;
 
 		if (cases[i].want == NULL) {
-			const MrRemote *r = mr_config_section(cfg, &relay_section);
+			const MrRemote *r = mr_config_section(cfg, &smarthost_section);
 
 			g_assert_no_error(error);
 			g_assert_cmpint(r->port, ==, 465);
@@ -584,7 +601,55 @@ test_section(void)
 		without = mr_config_load(path, sections, &error);
 		g_assert_null(without);
 		g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID);
-		g_assert_nonnull(strstr(error->message, ":2: relay: unknown key"));
+		g_assert_nonnull(strstr(error->message, ":2: smarthost: unknown key"));
+		g_unlink(path);
+	}
+}
+
+/* The relay of outgoing mail (core): STARTTLS on 587 by default, a login
+ * only with a user, its retry keys; the bounce address is a bare address. */
+static void
+test_relay(void)
+{
+	static const struct {
+		const char *text;
+		const char *want; /* a part of the error; NULL: loads */
+	} cases[] = {
+		{ "relay = { host = \"smtp.acme.test\"; };", NULL },
+		{ "relay = { host = \"h\"; user = \"u\"; };",
+		  ":2: relay.password_file: auth = \"password\" needs" },
+		{ "relay = { host = \"h\"; retry_min = 600; retry_max = 60; };",
+		  ":2: relay.retry_max: must be between 600" },
+		{ "relay = { host = \"h\"; helo = \"x\"; };", ":2: relay.helo: unknown key" },
+		{ "relay = { host = \"h\"; from = \"nobody\"; };", ":2: relay.from: must be" },
+		{ "outgoing = { bounce_address = \"b+x@acme.test\"; };",
+		  ":2: outgoing.bounce_address: must be a bare address" },
+		{ "outgoing = { bounce_address = \"a@acme.test\"; };",
+		  ":2: outgoing.bounce_address: is one of the addresses" },
+		{ "ack = { enabled = 1; };", ":2: ack.enabled: must be true or false" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = g_strdup_printf(
+			"addresses = ( { address = \"a@acme.test\"; role = \"support\"; } );\n%s\n",
+			cases[i].text);
+		g_autofree char *path = write_config(text);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrConfig) cfg = mr_config_load(path, sections, &error);
+
+		if (cases[i].want == NULL) {
+			g_assert_no_error(error);
+			g_assert_true(cfg->relay.configured);
+			g_assert_cmpint(cfg->relay.remote.port, ==, 587);
+			g_assert_cmpint(cfg->relay.remote.tls, ==, MR_REMOTE_TLS_STARTTLS);
+			g_assert_null(cfg->relay.remote.user);
+			g_assert_cmpstr(cfg->relay.from, ==, "a@acme.test");
+		} else {
+			g_assert_null(cfg);
+			g_assert_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID);
+			if (strstr(error->message, cases[i].want) == NULL)
+				g_error("case %u: '%s' lacks '%s'", i, error->message, cases[i].want);
+		}
 		g_unlink(path);
 	}
 }
@@ -602,5 +667,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/core/config/clock-offset", test_clock_offset);
 	g_test_add_func("/mailroom/core/config/security-warnings", test_security_warnings);
 	g_test_add_func("/mailroom/core/config/section", test_section);
+	g_test_add_func("/mailroom/core/config/relay", test_relay);
 	return g_test_run();
 }

@@ -1,0 +1,287 @@
+/* mr-store-outgoing.h - stage 4: the store's side of outgoing mail
+ * (issue 23): jobs with their leases, the outbox, templates, the
+ * undeliverable mark of a contact, and the notification that tells
+ * other processes new work is there.
+ *
+ * Row-level primitives that decide nothing: when a job runs, what a mail
+ * says and whether it may go are the act layer's questions (src/act/).
+ * Claims are made in the database, so that several daemons on one
+ * database never take the same job or mail: a claim marks the rows with a
+ * lease (claimed_until) and a claim id, in one statement that skips rows
+ * another transaction holds (PostgreSQL's FOR UPDATE SKIP LOCKED; SQLite
+ * has one writer); a row whose lease ran out (its daemon died) can be
+ * claimed again.  A result is recorded only while the claim still holds.
+ * Times are UTC ISO-8601 text (mr_clock_now_iso()), compared as text. */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-record.h"
+#include "mailroom/mr-row.h"
+#include "mailroom/mr-store.h"
+
+G_BEGIN_DECLS
+
+/* --- work for other processes --------------------------------------------- */
+
+/* Tells whoever watches the database (mr_store_watch_start()) that new
+ * work is there, when the transaction commits: NOTIFY on PostgreSQL,
+ * nothing on SQLite (whose watchers see any commit).  Once per
+ * transaction; a savepoint rolled back forgets it. */
+gboolean mr_store_notify_work(MrStore *store, GError **error);
+
+/* Makes @store (a connection of its own, outside any transaction) a
+ * watcher of other connections' work: LISTEN on PostgreSQL; on SQLite the
+ * first reading of PRAGMA data_version.  Returns FALSE with @error. */
+gboolean mr_store_watch_start(MrStore *store, GError **error);
+
+/* Returns the descriptor that turns readable when a notification may have
+ * come (PostgreSQL), or -1 when the watcher must be asked once a second
+ * instead (SQLite). */
+int mr_store_watch_fd(MrStore *store);
+
+/* Returns TRUE when another connection committed work since the last
+ * call (PostgreSQL: a notification came; SQLite: data_version moved),
+ * FALSE when not, or FALSE with @error when the connection failed. */
+gboolean mr_store_watch_changed(MrStore *store, GError **error);
+
+/* --- jobs -------------------------------------------------------------------- */
+
+/* A job's states (job.status). */
+#define MR_JOB_DUE "due"
+#define MR_JOB_RUNNING "running"
+#define MR_JOB_DONE "done"
+#define MR_JOB_FAILED "failed"
+#define MR_JOB_CANCELLED "cancelled"
+
+/* Inserts a job of @kind due at @due with @payload (nullable), about
+ * @record (MR_RECORD_NONE: none) and message @message (0: none), at @now.
+ * Returns its id, or 0 with @error. */
+gint64 mr_store_job_insert(MrStore *store, const char *kind, const char *due,
+			   const char *payload, MrRecordRef record, gint64 message,
+			   const char *now, GError **error);
+
+/* A job claimed for running. */
+typedef struct {
+	gint64 id;
+	char *kind;
+	char *payload;      /* (nullable) */
+	MrRecordRef record; /* MR_RECORD_NONE: none */
+	gint64 message;     /* 0: none */
+	gint64 attempts;    /* this run included */
+} MrJobClaimed;
+
+void mr_job_claimed_free(MrJobClaimed *job);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrJobClaimed, mr_job_claimed_free)
+
+/* Claims at most @limit jobs due at @now (or whose lease ran out), oldest
+ * due first: each is "running" until @lease_until under the claim @claim,
+ * its attempts counted.  Returns: (transfer full) (element-type
+ * MrJobClaimed): the jobs (maybe none), or NULL with @error. */
+GPtrArray *mr_store_jobs_claim(MrStore *store, const char *now, const char *lease_until,
+			       const char *claim, gint64 limit, GError **error);
+
+/* Ends the run of job @id under claim @claim: @status (MR_JOB_DONE,
+ * MR_JOB_FAILED, or MR_JOB_DUE again at @due for another attempt) with
+ * @last_error (nullable).  Sets @ours (nullable) FALSE when the claim no
+ * longer held (nothing written).  Returns FALSE with @error. */
+gboolean mr_store_job_finish(MrStore *store, gint64 id, const char *claim, const char *status,
+			     const char *last_error, const char *due, const char *now,
+			     gboolean *ours, GError **error);
+
+/* Returns: (transfer full) (nullable): when the next job falls due (a due
+ * time, or the end of a running job's lease), or NULL when none waits or
+ * the look-up failed (see mr_store_check()). */
+char *mr_store_jobs_next_due(MrStore *store);
+
+/* `job list --json`: {id kind due status attempts record}, with the last
+ * error. */
+typedef struct {
+	gint64 id;
+	char *kind;
+	char *due;
+	char *status;
+	gint64 attempts;
+	MrRecordRef record;
+	char *last_error;
+} MrJobRow;
+
+MR_ROW_DECLARE(MrJobRow, mr_job_row_desc, mr_job_row_free)
+
+/* Returns: (transfer full) (element-type MrJobRow): the jobs, by due time,
+ * at most @limit (<= 0: all); with @pending only those due or running.
+ * NULL with @error. */
+GPtrArray *mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error);
+
+/* --- the outbox ------------------------------------------------------------ */
+
+/* An outgoing mail's states (outbox.status). */
+#define MR_OUTBOX_QUEUED "queued"
+#define MR_OUTBOX_SENDING "sending"
+#define MR_OUTBOX_SENT "sent"
+#define MR_OUTBOX_FAILED "failed"
+#define MR_OUTBOX_CANCELLED "cancelled"
+#define MR_OUTBOX_BOUNCED "bounced"
+
+/* An outgoing mail as it is queued. */
+typedef struct {
+	gint64 message;      /* the stored message (direction out) */
+	const char *token;   /* the secret of its VERP envelope sender */
+	const char *recipient;
+	gint64 contact;      /* 0: none */
+	MrRecordRef record;  /* MR_RECORD_NONE: none */
+	gboolean automatic;  /* an automatic mail (the daily limit counts it) */
+} MrOutboxNew;
+
+/* Queues @mail, due at once, at @now.  Returns its id, or 0 with @error. */
+gint64 mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now,
+			      GError **error);
+
+/* A mail claimed for sending. */
+typedef struct {
+	gint64 id;
+	gint64 message;
+	char *token;
+	char *recipient;
+	gint64 attempts; /* this one included */
+	GBytes *raw;     /* the message's bytes */
+} MrOutboxClaimed;
+
+void mr_outbox_claimed_free(MrOutboxClaimed *mail);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrOutboxClaimed, mr_outbox_claimed_free)
+
+/* Claims at most @limit mails due at @now (or whose lease ran out), in the
+ * order they were queued: each is "sending" until @lease_until under
+ * @claim, its attempts counted, read with its bytes.  Returns: (transfer
+ * full) (element-type MrOutboxClaimed): the mails (maybe none), or NULL
+ * with @error. */
+GPtrArray *mr_store_outbox_claim(MrStore *store, const char *now, const char *lease_until,
+				 const char *claim, gint64 limit, GError **error);
+
+/* Records what became of mail @id under claim @claim: @status
+ * (MR_OUTBOX_SENT with @sent, the time; MR_OUTBOX_QUEUED again at
+ * @next_attempt; MR_OUTBOX_FAILED) and @last_error (nullable).  Sets
+ * @ours (nullable) FALSE when the claim no longer held: nothing is
+ * written.  Returns FALSE with @error. */
+gboolean mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, const char *status,
+				const char *last_error, const char *next_attempt,
+				const char *sent, const char *now, gboolean *ours, GError **error);
+
+/* Returns: (transfer full) (nullable): when the next mail falls due (its
+ * next attempt, or the end of a lease), or NULL when none waits. */
+char *mr_store_outbox_next_due(MrStore *store);
+
+/* Returns the number of automatic mails queued for @recipient since
+ * @since (cancelled ones left out). */
+gint64 mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since);
+
+/* `outbox list --json`: {id to subject status attempts next_attempt
+ * last_error record message_id}. */
+typedef struct {
+	gint64 id;
+	char *to;
+	char *subject;
+	char *status;
+	gint64 attempts;
+	char *next_attempt;  /* NULL unless queued */
+	char *last_error;
+	MrRecordRef record;
+	char *message_id;
+	char *created;
+	char *sent;
+	gboolean automatic;
+	char *bounce_status;
+} MrOutboxRow;
+
+MR_ROW_DECLARE(MrOutboxRow, mr_outbox_row_desc, mr_outbox_row_free)
+
+/* Returns: (transfer full) (element-type MrOutboxRow): the outbox, oldest
+ * first, at most @limit (<= 0: all), only @status (nullable: any), or
+ * NULL with @error. */
+GPtrArray *mr_store_outbox(MrStore *store, const char *status, gint64 limit, GError **error);
+
+/* Returns: (transfer full): outgoing mail @id, or NULL with @error
+ * (MR_STORE_ERROR_NOT_FOUND). */
+MrOutboxRow *mr_store_outbox_get(MrStore *store, gint64 id, GError **error);
+
+/* Sets mail @id to @status at @now when it is in one of @from
+ * (NULL-terminated), due at once; attempts start again when @status is
+ * queued.  Returns TRUE when it changed; FALSE without @error when it is
+ * not in one of @from (or there is no such mail); FALSE with @error. */
+gboolean mr_store_outbox_set_status(MrStore *store, gint64 id, const char *status,
+				    const char *const *from, const char *now, GError **error);
+
+/* --- templates -------------------------------------------------------------- */
+
+/* `template list --json`: {name subject}; show adds the body. */
+typedef struct {
+	gint64 id;
+	char *name;
+	char *subject;
+	char *body;
+	char *created;
+	char *updated;
+} MrTemplateRow;
+
+MR_ROW_DECLARE(MrTemplateRow, mr_template_row_desc, mr_template_row_free)
+
+/* Inserts template @name, or -- @replace -- changes the one of that name.
+ * Returns its id; 0 without @error when the name is taken and not
+ * @replace; 0 with @error. */
+gint64 mr_store_template_put(MrStore *store, const char *name, const char *subject,
+			     const char *body, gboolean replace, const char *now,
+			     GError **error);
+
+/* Returns: (transfer full): template @name, or NULL with @error
+ * (MR_STORE_ERROR_NOT_FOUND when there is none). */
+MrTemplateRow *mr_store_template_get(MrStore *store, const char *name, GError **error);
+
+/* Returns: (transfer full) (element-type MrTemplateRow): every template by
+ * name, or NULL with @error. */
+GPtrArray *mr_store_templates(MrStore *store, GError **error);
+
+/* Deletes template @name.  Returns TRUE when it was there; FALSE without
+ * @error when not; FALSE with @error. */
+gboolean mr_store_template_delete(MrStore *store, const char *name, GError **error);
+
+/* --- what a mail about a record needs ------------------------------------- */
+
+/* A record with its contact and owner, as outgoing mail names them. */
+typedef struct {
+	char *subject;            /* its title or subject */
+	char *status;
+	gint64 contact;           /* 0: none */
+	char *contact_email;
+	char *contact_name;
+	char *undeliverable;      /* (nullable): why the contact gets no
+	                             automatic mail */
+	char *owner_email;
+	char *owner_name;
+} MrRecordMail;
+
+void mr_record_mail_free(MrRecordMail *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrRecordMail, mr_record_mail_free)
+
+/* Returns: (transfer full): record @ref with its contact and owner, or
+ * NULL with @error (MR_STORE_ERROR_NOT_FOUND). */
+MrRecordMail *mr_store_record_mail(MrStore *store, MrRecordRef ref, GError **error);
+
+/* The Message-ID (without <>, nullable), In-Reply-To (nullable) and
+ * subject of stored message @id; FALSE with @error when there is none. */
+gboolean mr_store_message_thread(MrStore *store, gint64 id, char **message_id,
+				 char **in_reply_to, char **subject, GError **error);
+
+/* Stores @raw (content key @key) and @msg, an outgoing mail, at @now with
+ * direction "out".  Returns its row, or 0 with @error (a message with
+ * that key stored already is an error: every outgoing mail has a
+ * Message-ID of its own). */
+gint64 mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key,
+				   const MrMessage *msg, const char *now, GError **error);
+
+/* Marks contact @email undeliverable with @why (NULL: clears the mark).
+ * Returns TRUE when there is such a contact; FALSE without @error when
+ * not; FALSE with @error. */
+gboolean mr_store_contact_set_undeliverable(MrStore *store, const char *email, const char *why,
+					    GError **error);
+
+G_END_DECLS

@@ -1,0 +1,512 @@
+/* mr-store-outgoing.c - jobs, the outbox, templates and the undeliverable
+ * mark (mr-store-outgoing.h), and watching for work other processes add.
+ *
+ * Store stage: row-level primitives that decide nothing; the act layer
+ * (src/act/) runs them in the writer's transactions. */
+#define G_LOG_DOMAIN "mailroom-store"
+
+#include "mr-store-private.h"
+
+/* --- work for other processes --------------------------------------------- */
+
+gboolean
+mr_store_notify_work(MrStore *store, GError **error)
+{
+	g_autoptr(MrStmtUse) st = NULL;
+
+	if (store->work_notified)
+		return TRUE;
+	st = store_stmt(store, MR_STMT_NOTIFY_WORK);
+	if (mr_sql_step(st, error) == MR_SQL_FAIL)
+		return FALSE;
+	store->work_notified = TRUE;
+	return TRUE;
+}
+
+gboolean
+mr_store_watch_start(MrStore *store, GError **error)
+{
+	return store->driver->watch_start(store->conn, error);
+}
+
+int
+mr_store_watch_fd(MrStore *store)
+{
+	return store->driver->watch_fd(store->conn);
+}
+
+gboolean
+mr_store_watch_changed(MrStore *store, GError **error)
+{
+	return store->driver->watch_changed(store->conn, error);
+}
+
+/* Binds @ref as a record kind's name and id at @i and @i + 1 (NULL and
+ * NULL for none). */
+static void
+bind_record(MrSqlStmt *st, int i, MrRecordRef ref)
+{
+	if (ref.kind == MR_RECORD_NONE) {
+		mr_sql_bind_null(st, i);
+		mr_sql_bind_null(st, i + 1);
+		return;
+	}
+	mr_sql_bind_text(st, i, mr_record_kind_name(ref.kind));
+	mr_sql_bind_int64(st, i + 1, ref.id);
+}
+
+/* Reads a record's kind name and id from columns @i and @i + 1. */
+static MrRecordRef
+column_record(MrSqlStmt *st, int i)
+{
+	MrRecordRef ref = { MR_RECORD_NONE, 0 };
+	const char *kind = mr_sql_column_text(st, i);
+
+	if (kind != NULL) {
+		ref.kind = mr_record_kind_from_name(kind);
+		ref.id = mr_sql_column_int64(st, i + 1);
+	}
+	return ref;
+}
+
+/* Steps an UPDATE ... RETURNING id: TRUE with *@changed when it touched a
+ * row, FALSE with @error. */
+static gboolean
+step_changed(MrSqlStmt *st, gboolean *changed, GError **error)
+{
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		*changed = TRUE;
+		return TRUE;
+	case MR_SQL_DONE:
+		*changed = FALSE;
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}
+
+/* --- jobs -------------------------------------------------------------------- */
+
+gint64
+mr_store_job_insert(MrStore *store, const char *kind, const char *due, const char *payload,
+		    MrRecordRef record, gint64 message, const char *now, GError **error)
+{
+	gint64 id;
+
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_JOB_INSERT);
+
+		mr_sql_bind_text(st, 1, kind);
+		mr_sql_bind_text(st, 2, due);
+		mr_sql_bind_text(st, 3, payload);
+		bind_record(st, 4, record);
+		mr_store_bind_id(st, 6, message);
+		mr_sql_bind_text(st, 7, now);
+		id = mr_store_step_id(store, st, error);
+	}
+	if (id == 0 || !mr_store_notify_work(store, error))
+		return 0;
+	return id;
+}
+
+void
+mr_job_claimed_free(MrJobClaimed *job)
+{
+	if (job == NULL)
+		return;
+	g_free(job->kind);
+	g_free(job->payload);
+	g_free(job);
+}
+
+static int
+compare_job_ids(gconstpointer a, gconstpointer b)
+{
+	const MrJobClaimed *x = *(MrJobClaimed *const *)a, *y = *(MrJobClaimed *const *)b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+GPtrArray *
+mr_store_jobs_claim(MrStore *store, const char *now, const char *lease_until, const char *claim,
+		    gint64 limit, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_JOBS_CLAIM);
+	g_autoptr(GPtrArray) jobs = g_ptr_array_new_with_free_func((GDestroyNotify)mr_job_claimed_free);
+	MrSqlStep step;
+
+	mr_sql_bind_text(st, 1, now);
+	mr_sql_bind_text(st, 2, lease_until);
+	mr_sql_bind_text(st, 3, claim);
+	mr_sql_bind_int64(st, 4, limit);
+	while ((step = mr_sql_step(st, error)) == MR_SQL_ROW) {
+		MrJobClaimed *job = g_new0(MrJobClaimed, 1);
+
+		job->id = mr_sql_column_int64(st, 0);
+		job->kind = g_strdup(mr_sql_column_text(st, 1));
+		job->payload = g_strdup(mr_sql_column_text(st, 2));
+		job->record = column_record(st, 3);
+		job->message = mr_sql_column_int64(st, 5);
+		job->attempts = mr_sql_column_int64(st, 6);
+		g_ptr_array_add(jobs, job);
+	}
+	if (step == MR_SQL_FAIL)
+		return NULL;
+	/* RETURNING comes in no particular order: run them as they were
+	 * made */
+	g_ptr_array_sort(jobs, compare_job_ids);
+	return g_steal_pointer(&jobs);
+}
+
+gboolean
+mr_store_job_finish(MrStore *store, gint64 id, const char *claim, const char *status,
+		    const char *last_error, const char *due, const char *now, gboolean *ours,
+		    GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_JOB_FINISH);
+	gboolean changed = FALSE;
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, claim);
+	mr_sql_bind_text(st, 3, status);
+	mr_sql_bind_text(st, 4, last_error);
+	mr_sql_bind_text(st, 5, due);
+	mr_sql_bind_text(st, 6, now);
+	if (!step_changed(st, &changed, error))
+		return FALSE;
+	if (ours != NULL)
+		*ours = changed;
+	return TRUE;
+}
+
+/* Steps a SELECT min(...) and returns its text, or NULL. */
+static char *
+step_min_text(MrStore *store, MrSqlStmt *st)
+{
+	return mr_store_step_row(store, st) ? g_strdup(mr_sql_column_text(st, 0)) : NULL;
+}
+
+char *
+mr_store_jobs_next_due(MrStore *store)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_JOBS_NEXT_DUE);
+
+	return step_min_text(store, st);
+}
+
+GPtrArray *
+mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LIST_JOBS);
+
+	mr_sql_bind_int64(st, 1, pending ? 1 : 0);
+	mr_sql_bind_int64(st, 2, limit > 0 ? limit : G_MAXINT64);
+	return mr_store_read_rows(st, &mr_job_row_desc, error);
+}
+
+/* --- the outbox ------------------------------------------------------------ */
+
+gint64
+mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now, GError **error)
+{
+	gint64 id;
+
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_INSERT);
+
+		mr_sql_bind_int64(st, 1, mail->message);
+		mr_sql_bind_text(st, 2, mail->token);
+		mr_sql_bind_text(st, 3, mail->recipient);
+		mr_store_bind_id(st, 4, mail->contact);
+		bind_record(st, 5, mail->record);
+		mr_sql_bind_int64(st, 7, mail->automatic ? 1 : 0);
+		mr_sql_bind_text(st, 8, now);
+		id = mr_store_step_id(store, st, error);
+	}
+	if (id == 0 || !mr_store_notify_work(store, error))
+		return 0;
+	return id;
+}
+
+void
+mr_outbox_claimed_free(MrOutboxClaimed *mail)
+{
+	if (mail == NULL)
+		return;
+	g_free(mail->token);
+	g_free(mail->recipient);
+	g_clear_pointer(&mail->raw, g_bytes_unref);
+	g_free(mail);
+}
+
+GPtrArray *
+mr_store_outbox_claim(MrStore *store, const char *now, const char *lease_until,
+		      const char *claim, gint64 limit, GError **error)
+{
+	g_autoptr(GPtrArray) mails =
+		g_ptr_array_new_with_free_func((GDestroyNotify)mr_outbox_claimed_free);
+	MrSqlStep step;
+
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_CLAIM);
+
+		mr_sql_bind_text(st, 1, now);
+		mr_sql_bind_text(st, 2, lease_until);
+		mr_sql_bind_text(st, 3, claim);
+		mr_sql_bind_int64(st, 4, limit);
+		while ((step = mr_sql_step(st, error)) == MR_SQL_ROW)
+			;
+		if (step == MR_SQL_FAIL)
+			return NULL;
+	}
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_CLAIMED_RAW);
+
+		mr_sql_bind_text(st, 1, claim);
+		while ((step = mr_sql_step(st, error)) == MR_SQL_ROW) {
+			MrOutboxClaimed *mail = g_new0(MrOutboxClaimed, 1);
+			gsize len = 0;
+			const void *data = st->conn->driver->column_blob(st, 5, &len);
+
+			mail->id = mr_sql_column_int64(st, 0);
+			mail->message = mr_sql_column_int64(st, 1);
+			mail->token = g_strdup(mr_sql_column_text(st, 2));
+			mail->recipient = g_strdup(mr_sql_column_text(st, 3));
+			mail->attempts = mr_sql_column_int64(st, 4);
+			mail->raw = g_bytes_new(data, len);
+			g_ptr_array_add(mails, mail);
+		}
+		if (step == MR_SQL_FAIL)
+			return NULL;
+	}
+	return g_steal_pointer(&mails);
+}
+
+gboolean
+mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, const char *status,
+		       const char *last_error, const char *next_attempt, const char *sent,
+		       const char *now, gboolean *ours, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_RESULT);
+	gboolean changed = FALSE;
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, claim);
+	mr_sql_bind_text(st, 3, status);
+	mr_sql_bind_text(st, 4, last_error);
+	mr_sql_bind_text(st, 5, next_attempt);
+	mr_sql_bind_text(st, 6, sent);
+	mr_sql_bind_text(st, 7, now);
+	if (!step_changed(st, &changed, error))
+		return FALSE;
+	if (ours != NULL)
+		*ours = changed;
+	return TRUE;
+}
+
+char *
+mr_store_outbox_next_due(MrStore *store)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_NEXT_DUE);
+
+	return step_min_text(store, st);
+}
+
+gint64
+mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_AUTO_COUNT);
+
+	mr_sql_bind_text(st, 1, recipient);
+	mr_sql_bind_text(st, 2, since);
+	return mr_store_step_int64(store, st);
+}
+
+GPtrArray *
+mr_store_outbox(MrStore *store, const char *status, gint64 limit, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LIST_OUTBOX);
+
+	mr_sql_bind_text(st, 1, status);
+	mr_sql_bind_int64(st, 2, limit > 0 ? limit : G_MAXINT64);
+	return mr_store_read_rows(st, &mr_outbox_row_desc, error);
+}
+
+/* Reads the one row of @st by @desc, or sets "no @what @key". */
+static gpointer
+read_one(MrSqlStmt *st, const MrRowDesc *desc, const char *what, const char *key,
+	 GError **error)
+{
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		return mr_row_new(desc, st);
+	case MR_SQL_DONE:
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no %s %s", what, key);
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+MrOutboxRow *
+mr_store_outbox_get(MrStore *store, gint64 id, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_OUTBOX);
+	g_autofree char *key = g_strdup_printf("%" G_GINT64_FORMAT, id);
+
+	mr_sql_bind_int64(st, 1, id);
+	return read_one(st, &mr_outbox_row_desc, "outgoing mail", key, error);
+}
+
+gboolean
+mr_store_outbox_set_status(MrStore *store, gint64 id, const char *status,
+			   const char *const *from, const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_SET_STATUS);
+	gboolean changed = FALSE;
+	guint i;
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, status);
+	mr_sql_bind_text(st, 3, now);
+	for (i = 0; i < 4; i++)
+		mr_sql_bind_text(st, 4 + (int)i, from[i] != NULL ? from[i] : from[0]);
+	if (!step_changed(st, &changed, error))
+		return FALSE;
+	if (changed && strcmp(status, MR_OUTBOX_QUEUED) == 0) {
+		mr_sql_reset(st);
+		if (!mr_store_notify_work(store, error))
+			return FALSE;
+	}
+	return changed;
+}
+
+/* --- templates -------------------------------------------------------------- */
+
+gint64
+mr_store_template_put(MrStore *store, const char *name, const char *subject, const char *body,
+		      gboolean replace, const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st =
+		store_stmt(store, replace ? MR_STMT_TEMPLATE_UPDATE : MR_STMT_TEMPLATE_INSERT);
+
+	mr_sql_bind_text(st, 1, name);
+	mr_sql_bind_text(st, 2, subject);
+	mr_sql_bind_text(st, 3, body);
+	mr_sql_bind_text(st, 4, now);
+	return mr_store_step_new_id(store, st, error);
+}
+
+MrTemplateRow *
+mr_store_template_get(MrStore *store, const char *name, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_TEMPLATE);
+
+	mr_sql_bind_text(st, 1, name);
+	return read_one(st, &mr_template_row_desc, "template", name, error);
+}
+
+GPtrArray *
+mr_store_templates(MrStore *store, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LIST_TEMPLATES);
+
+	return mr_store_read_rows(st, &mr_template_row_desc, error);
+}
+
+gboolean
+mr_store_template_delete(MrStore *store, const char *name, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_TEMPLATE_DELETE);
+	gboolean changed = FALSE;
+
+	mr_sql_bind_text(st, 1, name);
+	return step_changed(st, &changed, error) && changed;
+}
+
+/* --- what a mail about a record needs ------------------------------------- */
+
+void
+mr_record_mail_free(MrRecordMail *r)
+{
+	if (r == NULL)
+		return;
+	g_free(r->subject);
+	g_free(r->status);
+	g_free(r->contact_email);
+	g_free(r->contact_name);
+	g_free(r->undeliverable);
+	g_free(r->owner_email);
+	g_free(r->owner_name);
+	g_free(r);
+}
+
+MrRecordMail *
+mr_store_record_mail(MrStore *store, MrRecordRef ref, GError **error)
+{
+	MrStmtId id = ref.kind == MR_RECORD_LEAD	   ? MR_STMT_RECORD_MAIL_LEAD
+		      : ref.kind == MR_RECORD_OPPORTUNITY ? MR_STMT_RECORD_MAIL_OPP
+							    : MR_STMT_RECORD_MAIL_TICKET;
+	g_autoptr(MrStmtUse) st = store_stmt(store, id);
+	MrRecordMail *r;
+
+	mr_sql_bind_int64(st, 1, ref.id);
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		break;
+	case MR_SQL_DONE: {
+		g_autofree char *display = mr_record_display_id(store->cfg, ref);
+
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no record %s",
+			    display);
+		return NULL;
+	}
+	default:
+		return NULL;
+	}
+	r = g_new0(MrRecordMail, 1);
+	r->subject = g_strdup(mr_sql_column_text(st, 0));
+	r->status = g_strdup(mr_sql_column_text(st, 1));
+	r->contact = mr_sql_column_int64(st, 2);
+	r->contact_email = g_strdup(mr_sql_column_text(st, 3));
+	r->contact_name = g_strdup(mr_sql_column_text(st, 4));
+	r->undeliverable = g_strdup(mr_sql_column_text(st, 5));
+	r->owner_email = g_strdup(mr_sql_column_text(st, 6));
+	r->owner_name = g_strdup(mr_sql_column_text(st, 7));
+	return r;
+}
+
+gboolean
+mr_store_message_thread(MrStore *store, gint64 id, char **message_id, char **in_reply_to,
+			char **subject, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_THREAD);
+
+	mr_sql_bind_int64(st, 1, id);
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		*message_id = g_strdup(mr_sql_column_text(st, 0));
+		*in_reply_to = g_strdup(mr_sql_column_text(st, 1));
+		*subject = g_strdup(mr_sql_column_text(st, 2));
+		return TRUE;
+	case MR_SQL_DONE:
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND,
+			    "no message %" G_GINT64_FORMAT, id);
+		return FALSE;
+	default:
+		return FALSE;
+	}
+}
+
+gboolean
+mr_store_contact_set_undeliverable(MrStore *store, const char *email, const char *why,
+				   GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_UNDELIVERABLE);
+	gboolean changed = FALSE;
+
+	mr_sql_bind_text(st, 1, email);
+	mr_sql_bind_text(st, 2, why);
+	return step_changed(st, &changed, error) && changed;
+}
