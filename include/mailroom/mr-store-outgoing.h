@@ -54,6 +54,10 @@ gboolean mr_store_watch_changed(MrStore *store, GError **error);
 #define MR_JOB_FAILED "failed"
 #define MR_JOB_CANCELLED "cancelled"
 
+/* The kinds of job. */
+#define MR_JOB_TICKET_ACK "ticket-ack" /* acknowledge a new ticket: its
+					  record and message */
+
 /* Inserts a job of @kind due at @due with @payload (nullable), about
  * @record (MR_RECORD_NONE: none) and message @message (0: none), at @now.
  * Returns its id, or 0 with @error. */
@@ -145,6 +149,7 @@ typedef struct {
 	char *recipient;
 	gint64 attempts; /* this one included */
 	GBytes *raw;     /* the message's bytes */
+	MrRecordRef record; /* MR_RECORD_NONE: none */
 } MrOutboxClaimed;
 
 void mr_outbox_claimed_free(MrOutboxClaimed *mail);
@@ -210,6 +215,33 @@ MrOutboxRow *mr_store_outbox_get(MrStore *store, gint64 id, GError **error);
  * not in one of @from (or there is no such mail); FALSE with @error. */
 gboolean mr_store_outbox_set_status(MrStore *store, gint64 id, const char *status,
 				    const char *const *from, const char *now, GError **error);
+
+/* An outgoing mail as a delivery report about it is checked against. */
+typedef struct {
+	char *token;
+	char *recipient;
+	char *status;
+	gint64 contact;      /* 0: none */
+	MrRecordRef record;  /* MR_RECORD_NONE: none */
+	gint64 message;      /* the stored message */
+	char *message_id;    /* its Message-ID, without <> */
+} MrOutboxSent;
+
+void mr_outbox_sent_free(MrOutboxSent *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrOutboxSent, mr_outbox_sent_free)
+
+/* Returns: (transfer full) (nullable): outgoing mail @id, or NULL when
+ * there is none (or the look-up failed: mr_store_check()). */
+MrOutboxSent *mr_store_outbox_for_bounce(MrStore *store, gint64 id);
+
+/* Mail @id bounced with @status ("5.1.1", nullable) and @text (nullable),
+ * at @now. */
+gboolean mr_store_outbox_bounced(MrStore *store, gint64 id, const char *status,
+				 const char *text, const char *now, GError **error);
+
+/* Marks contact @contact undeliverable with @why (NULL: clears it). */
+gboolean mr_store_contact_mark(MrStore *store, gint64 contact, const char *why,
+			       GError **error);
 
 /* --- templates -------------------------------------------------------------- */
 
@@ -277,6 +309,14 @@ gboolean mr_store_message_thread(MrStore *store, gint64 id, char **message_id,
  * Message-ID of its own). */
 gint64 mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key,
 				   const MrMessage *msg, const char *now, GError **error);
+
+/* Looks up the user known by @address: sets @email and @name (transfer
+ * full, @name nullable).  Returns the user's id, or 0 when there is
+ * none. */
+gint64 mr_store_user_mailbox(MrStore *store, const char *address, char **email, char **name);
+
+/* Returns the last incoming message linked to record @ref, or 0. */
+gint64 mr_store_record_last_in(MrStore *store, MrRecordRef ref);
 
 /* Marks contact @email undeliverable with @why (NULL: clears the mark).
  * Returns TRUE when there is such a contact; FALSE without @error when

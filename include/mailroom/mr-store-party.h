@@ -101,6 +101,8 @@ typedef struct {
 	char *created;
 	char *last_seen;
 	gint64 message_count;
+	char *undeliverable;  /* why no automatic mail goes to it (a hard
+	                         bounce), NULL: deliverable */
 } MrContactRow;
 
 MR_ROW_DECLARE(MrContactRow, mr_contact_row_desc, mr_contact_row_free)

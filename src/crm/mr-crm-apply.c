@@ -7,11 +7,15 @@
 #include <string.h>
 
 #include "mailroom/mr-crm.h"
+#include "mailroom/mr-dsn.h"
 #include "mailroom/mr-event.h"
+#include "mailroom/mr-loop.h"
 #include "mailroom/mr-status.h"
 #include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-outgoing.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
+#include "mailroom/mr-verp.h"
 
 G_DEFINE_QUARK(mr-crm-error-quark, mr_crm_error)
 
@@ -24,6 +28,7 @@ typedef struct {
 	const char *now; /* its arrival: the time of all it makes happen */
 	gint64 owner;    /* the internal sender's user id, 0: none */
 	gint64 customer; /* the customer's contact id, 0: none */
+	const MrMessage *message; /* the parsed message */
 } Apply;
 
 /* @s, or NULL when empty. */
@@ -199,6 +204,34 @@ update_record(const Apply *a, MrRecordRef ref, GError **error)
 
 static gboolean apply_rules(const Apply *a, MrRecordRef ref, gboolean created, GError **error);
 
+/* The ticket acknowledgement (issue 23) for new ticket @ref: a job the
+ * scheduler runs, made in this transaction, when the customer wrote to
+ * support -- not for a ticket a user opened by forwarding, nor when loop
+ * protection says no (event mail.held says why). */
+static gboolean
+queue_ack(const Apply *a, MrRecordRef ref, GError **error)
+{
+	const MrPlan *plan = a->plan;
+	const MrParty *customer = plan->customer >= 0 ? g_ptr_array_index(plan->parties,
+									  plan->customer)
+						      : NULL;
+	g_autofree char *refusal = NULL;
+
+	if (!a->cfg->ack.enabled || ref.kind != MR_RECORD_TICKET || plan->owner >= 0 ||
+	    customer == NULL || !customer->is_sender || a->message == NULL)
+		return TRUE;
+	refusal = mr_loop_refusal(a->cfg, a->message, plan->envelope_from);
+	if (refusal != NULL) {
+		g_autofree char *why = g_strdup_printf("no acknowledgement: %s", refusal);
+		MrEventFacts facts = { .address = customer->email, .detail = why };
+
+		return mr_store_event_add(a->store, a->now, MR_EVENT_MAIL_HELD, ref, a->msg, &facts,
+					  error);
+	}
+	return mr_store_job_insert(a->store, MR_JOB_TICKET_ACK, a->now, NULL, ref, a->msg, a->now,
+				   error) != 0;
+}
+
 /* The record part of the plan; sets @out to the record acted on. */
 static gboolean
 apply_record(const Apply *a, MrRecordRef *out, GError **error)
@@ -226,7 +259,7 @@ apply_record(const Apply *a, MrRecordRef *out, GError **error)
 	if (created ? !mr_store_link_record(a->store, a->msg, ref, error)
 		    : !update_record(a, ref, error))
 		return FALSE;
-	return apply_rules(a, ref, created, error);
+	return apply_rules(a, ref, created, error) && (!created || queue_ack(a, ref, error));
 }
 
 /* The owner a rule names for @ref, as a user id: 0 when it names none or
@@ -296,6 +329,77 @@ apply_rules(const Apply *a, MrRecordRef ref, gboolean created, GError **error)
 	return TRUE;
 }
 
+/* The recipient of @dsn that is @to, or NULL. */
+static const MrDsnRecipient *
+dsn_recipient(const MrDsn *dsn, const char *to)
+{
+	for (guint i = 0; i < dsn->recipients->len; i++) {
+		const MrDsnRecipient *r = g_ptr_array_index(dsn->recipients, i);
+
+		if (g_strcmp0(r->final_recipient, to) == 0 ||
+		    g_strcmp0(r->original_recipient, to) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* Mail to the bounce address (issue 23): a delivery report about the
+ * outgoing mail its VERP address names.  Only a report that names that
+ * very mail -- the secret of its envelope sender, and its recipient or
+ * its Message-ID -- counts: the mail becomes bounced, event mail.bounced
+ * is written on its record (the report linked to it), and a hard failure
+ * marks the contact undeliverable.  Anything else (a forged or stray
+ * report, an auto-reply sent to the envelope sender) changes nothing. */
+static gboolean
+apply_bounce(const Apply *a, GBytes *raw, GError **error)
+{
+	const char *to = a->plan->recipient;
+	g_autofree char *token = NULL;
+	g_autoptr(MrOutboxSent) sent = NULL;
+	g_autoptr(MrDsn) dsn = NULL;
+	const MrDsnRecipient *r;
+	gint64 id = 0;
+	gboolean failed;
+	MrEventFacts facts = { 0 };
+	g_autofree char *text = NULL, *mark = NULL;
+
+	if (!mr_verp_parse(to, a->cfg->outgoing.bounce_address, &id, &token) ||
+	    (sent = mr_store_outbox_for_bounce(a->store, id)) == NULL ||
+	    !mr_verp_token_equal(token, sent->token)) {
+		g_info("mail to %s names no mail mailroom sent: nothing to do", to);
+		return TRUE;
+	}
+	dsn = mr_dsn_parse(raw);
+	r = dsn != NULL ? dsn_recipient(dsn, sent->recipient) : NULL;
+	if (dsn == NULL || (r == NULL && g_strcmp0(dsn->original_message_id, sent->message_id) != 0)) {
+		g_info("mail to %s is no delivery report about mail %" G_GINT64_FORMAT
+		       " to %s: nothing to do", to, id, sent->recipient);
+		return TRUE;
+	}
+	if (r == NULL && dsn->recipients->len == 1)
+		r = g_ptr_array_index(dsn->recipients, 0);
+	failed = r == NULL || r->action == NULL || strcmp(r->action, "failed") == 0;
+	if (!failed) {
+		g_info("mail %" G_GINT64_FORMAT " to %s: report says %s", id, sent->recipient,
+		       r->action);
+		return TRUE;
+	}
+	text = g_strdup(r != NULL && r->diagnostic != NULL ? r->diagnostic : "delivery failed");
+	facts.address = sent->recipient;
+	facts.new_status = r != NULL ? r->status : NULL;
+	facts.detail = text;
+	if (!mr_store_outbox_bounced(a->store, id, facts.new_status, text, a->now, error) ||
+	    !mr_store_link_record(a->store, a->msg, sent->record, error) ||
+	    !mr_store_event_add(a->store, a->now, MR_EVENT_MAIL_BOUNCED, sent->record, a->msg,
+				&facts, error))
+		return FALSE;
+	if (sent->contact == 0 || !mr_dsn_is_hard(dsn, r))
+		return TRUE;
+	mark = g_strdup_printf("%s %s (%s)", facts.new_status != NULL ? facts.new_status : "5.0.0",
+			       text, a->now);
+	return mr_store_contact_mark(a->store, sent->contact, mark, error);
+}
+
 /* The message's own events: what was refused, and why. */
 static gboolean
 apply_refusals(const Apply *a, GError **error)
@@ -333,7 +437,7 @@ mr_crm_apply(const MrConfig *cfg, MrStore *store, const MrPlan *plan, GBytes *ra
 				   plan->envelope_from, rules };
 	MrStored stored = { 0 };
 	MrApplied applied = { 0 };
-	Apply a = { cfg, store, plan, 0, NULL, 0, 0 };
+	Apply a = { cfg, store, plan, 0, NULL, 0, 0, msg };
 	gboolean ok;
 
 	g_return_val_if_fail(cfg != NULL && store != NULL && plan != NULL, FALSE);
@@ -350,7 +454,9 @@ mr_crm_apply(const MrConfig *cfg, MrStore *store, const MrPlan *plan, GBytes *ra
 		 * failed answered "not found": what was written from it must
 		 * not stay. */
 		/* ignored by a rule: stored, linked to nothing */
-		if (plan->action != MR_ACTION_IGNORE)
+		if (plan->role == MR_ROLE_BOUNCE)
+			ok = apply_bounce(&a, raw, error);
+		else if (plan->action != MR_ACTION_IGNORE)
 			ok = apply_parties(&a, error) && apply_record(&a, &applied.record, error);
 		ok = ok && apply_refusals(&a, error) && mr_store_check(store, error);
 	}

@@ -28,6 +28,9 @@
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-outgoing.h"
+#include "mailroom/mr-outgoing.h"
+#include "mailroom/mr-template.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
@@ -56,6 +59,11 @@ typedef struct {
 	gboolean any, stop;      /* rule add: --any, --stop */
 	gboolean explain;        /* rule test: --explain */
 	char *position;          /* rule add: --position */
+	char *status;            /* outbox list, ticket reply: --status */
+	char *subject;           /* template add: --subject */
+	char *body_file;         /* template add, ticket reply: --body-file */
+	gboolean due;            /* job list: --due */
+	gboolean replace;        /* template add: --replace */
 	MrConfig *cfg;
 	MrStore *store;
 } MrCtl;
@@ -87,6 +95,9 @@ ctl_clear(MrCtl *ctl)
 	g_strfreev(ctl->conds);
 	g_strfreev(ctl->actions);
 	g_free(ctl->position);
+	g_free(ctl->status);
+	g_free(ctl->subject);
+	g_free(ctl->body_file);
 	g_clear_pointer(&ctl->store, mr_store_close);
 	g_clear_pointer(&ctl->cfg, mr_config_unref);
 }
@@ -155,10 +166,31 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 
 /* --- verbs ------------------------------------------------------------------ */
 
+/* The built-in templates init creates when missing (an edited one
+ * stays). */
+static gboolean
+init_templates_tx(MrStore *store, gpointer data, GError **error)
+{
+	g_autofree char *now = mr_clock_now_iso();
+	g_autoptr(GError) local = NULL;
+
+	if (mr_store_template_put(store, MR_TEMPLATE_TICKET_ACK_NAME, MR_TEMPLATE_TICKET_ACK_SUBJECT,
+				  MR_TEMPLATE_TICKET_ACK_BODY, FALSE, now, &local) == 0 &&
+	    local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static int
 cmd_init(MrCtl *ctl, char **args)
 {
 	g_autofree char *name = mr_store_database_name(ctl->cfg);
+	g_autoptr(GError) error = NULL;
+
+	if (!mr_store_run(ctl->store, init_templates_tx, NULL, &error))
+		return store_fail(error);
 
 	if (ctl->json) {
 		g_autoptr(JsonObject) o = json_object_new();
@@ -1464,6 +1496,329 @@ cmd_rule_import(MrCtl *ctl, char **args)
 	return 0;
 }
 
+
+/* --- outgoing mail ----------------------------------------------------------- */
+
+static const char *const outbox_states[] = {
+	MR_OUTBOX_QUEUED, MR_OUTBOX_SENDING, MR_OUTBOX_SENT, MR_OUTBOX_FAILED,
+	MR_OUTBOX_CANCELLED, MR_OUTBOX_BOUNCED, NULL,
+};
+
+static int
+cmd_outbox_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "id", "to", "status", "attempts", "next_attempt",
+					    "record", "subject", "last_error", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = NULL;
+
+	if (ctl->status != NULL && !g_strv_contains(outbox_states, ctl->status)) {
+		g_autofree char *known = g_strjoinv(", ", (char **)outbox_states);
+
+		return fail(MR_EX_USAGE, "unknown outbox status '%s' (%s)", ctl->status, known);
+	}
+	rows = mr_store_outbox(ctl->store, ctl->status, ctl->limit, &error);
+	if (rows == NULL)
+		return store_fail(error);
+	return print_rows(ctl, rows, &mr_outbox_row_desc, cols);
+}
+
+/* An outbox id: a positive number. */
+static gboolean
+ctl_outbox_arg(const char *text, gint64 *id)
+{
+	char *end = NULL;
+
+	*id = g_ascii_strtoll(text, &end, 10);
+	if (end == text || *end != '\0' || *id <= 0) {
+		fail(MR_EX_USAGE, "'%s' is not an outgoing mail's id (a number: outbox list)", text);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+typedef struct {
+	gint64 id;
+	const char *status;
+	const char *const *from;
+	gboolean changed;
+} OutboxChange;
+
+static gboolean
+outbox_change_tx(MrStore *store, gpointer data, GError **error)
+{
+	OutboxChange *c = data;
+	g_autofree char *now = mr_clock_now_iso();
+	g_autoptr(GError) local = NULL;
+
+	c->changed = mr_store_outbox_set_status(store, c->id, c->status, c->from, now, &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* outbox retry ID (a failed, cancelled or bounced mail, or a queued one
+ * at once) and outbox cancel ID (one not yet sent). */
+static int
+outbox_change(MrCtl *ctl, const char *arg, const char *status, const char *const *from)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrOutboxRow) row = NULL;
+	OutboxChange c = { 0, status, from, FALSE };
+
+	if (!ctl_outbox_arg(arg, &c.id))
+		return MR_EX_USAGE;
+	if (!mr_store_run(ctl->store, outbox_change_tx, &c, &error))
+		return store_fail(error);
+	row = mr_store_outbox_get(ctl->store, c.id, &error);
+	if (row == NULL)
+		return store_fail(error);
+	if (!c.changed)
+		return fail(1, "outgoing mail %" G_GINT64_FORMAT " is %s: %s", c.id, row->status,
+			    strcmp(status, MR_OUTBOX_QUEUED) == 0 ? "nothing to retry"
+								  : "too late to cancel");
+	return print_row(ctl, &mr_outbox_row_desc, row, NULL);
+}
+
+static int
+cmd_outbox_retry(MrCtl *ctl, char **args)
+{
+	static const char *const from[] = { MR_OUTBOX_FAILED, MR_OUTBOX_CANCELLED,
+					    MR_OUTBOX_BOUNCED, MR_OUTBOX_QUEUED, NULL };
+
+	return outbox_change(ctl, args[0], MR_OUTBOX_QUEUED, from);
+}
+
+static int
+cmd_outbox_cancel(MrCtl *ctl, char **args)
+{
+	static const char *const from[] = { MR_OUTBOX_QUEUED, MR_OUTBOX_FAILED, NULL, NULL };
+
+	return outbox_change(ctl, args[0], MR_OUTBOX_CANCELLED, from);
+}
+
+static int
+cmd_job_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "id", "kind", "due", "status", "attempts", "record",
+					    "last_error", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_jobs(ctl->store, ctl->due, ctl->limit, &error);
+
+	if (rows == NULL)
+		return store_fail(error);
+	return print_rows(ctl, rows, &mr_job_row_desc, cols);
+}
+
+/* Reads the text of --body-file (at most 1 MB of UTF-8).  Returns NULL
+ * after saying why. */
+static char *
+ctl_body_file(MrCtl *ctl)
+{
+	g_autoptr(GError) error = NULL;
+	char *text = NULL;
+	gsize len = 0;
+
+	if (ctl->body_file == NULL) {
+		fail(MR_EX_USAGE, "--body-file FILE is required");
+		return NULL;
+	}
+	if (!g_file_get_contents(ctl->body_file, &text, &len, &error)) {
+		fail(MR_EX_NOINPUT, "%s", error->message);
+		return NULL;
+	}
+	if (len > 1024 * 1024 || !g_utf8_validate(text, (gssize)len, NULL) || strlen(text) != len) {
+		fail(MR_EX_DATAERR, "%s: not UTF-8 text of at most 1 MB", ctl->body_file);
+		g_free(text);
+		return NULL;
+	}
+	return text;
+}
+
+typedef struct {
+	const char *name, *subject, *body;
+	gboolean replace;
+	gint64 id;
+} TemplatePut;
+
+static gboolean
+template_put_tx(MrStore *store, gpointer data, GError **error)
+{
+	TemplatePut *t = data;
+	g_autofree char *now = mr_clock_now_iso();
+	g_autoptr(GError) local = NULL;
+
+	t->id = mr_store_template_put(store, t->name, t->subject, t->body, t->replace, now, &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static int
+template_print(MrCtl *ctl, const char *name)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrTemplateRow) row = mr_store_template_get(ctl->store, name, &error);
+
+	if (row == NULL)
+		return store_fail(error);
+	return print_row(ctl, &mr_template_row_desc, row, NULL);
+}
+
+static int
+cmd_template_add(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *body = NULL;
+	TemplatePut t = { args[0], ctl->subject, NULL, ctl->replace, 0 };
+
+	if (ctl->subject == NULL)
+		return fail(MR_EX_USAGE, "--subject S is required");
+	if (!mr_template_check(ctl->subject, &error))
+		return fail(MR_EX_USAGE, "--subject: %s", error->message);
+	if ((body = ctl_body_file(ctl)) == NULL)
+		return MR_EX_USAGE;
+	if (!mr_template_check(body, &error))
+		return fail(MR_EX_USAGE, "%s: %s", ctl->body_file, error->message);
+	t.body = body;
+	if (!mr_store_run(ctl->store, template_put_tx, &t, &error))
+		return store_fail(error);
+	if (t.id == 0)
+		return fail(1, ctl->replace ? "no template %s" : "template %s exists (--replace changes it)",
+			    args[0]);
+	return template_print(ctl, args[0]);
+}
+
+static int
+cmd_template_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "name", "subject", "updated", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_templates(ctl->store, &error);
+
+	if (rows == NULL)
+		return store_fail(error);
+	/* {name subject}: the body is template show's */
+	if (ctl->json) {
+		g_autoptr(JsonArray) a = json_array_new();
+
+		for (guint i = 0; i < rows->len; i++) {
+			const MrTemplateRow *r = g_ptr_array_index(rows, i);
+			JsonObject *o = json_object_new();
+
+			json_object_set_string_member(o, "name", r->name);
+			json_object_set_string_member(o, "subject", r->subject);
+			json_array_add_object_element(a, o);
+		}
+		mr_ctl_print_json_array(a);
+		return 0;
+	}
+	return print_rows(ctl, rows, &mr_template_row_desc, cols);
+}
+
+static int
+cmd_template_show(MrCtl *ctl, char **args)
+{
+	return template_print(ctl, args[0]);
+}
+
+static gboolean
+template_delete_tx(MrStore *store, gpointer data, GError **error)
+{
+	gboolean *found = ((gpointer *)data)[1];
+	g_autoptr(GError) local = NULL;
+
+	*found = mr_store_template_delete(store, ((gpointer *)data)[0], &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static int
+cmd_template_delete(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	gboolean found = FALSE;
+	gpointer data[2] = { args[0], &found };
+
+	if (!mr_store_run(ctl->store, template_delete_tx, data, &error))
+		return store_fail(error);
+	if (!found)
+		return fail(1, "no template %s", args[0]);
+	print_gone(ctl, "template", args[0], "deleted");
+	return 0;
+}
+
+static gboolean
+contact_clear_tx(MrStore *store, gpointer data, GError **error)
+{
+	gpointer *d = data;
+	g_autoptr(GError) local = NULL;
+
+	*(gboolean *)d[1] = mr_store_contact_set_undeliverable(store, d[0], NULL, &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* contact deliverable EMAIL: clears the mark a hard bounce left. */
+static int
+cmd_contact_deliverable(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *email = mr_address_normalise(args[0]);
+	gboolean found = FALSE;
+	gpointer data[2] = { email, &found };
+
+	if (!mr_store_run(ctl->store, contact_clear_tx, data, &error))
+		return store_fail(error);
+	if (!found)
+		return fail(1, "no contact %s", email);
+	return cmd_contact_show(ctl, args);
+}
+
+static int
+cmd_ticket_reply(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *body = NULL;
+	g_autofree char *status = ctl->status != NULL ? g_ascii_strdown(ctl->status, -1) : NULL;
+	MrOutgoingResult out = { 0 };
+	MrRecordRef ref;
+	int rc = 0;
+
+	if (!ctl_record_arg(ctl, args[0], MR_RECORD_TICKET, &ref))
+		return 1;
+	if (status != NULL && strcmp(status, "pending") != 0 && strcmp(status, "solved") != 0)
+		return fail(MR_EX_USAGE, "--status is pending or solved, not '%s'", ctl->status);
+	if ((body = ctl_body_file(ctl)) == NULL)
+		return MR_EX_USAGE;
+	if (!mr_outgoing_ticket_reply(ctl->store, ctl->cfg, ref.id, body, status, ctl->from, &out,
+				      &error)) {
+		if (error->domain == MR_CRM_ERROR || error->domain == MR_OUTGOING_ERROR)
+			rc = fail(1, "%s", error->message);
+		else
+			rc = store_fail(error);
+		mr_outgoing_result_clear(&out);
+		return rc;
+	}
+	{
+		g_autoptr(MrOutboxRow) row = mr_store_outbox_get(ctl->store, out.outbox, &error);
+
+		rc = row != NULL ? print_row(ctl, &mr_outbox_row_desc, row, NULL) : store_fail(error);
+	}
+	mr_outgoing_result_clear(&out);
+	return rc;
+}
+
 static const MrCtlCommand mr_ctl_commands[] = {
 	{ "init", NULL, 0, 0, cmd_init, "init                         create or migrate the database",
 	  TRUE },
@@ -1477,6 +1832,8 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	  "user away EMAIL on|off   (teams skip a user away)", FALSE },
 	{ "contact", "list", 0, 0, cmd_contact_list, "contact list", FALSE },
 	{ "contact", "show", 1, 1, cmd_contact_show, "contact show EMAIL", FALSE },
+	{ "contact", "deliverable", 1, 1, cmd_contact_deliverable,
+	  "contact deliverable EMAIL   (clears the undeliverable mark of a hard bounce)", FALSE },
 	{ "account", "list", 0, 0, cmd_account_list, "account list", FALSE },
 	{ "inbox", "list", 0, 0, cmd_inbox_list, "inbox list", FALSE },
 	{ "inbox", "show", 1, 1, cmd_inbox_show, "inbox show ID", FALSE },
@@ -1528,6 +1885,25 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	  "rule export > FILE   (every rule as libconfig text, for rule import)", FALSE },
 	{ "rule", "import", 1, 1, cmd_rule_import,
 	  "rule import FILE   (replaces every rule by those of FILE: all or nothing)", FALSE },
+	{ "ticket", "reply", 1, 1, cmd_ticket_reply,
+	  "ticket reply TKT-n --body-file F [--status pending|solved] [--from EMAIL]\n"
+	  "                             (an agent's answer to the ticket's contact, threaded)",
+	  FALSE },
+	{ "outbox", "list", 0, 0, cmd_outbox_list,
+	  "outbox list [--status queued|sending|sent|failed|cancelled|bounced]", FALSE },
+	{ "outbox", "retry", 1, 1, cmd_outbox_retry,
+	  "outbox retry ID   (a failed, cancelled or bounced mail again; a queued one now)", FALSE },
+	{ "outbox", "cancel", 1, 1, cmd_outbox_cancel,
+	  "outbox cancel ID   (a mail not sent yet)", FALSE },
+	{ "job", "list", 0, 0, cmd_job_list, "job list [--due]   (--due: waiting or running)",
+	  FALSE },
+	{ "template", "add", 1, 1, cmd_template_add,
+	  "template add NAME --subject S --body-file F [--replace]\n"
+	  "                             (placeholders: {{contact.name}} {{record.id}} ...)",
+	  FALSE },
+	{ "template", "list", 0, 0, cmd_template_list, "template list", FALSE },
+	{ "template", "show", 1, 1, cmd_template_show, "template show NAME", FALSE },
+	{ "template", "delete", 1, 1, cmd_template_delete, "template delete NAME", FALSE },
 };
 
 static void
@@ -1586,6 +1962,11 @@ main(int argc, char **argv)
 		{ "stop", 0, 0, G_OPTION_ARG_NONE, &ctl.stop, NULL, NULL },
 		{ "position", 0, 0, G_OPTION_ARG_STRING, &ctl.position, NULL, NULL },
 		{ "explain", 0, 0, G_OPTION_ARG_NONE, &ctl.explain, NULL, NULL },
+		{ "status", 0, 0, G_OPTION_ARG_STRING, &ctl.status, NULL, NULL },
+		{ "subject", 0, 0, G_OPTION_ARG_STRING, &ctl.subject, NULL, NULL },
+		{ "body-file", 0, 0, G_OPTION_ARG_FILENAME, &ctl.body_file, NULL, NULL },
+		{ "due", 0, 0, G_OPTION_ARG_NONE, &ctl.due, NULL, NULL },
+		{ "replace", 0, 0, G_OPTION_ARG_NONE, &ctl.replace, NULL, NULL },
 		{ NULL },
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new(NULL);

@@ -23,6 +23,7 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-imap.h"
+#include "mailroom/mr-act.h"
 #include "mailroom/mr-service.h"
 #include "mailroom/mr-spool.h"
 #include "mailroom/mr-store.h"
@@ -35,6 +36,8 @@
 static const MrServiceClass *const mr_daemon_services[] = {
 	&mr_smtp_service,
 	&mr_imap_service,
+	&mr_scheduler_service,
+	&mr_outbox_service,
 };
 
 /* The sections of the configuration parsed above core. */

@@ -275,6 +275,7 @@ mr_store_outbox_claim(MrStore *store, const char *now, const char *lease_until,
 			mail->recipient = g_strdup(mr_sql_column_text(st, 3));
 			mail->attempts = mr_sql_column_int64(st, 4);
 			mail->raw = g_bytes_new(data, len);
+			mail->record = column_record(st, 6);
 			g_ptr_array_add(mails, mail);
 		}
 		if (step == MR_SQL_FAIL)
@@ -509,4 +510,82 @@ mr_store_contact_set_undeliverable(MrStore *store, const char *email, const char
 	mr_sql_bind_text(st, 1, email);
 	mr_sql_bind_text(st, 2, why);
 	return step_changed(st, &changed, error) && changed;
+}
+
+gint64
+mr_store_user_mailbox(MrStore *store, const char *address, char **email, char **name)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_USER_MAILBOX);
+
+	mr_sql_bind_text(st, 1, address);
+	if (!mr_store_step_row(store, st))
+		return 0;
+	*email = g_strdup(mr_sql_column_text(st, 1));
+	*name = g_strdup(mr_sql_column_text(st, 2));
+	return mr_sql_column_int64(st, 0);
+}
+
+gint64
+mr_store_record_last_in(MrStore *store, MrRecordRef ref)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_RECORD_LAST_IN);
+
+	mr_sql_bind_text(st, 1, mr_record_kind_name(ref.kind));
+	mr_sql_bind_int64(st, 2, ref.id);
+	return mr_store_step_int64(store, st);
+}
+
+void
+mr_outbox_sent_free(MrOutboxSent *m)
+{
+	if (m == NULL)
+		return;
+	g_free(m->token);
+	g_free(m->recipient);
+	g_free(m->status);
+	g_free(m->message_id);
+	g_free(m);
+}
+
+MrOutboxSent *
+mr_store_outbox_for_bounce(MrStore *store, gint64 id)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_FOR_BOUNCE);
+	MrOutboxSent *m;
+
+	mr_sql_bind_int64(st, 1, id);
+	if (!mr_store_step_row(store, st))
+		return NULL;
+	m = g_new0(MrOutboxSent, 1);
+	m->token = g_strdup(mr_sql_column_text(st, 0));
+	m->recipient = g_strdup(mr_sql_column_text(st, 1));
+	m->status = g_strdup(mr_sql_column_text(st, 2));
+	m->contact = mr_sql_column_int64(st, 3);
+	m->record = column_record(st, 4);
+	m->message = mr_sql_column_int64(st, 6);
+	m->message_id = g_strdup(mr_sql_column_text(st, 7));
+	return m;
+}
+
+gboolean
+mr_store_outbox_bounced(MrStore *store, gint64 id, const char *status, const char *text,
+			const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_BOUNCED);
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, status);
+	mr_sql_bind_text(st, 3, text);
+	mr_sql_bind_text(st, 4, now);
+	return mr_store_step_done(store, st, error);
+}
+
+gboolean
+mr_store_contact_mark(MrStore *store, gint64 contact, const char *why, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CONTACT_MARK_ID);
+
+	mr_sql_bind_int64(st, 1, contact);
+	mr_sql_bind_text(st, 2, why);
+	return mr_store_step_done(store, st, error);
 }

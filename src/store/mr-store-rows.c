@@ -37,6 +37,7 @@ static const MrRowField contact_fields[] = {
 	MR_ROW_FIELD(MrContactRow, created, "created", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrContactRow, last_seen, "last_seen", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrContactRow, message_count, "message_count", MR_ROW_INT64),
+	MR_ROW_FIELD(MrContactRow, undeliverable, "undeliverable", MR_ROW_TEXT),
 };
 MR_ROW_DEFINE(MrContactRow, mr_contact_row_desc, "contact", contact_fields,
 	      mr_contact_row_free)

@@ -687,7 +687,7 @@ const int mr_sql_schema_version = 9;
 
 #define CONTACT_COLUMNS                                                            \
 	"r.id, r.email, r.name, a.name, u.email, r.created, r.last_seen,"         \
-	" " MESSAGE_COUNT("contact")                                              \
+	" " MESSAGE_COUNT("contact") ", r.undeliverable"                          \
 	" FROM contact r LEFT JOIN account a ON a.id = r.account_id"              \
 	" LEFT JOIN app_user u ON u.id = r.owner_id"
 
@@ -1007,7 +1007,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"  /*SKIP LOCKED*/)"
 		" RETURNING id",
 	[MR_STMT_OUTBOX_CLAIMED_RAW] =
-		"SELECT o.id, o.message_id, o.token, o.recipient, o.attempts, r.raw FROM outbox o"
+		"SELECT o.id, o.message_id, o.token, o.recipient, o.attempts, r.raw, o.record_kind,"
+		" o.record_id FROM outbox o"
 		" JOIN message_raw r ON r.message_id = o.message_id WHERE o.claim = ?1 ORDER BY o.id",
 	[MR_STMT_OUTBOX_RESULT] =
 		"UPDATE outbox SET status = ?3, last_error = ?4, next_attempt = coalesce(?5, next_attempt),"
@@ -1044,4 +1045,18 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MESSAGE_SET_OUT] = "UPDATE message SET direction = 'out' WHERE id = ?1",
 	[MR_STMT_CONTACT_UNDELIVERABLE] =
 		"UPDATE contact SET undeliverable = ?2 WHERE email = ?1 RETURNING id",
+	[MR_STMT_USER_MAILBOX] =
+		"SELECT u.id, u.email, u.name FROM user_address a JOIN app_user u ON u.id = a.user_id"
+		" WHERE a.address = ?1",
+	[MR_STMT_RECORD_LAST_IN] =
+		"SELECT max(m.id) FROM link l JOIN message m ON m.id = l.message_id"
+		" WHERE l.kind = ?1 AND l.record_id = ?2 AND m.direction = 'in'",
+	[MR_STMT_OUTBOX_FOR_BOUNCE] =
+		"SELECT o.token, o.recipient, o.status, o.contact_id, o.record_kind, o.record_id,"
+		" o.message_id, m.message_id FROM outbox o JOIN message m ON m.id = o.message_id"
+		" WHERE o.id = ?1",
+	[MR_STMT_OUTBOX_BOUNCED] =
+		"UPDATE outbox SET status = 'bounced', bounce_status = ?2, last_error = ?3,"
+		" claimed_until = NULL, claim = NULL, updated = ?4 WHERE id = ?1",
+	[MR_STMT_CONTACT_MARK_ID] = "UPDATE contact SET undeliverable = ?2 WHERE id = ?1",
 };

@@ -1,0 +1,82 @@
+/* mr-outgoing.h - queueing one outgoing mail about a record (issue 23):
+ * the acknowledgement of a ticket, an agent's reply.
+ *
+ * Act stage.  Inside the caller's transaction (a unit of the writer, or
+ * mailroomctl's own): the mail is rendered from a template or given
+ * text, composed with GMime (mr-compose.h), stored as a message with
+ * direction "out" linked to its record and contact, and queued in the
+ * outbox with a VERP secret of its own.  What it may not send -- an
+ * automatic mail to an address marked undeliverable, or past the daily
+ * limit per recipient -- is held back with the event mail.held, never
+ * dropped in silence.  Sending is the outbox's (mr-outbox.h). */
+#pragma once
+
+#include <glib.h>
+
+#include "mailroom/mr-compose.h"
+#include "mailroom/mr-config.h"
+#include "mailroom/mr-record.h"
+#include "mailroom/mr-store.h"
+
+G_BEGIN_DECLS
+
+/* What to send. */
+typedef struct {
+	MrRecordRef record;        /* the record it is about: to its contact */
+	gint64 answers;            /* the message it answers (0: none): its
+	                              Message-ID threads the mail, its subject
+	                              is {{message.subject}} */
+	const char *template_name; /* (nullable) the template to render */
+	const char *subject;       /* without a template: the subject ... */
+	const char *body;          /* ... and the body (UTF-8) */
+	MrComposeKind kind;        /* a person's mail, or an automatic one */
+	const char *from;          /* (nullable) "Name <address>"; default
+	                              relay.from */
+	gint64 actor;              /* the user who sends it (0: none) */
+} MrOutgoingRequest;
+
+/* What became of it. */
+typedef struct {
+	gint64 outbox;      /* the outbox entry, 0 when held back */
+	gint64 message;     /* the stored message, 0 when held back */
+	char *message_id;   /* (transfer full) its Message-ID, without <> */
+	char *held;         /* (transfer full) (nullable): why it was held back */
+} MrOutgoingResult;
+
+void mr_outgoing_result_clear(MrOutgoingResult *r);
+
+/* Queues the mail @req asks for, at @now, inside the open transaction of
+ * @store.  Fills @out.  Returns FALSE with @error: MR_STORE_ERROR (a
+ * record or template that is not there: MR_STORE_ERROR_NOT_FOUND), or
+ * MR_OUTGOING_ERROR for a record without a contact to write to or a mail
+ * that cannot be composed. */
+gboolean mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
+			   const char *now, MrOutgoingResult *out, GError **error);
+
+/* An agent's answer on ticket @ticket (`mailroomctl ticket reply`), in
+ * one transaction of @store: @body to the ticket's contact, from the user
+ * known by @from (nullable: relay.from), threaded to the last mail the
+ * ticket received, subject "[TKT-n] Re: SUBJECT"; with @status
+ * (nullable) the ticket's new status, set in the same transaction
+ * (mr_crm_ticket_set_status()).  A person's mail: no daily limit, no
+ * undeliverable mark.  Fills @out.  Returns FALSE with @error
+ * (MR_OUTGOING_ERROR, MR_CRM_ERROR for a bad status or an unknown user,
+ * MR_STORE_ERROR). */
+gboolean mr_outgoing_ticket_reply(MrStore *store, const MrConfig *cfg, gint64 ticket,
+				  const char *body, const char *status, const char *from,
+				  MrOutgoingResult *out, GError **error);
+
+/* The envelope sender of outbox entry @id with secret @token under @cfg:
+ * bounces+ID-TOKEN@domain (VERP on outgoing.bounce_address).  Returns:
+ * (transfer full). */
+char *mr_outgoing_envelope_from(const MrConfig *cfg, gint64 id, const char *token);
+
+#define MR_OUTGOING_ERROR (mr_outgoing_error_quark())
+GQuark mr_outgoing_error_quark(void);
+
+typedef enum {
+	MR_OUTGOING_ERROR_NO_CONTACT, /* the record has no contact with an address */
+	MR_OUTGOING_ERROR_COMPOSE,    /* the mail cannot be made (a bad address) */
+} MrOutgoingError;
+
+G_END_DECLS

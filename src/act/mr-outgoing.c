@@ -1,0 +1,286 @@
+/* mr-outgoing.c - queueing one outgoing mail about a record (see
+ * mr-outgoing.h).
+ *
+ * Act stage.  Decides what the mail says and whether it may go; the
+ * store writes the rows, GMime (mr-compose.c) makes the bytes. */
+#define G_LOG_DOMAIN "mailroom-outgoing"
+
+#include <string.h>
+
+#include <gmime/gmime.h>
+
+#include "mailroom/mr-address.h"
+#include "mailroom/mr-clock.h"
+#include "mailroom/mr-crm.h"
+#include "mailroom/mr-event.h"
+#include "mailroom/mr-ingest.h"
+#include "mailroom/mr-loop.h"
+#include "mailroom/mr-outgoing.h"
+#include "mailroom/mr-parse.h"
+#include "mailroom/mr-store-event.h"
+#include "mailroom/mr-store-outgoing.h"
+#include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-record.h"
+#include "mailroom/mr-template.h"
+#include "mailroom/mr-verp.h"
+
+G_DEFINE_QUARK(mr-outgoing-error-quark, mr_outgoing_error)
+
+/* What a rendered subject and body may grow to. */
+#define MR_OUTGOING_MAX_SUBJECT 2000
+#define MR_OUTGOING_MAX_BODY (1024 * 1024)
+
+void
+mr_outgoing_result_clear(MrOutgoingResult *r)
+{
+	g_clear_pointer(&r->message_id, g_free);
+	g_clear_pointer(&r->held, g_free);
+}
+
+char *
+mr_outgoing_envelope_from(const MrConfig *cfg, gint64 id, const char *token)
+{
+	return mr_verp_format(cfg->outgoing.bounce_address, id, token);
+}
+
+/* Holds the mail back: event mail.held on the record, with @why. */
+static gboolean
+hold(MrStore *store, const MrOutgoingRequest *req, const char *now, const char *to,
+     char *why, MrOutgoingResult *out, GError **error)
+{
+	MrEventFacts facts = { .actor = req->actor, .address = (char *)to, .detail = why };
+
+	out->held = why;
+	g_info("no automatic mail to %s: %s", to, why);
+	return mr_store_event_add(store, now, MR_EVENT_MAIL_HELD, req->record, 0, &facts, error);
+}
+
+/* An automatic mail to @rec's contact may go: not marked undeliverable,
+ * under the daily limit.  Returns: (transfer full) (nullable): why not. */
+static char *
+auto_refusal(MrStore *store, const MrConfig *cfg, const MrRecordMail *rec, const char *now)
+{
+	g_autoptr(GDateTime) t = g_date_time_new_from_iso8601(now, NULL);
+	g_autoptr(GDateTime) day_ago = t != NULL ? g_date_time_add_days(t, -1) : NULL;
+	g_autofree char *since = day_ago != NULL ? g_date_time_format_iso8601(day_ago) : NULL;
+	int limit = cfg->outgoing.max_auto_per_recipient_per_day;
+
+	if (rec->undeliverable != NULL)
+		return g_strdup_printf("the address is marked undeliverable (%s)",
+				       rec->undeliverable);
+	if (since != NULL &&
+	    mr_store_outbox_auto_count(store, rec->contact_email, since) >= limit)
+		return g_strdup_printf("the limit of %d automatic mails a day to one recipient"
+				       " is reached", limit);
+	return NULL;
+}
+
+/* Splits @from ("Name <address>" or an address) into @name and @email
+ * (transfer full).  Returns FALSE when it holds no mailbox. */
+static gboolean
+parse_from(const char *from, char **name, char **email)
+{
+	g_autoptr(InternetAddressList) list = internet_address_list_parse(NULL, from);
+	InternetAddress *ia;
+
+	if (list == NULL || internet_address_list_length(list) != 1)
+		return FALSE;
+	ia = internet_address_list_get_address(list, 0);
+	if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
+		return FALSE;
+	*email = g_strdup(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
+	*name = g_strdup(internet_address_get_name(ia));
+	return **email != '\0';
+}
+
+/* The subject of a mail about record @id: it carries "[ID]", so that the
+ * answer comes back to the record. */
+static char *
+tagged_subject(const char *subject, const char *id)
+{
+	g_autofree char *tag = g_strdup_printf("[%s]", id);
+
+	if (strstr(subject, tag) != NULL)
+		return g_strdup(subject);
+	return g_strdup_printf("%s %s", tag, subject);
+}
+
+/* Renders the subject and body of @req into @subject and @body. */
+static gboolean
+render(MrStore *store, const MrOutgoingRequest *req, const MrTemplateValues *v, char **subject,
+       char **body, GError **error)
+{
+	g_autoptr(MrTemplateRow) tpl = NULL;
+	const char *s = req->subject, *b = req->body;
+	gboolean truncated = FALSE;
+
+	if (req->template_name != NULL) {
+		tpl = mr_store_template_get(store, req->template_name, error);
+		if (tpl == NULL)
+			return FALSE;
+		s = tpl->subject;
+		b = tpl->body;
+	}
+	*subject = mr_template_render(s != NULL ? s : "", v, TRUE, MR_OUTGOING_MAX_SUBJECT,
+				      &truncated);
+	/* a person's text is sent as written: no placeholders in it */
+	*body = tpl != NULL ? mr_template_render(b != NULL ? b : "", v, FALSE, MR_OUTGOING_MAX_BODY,
+						 &truncated)
+			    : mr_template_clean(b != NULL ? b : "", FALSE, MR_OUTGOING_MAX_BODY,
+						&truncated);
+	if (truncated)
+		g_warning("%s: a value made the mail longer than it may be: cut",
+			  req->template_name != NULL ? req->template_name : "mail");
+	return TRUE;
+}
+
+gboolean
+mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
+		  const char *now, MrOutgoingResult *out, GError **error)
+{
+	g_autoptr(MrRecordMail) rec = NULL;
+	g_autofree char *display = NULL, *answered_mid = NULL, *answered_irt = NULL;
+	g_autofree char *answered_subject = NULL, *subject = NULL, *body = NULL;
+	g_autofree char *tagged = NULL, *from_name = NULL, *from_email = NULL;
+	g_autofree char *loop = NULL, *key = NULL, *token = NULL;
+	const char *refs[3] = { NULL, NULL, NULL };
+	const char *extra[2] = { NULL, NULL };
+	MrComposed mail = { 0 };
+	g_autoptr(MrMessage) parsed = NULL;
+	MrTemplateValues v = { 0 };
+	MrComposeSpec spec = { 0 };
+	MrOutboxNew entry = { 0 };
+	gboolean automatic = req->kind != MR_COMPOSE_PERSON;
+
+	memset(out, 0, sizeof(*out));
+	rec = mr_store_record_mail(store, req->record, error);
+	if (rec == NULL)
+		return FALSE;
+	display = mr_record_display_id(cfg, req->record);
+	if (rec->contact_email == NULL || *rec->contact_email == '\0') {
+		g_set_error(error, MR_OUTGOING_ERROR, MR_OUTGOING_ERROR_NO_CONTACT,
+			    "%s has no contact to write to", display);
+		return FALSE;
+	}
+	if (automatic) {
+		char *why = auto_refusal(store, cfg, rec, now);
+
+		if (why != NULL)
+			return hold(store, req, now, rec->contact_email, why, out, error);
+	}
+	if (req->answers != 0 &&
+	    !mr_store_message_thread(store, req->answers, &answered_mid, &answered_irt,
+				     &answered_subject, error))
+		return FALSE;
+	v.contact_name = rec->contact_name;
+	v.contact_email = rec->contact_email;
+	v.owner_name = rec->owner_name;
+	v.owner_email = rec->owner_email;
+	v.record_id = display;
+	v.record_subject = rec->subject;
+	v.record_status = rec->status;
+	v.message_subject = answered_subject != NULL ? answered_subject : rec->subject;
+	if (!render(store, req, &v, &subject, &body, error))
+		return FALSE;
+	tagged = tagged_subject(subject, display);
+	if (!parse_from(req->from != NULL ? req->from : cfg->relay.from, &from_name, &from_email)) {
+		g_set_error(error, MR_OUTGOING_ERROR, MR_OUTGOING_ERROR_COMPOSE,
+			    "not an address to send from: %s",
+			    req->from != NULL ? req->from : cfg->relay.from);
+		return FALSE;
+	}
+	/* References: what the answered mail answered, then the mail itself
+	 * (the answered mail's own References are not stored). */
+	refs[0] = answered_irt;
+	refs[answered_irt != NULL ? 1 : 0] = answered_mid;
+	loop = g_strdup_printf("%s: %s", MR_LOOP_HEADER, cfg->hostname);
+	extra[0] = loop;
+	spec.from_name = from_name;
+	spec.from_email = from_email;
+	spec.to_name = rec->contact_name;
+	spec.to_email = rec->contact_email;
+	spec.subject = tagged;
+	spec.body = body;
+	spec.in_reply_to = answered_mid;
+	spec.references = refs;
+	spec.message_id_domain = strrchr(from_email, '@') + 1;
+	spec.date_us = mr_clock_now_us();
+	spec.kind = req->kind;
+	spec.extra_headers = extra;
+	if (!mr_compose(&spec, &mail, error)) {
+		g_prefix_error(error, "%s: ", display);
+		return FALSE;
+	}
+	out->message_id = g_strdup(mail.message_id);
+	parsed = mr_parse_message(mail.raw, NULL);
+	key = mr_ingest_content_key(mail.raw);
+	out->message = mr_store_message_insert_out(store, mail.raw, key, parsed, now, error);
+	mr_composed_clear(&mail);
+	if (out->message == 0 || !mr_store_link_record(store, out->message, req->record, error) ||
+	    !mr_store_link_party(store, out->message, MR_PARTY_CONTACT, rec->contact, error))
+		return FALSE;
+	token = mr_verp_token_new();
+	entry.message = out->message;
+	entry.token = token;
+	entry.recipient = rec->contact_email;
+	entry.contact = rec->contact;
+	entry.record = req->record;
+	entry.automatic = automatic;
+	out->outbox = mr_store_outbox_insert(store, &entry, now, error);
+	return out->outbox != 0;
+}
+
+typedef struct {
+	const MrConfig *cfg;
+	gint64 ticket;
+	const char *body;
+	const char *status;
+	const char *from;
+	MrOutgoingResult *out;
+} TicketReply;
+
+static gboolean
+ticket_reply_tx(MrStore *store, gpointer data, GError **error)
+{
+	TicketReply *t = data;
+	g_autofree char *now = mr_clock_now_iso();
+	g_autofree char *email = NULL, *name = NULL, *from = NULL;
+	MrOutgoingRequest req = { 0 };
+
+	req.record.kind = MR_RECORD_TICKET;
+	req.record.id = t->ticket;
+	if (t->from != NULL) {
+		g_autofree char *address = mr_address_normalise(t->from);
+
+		req.actor = mr_store_user_mailbox(store, address, &email, &name);
+		if (req.actor == 0) {
+			if (!mr_store_check(store, error))
+				return FALSE;
+			g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND, "no user %s", address);
+			return FALSE;
+		}
+		/* the name as a quoted string: GMime reads it back */
+		from = name != NULL && *name != '\0'
+			       ? g_strdup_printf("\"%s\" <%s>", g_strdelimit(name, "\"\\\r\n", ' '), email)
+			       : g_strdup(email);
+		req.from = from;
+	}
+	req.answers = mr_store_record_last_in(store, req.record);
+	req.subject = "Re: {{record.subject}}";
+	req.body = t->body;
+	req.kind = MR_COMPOSE_PERSON;
+	if (!mr_outgoing_queue(store, t->cfg, &req, now, t->out, error))
+		return FALSE;
+	return t->status == NULL ||
+	       mr_crm_ticket_set_status(t->cfg, store, t->ticket, t->status, error);
+}
+
+gboolean
+mr_outgoing_ticket_reply(MrStore *store, const MrConfig *cfg, gint64 ticket, const char *body,
+			 const char *status, const char *from, MrOutgoingResult *out,
+			 GError **error)
+{
+	TicketReply t = { cfg, ticket, body, status, from, out };
+
+	return mr_store_run(store, ticket_reply_tx, &t, error);
+}

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+# Outgoing mail (issue 23) against a real SMTP relay (aiosmtpd, mrrelay.py):
+# the ticket acknowledgement is sent once, with the right subject, envelope
+# and threading headers, and the customer's answer to it lands on the same
+# ticket; no acknowledgement for a forward, an auto-reply or a bulk mail; a
+# relay that is down, then up: retried (the test clock moves, no sleeping)
+# and sent once; a 5xx is failed and visible; header injection through a
+# contact's name does nothing; the daily limit holds back with an event;
+# ticket reply; templates; outbox retry/cancel, job list.  Either engine
+# (MR_TEST_DB).
+import email
+import email.policy
+import os
+import re
+import sys
+import tempfile
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mrtest import Tap, message, wait_until  # noqa: E402
+from mrdaemon import Daemon  # noqa: E402
+import mrrelay  # noqa: E402
+
+t = Tap()
+if not t.ok(mrrelay.available(), "the test relay runs (python3-aiosmtpd: make deps)",
+            mrrelay.unavailable_reason() if not mrrelay.available() else None):
+    sys.exit(1)
+
+relay = mrrelay.Relay()
+
+
+def config(offset=0, limit=3):
+    return ('relay = { host = "127.0.0.1"; port = %d; tls = "none"; retry_min = 60;'
+            ' retry_max = 600; max_attempts = 3; from = "Acme Support <support@acme.test>"; };\n'
+            'outgoing = { max_auto_per_recipient_per_day = %d; };\n'
+            'testing = { clock_offset = %d; };\n' % (relay.port, limit, offset))
+
+
+d = Daemon(extra=config())
+e = d.env
+
+
+def deliver(frm, subject, msgid, to="support@acme.test", **kw):
+    rc, out, err = e.deliver(to, message(frm, to, subject, msgid=msgid, **kw).encode("utf-8"))
+    t.eq(rc, 0, "deliver %s" % subject, err)
+
+
+def outbox(status=None):
+    return e.json("outbox", "list", *(["--status", status] if status else []))
+
+
+def parse(m):
+    return email.message_from_bytes(m["data"], policy=email.policy.default)
+
+
+# --- the acknowledgement --------------------------------------------------------------
+deliver("Eve Customer <eve@client.test>", "Printer on fire", "m1@client.test")
+t.ok(relay.wait_count(1, timeout=30), "the acknowledgement reaches the relay", d.log())
+m = relay.messages()[0]
+ack = parse(m)
+t.eq(m["rcpt_tos"], ["eve@client.test"], "to the customer alone")
+t.ok(re.fullmatch(r"bounces\+\d+-[0-9a-f]{16}@acme\.test", m["mail_from"]),
+     "the envelope sender is the mail's own VERP address", m["mail_from"])
+t.eq(str(ack["Subject"]), "[TKT-1] Re: Printer on fire", "subject: [TKT-1] Re: <theirs>")
+t.eq(ack["In-Reply-To"], "<m1@client.test>", "In-Reply-To: the customer's mail")
+t.ok("<m1@client.test>" in (ack["References"] or ""), "References name it", ack["References"])
+t.eq(ack["Auto-Submitted"], "auto-replied", "Auto-Submitted: auto-replied")
+t.ok("TKT-1" in ack.get_content(), "the body names the ticket", ack.get_content())
+t.ok(ack["X-Mailroom-Loop"] is not None, "it carries mailroom's loop header")
+ob = wait_until(lambda: [x for x in outbox() if x["status"] == "sent"])
+t.eq(len(ob), 1, "outbox list: one mail, sent", outbox())
+t.eq((ob[0]["to"], ob[0]["record"], ob[0]["attempts"], ob[0]["message_id"]),
+     ("eve@client.test", "TKT-1", 1, ack["Message-ID"].strip("<>")),
+     "outbox list --json: to, record, attempts, the Message-ID made when queued")
+jobs = e.json("job", "list")
+t.eq([(j["kind"], j["status"], j["record"]) for j in jobs], [("ticket-ack", "done", "TKT-1")],
+     "job list --json: the acknowledgement's job, done")
+t.eq(e.json("job", "list", "--due"), [], "job list --due: nothing waits")
+t.eq(e.query("SELECT direction FROM message ORDER BY id"), [("in",), ("out",)],
+     "the acknowledgement is stored as an outgoing message")
+t.ok(any(x["message_id"] == ack["Message-ID"].strip("<>")
+         for x in e.json("ticket", "show", "TKT-1")["messages"]),
+     "and linked to the ticket", e.json("ticket", "show", "TKT-1"))
+
+# the customer answers the acknowledgement: the same ticket, no second one
+deliver("Eve Customer <eve@client.test>", "Re: [TKT-1] Re: Printer on fire", "m2@client.test",
+        headers={"In-Reply-To": ack["Message-ID"], "References": ack["Message-ID"]})
+t.eq([x["id"] for x in e.json("ticket", "list")], ["TKT-1"], "the answer lands on TKT-1")
+t.eq(len(e.json("job", "list")), 1, "no acknowledgement of an answer")
+
+# no acknowledgement: a forward by a user, an auto-reply, list mail
+rc, out, err = e.ctl("user", "add", "agent@acme.test", "--name", "Agnes Agent")
+t.eq(rc, 0, "user add agent", err)
+deliver("Agnes Agent <agent@acme.test>", "Fwd: Broken scanner", "m3@acme.test",
+        body="---------- Forwarded message ---------\nFrom: Bob <bob@client.test>\n"
+             "Subject: Broken scanner\n\nIt is broken.\n")
+deliver("Eve Customer <eve@client.test>", "Out of office", "m4@client.test",
+        headers={"Auto-Submitted": "auto-replied"})
+deliver("News <news@lists.client.test>", "Our newsletter", "m5@client.test",
+        headers={"List-Id": "<news.client.test>", "Precedence": "list"})
+tickets = e.json("ticket", "list")
+t.ok(len(tickets) >= 2, "the forward opened a ticket", tickets)
+t.eq(len(e.json("job", "list")), 1, "no acknowledgement job for forward, auto-reply or list")
+
+# --- header injection through a contact's name -----------------------------------------
+deliver("=?utf-8?q?Mallory=0D=0ABcc=3A_victim=40evil=2Etest?= <mallory@client.test>",
+        "Hello", "m6@client.test")
+t.ok(relay.wait_count(2, timeout=30), "the acknowledgement to mallory is sent", outbox())
+m = relay.messages()[1]
+t.eq(m["rcpt_tos"], ["mallory@client.test"], "to mallory alone: no Bcc recipient")
+raw_head = m["data"].split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+t.ok(not re.search(r"(?im)^bcc:", raw_head), "no Bcc: header line", raw_head)
+t.eq(len(re.findall(r"(?im)^to:", raw_head)), 1, "one To: line", raw_head)
+
+# --- the relay down, then up -------------------------------------------------------------
+relay.stop()
+deliver("Dan <dan@client.test>", "Relay down", "m7@client.test")
+q = wait_until(lambda: [x for x in outbox("queued") if x["to"] == "dan@client.test"
+                        and x["attempts"] == 1 and x["last_error"]], timeout=30)
+t.ok(q, "relay down: queued again, one attempt, the error kept", outbox())
+relay.start()
+t.eq(relay.count(), 2, "nothing sent while the relay was down")
+d.write_config(config(offset=120))
+d.reload()
+t.ok(relay.wait_count(3, timeout=30), "the clock moves past the retry: sent", outbox())
+t.eq(sorted(x["rcpt_tos"][0] for x in relay.messages()).count("dan@client.test"), 1,
+     "sent once")
+t.eq([x["status"] for x in outbox() if x["to"] == "dan@client.test"], ["sent"],
+     "outbox: sent, after two attempts")
+
+# --- a 5xx is failed and visible ----------------------------------------------------------
+relay.control(reply_rcpt={"perm": "550 5.1.1 no such user"})
+deliver("Pat <perm-pat@client.test>", "Bad address", "m8@client.test")
+f = wait_until(lambda: outbox("failed"), timeout=30)
+t.ok(f and "550" in (f[0]["last_error"] or ""), "a 550 is failed with the reply", outbox())
+ev = [x for x in e.json("event", "list") if x["type"] == "mail.failed"]
+t.ok(ev and ev[0]["address"] == "perm-pat@client.test", "event mail.failed", ev)
+relay.control()
+rc, out, err = e.ctl("outbox", "retry", str(f[0]["id"]), "--json")
+t.ok(rc == 0 and '"queued"' in out, "outbox retry: queued again", (rc, out, err))
+t.ok(wait_until(lambda: [x for x in outbox("sent") if x["id"] == f[0]["id"]], timeout=30),
+     "and sent", outbox())
+
+# --- the daily limit: 3 automatic mails a day to one recipient ---------------------------------
+for i in range(4):
+    deliver("Lim <lim@client.test>", "Limit %d" % i, "lim%d@client.test" % i)
+held = wait_until(lambda: [x for x in e.json("event", "list") if x["type"] == "mail.held"],
+                  timeout=30)
+t.ok(held and held[0]["address"] == "lim@client.test" and "limit" in held[0]["summary"],
+     "the fourth is held back, with an event", held)
+t.eq(len([x for x in outbox() if x["to"] == "lim@client.test"]), 3, "three are queued")
+t.eq([x["status"] for x in e.json("job", "list") if x["status"] != "done"], [],
+     "the job of the one held back is done: nothing to retry")
+
+# --- ticket reply ------------------------------------------------------------------------------
+with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+    f.write("We sent a technician.\n{{contact.name}} stays as written.\n")
+    body = f.name
+n = relay.count()
+j = e.json("ticket", "reply", "TKT-1", "--body-file", body, "--status", "pending",
+           "--from", "agent@acme.test")
+t.eq((j["to"], j["record"], j["status"]), ("eve@client.test", "TKT-1", "queued"),
+     "ticket reply --json: the outbox entry")
+t.ok(relay.wait_count(n + 1, timeout=30), "the reply is sent", outbox())
+r = parse(relay.messages()[n])
+t.eq(str(r["Subject"]), "[TKT-1] Re: Printer on fire", "subject: [TKT-1] Re: the ticket's")
+t.ok("agent@acme.test" in str(r["From"]) and "Agnes Agent" in str(r["From"]),
+     "from the agent", str(r["From"]))
+t.eq(r["In-Reply-To"], "<m2@client.test>", "threaded to the customer's last mail")
+t.eq(r["Auto-Submitted"], None, "a person's mail: no Auto-Submitted")
+t.ok("{{contact.name}} stays as written" in r.get_content(), "the text as written",
+     r.get_content())
+t.eq(e.json("ticket", "show", "TKT-1")["status"], "pending", "status pending, same transaction")
+rc, out, err = e.ctl("ticket", "reply", "TKT-1", "--body-file", body, "--from", "x@nowhere.test")
+t.ok(rc == 1 and "no user x@nowhere.test" in err, "an unknown --from is refused", (rc, err))
+
+# --- templates ----------------------------------------------------------------------------------
+names = [x["name"] for x in e.json("template", "list")]
+t.eq(names, ["ticket-ack"], "init made the ticket-ack template")
+t.eq(set(e.json("template", "list")[0]), {"name", "subject"}, "template list --json: {name subject}")
+with open(body, "w") as f:
+    f.write("Hello {{contact.phone}}\n")
+rc, out, err = e.ctl("template", "add", "bad", "--subject", "x", "--body-file", body)
+t.ok(rc == 64 and "contact.phone" in err, "an unknown placeholder is refused", (rc, err))
+with open(body, "w") as f:
+    f.write("Dear {{contact.name}}, about {{record.id}}.\n")
+j = e.json("template", "add", "nice", "--subject", "About {{record.subject}}", "--body-file", body)
+t.eq((j["name"], j["subject"]), ("nice", "About {{record.subject}}"), "template add --json")
+rc, out, err = e.ctl("template", "add", "nice", "--subject", "x", "--body-file", body)
+t.ok(rc == 1 and "exists" in err, "a name taken is refused", (rc, err))
+t.eq(e.json("template", "add", "nice", "--subject", "y", "--body-file", body,
+            "--replace")["subject"], "y", "--replace changes it")
+t.ok("Dear {{contact.name}}" in e.json("template", "show", "nice")["body"], "template show: body")
+rc, out, err = e.ctl("template", "delete", "nice")
+t.eq(rc, 0, "template delete", err)
+rc, out, err = e.ctl("template", "show", "nice")
+t.eq(rc, 1, "gone")
+os.unlink(body)
+
+# --- bounces come back to the mail that caused them ----------------------------------------------
+def dsn(envelope_to, rcpt, msgid, status="5.1.1", action="failed"):
+    """A Postfix-like delivery report (bytes) to @envelope_to."""
+    return ("From: MAILER-DAEMON@mx.client.test (Mail Delivery System)\r\n"
+            "To: %s\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+            "Message-ID: <dsn-%s>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+            "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.client.test\r\n\r\n"
+            "Final-Recipient: rfc822; %s\r\nAction: %s\r\nStatus: %s\r\n"
+            "Diagnostic-Code: smtp; 550 %s User unknown\r\n\r\n"
+            "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            "Message-ID: <%s>\r\nSubject: whatever\r\n\r\n--B--\r\n"
+            % (envelope_to, msgid, rcpt, action, status, status, msgid)).encode()
+
+
+deliver("Bob <bob@bounce.test>", "Will bounce", "mb1@client.test")
+t.ok(wait_until(lambda: [x for x in outbox("sent") if x["to"] == "bob@bounce.test"], timeout=30),
+     "the acknowledgement to bob is sent", outbox())
+sent = [m for m in relay.messages() if m["rcpt_tos"] == ["bob@bounce.test"]][0]
+verp = sent["mail_from"]
+bob = [x for x in outbox() if x["to"] == "bob@bounce.test"][0]
+mid = bob["message_id"]
+other = [x for x in outbox("sent") if x["to"] == "eve@client.test"][0]
+# forged: the right id with a wrong secret; a stranger's report about another's mail
+forged = re.sub(r"-[0-9a-f]+@", "-0123456789abcdef@", verp)
+for to, raw, what in ((forged, dsn(forged, "bob@bounce.test", mid), "a wrong secret"),
+                      (verp, dsn(verp, "eve@client.test", other["message_id"]),
+                       "a report about another's mail")):
+    rc, out, err = e.deliver(to, raw)
+    t.eq(rc, 0, "%s: accepted at the bounce address" % what, err)
+    t.eq([x["status"] for x in outbox() if x["to"] == "bob@bounce.test"], ["sent"],
+         "%s: changes nothing" % what)
+rc, out, err = e.deliver(verp, dsn(verp, "bob@bounce.test", mid))
+t.eq(rc, 0, "the report is accepted at the VERP address (not in addresses)", err)
+b = [x for x in outbox() if x["to"] == "bob@bounce.test"][0]
+t.eq((b["status"], b["bounce_status"]), ("bounced", "5.1.1"), "the mail is bounced, 5.1.1")
+t.ok("User unknown" in (b["last_error"] or ""), "with the report's text", b)
+ev = [x for x in e.json("event", "list") if x["type"] == "mail.bounced"]
+t.ok(len(ev) == 1 and ev[0]["address"] == "bob@bounce.test" and ev[0]["record"] == bob["record"],
+     "event mail.bounced on its record", ev)
+c = e.json("contact", "show", "bob@bounce.test")
+t.ok((c.get("undeliverable") or "").startswith("5.1.1"), "a hard bounce marks the contact", c)
+deliver("Bob <bob@bounce.test>", "Again", "mb2@client.test")
+held = wait_until(lambda: [x for x in e.json("event", "list") if x["type"] == "mail.held"
+                           and x["address"] == "bob@bounce.test"], timeout=30)
+t.ok(held and "undeliverable" in held[0]["summary"], "no automatic mail to it again", held)
+rc, out, err = e.ctl("contact", "deliverable", "bob@bounce.test", "--json")
+t.ok(rc == 0 and '"undeliverable": null' in out.replace(" :", ":"), "a person clears the mark",
+     (rc, out, err))
+
+# --- outbox cancel ---------------------------------------------------------------------------------
+relay.stop()
+deliver("Can <can@client.test>", "Cancel me", "m9@client.test")
+q = wait_until(lambda: [x for x in outbox("queued") if x["to"] == "can@client.test"], timeout=30)
+t.ok(q, "queued while the relay is down", outbox())
+rc, out, err = e.ctl("outbox", "cancel", str(q[0]["id"]))
+t.eq(rc, 0, "outbox cancel", err)
+rc, out, err = e.ctl("outbox", "cancel", str(q[0]["id"]))
+t.ok(rc == 1 and "cancelled" in err, "twice: too late", (rc, err))
+relay.start()
+
+d.stop()
+relay.close()
