@@ -16,6 +16,11 @@ G_BEGIN_DECLS
  * is unchanged. */
 char *mr_text_printable(const char *s, gssize len, gboolean keep_lines);
 
+/* Returns: (transfer full): @s (nullable: "") for an error message: at
+ * most its first @max bytes (cut at a character boundary, "..." added
+ * when cut) through mr_text_printable() without lines. */
+char *mr_text_shown(const char *s, gsize max);
+
 /* Prints what @fmt makes to @out, through mr_text_printable() with line
  * feeds and tabs kept: how the programs print text for people (the
  * control characters of the text they are given are shown, not sent). */

@@ -32,6 +32,19 @@ mr_text_printable(const char *s, gssize len, gboolean keep_lines)
 	return g_string_free(out, FALSE);
 }
 
+char *
+mr_text_shown(const char *s, gsize max)
+{
+	gsize len = s != NULL ? strlen(s) : 0;
+	gsize cut = MIN(len, max);
+	g_autofree char *text = NULL;
+
+	while (cut > 0 && cut < len && ((guchar)s[cut] & 0xc0) == 0x80)
+		cut--;
+	text = mr_text_printable(s != NULL ? s : "", (gssize)cut, FALSE);
+	return g_strconcat(text, cut < len ? "..." : "", NULL);
+}
+
 void
 mr_text_fprintf(FILE *out, const char *fmt, ...)
 {

@@ -89,3 +89,15 @@ mr_test_message(const char *from, const char *to, const char *subject)
 	m->body_text = g_strdup("");
 	return m;
 }
+
+/* Adds a case of @func for each row 0 to @n - 1 of a table, as
+ * "@prefix/ROW", the row given as GUINT_TO_POINTER(ROW). */
+static inline void
+mr_test_add_table(const char *prefix, guint n, GTestDataFunc func)
+{
+	for (guint i = 0; i < n; i++) {
+		g_autofree char *path = g_strdup_printf("%s/%u", prefix, i);
+
+		g_test_add_data_func(path, GUINT_TO_POINTER(i), func);
+	}
+}

@@ -1,5 +1,6 @@
 /* test-text.c - mr_text_printable(): control characters from outside are
- * shown as text, never sent to a terminal; other text is unchanged. */
+ * shown as text, never sent to a terminal; other text is unchanged.  And
+ * mr_text_shown(), the same cut short for an error message. */
 #include <string.h>
 
 #include "mailroom/mr-text.h"
@@ -34,6 +35,30 @@ test_printable(gconstpointer data)
 	g_assert_cmpstr(got, ==, text_cases[i].want);
 }
 
+static void
+test_shown(void)
+{
+	static const struct {
+		const char *in;
+		gsize max;
+		const char *want;
+	} cases[] = {
+		{ "short", 60, "short" },
+		{ NULL, 60, "" },
+		{ "abcdef", 3, "abc..." },
+		{ "a\r\nb", 60, "a\\x0d\\x0ab" },
+		/* cut at a character boundary: \xc3\xa4 is one */
+		{ "x\xc3\xa4y", 2, "x..." },
+		{ "x\xc3\xa4y", 3, "x\xc3\xa4..." },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *got = mr_text_shown(cases[i].in, cases[i].max);
+
+		g_assert_cmpstr(got, ==, cases[i].want);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -43,5 +68,6 @@ main(int argc, char **argv)
 
 		g_test_add_data_func(path, GUINT_TO_POINTER(i), test_printable);
 	}
+	g_test_add_func("/mailroom/core/text/shown", test_shown);
 	return g_test_run();
 }
