@@ -299,7 +299,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrRecordMail, mr_record_mail_free)
 MrRecordMail *mr_store_record_mail(MrStore *store, MrRecordRef ref, GError **error);
 
 /* The Message-ID (without <>, nullable), In-Reply-To (nullable) and
- * subject of stored message @id; FALSE with @error when there is none. */
+ * normalised subject (without Re:, Fwd: ...) of stored message @id;
+ * FALSE with @error when there is none. */
 gboolean mr_store_message_thread(MrStore *store, gint64 id, char **message_id,
 				 char **in_reply_to, char **subject, GError **error);
 

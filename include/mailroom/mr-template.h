@@ -38,7 +38,9 @@ typedef struct {
 
 /* The built-in ticket-ack template: the acknowledgement a customer gets
  * when a mail opens a ticket.  The record id in brackets in the subject
- * is what routing finds again when the customer answers. */
+ * is what routing finds again when the customer answers.  mailroomctl
+ * init makes it, by this name, when there is none. */
+#define MR_TEMPLATE_TICKET_ACK_NAME "ticket-ack"
 #define MR_TEMPLATE_TICKET_ACK_SUBJECT "[{{record.id}}] Re: {{message.subject}}"
 #define MR_TEMPLATE_TICKET_ACK_BODY                                                \
 	"Hello,\n"                                                                 \

@@ -1041,7 +1041,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_RECORD_MAIL_OPP] = RECORD_MAIL("opportunity", "title"),
 	[MR_STMT_RECORD_MAIL_TICKET] = RECORD_MAIL("ticket", "subject"),
 	[MR_STMT_MESSAGE_THREAD] =
-		"SELECT message_id, in_reply_to, subject FROM message WHERE id = ?1",
+		"SELECT message_id, in_reply_to, subject_norm FROM message WHERE id = ?1",
 	[MR_STMT_MESSAGE_SET_OUT] = "UPDATE message SET direction = 'out' WHERE id = ?1",
 	[MR_STMT_CONTACT_UNDELIVERABLE] =
 		"UPDATE contact SET undeliverable = ?2 WHERE email = ?1 RETURNING id",
