@@ -77,7 +77,8 @@ ALL_CFLAGS = -std=gnu17 $(WARN) $(CFLAGS) $(SAN) -Iinclude $(PKG_CFLAGS) \
              -DGLIB_VERSION_MIN_REQUIRED=GLIB_VERSION_2_74 $(HS_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS = $(PKG_LIBS) -lm
-# libetpan (the IMAP door) only where it is used: mailroomd.  Its
+# libetpan (the IMAP door, the relay client) only where it is used:
+# mailroomd and the unit tests.  Its
 # pkg-config file carries Debian's build flags (-specs=...), so name the
 # library alone.
 IMAP_LIBS = -letpan

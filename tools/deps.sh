@@ -34,6 +34,9 @@ PKGS=(
   # dovecot: the IMAP server of the tests' private instances
   # (tests/integration/mrdovecot.py); libetpan-dev above is the client
   dovecot-core dovecot-imapd
+  # Cyrus SASL's PLAIN and LOGIN: libetpan's AUTH in the relay client
+  # (src/net/mr-relay.c); only "recommended" by libsasl2-2
+  libsasl2-modules
   # aiosmtpd: the SMTP relay of the outgoing-mail tests (tests/integration/
   # mrrelay.py, run by /usr/bin/python3: Debian's modules are not on the
   # PATH's python3)

@@ -3,7 +3,7 @@
  * writes under per-command budgets and deadlines; libetpan speaks its
  * protocol over it through a mailstream_low driver.
  *
- * Net stage: the IMAP door today, the SMTP relay next.  One thread uses a
+ * Net stage: the IMAP door and the SMTP relay (mr-relay.h).  One thread uses a
  * connection; mr_net_conn_cancel() may be called from any thread. */
 #pragma once
 
