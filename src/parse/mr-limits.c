@@ -360,3 +360,38 @@ mr_parse_budget_apply(const guint8 *data, const MrParseBudget *budget)
 	g_byte_array_append(out, data + from, (guint)(budget->len - from));
 	return out;
 }
+
+void
+mr_parse_limited(const guint8 *data, gsize len, const MrParseOptions *max, GString **problems,
+		 void (*func)(GMimeStream *stream, gpointer user_data), gpointer user_data)
+{
+	g_autoptr(GByteArray) copy = NULL;
+	MrParseBudget budget = { 0 };
+	GByteArray *view;
+	GMimeStream *stream;
+
+	g_return_if_fail(len <= G_MAXUINT && max != NULL && func != NULL);
+
+	mr_parse_limits_scan(data, len, max, &budget);
+	if (budget.problem != NULL && problems != NULL)
+		mr_parse_note(problems, "%s", budget.problem);
+	len = budget.len;
+	if (budget.cuts != NULL) {
+		copy = mr_parse_budget_apply(data, &budget);
+		data = copy->data;
+		len = copy->len;
+	}
+	mr_parse_budget_clear(&budget);
+	/* A GMimeStreamMem reads its GByteArray's public data and len and
+	 * nothing else; pointed at @data, the parse and every part's content
+	 * substream read the caller's bytes in place.  The stream does not own
+	 * the array, which goes without its data once @func is done. */
+	view = g_byte_array_new();
+	view->data = (guint8 *)data;
+	view->len = (guint)len;
+	stream = g_mime_stream_mem_new_with_byte_array(view);
+	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
+	func(stream, user_data);
+	g_object_unref(stream);
+	g_byte_array_free(view, FALSE);
+}

@@ -71,4 +71,13 @@ void mr_parse_budget_clear(MrParseBudget *budget);
  * @budget->cuts (which must not be NULL). */
 GByteArray *mr_parse_budget_apply(const guint8 *data, const MrParseBudget *budget);
 
+/* Calls @func with a GMime stream over what the limits @max (resolved)
+ * let GMime see of the @len (at most G_MAXUINT) bytes at @data: the first
+ * budget->len bytes, read in place, or a copy without the cut bytes.
+ * What was left out is noted in *@problems (nullable) first.  The stream
+ * and every part's content substream read those bytes, so whatever reads
+ * a part does so within @func. */
+void mr_parse_limited(const guint8 *data, gsize len, const MrParseOptions *max, GString **problems,
+		      void (*func)(GMimeStream *stream, gpointer user_data), gpointer user_data);
+
 G_END_DECLS

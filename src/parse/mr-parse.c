@@ -937,44 +937,24 @@ parse_stream(ParseCtx *ctx, GMimeStream *stream)
 	parse_auto(ctx, message);
 }
 
+static void
+parse_stream_cb(GMimeStream *stream, gpointer user_data)
+{
+	parse_stream(user_data, stream);
+}
+
 /* Parses @len bytes at @data without copying them; or, when a header
  * field is cut short, a copy without the cut bytes.  Only as much as the
  * limits allow is parsed (see mr_parse_limits_scan()). */
 static void
 parse_bytes(ParseCtx *ctx, const guint8 *data, gsize len)
 {
-	g_autoptr(GByteArray) copy = NULL;
-	MrParseBudget budget = { 0 };
-	GByteArray *view;
-	GMimeStream *stream;
-
 	if (len > G_MAXUINT) {
 		ctx->failed = TRUE;
 		mr_parse_note(&ctx->problems, "message of %" G_GSIZE_FORMAT " bytes is too large", len);
 		return;
 	}
-	mr_parse_limits_scan(data, len, ctx->limits, &budget);
-	if (budget.problem != NULL)
-		mr_parse_note(&ctx->problems, "%s", budget.problem);
-	len = budget.len;
-	if (budget.cuts != NULL) {
-		copy = mr_parse_budget_apply(data, &budget);
-		data = copy->data;
-		len = copy->len;
-	}
-	mr_parse_budget_clear(&budget);
-	/* A GMimeStreamMem reads its GByteArray's public data and len and
-	 * nothing else; pointed at @data, the parse and every part's content
-	 * substream read the caller's bytes in place.  The stream does not own
-	 * the array, which goes without its data once the parse is done. */
-	view = g_byte_array_new();
-	view->data = (guint8 *)data;
-	view->len = (guint)len;
-	stream = g_mime_stream_mem_new_with_byte_array(view);
-	g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(stream), FALSE);
-	parse_stream(ctx, stream);
-	g_object_unref(stream);
-	g_byte_array_free(view, FALSE);
+	mr_parse_limited(data, len, ctx->limits, &ctx->problems, parse_stream_cb, ctx);
 }
 
 /* Returns: the number of spaces and tabs that begin @data, when a

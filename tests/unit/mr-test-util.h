@@ -57,6 +57,22 @@ mr_test_config(const char *db)
 	return mr_test_config_extra(db, NULL);
 }
 
+/* Returns: (transfer full): the bytes of @path, relative to $MR_TEST_DATA
+ * (default tests/data); fails the test when it cannot be read. */
+static inline GBytes *
+mr_test_data(const char *path)
+{
+	const char *dir = g_getenv("MR_TEST_DATA");
+	g_autofree char *full = g_build_filename(dir != NULL ? dir : "tests/data", path, NULL);
+	g_autoptr(GError) error = NULL;
+	char *text = NULL;
+	gsize len = 0;
+
+	g_file_get_contents(full, &text, &len, &error);
+	g_assert_no_error(error);
+	return g_bytes_new_take(text, len);
+}
+
 static inline MrAddress *
 mr_test_address(const char *email, const char *name)
 {
