@@ -10,6 +10,8 @@
  * timer to the next due job. */
 #define G_LOG_DOMAIN "mailroom-scheduler"
 
+#include <gio/gio.h>
+
 #include "mailroom/mr-act.h"
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-outgoing.h"

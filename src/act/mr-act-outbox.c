@@ -117,6 +117,7 @@ record_one(MrStore *store, const MrConfig *cfg, const char *claim, const Sent *x
 	const char *reply = x->result.reply;
 	g_autofree char *next = NULL;
 	const char *status;
+	gboolean sent = FALSE, failed = FALSE;
 
 	if (x->unsent) {
 		status = MR_OUTBOX_QUEUED;
@@ -124,16 +125,19 @@ record_one(MrStore *store, const MrConfig *cfg, const char *claim, const Sent *x
 		reply = NULL;
 	} else if (x->result.verdict == MR_RELAY_SENT) {
 		status = MR_OUTBOX_SENT;
+		sent = TRUE;
+		reply = NULL;
 	} else if (x->result.verdict == MR_RELAY_TEMPFAIL && m->attempts < cfg->relay.max_attempts) {
 		status = MR_OUTBOX_QUEUED;
 		next = mr_act_iso_add(now, backoff(cfg, m->attempts));
 	} else {
 		status = MR_OUTBOX_FAILED;
+		failed = TRUE;
 	}
-	if (!mr_store_outbox_result(store, m->id, claim, status, reply, next,
-				    x->result.verdict == MR_RELAY_SENT ? now : NULL, now, NULL, error))
+	if (!mr_store_outbox_result(store, m->id, claim, status, reply, next, sent ? now : NULL,
+				    now, NULL, error))
 		return FALSE;
-	if (status == MR_OUTBOX_FAILED) {
+	if (failed) {
 		MrEventFacts facts = { .address = m->recipient, .detail = (char *)reply };
 
 		g_warning("outgoing mail %" G_GINT64_FORMAT " to %s failed: %s", m->id, m->recipient,

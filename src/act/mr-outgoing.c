@@ -10,6 +10,7 @@
 #include <gmime/gmime.h>
 
 #include "mailroom/mr-address.h"
+#include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-crm.h"
 #include "mailroom/mr-event.h"

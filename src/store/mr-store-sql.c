@@ -1021,7 +1021,7 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT count(*) FROM outbox WHERE recipient = ?1 AND created >= ?2 AND auto = 1"
 		" AND status <> 'cancelled'",
 	[MR_STMT_LIST_OUTBOX] =
-		"SELECT " OUTBOX_COLUMNS " WHERE ?1 IS NULL OR o.status = ?1 ORDER BY o.id LIMIT ?2",
+		"SELECT " OUTBOX_COLUMNS " WHERE o.status = coalesce(?1, o.status) ORDER BY o.id LIMIT ?2",
 	[MR_STMT_SHOW_OUTBOX] = "SELECT " OUTBOX_COLUMNS " WHERE o.id = ?1",
 	[MR_STMT_OUTBOX_SET_STATUS] =
 		"UPDATE outbox SET status = ?2, next_attempt = ?3, updated = ?3,"

@@ -66,7 +66,7 @@ t.eq(ack["Auto-Submitted"], "auto-replied", "Auto-Submitted: auto-replied")
 t.ok("TKT-1" in ack.get_content(), "the body names the ticket", ack.get_content())
 t.ok(ack["X-Mailroom-Loop"] is not None, "it carries mailroom's loop header")
 ob = wait_until(lambda: [x for x in outbox() if x["status"] == "sent"])
-t.eq(len(ob), 1, "outbox list: one mail, sent", outbox())
+t.ok(len(ob) == 1, "outbox list: one mail, sent", outbox())
 t.eq((ob[0]["to"], ob[0]["record"], ob[0]["attempts"], ob[0]["message_id"]),
      ("eve@client.test", "TKT-1", 1, ack["Message-ID"].strip("<>")),
      "outbox list --json: to, record, attempts, the Message-ID made when queued")
@@ -108,7 +108,7 @@ m = relay.messages()[1]
 t.eq(m["rcpt_tos"], ["mallory@client.test"], "to mallory alone: no Bcc recipient")
 raw_head = m["data"].split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
 t.ok(not re.search(r"(?im)^bcc:", raw_head), "no Bcc: header line", raw_head)
-t.eq(len(re.findall(r"(?im)^to:", raw_head)), 1, "one To: line", raw_head)
+t.ok(len(re.findall(r"(?im)^to:", raw_head)) == 1, "one To: line", raw_head)
 
 # --- the relay down, then up -------------------------------------------------------------
 relay.stop()
@@ -132,7 +132,8 @@ deliver("Pat <perm-pat@client.test>", "Bad address", "m8@client.test")
 f = wait_until(lambda: outbox("failed"), timeout=30)
 t.ok(f and "550" in (f[0]["last_error"] or ""), "a 550 is failed with the reply", outbox())
 ev = [x for x in e.json("event", "list") if x["type"] == "mail.failed"]
-t.ok(ev and ev[0]["address"] == "perm-pat@client.test", "event mail.failed", ev)
+t.ok(ev and ev[0]["summary"].startswith("mail to perm-pat@client.test failed: 550"),
+     "event mail.failed", ev)
 relay.control()
 rc, out, err = e.ctl("outbox", "retry", str(f[0]["id"]), "--json")
 t.ok(rc == 0 and '"queued"' in out, "outbox retry: queued again", (rc, out, err))
@@ -144,7 +145,7 @@ for i in range(4):
     deliver("Lim <lim@client.test>", "Limit %d" % i, "lim%d@client.test" % i)
 held = wait_until(lambda: [x for x in e.json("event", "list") if x["type"] == "mail.held"],
                   timeout=30)
-t.ok(held and held[0]["address"] == "lim@client.test" and "limit" in held[0]["summary"],
+t.ok(held and "lim@client.test" in held[0]["summary"] and "limit" in held[0]["summary"],
      "the fourth is held back, with an event", held)
 t.eq(len([x for x in outbox() if x["to"] == "lim@client.test"]), 3, "three are queued")
 t.eq([x["status"] for x in e.json("job", "list") if x["status"] != "done"], [],
@@ -154,13 +155,14 @@ t.eq([x["status"] for x in e.json("job", "list") if x["status"] != "done"], [],
 with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
     f.write("We sent a technician.\n{{contact.name}} stays as written.\n")
     body = f.name
-n = relay.count()
 j = e.json("ticket", "reply", "TKT-1", "--body-file", body, "--status", "pending",
            "--from", "agent@acme.test")
 t.eq((j["to"], j["record"], j["status"]), ("eve@client.test", "TKT-1", "queued"),
      "ticket reply --json: the outbox entry")
-t.ok(relay.wait_count(n + 1, timeout=30), "the reply is sent", outbox())
-r = parse(relay.messages()[n])
+mine = wait_until(lambda: [m for m in relay.messages()
+                          if parse(m)["Message-ID"] == "<%s>" % j["message_id"]], timeout=30)
+t.ok(mine, "the reply is sent", outbox())
+r = parse(mine[0])
 t.eq(str(r["Subject"]), "[TKT-1] Re: Printer on fire", "subject: [TKT-1] Re: the ticket's")
 t.ok("agent@acme.test" in str(r["From"]) and "Agnes Agent" in str(r["From"]),
      "from the agent", str(r["From"]))
@@ -236,13 +238,14 @@ b = [x for x in outbox() if x["to"] == "bob@bounce.test"][0]
 t.eq((b["status"], b["bounce_status"]), ("bounced", "5.1.1"), "the mail is bounced, 5.1.1")
 t.ok("User unknown" in (b["last_error"] or ""), "with the report's text", b)
 ev = [x for x in e.json("event", "list") if x["type"] == "mail.bounced"]
-t.ok(len(ev) == 1 and ev[0]["address"] == "bob@bounce.test" and ev[0]["record"] == bob["record"],
+t.ok(len(ev) == 1 and ev[0]["summary"].startswith("mail to bob@bounce.test bounced: ")
+     and ev[0]["record"] == bob["record"],
      "event mail.bounced on its record", ev)
 c = e.json("contact", "show", "bob@bounce.test")
 t.ok((c.get("undeliverable") or "").startswith("5.1.1"), "a hard bounce marks the contact", c)
 deliver("Bob <bob@bounce.test>", "Again", "mb2@client.test")
 held = wait_until(lambda: [x for x in e.json("event", "list") if x["type"] == "mail.held"
-                           and x["address"] == "bob@bounce.test"], timeout=30)
+                           and "bob@bounce.test" in x["summary"]], timeout=30)
 t.ok(held and "undeliverable" in held[0]["summary"], "no automatic mail to it again", held)
 rc, out, err = e.ctl("contact", "deliverable", "bob@bounce.test", "--json")
 t.ok(rc == 0 and '"undeliverable": null' in out.replace(" :", ":"), "a person clears the mark",

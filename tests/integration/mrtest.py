@@ -91,8 +91,14 @@ class Tap:
                 out.flush()
         return cond
 
-    def eq(self, got, want, name, todo=None):
-        return self.ok(got == want, name, "got:  %r\nwant: %r" % (got, want), todo=todo)
+    def eq(self, got, want, name, diag=None, todo=None):
+        """@diag (a command's stderr, say) is shown after got and want on a
+        failure.  (It used to be @todo: a fourth argument given as a
+        diagnostic turned a failure into a TODO that passed.)"""
+        text = "got:  %r\nwant: %r" % (got, want)
+        if diag is not None:
+            text += "\n%s" % diag
+        return self.ok(got == want, name, text, todo=todo)
 
     @contextlib.contextmanager
     def section(self, name):

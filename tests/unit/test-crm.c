@@ -27,7 +27,7 @@ deliver(MrConfig *cfg, MrStore *store, MrMessage *msg, const char *key, const ch
 	MrApplied applied = { 0 };
 
 	g_assert_true(mr_store_begin(store, &error));
-	plan = mr_route_plan(cfg, store, msg, rcpt, "bounce@client.test", &error);
+	plan = mr_route_plan(cfg, store, msg, rcpt, "return@client.test", &error);
 	g_assert_no_error(error);
 	g_assert_true(mr_crm_apply(cfg, store, plan, raw, key, msg, 0, &applied, &error));
 	g_assert_no_error(error);
