@@ -134,16 +134,24 @@ def every_type():
     return e
 
 
+# What schema 9 (outgoing mail) added, undone.
+SCHEMA_9_UNDONE = ("DROP TABLE outbox; DROP TABLE template; DROP TABLE job;"
+                   "ALTER TABLE message DROP COLUMN direction;"
+                   "ALTER TABLE contact DROP COLUMN undeliverable;"
+                   "DELETE FROM event_type WHERE name IN ('mail.bounced', 'mail.held',"
+                   " 'mail.failed');")
+
+
 def to_schema_5(e, events):
     """Turns the database of @e back into schema 5: the event table with its
     sentences (those of @events, as event list printed them) in summary,
     without the typed columns, and without the rules of schema 7 nor what
-    schema 8 added."""
+    schemas 8 and 9 added."""
     if PG:
         dbname = e.db.rsplit("/", 1)[1]
         text = " ".join("WHEN %d THEN '%s'" % (x["id"], x["summary"].replace("'", "''"))
                         for x in events)
-        pg_cluster().psql("ALTER TABLE event ADD COLUMN summary TEXT;"
+        pg_cluster().psql(("ALTER TABLE event ADD COLUMN summary TEXT;"
                           "UPDATE event SET summary = CASE id %s END;"
                           "ALTER TABLE event DROP COLUMN actor_id, DROP COLUMN old_status,"
                           " DROP COLUMN new_status, DROP COLUMN address, DROP COLUMN detail;"
@@ -151,7 +159,8 @@ def to_schema_5(e, events):
                           "ALTER TABLE delivery DROP COLUMN rules; ALTER TABLE app_user DROP COLUMN away;"
                           "DROP TABLE record_tag; DROP TABLE team_member; DROP TABLE team;"
                           "DELETE FROM event_type WHERE name = 'team.unassigned';"
-                          "UPDATE mailroom_schema SET version = 5;" % text, db=dbname)
+                          "UPDATE mailroom_schema SET version = 5;" % text) + SCHEMA_9_UNDONE,
+                          db=dbname)
         return
     import sqlite3
     con = sqlite3.connect(e.db)
@@ -170,7 +179,7 @@ def to_schema_5(e, events):
         "DROP TABLE rule; DROP TABLE rule_version;"
         "ALTER TABLE delivery DROP COLUMN rules; ALTER TABLE app_user DROP COLUMN away;"
         "DROP TABLE record_tag; DROP TABLE team_member; DROP TABLE team;"
-        "DELETE FROM event_type WHERE name = 'team.unassigned';")
+        "DELETE FROM event_type WHERE name = 'team.unassigned';" + SCHEMA_9_UNDONE)
     con.executemany("UPDATE event SET summary = ? WHERE id = ?",
                     [(x["summary"], x["id"]) for x in events])
     con.execute("PRAGMA user_version = 5")

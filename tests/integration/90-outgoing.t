@@ -31,6 +31,7 @@ def config(offset=0, limit=3):
     return ('relay = { host = "127.0.0.1"; port = %d; tls = "none"; retry_min = 60;'
             ' retry_max = 600; max_attempts = 3; from = "Acme Support <support@acme.test>"; };\n'
             'outgoing = { max_auto_per_recipient_per_day = %d; };\n'
+            'ack = { enabled = true; };\n'
             'testing = { clock_offset = %d; };\n' % (relay.port, limit, offset))
 
 
