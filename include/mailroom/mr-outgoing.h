@@ -66,6 +66,11 @@ gboolean mr_outgoing_ticket_reply(MrStore *store, const MrConfig *cfg, gint64 ti
 				  const char *body, const char *status, const char *from,
 				  MrOutgoingResult *out, GError **error);
 
+/* Checks what of @cfg only GMime can read: relay.from must be one
+ * mailbox ("Name <address>" or an address).  Returns FALSE with @error
+ * (MR_CONFIG_ERROR_INVALID, "PATH: relay.from: ..."). */
+gboolean mr_outgoing_check_config(const MrConfig *cfg, GError **error);
+
 /* The envelope sender of outbox entry @id with secret @token under @cfg:
  * bounces+ID-TOKEN@domain (VERP on outgoing.bounce_address).  Returns:
  * (transfer full). */

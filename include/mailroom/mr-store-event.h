@@ -56,7 +56,8 @@ GPtrArray *mr_store_events_after(MrStore *store, gint64 after, guint limit, GErr
 typedef struct {
 	char *received;       /* a message's arrival, NULL for an event */
 	char *created;        /* an event's time, NULL for a message */
-	char *kind;           /* "message" or the event type's name */
+	char *kind;           /* "message", "message.out" (one mailroom sent)
+	                         or the event type's name */
 	char *subject;        /* the subject, or the event's sentence: NULL from
 	                         the store, made where it is shown
 	                         (mr_event_describe() of @record and @facts) */

@@ -38,6 +38,7 @@ typedef struct {
 	GStrv delivered_to;   /* the recipients it was delivered to */
 	GArray *links;        /* (element-type MrRecordRef): its records,
 	                         ordered by kind name, then id */
+	char *direction;      /* "in", or "out": mailroom sent it */
 } MrMessageRow;
 
 MR_ROW_DECLARE(MrMessageRow, mr_message_row_desc, mr_message_row_free)

@@ -165,12 +165,14 @@ GPtrArray *mr_store_outbox_claim(MrStore *store, const char *now, const char *le
 
 /* Records what became of mail @id under claim @claim: @status
  * (MR_OUTBOX_SENT with @sent, the time; MR_OUTBOX_QUEUED again at
- * @next_attempt; MR_OUTBOX_FAILED) and @last_error (nullable).  Sets
- * @ours (nullable) FALSE when the claim no longer held: nothing is
- * written.  Returns FALSE with @error. */
+ * @next_attempt; MR_OUTBOX_FAILED) and @last_error (nullable);
+ * @unsent: it was not tried after all (a stop), so the attempt its claim
+ * counted is taken back.  Sets @ours (nullable) FALSE when the claim no
+ * longer held: nothing is written.  Returns FALSE with @error. */
 gboolean mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, const char *status,
 				const char *last_error, const char *next_attempt,
-				const char *sent, const char *now, gboolean *ours, GError **error);
+				const char *sent, gboolean unsent, const char *now, gboolean *ours,
+				GError **error);
 
 /* Returns: (transfer full) (nullable): when the next mail falls due (its
  * next attempt, or the end of a lease), or NULL when none waits. */

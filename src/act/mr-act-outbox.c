@@ -135,7 +135,7 @@ record_one(MrStore *store, const MrConfig *cfg, const char *claim, const Sent *x
 		failed = TRUE;
 	}
 	if (!mr_store_outbox_result(store, m->id, claim, status, reply, next, sent ? now : NULL,
-				    now, NULL, error))
+				    x->unsent, now, NULL, error))
 		return FALSE;
 	if (failed) {
 		MrEventFacts facts = { .address = m->recipient, .detail = (char *)reply };
@@ -386,6 +386,11 @@ outbox_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
 	if (o->thread == NULL) {
 		if (cfg->relay.configured)
 			g_warning("reload: a relay added takes effect on restart");
+		return;
+	}
+	if (!cfg->relay.configured) {
+		g_warning("reload: a relay removed takes effect on restart; the outbox keeps"
+			  " sending through %s", o->cfg->relay.remote.host);
 		return;
 	}
 	g_mutex_lock(&o->lock);

@@ -13,6 +13,7 @@
 #include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-clock.h"
 #include "mailroom/mr-crm.h"
+#include "mailroom/mr-error.h"
 #include "mailroom/mr-event.h"
 #include "mailroom/mr-ingest.h"
 #include "mailroom/mr-loop.h"
@@ -92,6 +93,20 @@ parse_from(const char *from, char **name, char **email)
 	*email = g_strdup(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)));
 	*name = g_strdup(internet_address_get_name(ia));
 	return **email != '\0';
+}
+
+gboolean
+mr_outgoing_check_config(const MrConfig *cfg, GError **error)
+{
+	g_autofree char *name = NULL, *email = NULL;
+
+	mr_parse_init(); /* GMime reads it */
+	if (parse_from(cfg->relay.from, &name, &email) && strchr(email, '@') != NULL)
+		return TRUE;
+	g_set_error(error, MR_CONFIG_ERROR, MR_CONFIG_ERROR_INVALID,
+		    "%s: relay.from: not one address (\"Name <address>\" or address): %s",
+		    cfg->path, cfg->relay.from);
+	return FALSE;
 }
 
 /* The subject of a mail about record @id: it carries "[ID]", so that the

@@ -965,6 +965,8 @@ mr_config_security_warnings(const MrConfig *cfg)
 
 	g_return_val_if_fail(cfg != NULL, NULL);
 	warn_secret_file(out, "database_password_file", cfg->database_password_file);
+	if (cfg->relay.configured)
+		mr_remote_security_warnings(&cfg->relay.remote, out);
 	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
 		if (cfg->sections[i]->security_warnings != NULL && cfg->section_values[i] != NULL)
 			cfg->sections[i]->security_warnings(cfg->section_values[i], out);

@@ -1612,29 +1612,25 @@ cmd_job_list(MrCtl *ctl, char **args)
 	return print_rows(ctl, rows, &mr_job_row_desc, cols);
 }
 
-/* Reads the text of --body-file (at most 1 MB of UTF-8).  Returns NULL
- * after saying why. */
-static char *
-ctl_body_file(MrCtl *ctl)
+/* Reads the text of --body-file (at most 1 MB of UTF-8) into @text.
+ * Returns 0, or the exit code after saying why: 64 without the option,
+ * 66 for a file that cannot be read, 65 for one that is not text. */
+static int
+ctl_body_file(MrCtl *ctl, char **text)
 {
 	g_autoptr(GError) error = NULL;
-	char *text = NULL;
 	gsize len = 0;
 
-	if (ctl->body_file == NULL) {
-		fail(MR_EX_USAGE, "--body-file FILE is required");
-		return NULL;
+	*text = NULL;
+	if (ctl->body_file == NULL)
+		return fail(MR_EX_USAGE, "--body-file FILE is required");
+	if (!g_file_get_contents(ctl->body_file, text, &len, &error))
+		return fail(MR_EX_NOINPUT, "%s", error->message);
+	if (len > 1024 * 1024 || !g_utf8_validate(*text, (gssize)len, NULL) || strlen(*text) != len) {
+		g_clear_pointer(text, g_free);
+		return fail(MR_EX_DATAERR, "%s: not UTF-8 text of at most 1 MB", ctl->body_file);
 	}
-	if (!g_file_get_contents(ctl->body_file, &text, &len, &error)) {
-		fail(MR_EX_NOINPUT, "%s", error->message);
-		return NULL;
-	}
-	if (len > 1024 * 1024 || !g_utf8_validate(text, (gssize)len, NULL) || strlen(text) != len) {
-		fail(MR_EX_DATAERR, "%s: not UTF-8 text of at most 1 MB", ctl->body_file);
-		g_free(text);
-		return NULL;
-	}
-	return text;
+	return 0;
 }
 
 typedef struct {
@@ -1675,13 +1671,14 @@ cmd_template_add(MrCtl *ctl, char **args)
 	g_autoptr(GError) error = NULL;
 	g_autofree char *body = NULL;
 	TemplatePut t = { args[0], ctl->subject, NULL, ctl->replace, 0 };
+	int rc;
 
 	if (ctl->subject == NULL)
 		return fail(MR_EX_USAGE, "--subject S is required");
 	if (!mr_template_check(ctl->subject, &error))
 		return fail(MR_EX_USAGE, "--subject: %s", error->message);
-	if ((body = ctl_body_file(ctl)) == NULL)
-		return MR_EX_USAGE;
+	if ((rc = ctl_body_file(ctl, &body)) != 0)
+		return rc;
 	if (!mr_template_check(body, &error))
 		return fail(MR_EX_USAGE, "%s: %s", ctl->body_file, error->message);
 	t.body = body;
@@ -1799,8 +1796,8 @@ cmd_ticket_reply(MrCtl *ctl, char **args)
 		return 1;
 	if (status != NULL && strcmp(status, "pending") != 0 && strcmp(status, "solved") != 0)
 		return fail(MR_EX_USAGE, "--status is pending or solved, not '%s'", ctl->status);
-	if ((body = ctl_body_file(ctl)) == NULL)
-		return MR_EX_USAGE;
+	if ((rc = ctl_body_file(ctl, &body)) != 0)
+		return rc;
 	if (!mr_outgoing_ticket_reply(ctl->store, ctl->cfg, ref.id, body, status, ctl->from, &out,
 				      &error)) {
 		if (error->domain == MR_CRM_ERROR || error->domain == MR_OUTGOING_ERROR)

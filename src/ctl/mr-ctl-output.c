@@ -283,7 +283,8 @@ mr_ctl_describe_timeline(const MrConfig *cfg, GPtrArray *entries)
 	for (guint i = 0; i < entries->len; i++) {
 		MrTimelineEntry *e = g_ptr_array_index(entries, i);
 
-		if (g_strcmp0(e->kind, "message") == 0)
+		/* a message, or one mailroom sent: no event to describe */
+		if (g_strcmp0(e->kind, "message") == 0 || g_strcmp0(e->kind, "message.out") == 0)
 			continue;
 		g_free(e->subject);
 		e->subject = mr_event_describe(cfg, mr_event_type_from_name(e->kind), e->record,

@@ -24,6 +24,7 @@
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-imap.h"
 #include "mailroom/mr-act.h"
+#include "mailroom/mr-outgoing.h"
 #include "mailroom/mr-service.h"
 #include "mailroom/mr-spool.h"
 #include "mailroom/mr-store.h"
@@ -219,6 +220,8 @@ on_reload(gpointer data)
 	cfg = mr_config_load(d->config_path, mr_daemon_config_sections, &error);
 	if (cfg != NULL && g_strcmp0(cfg->spool_directory, d->cfg->spool_directory) != 0 &&
 	    !mr_spool_check_directory(cfg->spool_directory, &error))
+		g_clear_pointer(&cfg, mr_config_unref);
+	if (cfg != NULL && !mr_outgoing_check_config(cfg, &error))
 		g_clear_pointer(&cfg, mr_config_unref);
 	if (cfg == NULL) {
 		g_warning("reload refused, keeping the running configuration: %s", error->message);
@@ -452,6 +455,11 @@ main(int argc, char **argv)
 		return MR_EX_CONFIG;
 	}
 	daemon_set_clock(d.cfg);
+	if (!mr_outgoing_check_config(d.cfg, &error)) {
+		fprintf(stderr, "mailroomd: %s\n", error->message);
+		daemon_clear(&d);
+		return MR_EX_CONFIG;
+	}
 	if (d.cfg->tls.cert != NULL) {
 		g_autoptr(GTlsCertificate) cert =
 			g_tls_certificate_new_from_files(d.cfg->tls.cert, d.cfg->tls.key, &error);

@@ -287,7 +287,7 @@ mr_store_outbox_claim(MrStore *store, const char *now, const char *lease_until,
 gboolean
 mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, const char *status,
 		       const char *last_error, const char *next_attempt, const char *sent,
-		       const char *now, gboolean *ours, GError **error)
+		       gboolean unsent, const char *now, gboolean *ours, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_RESULT);
 	gboolean changed = FALSE;
@@ -299,6 +299,7 @@ mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, const char 
 	mr_sql_bind_text(st, 5, next_attempt);
 	mr_sql_bind_text(st, 6, sent);
 	mr_sql_bind_text(st, 7, now);
+	mr_sql_bind_int64(st, 8, unsent ? 1 : 0);
 	if (!step_changed(st, &changed, error))
 		return FALSE;
 	if (ours != NULL)

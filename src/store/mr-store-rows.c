@@ -120,6 +120,7 @@ static const MrRowField message_fields[] = {
 	MR_ROW_FIELD(MrMessageRow, auto_kind, "auto", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrMessageRow, delivered_to, "delivered_to", MR_ROW_WORDS),
 	MR_ROW_FIELD(MrMessageRow, links, "links", MR_ROW_RECORD_REFS),
+	MR_ROW_FIELD(MrMessageRow, direction, "direction", MR_ROW_TEXT),
 };
 MR_ROW_DEFINE(MrMessageRow, mr_message_row_desc, "message", message_fields,
 	      mr_message_row_free)

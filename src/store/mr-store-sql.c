@@ -698,7 +698,8 @@ const int mr_sql_schema_version = 9;
 	" (SELECT group_concat(d.recipient, ' ') FROM delivery d"                 \
 	"   WHERE d.message_id = r.id),"                                          \
 	" (SELECT group_concat(l.kind || ':' || l.record_id, ' ') FROM link l"    \
-	"   WHERE l.message_id = r.id AND l.kind IN ('ticket', 'opportunity', 'lead'))"
+	"   WHERE l.message_id = r.id AND l.kind IN ('ticket', 'opportunity', 'lead')),"\
+	" r.direction"
 
 /* The columns of MrOutboxRow, in its order (mr-store-rows.c). */
 #define OUTBOX_COLUMNS                                                             \
@@ -876,7 +877,9 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_RECORD_TAGS] =
 		"SELECT tag FROM record_tag WHERE record_kind = ?1 AND record_id = ?2 ORDER BY tag",
 	[MR_STMT_TIMELINE] =
-		"SELECT m.received, NULL, 'message', m.subject, m.message_id, m.date,"
+		"SELECT m.received, NULL,"
+		" CASE WHEN m.direction = 'out' THEN 'message.out' ELSE 'message' END,"
+		" m.subject, m.message_id, m.date,"
 		" m.received, NULL, NULL, NULL, NULL, NULL, NULL, NULL, m.id"
 		" FROM link l JOIN message m ON m.id = l.message_id"
 		" WHERE l.kind = ?1 AND l.record_id = ?2"
@@ -1012,8 +1015,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" JOIN message_raw r ON r.message_id = o.message_id WHERE o.claim = ?1 ORDER BY o.id",
 	[MR_STMT_OUTBOX_RESULT] =
 		"UPDATE outbox SET status = ?3, last_error = ?4, next_attempt = coalesce(?5, next_attempt),"
-		" sent = coalesce(?6, sent), claimed_until = NULL, claim = NULL, updated = ?7"
-		" WHERE id = ?1 AND claim = ?2 RETURNING id",
+		" sent = coalesce(?6, sent), claimed_until = NULL, claim = NULL, updated = ?7,"
+		" attempts = attempts - ?8 WHERE id = ?1 AND claim = ?2 RETURNING id",
 	[MR_STMT_OUTBOX_NEXT_DUE] =
 		"SELECT min(CASE WHEN status = 'queued' THEN next_attempt ELSE claimed_until END)"
 		" FROM outbox WHERE status IN ('queued', 'sending')",

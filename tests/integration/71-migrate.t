@@ -153,7 +153,8 @@ with section("mailroomctl init migrates a v1 database"):
         stored before rules were, no mail bounced before mail was sent."""
         if isinstance(got, dict):
             return {k: without_schema_8(v) for k, v in got.items()
-                    if not (k in ("tags", "rules", "undeliverable") and v in ([], None))}
+                    if not (k in ("tags", "rules", "undeliverable") and v in ([], None))
+                    and not (k == "direction" and v == "in")}
         if isinstance(got, list):
             return [without_schema_8(v) for v in got]
         return got

@@ -12,10 +12,11 @@ import email
 import email.policy
 import os
 import re
+import subprocess
 import sys
 import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import Tap, message, wait_until  # noqa: E402
+from mrtest import BUILD, Tap, message, wait_until  # noqa: E402
 from mrdaemon import Daemon  # noqa: E402
 import mrrelay  # noqa: E402
 
@@ -77,6 +78,12 @@ t.eq([(j["kind"], j["status"], j["record"]) for j in jobs], [("ticket-ack", "don
 t.eq(e.json("job", "list", "--due"), [], "job list --due: nothing waits")
 t.eq(e.query("SELECT direction FROM message ORDER BY id"), [("in",), ("out",)],
      "the acknowledgement is stored as an outgoing message")
+tl = e.json("timeline", "TKT-1")
+t.ok([x["kind"] for x in tl if x["message_id"] == ack["Message-ID"].strip("<>")
+      and x["kind"].startswith("message")] == ["message.out"],
+     "the ticket's timeline shows it, marked outgoing (message.out)", tl)
+t.eq([x["direction"] for x in e.json("message", "list")], ["in", "out"],
+     "message list --json: direction in, out")
 t.ok(any(x["message_id"] == ack["Message-ID"].strip("<>")
          for x in e.json("ticket", "show", "TKT-1")["messages"]),
      "and linked to the ticket", e.json("ticket", "show", "TKT-1"))
@@ -262,6 +269,21 @@ t.eq(rc, 0, "outbox cancel", err)
 rc, out, err = e.ctl("outbox", "cancel", str(q[0]["id"]))
 t.ok(rc == 1 and "cancelled" in err, "twice: too late", (rc, err))
 relay.start()
+
+# --- a relay.from GMime cannot read is refused at start and at reload ---------------------------
+bad = config().replace('from = "Acme Support <support@acme.test>"', 'from = "a@acme.test, b@acme.test"')
+with open(e.conf) as f:
+    good_text = f.read()
+d.write_config(bad)
+rc = subprocess.run([os.path.join(BUILD, "mailroomd"), "-c", e.conf,
+                     "--check"], capture_output=True, text=True)
+t.ok(rc.returncode == 78 and "relay.from" in rc.stderr, "mailroomd --check: relay.from refused",
+     (rc.returncode, rc.stderr))
+mark = d.mark()
+d.reload()
+t.ok(d.wait_for("reload refused", start=mark), "a reload with it is refused", d.log(mark))
+with open(e.conf, "w") as f:
+    f.write(good_text)
 
 d.stop()
 relay.close()
