@@ -2,18 +2,24 @@
  * parse-and-route path, as every door delivers them.
  *
  * Each input is parsed (mr_ingest_item_new), then routed and applied for
- * the three mailroom roles inside a transaction on an in-memory store that
- * holds a user, a ticket and an opportunity, and rolled back, so that
- * every input meets the same database.  Built and run by `make fuzz`
+ * the three mailroom roles and the bounce address of a mail mailroom sent
+ * (its VERP address: the delivery report's parse and checks) inside a
+ * transaction on an in-memory store that holds a user, a ticket, an
+ * opportunity and that outgoing mail, and rolled back, so that every
+ * input meets the same database.  A new ticket queues its acknowledgement
+ * (loop protection looks at every input).  Built and run by `make fuzz`
  * (clang, -fsanitize=fuzzer,address,undefined), seeded from tests/data. */
 #include <glib.h>
 #include <stdint.h>
 
+#include "mailroom/mr-clock.h"
 #include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-ingest.h"
+#include "mailroom/mr-outgoing.h"
 #include "mailroom/mr-parse.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-outgoing.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 #include "../unit/mr-test-util.h"
@@ -26,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static MrConfig *fuzz_cfg;
 static MrStore *fuzz_store;
 
-static const char *const fuzz_rcpts[] = { "crm@acme.test", "support@acme.test",
-					  "sales+lead-1@acme.test" };
+static const char *fuzz_rcpts[] = { "crm@acme.test", "support@acme.test",
+				    "sales+lead-1@acme.test", NULL /* the bounce address */ };
 
 static const char fuzz_seed[] = "From: Bob <bob@customer.test>\r\n"
 				"To: support@acme.test\r\n"
@@ -51,6 +57,22 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!mr_ingest_deliver(fuzz_cfg, fuzz_store, seed, "support@acme.test", NULL, NULL, &error))
 		g_error("fuzz: seed: %s", error->message);
 	mr_crm_opp_add(fuzz_cfg, fuzz_store, "Printers", "bob@customer.test", "alice@acme.test", 100, NULL);
+	/* a mail sent about TKT-1: its VERP address takes delivery reports */
+	{
+		MrOutgoingRequest req = { .record = { MR_RECORD_TICKET, 1 }, .subject = "Re: printer",
+					  .body = "On its way.", .kind = MR_COMPOSE_AUTO_REPLIED };
+		MrOutgoingResult out = { 0 };
+		g_autofree char *now = mr_clock_now_iso();
+		g_autoptr(MrOutboxSent) sent = NULL;
+
+		if (!mr_store_begin(fuzz_store, &error) ||
+		    !mr_outgoing_queue(fuzz_store, fuzz_cfg, &req, now, &out, &error) ||
+		    !mr_store_commit(fuzz_store, &error))
+			g_error("fuzz: outgoing mail: %s", error->message);
+		sent = mr_store_outbox_for_bounce(fuzz_store, out.outbox);
+		fuzz_rcpts[3] = mr_outgoing_envelope_from(fuzz_cfg, out.outbox, sent->token);
+		mr_outgoing_result_clear(&out);
+	}
 	g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL);
 	return 0;
 }
