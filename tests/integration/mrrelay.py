@@ -4,7 +4,7 @@ on 127.0.0.1 that stores what it accepts and answers as the test says.
     r = Relay(tls=(cert, key), auth=("mailroom", "secret"))  # auth_exclude=["PLAIN"]
     ... mailroomd sends through 127.0.0.1:r.port ...
     r.wait_count(1)
-    m = r.messages()[0]          # mail_from, rcpt_tos, data, message
+    m = r.messages()[0]          # mail_from, rcpt_tos, helo, peer, data, message
     r.control(mode="tempfail")   # 451 to every RCPT from now on
     r.control(reply_rcpt={"temp": "451 4.3.0 try later"})
     r.stop(); r.start()          # down, then up on the same port
@@ -25,7 +25,9 @@ changes it without a restart:
                                            by the recipient's local part's
                                            prefix (the first that fits)
 Every message accepted is a folder DIR/messages/SEQ/ (envelope.json:
-mail_from, rcpt_tos; message.eml: the data as received, CRLF line ends),
+mail_from, rcpt_tos, helo (the client's EHLO/HELO name), peer ([host,
+port] of the client's connection); message.eml: the data as received,
+CRLF line ends),
 made under another name and renamed whole: a reader sees all of it or
 none.  SEQ sorts in the order of arrival, across restarts.
 
@@ -76,7 +78,7 @@ def _write_atomic(path, data):
 
 def read_messages(directory):
     """The messages stored in @directory (a relay's), oldest first: dicts of
-    mail_from, rcpt_tos, data (bytes) and message (email.message)."""
+    mail_from, rcpt_tos, helo, peer, data (bytes) and message (email.message)."""
     top = os.path.join(directory, "messages")
     out = []
     try:
@@ -89,6 +91,7 @@ def read_messages(directory):
         with open(os.path.join(top, name, "message.eml"), "rb") as f:
             data = f.read()
         out.append({"mail_from": env["mail_from"], "rcpt_tos": env["rcpt_tos"], "data": data,
+                    "helo": env.get("helo"), "peer": env.get("peer"),
                     "message": email.message_from_bytes(data, policy=email.policy.default)})
     return out
 
@@ -256,7 +259,9 @@ class _Handler:
         tmp = os.path.join(top, "." + name)
         os.makedirs(tmp)
         with open(os.path.join(tmp, "envelope.json"), "w") as f:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                       "helo": session.host_name,
+                       "peer": list(session.peer[:2]) if session.peer else None}, f)
         with open(os.path.join(tmp, "message.eml"), "wb") as f:
             f.write(envelope.original_content or envelope.content)
         os.rename(tmp, os.path.join(top, name))
