@@ -59,6 +59,8 @@ left out of the figures).  Reported:
               (0/0 when held);
   queued s    clock start -> every acknowledgement in the outbox (composed
               and queued by the scheduler's jobs);
+  sent@q      how many were sent by then (the outbox works while the
+              scheduler still queues);
   sent s      clock start -> every one sent (the outbox row "sent");
   mails/s     N / sent s: the figure against the target (jobs queued ->
               sent, end to end);
@@ -460,6 +462,7 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
         q_end, s_end = poll.query(COUNTS)[0]
         samples = [(0.0, q_end, s_end)]
         t_queued = t1 if q_end >= n else None
+        sent_at_queued = s_end if q_end >= n else None
         last_progress, last = t1, (q_end, s_end)
         while True:
             time.sleep(POLL)
@@ -467,7 +470,7 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
             q, s = poll.query(COUNTS)[0]
             samples.append((now - t1, q, s))
             if t_queued is None and q >= n:
-                t_queued = now
+                t_queued, sent_at_queued = now, s
             if s >= n:
                 t_sent = now
                 break
@@ -512,6 +515,7 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
         "deliver": t1 - t0,
         "at_end": (q_end, s_end),
         "queued": t_queued - t1,
+        "sent_at_queued": sent_at_queued,
         "sent": sent_s,
         "rate": n / sent_s,
         "e2e": n / (t_sent - t0),
@@ -546,7 +550,7 @@ def baseline(n, size, sink):
             "sink_us": (sinkcpu1 - sinkcpu0) * 1e6 / TCK / n, "size": size}
 
 
-ROW = "%5s  %-27s  %7s  %9s  %6s  %6s  %7s  %6s  %6s  %9s  %8s  %5s"
+ROW = "%5s  %-27s  %7s  %9s  %6s  %6s  %6s  %7s  %6s  %6s  %9s  %8s  %5s"
 
 
 def label(key):
@@ -558,7 +562,8 @@ def label(key):
 def print_row(rnd, key, r):
     at = r.get("at_end")
     print(ROW % (rnd, label(key), fmt(r.get("deliver"), "%.2f"),
-                 "%d/%d" % at if at else "", fmt(r.get("queued"), "%.2f"), "%.2f" % r["sent"],
+                 "%d/%d" % at if at else "", fmt(r.get("queued"), "%.2f"),
+                 fmt(r.get("sent_at_queued"), "%d"), "%.2f" % r["sent"],
                  "%.0f" % r["rate"], fmt(r.get("e2e"), "%.0f"), fmt(r.get("send"), "%.0f"),
                  fmt(r["mr_us"]), fmt(r.get("pg_us")), fmt(r["sink_us"], "%.0f")), flush=True)
 
@@ -604,10 +609,10 @@ def main():
         print("load average %s.  held: mailroomd stopped (SIGSTOP) while deliver runs, the "
               "clock starts at its SIGCONT; live: it runs meanwhile, the clock starts when "
               "deliver ends.  @end: queued/sent then; queued, sent: seconds to all queued, all "
-              "sent; mails/s = N / sent; e2e/s = N / (deliver's start -> all sent); send/s: "
+              "sent; sent@q: sent when all were queued; mails/s = N / sent; e2e/s = N / (deliver's start -> all sent); send/s: "
               "the outbox's steady rate (10-90 %% sent); CPU: µs per mail" % loadavg(),
               flush=True)
-        print(ROW % ("round", "run", "deliver", "@end q/s", "queued", "sent", "mails/s",
+        print(ROW % ("round", "run", "deliver", "@end q/s", "queued", "sent@q", "sent", "mails/s",
                      "e2e/s", "send/s", "mailroomd", "postgres", "sink"), flush=True)
         size = None
         for rnd in range(1, rounds + 1):
