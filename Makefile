@@ -221,6 +221,7 @@ bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-storage.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-rules.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-imap.py
+	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-outgoing.py
 
 # BASE is checked before anything is built.
 ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)
