@@ -105,6 +105,12 @@ gboolean mr_store_settle(MrStore *store);
  * failed look-up forgotten with it), the transaction stays open. */
 void mr_store_rollback_to(MrStore *store);
 
+/* Returns TRUE when the transaction begun last added work for the
+ * acting half (mr_store_notify_work(): a job, an outgoing mail), maybe
+ * undone since (then a wake finds nothing): for the writer, to wake the scheduler and the outbox of its
+ * own process after COMMIT. */
+gboolean mr_store_work_added(MrStore *store);
+
 /* Returns FALSE with @error when a look-up failed since the last check
  * (and forgets it).  A look-up that fails (an I/O error, a lock) answers
  * as if nothing were found, so that routing code stays simple; whoever

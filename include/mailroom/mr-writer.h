@@ -77,6 +77,21 @@ void mr_writer_run(MrWriter *writer, MrConfig *cfg, MrWriterWork work, gpointer 
 gboolean mr_writer_run_sync(MrWriter *writer, MrConfig *cfg, MrWriterWork work, gpointer data,
 			    GError **error);
 
+/* Called on the writer's context after a batch committed that added work
+ * for the acting half -- a job, an outgoing mail (mr_store_work_added()):
+ * the scheduler and the outbox of the same process look at once, without
+ * waiting for their watcher of the database. */
+typedef void (*MrWriterWorkAdded)(gpointer data);
+
+/* Calls @func with @data after each batch that added work, until
+ * mr_writer_unwatch_work().  On the writer's context.  Returns the
+ * watch's id. */
+guint mr_writer_watch_work(MrWriter *writer, MrWriterWorkAdded func, gpointer data);
+
+/* Ends watch @id: its function is not called again (on the writer's
+ * context). */
+void mr_writer_unwatch_work(MrWriter *writer, guint id);
+
 /* Returns the number of messages and units submitted and not yet
  * reported. */
 guint mr_writer_pending(MrWriter *writer);

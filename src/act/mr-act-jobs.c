@@ -18,8 +18,10 @@
 #include "mailroom/mr-store-outgoing.h"
 #include "mr-act-private.h"
 
-/* Jobs claimed per tick. */
-#define JOBS_PER_CLAIM 200
+/* Jobs claimed per tick: a tick's units wait in the writer's queue
+ * together, and the outbox's claims wait behind them, so a tick stays
+ * short. */
+#define JOBS_PER_CLAIM 50
 /* The first retry of a failed job, seconds; doubles with each attempt. */
 #define JOB_RETRY_S 60
 
@@ -31,6 +33,7 @@ typedef struct {
 	gboolean again;   /* woken meanwhile: tick once more after */
 	gboolean draining;
 	gboolean stopped; /* stop came: units still in flight do nothing more */
+	guint watch;      /* mr_writer_watch_work(): jobs added in this process */
 	guint running;    /* job units in flight */
 	guint64 done, failed;
 } MrScheduler;
@@ -317,6 +320,7 @@ scheduler_start(MrConfig *cfg, MrWriter *writer, GError **error)
 		scheduler_unref(s);
 		return NULL;
 	}
+	s->watch = mr_writer_watch_work(writer, scheduler_wake, s);
 	/* what fell due while mailroomd was down */
 	scheduler_tick(s);
 	return s;
@@ -373,6 +377,7 @@ scheduler_stop(gpointer self)
 	if (s == NULL)
 		return;
 	s->stopped = TRUE;
+	mr_writer_unwatch_work(s->writer, s->watch);
 	g_clear_pointer(&s->wake, mr_wake_free);
 	scheduler_unref(s);
 }

@@ -37,6 +37,7 @@ typedef struct {
 	/* under the lock */
 	MrConfig *cfg;
 	gboolean kicked, stopping, draining, sending;
+	guint watch;   /* mr_writer_watch_work(): mail queued in this process */
 	guint64 sent, deferred, failed;
 } MrOutbox;
 
@@ -373,6 +374,7 @@ outbox_start(MrConfig *cfg, MrWriter *writer, GError **error)
 		outbox_unref(o);
 		return NULL;
 	}
+	o->watch = mr_writer_watch_work(writer, outbox_wake, o);
 	o->kicked = TRUE; /* what waits since the last run */
 	o->thread = g_thread_new("outbox", outbox_thread, outbox_ref(o));
 	return o;
@@ -463,6 +465,7 @@ outbox_stop(gpointer self)
 		g_atomic_rc_box_release(o);
 		return;
 	}
+	mr_writer_unwatch_work(o->writer, o->watch);
 	g_mutex_lock(&o->lock);
 	o->stopping = TRUE;
 	g_cond_signal(&o->cond);

@@ -48,7 +48,18 @@ struct _MrWriter {
 	GMutex rules_lock;
 	MrRuleSet *rules;       /* the rules as the last batch read them; the
 				   parse pool scans with them (under the lock) */
+	/* Who is told that a batch added work (mr_writer_watch_work()):
+	 * touched on the writer's context alone. */
+	GArray *work_watchers;  /* WorkWatcher */
+	guint next_watch;
+	gint work_posted;       /* a notice waits on the context (atomic) */
 };
+
+typedef struct {
+	guint id;
+	MrWriterWorkAdded func;
+	gpointer data;
+} WorkWatcher;
 
 typedef struct {
 	MrWriter *writer;
@@ -71,6 +82,60 @@ typedef struct {
 	gpointer user_data;
 	gboolean stop;          /* the sentinel that ends the writer thread */
 } WriterJob;
+
+/* On the writer's context: tells the watchers that work was added. */
+static gboolean
+work_added_dispatch(gpointer data)
+{
+	MrWriter *writer = data;
+	g_autoptr(GArray) now = NULL;
+
+	g_atomic_int_set(&writer->work_posted, 0);
+	/* a watcher may stop watching in its call: call those of now */
+	now = g_array_copy(writer->work_watchers);
+	for (guint i = 0; i < now->len; i++) {
+		const WorkWatcher *w = &g_array_index(now, WorkWatcher, i);
+		gboolean still = FALSE;
+
+		for (guint k = 0; k < writer->work_watchers->len && !still; k++)
+			still = g_array_index(writer->work_watchers, WorkWatcher, k).id == w->id;
+		if (still)
+			w->func(w->data);
+	}
+	g_atomic_int_dec_and_test(&writer->pending);
+	return G_SOURCE_REMOVE;
+}
+
+/* From the writer thread, after a commit that added work: one notice at a
+ * time waits on the context (counted as pending, so that
+ * mr_writer_free() lets it run first). */
+static void
+post_work_added(MrWriter *writer)
+{
+	if (!g_atomic_int_compare_and_exchange(&writer->work_posted, 0, 1))
+		return;
+	g_atomic_int_inc(&writer->pending);
+	g_main_context_invoke(writer->context, work_added_dispatch, writer);
+}
+
+guint
+mr_writer_watch_work(MrWriter *writer, MrWriterWorkAdded func, gpointer data)
+{
+	WorkWatcher w = { ++writer->next_watch, func, data };
+
+	g_array_append_val(writer->work_watchers, w);
+	return w.id;
+}
+
+void
+mr_writer_unwatch_work(MrWriter *writer, guint id)
+{
+	for (guint i = 0; i < writer->work_watchers->len; i++)
+		if (g_array_index(writer->work_watchers, WorkWatcher, i).id == id) {
+			g_array_remove_index(writer->work_watchers, i);
+			return;
+		}
+}
 
 /* Gives the bytes of a large @job back to the budget, once. */
 static void
@@ -443,6 +508,8 @@ batch_apply(MrWriter *writer, GPtrArray *batch)
 		return;
 	}
 	g_atomic_pointer_add(&writer->committed, batch_stored(batch));
+	if (mr_store_work_added(writer->store))
+		post_work_added(writer);
 	g_debug("batch messages=%u apply_us=%" G_GINT64_FORMAT " commit_us=%" G_GINT64_FORMAT,
 		batch->len, t1 - t0, g_get_monotonic_time() - t1);
 }
@@ -500,6 +567,7 @@ mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_threads, GError 
 	g_mutex_init(&writer->budget_lock);
 	g_cond_init(&writer->budget_cond);
 	writer->context = g_main_context_ref(context);
+	writer->work_watchers = g_array_new(FALSE, FALSE, sizeof(WorkWatcher));
 	writer->cfg = mr_config_ref(cfg);
 	writer->queue = g_async_queue_new();
 	g_mutex_init(&writer->rules_lock);
@@ -686,5 +754,6 @@ mr_writer_free(MrWriter *writer)
 	g_clear_pointer(&writer->queue, g_async_queue_unref);
 	g_clear_pointer(&writer->cfg, mr_config_unref);
 	g_clear_pointer(&writer->context, g_main_context_unref);
+	g_clear_pointer(&writer->work_watchers, g_array_unref);
 	g_free(writer);
 }

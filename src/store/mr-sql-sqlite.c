@@ -455,6 +455,10 @@ sqlite_open(const MrConfig *cfg, gboolean create, GError **error)
 	pragmas = g_strdup_printf("PRAGMA journal_mode = WAL;"
 				  "PRAGMA synchronous = %s;"
 				  "PRAGMA foreign_keys = ON;"
+				  /* savepoints' journals in memory, not in temporary
+				   * files: every message and unit of the writer has
+				   * one (a quarter of an outgoing mail's CPU) */
+				  "PRAGMA temp_store = MEMORY;"
 				  /* reads without a copy; bounded, as mapped pages count in
 				   * the daemon's RSS */
 				  "PRAGMA mmap_size = 33554432;",

@@ -144,9 +144,11 @@ make_snippet(const char *body)
 	return g_string_free(out, FALSE);
 }
 
-/* Binds the insert of the message row (MR_STMT_MESSAGE_INSERT). */
+/* Binds the insert of the message row (MR_STMT_MESSAGE_INSERT), a
+ * message that came in unless @out. */
 static void
-bind_message(MrSqlStmt *st, GBytes *raw, const char *key, const MrMessage *msg, const char *now)
+bind_message(MrSqlStmt *st, GBytes *raw, const char *key, const MrMessage *msg, const char *now,
+	     gboolean out)
 {
 	g_autofree char *date = unix_to_iso(msg->date);
 	g_autofree char *snippet = make_snippet(msg->body_text);
@@ -168,6 +170,7 @@ bind_message(MrSqlStmt *st, GBytes *raw, const char *key, const MrMessage *msg, 
 	mr_sql_bind_int64(st, 15, msg->is_forward ? 1 : 0);
 	mr_sql_bind_text(st, 16, msg->original_from != NULL ? msg->original_from->email : NULL);
 	mr_sql_bind_text(st, 17, snippet);
+	mr_sql_bind_text(st, 18, out ? "out" : "in");
 }
 
 /* Stores the message row (bound already when @started: see
@@ -176,7 +179,7 @@ bind_message(MrSqlStmt *st, GBytes *raw, const char *key, const MrMessage *msg, 
  * message with @key is stored already (nothing is written then). */
 static gint64
 insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
-	       const char *now, gboolean started, GError **error)
+	       const char *now, gboolean started, gboolean out, GError **error)
 {
 	gsize raw_len = 0;
 	const void *raw_data = g_bytes_get_data(raw, &raw_len);
@@ -186,7 +189,7 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_INSERT);
 
 		if (!started)
-			bind_message(st, raw, key, msg, now);
+			bind_message(st, raw, key, msg, now, out);
 		row = mr_store_step_new_id(store, st, error);
 		if (row == 0)
 			return 0;
@@ -242,7 +245,7 @@ mr_store_message_start(MrStore *store, GBytes *raw, const char *key, const MrMes
 	mr_store_drop_started(store);
 	st = store_stmt(store, MR_STMT_MESSAGE_INSERT);
 	store->started_now = mr_clock_now_iso();
-	bind_message(st, raw, key, msg, store->started_now);
+	bind_message(st, raw, key, msg, store->started_now, FALSE);
 	if (!mr_sql_send_ahead(st, error)) {
 		mr_store_drop_started(store);
 		return FALSE;
@@ -278,7 +281,8 @@ mr_store_message_deliver(MrStore *store, GBytes *raw, const char *key, const MrM
 		/* One statement for a new message, the look-up by key included
 		 * (a round trip less on PostgreSQL); a duplicate delivery is
 		 * found here, after routing, which only reads. */
-		out->message_row = insert_message(store, raw, key, msg, out->now, started, &local);
+		out->message_row = insert_message(store, raw, key, msg, out->now, started, FALSE,
+						  &local);
 		if (local != NULL) {
 			g_propagate_error(error, g_steal_pointer(&local));
 			return FALSE;
@@ -317,20 +321,13 @@ mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key, const 
 	gint64 row;
 
 	mr_store_drop_started(store);
-	row = insert_message(store, raw, key, msg, now, FALSE, &local);
+	row = insert_message(store, raw, key, msg, now, FALSE, TRUE, &local);
 	if (row == 0) {
 		if (local == NULL)
 			g_set_error(&local, MR_STORE_ERROR, MR_STORE_ERROR_CONSTRAINT,
 				    "an outgoing message with these bytes is stored already");
 		g_propagate_error(error, g_steal_pointer(&local));
 		return 0;
-	}
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_SET_OUT);
-
-		mr_sql_bind_int64(st, 1, row);
-		if (!mr_store_step_later(store, st, error))
-			return 0;
 	}
 	return row;
 }

@@ -14,6 +14,7 @@ mr_store_notify_work(MrStore *store, GError **error)
 {
 	g_autoptr(MrStmtUse) st = NULL;
 
+	store->work_added = TRUE;
 	if (store->work_notified)
 		return TRUE;
 	st = store_stmt(store, MR_STMT_NOTIFY_WORK);

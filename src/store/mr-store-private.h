@@ -146,7 +146,6 @@ typedef enum {
 	MR_STMT_RECORD_MAIL_OPP,
 	MR_STMT_RECORD_MAIL_TICKET,
 	MR_STMT_MESSAGE_THREAD,
-	MR_STMT_MESSAGE_SET_OUT,
 	MR_STMT_CONTACT_UNDELIVERABLE,
 	MR_STMT_USER_MAILBOX,
 	MR_STMT_RECORD_LAST_IN,
@@ -193,6 +192,9 @@ struct _MrStore {
 	/* mr_store_notify_work() was sent in this transaction (and not
 	 * undone by a rollback to the savepoint). */
 	gboolean work_notified;
+	/* ... and at any point of it, even if undone since (a wake for
+	 * nothing costs a look) */
+	gboolean work_added;
 };
 /* The savepoint of one message in a group commit. */
 #define MR_STORE_SAVEPOINT "mr_message"

@@ -767,9 +767,9 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MESSAGE_INSERT] =
 		"INSERT INTO message (content_key, message_id, in_reply_to, subject,"
 		" subject_norm, from_email, from_name, date, received, size, parse_status,"
-		" parse_problem, auto_kind, auto_reason, is_forward, original_from, snippet)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-		" ?16, ?17) ON CONFLICT (content_key) DO NOTHING RETURNING id",
+		" parse_problem, auto_kind, auto_reason, is_forward, original_from, snippet,"
+		" direction) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+		" ?15, ?16, ?17, ?18) ON CONFLICT (content_key) DO NOTHING RETURNING id",
 	[MR_STMT_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
 	[MR_STMT_ADDRESS_INSERT] =
 		"INSERT INTO message_address (message_id, kind, email, name) VALUES (?1, ?2, ?3, ?4)",
@@ -1045,7 +1045,6 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_RECORD_MAIL_TICKET] = RECORD_MAIL("ticket", "subject"),
 	[MR_STMT_MESSAGE_THREAD] =
 		"SELECT message_id, in_reply_to, subject_norm FROM message WHERE id = ?1",
-	[MR_STMT_MESSAGE_SET_OUT] = "UPDATE message SET direction = 'out' WHERE id = ?1",
 	[MR_STMT_CONTACT_UNDELIVERABLE] =
 		"UPDATE contact SET undeliverable = ?2 WHERE email = ?1 RETURNING id",
 	[MR_STMT_USER_MAILBOX] =

@@ -301,6 +301,12 @@ mr_store_close(MrStore *store)
 }
 
 gboolean
+mr_store_work_added(MrStore *store)
+{
+	return store->work_added;
+}
+
+gboolean
 mr_store_check(MrStore *store, GError **error)
 {
 	g_return_val_if_fail(store != NULL, FALSE);
@@ -313,6 +319,7 @@ mr_store_begin(MrStore *store, GError **error)
 {
 	store->later_failure = NULL; /* a new transaction: nothing waits */
 	store->work_notified = FALSE;
+	store->work_added = FALSE;
 	return store->driver->begin(store->conn, error);
 }
 
