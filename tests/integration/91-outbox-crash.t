@@ -81,6 +81,7 @@ def relay_config(port, offset, extra=""):
     return ('relay = { host = "127.0.0.1"; port = %d; tls = "none"; retry_min = 60;'
             ' retry_max = 600; max_attempts = 20; from = "Acme Support <support@acme.test>";'
             ' %s };\n'
+            'ack = { enabled = true; };\n'
             'testing = { clock_offset = %d; };\n' % (port, extra, offset))
 
 
