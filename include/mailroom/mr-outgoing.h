@@ -33,11 +33,16 @@ typedef struct {
 	const char *from;          /* (nullable) "Name <address>"; default
 	                              relay.from */
 	gint64 actor;              /* the user who sends it (0: none) */
+	gboolean need_outbox_id;   /* the caller wants the outbox entry's id
+	                              (else the insert may go without waiting
+	                              for it: a round trip less) */
 } MrOutgoingRequest;
 
 /* What became of it. */
 typedef struct {
-	gint64 outbox;      /* the outbox entry, 0 when held back */
+	gboolean queued;    /* FALSE when held back */
+	gint64 outbox;      /* the outbox entry (need_outbox_id), 0 when held
+	                       back */
 	gint64 message;     /* the stored message, 0 when held back */
 	char *message_id;   /* (transfer full) its Message-ID, without <> */
 	char *held;         /* (transfer full) (nullable): why it was held back */

@@ -137,9 +137,12 @@ typedef struct {
 	gboolean automatic;  /* an automatic mail (the daily limit counts it) */
 } MrOutboxNew;
 
-/* Queues @mail, due at once, at @now.  Returns its id, or 0 with @error. */
+/* Queues @mail, due at once, at @now.  Returns its id, or 0 with @error.
+ * With @need_id FALSE it returns 1 at once and the insert may travel with
+ * the next statement waited for (a round trip less on PostgreSQL), which
+ * then reports its error. */
 gint64 mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now,
-			      GError **error);
+			      gboolean need_id, GError **error);
 
 /* A mail claimed for sending. */
 typedef struct {
@@ -279,6 +282,19 @@ GPtrArray *mr_store_templates(MrStore *store, GError **error);
 gboolean mr_store_template_delete(MrStore *store, const char *name, GError **error);
 
 /* --- what a mail about a record needs ------------------------------------- */
+
+/* Sends the look-ups of one outgoing mail ahead, together: record @ref
+ * (mr_store_record_mail()), message @message (mr_store_message_thread();
+ * 0: none) and template @template_name (mr_store_template_get();
+ * nullable: none), so that on PostgreSQL they cost one round trip.  Each
+ * of those calls with the same arguments then reads what was sent;
+ * mr_store_outgoing_ahead_drop() forgets what was not read.  Returns
+ * FALSE with @error. */
+gboolean mr_store_outgoing_ahead(MrStore *store, MrRecordRef ref, gint64 message,
+				 const char *template_name, GError **error);
+
+/* Drops the look-ups mr_store_outgoing_ahead() sent that were not read. */
+void mr_store_outgoing_ahead_drop(MrStore *store);
 
 /* A record with its contact and owner, as outgoing mail names them. */
 typedef struct {

@@ -188,9 +188,9 @@ job_ticket_ack(MrStore *store, const MrConfig *cfg, const MrJobClaimed *job, con
 	req.template_name = cfg->ack.template_name;
 	req.kind = MR_COMPOSE_AUTO_REPLIED;
 	ok = mr_outgoing_queue(store, cfg, &req, now, &out, error);
-	if (ok && out.outbox != 0)
-		g_debug("job %" G_GINT64_FORMAT ": acknowledgement queued as outgoing mail %" G_GINT64_FORMAT,
-			job->id, out.outbox);
+	if (ok && out.queued)
+		g_debug("job %" G_GINT64_FORMAT ": acknowledgement queued as %s", job->id,
+			out.message_id);
 	mr_outgoing_result_clear(&out);
 	return ok;
 }

@@ -150,9 +150,9 @@ render(MrStore *store, const MrOutgoingRequest *req, const MrTemplateValues *v, 
 	return TRUE;
 }
 
-gboolean
-mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
-		  const char *now, MrOutgoingResult *out, GError **error)
+static gboolean
+outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
+	       const char *now, MrOutgoingResult *out, GError **error)
 {
 	g_autoptr(MrRecordMail) rec = NULL;
 	g_autofree char *display = NULL, *answered_mid = NULL, *answered_irt = NULL;
@@ -169,6 +169,9 @@ mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *
 	gboolean automatic = req->kind != MR_COMPOSE_PERSON;
 
 	memset(out, 0, sizeof(*out));
+	/* the look-ups that need nothing else, in one round trip */
+	if (!mr_store_outgoing_ahead(store, req->record, req->answers, req->template_name, error))
+		return FALSE;
 	rec = mr_store_record_mail(store, req->record, error);
 	if (rec == NULL)
 		return FALSE;
@@ -242,8 +245,23 @@ mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *
 	entry.contact = rec->contact;
 	entry.record = req->record;
 	entry.automatic = automatic;
-	out->outbox = mr_store_outbox_insert(store, &entry, now, error);
-	return out->outbox != 0;
+	out->outbox = mr_store_outbox_insert(store, &entry, now, req->need_outbox_id, error);
+	if (out->outbox == 0)
+		return FALSE;
+	if (!req->need_outbox_id)
+		out->outbox = 0;
+	out->queued = TRUE;
+	return TRUE;
+}
+
+gboolean
+mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
+		  const char *now, MrOutgoingResult *out, GError **error)
+{
+	gboolean ok = outgoing_queue(store, cfg, req, now, out, error);
+
+	mr_store_outgoing_ahead_drop(store);
+	return ok;
 }
 
 typedef struct {
@@ -285,6 +303,7 @@ ticket_reply_tx(MrStore *store, gpointer data, GError **error)
 	req.subject = "Re: {{record.subject}}";
 	req.body = t->body;
 	req.kind = MR_COMPOSE_PERSON;
+	req.need_outbox_id = TRUE;
 	if (!mr_outgoing_queue(store, t->cfg, &req, now, t->out, error))
 		return FALSE;
 	return t->status == NULL ||

@@ -70,6 +70,17 @@ column_record(MrSqlStmt *st, int i)
 	return ref;
 }
 
+/* TRUE when the look-up @bit was sent ahead (then it is read now, not
+ * bound again). */
+static gboolean
+take_ahead(MrStore *store, guint bit)
+{
+	gboolean was = (store->ahead & bit) != 0;
+
+	store->ahead &= ~bit;
+	return was;
+}
+
 /* Steps an UPDATE ... RETURNING id: TRUE with *@changed when it touched a
  * row, FALSE with @error. */
 static gboolean
@@ -209,12 +220,14 @@ mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error)
 /* --- the outbox ------------------------------------------------------------ */
 
 gint64
-mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now, GError **error)
+mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now,
+		       gboolean need_id, GError **error)
 {
 	gint64 id;
 
 	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_INSERT);
+		g_autoptr(MrStmtUse) st =
+			store_stmt(store, need_id ? MR_STMT_OUTBOX_INSERT : MR_STMT_OUTBOX_INSERT_LATER);
 
 		mr_sql_bind_int64(st, 1, mail->message);
 		mr_sql_bind_text(st, 2, mail->token);
@@ -223,7 +236,8 @@ mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now,
 		bind_record(st, 5, mail->record);
 		mr_sql_bind_int64(st, 7, mail->automatic ? 1 : 0);
 		mr_sql_bind_text(st, 8, now);
-		id = mr_store_step_id(store, st, error);
+		id = need_id ? mr_store_step_id(store, st, error)
+			     : mr_store_step_later(store, st, error) ? 1 : 0;
 	}
 	if (id == 0 || !mr_store_notify_work(store, error))
 		return 0;
@@ -406,7 +420,8 @@ mr_store_template_get(MrStore *store, const char *name, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_TEMPLATE);
 
-	mr_sql_bind_text(st, 1, name);
+	if (!take_ahead(store, STORE_AHEAD_TEMPLATE))
+		mr_sql_bind_text(st, 1, name);
 	return read_one(st, &mr_template_row_desc, "template", name, error);
 }
 
@@ -445,16 +460,66 @@ mr_record_mail_free(MrRecordMail *r)
 	g_free(r);
 }
 
+static MrStmtId
+record_mail_stmt(MrRecordRef ref)
+{
+	return ref.kind == MR_RECORD_LEAD	   ? MR_STMT_RECORD_MAIL_LEAD
+	       : ref.kind == MR_RECORD_OPPORTUNITY ? MR_STMT_RECORD_MAIL_OPP
+						     : MR_STMT_RECORD_MAIL_TICKET;
+}
+
+gboolean
+mr_store_outgoing_ahead(MrStore *store, MrRecordRef ref, gint64 message,
+			const char *template_name, GError **error)
+{
+	MrSqlStmt *st;
+
+	mr_store_outgoing_ahead_drop(store);
+	st = store_stmt(store, record_mail_stmt(ref));
+	mr_sql_bind_int64(st, 1, ref.id);
+	if (!mr_sql_send_ahead(st, error))
+		return FALSE;
+	store->ahead |= STORE_AHEAD_RECORD;
+	if (message != 0) {
+		st = store_stmt(store, MR_STMT_MESSAGE_THREAD);
+		mr_sql_bind_int64(st, 1, message);
+		if (!mr_sql_send_ahead(st, error))
+			return FALSE;
+		store->ahead |= STORE_AHEAD_THREAD;
+	}
+	if (template_name != NULL) {
+		st = store_stmt(store, MR_STMT_SHOW_TEMPLATE);
+		mr_sql_bind_text(st, 1, template_name);
+		if (!mr_sql_send_ahead(st, error))
+			return FALSE;
+		store->ahead |= STORE_AHEAD_TEMPLATE;
+	}
+	return TRUE;
+}
+
+void
+mr_store_outgoing_ahead_drop(MrStore *store)
+{
+	if (store->ahead & STORE_AHEAD_RECORD) {
+		mr_sql_reset(store_stmt(store, MR_STMT_RECORD_MAIL_LEAD));
+		mr_sql_reset(store_stmt(store, MR_STMT_RECORD_MAIL_OPP));
+		mr_sql_reset(store_stmt(store, MR_STMT_RECORD_MAIL_TICKET));
+	}
+	if (store->ahead & STORE_AHEAD_THREAD)
+		mr_sql_reset(store_stmt(store, MR_STMT_MESSAGE_THREAD));
+	if (store->ahead & STORE_AHEAD_TEMPLATE)
+		mr_sql_reset(store_stmt(store, MR_STMT_SHOW_TEMPLATE));
+	store->ahead = 0;
+}
+
 MrRecordMail *
 mr_store_record_mail(MrStore *store, MrRecordRef ref, GError **error)
 {
-	MrStmtId id = ref.kind == MR_RECORD_LEAD	   ? MR_STMT_RECORD_MAIL_LEAD
-		      : ref.kind == MR_RECORD_OPPORTUNITY ? MR_STMT_RECORD_MAIL_OPP
-							    : MR_STMT_RECORD_MAIL_TICKET;
-	g_autoptr(MrStmtUse) st = store_stmt(store, id);
+	g_autoptr(MrStmtUse) st = store_stmt(store, record_mail_stmt(ref));
 	MrRecordMail *r;
 
-	mr_sql_bind_int64(st, 1, ref.id);
+	if (!take_ahead(store, STORE_AHEAD_RECORD))
+		mr_sql_bind_int64(st, 1, ref.id);
 	switch (mr_sql_step(st, error)) {
 	case MR_SQL_ROW:
 		break;
@@ -486,7 +551,8 @@ mr_store_message_thread(MrStore *store, gint64 id, char **message_id, char **in_
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_THREAD);
 
-	mr_sql_bind_int64(st, 1, id);
+	if (!take_ahead(store, STORE_AHEAD_THREAD))
+		mr_sql_bind_int64(st, 1, id);
 	switch (mr_sql_step(st, error)) {
 	case MR_SQL_ROW:
 		*message_id = g_strdup(mr_sql_column_text(st, 0));

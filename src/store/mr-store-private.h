@@ -129,6 +129,7 @@ typedef enum {
 	MR_STMT_JOBS_NEXT_DUE,
 	MR_STMT_LIST_JOBS,
 	MR_STMT_OUTBOX_INSERT,
+	MR_STMT_OUTBOX_INSERT_LATER,
 	MR_STMT_OUTBOX_CLAIM,
 	MR_STMT_OUTBOX_CLAIMED_RAW,
 	MR_STMT_OUTBOX_RESULT,
@@ -195,7 +196,15 @@ struct _MrStore {
 	/* ... and at any point of it, even if undone since (a wake for
 	 * nothing costs a look) */
 	gboolean work_added;
+	/* The look-ups of an outgoing mail sent ahead together
+	 * (mr_store_outgoing_ahead()): STORE_AHEAD_* bits, cleared as each is
+	 * stepped. */
+	guint ahead;
 };
+
+#define STORE_AHEAD_RECORD 1u
+#define STORE_AHEAD_THREAD 2u
+#define STORE_AHEAD_TEMPLATE 4u
 /* The savepoint of one message in a group commit. */
 #define MR_STORE_SAVEPOINT "mr_message"
 

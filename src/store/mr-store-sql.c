@@ -1002,6 +1002,9 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"INSERT INTO outbox (message_id, token, recipient, contact_id, record_kind, record_id,"
 		" auto, next_attempt, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)"
 		" RETURNING id",
+	[MR_STMT_OUTBOX_INSERT_LATER] =
+		"INSERT INTO outbox (message_id, token, recipient, contact_id, record_kind, record_id,"
+		" auto, next_attempt, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)",
 	[MR_STMT_OUTBOX_CLAIM] =
 		"UPDATE outbox SET status = 'sending', claimed_until = ?2, claim = ?3,"
 		" attempts = attempts + 1, updated = ?1"

@@ -60,7 +60,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* a mail sent about TKT-1: its VERP address takes delivery reports */
 	{
 		MrOutgoingRequest req = { .record = { MR_RECORD_TICKET, 1 }, .subject = "Re: printer",
-					  .body = "On its way.", .kind = MR_COMPOSE_AUTO_REPLIED };
+					  .body = "On its way.", .kind = MR_COMPOSE_AUTO_REPLIED,
+					  .need_outbox_id = TRUE };
 		MrOutgoingResult out = { 0 };
 		g_autofree char *now = mr_clock_now_iso();
 		g_autoptr(MrOutboxSent) sent = NULL;
