@@ -1,14 +1,17 @@
 /* mr-relay.h - the SMTP client that sends mailroom's outgoing mail through
  * the organisation's relay: libetpan's SMTP over a connection of the
  * network layer (mr-net.h), one mail at a time, the connection kept open
- * between mails.
+ * between mails; pipelines where the relay offers PIPELINING: 2 round
+ * trips per mail instead of 4.
  *
  * Net stage.  Blocking: one thread (the sender of src/act/) uses a relay
  * client; the cancellable given to mr_relay_new() ends its I/O from any
- * thread.  Every command is sent alone and its reply read before the next
- * one: libetpan 1.9.4 notes PIPELINING in the EHLO reply but has no
- * pipelined send, and mailroom writes no SMTP engine of its own.  One
- * recipient per mail.  Only what links libetpan calls this (mailroomd). */
+ * thread.  libetpan 1.9.4 notes PIPELINING in the EHLO reply but has no
+ * pipelined send: when the server announces it, MAIL, RCPT and DATA go
+ * out in one write (RFC 2920) and libetpan's reader reads their replies;
+ * every other command is sent alone and its reply read before the next
+ * one.  One recipient per mail.  Only what links libetpan calls this
+ * (mailroomd). */
 #pragma once
 
 #include <gio/gio.h>
@@ -75,11 +78,18 @@ MrRelay *mr_relay_new(const MrRemote *remote, const char *helo_name, GCancellabl
  * before the server answered anything of this mail.  Then MAIL
  * FROM:<@envelope_from> (with SIZE when the server announces it, and
  * RET=HDRS when it announces DSN), RCPT TO:<@rcpt>, DATA and @data.
+ * When the server announces PIPELINING, MAIL, RCPT and DATA are one
+ * write and all three replies are read whatever they say, so that the
+ * connection stays in step: the verdict is the first failure (a 550 to
+ * RCPT, not the 554 to DATA after it) unless a later reply shows the
+ * server out of step (see TEMPFAIL); a server that says 354 to DATA after
+ * refusing MAIL or RCPT gets the end of the data at once, nothing of
+ * @data.
  *
- * Every reply is read within @remote->timeout_s (the reply after the data
- * gets one second more per 64 KiB of it) and within MR_NET_READ_LIMIT
- * bytes.  Always fills @out (zeroed, or filled by an earlier send: its
- * reply is freed first):
+ * Every reply (the three of a pipelined group: together) is read within
+ * @remote->timeout_s (the reply after the data gets one second more per
+ * 64 KiB of it) and within MR_NET_READ_LIMIT bytes.  Always fills @out
+ * (zeroed, or filled by an earlier send: its reply is freed first):
  *   - SENT: a 2xx reply after the data;
  *   - PERMFAIL: a 5xx reply to MAIL, RCPT or DATA (not 530, "authentication
  *     required", which is the login's); an address that is longer than
@@ -90,7 +100,9 @@ MrRelay *mr_relay_new(const MrRemote *remote, const char *helo_name, GCancellabl
  *     server closing the connection; a TLS or login failure (a refused
  *     password is the administrator's to fix, the mail must wait); a reply
  *     that makes no sense (no three-digit code, a code that does not fit
- *     the command, more replies than commands).
+ *     the command, more replies than commands), also after the first
+ *     failure of a pipelined group (its replies may not be what they
+ *     seemed).
  * After a failure of the connection (no reply, a reply that makes no
  * sense, 421) the connection is closed and the next send connects again. */
 void mr_relay_send(MrRelay *r, const char *envelope_from, const char *rcpt, GBytes *data,

@@ -1,11 +1,14 @@
 /* mr-relay.c - the SMTP client of the outgoing mail (see mr-relay.h):
  * libetpan's SMTP session over a connection of the network layer, one
- * mail per transaction, the connection kept between mails.
+ * mail per transaction, the connection kept between mails; pipelines
+ * where the relay offers PIPELINING: 2 round trips per mail instead of 4.
  *
  * Net stage.  A relay client owns its connection and libetpan's session;
  * every reply is judged in one place (relay_check()).  Where libetpan
  * 1.9.4 trusts the server too far, the guard is here: line_scan(),
- * relay_hello() and relay_in_step(). */
+ * relay_hello() and relay_in_step().  libetpan has no pipelined send:
+ * relay_envelope_pipelined() writes the group itself and reads the
+ * replies with libetpan's reader. */
 #define G_LOG_DOMAIN "mailroom-relay"
 
 #include <libetpan/libetpan.h>
@@ -19,8 +22,9 @@
 /* libetpan exports these three (Debian's symbols file has them since 1.0
  * and 1.4) but installs no header for them (mailsmtp_private.h, and
  * mailesmtp_parse_ehlo() is in none).  They are the only way to say EHLO
- * and HELO with a name of our choosing: libetpan's own EHLO sends
- * gethostname() or the socket's address. */
+ * and HELO with a name of our choosing (libetpan's own EHLO sends
+ * gethostname() or the socket's address), and to send a pipelined group
+ * and read its replies one by one. */
 int mailsmtp_send_command(mailsmtp *session, char *command);
 int mailsmtp_read_response(mailsmtp *session);
 int mailesmtp_parse_ehlo(mailsmtp *session);
@@ -154,22 +158,38 @@ server_reply(const MrRelay *r)
 	return g_strchomp(reply);
 }
 
-/* Before a command: forgets the last reply, so that a libetpan call that
- * sends nothing is not judged by a stale one, and starts the command's
- * budget and deadline.  Fails (TEMPFAIL, the connection closed) when the
- * server has sent more than it was asked for: a reply to no command puts
- * every later reply out of step. */
-static gboolean
-relay_ready(MrRelay *r, const char *what, MrRelayResult *out)
+/* Forgets the last reply, so that a read or a libetpan call that gets
+ * nothing is not judged by a stale one. */
+static void
+relay_forget(MrRelay *r)
 {
 	r->smtp->response_code = 0;
 	mmap_string_truncate(r->smtp->line_buffer, 0);
-	if (r->smtp->stream->read_buffer_len != 0) {
-		result_set(out, MR_RELAY_TEMPFAIL, 0,
-			   "%s: the server sent a reply that was not asked for", what);
-		relay_drop(r);
+}
+
+/* Fails (TEMPFAIL, the connection closed) when the server has sent more
+ * than it was asked for, @what being the command it would be taken for: a
+ * reply to no command puts every later reply out of step. */
+static gboolean
+relay_unasked(MrRelay *r, const char *what, MrRelayResult *out)
+{
+	if (r->smtp->stream->read_buffer_len == 0)
+		return TRUE;
+	result_set(out, MR_RELAY_TEMPFAIL, 0, "%s: the server sent a reply that was not asked for",
+		   what);
+	relay_drop(r);
+	return FALSE;
+}
+
+/* Before a command (or a pipelined group): forgets the last reply, checks
+ * that the server has sent nothing unasked (relay_unasked()) and starts
+ * the command's budget and deadline. */
+static gboolean
+relay_ready(MrRelay *r, const char *what, MrRelayResult *out)
+{
+	relay_forget(r);
+	if (!relay_unasked(r, what, out))
 		return FALSE;
-	}
 	mr_net_conn_expect(r->conn, 0);
 	return TRUE;
 }
@@ -444,8 +464,128 @@ data_length(const char *data, gsize size)
 	return size;
 }
 
-/* RSET when the last mail failed half way, then MAIL, RCPT, DATA and the
- * data, over the open connection. */
+/* MAIL, RCPT and DATA one at a time, each reply read before the next
+ * command, with libetpan's calls.  Returns TRUE when DATA got 354. */
+static gboolean
+relay_envelope(MrRelay *r, const char *from, const char *rcpt, gsize size, MrRelayResult *out)
+{
+	/* SIZE (when announced) is the size given, an estimate: LF line ends
+	 * become CRLF on the way */
+	return relay_ready(r, "MAIL FROM", out) &&
+	       relay_check(r, mailesmtp_mail_size(r->smtp, from, 0, NULL, size), "MAIL FROM", 2, TRUE,
+			   out) &&
+	       relay_ready(r, "RCPT TO", out) &&
+	       relay_check(r, mailesmtp_rcpt(r->smtp, rcpt, 0, NULL), "RCPT TO", 2, TRUE, out) &&
+	       relay_ready(r, "DATA", out) &&
+	       relay_check(r, mailsmtp_data(r->smtp), "DATA", 3, TRUE, out);
+}
+
+/* The commands of a pipelined group in the order sent (RFC 2920: DATA
+ * ends a group), the class of reply each wants, and the codes that
+ * libetpan's mailesmtp_mail_size(), mailesmtp_rcpt() and mailsmtp_data()
+ * take for success: another code of the wanted class is "unexpected", as
+ * it is without pipelining. */
+static const struct {
+	const char *what;
+	int want;
+	int ok[2]; /* 0: none */
+} relay_group[] = {
+	{ "MAIL FROM", 2, { 250, 0 } },
+	{ "RCPT TO", 2, { 250, 251 } },
+	{ "DATA", 3, { 354, 0 } },
+};
+
+/* What the libetpan call for command @i of the group would have returned
+ * on the reply just read, for relay_check(). */
+static int
+group_rc(const MrRelay *r, guint i)
+{
+	int code = r->smtp->response_code;
+
+	if (code == 0)
+		return MAILSMTP_ERROR_STREAM;
+	if (code == relay_group[i].ok[0] || code == relay_group[i].ok[1])
+		return MAILSMTP_NO_ERROR;
+	return MAILSMTP_ERROR_UNEXPECTED_CODE;
+}
+
+/* Returns: (transfer full): MAIL FROM as mailesmtp_mail_size(session,
+ * @from, 0, NULL, @size) writes it: RET=HDRS when the server announced
+ * DSN (no ENVID), SIZE when it announced SIZE and @size is not 0. */
+static char *
+mail_command(const MrRelay *r, const char *from, gsize size)
+{
+	g_autofree char *size_param = NULL;
+
+	if ((r->smtp->esmtp & MAILSMTP_ESMTP_SIZE) != 0 && size != 0)
+		size_param = g_strdup_printf(" SIZE=%lu", (unsigned long)size);
+	return g_strdup_printf("MAIL FROM:<%s>%s%s\r\n", from,
+			       (r->smtp->esmtp & MAILSMTP_ESMTP_DSN) != 0 ? " RET=HDRS" : "",
+			       size_param != NULL ? size_param : "");
+}
+
+/* MAIL, RCPT and DATA in one write, then their three replies in order,
+ * each judged by relay_check() (the group's budget and deadline start at
+ * the write).  All three are read whatever they say, so that the next
+ * command finds the server in step; the replies after the first wait in
+ * the buffer meanwhile, so the check for unasked replies comes before the
+ * group and after its third reply, not between.  Returns TRUE when all
+ * three were taken (DATA: 354).  Otherwise @out holds the first failure
+ * (a 550 to RCPT, not the 554 to DATA that follows it), unless a later
+ * reply shows the server out of step (no reply, one that makes no sense or
+ * of another class, more than three): then that, TEMPFAIL, the connection
+ * closed, as the replies before it may not be what they seemed.  A server
+ * that says 354 to DATA although MAIL or RCPT failed gets the end of the
+ * data at once, its reply read and ignored. */
+static gboolean
+relay_envelope_pipelined(MrRelay *r, const char *from, const char *rcpt, gsize size,
+			 MrRelayResult *out)
+{
+	g_autofree char *mail = mail_command(r, from, size);
+	g_autofree char *group = g_strdup_printf("%sRCPT TO:<%s>\r\nDATA\r\n", mail, rcpt);
+	gboolean failed = FALSE;
+
+	if (!relay_ready(r, "MAIL FROM", out))
+		return FALSE;
+	if (mailsmtp_send_command(r->smtp, group) == -1)
+		return relay_check(r, MAILSMTP_ERROR_STREAM, "MAIL FROM", 2, TRUE, out);
+	for (guint i = 0; i < G_N_ELEMENTS(relay_group); i++) {
+		MrRelayResult later = { 0 };
+		MrRelayResult *res = failed ? &later : out;
+
+		relay_forget(r);
+		mailsmtp_read_response(r->smtp);
+		if (relay_check(r, group_rc(r, i), relay_group[i].what, relay_group[i].want, TRUE,
+				res))
+			continue;
+		/* a failure after the first one counts only when it closed the
+		 * connection for being out of step (not for a 421) */
+		if (res == &later && r->conn == NULL && later.code != 421) {
+			mr_relay_result_clear(out);
+			*out = later;
+		} else {
+			mr_relay_result_clear(&later);
+		}
+		failed = TRUE;
+		if (r->conn == NULL)
+			return FALSE;
+	}
+	if (!relay_unasked(r, "DATA", out))
+		return FALSE;
+	if (!failed)
+		return TRUE;
+	if (r->smtp->response_code == 354) {
+		relay_forget(r);
+		mr_net_conn_expect(r->conn, 0);
+		if (relay_command(r, ".\r\n") != MAILSMTP_NO_ERROR || !reply_sane(r))
+			relay_drop(r);
+	}
+	return FALSE;
+}
+
+/* RSET when the last mail failed half way, then MAIL, RCPT, DATA (as one
+ * group when the server announced PIPELINING) and the data, over the open
+ * connection. */
 static void
 relay_transaction(MrRelay *r, const char *from, const char *rcpt, GBytes *data,
 		  MrRelayResult *out)
@@ -453,21 +593,17 @@ relay_transaction(MrRelay *r, const char *from, const char *rcpt, GBytes *data,
 	gsize size;
 	const char *bytes = g_bytes_get_data(data, &size);
 	g_autofree char *reply = NULL;
+	gboolean data_ok;
 
 	if (r->dirty && (!relay_ready(r, "RSET", out) ||
 			 !relay_check(r, mailsmtp_reset(r->smtp), "RSET", 2, FALSE, out)))
 		return;
 	r->dirty = TRUE;
-	/* SIZE (when announced) is the size given, an estimate: LF line ends
-	 * become CRLF on the way */
-	if (!relay_ready(r, "MAIL FROM", out) ||
-	    !relay_check(r, mailesmtp_mail_size(r->smtp, from, 0, NULL, size), "MAIL FROM", 2, TRUE,
-			 out) ||
-	    !relay_ready(r, "RCPT TO", out) ||
-	    !relay_check(r, mailesmtp_rcpt(r->smtp, rcpt, 0, NULL), "RCPT TO", 2, TRUE, out) ||
-	    !relay_ready(r, "DATA", out) ||
-	    !relay_check(r, mailsmtp_data(r->smtp), "DATA", 3, TRUE, out) ||
-	    !relay_ready(r, "end of data", out))
+	if ((r->smtp->esmtp & MAILSMTP_ESMTP_PIPELINING) != 0)
+		data_ok = relay_envelope_pipelined(r, from, rcpt, size, out);
+	else
+		data_ok = relay_envelope(r, from, rcpt, size, out);
+	if (!data_ok || !relay_ready(r, "end of data", out))
 		return;
 	/* libetpan dot-stuffs and makes every bare CR and LF a CRLF */
 	mr_net_conn_expect(r->conn, size); /* more time for a larger mail */

@@ -31,6 +31,9 @@ CRLF line ends),
 made under another name and renamed whole: a reader sees all of it or
 none.  SEQ sorts in the order of arrival, across restarts.
 
+aiosmtpd 1.4 does not announce PIPELINING (it handles pipelined commands
+all the same); --pipelining makes it announce it, for the unit test.
+
 Standard library only on the test's side; aiosmtpd only in --serve.
 """
 import argparse
@@ -268,6 +271,13 @@ class _Handler:
         return "250 2.0.0 Ok: queued as %s" % name
 
 
+class _PipeliningHandler(_Handler):
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # this hook replaces the one that would keep the name
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING"] + responses[-1:]
+
+
 def serve(args):
     import asyncio
     import ssl
@@ -281,7 +291,7 @@ def serve(args):
     if args.tls:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(args.tls[0], args.tls[1])
-    handler = _Handler(args.dir)
+    handler = (_PipeliningHandler if args.pipelining else _Handler)(args.dir)
     options = {"hostname": "relay.test", "tls_context": tls_context,
                "require_starttls": args.require_starttls, "timeout": 30}
     if args.auth:
@@ -313,6 +323,7 @@ def main():
                    help="AUTH PLAIN and LOGIN, required before MAIL")
     p.add_argument("--auth-exclude", action="append", default=[], metavar="MECH",
                    help="do not offer this mechanism (PLAIN or LOGIN)")
+    p.add_argument("--pipelining", action="store_true", help="announce PIPELINING")
     serve(p.parse_args())
 
 

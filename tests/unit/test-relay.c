@@ -2,8 +2,10 @@
  * servers run by the test on 127.0.0.1: a scripted fake server (a thread on
  * a plain socket) for the verdicts and the hostile servers, and the test
  * relay of the integration tests (tests/integration/mrrelay.py, aiosmtpd)
- * for STARTTLS and the logins.  No sleeps: the one time-out case waits
- * for a 2 s timeout. */
+ * for STARTTLS and the logins.  The fake announces PIPELINING unless a
+ * case says otherwise, and every verdict case runs twice: pipelined, and
+ * against an EHLO without PIPELINING (one command at a time).  No sleeps:
+ * the time-out cases wait for a 2 s timeout. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -42,6 +44,9 @@ typedef struct {
 
 #define FAKE_STEPS 4
 
+/* The defaults answer as a real server does when a pipelined group meets
+ * a refusal: RCPT without an accepted MAIL and DATA without an accepted
+ * RCPT are refused (fake_serve()). */
 static const FakeStep fake_defaults[] = {
 	{ .verb = "", .reply = "220 fake.test ESMTP\r\n" },
 	{ .verb = "EHLO", .reply = "250-fake.test\r\n250-PIPELINING\r\n250 SIZE 10000000\r\n" },
@@ -54,6 +59,13 @@ static const FakeStep fake_defaults[] = {
 	{ .verb = "QUIT", .reply = "221 2.0.0 bye\r\n", .act = FAKE_CLOSE },
 	{ .verb = NULL, .reply = "502 5.5.2 what?\r\n" },
 };
+static const FakeStep fake_no_mail = { .verb = "RCPT",
+				       .reply = "503 5.5.1 need MAIL command\r\n" };
+static const FakeStep fake_no_rcpt = { .verb = "DATA",
+				       .reply = "554 5.5.1 no valid recipients\r\n" };
+
+/* An EHLO reply without PIPELINING: what the serial runs script. */
+#define FAKE_EHLO_SERIAL { .verb = "EHLO", .reply = "250-fake.test\r\n250 SIZE 10000000\r\n" }
 
 typedef struct {
 	FakeStep steps[FAKE_STEPS];
@@ -61,7 +73,12 @@ typedef struct {
 	GThread *thread;
 	GMutex lock;
 	GCond cond;
-	GString *log;      /* "N>LINE\n": every command line of connection N */
+	GString *log;      /* "N>LINE\n": every command line of connection N,
+	                      and "N>.\n" for the end of the data */
+	GString *trace;    /* "N>VERB@R\n": every command of connection N and
+	                      the number R of replies the server had sent when
+	                      it arrived: a pipelined group arrives whole,
+	                      "1>MAIL@2 1>RCPT@2 1>DATA@2" */
 	GString *data;     /* the last message's data as received */
 	GHashTable *seen;  /* verb -> times it came */
 	int connections;   /* accepted */
@@ -82,6 +99,15 @@ fake_send(int fd, const char *s, gsize n)
 	return TRUE;
 }
 
+/* The default step for @verb. */
+static const FakeStep *
+fake_default(const char *verb)
+{
+	for (guint i = 0;; i++)
+		if (fake_defaults[i].verb == NULL || strcmp(fake_defaults[i].verb, verb) == 0)
+			return &fake_defaults[i];
+}
+
 static const FakeStep *
 fake_step(Fake *f, const char *verb)
 {
@@ -95,9 +121,7 @@ fake_step(Fake *f, const char *verb)
 		if (f->steps[i].verb != NULL && strcmp(f->steps[i].verb, verb) == 0 &&
 		    (f->steps[i].nth == 0 || f->steps[i].nth == n))
 			return &f->steps[i];
-	for (guint i = 0;; i++)
-		if (fake_defaults[i].verb == NULL || strcmp(fake_defaults[i].verb, verb) == 0)
-			return &fake_defaults[i];
+	return fake_default(verb);
 }
 
 /* Does what @st says on @fd.  Returns FALSE when the connection ends. */
@@ -126,47 +150,82 @@ fake_act(int fd, const FakeStep *st)
 	return FALSE;
 }
 
+/* When the bytes up to @end (counted from the start of the connection)
+ * came: after @replies replies. */
+typedef struct {
+	guint64 end;
+	guint replies;
+} FakeArrival;
+
 /* Serves connection number @conn on @fd until one side ends it. */
 static void
 fake_serve(Fake *f, int fd, int conn)
 {
 	g_autoptr(GString) buf = g_string_new(NULL);
-	gboolean in_data = FALSE;
+	g_autoptr(GArray) arrivals = g_array_new(FALSE, FALSE, sizeof(FakeArrival));
+	guint64 consumed = 0; /* bytes taken from the front of buf */
+	guint replies = 0;
+	gboolean in_data = FALSE, mail_ok = FALSE, rcpt_ok = FALSE;
+	const FakeStep *st = fake_step(f, "");
 
-	if (!fake_act(fd, fake_step(f, "")))
+	if (!fake_act(fd, st))
 		return;
+	replies += st->reply != NULL;
 	for (;;) {
 		g_autofree char *line = NULL;
 		g_autofree char *verb = NULL;
-		const FakeStep *st;
 		char chunk[4096], *nl;
+		guint arrived;
+		gsize len;
 
 		while ((nl = memchr(buf->str, '\n', buf->len)) == NULL) {
 			ssize_t k = recv(fd, chunk, sizeof(chunk), 0);
+			FakeArrival a;
 
 			if (k <= 0)
 				return;
 			g_string_append_len(buf, chunk, k);
+			a.end = consumed + buf->len;
+			a.replies = replies;
+			g_array_append_val(arrivals, a);
 		}
-		line = g_strndup(buf->str, (gsize)(nl - buf->str + 1));
-		g_string_erase(buf, 0, nl - buf->str + 1);
+		len = (gsize)(nl - buf->str + 1);
+		while (g_array_index(arrivals, FakeArrival, 0).end < consumed + len)
+			g_array_remove_index(arrivals, 0);
+		arrived = g_array_index(arrivals, FakeArrival, 0).replies;
+		line = g_strndup(buf->str, len);
+		g_string_erase(buf, 0, (gssize)len);
+		consumed += len;
 		if (in_data && strcmp(line, ".\r\n") != 0) {
 			g_mutex_lock(&f->lock);
 			g_string_append(f->data, line);
 			g_mutex_unlock(&f->lock);
 			continue;
 		}
+		g_strchomp(line);
 		if (in_data) {
 			in_data = FALSE;
 			verb = g_strdup(".");
 		} else {
-			g_strchomp(line);
 			verb = g_ascii_strup(line, (gssize)strcspn(line, " :"));
-			g_mutex_lock(&f->lock);
-			g_string_append_printf(f->log, "%d>%s\n", conn, line);
-			g_mutex_unlock(&f->lock);
 		}
+		g_mutex_lock(&f->lock);
+		g_string_append_printf(f->log, "%d>%s\n", conn, line);
+		g_string_append_printf(f->trace, "%d>%s@%u\n", conn, verb, arrived);
+		g_mutex_unlock(&f->lock);
 		st = fake_step(f, verb);
+		if (st == fake_default("RCPT") && !mail_ok)
+			st = &fake_no_mail;
+		else if (st == fake_default("DATA") && !rcpt_ok)
+			st = &fake_no_rcpt;
+		if (strcmp(verb, "MAIL") == 0) {
+			mail_ok = st->reply != NULL && st->reply[0] == '2';
+			rcpt_ok = FALSE;
+		} else if (strcmp(verb, "RCPT") == 0) {
+			rcpt_ok = rcpt_ok || (st->reply != NULL && st->reply[0] == '2');
+		} else if (strcmp(verb, ".") == 0 || strcmp(verb, "RSET") == 0) {
+			mail_ok = rcpt_ok = FALSE;
+		}
 		if (strcmp(verb, "DATA") == 0 && st->reply != NULL &&
 		    g_str_has_prefix(st->reply, "354")) {
 			in_data = TRUE;
@@ -176,6 +235,7 @@ fake_serve(Fake *f, int fd, int conn)
 		}
 		if (!fake_act(fd, st))
 			return;
+		replies += st->reply != NULL;
 	}
 }
 
@@ -218,6 +278,7 @@ fake_start(const FakeStep *steps)
 	g_mutex_init(&f->lock);
 	g_cond_init(&f->cond);
 	f->log = g_string_new(NULL);
+	f->trace = g_string_new(NULL);
 	f->data = g_string_new(NULL);
 	f->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	f->sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -242,16 +303,17 @@ fake_connections(Fake *f)
 	return n;
 }
 
-/* The data of the last message. */
+/* A copy of @s, one of @f's strings (the data of the last message, the
+ * trace so far), taken under its lock. */
 static char *
-fake_data(Fake *f)
+fake_copy(Fake *f, const GString *s)
 {
-	char *data;
+	char *copy;
 
 	g_mutex_lock(&f->lock);
-	data = g_strdup(f->data->str);
+	copy = g_strdup(s->str);
 	g_mutex_unlock(&f->lock);
-	return data;
+	return copy;
 }
 
 /* Waits until @n connections have ended. */
@@ -276,6 +338,7 @@ fake_stop(Fake *f)
 	g_thread_join(f->thread);
 	close(f->sock);
 	log = g_string_free(f->log, FALSE);
+	g_string_free(f->trace, TRUE);
 	g_string_free(f->data, TRUE);
 	g_hash_table_unref(f->seen);
 	g_mutex_clear(&f->lock);
@@ -381,6 +444,15 @@ typedef struct {
 	gboolean connected;    /* after the send */
 	const char *not_sent;  /* (nullable): no command line starts so */
 	const char *sent;      /* (nullable): one does */
+	gboolean again;        /* a second mail is sent on the connection */
+	/* Where pipelining changes what happens (0 and NULL: as above): a
+	 * command after MAIL in the group is sent with it, so that what is
+	 * not sent is the data (".": the end of the data). */
+	struct {
+		int code;
+		const char *reply; /* (nullable): code and reply as above */
+		const char *not_sent;
+	} group;
 } VerdictCase;
 
 static const VerdictCase verdict_cases[] = {
@@ -388,11 +460,17 @@ static const VerdictCase verdict_cases[] = {
 	  .connected = TRUE, .sent = "EHLO relay.test" },
 	{ .name = "rcpt-451", .steps = { { .verb = "RCPT", .reply = "451 4.3.0 try later\r\n" } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 451, .reply = "451 4.3.0 try later",
-	  .connected = TRUE, .not_sent = "DATA" },
+	  .connected = TRUE, .not_sent = "DATA", .group.not_sent = "." },
 	{ .name = "rcpt-550",
 	  .steps = { { .verb = "RCPT", .reply = "550 5.1.1 <b@y.test>: user unknown\r\n" } },
 	  .verdict = MR_RELAY_PERMFAIL, .code = 550, .reply = "550 5.1.1 <b@y.test>: user unknown",
-	  .connected = TRUE, .not_sent = "DATA" },
+	  .connected = TRUE, .not_sent = "DATA", .group.not_sent = "." },
+	{ .name = "rcpt-251", .steps = { { .verb = "RCPT", .reply = "251 2.1.5 will forward\r\n" } },
+	  .verdict = MR_RELAY_SENT, .code = 250, .reply = "250 2.0.0 queued", .connected = TRUE },
+	/* libetpan takes only 250 for MAIL; pipelined, the same */
+	{ .name = "mail-251", .steps = { { .verb = "MAIL", .reply = "251 2.1.0 fine\r\n" } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 251, .reply = "MAIL FROM: unexpected reply: 251",
+	  .not_sent = "RCPT", .group.not_sent = "." },
 	{ .name = "rcpt-multiline",
 	  .steps = { { .verb = "RCPT", .reply = "550-5.1.1 first\r\n550 5.1.1 second\r\n" } },
 	  .verdict = MR_RELAY_PERMFAIL, .code = 550, .reply = "550 5.1.1 first 5.1.1 second",
@@ -433,17 +511,22 @@ static const VerdictCase verdict_cases[] = {
 	  .reply = "EHLO: a reply that makes no sense: \"hello there\"", .not_sent = "MAIL" },
 	{ .name = "plus-code", .steps = { { .verb = "MAIL", .reply = "+250 ok\r\n" } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 0, .reply = "MAIL FROM: a reply that makes no sense",
-	  .not_sent = "RCPT" },
+	  .not_sent = "RCPT", .group.not_sent = "." },
 	{ .name = "unexpected-class", .steps = { { .verb = "RCPT", .reply = "354 go on\r\n" } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 354, .reply = "RCPT TO: unexpected reply: 354",
-	  .not_sent = "DATA" },
+	  .not_sent = "DATA", .group.not_sent = "." },
 	{ .name = "answers-twice", .steps = { { .verb = "MAIL", .reply = "250 ok\r\n250 ok\r\n" } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 0,
-	  .reply = "RCPT TO: the server sent a reply that was not asked for", .not_sent = "RCPT" },
+	  .reply = "RCPT TO: the server sent a reply that was not asked for", .not_sent = "RCPT",
+	  /* pipelined, RCPT and DATA are out before the second 250 is seen:
+	   * it is read as RCPT's reply and RCPT's as DATA's, of the wrong
+	   * class */
+	  .group = { .code = 250, .reply = "DATA: unexpected reply: 250 2.1.5 ok", .not_sent = "." } },
 	{ .name = "closes-mid-reply",
 	  .steps = { { .verb = "RCPT", .reply = "250-part one\r\n", .act = FAKE_CLOSE } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 0,
-	  .reply = "RCPT TO: the server closed the connection", .not_sent = "DATA" },
+	  .reply = "RCPT TO: the server closed the connection", .not_sent = "DATA",
+	  .group.not_sent = "." },
 	{ .name = "closes-at-mail",
 	  .steps = { { .verb = "MAIL", .reply = NULL, .act = FAKE_CLOSE } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 0,
@@ -455,16 +538,24 @@ static const VerdictCase verdict_cases[] = {
 	{ .name = "flood-no-line-end",
 	  .steps = { { .verb = "MAIL", .reply = "250 ", .act = FAKE_FLOOD_NOEOL } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 0, .reply = "MAIL FROM: the server sent more than",
-	  .not_sent = "RCPT" },
+	  .not_sent = "RCPT", .group.not_sent = "." },
 	{ .name = "lone-lf", .steps = { { .verb = "MAIL", .reply = "\n" } },
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 0, .reply = "MAIL FROM: the server sent an empty line",
-	  .not_sent = "RCPT" },
+	  .not_sent = "RCPT", .group.not_sent = "." },
 	{ .name = "ehlo-tab",
 	  .steps = { { .verb = "EHLO", .reply = "250-fake.test\r\n250 AUTH X\tPLAIN\r\n" } },
 	  .verdict = MR_RELAY_SENT, .code = 250, .reply = "250 2.0.0 queued", .connected = TRUE },
 	{ .name = "timeout", .steps = { { .verb = "RCPT", .reply = NULL } }, .timeout_s = 2,
 	  .verdict = MR_RELAY_TEMPFAIL, .code = 0, .reply = "RCPT TO: no complete answer within 2 s",
-	  .not_sent = "DATA" },
+	  .not_sent = "DATA",
+	  /* pipelined, the server's 554 to DATA is read as RCPT's reply and
+	   * DATA's never comes: out of step, TEMPFAIL, never that 554 */
+	  .group = { .code = 0, .reply = "DATA: no complete answer within 2 s", .not_sent = "." } },
+	{ .name = "timeout-all",
+	  .steps = { { .verb = "RCPT", .reply = NULL }, { .verb = "DATA", .reply = NULL } },
+	  .timeout_s = 2, .verdict = MR_RELAY_TEMPFAIL, .code = 0,
+	  .reply = "RCPT TO: no complete answer within 2 s", .not_sent = "DATA",
+	  .group.not_sent = "." },
 	{ .name = "starttls-not-offered", .starttls = TRUE, .verdict = MR_RELAY_TEMPFAIL,
 	  .code = 0, .reply = "does not offer STARTTLS", .not_sent = "MAIL" },
 	{ .name = "starttls-454",
@@ -491,26 +582,49 @@ static const VerdictCase verdict_cases[] = {
 	  .reply = "offers neither AUTH PLAIN nor AUTH LOGIN", .not_sent = "MAIL" },
 };
 
+/* Sends a mail as @c says, to a server that announces PIPELINING (unless
+ * @c scripts EHLO) when @pipelining, else to one whose EHLO lacks it. */
 static void
-test_verdict(gconstpointer data)
+verdict_run(const VerdictCase *c, gboolean pipelining)
 {
-	const VerdictCase *c = data;
+	FakeStep steps[FAKE_STEPS];
+	gboolean group = FALSE, scripted = FALSE, connected;
+	int code = c->code;
+	const char *reply = c->reply, *not_sent = c->not_sent;
 	Session s;
-	gboolean connected;
+	guint i;
 
-	session_start(&s, c->steps, c->timeout_s > 0 ? c->timeout_s : 10, NULL);
+	memcpy(steps, c->steps, sizeof(steps));
+	for (i = 0; i < FAKE_STEPS && steps[i].verb != NULL; i++)
+		scripted = scripted || strcmp(steps[i].verb, "EHLO") == 0;
+	if (!pipelining && !scripted) {
+		g_assert_cmpuint(i, <, FAKE_STEPS);
+		steps[i] = (FakeStep)FAKE_EHLO_SERIAL;
+	}
+	group = pipelining && !scripted;
+	if (group && c->group.reply != NULL) {
+		code = c->group.code;
+		reply = c->group.reply;
+	}
+	if (group && c->group.not_sent != NULL)
+		not_sent = c->group.not_sent;
+	session_start(&s, steps, c->timeout_s > 0 ? c->timeout_s : 10, NULL);
 	if (c->starttls)
 		s.remote.tls = MR_REMOTE_TLS_STARTTLS;
 	if (c->login) {
 		s.remote.user = g_strdup("mailroom");
 		s.remote.password_env = g_strdup(PASSWORD_ENV);
 	}
-	session_send(&s, "b@y.test", c->verdict, c->code, c->reply);
+	session_send(&s, "b@y.test", c->verdict, code, reply);
 	connected = mr_relay_connected(s.relay);
+	if (c->again) {
+		session_send(&s, "b@y.test", MR_RELAY_SENT, 250, "250 2.0.0 queued");
+		g_assert_cmpint(fake_connections(s.fake), ==, 1);
+	}
 	g_autofree char *log = session_end(&s);
 	g_assert_cmpint(connected, ==, c->connected);
-	if (c->not_sent != NULL) {
-		g_autofree char *line = g_strdup_printf("1>%s", c->not_sent);
+	if (not_sent != NULL) {
+		g_autofree char *line = g_strdup_printf("1>%s", not_sent);
 
 		g_assert_null(strstr(log, line));
 	}
@@ -518,6 +632,146 @@ test_verdict(gconstpointer data)
 		g_autofree char *line = g_strdup_printf("1>%s", c->sent);
 
 		g_assert_nonnull(strstr(log, line));
+	}
+}
+
+static void
+test_verdict(gconstpointer data)
+{
+	verdict_run(data, TRUE);
+}
+
+static void
+test_verdict_serial(gconstpointer data)
+{
+	verdict_run(data, FALSE);
+}
+
+/* --- pipelining ----------------------------------------------------------------------- */
+
+/* What only a pipelined group can meet: replies to commands sent after a
+ * refused one, a server that takes DATA after refusing RCPT, more replies
+ * than commands.  Steps with .nth = 1 leave the second mail (.again) to
+ * the defaults. */
+static const VerdictCase group_cases[] = {
+	{ .name = "rcpt-550-data-554",
+	  .steps = { { .verb = "RCPT", .reply = "550 5.1.1 no such user\r\n", .nth = 1 },
+		     { .verb = "DATA", .reply = "554 5.5.1 no valid recipients\r\n", .nth = 1 } },
+	  .verdict = MR_RELAY_PERMFAIL, .code = 550, .reply = "550 5.1.1 no such user",
+	  .connected = TRUE, .sent = "DATA\n1>RSET\n1>MAIL", .again = TRUE },
+	{ .name = "mail-451-then-503",
+	  .steps = { { .verb = "MAIL", .reply = "451 4.3.0 try later\r\n", .nth = 1 },
+		     { .verb = "RCPT", .reply = "503 5.5.1 need MAIL\r\n", .nth = 1 },
+		     { .verb = "DATA", .reply = "503 5.5.1 need RCPT\r\n", .nth = 1 } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 451, .reply = "451 4.3.0 try later",
+	  .connected = TRUE, .sent = "DATA\n1>RSET\n1>MAIL", .again = TRUE },
+	{ .name = "mail-530-then-503",
+	  .steps = { { .verb = "MAIL", .reply = "530 5.7.0 Authentication required\r\n" } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 530, .reply = "530 5.7.0", .connected = TRUE,
+	  .not_sent = "." },
+	/* a broken server: the data ends at once, the verdict is RCPT's */
+	{ .name = "data-354-after-refusal",
+	  .steps = { { .verb = "RCPT", .reply = "550 5.1.1 no such user\r\n", .nth = 1 },
+		     { .verb = "DATA", .reply = "354 go ahead\r\n", .nth = 1 } },
+	  .verdict = MR_RELAY_PERMFAIL, .code = 550, .reply = "550 5.1.1 no such user",
+	  .connected = TRUE, .sent = "DATA\n1>.\n1>RSET\n", .again = TRUE },
+	{ .name = "data-354-after-mail-451",
+	  .steps = { { .verb = "MAIL", .reply = "451 4.3.0 try later\r\n", .nth = 1 },
+		     { .verb = "DATA", .reply = "354 go ahead\r\n", .nth = 1 } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 451, .reply = "451 4.3.0 try later",
+	  .connected = TRUE, .sent = "DATA\n1>.\n1>RSET\n", .again = TRUE },
+	{ .name = "four-replies",
+	  .steps = { { .verb = "MAIL", .reply = "451 4.3.0 try later\r\n" },
+		     { .verb = "RCPT", .reply = "503 5.5.1 need MAIL\r\n" },
+		     { .verb = "DATA", .reply = "503 5.5.1 need RCPT\r\n503 5.5.1 again\r\n" } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 0,
+	  .reply = "DATA: the server sent a reply that was not asked for", .not_sent = "." },
+	{ .name = "four-replies-354",
+	  .steps = { { .verb = "DATA", .reply = "354 go ahead\r\n250 2.0.0 queued\r\n" } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 0,
+	  .reply = "DATA: the server sent a reply that was not asked for", .not_sent = "." },
+	/* after a refusal, a 421 closes the connection but keeps the verdict ... */
+	{ .name = "rcpt-550-then-421",
+	  .steps = { { .verb = "RCPT", .reply = "550 5.1.1 no such user\r\n" },
+		     { .verb = "DATA", .reply = "421 4.3.2 closing\r\n", .act = FAKE_CLOSE } },
+	  .verdict = MR_RELAY_PERMFAIL, .code = 550, .reply = "550 5.1.1 no such user",
+	  .not_sent = "." },
+	/* ... a reply out of step makes it TEMPFAIL */
+	{ .name = "rcpt-550-then-nonsense",
+	  .steps = { { .verb = "RCPT", .reply = "550 5.1.1 no such user\r\n" },
+		     { .verb = "DATA", .reply = "hello\r\n" } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 0, .reply = "DATA: a reply that makes no sense",
+	  .not_sent = "." },
+	{ .name = "rcpt-550-then-250",
+	  .steps = { { .verb = "RCPT", .reply = "550 5.1.1 no such user\r\n" },
+		     { .verb = "DATA", .reply = "250 ok\r\n" } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 250, .reply = "DATA: unexpected reply: 250 ok",
+	  .not_sent = "." },
+	{ .name = "mail-421",
+	  .steps = { { .verb = "MAIL", .reply = "421 4.3.2 closing\r\n", .act = FAKE_CLOSE } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 421, .reply = "421 4.3.2 closing", .not_sent = "." },
+	{ .name = "closes-after-rcpt",
+	  .steps = { { .verb = "RCPT", .reply = "550 5.1.1 no such user\r\n", .act = FAKE_CLOSE } },
+	  .verdict = MR_RELAY_TEMPFAIL, .code = 0, .reply = "DATA: the server closed the connection",
+	  .not_sent = "." },
+};
+
+/* Two mails and QUIT: with PIPELINING (@data non-NULL) MAIL, RCPT and
+ * DATA arrive together, before any reply to them; without, each after
+ * the reply to the one before. */
+static void
+test_trace(gconstpointer data)
+{
+	static const FakeStep serial[FAKE_STEPS] = { FAKE_EHLO_SERIAL };
+	gboolean pipelining = data != NULL;
+	Session s;
+	g_autofree char *trace = NULL;
+
+	session_start(&s, pipelining ? NULL : serial, 10, NULL);
+	for (int i = 0; i < 2; i++)
+		session_send(&s, "b@y.test", MR_RELAY_SENT, 250, "250 2.0.0 queued");
+	mr_relay_close(s.relay);
+	trace = fake_copy(s.fake, s.fake->trace);
+	g_autofree char *log = session_end(&s);
+	/* replies: 1 the greeting, 2 EHLO's, 3-5 the group's, 6 the end of
+	 * the data's, ... */
+	g_assert_cmpstr(trace, ==,
+			pipelining ? "1>EHLO@1\n1>MAIL@2\n1>RCPT@2\n1>DATA@2\n1>.@5\n"
+				     "1>MAIL@6\n1>RCPT@6\n1>DATA@6\n1>.@9\n1>QUIT@10\n"
+				   : "1>EHLO@1\n1>MAIL@2\n1>RCPT@3\n1>DATA@4\n1>.@5\n"
+				     "1>MAIL@6\n1>RCPT@7\n1>DATA@8\n1>.@9\n1>QUIT@10\n");
+}
+
+/* MAIL FROM is the same with and without PIPELINING (@data non-NULL):
+ * what libetpan's mailesmtp_mail_size() writes, RET=HDRS with DSN, SIZE
+ * when announced. */
+static void
+test_mail_line(gconstpointer data)
+{
+	static const struct {
+		const char *ehlo, *pipelining_ehlo, *want;
+		gboolean size; /* SIZE=<the message's size> follows */
+	} cases[] = {
+		{ "250-fake.test\r\n250-DSN\r\n250 SIZE 1000\r\n",
+		  "250-fake.test\r\n250-PIPELINING\r\n250-DSN\r\n250 SIZE 1000\r\n",
+		  "1>MAIL FROM:<a@x.test> RET=HDRS", TRUE },
+		{ "250-fake.test\r\n250 8BITMIME\r\n", "250-fake.test\r\n250 PIPELINING\r\n",
+		  "1>MAIL FROM:<a@x.test>", FALSE },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		FakeStep steps[FAKE_STEPS] = {
+			{ .verb = "EHLO", .reply = data != NULL ? cases[i].pipelining_ehlo : cases[i].ehlo },
+		};
+		Session s;
+		g_autofree char *want =
+			cases[i].size ? g_strdup_printf("%s SIZE=%zu\n", cases[i].want, strlen(MESSAGE))
+				      : g_strdup_printf("%s\n", cases[i].want);
+
+		session_start(&s, steps, 10, NULL);
+		session_send(&s, "b@y.test", MR_RELAY_SENT, 250, "250 2.0.0 queued");
+		g_autofree char *log = session_end(&s);
+		g_assert_nonnull(strstr(log, want));
 	}
 }
 
@@ -621,7 +875,7 @@ test_envelope(void)
 	session_start(&s, NULL, 10, NULL);
 	mr_relay_send(s.relay, "", "b@y.test", msg, &s.res);
 	assert_result(&s.res, MR_RELAY_SENT, 250, "250 2.0.0 queued");
-	got = fake_data(s.fake);
+	got = fake_copy(s.fake, s.fake->data);
 	g_autofree char *log = session_end(&s);
 	g_assert_nonnull(strstr(log, mail));
 	g_assert_nonnull(strstr(log, "1>RCPT TO:<b@y.test>\n"));
@@ -737,10 +991,11 @@ read_port(int fd)
 
 /* Starts mrrelay.py --serve with STARTTLS (a self-signed certificate for
  * 127.0.0.1, made here) and AUTH as mailroom/PASSWORD, @exclude (nullable)
- * not offered.  Returns FALSE (the test skipped) when SERVER_PYTHON has no
+ * not offered, PIPELINING announced when @pipelining (aiosmtpd does not by
+ * itself).  Returns FALSE (the test skipped) when SERVER_PYTHON has no
  * aiosmtpd or there is no openssl. */
 static gboolean
-relay_start(Relay *rr, const char *exclude)
+relay_start(Relay *rr, const char *exclude, gboolean pipelining)
 {
 	const char *const probe[] = { SERVER_PYTHON, "-c", "import aiosmtpd", NULL };
 	g_autoptr(GError) error = NULL;
@@ -773,8 +1028,15 @@ relay_start(Relay *rr, const char *exclude)
 	{
 		const char *argv[] = { SERVER_PYTHON, "-I", script, "--serve", "--dir", rr->dir,
 				       "--parent", parent, "--tls", rr->cert, rr->key,
-				       "--auth", "mailroom", PASSWORD,
-				       exclude != NULL ? "--auth-exclude" : NULL, exclude, NULL };
+				       "--auth", "mailroom", PASSWORD, NULL, NULL, NULL, NULL };
+		guint n = 14;
+
+		if (pipelining)
+			argv[n++] = "--pipelining";
+		if (exclude != NULL) {
+			argv[n++] = "--auth-exclude";
+			argv[n++] = exclude;
+		}
 
 		g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
 						       G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &rr->pid,
@@ -846,12 +1108,22 @@ relay_remote(MrRemote *rm, const Relay *rr)
 	rm->password_env = g_strdup(PASSWORD_ENV);
 }
 
+typedef struct {
+	const char *exclude; /* (nullable): the mechanism not offered */
+	gboolean pipelining; /* announced */
+} RealCase;
+
+static const RealCase real_plain = { NULL, FALSE };
+static const RealCase real_login = { "PLAIN", FALSE };
+static const RealCase real_pipelining = { NULL, TRUE };
+
 /* STARTTLS (the certificate verified against tls_ca_file), AUTH PLAIN or
- * LOGIN (@data: the mechanism not offered), two mails on one connection. */
+ * LOGIN, two mails on one connection, pipelined or not (@data: a
+ * RealCase). */
 static void
 test_real_relay(gconstpointer data)
 {
-	const char *exclude = data;
+	const RealCase *c = data;
 	Relay rr;
 	MrRemote rm;
 	MrRelay *r;
@@ -859,7 +1131,7 @@ test_real_relay(gconstpointer data)
 	g_autoptr(GBytes) msg = message_bytes();
 	g_autoptr(GPtrArray) stored = NULL;
 
-	if (!relay_start(&rr, exclude)) {
+	if (!relay_start(&rr, c->exclude, c->pipelining)) {
 		relay_stop(&rr);
 		return;
 	}
@@ -881,9 +1153,11 @@ test_real_relay(gconstpointer data)
 }
 
 /* A wrong password: TEMPFAIL with the relay's reply; a recipient the
- * control file refuses: its reply. */
+ * control file refuses: its reply, and the next mail goes on the same
+ * connection (pipelined: after aiosmtpd's 503 to DATA) (@data non-NULL:
+ * PIPELINING announced). */
 static void
-test_real_refusals(void)
+test_real_refusals(gconstpointer data)
 {
 	Relay rr;
 	MrRemote rm;
@@ -892,7 +1166,7 @@ test_real_refusals(void)
 	g_autoptr(GBytes) msg = message_bytes();
 	g_autofree char *control = NULL;
 
-	if (!relay_start(&rr, NULL)) {
+	if (!relay_start(&rr, NULL, data != NULL)) {
 		relay_stop(&rr);
 		return;
 	}
@@ -916,7 +1190,10 @@ test_real_refusals(void)
 	assert_result(&res, MR_RELAY_TEMPFAIL, 451, "451 4.3.0 try later");
 	mr_relay_send(r, "a@x.test", "b@y.test", msg, &res);
 	assert_result(&res, MR_RELAY_SENT, 250, "250 2.0.0 Ok");
+	g_assert_true(mr_relay_connected(r));
 	mr_relay_free(r);
+	g_autoptr(GPtrArray) stored = relay_messages(&rr);
+	g_assert_cmpuint(stored->len, ==, 1);
 	mr_relay_result_clear(&res);
 	mr_remote_clear(&rm);
 	relay_stop(&rr);
@@ -939,6 +1216,22 @@ main(int argc, char **argv)
 
 		g_test_add_data_func(path, &verdict_cases[i], test_verdict);
 	}
+	for (guint i = 0; i < G_N_ELEMENTS(verdict_cases); i++) {
+		g_autofree char *path = g_strdup_printf("/mailroom/net/relay/verdict-serial/%s",
+							verdict_cases[i].name);
+
+		g_test_add_data_func(path, &verdict_cases[i], test_verdict_serial);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(group_cases); i++) {
+		g_autofree char *path =
+			g_strdup_printf("/mailroom/net/relay/pipelining/%s", group_cases[i].name);
+
+		g_test_add_data_func(path, &group_cases[i], test_verdict);
+	}
+	g_test_add_data_func("/mailroom/net/relay/pipelining/one-write", "", test_trace);
+	g_test_add_data_func("/mailroom/net/relay/pipelining/serial", NULL, test_trace);
+	g_test_add_data_func("/mailroom/net/relay/pipelining/mail-line", "", test_mail_line);
+	g_test_add_data_func("/mailroom/net/relay/pipelining/mail-line-serial", NULL, test_mail_line);
 	for (guint i = 0; i < G_N_ELEMENTS(reconnect_cases); i++) {
 		g_autofree char *path =
 			g_strdup_printf("/mailroom/net/relay/reconnect/%s", reconnect_cases[i].name);
@@ -956,8 +1249,12 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/net/relay/envelope", test_envelope);
 	g_test_add_func("/mailroom/net/relay/cancelled", test_cancelled);
 	g_test_add_func("/mailroom/net/relay/refused", test_refused);
-	g_test_add_data_func("/mailroom/net/relay/aiosmtpd/plain", NULL, test_real_relay);
-	g_test_add_data_func("/mailroom/net/relay/aiosmtpd/login", "PLAIN", test_real_relay);
-	g_test_add_func("/mailroom/net/relay/aiosmtpd/refusals", test_real_refusals);
+	g_test_add_data_func("/mailroom/net/relay/aiosmtpd/plain", &real_plain, test_real_relay);
+	g_test_add_data_func("/mailroom/net/relay/aiosmtpd/login", &real_login, test_real_relay);
+	g_test_add_data_func("/mailroom/net/relay/aiosmtpd/pipelining", &real_pipelining,
+			     test_real_relay);
+	g_test_add_data_func("/mailroom/net/relay/aiosmtpd/refusals", NULL, test_real_refusals);
+	g_test_add_data_func("/mailroom/net/relay/aiosmtpd/refusals-pipelining", "",
+			     test_real_refusals);
 	return g_test_run();
 }
