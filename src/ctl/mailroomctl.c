@@ -1542,6 +1542,8 @@ typedef struct {
 	const char *status;
 	const char *const *from;
 	gboolean changed;
+	MrOutboxRow *row; /* as the change left it: a running outbox may take
+			     the mail on at once */
 } OutboxChange;
 
 static gboolean
@@ -1556,7 +1558,8 @@ outbox_change_tx(MrStore *store, gpointer data, GError **error)
 		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
 	}
-	return TRUE;
+	c->row = mr_store_outbox_get(store, c->id, error);
+	return c->row != NULL;
 }
 
 /* outbox retry ID (a failed, cancelled or bounced mail, or a queued one
@@ -1566,15 +1569,15 @@ outbox_change(MrCtl *ctl, const char *arg, const char *status, const char *const
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(MrOutboxRow) row = NULL;
-	OutboxChange c = { 0, status, from, FALSE };
+	OutboxChange c = { 0, status, from, FALSE, NULL };
 
 	if (!ctl_outbox_arg(arg, &c.id))
 		return MR_EX_USAGE;
-	if (!mr_store_run(ctl->store, outbox_change_tx, &c, &error))
+	if (!mr_store_run(ctl->store, outbox_change_tx, &c, &error)) {
+		g_clear_pointer(&c.row, mr_outbox_row_free);
 		return store_fail(error);
-	row = mr_store_outbox_get(ctl->store, c.id, &error);
-	if (row == NULL)
-		return store_fail(error);
+	}
+	row = g_steal_pointer(&c.row);
 	if (!c.changed)
 		return fail(1, "outgoing mail %" G_GINT64_FORMAT " is %s: %s", c.id, row->status,
 			    strcmp(status, MR_OUTBOX_QUEUED) == 0 ? "nothing to retry"
@@ -1782,13 +1785,34 @@ cmd_contact_deliverable(MrCtl *ctl, char **args)
 	return cmd_contact_show(ctl, args);
 }
 
+typedef struct {
+	MrCtl *ctl;
+	gint64 ticket;
+	const char *body, *status;
+	MrOutgoingResult out;
+	MrOutboxRow *row; /* as queued: a running outbox may take it on at once */
+} TicketReply;
+
+static gboolean
+ticket_reply_tx(MrStore *store, gpointer data, GError **error)
+{
+	TicketReply *r = data;
+
+	/* inside this transaction: the reply's own is this one */
+	if (!mr_outgoing_ticket_reply(store, r->ctl->cfg, r->ticket, r->body, r->status,
+				      r->ctl->from, &r->out, error))
+		return FALSE;
+	r->row = mr_store_outbox_get(store, r->out.outbox, error);
+	return r->row != NULL;
+}
+
 static int
 cmd_ticket_reply(MrCtl *ctl, char **args)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree char *body = NULL;
 	g_autofree char *status = ctl->status != NULL ? g_ascii_strdown(ctl->status, -1) : NULL;
-	MrOutgoingResult out = { 0 };
+	TicketReply r = { ctl, 0, NULL, NULL, { 0 }, NULL };
 	MrRecordRef ref;
 	int rc = 0;
 
@@ -1798,21 +1822,19 @@ cmd_ticket_reply(MrCtl *ctl, char **args)
 		return fail(MR_EX_USAGE, "--status is pending or solved, not '%s'", ctl->status);
 	if ((rc = ctl_body_file(ctl, &body)) != 0)
 		return rc;
-	if (!mr_outgoing_ticket_reply(ctl->store, ctl->cfg, ref.id, body, status, ctl->from, &out,
-				      &error)) {
+	r.ticket = ref.id;
+	r.body = body;
+	r.status = status;
+	if (!mr_store_run(ctl->store, ticket_reply_tx, &r, &error)) {
 		if (error->domain == MR_CRM_ERROR || error->domain == MR_OUTGOING_ERROR)
 			rc = fail(1, "%s", error->message);
 		else
 			rc = store_fail(error);
-		mr_outgoing_result_clear(&out);
-		return rc;
+	} else {
+		rc = print_row(ctl, &mr_outbox_row_desc, r.row, NULL);
 	}
-	{
-		g_autoptr(MrOutboxRow) row = mr_store_outbox_get(ctl->store, out.outbox, &error);
-
-		rc = row != NULL ? print_row(ctl, &mr_outbox_row_desc, row, NULL) : store_fail(error);
-	}
-	mr_outgoing_result_clear(&out);
+	g_clear_pointer(&r.row, mr_outbox_row_free);
+	mr_outgoing_result_clear(&r.out);
 	return rc;
 }
 
