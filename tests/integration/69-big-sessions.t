@@ -12,7 +12,8 @@
 #     freed memory;
 #   - a small message sent after them is answered while big ones still wait;
 #   - LMTP: a spooled message for two recipients, stored once;
-#   - the spool directory holds no file, ever (O_TMPFILE);
+#   - the spool directory holds no file, ever (O_TMPFILE; where the file
+#     system lacks it, a spool file has a name for an instant);
 #   - a spool directory that goes away: big messages get 451 4.3.0, small
 #     ones still go; one that cannot be made stops the start (and a reload).
 import os
@@ -100,6 +101,15 @@ def burst(d, tag):
     return replies, when, peak_mb(d.proc.pid), seen
 
 
+def has_tmpfile(directory):
+    """Whether the file system of @directory makes unnamed files."""
+    try:
+        os.close(os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600))
+        return True
+    except OSError:
+        return False
+
+
 def run(extra):
     e = Env()
     d = Daemon(extra + 'spool_directory = "%s";\n' % os.path.join(e.dir, "spool")
@@ -112,6 +122,7 @@ LIMITS = ""
 with section("%d clients send %d MB each at once: spooled" % (N, BIG >> 20)):
     LIMITS = "spool_threshold = 262144; max_bytes_in_flight = 1048576;"
     e, d = run("")
+    TMPFILE = has_tmpfile(e.dir)
     replies, when, spooled_mb, seen = burst(d, "big")
     codes = sorted(set(r[0] for r in replies.values()))
     t.ok(codes == [250], "every message is answered 250", replies)
@@ -123,7 +134,14 @@ with section("%d clients send %d MB each at once: spooled" % (N, BIG >> 20)):
     t.ok(when["big-small"] < max(bigs),
          "the small message is answered while big ones still wait (%d of %d answered before it)"
          % (sum(1 for x in bigs if x < when["big-small"]), N))
-    t.eq(seen, [], "no named file in the spool directory while they ran")
+    if TMPFILE:
+        t.eq(seen, [], "no named file in the spool directory while they ran")
+    else:
+        # a file system without O_TMPFILE (overlayfs before Linux 6.6, as
+        # in some CI containers): a spool file has a name for an instant
+        t.ok(all(x.startswith("mr-spool-") for x in seen),
+             "no O_TMPFILE here: only spool files, named for an instant, in the directory",
+             sorted(set(seen))[:5])
     t.eq(os.listdir(d.spool_dir), [], "nor after")
 
     with section("LMTP: a spooled message for two recipients"):
