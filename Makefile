@@ -129,7 +129,11 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libmailroom.a
 -include $(LIB_OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) \
   $(PG_OBJS:.o=.d) $(wildcard $(BUILD)/tests/fuzz/*.d)
 
-check: check-layering check-unit check-integration check-pg
+# The two engines' integration suites run side by side (two cores: the
+# tests spend much of their time waiting on daemons and clients); each
+# suite's output is printed whole when it ends.
+check: check-layering check-unit
+	$(MAKE) --no-print-directory --output-sync=target -j2 check-integration check-pg
 
 # The whole suite: as built, then again under the sanitizers.
 test: check asan check-valgrind
