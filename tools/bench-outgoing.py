@@ -374,6 +374,9 @@ def timeline_rate(samples, n, lo=0.1, hi=0.9):
     return (b[2] - a[2]) / (b[0] - a[0])
 
 
+PGSS = os.environ.get("MR_BENCH_PGSS") == "1"
+
+
 def thread_ticks(pid):
     """{thread name: CPU ticks} of @pid's threads (/proc/PID/task)."""
     out = {}
@@ -426,6 +429,8 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
     daemon.init()
     daemon.start()
     poll = SqlitePoll(db) if engine == "sqlite" else PgPoll(pg.port, dbname)
+    if PGSS and engine != "sqlite":
+        poll.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     try:
         if engine != "sqlite":
             pg.psql("CHECKPOINT")
@@ -454,6 +459,8 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
                     be0 = backend_ticks(pg.pid, dbname, poll.pid)
                 sink0, sinkcpu0, mr0 = sink.count(), sink.ticks(), cpu_ticks(daemon.proc.pid)
                 th0 = thread_ticks(daemon.proc.pid)
+                if PGSS and engine != "sqlite":
+                    poll.query("SELECT pg_stat_statements_reset()")
                 os.kill(daemon.proc.pid, signal.SIGCONT)
         t1 = time.monotonic()
         if p.returncode != 0:
@@ -487,6 +494,8 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
         if engine != "sqlite":
             be1 = backend_ticks(pg.pid, dbname, poll.pid)
             pg_ticks = sum(v - be0.get(pid, 0) for pid, v in be1.items())
+        if PGSS and engine != "sqlite":
+            print_statements(poll, n)
         checks = poll.query(
             "SELECT (SELECT count(*) FROM outbox),"
             " (SELECT count(*) FROM outbox WHERE status = 'sent' AND attempts = 1),"
@@ -527,6 +536,25 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
         "threads": {k: (v - th0.get(k, 0)) * 1e6 / TCK / n for k, v in th1.items()
                     if v - th0.get(k, 0) > 0},
     }
+
+
+def print_statements(poll, n):
+    """MR_BENCH_PGSS=1: the statements mailroomd ran since the clock's
+    start, from pg_stat_statements (the server started with
+    MR_PG_SERVER_OPTS="-c shared_preload_libraries=pg_stat_statements"),
+    by total time: calls per mail and µs per mail."""
+    rows = poll.query(
+        "SELECT calls, round(total_exec_time * 1000), rows,"
+        " left(regexp_replace(query, '\\s+', ' ', 'g'), 110)"
+        " FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'"
+        " AND query NOT LIKE '%FROM outbox),%'"
+        " ORDER BY total_exec_time DESC LIMIT 25")
+    calls = sum(r[0] for r in poll.query(
+        "SELECT calls FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'"
+        " AND query NOT LIKE '%FROM outbox),%'"))
+    print("# statements: %.2f a mail in all" % (calls / n))
+    for c, us, r, q in rows:
+        print("# %6.2f/mail %7.1f us/mail %7d rows  %s" % (c / n, int(us) / n, r, q))
 
 
 def baseline(n, size, sink):

@@ -301,6 +301,10 @@ class PgCluster(Harness):
             self.port = free_port()
             opts = "-p %d -k %s -c listen_addresses=%s -c fsync=on -c max_connections=200" % (
                 self.port, shlex.quote(self.dir), HOST)
+            # more server options, for a benchmark's look inside (say
+            # "-c shared_preload_libraries=pg_stat_statements")
+            if os.environ.get("MR_PG_SERVER_OPTS"):
+                opts += " " + os.environ["MR_PG_SERVER_OPTS"]
             marks = log_marks([self.logfile])
             was = _subreaper(True)
             try:
