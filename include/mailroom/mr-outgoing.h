@@ -58,6 +58,34 @@ void mr_outgoing_result_clear(MrOutgoingResult *r);
 gboolean mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
 			   const char *now, MrOutgoingResult *out, GError **error);
 
+/* A mail on its way: what it needs from the database, then its bytes.
+ * mr_outgoing_queue() is the three steps below in one go; the scheduler
+ * takes them apart so that the composing runs on a thread of its own,
+ * beside the writer. */
+typedef struct _MrOutgoingDraft MrOutgoingDraft;
+
+void mr_outgoing_draft_free(MrOutgoingDraft *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrOutgoingDraft, mr_outgoing_draft_free)
+
+/* Step 1, inside a transaction of @store: reads what the mail @req asks
+ * for needs (the record, its contact and owner, the answered message, the
+ * template); writes nothing.  Returns: (transfer full): the draft (it
+ * holds a reference to @cfg), or NULL with @error as mr_outgoing_queue(). */
+MrOutgoingDraft *mr_outgoing_prepare(MrStore *store, const MrConfig *cfg,
+				     const MrOutgoingRequest *req, GError **error);
+
+/* Step 2, on any thread, without the database: renders and composes the
+ * mail, and parses it as it will be stored.  Returns FALSE with @error
+ * (MR_OUTGOING_ERROR_COMPOSE, MR_COMPOSE_ERROR). */
+gboolean mr_outgoing_compose(MrOutgoingDraft *d, GError **error);
+
+/* Step 3, inside a transaction of @store: holds an automatic mail back
+ * (mail.held) when its address is marked undeliverable now or the daily
+ * limit is reached; else stores it and queues it in the outbox.  Fills
+ * @out.  Returns FALSE with @error. */
+gboolean mr_outgoing_write(MrStore *store, MrOutgoingDraft *d, const char *now,
+			   MrOutgoingResult *out, GError **error);
+
 /* An agent's answer on ticket @ticket (`mailroomctl ticket reply`), in
  * one transaction of @store: @body to the ticket's contact, from the user
  * known by @from (nullable: relay.from), threaded to the last mail the

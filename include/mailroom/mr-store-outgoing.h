@@ -78,8 +78,8 @@ typedef struct {
 void mr_job_claimed_free(MrJobClaimed *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrJobClaimed, mr_job_claimed_free)
 
-/* Claims at most @limit jobs due at @now (or whose lease ran out), oldest
- * due first: each is "running" until @lease_until under the claim @claim,
+/* Claims at most @limit jobs due at @now, oldest due first, and at most
+ * @limit whose lease ran out: each is "running" until @lease_until under the claim @claim,
  * its attempts counted.  Returns: (transfer full) (element-type
  * MrJobClaimed): the jobs (maybe none), or NULL with @error. */
 GPtrArray *mr_store_jobs_claim(MrStore *store, const char *now, const char *lease_until,
@@ -92,6 +92,12 @@ GPtrArray *mr_store_jobs_claim(MrStore *store, const char *now, const char *leas
 gboolean mr_store_job_finish(MrStore *store, gint64 id, const char *claim, const char *status,
 			     const char *last_error, const char *due, const char *now,
 			     gboolean *ours, GError **error);
+
+/* Ends the run of every job still under claim @claim: MR_JOB_DONE.  Sets
+ * @count to how many it ended (fewer than claimed when a lease ran out
+ * and another took a job over).  Returns FALSE with @error. */
+gboolean mr_store_jobs_finish_claim(MrStore *store, const char *claim, const char *now,
+				    guint *count, GError **error);
 
 /* Returns: (transfer full) (nullable): when the next job falls due (a due
  * time, or the end of a running job's lease), or NULL when none waits or
@@ -158,8 +164,8 @@ typedef struct {
 void mr_outbox_claimed_free(MrOutboxClaimed *mail);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrOutboxClaimed, mr_outbox_claimed_free)
 
-/* Claims at most @limit mails due at @now (or whose lease ran out), in the
- * order they were queued: each is "sending" until @lease_until under
+/* Claims at most @limit mails due at @now, in the order of their next
+ * attempt, and at most @limit whose lease ran out: each is "sending" until @lease_until under
  * @claim, its attempts counted, read with its bytes.  Returns: (transfer
  * full) (element-type MrOutboxClaimed): the mails (maybe none), or NULL
  * with @error. */
@@ -177,13 +183,22 @@ gboolean mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, co
 				const char *sent, gboolean unsent, const char *now, gboolean *ours,
 				GError **error);
 
+/* Records every mail still "sending" under claim @claim as sent at @now
+ * (the others' results recorded first, with mr_store_outbox_result()).
+ * Sets @count to how many it recorded.  Returns FALSE with @error. */
+gboolean mr_store_outbox_sent_claim(MrStore *store, const char *claim, const char *now,
+				    guint *count, GError **error);
+
 /* Returns: (transfer full) (nullable): when the next mail falls due (its
  * next attempt, or the end of a lease), or NULL when none waits. */
 char *mr_store_outbox_next_due(MrStore *store);
 
 /* Returns the number of automatic mails queued for @recipient since
- * @since (cancelled ones left out). */
-gint64 mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since);
+ * @since (cancelled ones left out), and sets @undeliverable (transfer
+ * full, nullable) to contact @contact's mark as it is now: one look-up
+ * before an automatic mail is queued. */
+gint64 mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since,
+				  gint64 contact, char **undeliverable);
 
 /* `outbox list --json`: {id to subject status attempts next_attempt
  * last_error record message_id}. */

@@ -1,40 +1,52 @@
 /* mr-act-jobs.c - the scheduler: runs the jobs that fall due
  * (mr_scheduler_service, see mr-act.h).
  *
- * Act stage, on the main loop.  A tick claims what is due in a unit of
- * the writer (the lease commits first: a daemon that dies leaves its
- * jobs to another after MR_ACT_LEASE_S), then runs each job in a unit of
- * its own, whose work and the job's end commit together; a job that
- * fails is undone and ended in another unit, due again after a backoff
- * or failed.  Then it ticks again until nothing is due, and sets the
- * timer to the next due job. */
+ * Act stage, on the main loop.  A batch goes through three steps:
+ *   1. a unit of the writer claims what is due (the lease commits with
+ *      it: a daemon that dies leaves its jobs to another after
+ *      MR_ACT_LEASE_S) and reads what each job's mail needs;
+ *   2. a thread of GLib's pool composes the mails, beside the writer;
+ *   3. another unit writes them and ends every job of the claim in one
+ *      statement; the work and the jobs' end commit together.
+ * While one batch is composed or written the next is claimed: at most
+ * MAX_BATCHES in flight.  A job whose mail cannot be made is due again
+ * after a backoff (failed after MR_JOB_MAX_ATTEMPTS), ended in step 3;
+ * when step 3 itself fails, it is undone and each job of the batch runs
+ * in a unit of its own, where a failure is its own.  It goes on until
+ * nothing is due, and sets the timer to the next due job. */
 #define G_LOG_DOMAIN "mailroom-scheduler"
 
 #include <gio/gio.h>
 
 #include "mailroom/mr-act.h"
 #include "mailroom/mr-clock.h"
+#include "mailroom/mr-error.h"
 #include "mailroom/mr-outgoing.h"
 #include "mailroom/mr-store-outgoing.h"
 #include "mr-act-private.h"
 
-/* Jobs claimed per tick: a tick's units wait in the writer's queue
- * together, and the outbox's claims wait behind them, so a tick stays
- * short. */
+/* Jobs claimed per batch: a batch's write waits in the writer's queue
+ * with the doors' units, and the outbox's claims wait behind it, so a
+ * batch stays short. */
 #define JOBS_PER_CLAIM 50
+/* Batches claimed and not yet written: one composed while another is
+ * written. */
+#define MAX_BATCHES 2
 /* The first retry of a failed job, seconds; doubles with each attempt. */
 #define JOB_RETRY_S 60
 
 typedef struct {
 	MrConfig *cfg;
 	MrWriter *writer;
+	GMainContext *main; /* where the writer's units end */
 	MrWake *wake;
-	gboolean ticking; /* a claim, or the runs of its jobs, in flight */
-	gboolean again;   /* woken meanwhile: tick once more after */
+	gboolean claiming; /* a claim in flight */
+	gboolean again;    /* woken meanwhile: claim once more after */
 	gboolean draining;
-	gboolean stopped; /* stop came: units still in flight do nothing more */
-	guint watch;      /* mr_writer_watch_work(): jobs added in this process */
-	guint running;    /* job units in flight */
+	gboolean stopped;  /* stop came: what is still in flight does nothing more */
+	guint watch;       /* mr_writer_watch_work(): jobs added in this process */
+	guint batches;     /* claimed, not yet written */
+	guint running;     /* jobs run on their own, in flight */
 	guint64 done, failed;
 } MrScheduler;
 
@@ -51,6 +63,7 @@ scheduler_clear(MrScheduler *s)
 {
 	mr_wake_free(s->wake);
 	mr_config_unref(s->cfg);
+	g_main_context_unref(s->main);
 }
 
 static void
@@ -59,100 +72,307 @@ scheduler_unref(MrScheduler *s)
 	g_atomic_rc_box_release_full(s, (GDestroyNotify)scheduler_clear);
 }
 
-/* --- the claim ---------------------------------------------------------------- */
+static void scheduler_tick(MrScheduler *s);
+
+/* The backoff before attempt @attempts + 1 of a job, from @now; NULL
+ * when it has had its last. */
+static char *
+job_retry_due(const MrJobClaimed *job, const char *now)
+{
+	if (job->attempts >= MR_JOB_MAX_ATTEMPTS)
+		return NULL;
+	return mr_act_iso_add(now, (gint64)JOB_RETRY_S << MIN(job->attempts - 1, 16));
+}
+
+/* The request of job @job's mail, or NULL for a kind without one (none
+ * yet: every job sends a mail). */
+static gboolean
+job_request(const MrConfig *cfg, const MrJobClaimed *job, MrOutgoingRequest *req, GError **error)
+{
+	memset(req, 0, sizeof(*req));
+	if (g_strcmp0(job->kind, MR_JOB_TICKET_ACK) == 0) {
+		/* the acknowledgement of a new ticket: to its contact,
+		 * threaded to the message that made it */
+		req->record = job->record;
+		req->answers = job->message;
+		req->template_name = cfg->ack.template_name;
+		req->kind = MR_COMPOSE_AUTO_REPLIED;
+		return TRUE;
+	}
+	g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no such kind of job: %s",
+		    job->kind);
+	return FALSE;
+}
+
+/* A failure that is the database's, not the job's: the whole step is
+ * undone and tried again. */
+static gboolean
+database_error(const GError *error)
+{
+	return error->domain == MR_STORE_ERROR && error->code != MR_STORE_ERROR_NOT_FOUND;
+}
+
+/* --- a batch: claimed, composed, written ---------------------------------------- */
+
+typedef struct {
+	MrJobClaimed *job;
+	MrOutgoingDraft *draft; /* (nullable): none when it failed */
+	char *error;            /* (nullable): why it failed */
+} Item;
 
 typedef struct {
 	MrScheduler *s;
 	char *claim;
-	GPtrArray *jobs;   /* MrJobClaimed* */
-	char *next_due;
-} ClaimWork;
+	GArray *items;  /* Item, in the jobs' order */
+	char *next_due; /* nothing claimed: when the next job falls due */
+} Batch;
 
 static void
-claim_work_free(gpointer p)
+item_clear(gpointer p)
 {
-	ClaimWork *w = p;
+	Item *it = p;
 
-	scheduler_unref(w->s);
-	g_free(w->claim);
-	g_clear_pointer(&w->jobs, g_ptr_array_unref);
-	g_free(w->next_due);
-	g_free(w);
+	mr_job_claimed_free(it->job);
+	mr_outgoing_draft_free(it->draft);
+	g_free(it->error);
 }
 
+static void
+batch_free(gpointer p)
+{
+	Batch *b = p;
+
+	scheduler_unref(b->s);
+	g_free(b->claim);
+	g_clear_pointer(&b->items, g_array_unref);
+	g_free(b->next_due);
+	g_free(b);
+}
+
+static void
+item_fail(Item *it, const GError *error)
+{
+	g_clear_pointer(&it->draft, mr_outgoing_draft_free);
+	g_free(it->error);
+	it->error = g_strdup(error->message);
+}
+
+/* Step 1: the claim, and what each job's mail needs. */
 static gboolean
 claim_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 {
-	ClaimWork *w = data;
+	Batch *b = data;
 	g_autofree char *now = mr_clock_now_iso();
 	g_autofree char *lease = mr_act_iso_add(now, MR_ACT_LEASE_S);
+	g_autoptr(GPtrArray) jobs =
+		mr_store_jobs_claim(store, now, lease, b->claim, JOBS_PER_CLAIM, error);
 
-	w->jobs = mr_store_jobs_claim(store, now, lease, w->claim, JOBS_PER_CLAIM, error);
-	if (w->jobs == NULL)
+	if (jobs == NULL)
 		return FALSE;
-	if (w->jobs->len == 0)
-		w->next_due = mr_store_jobs_next_due(store);
+	if (jobs->len == 0) {
+		b->next_due = mr_store_jobs_next_due(store);
+		return mr_store_check(store, error);
+	}
+	g_array_set_size(b->items, jobs->len);
+	for (guint i = 0; i < jobs->len; i++) {
+		Item *it = &g_array_index(b->items, Item, i);
+		g_autoptr(GError) local = NULL;
+		MrOutgoingRequest req;
+
+		it->job = g_steal_pointer(&g_ptr_array_index(jobs, i));
+		if (job_request(cfg, it->job, &req, &local))
+			it->draft = mr_outgoing_prepare(store, cfg, &req, &local);
+		if (local == NULL)
+			continue;
+		if (database_error(local)) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
+		item_fail(it, local);
+	}
 	return mr_store_check(store, error);
 }
 
-static void scheduler_tick(MrScheduler *s);
+/* Step 2, on a thread of the pool. */
+static void
+compose_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
+{
+	Batch *b = data;
+
+	for (guint i = 0; i < b->items->len; i++) {
+		Item *it = &g_array_index(b->items, Item, i);
+		g_autoptr(GError) error = NULL;
+
+		if (it->draft != NULL && !mr_outgoing_compose(it->draft, &error))
+			item_fail(it, error);
+	}
+	g_task_return_boolean(task, TRUE);
+}
+
+/* Step 3: the mails, and the end of every job. */
+static gboolean
+write_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
+{
+	Batch *b = data;
+	g_autofree char *now = mr_clock_now_iso();
+	guint good = 0, ended = 0;
+
+	for (guint i = 0; i < b->items->len; i++) {
+		Item *it = &g_array_index(b->items, Item, i);
+		MrOutgoingResult out = { 0 };
+		gboolean ok;
+
+		if (it->draft == NULL) {
+			g_autofree char *due = job_retry_due(it->job, now);
+
+			if (!mr_store_job_finish(store, it->job->id, b->claim,
+						 due != NULL ? MR_JOB_DUE : MR_JOB_FAILED, it->error,
+						 due, now, NULL, error))
+				return FALSE;
+			continue;
+		}
+		ok = mr_outgoing_write(store, it->draft, now, &out, error);
+		if (ok && out.queued)
+			g_debug("job %" G_GINT64_FORMAT ": mail queued as %s", it->job->id,
+				out.message_id);
+		mr_outgoing_result_clear(&out);
+		if (!ok) {
+			g_prefix_error(error, "job %" G_GINT64_FORMAT ": ", it->job->id);
+			return FALSE;
+		}
+		good++;
+	}
+	if (good > 0 && !mr_store_jobs_finish_claim(store, b->claim, now, &ended, error))
+		return FALSE;
+	if (ended != good) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%u of %u jobs were taken over"
+			    " (their lease ran out)", good - ended, good);
+		return FALSE;
+	}
+	return mr_store_check(store, error);
+}
+
 static void run_job(MrScheduler *s, MrJobClaimed *job, const char *claim);
 
-/* The tick's runs are over: look again. */
+/* A batch is over: look again (the claim that finds nothing sets the
+ * timer). */
 static void
-scheduler_tick_over(MrScheduler *s)
+batch_over(MrScheduler *s)
 {
-	s->ticking = FALSE;
-	s->again = FALSE;
+	s->batches--;
 	scheduler_tick(s);
 }
 
 static void
-claim_done(gpointer data, const GError *error, gpointer user_data)
+write_done(gpointer data, const GError *error, gpointer user_data)
 {
-	ClaimWork *w = data;
-	MrScheduler *s = w->s;
+	Batch *b = data;
+	MrScheduler *s = b->s;
 
 	if (s->stopped)
 		return;
-	if (error != NULL) {
-		g_warning("claiming due jobs: %s; again in 5 s", error->message);
-		s->ticking = FALSE;
-		mr_wake_arm_in(s->wake, 5);
+	if (error == NULL) {
+		for (guint i = 0; i < b->items->len; i++) {
+			Item *it = &g_array_index(b->items, Item, i);
+
+			if (it->error == NULL) {
+				s->done++;
+				continue;
+			}
+			s->failed++;
+			g_warning("job %" G_GINT64_FORMAT " (%s, attempt %" G_GINT64_FORMAT "): %s",
+				  it->job->id, it->job->kind, it->job->attempts, it->error);
+		}
+		batch_over(s);
 		return;
 	}
-	if (w->jobs->len == 0) {
-		s->ticking = FALSE;
-		mr_wake_arm(s->wake, w->next_due);
+	g_debug("%u jobs together: %s; each on its own", b->items->len, error->message);
+	/* s->running keeps the scheduler busy until the last of them is over */
+	for (guint i = 0; i < b->items->len; i++)
+		run_job(s, g_steal_pointer(&g_array_index(b->items, Item, i).job), b->claim);
+	batch_over(s);
+}
+
+static void
+compose_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+	Batch *b = data;
+	MrScheduler *s = b->s;
+
+	if (s->stopped) {
+		batch_free(b);
+		return;
+	}
+	mr_writer_run(s->writer, s->cfg, write_work, b, batch_free, s->main, write_done, NULL);
+}
+
+/* The claim's unit is over; the batch (its data, not freed by the unit)
+ * goes on to the composing, or ends here. */
+static void
+claim_done(gpointer data, const GError *error, gpointer user_data)
+{
+	Batch *b = data;
+	MrScheduler *s = b->s;
+	gboolean full;
+	GTask *task;
+
+	if (s->stopped) {
+		batch_free(b);
+		return;
+	}
+	s->claiming = FALSE;
+	if (error != NULL) {
+		g_warning("claiming due jobs: %s; again in 5 s", error->message);
+		s->again = FALSE;
+		mr_wake_arm_in(s->wake, 5);
+		batch_free(b);
+		return;
+	}
+	if (b->items->len == 0) {
+		if (s->batches == 0 && s->running == 0)
+			mr_wake_arm(s->wake, b->next_due);
+		batch_free(b);
 		if (s->again) {
 			s->again = FALSE;
 			scheduler_tick(s);
 		}
 		return;
 	}
-	for (guint i = 0; i < w->jobs->len; i++)
-		run_job(s, g_ptr_array_steal_index_fast(w->jobs, i--), w->claim);
+	s->batches++;
+	full = b->items->len >= JOBS_PER_CLAIM;
+	/* the batch goes on: compose_done() hands it to the writer */
+	task = g_task_new(NULL, NULL, compose_done, b);
+	g_task_set_task_data(task, b, NULL);
+	g_task_run_in_thread(task, compose_thread);
+	g_object_unref(task);
+	/* a full claim: more may wait, claimed while this one is composed */
+	if (full || s->again) {
+		s->again = FALSE;
+		scheduler_tick(s);
+	}
 }
 
 static void
 scheduler_tick(MrScheduler *s)
 {
-	ClaimWork *w;
+	Batch *b;
 
 	if (s->draining || s->stopped)
 		return;
-	if (s->ticking) {
+	if (s->claiming || s->batches >= MAX_BATCHES) {
 		s->again = TRUE;
 		return;
 	}
-	s->ticking = TRUE;
-	w = g_new0(ClaimWork, 1);
-	w->s = scheduler_ref(s);
-	w->claim = mr_act_claim_id(s->cfg);
-	mr_writer_run(s->writer, s->cfg, claim_work, w, claim_work_free, NULL, claim_done, NULL);
+	s->claiming = TRUE;
+	b = g_new0(Batch, 1);
+	b->s = scheduler_ref(s);
+	b->claim = mr_act_claim_id(s->cfg);
+	b->items = g_array_new(FALSE, TRUE, sizeof(Item));
+	g_array_set_clear_func(b->items, item_clear);
+	mr_writer_run(s->writer, s->cfg, claim_work, b, NULL, s->main, claim_done, NULL);
 }
 
-/* --- one job -------------------------------------------------------------------- */
+/* --- one job on its own ------------------------------------------------------------ */
 
 typedef struct {
 	MrScheduler *s;
@@ -173,45 +393,21 @@ run_work_free(gpointer p)
 	g_free(w);
 }
 
-/* The acknowledgement of a new ticket: to its contact, threaded to the
- * message that made it. */
-static gboolean
-job_ticket_ack(MrStore *store, const MrConfig *cfg, const MrJobClaimed *job, const char *now,
-	       GError **error)
-{
-	MrOutgoingRequest req = { 0 };
-	MrOutgoingResult out = { 0 };
-	gboolean ok;
-
-	req.record = job->record;
-	req.answers = job->message;
-	req.template_name = cfg->ack.template_name;
-	req.kind = MR_COMPOSE_AUTO_REPLIED;
-	ok = mr_outgoing_queue(store, cfg, &req, now, &out, error);
-	if (ok && out.queued)
-		g_debug("job %" G_GINT64_FORMAT ": acknowledgement queued as %s", job->id,
-			out.message_id);
-	mr_outgoing_result_clear(&out);
-	return ok;
-}
-
 static gboolean
 run_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 {
 	RunWork *w = data;
 	g_autofree char *now = mr_clock_now_iso();
-	gboolean ours = FALSE;
+	MrOutgoingRequest req;
+	MrOutgoingResult out = { 0 };
+	gboolean ours = FALSE, ok;
 
-	if (g_strcmp0(w->job->kind, MR_JOB_TICKET_ACK) == 0) {
-		if (!job_ticket_ack(store, cfg, w->job, now, error))
-			return FALSE;
-	} else {
-		g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no such kind of job: %s",
-			    w->job->kind);
+	if (!job_request(cfg, w->job, &req, error))
 		return FALSE;
-	}
-	if (!mr_store_job_finish(store, w->job->id, w->claim, MR_JOB_DONE, NULL, NULL, now, &ours,
-				 error))
+	ok = mr_outgoing_queue(store, cfg, &req, now, &out, error);
+	mr_outgoing_result_clear(&out);
+	if (!ok || !mr_store_job_finish(store, w->job->id, w->claim, MR_JOB_DONE, NULL, NULL, now,
+					&ours, error))
 		return FALSE;
 	if (!ours) {
 		/* its lease ran out and another took it: its work is its own */
@@ -228,20 +424,18 @@ fail_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 {
 	RunWork *w = data;
 	g_autofree char *now = mr_clock_now_iso();
-	gboolean last = w->job->attempts >= MR_JOB_MAX_ATTEMPTS;
-	g_autofree char *due =
-		last ? NULL
-		     : mr_act_iso_add(now, (gint64)JOB_RETRY_S << MIN(w->job->attempts - 1, 16));
+	g_autofree char *due = job_retry_due(w->job, now);
 
-	return mr_store_job_finish(store, w->job->id, w->claim, last ? MR_JOB_FAILED : MR_JOB_DUE,
-				   w->error, due, now, NULL, error);
+	return mr_store_job_finish(store, w->job->id, w->claim,
+				   due != NULL ? MR_JOB_DUE : MR_JOB_FAILED, w->error, due, now,
+				   NULL, error);
 }
 
 static void
 job_over(MrScheduler *s)
 {
 	if (--s->running == 0)
-		scheduler_tick_over(s);
+		scheduler_tick(s);
 }
 
 static void
@@ -278,14 +472,12 @@ run_done(gpointer data, const GError *error, gpointer user_data)
 		job_over(s);
 		return;
 	}
-	if (s->stopped)
-		return;
 	f = g_new0(RunWork, 1);
 	f->s = scheduler_ref(s);
 	f->job = g_steal_pointer(&w->job);
 	f->claim = g_strdup(w->claim);
 	f->error = g_strdup(error->message);
-	mr_writer_run(s->writer, s->cfg, fail_work, f, run_work_free, NULL, fail_done, NULL);
+	mr_writer_run(s->writer, s->cfg, fail_work, f, run_work_free, s->main, fail_done, NULL);
 }
 
 static void
@@ -297,7 +489,7 @@ run_job(MrScheduler *s, MrJobClaimed *job, const char *claim)
 	w->job = job;
 	w->claim = g_strdup(claim);
 	s->running++;
-	mr_writer_run(s->writer, s->cfg, run_work, w, run_work_free, NULL, run_done, NULL);
+	mr_writer_run(s->writer, s->cfg, run_work, w, run_work_free, s->main, run_done, NULL);
 }
 
 /* --- as a service of mailroomd -------------------------------------------------- */
@@ -315,6 +507,7 @@ scheduler_start(MrConfig *cfg, MrWriter *writer, GError **error)
 
 	s->cfg = mr_config_ref(cfg);
 	s->writer = writer;
+	s->main = g_main_context_ref_thread_default();
 	s->wake = mr_wake_new(cfg, scheduler_wake, s, error);
 	if (s->wake == NULL) {
 		scheduler_unref(s);
@@ -351,7 +544,7 @@ scheduler_busy(gpointer self)
 {
 	MrScheduler *s = self;
 
-	return s->running + (s->ticking ? 1 : 0);
+	return s->running + s->batches + (s->claiming ? 1 : 0);
 }
 
 static char *

@@ -110,6 +110,8 @@ backoff(const MrConfig *cfg, gint64 attempts)
 	return MIN(s, (gint64)cfg->relay.retry_max_s);
 }
 
+/* Records a mail that did not go: queued again (not tried, or a 4xx
+ * under relay.max_attempts), or failed with event mail.failed. */
 static gboolean
 record_one(MrStore *store, const MrConfig *cfg, const char *claim, const Sent *x,
 	   const char *now, GError **error)
@@ -118,15 +120,11 @@ record_one(MrStore *store, const MrConfig *cfg, const char *claim, const Sent *x
 	const char *reply = x->result.reply;
 	g_autofree char *next = NULL;
 	const char *status;
-	gboolean sent = FALSE, failed = FALSE;
+	gboolean failed = FALSE;
 
 	if (x->unsent) {
 		status = MR_OUTBOX_QUEUED;
 		next = g_strdup(now);
-		reply = NULL;
-	} else if (x->result.verdict == MR_RELAY_SENT) {
-		status = MR_OUTBOX_SENT;
-		sent = TRUE;
 		reply = NULL;
 	} else if (x->result.verdict == MR_RELAY_TEMPFAIL && m->attempts < cfg->relay.max_attempts) {
 		status = MR_OUTBOX_QUEUED;
@@ -135,7 +133,7 @@ record_one(MrStore *store, const MrConfig *cfg, const char *claim, const Sent *x
 		status = MR_OUTBOX_FAILED;
 		failed = TRUE;
 	}
-	if (!mr_store_outbox_result(store, m->id, claim, status, reply, next, sent ? now : NULL,
+	if (!mr_store_outbox_result(store, m->id, claim, status, reply, next, NULL,
 				    x->unsent, now, NULL, error))
 		return FALSE;
 	if (failed) {
@@ -149,15 +147,32 @@ record_one(MrStore *store, const MrConfig *cfg, const char *claim, const Sent *x
 	return TRUE;
 }
 
+/* The results of a batch: each mail that did not go on its own, then
+ * those that went in one statement (what is still "sending" under the
+ * claim). */
 static gboolean
 result_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 {
 	ResultWork *w = data;
 	g_autofree char *now = mr_clock_now_iso();
+	guint sent = 0, recorded = 0;
 
-	for (guint i = 0; i < w->sent->len; i++)
-		if (!record_one(store, cfg, w->claim, &g_array_index(w->sent, Sent, i), now, error))
+	for (guint i = 0; i < w->sent->len; i++) {
+		const Sent *x = &g_array_index(w->sent, Sent, i);
+
+		if (!x->unsent && x->result.verdict == MR_RELAY_SENT)
+			sent++;
+		else if (!record_one(store, cfg, w->claim, x, now, error))
 			return FALSE;
+	}
+	if (sent == 0)
+		return TRUE;
+	if (!mr_store_outbox_sent_claim(store, w->claim, now, &recorded, error))
+		return FALSE;
+	if (recorded != sent)
+		/* a lease ran out and another daemon took the mail over */
+		g_warning("%u outgoing mails sent, %u of them still under this claim", sent,
+			  recorded);
 	return TRUE;
 }
 

@@ -45,33 +45,77 @@ mr_outgoing_envelope_from(const MrConfig *cfg, gint64 id, const char *token)
 	return mr_verp_format(cfg->outgoing.bounce_address, id, token);
 }
 
-/* Holds the mail back: event mail.held on the record, with @why. */
-static gboolean
-hold(MrStore *store, const MrOutgoingRequest *req, const char *now, const char *to,
-     char *why, MrOutgoingResult *out, GError **error)
-{
-	MrEventFacts facts = { .actor = req->actor, .address = (char *)to, .detail = why };
+/* What a mail needs from the database, read by mr_outgoing_prepare(),
+ * and then its bytes, made by mr_outgoing_compose(). */
+struct _MrOutgoingDraft {
+	MrConfig *cfg;
+	MrRecordRef record;
+	MrComposeKind kind;
+	gint64 actor;
+	gboolean need_outbox_id;
+	MrRecordMail *rec;
+	char *display;   /* the record's id, "TKT-n" */
+	char *answered_mid, *answered_irt, *answered_subject;
+	char *template_name; /* (nullable) */
+	char *subject, *body; /* the template's, or the request's */
+	char *from;      /* (nullable) */
+	/* composed */
+	MrComposed mail;
+	MrMessage *parsed;
+	char *key;
+};
 
-	out->held = why;
-	g_info("no automatic mail to %s: %s", to, why);
-	return mr_store_event_add(store, now, MR_EVENT_MAIL_HELD, req->record, 0, &facts, error);
+void
+mr_outgoing_draft_free(MrOutgoingDraft *d)
+{
+	if (d == NULL)
+		return;
+	mr_config_unref(d->cfg);
+	mr_record_mail_free(d->rec);
+	g_free(d->display);
+	g_free(d->answered_mid);
+	g_free(d->answered_irt);
+	g_free(d->answered_subject);
+	g_free(d->template_name);
+	g_free(d->subject);
+	g_free(d->body);
+	g_free(d->from);
+	mr_composed_clear(&d->mail);
+	g_clear_pointer(&d->parsed, mr_message_free);
+	g_free(d->key);
+	g_free(d);
 }
 
-/* An automatic mail to @rec's contact may go: not marked undeliverable,
- * under the daily limit.  Returns: (transfer full) (nullable): why not. */
+/* Holds the mail back: event mail.held on the record, with @why. */
+static gboolean
+hold(MrStore *store, const MrOutgoingDraft *d, const char *now, char *why, MrOutgoingResult *out,
+     GError **error)
+{
+	MrEventFacts facts = { .actor = d->actor, .address = d->rec->contact_email, .detail = why };
+
+	out->held = why;
+	g_info("no automatic mail to %s: %s", d->rec->contact_email, why);
+	return mr_store_event_add(store, now, MR_EVENT_MAIL_HELD, d->record, 0, &facts, error);
+}
+
+/* An automatic mail to @rec's contact may go: not marked undeliverable
+ * (as the database says now), under the daily limit.  Returns: (transfer
+ * full) (nullable): why not. */
 static char *
 auto_refusal(MrStore *store, const MrConfig *cfg, const MrRecordMail *rec, const char *now)
 {
 	g_autoptr(GDateTime) t = g_date_time_new_from_iso8601(now, NULL);
 	g_autoptr(GDateTime) day_ago = t != NULL ? g_date_time_add_days(t, -1) : NULL;
 	g_autofree char *since = day_ago != NULL ? g_date_time_format_iso8601(day_ago) : NULL;
+	g_autofree char *undeliverable = NULL;
 	int limit = cfg->outgoing.max_auto_per_recipient_per_day;
+	gint64 count = mr_store_outbox_auto_count(store, rec->contact_email,
+						  since != NULL ? since : now, rec->contact,
+						  &undeliverable);
 
-	if (rec->undeliverable != NULL)
-		return g_strdup_printf("the address is marked undeliverable (%s)",
-				       rec->undeliverable);
-	if (since != NULL &&
-	    mr_store_outbox_auto_count(store, rec->contact_email, since) >= limit)
+	if (undeliverable != NULL)
+		return g_strdup_printf("the address is marked undeliverable (%s)", undeliverable);
+	if (since != NULL && count >= limit)
 		return g_strdup_printf("the limit of %d automatic mails a day to one recipient"
 				       " is reached", limit);
 	return NULL;
@@ -121,97 +165,103 @@ tagged_subject(const char *subject, const char *id)
 	return g_strdup_printf("%s %s", tag, subject);
 }
 
-/* Renders the subject and body of @req into @subject and @body. */
-static gboolean
-render(MrStore *store, const MrOutgoingRequest *req, const MrTemplateValues *v, char **subject,
-       char **body, GError **error)
+static MrOutgoingDraft *
+outgoing_prepare(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
+		 GError **error)
 {
-	g_autoptr(MrTemplateRow) tpl = NULL;
-	const char *s = req->subject, *b = req->body;
-	gboolean truncated = FALSE;
+	g_autoptr(MrOutgoingDraft) d = g_new0(MrOutgoingDraft, 1);
 
-	if (req->template_name != NULL) {
-		tpl = mr_store_template_get(store, req->template_name, error);
-		if (tpl == NULL)
-			return FALSE;
-		s = tpl->subject;
-		b = tpl->body;
-	}
-	*subject = mr_template_render(s != NULL ? s : "", v, TRUE, MR_OUTGOING_MAX_SUBJECT,
-				      &truncated);
-	/* a person's text is sent as written: no placeholders in it */
-	*body = tpl != NULL ? mr_template_render(b != NULL ? b : "", v, FALSE, MR_OUTGOING_MAX_BODY,
-						 &truncated)
-			    : mr_template_clean(b != NULL ? b : "", FALSE, MR_OUTGOING_MAX_BODY,
-						&truncated);
-	if (truncated)
-		g_warning("%s: a value made the mail longer than it may be: cut",
-			  req->template_name != NULL ? req->template_name : "mail");
-	return TRUE;
-}
-
-static gboolean
-outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
-	       const char *now, MrOutgoingResult *out, GError **error)
-{
-	g_autoptr(MrRecordMail) rec = NULL;
-	g_autofree char *display = NULL, *answered_mid = NULL, *answered_irt = NULL;
-	g_autofree char *answered_subject = NULL, *subject = NULL, *body = NULL;
-	g_autofree char *tagged = NULL, *from_name = NULL, *from_email = NULL;
-	g_autofree char *loop = NULL, *key = NULL, *token = NULL;
-	const char *refs[3] = { NULL, NULL, NULL };
-	const char *extra[2] = { NULL, NULL };
-	MrComposed mail = { 0 };
-	g_autoptr(MrMessage) parsed = NULL;
-	MrTemplateValues v = { 0 };
-	MrComposeSpec spec = { 0 };
-	MrOutboxNew entry = { 0 };
-	gboolean automatic = req->kind != MR_COMPOSE_PERSON;
-
-	memset(out, 0, sizeof(*out));
+	d->cfg = mr_config_ref((MrConfig *)cfg);
+	d->record = req->record;
+	d->kind = req->kind;
+	d->actor = req->actor;
+	d->need_outbox_id = req->need_outbox_id;
+	d->from = g_strdup(req->from);
 	/* the look-ups that need nothing else, in one round trip */
 	if (!mr_store_outgoing_ahead(store, req->record, req->answers, req->template_name, error))
-		return FALSE;
-	rec = mr_store_record_mail(store, req->record, error);
-	if (rec == NULL)
-		return FALSE;
-	display = mr_record_display_id(cfg, req->record);
-	if (rec->contact_email == NULL || *rec->contact_email == '\0') {
+		return NULL;
+	d->rec = mr_store_record_mail(store, req->record, error);
+	if (d->rec == NULL)
+		return NULL;
+	d->display = mr_record_display_id(cfg, req->record);
+	if (d->rec->contact_email == NULL || *d->rec->contact_email == '\0') {
 		g_set_error(error, MR_OUTGOING_ERROR, MR_OUTGOING_ERROR_NO_CONTACT,
-			    "%s has no contact to write to", display);
-		return FALSE;
-	}
-	if (automatic) {
-		char *why = auto_refusal(store, cfg, rec, now);
-
-		if (why != NULL)
-			return hold(store, req, now, rec->contact_email, why, out, error);
+			    "%s has no contact to write to", d->display);
+		return NULL;
 	}
 	if (req->answers != 0 &&
-	    !mr_store_message_thread(store, req->answers, &answered_mid, &answered_irt,
-				     &answered_subject, error))
-		return FALSE;
+	    !mr_store_message_thread(store, req->answers, &d->answered_mid, &d->answered_irt,
+				     &d->answered_subject, error))
+		return NULL;
+	if (req->template_name != NULL) {
+		g_autoptr(MrTemplateRow) tpl = mr_store_template_get(store, req->template_name, error);
+
+		if (tpl == NULL)
+			return NULL;
+		d->template_name = g_strdup(req->template_name);
+		d->subject = g_strdup(tpl->subject);
+		d->body = g_strdup(tpl->body);
+	} else {
+		d->subject = g_strdup(req->subject);
+		d->body = g_strdup(req->body);
+	}
+	return g_steal_pointer(&d);
+}
+
+MrOutgoingDraft *
+mr_outgoing_prepare(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
+		    GError **error)
+{
+	MrOutgoingDraft *d = outgoing_prepare(store, cfg, req, error);
+
+	mr_store_outgoing_ahead_drop(store);
+	return d;
+}
+
+gboolean
+mr_outgoing_compose(MrOutgoingDraft *d, GError **error)
+{
+	const MrConfig *cfg = d->cfg;
+	const MrRecordMail *rec = d->rec;
+	g_autofree char *subject = NULL, *body = NULL, *tagged = NULL;
+	g_autofree char *from_name = NULL, *from_email = NULL, *loop = NULL;
+	const char *refs[3] = { NULL, NULL, NULL };
+	const char *extra[2] = { NULL, NULL };
+	const char *from = d->from != NULL ? d->from : cfg->relay.from;
+	MrTemplateValues v = { 0 };
+	MrComposeSpec spec = { 0 };
+	gboolean truncated = FALSE;
+
+	g_return_val_if_fail(d->mail.raw == NULL, FALSE);
 	v.contact_name = rec->contact_name;
 	v.contact_email = rec->contact_email;
 	v.owner_name = rec->owner_name;
 	v.owner_email = rec->owner_email;
-	v.record_id = display;
+	v.record_id = d->display;
 	v.record_subject = rec->subject;
 	v.record_status = rec->status;
-	v.message_subject = answered_subject != NULL ? answered_subject : rec->subject;
-	if (!render(store, req, &v, &subject, &body, error))
-		return FALSE;
-	tagged = tagged_subject(subject, display);
-	if (!parse_from(req->from != NULL ? req->from : cfg->relay.from, &from_name, &from_email)) {
+	v.message_subject = d->answered_subject != NULL ? d->answered_subject : rec->subject;
+	subject = mr_template_render(d->subject != NULL ? d->subject : "", &v, TRUE,
+				     MR_OUTGOING_MAX_SUBJECT, &truncated);
+	/* a person's text is sent as written: no placeholders in it */
+	body = d->template_name != NULL
+		       ? mr_template_render(d->body != NULL ? d->body : "", &v, FALSE,
+					    MR_OUTGOING_MAX_BODY, &truncated)
+		       : mr_template_clean(d->body != NULL ? d->body : "", FALSE,
+					   MR_OUTGOING_MAX_BODY, &truncated);
+	if (truncated)
+		g_warning("%s: a value made the mail longer than it may be: cut",
+			  d->template_name != NULL ? d->template_name : "mail");
+	tagged = tagged_subject(subject, d->display);
+	if (!parse_from(from, &from_name, &from_email)) {
 		g_set_error(error, MR_OUTGOING_ERROR, MR_OUTGOING_ERROR_COMPOSE,
-			    "not an address to send from: %s",
-			    req->from != NULL ? req->from : cfg->relay.from);
+			    "not an address to send from: %s", from);
 		return FALSE;
 	}
 	/* References: what the answered mail answered, then the mail itself
 	 * (the answered mail's own References are not stored). */
-	refs[0] = answered_irt;
-	refs[answered_irt != NULL ? 1 : 0] = answered_mid;
+	refs[0] = d->answered_irt;
+	refs[d->answered_irt != NULL ? 1 : 0] = d->answered_mid;
 	loop = g_strdup_printf("%s: %s", MR_LOOP_HEADER, cfg->hostname);
 	extra[0] = loop;
 	spec.from_name = from_name;
@@ -220,22 +270,42 @@ outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req
 	spec.to_email = rec->contact_email;
 	spec.subject = tagged;
 	spec.body = body;
-	spec.in_reply_to = answered_mid;
+	spec.in_reply_to = d->answered_mid;
 	spec.references = refs;
 	spec.message_id_domain = strrchr(from_email, '@') + 1;
 	spec.date_us = mr_clock_now_us();
-	spec.kind = req->kind;
+	spec.kind = d->kind;
 	spec.extra_headers = extra;
-	if (!mr_compose(&spec, &mail, error)) {
-		g_prefix_error(error, "%s: ", display);
+	if (!mr_compose(&spec, &d->mail, error)) {
+		g_prefix_error(error, "%s: ", d->display);
 		return FALSE;
 	}
-	out->message_id = g_strdup(mail.message_id);
-	parsed = mr_parse_message(mail.raw, NULL);
-	key = mr_ingest_content_key(mail.raw);
-	out->message = mr_store_message_insert_out(store, mail.raw, key, parsed, now, error);
-	mr_composed_clear(&mail);
-	if (out->message == 0 || !mr_store_link_record(store, out->message, req->record, error) ||
+	d->parsed = mr_parse_message(d->mail.raw, NULL);
+	d->key = mr_ingest_content_key(d->mail.raw);
+	return TRUE;
+}
+
+gboolean
+mr_outgoing_write(MrStore *store, MrOutgoingDraft *d, const char *now, MrOutgoingResult *out,
+		  GError **error)
+{
+	const MrRecordMail *rec = d->rec;
+	g_autofree char *token = NULL;
+	MrOutboxNew entry = { 0 };
+
+	g_return_val_if_fail(d->mail.raw != NULL, FALSE);
+	memset(out, 0, sizeof(*out));
+	if (d->kind != MR_COMPOSE_PERSON) {
+		char *why = auto_refusal(store, d->cfg, rec, now);
+
+		if (why != NULL)
+			return hold(store, d, now, why, out, error);
+		if (!mr_store_check(store, error))
+			return FALSE;
+	}
+	out->message_id = g_strdup(d->mail.message_id);
+	out->message = mr_store_message_insert_out(store, d->mail.raw, d->key, d->parsed, now, error);
+	if (out->message == 0 || !mr_store_link_record(store, out->message, d->record, error) ||
 	    !mr_store_link_party(store, out->message, MR_PARTY_CONTACT, rec->contact, error))
 		return FALSE;
 	token = mr_verp_token_new();
@@ -243,12 +313,12 @@ outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req
 	entry.token = token;
 	entry.recipient = rec->contact_email;
 	entry.contact = rec->contact;
-	entry.record = req->record;
-	entry.automatic = automatic;
-	out->outbox = mr_store_outbox_insert(store, &entry, now, req->need_outbox_id, error);
+	entry.record = d->record;
+	entry.automatic = d->kind != MR_COMPOSE_PERSON;
+	out->outbox = mr_store_outbox_insert(store, &entry, now, d->need_outbox_id, error);
 	if (out->outbox == 0)
 		return FALSE;
-	if (!req->need_outbox_id)
+	if (!d->need_outbox_id)
 		out->outbox = 0;
 	out->queued = TRUE;
 	return TRUE;
@@ -258,10 +328,12 @@ gboolean
 mr_outgoing_queue(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *req,
 		  const char *now, MrOutgoingResult *out, GError **error)
 {
-	gboolean ok = outgoing_queue(store, cfg, req, now, out, error);
+	g_autoptr(MrOutgoingDraft) d = NULL;
 
-	mr_store_outgoing_ahead_drop(store);
-	return ok;
+	memset(out, 0, sizeof(*out));
+	d = mr_outgoing_prepare(store, cfg, req, error);
+	return d != NULL && mr_outgoing_compose(d, error) &&
+	       mr_outgoing_write(store, d, now, out, error);
 }
 
 typedef struct {

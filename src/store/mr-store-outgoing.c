@@ -192,6 +192,31 @@ mr_store_job_finish(MrStore *store, gint64 id, const char *claim, const char *st
 	return TRUE;
 }
 
+/* Steps an UPDATE ... RETURNING id to its end: the rows it touched in
+ * @count. */
+static gboolean
+step_count(MrSqlStmt *st, guint *count, GError **error)
+{
+	MrSqlStep step;
+
+	*count = 0;
+	while ((step = mr_sql_step(st, error)) == MR_SQL_ROW)
+		(*count)++;
+	return step == MR_SQL_DONE;
+}
+
+gboolean
+mr_store_jobs_finish_claim(MrStore *store, const char *claim, const char *now, guint *count,
+			   GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_JOBS_FINISH_CLAIM);
+
+	mr_sql_bind_text(st, 1, claim);
+	mr_sql_bind_text(st, 2, now);
+	mr_sql_bind_text(st, 3, MR_JOB_DONE);
+	return step_count(st, count, error);
+}
+
 /* Steps a SELECT min(...) and returns its text, or NULL. */
 static char *
 step_min_text(MrStore *store, MrSqlStmt *st)
@@ -322,6 +347,18 @@ mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, const char 
 	return TRUE;
 }
 
+gboolean
+mr_store_outbox_sent_claim(MrStore *store, const char *claim, const char *now, guint *count,
+			   GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_SENT_CLAIM);
+
+	mr_sql_bind_text(st, 1, claim);
+	mr_sql_bind_text(st, 2, now);
+	mr_sql_bind_text(st, 3, MR_OUTBOX_SENT);
+	return step_count(st, count, error);
+}
+
 char *
 mr_store_outbox_next_due(MrStore *store)
 {
@@ -331,13 +368,19 @@ mr_store_outbox_next_due(MrStore *store)
 }
 
 gint64
-mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since)
+mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since,
+			   gint64 contact, char **undeliverable)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_AUTO_COUNT);
 
+	*undeliverable = NULL;
 	mr_sql_bind_text(st, 1, recipient);
 	mr_sql_bind_text(st, 2, since);
-	return mr_store_step_int64(store, st);
+	mr_sql_bind_int64(st, 3, contact);
+	if (!mr_store_step_row(store, st))
+		return 0;
+	*undeliverable = g_strdup(mr_sql_column_text(st, 1));
+	return mr_sql_column_int64(st, 0);
 }
 
 GPtrArray *

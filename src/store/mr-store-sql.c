@@ -976,7 +976,12 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_SHOW_RULE] = "SELECT " RULE_COLUMNS " WHERE name = ?1",
 	/* Outgoing mail (mr-store-outgoing.h).  pg_notify is a no-op function
 	 * on SQLite (mr-sql-sqlite.c); SKIP LOCKED is written as a comment
-	 * that the PostgreSQL driver turns into FOR UPDATE SKIP LOCKED. */
+	 * that the PostgreSQL driver turns into FOR UPDATE SKIP LOCKED.
+	 * Every look-up of the queues starts with the status, so that the
+	 * indexes job_due and outbox_due find the few rows that wait among
+	 * all those ever done (no scan of the table, no sort of what waits):
+	 * a claim is two such look-ups, what is due and what a dead claim
+	 * left, at most @limit rows each. */
 	[MR_STMT_NOTIFY_WORK] = "SELECT pg_notify('mailroom_work', '')",
 	[MR_STMT_JOB_INSERT] =
 		"INSERT INTO job (kind, due, payload, record_kind, record_id, message_id, created,"
@@ -984,14 +989,19 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_JOBS_CLAIM] =
 		"UPDATE job SET status = 'running', claimed_until = ?2, claim = ?3,"
 		" attempts = attempts + 1, updated = ?1"
-		" WHERE id IN (SELECT id FROM job WHERE (status = 'due' AND due <= ?1)"
-		"  OR (status = 'running' AND claimed_until < ?1) ORDER BY due, id LIMIT ?4"
-		"  /*SKIP LOCKED*/)"
+		" WHERE id IN (SELECT id FROM (SELECT id FROM job WHERE status = 'due'"
+		"  AND due <= ?1 ORDER BY due LIMIT ?4 /*SKIP LOCKED*/) d"
+		"  UNION ALL SELECT id FROM (SELECT id FROM job WHERE status = 'running'"
+		"  AND claimed_until < ?1 LIMIT ?4 /*SKIP LOCKED*/) r)"
 		" RETURNING id, kind, payload, record_kind, record_id, message_id, attempts",
 	[MR_STMT_JOB_FINISH] =
 		"UPDATE job SET status = ?3, last_error = ?4, due = coalesce(?5, due),"
 		" claimed_until = NULL, claim = NULL, updated = ?6"
 		" WHERE id = ?1 AND claim = ?2 RETURNING id",
+	/* status = 'running' first: the index job_due finds the claim's rows */
+	[MR_STMT_JOBS_FINISH_CLAIM] =
+		"UPDATE job SET status = ?3, last_error = NULL, claimed_until = NULL, claim = NULL,"
+		" updated = ?2 WHERE status = 'running' AND claim = ?1 RETURNING id",
 	[MR_STMT_JOBS_NEXT_DUE] =
 		"SELECT min(CASE WHEN status = 'due' THEN due ELSE claimed_until END) FROM job"
 		" WHERE status IN ('due', 'running')",
@@ -1008,24 +1018,30 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_OUTBOX_CLAIM] =
 		"UPDATE outbox SET status = 'sending', claimed_until = ?2, claim = ?3,"
 		" attempts = attempts + 1, updated = ?1"
-		" WHERE id IN (SELECT id FROM outbox WHERE (status = 'queued' AND next_attempt <= ?1)"
-		"  OR (status = 'sending' AND claimed_until < ?1) ORDER BY next_attempt, id LIMIT ?4"
-		"  /*SKIP LOCKED*/)"
+		" WHERE id IN (SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued'"
+		"  AND next_attempt <= ?1 ORDER BY next_attempt LIMIT ?4 /*SKIP LOCKED*/) q"
+		"  UNION ALL SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending'"
+		"  AND claimed_until < ?1 LIMIT ?4 /*SKIP LOCKED*/) s)"
 		" RETURNING id",
 	[MR_STMT_OUTBOX_CLAIMED_RAW] =
 		"SELECT o.id, o.message_id, o.token, o.recipient, o.attempts, r.raw, o.record_kind,"
 		" o.record_id FROM outbox o"
-		" JOIN message_raw r ON r.message_id = o.message_id WHERE o.claim = ?1 ORDER BY o.id",
+		" JOIN message_raw r ON r.message_id = o.message_id"
+		" WHERE o.status = 'sending' AND o.claim = ?1 ORDER BY o.id",
 	[MR_STMT_OUTBOX_RESULT] =
 		"UPDATE outbox SET status = ?3, last_error = ?4, next_attempt = coalesce(?5, next_attempt),"
 		" sent = coalesce(?6, sent), claimed_until = NULL, claim = NULL, updated = ?7,"
 		" attempts = attempts - ?8 WHERE id = ?1 AND claim = ?2 RETURNING id",
+	[MR_STMT_OUTBOX_SENT_CLAIM] =
+		"UPDATE outbox SET status = ?3, last_error = NULL, sent = ?2, claimed_until = NULL,"
+		" claim = NULL, updated = ?2 WHERE status = 'sending' AND claim = ?1 RETURNING id",
 	[MR_STMT_OUTBOX_NEXT_DUE] =
 		"SELECT min(CASE WHEN status = 'queued' THEN next_attempt ELSE claimed_until END)"
 		" FROM outbox WHERE status IN ('queued', 'sending')",
 	[MR_STMT_OUTBOX_AUTO_COUNT] =
-		"SELECT count(*) FROM outbox WHERE recipient = ?1 AND created >= ?2 AND auto = 1"
-		" AND status <> 'cancelled'",
+		"SELECT (SELECT count(*) FROM outbox WHERE recipient = ?1 AND created >= ?2"
+		" AND auto = 1 AND status <> 'cancelled'),"
+		" (SELECT undeliverable FROM contact WHERE id = ?3)",
 	[MR_STMT_LIST_OUTBOX] =
 		"SELECT " OUTBOX_COLUMNS " WHERE o.status = coalesce(?1, o.status) ORDER BY o.id LIMIT ?2",
 	[MR_STMT_SHOW_OUTBOX] = "SELECT " OUTBOX_COLUMNS " WHERE o.id = ?1",

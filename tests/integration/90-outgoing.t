@@ -270,6 +270,29 @@ rc, out, err = e.ctl("outbox", "cancel", str(q[0]["id"]))
 t.ok(rc == 1 and "cancelled" in err, "twice: too late", (rc, err))
 relay.start()
 
+# --- a job that fails among others: they are done, it is tried again ---------------------------
+# mailroomd stopped meanwhile: at its start, one claim takes the two
+# acknowledgements and a job of a kind it does not know; the claim's
+# unit fails, each runs on its own.
+d.stop()
+sent_before = len(outbox("sent"))
+deliver("Ann <ann@batch.test>", "Batch one", "mj1@client.test")
+deliver("Ben <ben@batch.test>", "Batch two", "mj2@client.test")
+due = e.query("SELECT max(due) FROM job")[0][0]
+e.execute("INSERT INTO job (kind, due, status, attempts, created, updated)"
+          " VALUES ('no-such-kind', ?, 'due', 0, ?, ?)", (due, due, due))
+d.start()
+t.ok(wait_until(lambda: len(outbox("sent")) == sent_before + 2, timeout=30),
+     "both acknowledgements sent", outbox())
+bad = wait_until(lambda: [j for j in e.query(
+    "SELECT status, attempts, last_error FROM job WHERE kind = 'no-such-kind'")
+    if j[1] == 1], timeout=30)
+t.ok(bad and bad[0][0] == "due" and "no such kind of job" in (bad[0][2] or ""),
+     "the unknown job is due again after its first attempt, with the error", bad)
+t.eq(sorted(x["status"] for x in e.json("job", "list") if x["kind"] == "ticket-ack"
+            and x["record"] in [o["record"] for o in outbox() if o["to"].endswith("@batch.test")]),
+     ["done", "done"], "the acknowledgements' jobs are done")
+
 # --- a relay.from GMime cannot read is refused at start and at reload ---------------------------
 bad = config().replace('from = "Acme Support <support@acme.test>"', 'from = "a@acme.test, b@acme.test"')
 with open(e.conf) as f:

@@ -160,6 +160,24 @@ class Env:
         finally:
             con.close()
 
+    def execute(self, sql, args=()):
+        """Runs @sql (? placeholders), one statement that writes, on the
+        database: for a test to set up what no command makes."""
+        if PG:
+            parts = sql.split("?")
+            if len(parts) - 1 != len(args):
+                raise ValueError("%d placeholders, %d arguments" % (len(parts) - 1, len(args)))
+            text = parts[0] + "".join(_pg_literal(a) + p for a, p in zip(args, parts[1:]))
+            pg_cluster().psql(text, db=self.db.rsplit("/", 1)[1])
+            return
+        import sqlite3
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            with con:
+                con.execute(sql, args)
+        finally:
+            con.close()
+
     def ctl(self, *args, input=None):
         """Runs mailroomctl; returns (exit code, stdout, stderr)."""
         if isinstance(input, str):

@@ -525,6 +525,63 @@ test_row_declarations(void)
 	}
 }
 
+/* The queues' look-ups find the few rows that wait through an index,
+ * however many rows were ever done: no statement of the scheduler or the
+ * outbox scans job or outbox, and a claim does not sort what waits
+ * (issue 23: a claim that scanned the tables made 10,000 jobs cost
+ * quadratic time).  SQLite's plans, from EXPLAIN QUERY PLAN. */
+static void
+test_queue_plans(void)
+{
+	static const struct {
+		MrStmtId id;
+		gboolean may_sort; /* its rows, a claim's at most, are sorted */
+	} queue[] = {
+		{ MR_STMT_JOBS_CLAIM, FALSE },         { MR_STMT_JOBS_FINISH_CLAIM, FALSE },
+		{ MR_STMT_JOBS_NEXT_DUE, FALSE },      { MR_STMT_OUTBOX_CLAIM, FALSE },
+		{ MR_STMT_OUTBOX_CLAIMED_RAW, TRUE },  { MR_STMT_OUTBOX_SENT_CLAIM, FALSE },
+		{ MR_STMT_OUTBOX_NEXT_DUE, FALSE },    { MR_STMT_OUTBOX_AUTO_COUNT, FALSE },
+	};
+	g_autofree char *dir = g_dir_make_tmp("mr-test-XXXXXX", NULL);
+	g_autofree char *db = g_build_filename(dir, "m.db", NULL);
+	g_autoptr(GError) error = NULL;
+	sqlite3 *con = NULL;
+
+	{
+		g_autoptr(MrConfig) cfg = mr_test_config(db);
+		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+
+		g_assert_no_error(error);
+	}
+	g_assert_cmpint(sqlite3_open(db, &con), ==, SQLITE_OK);
+	for (guint i = 0; i < G_N_ELEMENTS(queue); i++) {
+		g_autofree char *sql = g_strconcat("EXPLAIN QUERY PLAN ", mr_sql_text[queue[i].id], NULL);
+		g_autoptr(GHashTable) coroutines = g_hash_table_new_full(g_str_hash, g_str_equal,
+									 g_free, NULL);
+		sqlite3_stmt *st = NULL;
+		guint lines = 0;
+
+		g_assert_cmpint(sqlite3_prepare_v2(con, sql, -1, &st, NULL), ==, SQLITE_OK);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *detail = (const char *)sqlite3_column_text(st, 3);
+
+			lines++;
+			if (g_str_has_prefix(detail, "CO-ROUTINE "))
+				g_hash_table_add(coroutines, g_strdup(detail + 11));
+			if (g_str_has_prefix(detail, "SCAN ") && strcmp(detail, "SCAN CONSTANT ROW") != 0 &&
+			    !g_hash_table_contains(coroutines, detail + 5))
+				g_error("%s: a scan (%s): %s", mr_sql_text[queue[i].id], detail, sql);
+			if (strstr(detail, "TEMP B-TREE") != NULL && !queue[i].may_sort)
+				g_error("%s: a sort (%s)", mr_sql_text[queue[i].id], detail);
+		}
+		g_assert_cmpuint(lines, >, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(con);
+	g_unlink(db);
+	g_rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -540,5 +597,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/lookup-failure", test_lookup_failure);
 	g_test_add_func("/mailroom/store/row-read", test_row_read);
 	g_test_add_func("/mailroom/store/row-declarations", test_row_declarations);
+	g_test_add_func("/mailroom/store/queue-plans", test_queue_plans);
 	return g_test_run();
 }
