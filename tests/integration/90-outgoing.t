@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrtest import BUILD, Tap, message, wait_until  # noqa: E402
+from mrtest import BUILD, PG, Tap, message, wait_until  # noqa: E402
 from mrdaemon import Daemon  # noqa: E402
 import mrrelay  # noqa: E402
 
@@ -292,6 +292,33 @@ t.ok(bad and bad[0][0] == "due" and "no such kind of job" in (bad[0][2] or ""),
 t.eq(sorted(x["status"] for x in e.json("job", "list") if x["kind"] == "ticket-ack"
             and x["record"] in [o["record"] for o in outbox() if o["to"].endswith("@batch.test")]),
      ["done", "done"], "the acknowledgements' jobs are done")
+
+# --- a batch whose write fails: each job on its own, the failure its own -------------------------
+# A trigger refuses the outbox row of one mail: the batch's unit fails,
+# and each of its jobs runs in a unit of its own.
+d.stop()
+sent_before = len(outbox("sent"))
+if PG:
+    e.execute("CREATE FUNCTION trap() RETURNS trigger AS $$ BEGIN"
+              " IF NEW.recipient = 'trap@batch.test' THEN RAISE EXCEPTION 'trapped'; END IF;"
+              " RETURN NEW; END $$ LANGUAGE plpgsql;"
+              " CREATE TRIGGER trap BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION trap()")
+else:
+    e.execute("CREATE TRIGGER trap BEFORE INSERT ON outbox WHEN NEW.recipient = 'trap@batch.test'"
+              " BEGIN SELECT RAISE(ABORT, 'trapped'); END")
+deliver("Trap <trap@batch.test>", "Batch trap", "mj3@client.test")
+deliver("Cal <cal@batch.test>", "Batch three", "mj4@client.test")
+d.start()
+t.ok(wait_until(lambda: [o for o in outbox("sent") if o["to"] == "cal@batch.test"], timeout=30),
+     "the other acknowledgement is sent", outbox())
+trap = wait_until(lambda: [j for j in e.query(
+    "SELECT j.status, j.attempts, j.last_error FROM job j JOIN ticket k ON k.id = j.record_id"
+    " JOIN contact c ON c.id = k.contact_id WHERE c.email = 'trap@batch.test'") if j[1] == 1],
+    timeout=30)
+t.ok(trap and trap[0][0] == "due" and "trapped" in (trap[0][2] or ""),
+     "the trapped job is due again, with the database's error", trap)
+t.eq(len(outbox("sent")), sent_before + 1, "nothing else was sent")
+e.execute("DROP TRIGGER trap ON outbox" if PG else "DROP TRIGGER trap")
 
 # --- a relay.from GMime cannot read is refused at start and at reload ---------------------------
 bad = config().replace('from = "Acme Support <support@acme.test>"', 'from = "a@acme.test, b@acme.test"')
