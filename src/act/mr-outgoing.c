@@ -305,8 +305,9 @@ mr_outgoing_write(MrStore *store, MrOutgoingDraft *d, const char *now, MrOutgoin
 	}
 	out->message_id = g_strdup(d->mail.message_id);
 	out->message = mr_store_message_insert_out(store, d->mail.raw, d->key, d->parsed, now, error);
-	if (out->message == 0 || !mr_store_link_record(store, out->message, d->record, error) ||
-	    !mr_store_link_party(store, out->message, MR_PARTY_CONTACT, rec->contact, error))
+	if (out->message == 0 ||
+	    !mr_store_link_record_party(store, out->message, d->record, MR_PARTY_CONTACT,
+					rec->contact, error))
 		return FALSE;
 	token = mr_verp_token_new();
 	entry.message = out->message;

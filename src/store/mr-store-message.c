@@ -60,19 +60,54 @@ mr_store_count_messages(MrStore *store)
 	return mr_store_step_int64(store, st);
 }
 
+/* The addresses of a message on their way to message_address: two rows
+ * a statement, in order. */
+typedef struct {
+	MrStore *store;
+	gint64 msg;
+	const char *kind;     /* (nullable): a row held back for a pair */
+	const MrAddress *held;
+} AddressRows;
+
 static gboolean
-insert_address(MrStore *store, gint64 msg, const char *kind, const MrAddress *a, GError **error)
+insert_address(AddressRows *rows, const char *kind, const MrAddress *a, GError **error)
 {
 	g_autoptr(MrStmtUse) st = NULL;
 
 	if (a == NULL || a->email == NULL || *a->email == '\0')
 		return TRUE;
-	st = store_stmt(store, MR_STMT_ADDRESS_INSERT);
-	mr_sql_bind_int64(st, 1, msg);
-	mr_sql_bind_text(st, 2, kind);
-	mr_sql_bind_text(st, 3, a->email);
-	mr_sql_bind_text(st, 4, a->name);
-	return mr_store_step_later(store, st, error);
+	if (rows->kind == NULL) {
+		rows->kind = kind;
+		rows->held = a;
+		return TRUE;
+	}
+	st = store_stmt(rows->store, MR_STMT_ADDRESS_INSERT2);
+	mr_sql_bind_int64(st, 1, rows->msg);
+	mr_sql_bind_text(st, 2, rows->kind);
+	mr_sql_bind_text(st, 3, rows->held->email);
+	mr_sql_bind_text(st, 4, rows->held->name);
+	mr_sql_bind_text(st, 5, kind);
+	mr_sql_bind_text(st, 6, a->email);
+	mr_sql_bind_text(st, 7, a->name);
+	rows->kind = NULL;
+	return mr_store_step_later(rows->store, st, error);
+}
+
+/* The row held back, if any. */
+static gboolean
+insert_address_last(AddressRows *rows, GError **error)
+{
+	g_autoptr(MrStmtUse) st = NULL;
+
+	if (rows->kind == NULL)
+		return TRUE;
+	st = store_stmt(rows->store, MR_STMT_ADDRESS_INSERT);
+	mr_sql_bind_int64(st, 1, rows->msg);
+	mr_sql_bind_text(st, 2, rows->kind);
+	mr_sql_bind_text(st, 3, rows->held->email);
+	mr_sql_bind_text(st, 4, rows->held->name);
+	rows->kind = NULL;
+	return mr_store_step_later(rows->store, st, error);
 }
 
 static gboolean
@@ -183,6 +218,7 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 {
 	gsize raw_len = 0;
 	const void *raw_data = g_bytes_get_data(raw, &raw_len);
+	AddressRows addresses = { 0 };
 	gint64 row;
 
 	{
@@ -202,17 +238,21 @@ insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *ms
 		if (!mr_store_step_later(store, st, error))
 			return 0;
 	}
-	if (!insert_address(store, row, "from", msg->from, error) ||
-	    !insert_address(store, row, "sender", msg->sender, error) ||
-	    !insert_address(store, row, "reply-to", msg->reply_to, error) ||
-	    !insert_address(store, row, "original-from", msg->original_from, error))
+	addresses.store = store;
+	addresses.msg = row;
+	if (!insert_address(&addresses, "from", msg->from, error) ||
+	    !insert_address(&addresses, "sender", msg->sender, error) ||
+	    !insert_address(&addresses, "reply-to", msg->reply_to, error) ||
+	    !insert_address(&addresses, "original-from", msg->original_from, error))
 		return 0;
 	for (guint i = 0; msg->to != NULL && i < msg->to->len; i++)
-		if (!insert_address(store, row, "to", g_ptr_array_index(msg->to, i), error))
+		if (!insert_address(&addresses, "to", g_ptr_array_index(msg->to, i), error))
 			return 0;
 	for (guint i = 0; msg->cc != NULL && i < msg->cc->len; i++)
-		if (!insert_address(store, row, "cc", g_ptr_array_index(msg->cc, i), error))
+		if (!insert_address(&addresses, "cc", g_ptr_array_index(msg->cc, i), error))
 			return 0;
+	if (!insert_address_last(&addresses, error))
+		return 0;
 	for (guint i = 0; msg->attachments != NULL && i < msg->attachments->len; i++)
 		if (!insert_attachment(store, row, g_ptr_array_index(msg->attachments, i), error))
 			return 0;

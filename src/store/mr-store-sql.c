@@ -773,6 +773,10 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
 	[MR_STMT_ADDRESS_INSERT] =
 		"INSERT INTO message_address (message_id, kind, email, name) VALUES (?1, ?2, ?3, ?4)",
+	/* Two rows in one statement: a statement less per message */
+	[MR_STMT_ADDRESS_INSERT2] =
+		"INSERT INTO message_address (message_id, kind, email, name)"
+		" VALUES (?1, ?2, ?3, ?4), (?1, ?5, ?6, ?7)",
 	[MR_STMT_BLOB_INSERT] =
 		"INSERT INTO blob (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
 	[MR_STMT_ATTACHMENT_INSERT] =
@@ -783,6 +787,9 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[MR_STMT_LINK_INSERT] =
 		"INSERT INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	[MR_STMT_LINK_INSERT2] =
+		"INSERT INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3), (?1, ?4, ?5)"
+		" ON CONFLICT DO NOTHING",
 	[MR_STMT_EVENT_INSERT] =
 		"INSERT INTO event (created, type, record_kind, record_id, message_id, actor_id,"
 		" old_status, new_status, address, detail)"
