@@ -369,12 +369,16 @@ apply_bounce(const Apply *a, GBytes *raw, GError **error)
 		g_info("mail to %s names no mail mailroom sent: nothing to do", to);
 		return TRUE;
 	}
+	/* From here the mail carries the secret of mail @id: it came from
+	 * where that mail went.  What is not its failure report -- an
+	 * auto-reply or a person's answer sent to the envelope sender, a
+	 * report that it was delayed or delivered -- is shown on its record. */
 	dsn = mr_dsn_parse(raw);
 	r = dsn != NULL ? dsn_recipient(dsn, sent->recipient) : NULL;
 	if (dsn == NULL || (r == NULL && g_strcmp0(dsn->original_message_id, sent->message_id) != 0)) {
 		g_info("mail to %s is no delivery report about mail %" G_GINT64_FORMAT
-		       " to %s: nothing to do", to, id, sent->recipient);
-		return TRUE;
+		       " to %s: linked to its record", to, id, sent->recipient);
+		return mr_store_link_record(a->store, a->msg, sent->record, error);
 	}
 	if (r == NULL && dsn->recipients->len == 1)
 		r = g_ptr_array_index(dsn->recipients, 0);
@@ -382,7 +386,7 @@ apply_bounce(const Apply *a, GBytes *raw, GError **error)
 	if (!failed) {
 		g_info("mail %" G_GINT64_FORMAT " to %s: report says %s", id, sent->recipient,
 		       r->action);
-		return TRUE;
+		return mr_store_link_record(a->store, a->msg, sent->record, error);
 	}
 	text = g_strdup(r != NULL && r->diagnostic != NULL ? r->diagnostic : "delivery failed");
 	facts.address = sent->recipient;

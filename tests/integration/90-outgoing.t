@@ -258,6 +258,29 @@ t.ok(held and "undeliverable" in held[0]["summary"], "no automatic mail to it ag
 rc, out, err = e.ctl("contact", "deliverable", "bob@bounce.test", "--json")
 t.ok(rc == 0 and '"undeliverable": null' in out.replace(" :", ":"), "a person clears the mark",
      (rc, out, err))
+# not a report: an auto-reply sent to the envelope sender, and a report
+# that the mail was delayed, are shown on the mail's record; changing
+# nothing else; with a wrong secret, linked to nothing
+ooo = ("From: Bob <bob@bounce.test>\r\nTo: %s\r\nSubject: Out of office\r\n"
+       "Message-ID: <ooo1@bounce.test>\r\nAuto-Submitted: auto-replied\r\n\r\nBack Monday.\r\n"
+       % verp).encode()
+for to, raw, subject in ((verp, ooo, "Out of office"),
+                         (verp, dsn(verp, "bob@bounce.test", mid, "4.4.1", "delayed")
+                          .replace(b"<dsn-", b"<dsn-delayed-", 1), "A delay report"),
+                         (forged, ooo.replace(b"ooo1@", b"ooo2@"), "Out of office")):
+    rc, out, err = e.deliver(to, raw)
+    t.eq(rc, 0, "%s to the %s address: accepted" % (subject, "forged" if to == forged else "VERP"),
+         err)
+msgs = {m["message_id"]: m for m in e.json("message", "list")}
+t.eq(msgs.get("ooo1@bounce.test", {}).get("links"), [bob["record"]],
+     "an auto-reply at the VERP address is shown on the mail's record",
+     msgs.get("ooo1@bounce.test"))
+t.eq(msgs.get("dsn-delayed-%s" % mid, {}).get("links"), [bob["record"]],
+     "so is a report that says delayed", msgs.get("dsn-delayed-%s" % mid))
+t.eq(msgs.get("ooo2@bounce.test", {}).get("links"), [], "with a wrong secret: linked to nothing",
+     msgs.get("ooo2@bounce.test"))
+t.eq([x["status"] for x in outbox() if x["to"] == "bob@bounce.test" and x["id"] == bob["id"]],
+     ["bounced"], "the mail's state is unchanged")
 
 # --- outbox cancel ---------------------------------------------------------------------------------
 relay.stop()
