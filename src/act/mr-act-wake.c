@@ -118,25 +118,36 @@ wake_poll(gpointer p)
 	return wake_check(p);
 }
 
-static void
-wake_watch_open(MrWake *w)
+/* Opens the watcher and sets its source: a notification's fd, or the
+ * once-a-second look.  Returns FALSE with @error (nothing left open). */
+static gboolean
+wake_watch_try(MrWake *w, GError **error)
 {
-	g_autoptr(GError) error = NULL;
 	int fd;
 
-	w->watch = mr_store_open_existing(w->cfg, &error);
-	if (w->watch == NULL || !mr_store_watch_start(w->watch, &error)) {
-		g_warning("watching the database for work: %s; again in %d s", error->message,
-			  WAKE_RETRY_S);
+	w->watch = mr_store_open_existing(w->cfg, error);
+	if (w->watch == NULL || !mr_store_watch_start(w->watch, error)) {
 		g_clear_pointer(&w->watch, mr_store_close);
-		w->retry_source = g_timeout_add_seconds(WAKE_RETRY_S, wake_retry, w);
-		return;
+		return FALSE;
 	}
 	fd = mr_store_watch_fd(w->watch);
 	if (fd >= 0)
 		w->watch_source = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, wake_fd_ready, w);
 	else
 		w->watch_source = g_timeout_add_seconds(1, wake_poll, w);
+	return TRUE;
+}
+
+static void
+wake_watch_open(MrWake *w)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (wake_watch_try(w, &error))
+		return;
+	g_warning("watching the database for work: %s; again in %d s", error->message,
+		  WAKE_RETRY_S);
+	w->retry_source = g_timeout_add_seconds(WAKE_RETRY_S, wake_retry, w);
 }
 
 MrWake *
@@ -147,13 +158,10 @@ mr_wake_new(const MrConfig *cfg, MrWakeFunc func, gpointer data, GError **error)
 	w->cfg = mr_config_ref((MrConfig *)cfg);
 	w->func = func;
 	w->data = data;
-	w->watch = mr_store_open_existing(cfg, error);
-	if (w->watch == NULL || !mr_store_watch_start(w->watch, error)) {
+	if (!wake_watch_try(w, error)) {
 		mr_wake_free(w);
 		return NULL;
 	}
-	g_clear_pointer(&w->watch, mr_store_close);
-	wake_watch_open(w);
 	return w;
 }
 
