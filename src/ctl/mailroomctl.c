@@ -1726,13 +1726,22 @@ cmd_template_show(MrCtl *ctl, char **args)
 	return template_print(ctl, args[0]);
 }
 
+/* One change of a row known by its key, in a transaction of its own:
+ * @change returns whether the row was there, FALSE with an error set
+ * when it failed. */
+typedef struct {
+	const char *key;
+	gboolean (*change)(MrStore *store, const char *key, GError **error);
+	gboolean found;
+} KeyedChange;
+
 static gboolean
-template_delete_tx(MrStore *store, gpointer data, GError **error)
+keyed_change_tx(MrStore *store, gpointer data, GError **error)
 {
-	gboolean *found = ((gpointer *)data)[1];
+	KeyedChange *c = data;
 	g_autoptr(GError) local = NULL;
 
-	*found = mr_store_template_delete(store, ((gpointer *)data)[0], &local);
+	c->found = c->change(store, c->key, &local);
 	if (local != NULL) {
 		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
@@ -1740,47 +1749,48 @@ template_delete_tx(MrStore *store, gpointer data, GError **error)
 	return TRUE;
 }
 
+/* Runs @change on @key: 0, or the exit code of a failure. */
+static int
+keyed_change(MrCtl *ctl, KeyedChange *c)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!mr_store_run(ctl->store, keyed_change_tx, c, &error))
+		return store_fail(error);
+	return 0;
+}
+
 static int
 cmd_template_delete(MrCtl *ctl, char **args)
 {
-	g_autoptr(GError) error = NULL;
-	gboolean found = FALSE;
-	gpointer data[2] = { args[0], &found };
+	KeyedChange c = { args[0], mr_store_template_delete, FALSE };
+	int rc = keyed_change(ctl, &c);
 
-	if (!mr_store_run(ctl->store, template_delete_tx, data, &error))
-		return store_fail(error);
-	if (!found)
+	if (rc != 0)
+		return rc;
+	if (!c.found)
 		return fail(1, "no template %s", args[0]);
 	print_gone(ctl, "template", args[0], "deleted");
 	return 0;
 }
 
 static gboolean
-contact_clear_tx(MrStore *store, gpointer data, GError **error)
+contact_clear_mark(MrStore *store, const char *email, GError **error)
 {
-	gpointer *d = data;
-	g_autoptr(GError) local = NULL;
-
-	*(gboolean *)d[1] = mr_store_contact_set_undeliverable(store, d[0], NULL, &local);
-	if (local != NULL) {
-		g_propagate_error(error, g_steal_pointer(&local));
-		return FALSE;
-	}
-	return TRUE;
+	return mr_store_contact_set_undeliverable(store, email, NULL, error);
 }
 
 /* contact deliverable EMAIL: clears the mark a hard bounce left. */
 static int
 cmd_contact_deliverable(MrCtl *ctl, char **args)
 {
-	g_autoptr(GError) error = NULL;
 	g_autofree char *email = mr_address_normalise(args[0]);
-	gboolean found = FALSE;
-	gpointer data[2] = { email, &found };
+	KeyedChange c = { email, contact_clear_mark, FALSE };
+	int rc = keyed_change(ctl, &c);
 
-	if (!mr_store_run(ctl->store, contact_clear_tx, data, &error))
-		return store_fail(error);
-	if (!found)
+	if (rc != 0)
+		return rc;
+	if (!c.found)
 		return fail(1, "no contact %s", email);
 	return cmd_contact_show(ctl, args);
 }
