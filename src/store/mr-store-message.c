@@ -69,6 +69,17 @@ typedef struct {
 	const MrAddress *held;
 } AddressRows;
 
+/* Binds the row held back as ?1..?4, and lets it go. */
+static void
+bind_address_held(MrSqlStmt *st, AddressRows *rows)
+{
+	mr_sql_bind_int64(st, 1, rows->msg);
+	mr_sql_bind_text(st, 2, rows->kind);
+	mr_sql_bind_text(st, 3, rows->held->email);
+	mr_sql_bind_text(st, 4, rows->held->name);
+	rows->kind = NULL;
+}
+
 static gboolean
 insert_address(AddressRows *rows, const char *kind, const MrAddress *a, GError **error)
 {
@@ -82,14 +93,10 @@ insert_address(AddressRows *rows, const char *kind, const MrAddress *a, GError *
 		return TRUE;
 	}
 	st = store_stmt(rows->store, MR_STMT_ADDRESS_INSERT2);
-	mr_sql_bind_int64(st, 1, rows->msg);
-	mr_sql_bind_text(st, 2, rows->kind);
-	mr_sql_bind_text(st, 3, rows->held->email);
-	mr_sql_bind_text(st, 4, rows->held->name);
+	bind_address_held(st, rows);
 	mr_sql_bind_text(st, 5, kind);
 	mr_sql_bind_text(st, 6, a->email);
 	mr_sql_bind_text(st, 7, a->name);
-	rows->kind = NULL;
 	return mr_store_step_later(rows->store, st, error);
 }
 
@@ -102,11 +109,7 @@ insert_address_last(AddressRows *rows, GError **error)
 	if (rows->kind == NULL)
 		return TRUE;
 	st = store_stmt(rows->store, MR_STMT_ADDRESS_INSERT);
-	mr_sql_bind_int64(st, 1, rows->msg);
-	mr_sql_bind_text(st, 2, rows->kind);
-	mr_sql_bind_text(st, 3, rows->held->email);
-	mr_sql_bind_text(st, 4, rows->held->name);
-	rows->kind = NULL;
+	bind_address_held(st, rows);
 	return mr_store_step_later(rows->store, st, error);
 }
 

@@ -205,16 +205,26 @@ step_count(MrSqlStmt *st, guint *count, GError **error)
 	return step == MR_SQL_DONE;
 }
 
+/* Ends what is still under @claim with @status, by statement @id (?1
+ * the claim, ?2 the time, ?3 the status); the rows it ended in @count. */
+static gboolean
+finish_claim(MrStore *store, MrStmtId id, const char *claim, const char *now,
+	     const char *status, guint *count, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, id);
+
+	mr_sql_bind_text(st, 1, claim);
+	mr_sql_bind_text(st, 2, now);
+	mr_sql_bind_text(st, 3, status);
+	return step_count(st, count, error);
+}
+
 gboolean
 mr_store_jobs_finish_claim(MrStore *store, const char *claim, const char *now, guint *count,
 			   GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_JOBS_FINISH_CLAIM);
-
-	mr_sql_bind_text(st, 1, claim);
-	mr_sql_bind_text(st, 2, now);
-	mr_sql_bind_text(st, 3, MR_JOB_DONE);
-	return step_count(st, count, error);
+	return finish_claim(store, MR_STMT_JOBS_FINISH_CLAIM, claim, now, MR_JOB_DONE, count,
+			    error);
 }
 
 /* Steps a SELECT min(...) and returns its text, or NULL. */
@@ -351,12 +361,8 @@ gboolean
 mr_store_outbox_sent_claim(MrStore *store, const char *claim, const char *now, guint *count,
 			   GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_SENT_CLAIM);
-
-	mr_sql_bind_text(st, 1, claim);
-	mr_sql_bind_text(st, 2, now);
-	mr_sql_bind_text(st, 3, MR_OUTBOX_SENT);
-	return step_count(st, count, error);
+	return finish_claim(store, MR_STMT_OUTBOX_SENT_CLAIM, claim, now, MR_OUTBOX_SENT, count,
+			    error);
 }
 
 char *

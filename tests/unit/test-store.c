@@ -300,14 +300,11 @@ test_event_types(void)
 	g_assert_cmpstr(mr_event_type_name(MR_EVENT_N), ==, "other");
 }
 
-/* Every event type this mailroom writes is in the schema's event_type
- * table, which event.type refers to: a new type needs a migration that
- * adds it, or its events would fail. */
-static void
-test_event_types_in_schema(void)
+/* A new database at @db with the whole schema, and a connection of
+ * SQLite's own to it. */
+static sqlite3 *
+open_schema(const char *db)
 {
-	g_autofree char *dir = g_dir_make_tmp("mr-test-XXXXXX", NULL);
-	g_autofree char *db = g_build_filename(dir, "m.db", NULL);
 	g_autoptr(GError) error = NULL;
 	sqlite3 *con = NULL;
 
@@ -319,6 +316,19 @@ test_event_types_in_schema(void)
 		g_assert_cmpint(mr_store_schema_version(store), >=, 3);
 	}
 	g_assert_cmpint(sqlite3_open(db, &con), ==, SQLITE_OK);
+	return con;
+}
+
+/* Every event type this mailroom writes is in the schema's event_type
+ * table, which event.type refers to: a new type needs a migration that
+ * adds it, or its events would fail. */
+static void
+test_event_types_in_schema(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("mr-test-XXXXXX", NULL);
+	g_autofree char *db = g_build_filename(dir, "m.db", NULL);
+	sqlite3 *con = open_schema(db);
+
 	for (int t = 1; t < MR_EVENT_N; t++) {
 		sqlite3_stmt *st = NULL;
 
@@ -544,16 +554,8 @@ test_queue_plans(void)
 	};
 	g_autofree char *dir = g_dir_make_tmp("mr-test-XXXXXX", NULL);
 	g_autofree char *db = g_build_filename(dir, "m.db", NULL);
-	g_autoptr(GError) error = NULL;
-	sqlite3 *con = NULL;
+	sqlite3 *con = open_schema(db);
 
-	{
-		g_autoptr(MrConfig) cfg = mr_test_config(db);
-		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
-
-		g_assert_no_error(error);
-	}
-	g_assert_cmpint(sqlite3_open(db, &con), ==, SQLITE_OK);
 	for (guint i = 0; i < G_N_ELEMENTS(queue); i++) {
 		g_autofree char *sql = g_strconcat("EXPLAIN QUERY PLAN ", mr_sql_text[queue[i].id], NULL);
 		g_autoptr(GHashTable) coroutines = g_hash_table_new_full(g_str_hash, g_str_equal,
