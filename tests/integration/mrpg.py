@@ -375,8 +375,11 @@ class PgCluster(Harness):
                 if not ok:
                     ok = kill_postmaster(self.data)
             if self.pid is not None:
-                if _alive(self.pid):
-                    ok = kill_postmaster(self.data) and not _alive(self.pid)
+                # pg_ctl -w returns when the pid file is gone: the
+                # postmaster may still be ending; give it a moment, then
+                # signals (to the pid: the file that names it is gone)
+                if not _wait_gone([self.pid], 15):
+                    ok = signal_ladder(self.pid, ((signal.SIGQUIT, 5), (signal.SIGKILL, 5)))
                 _reap(self.pid)
             if not ok:
                 # Keep the folder of a server still running; the watchdog
