@@ -150,20 +150,30 @@ check-integration: all
 # The sanitizer run on PostgreSQL stores every 4th corpus message in batch
 # mode (every message is parsed under the sanitizers on SQLite).
 MR_PG_BATCH_SAMPLE ?= 1
+PG_TESTS ?= $(INTEGRATION_TESTS)
 check-pg: all
 	MR_BUILD=$(CURDIR)/$(BUILD) MR_TEST_DB=postgresql MR_CORPUS_SAMPLE=10 \
-	  MR_CORPUS_BATCH_SAMPLE=$(MR_PG_BATCH_SAMPLE) prove --timer $(INTEGRATION_TESTS)
+	  MR_CORPUS_BATCH_SAMPLE=$(MR_PG_BATCH_SAMPLE) prove --timer $(PG_TESTS)
 
 # What CI leaves out for time: the pathological messages at 25 MB (about a
 # minute), each within 10 s and 256 MB.
 check-slow: all
 	MR_BUILD=$(CURDIR)/$(BUILD) MR_SLOW=1 prove tests/integration/66-pathological.t
 
-# The whole suite again, built with AddressSanitizer and UBSan into build-asan/.
+# The whole suite again, built with AddressSanitizer and UBSan into
+# build-asan/: on SQLite every test; on PostgreSQL all but those whose C
+# code does not depend on the engine (parsing, the SMTP and IMAP
+# dialogues under attack), which the sanitizers see on SQLite and
+# PostgreSQL sees without them -- for time (make test within 30 minutes on
+# two cores).
+ASAN_PG_LEAVE_OUT = 50-corpus 65-smuggling 66-pathological 67-hostile-clients \
+		    77-imap-hostile 83-imap-misbehaving
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  MR_CORPUS_SAMPLE=10 MR_PG_BATCH_SAMPLE=4 check
+	  MR_CORPUS_SAMPLE=20 MR_PG_BATCH_SAMPLE=4 \
+	  PG_TESTS="$(filter-out $(ASAN_PG_LEAVE_OUT:%=tests/integration/%.t),$(INTEGRATION_TESTS))" \
+	  check
 
 # The unit tests under valgrind (definite leaks and memory errors fail).
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
