@@ -27,7 +27,7 @@
 # exactly one acknowledgement, every row is sent, each after one attempt
 # (two for the one in flight).
 #
-# Knobs: MR_OUTBOX_STOP_N (default 20).  Either engine (MR_TEST_DB).
+# Knobs: MR_OUTBOX_STOP_N (default 30).  Either engine (MR_TEST_DB).
 import collections
 import os
 import sys
@@ -44,7 +44,7 @@ if not t.ok(mrrelay.available(), "the test relay runs (python3-aiosmtpd: make de
     sys.exit(1)
 
 ASAN = "asan" in os.path.basename(os.path.normpath(BUILD))
-N = int(os.environ.get("MR_OUTBOX_STOP_N", "20"))
+N = int(os.environ.get("MR_OUTBOX_STOP_N", "30"))
 DELAY = 0.5          # seconds the relay waits before it answers a RCPT
 DRAIN = 2            # limits.drain_timeout: well under N * DELAY
 RETRY = 600          # relay.retry_min: the backoff of the mail in flight, far
