@@ -7,6 +7,7 @@ on 127.0.0.1 that stores what it accepts and answers as the test says.
     m = r.messages()[0]          # mail_from, rcpt_tos, helo, peer, data, message
     r.control(mode="tempfail")   # 451 to every RCPT from now on
     r.control(reply_rcpt={"temp": "451 4.3.0 try later"})
+    r.control(mode="ok", delay=0.5)  # each RCPT answered 0.5 s late
     r.stop(); r.start()          # down, then up on the same port
     r.close()
 
@@ -21,9 +22,16 @@ Relay.close() runs at exit.
 What it answers is read from DIR/control.json at every RCPT, so a test
 changes it without a restart:
   {"mode": "ok" | "tempfail" | "reject",   451 or 550 to every RCPT
-   "reply_rcpt": {"temp": "451 4.3.0 try later", ...}}
+   "reply_rcpt": {"temp": "451 4.3.0 try later", ...},
                                            by the recipient's local part's
                                            prefix (the first that fits)
+   "delay": 0.5}                           seconds before each RCPT is
+                                           answered (default 0: at once),
+                                           other connections served
+                                           meanwhile; before RCPT, not
+                                           DATA: a client that gives up
+                                           while it waits leaves nothing
+                                           stored
 Every message accepted is a folder DIR/messages/SEQ/ (envelope.json:
 mail_from, rcpt_tos, helo (the client's EHLO/HELO name), peer ([host,
 port] of the client's connection); message.eml: the data as received,
@@ -37,6 +45,7 @@ all the same); --pipelining makes it announce it, for the unit test.
 Standard library only on the test's side; aiosmtpd only in --serve.
 """
 import argparse
+import asyncio
 import atexit
 import email
 import email.policy
@@ -188,14 +197,18 @@ class Relay:
 
     # --- behaviour -----------------------------------------------------------
 
-    def control(self, mode="ok", reply_rcpt=None):
+    def control(self, mode="ok", reply_rcpt=None, delay=0):
         """What the server answers to RCPT from now on: @mode "ok",
         "tempfail" (451) or "reject" (550) for every recipient, and
-        @reply_rcpt {local-part prefix: reply line} before that."""
+        @reply_rcpt {local-part prefix: reply line} before that; each
+        answer @delay seconds late."""
         if mode not in ("ok", "tempfail", "reject"):
             raise ValueError("mode: %r" % mode)
+        if not delay >= 0:
+            raise ValueError("delay: %r" % delay)
         _write_atomic(os.path.join(self.dir, "control.json"),
-                      json.dumps({"mode": mode, "reply_rcpt": reply_rcpt or {}}).encode())
+                      json.dumps({"mode": mode, "reply_rcpt": reply_rcpt or {},
+                                  "delay": delay}).encode())
 
     # --- what it took ----------------------------------------------------------
 
@@ -229,18 +242,19 @@ def _die_with(parent):
 
 
 def _rcpt_reply(directory, address):
-    """What the control file says to answer @address: a reply line, or None
-    to accept it."""
+    """What the control file says to answer @address: (a reply line, or
+    None to accept it; the seconds to wait before the answer)."""
     try:
         with open(os.path.join(directory, "control.json")) as f:
             ctl = json.load(f)
     except (OSError, ValueError):
         ctl = {}
+    delay = ctl.get("delay") or 0
     local = address.split("@", 1)[0]
     for prefix, reply in (ctl.get("reply_rcpt") or {}).items():
         if local.startswith(prefix):
-            return reply
-    return DEFAULT_REPLY.get(ctl.get("mode", "ok"))
+            return reply, delay
+    return DEFAULT_REPLY.get(ctl.get("mode", "ok")), delay
 
 
 class _Handler:
@@ -249,7 +263,11 @@ class _Handler:
         self.seq = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = _rcpt_reply(self.dir, address)
+        reply, delay = _rcpt_reply(self.dir, address)
+        if delay > 0:
+            # the loop serves the others meanwhile; a connection lost
+            # cancels this
+            await asyncio.sleep(delay)
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
@@ -279,7 +297,6 @@ class _PipeliningHandler(_Handler):
 
 
 def serve(args):
-    import asyncio
     import ssl
     from aiosmtpd.smtp import SMTP, AuthResult
 
