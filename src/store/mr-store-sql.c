@@ -1036,7 +1036,10 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" JOIN message_raw r ON r.message_id = o.message_id"
 		" WHERE o.status = 'sending' AND o.claim = ?1 ORDER BY o.id",
 	[MR_STMT_OUTBOX_RESULT] =
-		"UPDATE outbox SET status = ?3, last_error = ?4, next_attempt = coalesce(?5, next_attempt),"
+		/* unsent (?8 = 1): not tried, the error of the try before stays */
+		"UPDATE outbox SET status = ?3,"
+		" last_error = CASE WHEN ?8 = 1 THEN last_error ELSE ?4 END,"
+		" next_attempt = coalesce(?5, next_attempt),"
 		" sent = coalesce(?6, sent), claimed_until = NULL, claim = NULL, updated = ?7,"
 		" attempts = attempts - ?8 WHERE id = ?1 AND claim = ?2 RETURNING id",
 	[MR_STMT_OUTBOX_SENT_CLAIM] =

@@ -11,6 +11,7 @@
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
+#include "mailroom/mr-store-outgoing.h"
 #include "mailroom/mr-store-party.h"
 #include "mailroom/mr-store-record.h"
 #include "../../src/store/mr-store-private.h"
@@ -584,6 +585,130 @@ test_queue_plans(void)
 	g_rmdir(dir);
 }
 
+/* The outbox's round, step by step: queue, claim, a 4xx, claim again, a
+ * stop before it was tried (unsent), claim, sent.  The stop takes the
+ * attempt back and keeps the error of the one before. */
+typedef struct {
+	gint64 id;
+	const char *claim;
+	const char *status, *error, *next;
+	gboolean unsent;
+	guint claimed;
+} OutboxStep;
+
+static gboolean
+outbox_queue_tx(MrStore *store, gpointer data, GError **error)
+{
+	OutboxStep *o = data;
+	g_autoptr(MrMessage) m = mr_test_message("support@acme.test", "eve@client.test", "Ack");
+	g_autoptr(GBytes) raw = g_bytes_new_static("Subject: Ack\r\n\r\nHi\r\n", 21);
+	MrOutboxNew mail = { 0 };
+
+	mail.message = mr_store_message_insert_out(store, raw, "outbox-key", m,
+						   "2026-12-07T10:00:00Z", error);
+	if (mail.message == 0)
+		return FALSE;
+	mail.token = "0123456789abcdef";
+	mail.recipient = "eve@client.test";
+	mail.automatic = TRUE;
+	o->id = mr_store_outbox_insert(store, &mail, "2026-12-07T10:00:00Z", TRUE, error);
+	return o->id != 0;
+}
+
+static gboolean
+outbox_claim_tx(MrStore *store, gpointer data, GError **error)
+{
+	OutboxStep *o = data;
+	g_autoptr(GPtrArray) mails = mr_store_outbox_claim(store, "2026-12-07T11:00:00Z",
+							   "2026-12-07T11:05:00Z", o->claim, 10,
+							   error);
+
+	if (mails == NULL)
+		return FALSE;
+	o->claimed = mails->len;
+	return TRUE;
+}
+
+static gboolean
+outbox_result_tx(MrStore *store, gpointer data, GError **error)
+{
+	OutboxStep *o = data;
+	gboolean ours = FALSE;
+
+	if (!mr_store_outbox_result(store, o->id, o->claim, o->status, o->error, o->next, NULL,
+				    o->unsent, "2026-12-07T11:00:01Z", &ours, error))
+		return FALSE;
+	g_assert_true(ours);
+	return TRUE;
+}
+
+static gboolean
+outbox_sent_tx(MrStore *store, gpointer data, GError **error)
+{
+	OutboxStep *o = data;
+	guint n = 0;
+
+	if (!mr_store_outbox_sent_claim(store, o->claim, "2026-12-07T11:00:02Z", &n, error))
+		return FALSE;
+	o->claimed = n;
+	return TRUE;
+}
+
+static void
+test_outbox_round(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrConfig) cfg = mr_test_config(":memory:");
+	g_autoptr(MrStore) store = mr_store_open(cfg, &error);
+	OutboxStep o = { 0 };
+
+	g_assert_no_error(error);
+	g_assert_true(mr_store_run(store, outbox_queue_tx, &o, &error));
+	g_assert_no_error(error);
+	/* a 4xx: queued again, its attempt counted, the reply kept */
+	o.claim = "c1";
+	g_assert_true(mr_store_run(store, outbox_claim_tx, &o, &error));
+	g_assert_cmpuint(o.claimed, ==, 1);
+	o.status = MR_OUTBOX_QUEUED;
+	o.error = "451 4.3.0 busy";
+	o.next = "2026-12-07T11:00:00Z";
+	g_assert_true(mr_store_run(store, outbox_result_tx, &o, &error));
+	/* claimed again, then a stop before it was tried */
+	o.claim = "c2";
+	g_assert_true(mr_store_run(store, outbox_claim_tx, &o, &error));
+	g_assert_cmpuint(o.claimed, ==, 1);
+	o.error = NULL;
+	o.unsent = TRUE;
+	g_assert_true(mr_store_run(store, outbox_result_tx, &o, &error));
+	g_assert_no_error(error);
+	{
+		g_autoptr(MrOutboxRow) row = mr_store_outbox_get(store, o.id, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpstr(row->status, ==, MR_OUTBOX_QUEUED);
+		g_assert_cmpint(row->attempts, ==, 1);
+		g_assert_cmpstr(row->last_error, ==, "451 4.3.0 busy");
+	}
+	/* claimed and sent: recorded by the claim's one statement */
+	o.claim = "c3";
+	g_assert_true(mr_store_run(store, outbox_claim_tx, &o, &error));
+	g_assert_cmpuint(o.claimed, ==, 1);
+	g_assert_true(mr_store_run(store, outbox_sent_tx, &o, &error));
+	g_assert_cmpuint(o.claimed, ==, 1);
+	{
+		g_autoptr(MrOutboxRow) row = mr_store_outbox_get(store, o.id, &error);
+
+		g_assert_no_error(error);
+		g_assert_cmpstr(row->status, ==, MR_OUTBOX_SENT);
+		g_assert_cmpint(row->attempts, ==, 2);
+		g_assert_null(row->last_error);
+		g_assert_cmpstr(row->sent, ==, "2026-12-07T11:00:02Z");
+	}
+	/* nothing is left under that claim: a second time records nothing */
+	g_assert_true(mr_store_run(store, outbox_sent_tx, &o, &error));
+	g_assert_cmpuint(o.claimed, ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -600,5 +725,6 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/store/row-read", test_row_read);
 	g_test_add_func("/mailroom/store/row-declarations", test_row_declarations);
 	g_test_add_func("/mailroom/store/queue-plans", test_queue_plans);
+	g_test_add_func("/mailroom/store/outbox-round", test_outbox_round);
 	return g_test_run();
 }
