@@ -138,8 +138,10 @@ check: check-layering check-unit
 # The whole suite: as built, then again under the sanitizers.
 test: check asan check-valgrind
 
+# Two at a time: the unit tests share nothing (each its own temporary
+# files, ports and servers).
 check-unit: all
-	MR_TEST_DATA=$(CURDIR)/tests/data prove $(UNIT_BINS)
+	MR_TEST_DATA=$(CURDIR)/tests/data prove -j2 $(UNIT_BINS)
 
 check-integration: all
 	MR_BUILD=$(CURDIR)/$(BUILD) MR_CORPUS_SAMPLE=$(MR_CORPUS_SAMPLE) prove --timer $(INTEGRATION_TESTS)
@@ -181,7 +183,7 @@ VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
 	   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 check-valgrind: all
 	MR_TEST_DATA=$(CURDIR)/tests/data G_SLICE=always-malloc G_DEBUG=gc-friendly \
-	  prove --exec '$(VALGRIND)' $(UNIT_BINS)
+	  prove -j2 --exec '$(VALGRIND)' $(UNIT_BINS)
 
 # The engines' headers stay in their drivers: the store speaks mr-sql.h.
 # The direction between folders (core, model, parse, store, route, crm, net,
