@@ -56,7 +56,10 @@ void mr_writer_submit_full(MrWriter *writer, MrConfig *cfg, GBytes *raw,
  * transaction, under a savepoint of its own, with @store set to @cfg:
  * returning FALSE (with @error) undoes what it did and leaves the rest of
  * the batch alone.  A look-up that failed (mr_store_check()) fails it too.
- * It must not begin, commit or roll back. */
+ * It must not begin, commit or roll back.  It may run more than once: when
+ * the database rolls the batch's transaction back on its own (a full
+ * disk), the other units are applied again; so it starts from its inputs
+ * and drops what a run before left in @data. */
 typedef gboolean (*MrWriterWork)(MrStore *store, const MrConfig *cfg, gpointer data,
 				 GError **error);
 

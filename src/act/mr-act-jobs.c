@@ -84,8 +84,8 @@ job_retry_due(const MrJobClaimed *job, const char *now)
 	return mr_act_iso_add(now, (gint64)JOB_RETRY_S << MIN(job->attempts - 1, 16));
 }
 
-/* The request of job @job's mail, or NULL for a kind without one (none
- * yet: every job sends a mail). */
+/* Fills @req, the mail job @job sends (every kind of job sends one so
+ * far); FALSE with @error for a kind this mailroomd does not know. */
 static gboolean
 job_request(const MrConfig *cfg, const MrJobClaimed *job, MrOutgoingRequest *req, GError **error)
 {
@@ -167,6 +167,9 @@ claim_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 	g_autoptr(GPtrArray) jobs =
 		mr_store_jobs_claim(store, now, lease, b->claim, JOBS_PER_CLAIM, error);
 
+	/* a unit may run again (mr-writer.h): nothing of a run before */
+	g_array_set_size(b->items, 0);
+	g_clear_pointer(&b->next_due, g_free);
 	if (jobs == NULL)
 		return FALSE;
 	if (jobs->len == 0) {

@@ -78,6 +78,9 @@ claim_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 	g_autofree char *now = mr_clock_now_iso();
 	g_autofree char *lease = mr_act_iso_add(now, MR_ACT_LEASE_S);
 
+	/* a unit may run again (mr-writer.h): nothing of a run before */
+	g_clear_pointer(&w->mails, g_ptr_array_unref);
+	g_clear_pointer(&w->next_due, g_free);
 	w->mails = mr_store_outbox_claim(store, now, lease, w->claim, MAILS_PER_CLAIM, error);
 	if (w->mails == NULL)
 		return FALSE;
