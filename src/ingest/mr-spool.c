@@ -3,6 +3,9 @@
  *
  * Ingest stage.  Used on the door's thread only. */
 #define G_LOG_DOMAIN "mailroom-spool"
+/* O_TMPFILE is a GNU extension: <fcntl.h> hides it without this (and
+ * then every spool file had a name for an instant). */
+#define _GNU_SOURCE
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,9 @@
  * unnamed file that leaves nothing in the directory; every byte comes back
  * in order; a failing directory is a reported failure, never a short
  * message. */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -95,6 +97,55 @@ test_roundtrip(gconstpointer data)
 	check_pattern(bytes, c->total);
 	g_assert_cmpuint(mr_spool_size(spool), ==, 0);
 	g_assert_cmpuint(dir_entries(dir), ==, 0);
+	g_assert_cmpint(g_rmdir(dir), ==, 0);
+}
+
+/* Whether the file system of @dir makes unnamed files. */
+static gboolean
+has_tmpfile(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return FALSE;
+	close(fd);
+	return TRUE;
+}
+
+/* Where the file system makes unnamed files, the spool file never had a
+ * name: its descriptor points at "#inode (deleted)", not at a deleted
+ * "mr-spool-..." (a build without O_TMPFILE named every file for an
+ * instant, and a watcher of the directory could catch one). */
+static void
+test_unnamed(void)
+{
+	g_autofree char *dir = spool_tmpdir();
+	g_autoptr(MrSpool) spool = mr_spool_new(dir, 10);
+	g_autoptr(GDir) fds = NULL;
+	g_autofree char *prefix = g_strconcat(dir, "/", NULL);
+	const char *name;
+	guint found = 0;
+
+	if (!has_tmpfile(dir)) {
+		g_rmdir(dir);
+		g_test_skip("no O_TMPFILE on this file system");
+		return;
+	}
+	append_pattern(spool, 5000, 100);
+	g_assert_true(mr_spool_spooled(spool));
+	fds = g_dir_open("/proc/self/fd", 0, NULL);
+	g_assert_nonnull(fds);
+	while ((name = g_dir_read_name(fds)) != NULL) {
+		g_autofree char *link = g_build_filename("/proc/self/fd", name, NULL);
+		g_autofree char *target = g_file_read_link(link, NULL);
+
+		if (target == NULL || !g_str_has_prefix(target, prefix))
+			continue;
+		found++;
+		g_assert_false(g_str_has_prefix(target + strlen(prefix), "mr-spool-"));
+	}
+	g_assert_cmpuint(found, ==, 1);
+	g_clear_pointer(&spool, mr_spool_free);
 	g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
@@ -206,6 +257,7 @@ main(int argc, char **argv)
 		g_test_add_data_func(path, &spool_cases[i], test_roundtrip);
 	}
 	g_test_add_func("/mailroom/ingest/spool/reuse", test_reuse);
+	g_test_add_func("/mailroom/ingest/spool/unnamed", test_unnamed);
 	g_test_add_func("/mailroom/ingest/spool/missing-directory", test_missing_directory);
 	g_test_add_func("/mailroom/ingest/spool/unwritable-directory", test_unwritable_directory);
 	g_test_add_func("/mailroom/ingest/spool/check-directory", test_check_directory);
