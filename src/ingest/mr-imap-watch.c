@@ -57,8 +57,9 @@ typedef struct {
 	GCancellable *io;           /* ends blocking I/O: hard stop */
 	gint stopping;              /* atomic: finish what is in hand, then exit */
 	gint finished;              /* atomic: the thread is done */
-	gint connecting;            /* atomic: nothing in hand (a stop cancels
-	                               the I/O at once) */
+	gint connecting;            /* atomic: connecting, logging in, opening
+	                               the folder: nothing in hand (a stop
+	                               cancels the I/O at once) */
 	MrMailboxState st;          /* the thread's own copy */
 	gint64 suspect_to;          /* UIDs up to it go alone, their tries
 	                               counted: see watch_mark() */
@@ -742,6 +743,10 @@ watch_session(MrImapWatch *w, MrImapSession *s, GError **error)
 	if (!mr_imap_session_ensure_folder(s, w->mb->folder, error) ||
 	    !mr_imap_session_select(s, w->mb->folder, error))
 		return FALSE;
+	/* From here on a stop waits for what is in hand (a drain) */
+	g_atomic_int_set(&w->connecting, 0);
+	if (watch_stopping(w))
+		return TRUE;
 	watch_state(w, "connected", NULL);
 	while (!watch_stopping(w)) {
 		watch_take_config(w);
@@ -793,15 +798,17 @@ watch_thread(gpointer data)
 		g_autoptr(MrImapSession) s = NULL;
 
 		watch_state(w, "connecting", NULL);
-		/* nothing in hand while connecting: a stop cancels it at once */
+		/* nothing in hand until the folder is open (a server that
+		 * never answers SELECT too): a stop cancels it at once */
 		g_atomic_int_set(&w->connecting, 1);
 		if (!watch_stopping(w))
 			s = mr_imap_session_open(w->mb, w->io, &error);
-		g_atomic_int_set(&w->connecting, 0);
 		if (s != NULL && watch_session(w, s, &error)) {
+			g_atomic_int_set(&w->connecting, 0);
 			mailimap_logout(s->imap);
 			break; /* stopping */
 		}
+		g_atomic_int_set(&w->connecting, 0);
 		if (watch_stopping(w))
 			break;
 		/* The backoff grows until the mailbox makes progress, not

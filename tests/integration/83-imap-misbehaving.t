@@ -3,8 +3,8 @@
 # of the test's own on loopback): a UID told twice, a body that does not
 # arrive, a partial fetch that never ends, a flood of small answers, bodies
 # nobody asked for, a server that fails every session after the login, a
-# message bigger than announced, a server that drips its greeting, and a
-# reload while a connection hangs.  Whatever the server does, mailroomd
+# message bigger than announced, a server that drips its greeting, a
+# reload while a connection hangs, and a SELECT never answered.  Whatever the server does, mailroomd
 # stores each message once, loses none, does not delete what it did not
 # store, stays small and answers SMTP, retries with backoff, and stops.
 # Runs on both engines (MR_TEST_DB).
@@ -439,4 +439,22 @@ if want(9):
         t.diag("body fetches per UID in all: %r" % counts)
         t.eq(stored(d), 3, "three messages stored")
         stops_cleanly(d, "mailroomd stops cleanly (exit 0)")
+        srv.close()
+
+
+# --- 10 --------------------------------------------------------------------
+if want(10):
+    with t.section("a server that never answers SELECT: a prompt stop"):
+        # seen with Dovecot killed and started again (75-imap): the SELECT
+        # after the reconnect hung, and a stop waited for the read's timeout
+        srv = FakeImap({1: mail("Select", 1)}, uidvalidity=20)
+        srv.set(hang_select=True)
+        d = daemon([entry(srv)])
+        t.ok(srv.hung.wait(10), "mailroomd logged in and sent SELECT", status(d))
+        t0 = time.monotonic()
+        rc = d.stop(timeout=8)
+        took = time.monotonic() - t0
+        t.ok(took <= 5, "SIGTERM while SELECT waits: mailroomd exits in %.1f s (at most 5)" % took)
+        t.eq(rc, 0, "with exit 0")
+        t.eq(stored(d), 0, "nothing stored")
         srv.close()

@@ -60,6 +60,8 @@ MODES = {
     "drip_answers": 0.0,          # seconds between bytes of every answer
     "bye_in_literal": frozenset(),  # UIDs: half the body's literal, "* BYE", close
     "select_no": False,           # SELECT/EXAMINE answered NO
+    "hang_select": False,         # SELECT/EXAMINE never answered (srv.hung is
+                                  # set; the connection waits for the client to go away)
     "bye_after_login": False,     # LOGIN answered OK, then "* BYE" and close
     "login_no": False,            # LOGIN answered NO
     "huge_bodies": {},            # uid -> n: its body is a literal of n bytes ("x"),
@@ -371,8 +373,25 @@ class Conn:
             self.srv.folders.add(name)
         self.send(tag + b" OK created\r\n")
 
+    def hang(self):
+        """Answers nothing more: sets srv.hung and waits for the client to
+        go away (what it sends meanwhile is read and dropped)."""
+        srv = self.srv
+        srv.hung.set()
+        while not srv._closing:
+            try:
+                if self.readline(timeout=0.5) is not None:
+                    continue
+            except Closed:
+                return False
+        return False
+
     def do_SELECT(self, tag, cmd):
         srv = self.srv
+        with srv.lock:
+            hang = srv.hang_select
+        if hang:
+            return self.hang()
         with srv.lock:
             if srv.select_no:
                 out = tag + b" NO [UNAVAILABLE] no folder today\r\n"
@@ -401,14 +420,7 @@ class Conn:
             hang = any(u in srv.hang_body for u in uids)
             huge = {u: srv.huge_bodies[u] for u in uids if u in srv.huge_bodies}
         if hang:
-            srv.hung.set()
-            while not srv._closing:     # until the client goes away
-                try:
-                    if self.readline(timeout=0.5) is not None:
-                        continue
-                except Closed:
-                    return False
-            return False
+            return self.hang()
         if huge and not part:
             return self.stream(tag, uids, huge)
         with srv.lock:
