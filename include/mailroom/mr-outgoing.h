@@ -43,7 +43,6 @@ typedef struct {
 	gboolean queued;    /* FALSE when held back */
 	gint64 outbox;      /* the outbox entry (need_outbox_id), 0 when held
 	                       back */
-	gint64 message;     /* the stored message, 0 when held back */
 	char *message_id;   /* (transfer full) its Message-ID, without <> */
 	char *held;         /* (transfer full) (nullable): why it was held back */
 } MrOutgoingResult;
@@ -85,6 +84,15 @@ gboolean mr_outgoing_compose(MrOutgoingDraft *d, GError **error);
  * @out.  Returns FALSE with @error. */
 gboolean mr_outgoing_write(MrStore *store, MrOutgoingDraft *d, const char *now,
 			   MrOutgoingResult *out, GError **error);
+
+/* Step 3 for the @n drafts @drafts, in order, as mr_outgoing_write() for
+ * each, with one look-up for the daily limits and undeliverable marks of
+ * the automatic ones (the mails queued before one in @drafts count
+ * toward its limit).  Fills @outs[i].  Returns FALSE with @error: the
+ * inserts travel to the database together, so which mail failed is not
+ * known; undo the transaction. */
+gboolean mr_outgoing_write_all(MrStore *store, MrOutgoingDraft *const *drafts, guint n,
+			       const char *now, MrOutgoingResult *outs, GError **error);
 
 /* An agent's answer on ticket @ticket (`mailroomctl ticket reply`), in
  * one transaction of @store: @body to the ticket's contact, from the user

@@ -133,22 +133,27 @@ GPtrArray *mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError 
 #define MR_OUTBOX_CANCELLED "cancelled"
 #define MR_OUTBOX_BOUNCED "bounced"
 
-/* An outgoing mail as it is queued. */
+/* An outgoing mail as it is stored and queued. */
 typedef struct {
-	gint64 message;      /* the stored message (direction out) */
+	GBytes *raw;         /* its bytes */
+	const char *key;     /* their content key (mr_ingest_content_key()) */
+	const MrMessage *msg; /* the bytes parsed, as the message is stored */
 	const char *token;   /* the secret of its VERP envelope sender */
 	const char *recipient;
-	gint64 contact;      /* 0: none */
-	MrRecordRef record;  /* MR_RECORD_NONE: none */
+	gint64 contact;      /* the contact it goes to */
+	MrRecordRef record;  /* the record it is about */
 	gboolean automatic;  /* an automatic mail (the daily limit counts it) */
-} MrOutboxNew;
+} MrOutgoingNew;
 
-/* Queues @mail, due at once, at @now.  Returns its id, or 0 with @error.
- * With @need_id FALSE it returns 1 at once and the insert may travel with
- * the next statement waited for (a round trip less on PostgreSQL), which
- * then reports its error. */
-gint64 mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now,
-			      gboolean need_id, GError **error);
+/* Stores @mail as a message with direction "out", linked to its record
+ * and contact, and queues it, due at once, at @now.  Nothing waits for
+ * the database: the rows find the message by its content key, and a
+ * failure (a message with these bytes stored already: every outgoing
+ * mail has a Message-ID of its own) is reported by the next statement
+ * waited for -- with @need_id, the insert of the outbox entry.  Returns
+ * the entry's id with @need_id, else 1; 0 with @error. */
+gint64 mr_store_outgoing_queue(MrStore *store, const MrOutgoingNew *mail, const char *now,
+			       gboolean need_id, GError **error);
 
 /* A mail claimed for sending. */
 typedef struct {
@@ -193,13 +198,17 @@ gboolean mr_store_outbox_sent_claim(MrStore *store, const char *claim, const cha
  * next attempt, or the end of a lease), or NULL when none waits. */
 char *mr_store_outbox_next_due(MrStore *store);
 
-/* Returns the number of automatic mails queued for @recipient since
- * @since (cancelled ones left out), and sets @undeliverable (transfer
- * full, nullable) to contact @contact's mark as it is now: one look-up
- * before an automatic mail is queued. */
-gint64 mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since,
-				  gint64 contact, char **undeliverable);
-
+/* For each of the @n automatic mails to @recipients[i] (contact
+ * @contacts[i], 0: none), sets @counts[i] to the number of automatic mails
+ * queued for that recipient since @since (cancelled ones left out), and
+ * @undeliverable[i] (transfer full, nullable) to the contact's mark as it
+ * is now: one look-up for a batch of automatic mails, before they are
+ * queued (MR_STORE_SLOTS recipients a round trip).  Returns FALSE with
+ * @error. */
+gboolean mr_store_outbox_auto_counts(MrStore *store, const char *since,
+				     const char *const *recipients, const gint64 *contacts,
+				     guint n, gint64 *counts, char **undeliverable,
+				     GError **error);
 /* `outbox list --json`: {id to subject status attempts next_attempt
  * last_error record message_id}. */
 typedef struct {
@@ -336,13 +345,6 @@ MrRecordMail *mr_store_record_mail(MrStore *store, MrRecordRef ref, GError **err
  * FALSE with @error when there is none. */
 gboolean mr_store_message_thread(MrStore *store, gint64 id, char **message_id,
 				 char **in_reply_to, char **subject, GError **error);
-
-/* Stores @raw (content key @key) and @msg, an outgoing mail, at @now with
- * direction "out".  Returns its row, or 0 with @error (a message with
- * that key stored already is an error: every outgoing mail has a
- * Message-ID of its own). */
-gint64 mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key,
-				   const MrMessage *msg, const char *now, GError **error);
 
 /* Looks up the user known by @address: sets @email and @name (transfer
  * full, @name nullable).  Returns the user's id, or 0 when there is

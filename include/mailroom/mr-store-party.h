@@ -74,11 +74,6 @@ typedef enum {
 gboolean mr_store_link_party(MrStore *store, gint64 msg, MrPartyKind kind, gint64 id,
 			     GError **error);
 
-/* Links message @msg to record @ref and to the party @id of @kind in one
- * statement (either may be nothing: MR_RECORD_NONE, 0).  Sent ahead. */
-gboolean mr_store_link_record_party(MrStore *store, gint64 msg, MrRecordRef ref,
-				    MrPartyKind kind, gint64 id, GError **error);
-
 /* --- queries for the CLI ------------------------------------------------
  * Rows come back as structs, each with its declaration (mr-row.h: the
  * fields in the order of the columns and of the CLI's JSON, see

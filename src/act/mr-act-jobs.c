@@ -218,38 +218,40 @@ write_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 {
 	Batch *b = data;
 	g_autofree char *now = mr_clock_now_iso();
-	guint good = 0, ended = 0;
+	g_autoptr(GPtrArray) drafts = g_ptr_array_sized_new(b->items->len);
+	g_autofree MrOutgoingResult *outs = NULL;
+	guint ended = 0;
+	gboolean ok;
 
 	for (guint i = 0; i < b->items->len; i++) {
 		Item *it = &g_array_index(b->items, Item, i);
-		MrOutgoingResult out = { 0 };
-		gboolean ok;
+		g_autofree char *due = NULL;
 
-		if (it->draft == NULL) {
-			g_autofree char *due = job_retry_due(it->job, now);
-
-			if (!mr_store_job_finish(store, it->job->id, b->claim,
-						 due != NULL ? MR_JOB_DUE : MR_JOB_FAILED, it->error,
-						 due, now, NULL, error))
-				return FALSE;
+		if (it->draft != NULL) {
+			g_ptr_array_add(drafts, it->draft);
 			continue;
 		}
-		ok = mr_outgoing_write(store, it->draft, now, &out, error);
-		if (ok && out.queued)
-			g_debug("job %" G_GINT64_FORMAT ": mail queued as %s", it->job->id,
-				out.message_id);
-		mr_outgoing_result_clear(&out);
-		if (!ok) {
-			g_prefix_error(error, "job %" G_GINT64_FORMAT ": ", it->job->id);
+		due = job_retry_due(it->job, now);
+		if (!mr_store_job_finish(store, it->job->id, b->claim,
+					 due != NULL ? MR_JOB_DUE : MR_JOB_FAILED, it->error, due,
+					 now, NULL, error))
 			return FALSE;
-		}
-		good++;
 	}
-	if (good > 0 && !mr_store_jobs_finish_claim(store, b->claim, now, &ended, error))
+	if (drafts->len == 0)
+		return mr_store_check(store, error);
+	outs = g_new0(MrOutgoingResult, drafts->len);
+	ok = mr_outgoing_write_all(store, (MrOutgoingDraft *const *)drafts->pdata, drafts->len, now,
+				   outs, error);
+	for (guint i = 0; i < drafts->len; i++) {
+		if (ok && outs[i].queued)
+			g_debug("mail queued as %s", outs[i].message_id);
+		mr_outgoing_result_clear(&outs[i]);
+	}
+	if (!ok || !mr_store_jobs_finish_claim(store, b->claim, now, &ended, error))
 		return FALSE;
-	if (ended != good) {
+	if (ended != drafts->len) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%u of %u jobs were taken over"
-			    " (their lease ran out)", good - ended, good);
+			    " (their lease ran out)", drafts->len - ended, drafts->len);
 		return FALSE;
 	}
 	return mr_store_check(store, error);

@@ -98,24 +98,67 @@ hold(MrStore *store, const MrOutgoingDraft *d, const char *now, char *why, MrOut
 	return mr_store_event_add(store, now, MR_EVENT_MAIL_HELD, d->record, 0, &facts, error);
 }
 
-/* An automatic mail to @rec's contact may go: not marked undeliverable
- * (as the database says now), under the daily limit.  Returns: (transfer
- * full) (nullable): why not. */
-static char *
-auto_refusal(MrStore *store, const MrConfig *cfg, const MrRecordMail *rec, const char *now)
+/* The look-ups of the automatic mails of a write: a day's mails per
+ * recipient, as the database says now plus those queued in this write,
+ * and the contacts' undeliverable marks. */
+typedef struct {
+	char *since;           /* a day before now (NULL: @now is no time) */
+	gint64 *counts;        /* per draft */
+	char **undeliverable;  /* per draft */
+	GHashTable *queued;    /* recipient -> automatic mails queued here */
+} AutoFacts;
+
+static void
+auto_facts_clear(AutoFacts *f, guint n)
+{
+	g_free(f->since);
+	g_free(f->counts);
+	for (guint i = 0; f->undeliverable != NULL && i < n; i++)
+		g_free(f->undeliverable[i]);
+	g_free(f->undeliverable);
+	g_clear_pointer(&f->queued, g_hash_table_unref);
+}
+
+/* Reads the facts of @drafts in one look-up, when one of them is
+ * automatic. */
+static gboolean
+auto_facts_read(MrStore *store, MrOutgoingDraft *const *drafts, guint n, const char *now,
+		AutoFacts *f, GError **error)
 {
 	g_autoptr(GDateTime) t = g_date_time_new_from_iso8601(now, NULL);
 	g_autoptr(GDateTime) day_ago = t != NULL ? g_date_time_add_days(t, -1) : NULL;
-	g_autofree char *since = day_ago != NULL ? g_date_time_format_iso8601(day_ago) : NULL;
-	g_autofree char *undeliverable = NULL;
-	int limit = cfg->outgoing.max_auto_per_recipient_per_day;
-	gint64 count = mr_store_outbox_auto_count(store, rec->contact_email,
-						  since != NULL ? since : now, rec->contact,
-						  &undeliverable);
+	g_autofree const char **recipients = g_new0(const char *, MAX(n, 1));
+	g_autofree gint64 *contacts = g_new0(gint64, MAX(n, 1));
+	gboolean automatic = FALSE;
 
-	if (undeliverable != NULL)
-		return g_strdup_printf("the address is marked undeliverable (%s)", undeliverable);
-	if (since != NULL && count >= limit)
+	f->since = day_ago != NULL ? g_date_time_format_iso8601(day_ago) : NULL;
+	f->counts = g_new0(gint64, MAX(n, 1));
+	f->undeliverable = g_new0(char *, MAX(n, 1));
+	f->queued = g_hash_table_new(g_str_hash, g_str_equal);
+	for (guint i = 0; i < n; i++) {
+		recipients[i] = drafts[i]->rec->contact_email;
+		contacts[i] = drafts[i]->rec->contact;
+		automatic |= drafts[i]->kind != MR_COMPOSE_PERSON;
+	}
+	return !automatic ||
+	       mr_store_outbox_auto_counts(store, f->since != NULL ? f->since : now, recipients,
+					   contacts, n, f->counts, f->undeliverable, error);
+}
+
+/* Draft @i, an automatic mail, may go: its address not marked
+ * undeliverable, under the daily limit.  Returns: (transfer full)
+ * (nullable): why not. */
+static char *
+auto_refusal(const MrConfig *cfg, const MrOutgoingDraft *d, const AutoFacts *f, guint i)
+{
+	int limit = cfg->outgoing.max_auto_per_recipient_per_day;
+	gint64 count = f->counts[i] + GPOINTER_TO_UINT(g_hash_table_lookup(
+					      f->queued, d->rec->contact_email));
+
+	if (f->undeliverable[i] != NULL)
+		return g_strdup_printf("the address is marked undeliverable (%s)",
+				       f->undeliverable[i]);
+	if (f->since != NULL && count >= limit)
 		return g_strdup_printf("the limit of %d automatic mails a day to one recipient"
 				       " is reached", limit);
 	return NULL;
@@ -285,44 +328,73 @@ mr_outgoing_compose(MrOutgoingDraft *d, GError **error)
 	return TRUE;
 }
 
-gboolean
-mr_outgoing_write(MrStore *store, MrOutgoingDraft *d, const char *now, MrOutgoingResult *out,
-		  GError **error)
+/* Stores and queues draft @d. */
+static gboolean
+write_one(MrStore *store, MrOutgoingDraft *d, const char *now, MrOutgoingResult *out,
+	  GError **error)
 {
-	const MrRecordMail *rec = d->rec;
-	g_autofree char *token = NULL;
-	MrOutboxNew entry = { 0 };
+	g_autofree char *token = mr_verp_token_new();
+	MrOutgoingNew mail = { 0 };
 
-	g_return_val_if_fail(d->mail.raw != NULL, FALSE);
-	memset(out, 0, sizeof(*out));
-	if (d->kind != MR_COMPOSE_PERSON) {
-		char *why = auto_refusal(store, d->cfg, rec, now);
-
-		if (why != NULL)
-			return hold(store, d, now, why, out, error);
-		if (!mr_store_check(store, error))
-			return FALSE;
-	}
+	mail.raw = d->mail.raw;
+	mail.key = d->key;
+	mail.msg = d->parsed;
+	mail.token = token;
+	mail.recipient = d->rec->contact_email;
+	mail.contact = d->rec->contact;
+	mail.record = d->record;
+	mail.automatic = d->kind != MR_COMPOSE_PERSON;
 	out->message_id = g_strdup(d->mail.message_id);
-	out->message = mr_store_message_insert_out(store, d->mail.raw, d->key, d->parsed, now, error);
-	if (out->message == 0 ||
-	    !mr_store_link_record_party(store, out->message, d->record, MR_PARTY_CONTACT,
-					rec->contact, error))
-		return FALSE;
-	token = mr_verp_token_new();
-	entry.message = out->message;
-	entry.token = token;
-	entry.recipient = rec->contact_email;
-	entry.contact = rec->contact;
-	entry.record = d->record;
-	entry.automatic = d->kind != MR_COMPOSE_PERSON;
-	out->outbox = mr_store_outbox_insert(store, &entry, now, d->need_outbox_id, error);
+	out->outbox = mr_store_outgoing_queue(store, &mail, now, d->need_outbox_id, error);
 	if (out->outbox == 0)
 		return FALSE;
 	if (!d->need_outbox_id)
 		out->outbox = 0;
 	out->queued = TRUE;
 	return TRUE;
+}
+
+gboolean
+mr_outgoing_write_all(MrStore *store, MrOutgoingDraft *const *drafts, guint n, const char *now,
+		      MrOutgoingResult *outs, GError **error)
+{
+	AutoFacts facts = { 0 };
+	gboolean ok;
+
+	for (guint i = 0; i < n; i++) {
+		g_return_val_if_fail(drafts[i]->mail.raw != NULL, FALSE);
+		memset(&outs[i], 0, sizeof(outs[i]));
+	}
+	ok = auto_facts_read(store, drafts, n, now, &facts, error);
+	for (guint i = 0; ok && i < n; i++) {
+		MrOutgoingDraft *d = drafts[i];
+		char *why = NULL;
+
+		if (d->kind != MR_COMPOSE_PERSON) {
+			why = auto_refusal(d->cfg, d, &facts, i);
+			if (why != NULL) {
+				ok = hold(store, d, now, why, &outs[i], error);
+				continue;
+			}
+		}
+		ok = write_one(store, d, now, &outs[i], error);
+		if (ok && d->kind != MR_COMPOSE_PERSON) {
+			const char *to = d->rec->contact_email;
+
+			g_hash_table_insert(facts.queued, (gpointer)to,
+					    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
+								     facts.queued, to)) + 1));
+		}
+	}
+	auto_facts_clear(&facts, n);
+	return ok;
+}
+
+gboolean
+mr_outgoing_write(MrStore *store, MrOutgoingDraft *d, const char *now, MrOutgoingResult *out,
+		  GError **error)
+{
+	return mr_outgoing_write_all(store, &d, 1, now, out, error);
 }
 
 gboolean

@@ -60,11 +60,25 @@ mr_store_count_messages(MrStore *store)
 	return mr_store_step_int64(store, st);
 }
 
+/* The message that a row belongs to: its id, or (0) its content key. */
+typedef struct {
+	gint64 id;
+	const char *key;
+} MessageRef;
+
+/* Binds @m as the statement's ?@id and ?@key (MESSAGE_OF). */
+static void
+bind_message_ref(MrSqlStmt *st, int id, int key, MessageRef m)
+{
+	mr_store_bind_id(st, id, m.id);
+	mr_sql_bind_text(st, key, m.id != 0 ? NULL : m.key);
+}
+
 /* The addresses of a message on their way to message_address: two rows
  * a statement, in order. */
 typedef struct {
 	MrStore *store;
-	gint64 msg;
+	MessageRef msg;
 	const char *kind;     /* (nullable): a row held back for a pair */
 	const MrAddress *held;
 } AddressRows;
@@ -73,7 +87,6 @@ typedef struct {
 static void
 bind_address_held(MrSqlStmt *st, AddressRows *rows)
 {
-	mr_sql_bind_int64(st, 1, rows->msg);
 	mr_sql_bind_text(st, 2, rows->kind);
 	mr_sql_bind_text(st, 3, rows->held->email);
 	mr_sql_bind_text(st, 4, rows->held->name);
@@ -93,6 +106,7 @@ insert_address(AddressRows *rows, const char *kind, const MrAddress *a, GError *
 		return TRUE;
 	}
 	st = store_stmt(rows->store, MR_STMT_ADDRESS_INSERT2);
+	bind_message_ref(st, 1, 8, rows->msg);
 	bind_address_held(st, rows);
 	mr_sql_bind_text(st, 5, kind);
 	mr_sql_bind_text(st, 6, a->email);
@@ -109,12 +123,13 @@ insert_address_last(AddressRows *rows, GError **error)
 	if (rows->kind == NULL)
 		return TRUE;
 	st = store_stmt(rows->store, MR_STMT_ADDRESS_INSERT);
+	bind_message_ref(st, 1, 5, rows->msg);
 	bind_address_held(st, rows);
 	return mr_store_step_later(rows->store, st, error);
 }
 
 static gboolean
-insert_attachment(MrStore *store, gint64 msg, const MrAttachment *att, GError **error)
+insert_attachment(MrStore *store, MessageRef msg, const MrAttachment *att, GError **error)
 {
 	gsize len = 0;
 	const void *data = att->data != NULL ? g_bytes_get_data(att->data, &len) : NULL;
@@ -131,7 +146,7 @@ insert_attachment(MrStore *store, gint64 msg, const MrAttachment *att, GError **
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_ATTACHMENT_INSERT);
 
-		mr_sql_bind_int64(st, 1, msg);
+		bind_message_ref(st, 1, 6, msg);
 		mr_sql_bind_text(st, 2, att->sha256);
 		mr_sql_bind_text(st, 3, att->filename);
 		mr_sql_bind_text(st, 4, att->content_type != NULL ? att->content_type
@@ -211,55 +226,81 @@ bind_message(MrSqlStmt *st, GBytes *raw, const char *key, const MrMessage *msg, 
 	mr_sql_bind_text(st, 18, out ? "out" : "in");
 }
 
+/* Stores the rows of message @m: its raw bytes, addresses and
+ * attachments, held back (step_later).  Returns FALSE with @error. */
+static gboolean
+insert_message_rows(MrStore *store, MessageRef m, GBytes *raw, const MrMessage *msg,
+		    GError **error)
+{
+	gsize raw_len = 0;
+	const void *raw_data = g_bytes_get_data(raw, &raw_len);
+	AddressRows addresses = { .store = store, .msg = m };
+
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_RAW_INSERT);
+
+		bind_message_ref(st, 1, 3, m);
+		mr_sql_bind_blob(st, 2, raw_data, raw_len);
+		if (!mr_store_step_later(store, st, error))
+			return FALSE;
+	}
+	if (!insert_address(&addresses, "from", msg->from, error) ||
+	    !insert_address(&addresses, "sender", msg->sender, error) ||
+	    !insert_address(&addresses, "reply-to", msg->reply_to, error) ||
+	    !insert_address(&addresses, "original-from", msg->original_from, error))
+		return FALSE;
+	for (guint i = 0; msg->to != NULL && i < msg->to->len; i++)
+		if (!insert_address(&addresses, "to", g_ptr_array_index(msg->to, i), error))
+			return FALSE;
+	for (guint i = 0; msg->cc != NULL && i < msg->cc->len; i++)
+		if (!insert_address(&addresses, "cc", g_ptr_array_index(msg->cc, i), error))
+			return FALSE;
+	if (!insert_address_last(&addresses, error))
+		return FALSE;
+	for (guint i = 0; msg->attachments != NULL && i < msg->attachments->len; i++)
+		if (!insert_attachment(store, m, g_ptr_array_index(msg->attachments, i), error))
+			return FALSE;
+	return TRUE;
+}
+
 /* Stores the message row (bound already when @started: see
  * mr_store_message_start()), its raw bytes, addresses and attachments.
  * Returns the new row, or 0: with @error on failure, without when a
  * message with @key is stored already (nothing is written then). */
 static gint64
 insert_message(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
-	       const char *now, gboolean started, gboolean out, GError **error)
+	       const char *now, gboolean started, GError **error)
 {
-	gsize raw_len = 0;
-	const void *raw_data = g_bytes_get_data(raw, &raw_len);
-	AddressRows addresses = { 0 };
-	gint64 row;
+	MessageRef m = { 0 };
 
 	{
 		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_INSERT);
 
 		if (!started)
-			bind_message(st, raw, key, msg, now, out);
-		row = mr_store_step_new_id(store, st, error);
-		if (row == 0)
+			bind_message(st, raw, key, msg, now, FALSE);
+		m.id = mr_store_step_new_id(store, st, error);
+		if (m.id == 0)
 			return 0;
 	}
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_RAW_INSERT);
+	return insert_message_rows(store, m, raw, msg, error) ? m.id : 0;
+}
 
-		mr_sql_bind_int64(st, 1, row);
-		mr_sql_bind_blob(st, 2, raw_data, raw_len);
+gboolean
+mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
+			    const char *now, GError **error)
+{
+	MessageRef m = { .key = key };
+
+	g_return_val_if_fail(store != NULL && raw != NULL && key != NULL && msg != NULL, FALSE);
+	mr_store_drop_started(store);
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_INSERT_OUT);
+
+		bind_message(st, raw, key, msg, now, TRUE);
 		if (!mr_store_step_later(store, st, error))
-			return 0;
+			return FALSE;
 	}
-	addresses.store = store;
-	addresses.msg = row;
-	if (!insert_address(&addresses, "from", msg->from, error) ||
-	    !insert_address(&addresses, "sender", msg->sender, error) ||
-	    !insert_address(&addresses, "reply-to", msg->reply_to, error) ||
-	    !insert_address(&addresses, "original-from", msg->original_from, error))
-		return 0;
-	for (guint i = 0; msg->to != NULL && i < msg->to->len; i++)
-		if (!insert_address(&addresses, "to", g_ptr_array_index(msg->to, i), error))
-			return 0;
-	for (guint i = 0; msg->cc != NULL && i < msg->cc->len; i++)
-		if (!insert_address(&addresses, "cc", g_ptr_array_index(msg->cc, i), error))
-			return 0;
-	if (!insert_address_last(&addresses, error))
-		return 0;
-	for (guint i = 0; msg->attachments != NULL && i < msg->attachments->len; i++)
-		if (!insert_attachment(store, row, g_ptr_array_index(msg->attachments, i), error))
-			return 0;
-	return row;
+	return insert_message_rows(store, m, raw, msg, error);
 }
 
 gboolean
@@ -324,7 +365,7 @@ mr_store_message_deliver(MrStore *store, GBytes *raw, const char *key, const MrM
 		/* One statement for a new message, the look-up by key included
 		 * (a round trip less on PostgreSQL); a duplicate delivery is
 		 * found here, after routing, which only reads. */
-		out->message_row = insert_message(store, raw, key, msg, out->now, started, FALSE,
+		out->message_row = insert_message(store, raw, key, msg, out->now, started,
 						  &local);
 		if (local != NULL) {
 			g_propagate_error(error, g_steal_pointer(&local));
@@ -354,25 +395,6 @@ mr_store_message_deliver(MrStore *store, GBytes *raw, const char *key, const MrM
 		mr_sql_bind_text(st, 6, delivery->rules);
 		return mr_store_step_later(store, st, error);
 	}
-}
-
-gint64
-mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key, const MrMessage *msg,
-			    const char *now, GError **error)
-{
-	g_autoptr(GError) local = NULL;
-	gint64 row;
-
-	mr_store_drop_started(store);
-	row = insert_message(store, raw, key, msg, now, FALSE, TRUE, &local);
-	if (row == 0) {
-		if (local == NULL)
-			g_set_error(&local, MR_STORE_ERROR, MR_STORE_ERROR_CONSTRAINT,
-				    "an outgoing message with these bytes is stored already");
-		g_propagate_error(error, g_steal_pointer(&local));
-		return 0;
-	}
-	return row;
 }
 
 void

@@ -255,16 +255,30 @@ mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error)
 /* --- the outbox ------------------------------------------------------------ */
 
 gint64
-mr_store_outbox_insert(MrStore *store, const MrOutboxNew *mail, const char *now,
-		       gboolean need_id, GError **error)
+mr_store_outgoing_queue(MrStore *store, const MrOutgoingNew *mail, const char *now,
+			gboolean need_id, GError **error)
 {
 	gint64 id;
 
+	g_return_val_if_fail(mail->record.kind != MR_RECORD_NONE && mail->contact != 0, 0);
+	if (!mr_store_message_insert_out(store, mail->raw, mail->key, mail->msg, now, error))
+		return 0;
+	{
+		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_LINK_INSERT2);
+
+		mr_sql_bind_text(st, 1, mail->key);
+		mr_sql_bind_text(st, 2, mr_record_kind_name(mail->record.kind));
+		mr_sql_bind_int64(st, 3, mail->record.id);
+		mr_sql_bind_text(st, 4, "contact");
+		mr_sql_bind_int64(st, 5, mail->contact);
+		if (!mr_store_step_later(store, st, error))
+			return 0;
+	}
 	{
 		g_autoptr(MrStmtUse) st =
 			store_stmt(store, need_id ? MR_STMT_OUTBOX_INSERT : MR_STMT_OUTBOX_INSERT_LATER);
 
-		mr_sql_bind_int64(st, 1, mail->message);
+		mr_sql_bind_text(st, 1, mail->key);
 		mr_sql_bind_text(st, 2, mail->token);
 		mr_sql_bind_text(st, 3, mail->recipient);
 		mr_store_bind_id(st, 4, mail->contact);
@@ -373,20 +387,48 @@ mr_store_outbox_next_due(MrStore *store)
 	return step_min_text(store, st);
 }
 
-gint64
-mr_store_outbox_auto_count(MrStore *store, const char *recipient, const char *since,
-			   gint64 contact, char **undeliverable)
+/* One chunk of mr_store_outbox_auto_counts(): at most MR_STORE_SLOTS
+ * mails, one round trip. */
+static gboolean
+auto_counts_chunk(MrStore *store, const char *since, const char *const *recipients,
+		  const gint64 *contacts, guint n, gint64 *counts, char **undeliverable,
+		  GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_AUTO_COUNT);
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_AUTO_COUNTS);
+	MrSqlStep step;
 
-	*undeliverable = NULL;
-	mr_sql_bind_text(st, 1, recipient);
-	mr_sql_bind_text(st, 2, since);
-	mr_sql_bind_int64(st, 3, contact);
-	if (!mr_store_step_row(store, st))
-		return 0;
-	*undeliverable = g_strdup(mr_sql_column_text(st, 1));
-	return mr_sql_column_int64(st, 0);
+	mr_sql_bind_text(st, 1, since);
+	for (guint i = 0; i < MR_STORE_SLOTS; i++) {
+		mr_sql_bind_text(st, 2 + 2 * (int)i, i < n ? recipients[i] : NULL);
+		mr_store_bind_id(st, 3 + 2 * (int)i, i < n ? contacts[i] : 0);
+	}
+	while ((step = mr_sql_step(st, error)) == MR_SQL_ROW) {
+		gint64 slot = mr_sql_column_int64(st, 0);
+
+		if (slot < 0 || slot >= n)
+			continue;
+		counts[slot] = mr_sql_column_int64(st, 1);
+		g_free(undeliverable[slot]);
+		undeliverable[slot] = g_strdup(mr_sql_column_text(st, 2));
+	}
+	return step != MR_SQL_FAIL;
+}
+
+gboolean
+mr_store_outbox_auto_counts(MrStore *store, const char *since, const char *const *recipients,
+			    const gint64 *contacts, guint n, gint64 *counts, char **undeliverable,
+			    GError **error)
+{
+	for (guint i = 0; i < n; i++) {
+		counts[i] = 0;
+		undeliverable[i] = NULL;
+	}
+	for (guint at = 0; at < n; at += MR_STORE_SLOTS)
+		if (!auto_counts_chunk(store, since, recipients + at, contacts + at,
+				       MIN(n - at, MR_STORE_SLOTS), counts + at, undeliverable + at,
+				       error))
+			return FALSE;
+	return TRUE;
 }
 
 GPtrArray *

@@ -174,22 +174,3 @@ mr_store_link_party(MrStore *store, gint64 msg, MrPartyKind kind, gint64 id, GEr
 	return mr_store_insert_link(store, msg, mr_party_kind_names[kind], id, error);
 }
 
-gboolean
-mr_store_link_record_party(MrStore *store, gint64 msg, MrRecordRef ref, MrPartyKind kind,
-			   gint64 id, GError **error)
-{
-	g_autoptr(MrStmtUse) st = NULL;
-
-	g_return_val_if_fail((guint)kind < G_N_ELEMENTS(mr_party_kind_names), FALSE);
-	if (ref.kind == MR_RECORD_NONE)
-		return mr_store_link_party(store, msg, kind, id, error);
-	if (id == 0)
-		return mr_store_link_record(store, msg, ref, error);
-	st = store_stmt(store, MR_STMT_LINK_INSERT2);
-	mr_sql_bind_int64(st, 1, msg);
-	mr_sql_bind_text(st, 2, mr_record_kind_name(ref.kind));
-	mr_sql_bind_int64(st, 3, ref.id);
-	mr_sql_bind_text(st, 4, mr_party_kind_names[kind]);
-	mr_sql_bind_int64(st, 5, id);
-	return mr_store_step_later(store, st, error);
-}

@@ -39,6 +39,7 @@ typedef enum {
 	MR_STMT_MESSAGE_BY_KEY,
 	MR_STMT_DELIVERY_EXISTS,
 	MR_STMT_MESSAGE_INSERT,
+	MR_STMT_MESSAGE_INSERT_OUT,
 	MR_STMT_MESSAGE_RAW_INSERT,
 	MR_STMT_ADDRESS_INSERT,
 	MR_STMT_ADDRESS_INSERT2,
@@ -138,7 +139,7 @@ typedef enum {
 	MR_STMT_OUTBOX_RESULT,
 	MR_STMT_OUTBOX_SENT_CLAIM,
 	MR_STMT_OUTBOX_NEXT_DUE,
-	MR_STMT_OUTBOX_AUTO_COUNT,
+	MR_STMT_OUTBOX_AUTO_COUNTS,
 	MR_STMT_LIST_OUTBOX,
 	MR_STMT_SHOW_OUTBOX,
 	MR_STMT_OUTBOX_SET_STATUS,
@@ -159,6 +160,10 @@ typedef enum {
 	MR_STMT_CONTACT_MARK_ID,
 	MR_STMT_N_STATEMENTS
 } MrStmtId;
+
+/* The slots of a look-up of several rows at once (OUTBOX_AUTO_COUNTS):
+ * a batch's rows go in chunks of this many. */
+#define MR_STORE_SLOTS 50
 
 /* The text of every statement, indexed by MrStmtId. */
 extern const char *const mr_sql_text[MR_STMT_N_STATEMENTS];
@@ -232,6 +237,13 @@ store_stmt(MrStore *store, MrStmtId id)
 
 
 /* --- helpers of the store's files ----------------------------------------- */
+
+/* Stores @raw (content key @key) and @msg, an outgoing mail, at @now with
+ * direction "out": its row, raw bytes, addresses and attachments, all
+ * held back (step_later), the rows naming the message by @key.  Returns
+ * FALSE with @error. */
+gboolean mr_store_message_insert_out(MrStore *store, GBytes *raw, const char *key,
+				     const MrMessage *msg, const char *now, GError **error);
 
 /* Binds @v, or NULL when @v is 0 (an absent row id). */
 void mr_store_bind_id(MrSqlStmt *st, int i, gint64 v);

@@ -715,6 +715,34 @@ const int mr_sql_schema_version = 9;
 	" u.email, u.name FROM " table " r LEFT JOIN contact c ON c.id = r.contact_id"\
 	" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1"
 
+/* The message of a row: by its id (?ID), or by its content key (?KEY)
+ * when the insert of the message was not waited for (an outgoing mail). */
+#define MESSAGE_BY_KEY(key) "(SELECT id FROM message WHERE content_key = ?" #key ")"
+#define MESSAGE_OF(id, key) "coalesce(?" #id ", " MESSAGE_BY_KEY(key) ")"
+#define MESSAGE_INSERT                                                           \
+	"INSERT INTO message (content_key, message_id, in_reply_to, subject,"    \
+	" subject_norm, from_email, from_name, date, received, size,"            \
+	" parse_status, parse_problem, auto_kind, auto_reason, is_forward,"      \
+	" original_from, snippet, direction) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"    \
+	" ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+#define OUTBOX_INSERT                                                            \
+	"INSERT INTO outbox (message_id, token, recipient, contact_id,"          \
+	" record_kind, record_id, auto, next_attempt, created, updated)"         \
+	" VALUES (" MESSAGE_BY_KEY(1) ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)"
+/* MR_STORE_SLOTS rows (slot, recipient, contact) of parameters ?2..?101:
+ * the mails of a batch, each looked up on its own through an index. */
+#define SLOTS_RECIPIENT_CONTACT \
+	"(0, ?2, ?3), (1, ?4, ?5), (2, ?6, ?7), (3, ?8, ?9), (4, ?10, ?11), " \
+	"(5, ?12, ?13), (6, ?14, ?15), (7, ?16, ?17), (8, ?18, ?19), (9, ?20, ?21), " \
+	"(10, ?22, ?23), (11, ?24, ?25), (12, ?26, ?27), (13, ?28, ?29), (14, ?30, ?31), " \
+	"(15, ?32, ?33), (16, ?34, ?35), (17, ?36, ?37), (18, ?38, ?39), (19, ?40, ?41), " \
+	"(20, ?42, ?43), (21, ?44, ?45), (22, ?46, ?47), (23, ?48, ?49), (24, ?50, ?51), " \
+	"(25, ?52, ?53), (26, ?54, ?55), (27, ?56, ?57), (28, ?58, ?59), (29, ?60, ?61), " \
+	"(30, ?62, ?63), (31, ?64, ?65), (32, ?66, ?67), (33, ?68, ?69), (34, ?70, ?71), " \
+	"(35, ?72, ?73), (36, ?74, ?75), (37, ?76, ?77), (38, ?78, ?79), (39, ?80, ?81), " \
+	"(40, ?82, ?83), (41, ?84, ?85), (42, ?86, ?87), (43, ?88, ?89), (44, ?90, ?91), " \
+	"(45, ?92, ?93), (46, ?94, ?95), (47, ?96, ?97), (48, ?98, ?99), (49, ?100, ?101)"
+
 const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_USER_BY_ADDRESS] = "SELECT user_id FROM user_address WHERE address = ?1",
 	[MR_STMT_USER_INSERT] = "INSERT INTO app_user (email, name, created) VALUES (?1, ?2, ?3)"
@@ -764,32 +792,35 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_MESSAGE_BY_KEY] = "SELECT id FROM message WHERE content_key = ?1",
 	[MR_STMT_DELIVERY_EXISTS] =
 		"SELECT 1 FROM delivery WHERE message_id = ?1 AND recipient = ?2",
-	[MR_STMT_MESSAGE_INSERT] =
-		"INSERT INTO message (content_key, message_id, in_reply_to, subject,"
-		" subject_norm, from_email, from_name, date, received, size, parse_status,"
-		" parse_problem, auto_kind, auto_reason, is_forward, original_from, snippet,"
-		" direction) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-		" ?15, ?16, ?17, ?18) ON CONFLICT (content_key) DO NOTHING RETURNING id",
-	[MR_STMT_MESSAGE_RAW_INSERT] = "INSERT INTO message_raw (message_id, raw) VALUES (?1, ?2)",
+	[MR_STMT_MESSAGE_INSERT] = MESSAGE_INSERT " ON CONFLICT (content_key) DO NOTHING RETURNING id",
+	/* An outgoing mail: new bytes, nothing to wait for (a conflict is
+	 * an error) */
+	[MR_STMT_MESSAGE_INSERT_OUT] = MESSAGE_INSERT,
+	/* The rows of a message name it by its id, or (an insert that was
+	 * not waited for: an outgoing mail) by its content key. */
+	[MR_STMT_MESSAGE_RAW_INSERT] =
+		"INSERT INTO message_raw (message_id, raw) VALUES (" MESSAGE_OF(1, 3) ", ?2)",
 	[MR_STMT_ADDRESS_INSERT] =
-		"INSERT INTO message_address (message_id, kind, email, name) VALUES (?1, ?2, ?3, ?4)",
+		"INSERT INTO message_address (message_id, kind, email, name)"
+		" VALUES (" MESSAGE_OF(1, 5) ", ?2, ?3, ?4)",
 	/* Two rows in one statement: a statement less per message */
 	[MR_STMT_ADDRESS_INSERT2] =
 		"INSERT INTO message_address (message_id, kind, email, name)"
-		" VALUES (?1, ?2, ?3, ?4), (?1, ?5, ?6, ?7)",
+		" VALUES (" MESSAGE_OF(1, 8) ", ?2, ?3, ?4), (" MESSAGE_OF(1, 8) ", ?5, ?6, ?7)",
 	[MR_STMT_BLOB_INSERT] =
 		"INSERT INTO blob (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
 	[MR_STMT_ATTACHMENT_INSERT] =
 		"INSERT INTO attachment (message_id, sha256, filename, content_type, size)"
-		" VALUES (?1, ?2, ?3, ?4, ?5)",
+		" VALUES (" MESSAGE_OF(1, 6) ", ?2, ?3, ?4, ?5)",
 	[MR_STMT_DELIVERY_INSERT] =
 		"INSERT INTO delivery (message_id, recipient, role, envelope_from, received, rules)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[MR_STMT_LINK_INSERT] =
 		"INSERT INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	/* A new outgoing mail's record and contact */
 	[MR_STMT_LINK_INSERT2] =
-		"INSERT INTO link (message_id, kind, record_id) VALUES (?1, ?2, ?3), (?1, ?4, ?5)"
-		" ON CONFLICT DO NOTHING",
+		"INSERT INTO link (message_id, kind, record_id)"
+		" VALUES (" MESSAGE_BY_KEY(1) ", ?2, ?3), (" MESSAGE_BY_KEY(1) ", ?4, ?5)",
 	[MR_STMT_EVENT_INSERT] =
 		"INSERT INTO event (created, type, record_kind, record_id, message_id, actor_id,"
 		" old_status, new_status, address, detail)"
@@ -1015,13 +1046,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_LIST_JOBS] =
 		"SELECT id, kind, due, status, attempts, record_kind, record_id, last_error FROM job"
 		" WHERE ?1 = 0 OR status IN ('due', 'running') ORDER BY due, id LIMIT ?2",
-	[MR_STMT_OUTBOX_INSERT] =
-		"INSERT INTO outbox (message_id, token, recipient, contact_id, record_kind, record_id,"
-		" auto, next_attempt, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)"
-		" RETURNING id",
-	[MR_STMT_OUTBOX_INSERT_LATER] =
-		"INSERT INTO outbox (message_id, token, recipient, contact_id, record_kind, record_id,"
-		" auto, next_attempt, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8)",
+	[MR_STMT_OUTBOX_INSERT] = OUTBOX_INSERT " RETURNING id",
+	[MR_STMT_OUTBOX_INSERT_LATER] = OUTBOX_INSERT,
 	[MR_STMT_OUTBOX_CLAIM] =
 		"UPDATE outbox SET status = 'sending', claimed_until = ?2, claim = ?3,"
 		" attempts = attempts + 1, updated = ?1"
@@ -1048,10 +1074,15 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_OUTBOX_NEXT_DUE] =
 		"SELECT min(CASE WHEN status = 'queued' THEN next_attempt ELSE claimed_until END)"
 		" FROM outbox WHERE status IN ('queued', 'sending')",
-	[MR_STMT_OUTBOX_AUTO_COUNT] =
-		"SELECT (SELECT count(*) FROM outbox WHERE recipient = ?1 AND created >= ?2"
-		" AND auto = 1 AND status <> 'cancelled'),"
-		" (SELECT undeliverable FROM contact WHERE id = ?3)",
+	/* Up to MR_STORE_SLOTS recipients at once, NULL in the slots not
+	 * used: for each (by slot) the automatic mails of a day and the
+	 * contact's mark.  One look-up per recipient (not an IN list: a plan
+	 * made while the outbox was small could scan it for every batch). */
+	[MR_STMT_OUTBOX_AUTO_COUNTS] =
+		"SELECT v.column1, (SELECT count(*) FROM outbox WHERE recipient = v.column2"
+		"  AND created >= ?1 AND auto = 1 AND status <> 'cancelled'),"
+		" (SELECT undeliverable FROM contact WHERE id = CAST(v.column3 AS BIGINT))"
+		" FROM (VALUES " SLOTS_RECIPIENT_CONTACT ") v WHERE v.column2 IS NOT NULL",
 	[MR_STMT_LIST_OUTBOX] =
 		"SELECT " OUTBOX_COLUMNS " WHERE o.status = coalesce(?1, o.status) ORDER BY o.id LIMIT ?2",
 	[MR_STMT_SHOW_OUTBOX] = "SELECT " OUTBOX_COLUMNS " WHERE o.id = ?1",

@@ -12,6 +12,7 @@ import email
 import email.policy
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -158,6 +159,36 @@ t.ok(held and "lim@client.test" in held[0]["summary"] and "limit" in held[0]["su
 t.eq(len([x for x in outbox() if x["to"] == "lim@client.test"]), 3, "three are queued")
 t.eq([x["status"] for x in e.json("job", "list") if x["status"] != "done"], [],
      "the job of the one held back is done: nothing to retry")
+
+# --- the daily limit inside one batch: five tickets of one customer whose
+# jobs fall due together (mailroomd held back while one deliver commits
+# them), written by one step of the scheduler: the mails queued before one
+# in the batch count toward its limit ---
+paths = []
+for i in range(5):
+    with tempfile.NamedTemporaryFile("w", suffix=".eml", delete=False) as f:
+        f.write(message("Batch <batch@client.test>", "support@acme.test", "Batch %d" % i,
+                        msgid="batch%d@client.test" % i))
+        paths.append(f.name)
+os.kill(d.proc.pid, signal.SIGSTOP)
+try:
+    rc, out, err = e.ctl("deliver", "--to", "support@acme.test", *paths)
+finally:
+    os.kill(d.proc.pid, signal.SIGCONT)
+t.eq(rc, 0, "one deliver of five mails of one customer", err)
+
+
+def batch_held():
+    h = [x for x in e.json("event", "list")
+         if x["type"] == "mail.held" and "batch@client.test" in x["summary"]]
+    return h if len(h) >= 2 else None
+
+
+held = wait_until(batch_held, timeout=30)
+t.eq(len(held or []), 2, "two held back, each with an event", held)
+t.eq(len([x for x in outbox() if x["to"] == "batch@client.test"]), 3, "three are queued")
+for p in paths:
+    os.unlink(p)
 
 # --- ticket reply ------------------------------------------------------------------------------
 with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
