@@ -75,6 +75,7 @@ typedef struct {
 	GStrv away;     /* the members who are away, in position order */
 	char *next;     /* the member the next record goes to (the turn
 	                   taken now), or NULL when every member is away */
+	char *calendar; /* the calendar its records count time in (issue 24) */
 	char *created;
 } MrTeamRow;
 

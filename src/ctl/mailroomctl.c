@@ -35,6 +35,8 @@
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
 #include "mailroom/mr-store-team.h"
+#include "mailroom/mr-store-calendar.h"
+#include "mailroom/mr-calendar.h"
 #include "mailroom/mr-text.h"
 #include "mailroom/mr-writer.h"
 
@@ -64,6 +66,9 @@ typedef struct {
 	char *body_file;         /* template add, ticket reply: --body-file */
 	gboolean due;            /* job list: --due */
 	gboolean replace;        /* template add: --replace */
+	char *tz, *hours;        /* calendar set: --tz, --hours */
+	char **holidays;         /* calendar set: --holiday */
+	gboolean clear_holidays; /* calendar set: --clear-holidays */
 	MrConfig *cfg;
 	MrStore *store;
 } MrCtl;
@@ -98,6 +103,9 @@ ctl_clear(MrCtl *ctl)
 	g_free(ctl->status);
 	g_free(ctl->subject);
 	g_free(ctl->body_file);
+	g_free(ctl->tz);
+	g_free(ctl->hours);
+	g_strfreev(ctl->holidays);
 	g_clear_pointer(&ctl->store, mr_store_close);
 	g_clear_pointer(&ctl->cfg, mr_config_unref);
 }
@@ -166,13 +174,15 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 
 /* --- verbs ------------------------------------------------------------------ */
 
-/* The built-in templates init creates when missing (an edited one
- * stays). */
+/* What init creates when missing (an edited one stays): the built-in
+ * templates, the calendar "default". */
 static gboolean
-init_templates_tx(MrStore *store, gpointer data, GError **error)
+init_tx(MrStore *store, gpointer data, GError **error)
 {
 	g_autofree char *now = mr_clock_now_iso();
 	g_autoptr(GError) local = NULL;
+
+	const MrConfig *cfg = data;
 
 	if (mr_store_template_put(store, MR_TEMPLATE_TICKET_ACK_NAME, MR_TEMPLATE_TICKET_ACK_SUBJECT,
 				  MR_TEMPLATE_TICKET_ACK_BODY, FALSE, now, &local) == 0 &&
@@ -180,7 +190,10 @@ init_templates_tx(MrStore *store, gpointer data, GError **error)
 		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
 	}
-	return TRUE;
+	/* the calendar of records without a team's own: working hours in
+	 * the configuration's timezone */
+	return mr_store_calendar_put(store, MR_CALENDAR_DEFAULT, cfg->timezone,
+				     MR_CALENDAR_DEFAULT_HOURS, FALSE, now, error) != 0;
 }
 
 static int
@@ -189,7 +202,7 @@ cmd_init(MrCtl *ctl, char **args)
 	g_autofree char *name = mr_store_database_name(ctl->cfg);
 	g_autoptr(GError) error = NULL;
 
-	if (!mr_store_run(ctl->store, init_templates_tx, NULL, &error))
+	if (!mr_store_run(ctl->store, init_tx, ctl->cfg, &error))
 		return store_fail(error);
 
 	if (ctl->json) {
@@ -1069,6 +1082,171 @@ cmd_team_member(MrCtl *ctl, char **args)
 	return team_print(ctl, args[1]);
 }
 
+/* --- calendars (business hours) ---------------------------------------------- */
+
+static int
+calendar_print(MrCtl *ctl, const char *name)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrCalendarRow) row = mr_store_calendar_get(ctl->store, name, &error);
+
+	if (row == NULL)
+		return store_fail(error);
+	return print_row(ctl, &mr_calendar_row_desc, row, NULL);
+}
+
+/* A calendar to write: its checked values. */
+typedef struct {
+	const char *name, *zone;
+	char *hours;            /* canonical (mr_calendar_hours_text()) */
+	gboolean clear;         /* its holidays go first */
+	const char *const *add; /* (nullable) holidays to add */
+} CalendarSet;
+
+static gboolean
+calendar_set_tx(MrStore *store, gpointer data, GError **error)
+{
+	CalendarSet *c = data;
+	g_autofree char *now = mr_clock_now_iso();
+	gint64 id;
+
+	/* the running daemons read calendars with the rules */
+	if (mr_store_rules_bump(store, error) == 0)
+		return FALSE;
+	id = mr_store_calendar_put(store, c->name, c->zone, c->hours, TRUE, now, error);
+	if (id == 0 || (c->clear && !mr_store_calendar_holidays_clear(store, id, error)))
+		return FALSE;
+	for (const char *const *d = c->add; d != NULL && *d != NULL; d++)
+		if (!mr_store_calendar_holiday_add(store, id, *d, error))
+			return FALSE;
+	return TRUE;
+}
+
+/* calendar set NAME [--tz] [--hours] [--holiday DATE...] [--clear-holidays]:
+ * what is not given stays as it was (a new calendar: the configuration's
+ * timezone; --hours it needs). */
+static int
+cmd_calendar_set(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrCalendarRow) old = NULL;
+	g_autoptr(MrCalendar) cal = NULL;
+	g_autoptr(GStrvBuilder) days = g_strv_builder_new();
+	g_auto(GStrv) all = NULL;
+	g_autofree char *hours = NULL;
+	CalendarSet c = { args[0], NULL, NULL, ctl->clear_holidays,
+			  (const char *const *)ctl->holidays };
+
+	if (!mr_rule_check_name("calendar", args[0], &error))
+		return fail(MR_EX_USAGE, "%s", error->message);
+	old = mr_store_calendar_get(ctl->store, args[0], &error);
+	if (old == NULL && !g_error_matches(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND))
+		return store_fail(error);
+	g_clear_error(&error);
+	c.zone = ctl->tz != NULL ? ctl->tz : old != NULL ? old->zone : ctl->cfg->timezone;
+	if (ctl->hours == NULL && old == NULL)
+		return fail(MR_EX_USAGE, "calendar %s is new: say its working hours with --hours"
+			    " (try --help)", args[0]);
+	if (old != NULL && !ctl->clear_holidays)
+		g_strv_builder_addv(days, (const char **)old->holidays);
+	if (ctl->holidays != NULL)
+		g_strv_builder_addv(days, (const char **)ctl->holidays);
+	all = g_strv_builder_end(g_steal_pointer(&days));
+	cal = mr_calendar_new(c.zone, ctl->hours != NULL ? ctl->hours : old->hours,
+			      (const char *const *)all, &error);
+	if (cal == NULL)
+		return fail(MR_EX_USAGE, "calendar %s: %s", args[0], error->message);
+	hours = mr_calendar_hours_text(cal);
+	c.hours = hours;
+	if (!mr_store_run(ctl->store, calendar_set_tx, &c, &error))
+		return store_fail(error);
+	return calendar_print(ctl, args[0]);
+}
+
+static int
+cmd_calendar_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "name", "zone", "hours", "holidays", "teams", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_calendars(ctl->store, &error);
+
+	if (rows == NULL)
+		return store_fail(error);
+	return print_rows(ctl, rows, &mr_calendar_row_desc, cols);
+}
+
+static int
+cmd_calendar_show(MrCtl *ctl, char **args)
+{
+	return calendar_print(ctl, args[0]);
+}
+
+static gboolean
+calendar_delete_tx(MrStore *store, gpointer data, GError **error)
+{
+	gint64 *id = data;
+
+	return mr_store_rules_bump(store, error) != 0 &&
+	       mr_store_calendar_delete(store, *id, error);
+}
+
+static int
+cmd_calendar_delete(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrCalendarRow) row = NULL;
+	g_autofree char *teams = NULL;
+
+	if (strcmp(args[0], MR_CALENDAR_DEFAULT) == 0)
+		return fail(1, "calendar %s cannot go: the records of a team without a calendar"
+			    " count in it (change it with calendar set)", args[0]);
+	row = mr_store_calendar_get(ctl->store, args[0], &error);
+	if (row == NULL)
+		return store_fail(error);
+	if (row->teams[0] != NULL) {
+		teams = g_strjoinv(" ", row->teams);
+		return fail(1, "calendar %s is the calendar of team %s: give it another first"
+			    " (team calendar TEAM default)", args[0], teams);
+	}
+	if (!mr_store_run(ctl->store, calendar_delete_tx, &row->id, &error))
+		return store_fail(error);
+	print_gone(ctl, "calendar", args[0], "deleted");
+	return 0;
+}
+
+typedef struct {
+	gint64 team, calendar;
+} TeamCalendar;
+
+static gboolean
+team_calendar_tx(MrStore *store, gpointer data, GError **error)
+{
+	TeamCalendar *tc = data;
+
+	return mr_store_rules_bump(store, error) != 0 &&
+	       mr_store_team_set_calendar(store, tc->team, tc->calendar, error);
+}
+
+/* team calendar TEAM CALENDAR: "default" counts in default (and follows
+ * it). */
+static int
+cmd_team_calendar(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	TeamCalendar tc = { mr_store_team_id(ctl->store, args[0]), 0 };
+
+	if (tc.team == 0)
+		return fail(1, "no team %s", args[0]);
+	if (strcmp(args[1], MR_CALENDAR_DEFAULT) != 0) {
+		tc.calendar = mr_store_calendar_id(ctl->store, args[1]);
+		if (tc.calendar == 0)
+			return fail(1, "no calendar %s (calendar list shows them)", args[1]);
+	}
+	if (!mr_store_run(ctl->store, team_calendar_tx, &tc, &error))
+		return store_fail(error);
+	return team_print(ctl, args[0]);
+}
+
 /* user away EMAIL on|off */
 static int
 cmd_user_away(MrCtl *ctl, char **args)
@@ -1898,6 +2076,15 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "team", "show", 1, 1, cmd_team_show, "team show NAME", FALSE },
 	{ "team", "remove", 1, 1, cmd_team_remove, "team remove NAME", FALSE },
 	{ "team", "member", 3, 3, cmd_team_member, "team member add|remove NAME USER", FALSE },
+	{ "team", "calendar", 2, 2, cmd_team_calendar,
+	  "team calendar NAME CALENDAR   (the business hours of the team's records)", FALSE },
+	{ "calendar", "set", 1, 1, cmd_calendar_set,
+	  "calendar set NAME [--tz ZONE] [--hours 'mon-fri 09:00-17:00'] [--holiday DATE...]\n"
+	  "                             [--clear-holidays]   (makes or changes it)", FALSE },
+	{ "calendar", "list", 0, 0, cmd_calendar_list, "calendar list", FALSE },
+	{ "calendar", "show", 1, 1, cmd_calendar_show, "calendar show NAME", FALSE },
+	{ "calendar", "delete", 1, 1, cmd_calendar_delete,
+	  "calendar delete NAME   (not default, not one a team counts in)", FALSE },
 	{ "rule", "add", 1, 1, cmd_rule_add,
 	  "rule add NAME --if COND [--if COND...] [--any] --then ACTION [--then ACTION...]\n"
 	  "                             [--stop] [--position N]   (default: last)", FALSE },
@@ -1996,6 +2183,10 @@ main(int argc, char **argv)
 		{ "body-file", 0, 0, G_OPTION_ARG_FILENAME, &ctl.body_file, NULL, NULL },
 		{ "due", 0, 0, G_OPTION_ARG_NONE, &ctl.due, NULL, NULL },
 		{ "replace", 0, 0, G_OPTION_ARG_NONE, &ctl.replace, NULL, NULL },
+		{ "tz", 0, 0, G_OPTION_ARG_STRING, &ctl.tz, NULL, NULL },
+		{ "hours", 0, 0, G_OPTION_ARG_STRING, &ctl.hours, NULL, NULL },
+		{ "holiday", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.holidays, NULL, NULL },
+		{ "clear-holidays", 0, 0, G_OPTION_ARG_NONE, &ctl.clear_holidays, NULL, NULL },
 		{ NULL },
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new(NULL);

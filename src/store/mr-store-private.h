@@ -6,6 +6,7 @@
 
 #include "mailroom/mr-autocleanups.h"
 #include "mailroom/mr-store.h"
+#include "mailroom/mr-store-calendar.h"
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
@@ -113,6 +114,17 @@ typedef enum {
 	MR_STMT_LIST_TEAMS,
 	MR_STMT_SHOW_TEAM,
 	MR_STMT_TEAM_MEMBERS,
+	MR_STMT_CALENDAR_ID,
+	MR_STMT_CALENDAR_INSERT,
+	MR_STMT_CALENDAR_UPDATE,
+	MR_STMT_CALENDAR_HOLIDAYS_CLEAR,
+	MR_STMT_CALENDAR_HOLIDAY_INSERT,
+	MR_STMT_CALENDAR_DELETE,
+	MR_STMT_TEAM_SET_CALENDAR,
+	MR_STMT_CALENDAR_DAYS,
+	MR_STMT_CALENDAR_TEAMS,
+	MR_STMT_LIST_CALENDARS,
+	MR_STMT_SHOW_CALENDAR,
 	MR_STMT_RULES_BUMP,
 	MR_STMT_RULES_VERSION,
 	MR_STMT_RULES_COUNT,

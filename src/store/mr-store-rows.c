@@ -6,6 +6,7 @@
  * (docs/cli.md); NULL keeps it out. */
 #define G_LOG_DOMAIN "mailroom-store"
 
+#include "mailroom/mr-store-calendar.h"
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
@@ -300,9 +301,27 @@ static const MrRowField team_fields[] = {
 	MR_ROW_FIELD(MrTeamRow, lead, "lead", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrTeamRow, away, "away", MR_ROW_LINES),
 	MR_ROW_FIELD(MrTeamRow, next, "next", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTeamRow, calendar, "calendar", MR_ROW_TEXT),
 	MR_ROW_FIELD(MrTeamRow, created, "created", MR_ROW_TEXT),
 };
 MR_ROW_DEFINE(MrTeamRow, mr_team_row_desc, "team", team_fields, mr_team_row_free)
+
+/* --- calendars ---------------------------------------------------------------- */
+
+/* `calendar list --json`: {name zone hours holidays teams created
+ * updated}; the id stays out (a calendar is known by name). */
+static const MrRowField calendar_fields[] = {
+	MR_ROW_FIELD(MrCalendarRow, id, NULL, MR_ROW_INT64),
+	MR_ROW_FIELD(MrCalendarRow, name, "name", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrCalendarRow, zone, "zone", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrCalendarRow, hours, "hours", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrCalendarRow, holidays, "holidays", MR_ROW_LINES),
+	MR_ROW_FIELD(MrCalendarRow, teams, "teams", MR_ROW_LINES),
+	MR_ROW_FIELD(MrCalendarRow, created, "created", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrCalendarRow, updated, "updated", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrCalendarRow, mr_calendar_row_desc, "calendar", calendar_fields,
+	      mr_calendar_row_free)
 
 /* --- rules ------------------------------------------------------------------- */
 

@@ -441,6 +441,26 @@ static const char mr_sql_migrate_v8[] = TEAMS_V8("id INTEGER PRIMARY KEY,");
 
 static const char mr_sql_migrate_v9[] = OUTGOING_V9("id INTEGER PRIMARY KEY,");
 
+/* 9 -> 10 (both engines, @ID: the id column in the engine's words).
+ * Business hours: a calendar is working hours (mr-calendar.h's words) in
+ * a time zone, and its holidays; a team's records count their time in the
+ * team's calendar, others in the calendar "default" (mailroomctl init
+ * makes it). */
+#define CALENDARS_V10(ID)                                                           \
+	"CREATE TABLE calendar (" ID                                                \
+	"  name TEXT NOT NULL UNIQUE CHECK (name <> ''),"                           \
+	"  zone TEXT NOT NULL CHECK (zone <> ''),"                                  \
+	"  hours TEXT NOT NULL CHECK (hours <> ''),"                                \
+	"  created TEXT NOT NULL,"                                                  \
+	"  updated TEXT NOT NULL);"                                                 \
+	"CREATE TABLE calendar_holiday ("                                           \
+	"  calendar_id BIGINT NOT NULL REFERENCES calendar(id) ON DELETE CASCADE,"  \
+	"  day TEXT NOT NULL CHECK (length(day) = 10),"                             \
+	"  PRIMARY KEY (calendar_id, day));"                                        \
+	"ALTER TABLE team ADD COLUMN calendar_id BIGINT REFERENCES calendar(id);"
+
+static const char mr_sql_migrate_v10[] = CALENDARS_V10("id INTEGER PRIMARY KEY,");
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
@@ -451,6 +471,7 @@ const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 6, 7, mr_sql_migrate_v7 },
 	{ 7, 8, mr_sql_migrate_v8 },
 	{ 8, 9, mr_sql_migrate_v9 },
+	{ 9, 10, mr_sql_migrate_v10 },
 	{ 0, 0, NULL },
 };
 
@@ -600,6 +621,9 @@ static const char mr_sql_pgsql_migrate_v8[] = TEAMS_V8(PG_ID);
 /* 8 -> 9 (PostgreSQL): as mr_sql_migrate_v9, in its types. */
 static const char mr_sql_pgsql_migrate_v9[] = OUTGOING_V9(PG_ID);
 
+/* 9 -> 10 (PostgreSQL): as mr_sql_migrate_v10, in its types. */
+static const char mr_sql_pgsql_migrate_v10[] = CALENDARS_V10(PG_ID);
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
@@ -609,10 +633,11 @@ const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 6, 7, mr_sql_pgsql_migrate_v7 },
 	{ 7, 8, mr_sql_pgsql_migrate_v8 },
 	{ 8, 9, mr_sql_pgsql_migrate_v9 },
+	{ 9, 10, mr_sql_pgsql_migrate_v10 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 9;
+const int mr_sql_schema_version = 10;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -677,8 +702,16 @@ const int mr_sql_schema_version = 9;
 	"t.id, t.name, NULL, l.email, NULL,"                                      \
 	" (SELECT u.email FROM team_member m JOIN app_user u ON u.id = m.user_id"\
 	"  WHERE m.team_id = t.id"                                                \
-	"  AND m.position = " TEAM_NEXT_POSITION("t.id", "t.turn") "), t.created" \
+	"  AND m.position = " TEAM_NEXT_POSITION("t.id", "t.turn") "),"           \
+	" coalesce((SELECT c.name FROM calendar c WHERE c.id = t.calendar_id),"   \
+	"  'default'), t.created"                                                 \
 	" FROM team t LEFT JOIN app_user l ON l.id = t.lead_id"
+
+/* The columns of MrCalendarRow, in its order (mr-store-rows.c); its
+ * holidays and teams come from MR_STMT_CALENDAR_DAYS and _TEAMS, in
+ * order. */
+#define CALENDAR_COLUMNS                                                           \
+	"c.id, c.name, c.zone, c.hours, NULL, NULL, c.created, c.updated FROM calendar c"
 
 /* The columns of MrRuleRow, in its order (mr-store-rows.c). */
 #define RULE_COLUMNS                                                               \
@@ -989,6 +1022,28 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT m.team_id, u.email, u.away FROM team_member m"
 		" JOIN team t ON t.id = m.team_id JOIN app_user u ON u.id = m.user_id"
 		" WHERE CAST(?1 AS TEXT) IS NULL OR t.name = ?1 ORDER BY m.team_id, m.position",
+	[MR_STMT_CALENDAR_ID] = "SELECT id FROM calendar WHERE name = ?1",
+	[MR_STMT_CALENDAR_INSERT] =
+		"INSERT INTO calendar (name, zone, hours, created, updated)"
+		" VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO NOTHING RETURNING id",
+	[MR_STMT_CALENDAR_UPDATE] =
+		"UPDATE calendar SET zone = ?2, hours = ?3, updated = ?4 WHERE name = ?1 RETURNING id",
+	[MR_STMT_CALENDAR_HOLIDAYS_CLEAR] = "DELETE FROM calendar_holiday WHERE calendar_id = ?1",
+	[MR_STMT_CALENDAR_HOLIDAY_INSERT] =
+		"INSERT INTO calendar_holiday (calendar_id, day) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+	[MR_STMT_CALENDAR_DELETE] = "DELETE FROM calendar WHERE id = ?1",
+	[MR_STMT_TEAM_SET_CALENDAR] = "UPDATE team SET calendar_id = ?2 WHERE id = ?1 RETURNING id",
+	/* Every calendar's holidays (?1 NULL) or calendar ?1's, in order */
+	[MR_STMT_CALENDAR_DAYS] =
+		"SELECT h.calendar_id, h.day FROM calendar_holiday h JOIN calendar c"
+		" ON c.id = h.calendar_id WHERE CAST(?1 AS TEXT) IS NULL OR c.name = ?1"
+		" ORDER BY h.calendar_id, h.day",
+	/* The teams and the calendar each counts in ("default" when none) */
+	[MR_STMT_CALENDAR_TEAMS] =
+		"SELECT c.id, t.name FROM team t JOIN calendar c ON c.id = t.calendar_id"
+		" OR (t.calendar_id IS NULL AND c.name = 'default') ORDER BY c.id, t.name",
+	[MR_STMT_LIST_CALENDARS] = "SELECT " CALENDAR_COLUMNS " ORDER BY c.name",
+	[MR_STMT_SHOW_CALENDAR] = "SELECT " CALENDAR_COLUMNS " WHERE c.name = ?1",
 	[MR_STMT_RULES_BUMP] =
 		"UPDATE rule_version SET version = version + 1 WHERE id = 1 RETURNING version",
 	[MR_STMT_RULES_VERSION] = "SELECT version FROM rule_version WHERE id = 1",

@@ -82,7 +82,8 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 9, "init: schema version 9 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 -> 9)")
+    t.eq(j["schema_version"], 10,
+         "init: schema version 10 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 -> 9 -> 10)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -118,6 +119,10 @@ with section("mailroomctl init migrates a v1 database"):
                       " 'mail.held', 'mail.failed')").fetchone()[0]), (True, 0, 0, 0, 3),
          "schema 9: every old message incoming, no jobs, no outbox, every contact"
          " deliverable, the mail event types known")
+    t.eq((con.execute("SELECT name, zone, hours FROM calendar").fetchall(),
+          con.execute("SELECT count(*) FROM team WHERE calendar_id IS NOT NULL").fetchone()[0]),
+         ([("default", "UTC", "mon-fri 09:00-17:00")], 0),
+         "schema 10: init made the calendar default, no team has its own")
     t.eq(con.execute("SELECT type, old_status, new_status, detail FROM event"
                      " WHERE type IN ('ticket.status', 'lead.converted', 'lead.archived',"
                      " 'opportunity.won') OR id = 1 ORDER BY id").fetchall(),
@@ -200,5 +205,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 9, "the database is at schema 9")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 10, "the database is at schema 10")
     con.close()

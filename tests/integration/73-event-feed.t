@@ -134,8 +134,10 @@ def every_type():
     return e
 
 
-# What schema 9 (outgoing mail) added, undone.
-SCHEMA_9_UNDONE = ("DROP TABLE outbox; DROP TABLE template; DROP TABLE job;"
+# What schemas 9 (outgoing mail) and 10 (calendars; team's column goes
+# with the team table) added, undone.
+SCHEMA_9_UNDONE = ("DROP TABLE calendar_holiday; DROP TABLE calendar;"
+                   "DROP TABLE outbox; DROP TABLE template; DROP TABLE job;"
                    "ALTER TABLE message DROP COLUMN direction;"
                    "ALTER TABLE contact DROP COLUMN undeliverable;"
                    "DELETE FROM event_type WHERE name IN ('mail.bounced', 'mail.held',"
@@ -208,7 +210,7 @@ to_schema_5(five, written)
 t.eq(five.query("SELECT count(*) FROM event WHERE summary <> ''")[0][0], len(written),
      "made a schema-5 database: each event with its sentence")
 j = five.json("init")
-t.eq(j["schema_version"], 9, "init migrates it to 9")
+t.eq(j["schema_version"], 10, "init migrates it to 10")
 t.eq(five.json("event", "list"), written,
      "event list --json prints what it printed before, event by event (ids too)")
 t.eq(five.query(FACTS), [facts_a_sentence_keeps(r) for r in facts],
@@ -313,7 +315,7 @@ cluster.psql("".join("ALTER TABLE event DROP CONSTRAINT %s;" % n for n in names)
 before = old.query("SELECT id, type, record_kind, record_id, summary FROM event ORDER BY id")
 t.ok(len(names) == 3 and len(before) >= 2, "made a schema-2 database", (names, before))
 j = old.json("init")
-t.eq(j["schema_version"], 9, "init migrates it to 3 (and on to 9)")
+t.eq(j["schema_version"], 10, "init migrates it to 3 (and on to 10)")
 t.eq(old.query("SELECT id, type, record_kind, record_id FROM event ORDER BY id"),
      [r[:4] for r in before], "every event keeps its id, type and record")
 got = old.json("event", "list")

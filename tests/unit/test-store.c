@@ -29,7 +29,7 @@ test_migrate_file(void)
 		g_autoptr(MrStore) store = mr_store_open(cfg, &error);
 
 		g_assert_no_error(error);
-		g_assert_cmpint(mr_store_schema_version(store), ==, 9);
+		g_assert_cmpint(mr_store_schema_version(store), ==, mr_sql_schema_version);
 		g_assert_cmpint(mr_store_count_messages(store), ==, 0);
 	}
 	{
