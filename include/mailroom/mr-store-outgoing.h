@@ -239,9 +239,10 @@ GPtrArray *mr_store_outbox(MrStore *store, const char *status, gint64 limit, GEr
 MrOutboxRow *mr_store_outbox_get(MrStore *store, gint64 id, GError **error);
 
 /* Sets mail @id to @status at @now when it is in one of @from
- * (NULL-terminated), due at once; attempts start again when @status is
- * queued.  Returns TRUE when it changed; FALSE without @error when it is
- * not in one of @from (or there is no such mail); FALSE with @error. */
+ * (NULL-terminated, one to four states), due at once; attempts start
+ * again when @status is queued.  Returns TRUE when it changed; FALSE
+ * without @error when it is not in one of @from (or there is no such
+ * mail); FALSE with @error. */
 gboolean mr_store_outbox_set_status(MrStore *store, gint64 id, const char *status,
 				    const char *const *from, const char *now, GError **error);
 

@@ -472,14 +472,19 @@ mr_store_outbox_set_status(MrStore *store, gint64 id, const char *status,
 			   const char *const *from, const char *now, GError **error)
 {
 	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_OUTBOX_SET_STATUS);
-	gboolean changed = FALSE;
-	guint i;
+	gboolean changed = FALSE, end = FALSE;
 
+	g_return_val_if_fail(from != NULL && from[0] != NULL, FALSE);
 	mr_sql_bind_int64(st, 1, id);
 	mr_sql_bind_text(st, 2, status);
 	mr_sql_bind_text(st, 3, now);
-	for (i = 0; i < 4; i++)
-		mr_sql_bind_text(st, 4 + (int)i, from[i] != NULL ? from[i] : from[0]);
+	/* four slots: the states of @from, the first again in those left
+	 * (nothing read past its NULL) */
+	for (guint i = 0; i < 4; i++) {
+		end = end || from[i] == NULL;
+		mr_sql_bind_text(st, 4 + (int)i, end ? from[0] : from[i]);
+	}
+	g_return_val_if_fail(end || from[4] == NULL, FALSE);
 	if (!step_changed(st, &changed, error))
 		return FALSE;
 	if (changed && strcmp(status, MR_OUTBOX_QUEUED) == 0) {
