@@ -4,8 +4,10 @@
 # after action (seen, move, delete); a restart resumes where it stopped
 # without storing anything twice; mailroomctl mailbox status.
 # Runs on both engines (MR_TEST_DB).
+import imaplib
 import json
 import os
+import signal
 import sys
 import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -346,16 +348,50 @@ with section("Dovecot killed and started again mid-fetch: every message once"):
     dc.append_many("drained", "INBOX", [mail(i, subject="Drain %d") for i in range(total)])
     d = Daemon(config(imap_entry("drain", "drained", "move:Done")))
     wait_until(lambda: deliveries(d, "drain") > 100, 30)
-    dc.kill()
-    got = deliveries(d, "drain")
+    # mailroomd held while Dovecot dies: on a loaded machine the kill
+    # took long enough for it to drain the folder meanwhile (seen twice)
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        dc.kill()
+        got = deliveries(d, "drain")
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
     time.sleep(0.5)
     dc.start()
     t.ok(0 < got < total, "Dovecot killed after %d of %d were stored" % (got, total))
-    t.ok(wait_until(lambda: deliveries(d, "drain") == total and
-                    dc.count("drained", "INBOX") == 0, 60),
-         "mailroomd reconnects and stores the rest",
-         # seen once on a loaded machine: no progress, and the test's own
-         # IMAP client got no answer either; what Dovecot said then
+
+    def drained():
+        try:
+            return deliveries(d, "drain") == total and dc.count("drained", "INBOX") == 0
+        except (OSError, EOFError, imaplib.IMAP4.error):   # see below
+            return False
+
+    def dovecot_answers():
+        """Whether a fresh client of the restarted Dovecot gets its
+        answer to SELECT in 5 s."""
+        try:
+            M = dc.login("drained", timeout=5)
+            try:
+                M.select("INBOX", readonly=True)
+            finally:
+                mrdovecot._close(M)
+            return True
+        except (OSError, EOFError, imaplib.IMAP4.error):
+            return False
+    done = wait_until(drained, 60)
+    if not done and not dovecot_answers():
+        # Seen on loaded machines (3 runs in about 20 of a busy check):
+        # the restarted Dovecot answered no command on this mailbox, to
+        # mailroomd or to a client of the test's own, for minutes; the
+        # server's trouble, not mailroomd's.  Kill it once more, as an
+        # administrator would: mailroomd reconnects again.
+        t.diag("the restarted Dovecot answers nothing on the mailbox: killed and started"
+               " once more; what it logged: %s" % dc.log()[-1500:])
+        dc.kill()
+        time.sleep(0.5)
+        dc.start()
+        done = wait_until(drained, 60)
+    t.ok(done, "mailroomd reconnects and stores the rest",
          [d.env.json("mailbox", "status"), dc.log()[-3000:], d.log()[-2000:]])
     # Dovecot's MOVE is a copy and an expunge: a kill between the two
     # leaves the copy in Done and the message in INBOX, where mailroomd
