@@ -123,6 +123,16 @@ MR_ROW_DECLARE(MrJobRow, mr_job_row_desc, mr_job_row_free)
  * NULL with @error. */
 GPtrArray *mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error);
 
+/* Returns: (transfer full): job @id, or NULL with @error
+ * (MR_STORE_ERROR_NOT_FOUND when there is none). */
+MrJobRow *mr_store_job_get(MrStore *store, gint64 id, GError **error);
+
+/* Cancels job @id at @now when it is due or failed (a running one is its
+ * daemon's to end).  Returns TRUE when it changed; FALSE without @error
+ * when it is in another state (or there is no such job); FALSE with
+ * @error. */
+gboolean mr_store_job_cancel(MrStore *store, gint64 id, const char *now, GError **error);
+
 /* --- the outbox ------------------------------------------------------------ */
 
 /* An outgoing mail's states (outbox.status). */

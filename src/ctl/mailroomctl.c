@@ -1701,18 +1701,25 @@ cmd_outbox_list(MrCtl *ctl, char **args)
 	return print_rows(ctl, rows, &mr_outbox_row_desc, cols);
 }
 
-/* An outbox id: a positive number. */
+/* The id of a row @what is (a positive number, as @list shows it). */
 static gboolean
-ctl_outbox_arg(const char *text, gint64 *id)
+ctl_id_arg(const char *text, const char *what, const char *list, gint64 *id)
 {
 	char *end = NULL;
 
 	*id = g_ascii_strtoll(text, &end, 10);
 	if (end == text || *end != '\0' || *id <= 0) {
-		fail(MR_EX_USAGE, "'%s' is not an outgoing mail's id (a number: outbox list)", text);
+		fail(MR_EX_USAGE, "'%s' is not %s id (a number: %s)", text, what, list);
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* An outbox id: a positive number. */
+static gboolean
+ctl_outbox_arg(const char *text, gint64 *id)
+{
+	return ctl_id_arg(text, "an outgoing mail's", "outbox list", id);
 }
 
 typedef struct {
@@ -1778,6 +1785,50 @@ cmd_outbox_cancel(MrCtl *ctl, char **args)
 	static const char *const from[] = { MR_OUTBOX_QUEUED, MR_OUTBOX_FAILED, NULL, NULL };
 
 	return outbox_change(ctl, args[0], MR_OUTBOX_CANCELLED, from);
+}
+
+typedef struct {
+	gint64 id;
+	gboolean changed;
+	MrJobRow *row; /* as the change left it */
+} JobCancel;
+
+static gboolean
+job_cancel_tx(MrStore *store, gpointer data, GError **error)
+{
+	JobCancel *c = data;
+	g_autofree char *now = mr_clock_now_iso();
+	g_autoptr(GError) local = NULL;
+
+	c->changed = mr_store_job_cancel(store, c->id, now, &local);
+	if (local != NULL) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	c->row = mr_store_job_get(store, c->id, error);
+	return c->row != NULL;
+}
+
+/* job cancel ID: a job that waits (due, or failed) will not run. */
+static int
+cmd_job_cancel(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrJobRow) row = NULL;
+	JobCancel c = { 0 };
+
+	if (!ctl_id_arg(args[0], "a job's", "job list", &c.id))
+		return MR_EX_USAGE;
+	if (!mr_store_run(ctl->store, job_cancel_tx, &c, &error)) {
+		g_clear_pointer(&c.row, mr_job_row_free);
+		return store_fail(error);
+	}
+	row = g_steal_pointer(&c.row);
+	if (!c.changed)
+		return fail(1, "job %" G_GINT64_FORMAT " is %s: %s", c.id, row->status,
+			    strcmp(row->status, MR_JOB_RUNNING) == 0
+				    ? "a daemon runs it now" : "nothing to cancel");
+	return print_row(ctl, &mr_job_row_desc, row, NULL);
 }
 
 static int
@@ -2113,6 +2164,8 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	  "outbox cancel ID   (a mail not sent yet)", FALSE },
 	{ "job", "list", 0, 0, cmd_job_list, "job list [--due]   (--due: waiting or running)",
 	  FALSE },
+	{ "job", "cancel", 1, 1, cmd_job_cancel,
+	  "job cancel ID   (a job that waits, due or failed: it will not run)", FALSE },
 	{ "template", "add", 1, 1, cmd_template_add,
 	  "template add NAME --subject S --body-file F [--replace]\n"
 	  "                             (placeholders: {{contact.name}} {{record.id}} ...)",

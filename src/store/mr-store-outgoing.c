@@ -98,6 +98,22 @@ step_changed(MrSqlStmt *st, gboolean *changed, GError **error)
 	}
 }
 
+/* Reads the one row of @st by @desc, or sets "no @what @key". */
+static gpointer
+read_one(MrSqlStmt *st, const MrRowDesc *desc, const char *what, const char *key,
+	 GError **error)
+{
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		return mr_row_new(desc, st);
+	case MR_SQL_DONE:
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no %s %s", what, key);
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
 /* --- jobs -------------------------------------------------------------------- */
 
 gint64
@@ -250,6 +266,27 @@ mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error)
 	mr_sql_bind_int64(st, 1, pending ? 1 : 0);
 	mr_sql_bind_int64(st, 2, limit > 0 ? limit : G_MAXINT64);
 	return mr_store_read_rows(st, &mr_job_row_desc, error);
+}
+
+MrJobRow *
+mr_store_job_get(MrStore *store, gint64 id, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_JOB);
+	g_autofree char *key = g_strdup_printf("%" G_GINT64_FORMAT, id);
+
+	mr_sql_bind_int64(st, 1, id);
+	return read_one(st, &mr_job_row_desc, "job", key, error);
+}
+
+gboolean
+mr_store_job_cancel(MrStore *store, gint64 id, const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_JOB_CANCEL);
+	gboolean changed = FALSE;
+
+	mr_sql_bind_int64(st, 1, id);
+	mr_sql_bind_text(st, 2, now);
+	return step_changed(st, &changed, error) && changed;
 }
 
 /* --- the outbox ------------------------------------------------------------ */
@@ -439,22 +476,6 @@ mr_store_outbox(MrStore *store, const char *status, gint64 limit, GError **error
 	mr_sql_bind_text(st, 1, status);
 	mr_sql_bind_int64(st, 2, limit > 0 ? limit : G_MAXINT64);
 	return mr_store_read_rows(st, &mr_outbox_row_desc, error);
-}
-
-/* Reads the one row of @st by @desc, or sets "no @what @key". */
-static gpointer
-read_one(MrSqlStmt *st, const MrRowDesc *desc, const char *what, const char *key,
-	 GError **error)
-{
-	switch (mr_sql_step(st, error)) {
-	case MR_SQL_ROW:
-		return mr_row_new(desc, st);
-	case MR_SQL_DONE:
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no %s %s", what, key);
-		return NULL;
-	default:
-		return NULL;
-	}
 }
 
 MrOutboxRow *

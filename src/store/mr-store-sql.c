@@ -713,6 +713,10 @@ const int mr_sql_schema_version = 10;
 #define CALENDAR_COLUMNS                                                           \
 	"c.id, c.name, c.zone, c.hours, NULL, NULL, c.created, c.updated FROM calendar c"
 
+/* The columns of MrJobRow, in its order (mr-store-rows.c). */
+#define JOB_COLUMNS                                                                \
+	"id, kind, due, status, attempts, record_kind, record_id, last_error FROM job"
+
 /* The columns of MrRuleRow, in its order (mr-store-rows.c). */
 #define RULE_COLUMNS                                                               \
 	"id, name, position, enabled, conditions, actions, match_any, stop, created,"\
@@ -1099,8 +1103,14 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT min(CASE WHEN status = 'due' THEN due ELSE claimed_until END) FROM job"
 		" WHERE status IN ('due', 'running')",
 	[MR_STMT_LIST_JOBS] =
-		"SELECT id, kind, due, status, attempts, record_kind, record_id, last_error FROM job"
-		" WHERE ?1 = 0 OR status IN ('due', 'running') ORDER BY due, id LIMIT ?2",
+		"SELECT " JOB_COLUMNS " WHERE ?1 = 0 OR status IN ('due', 'running') ORDER BY due, id"
+		" LIMIT ?2",
+	[MR_STMT_SHOW_JOB] = "SELECT " JOB_COLUMNS " WHERE id = ?1",
+	/* Not a running one: its daemon ends it (a claim that no longer
+	 * held would undo its batch) */
+	[MR_STMT_JOB_CANCEL] =
+		"UPDATE job SET status = 'cancelled', updated = ?2"
+		" WHERE id = ?1 AND status IN ('due', 'failed') RETURNING id",
 	[MR_STMT_OUTBOX_INSERT] = OUTBOX_INSERT " RETURNING id",
 	[MR_STMT_OUTBOX_INSERT_LATER] = OUTBOX_INSERT,
 	[MR_STMT_OUTBOX_CLAIM] =

@@ -6,7 +6,7 @@
 # relay that is down, then up: retried (the test clock moves, no sleeping)
 # and sent once; a 5xx is failed and visible; header injection through a
 # contact's name does nothing; the daily limit holds back with an event;
-# ticket reply; templates; outbox retry/cancel, job list.  Either engine
+# ticket reply; templates; outbox retry/cancel, job list, job cancel.  Either engine
 # (MR_TEST_DB).
 import email
 import email.policy
@@ -346,6 +346,37 @@ t.ok(bad and bad[0][0] == "due" and "no such kind of job" in (bad[0][2] or ""),
 t.eq(sorted(x["status"] for x in e.json("job", "list") if x["kind"] == "ticket-ack"
             and x["record"] in [o["record"] for o in outbox() if o["to"].endswith("@batch.test")]),
      ["done", "done"], "the acknowledgements' jobs are done")
+
+# --- job cancel: the unknown job, due again, will not run -----------------------------------------
+bad_id = e.query("SELECT id FROM job WHERE kind = 'no-such-kind'")[0][0]
+j = e.json("job", "cancel", str(bad_id))
+t.eq((j["id"], j["kind"], j["status"], j["attempts"]), (bad_id, "no-such-kind", "cancelled", 1),
+     "job cancel --json: the job, cancelled")
+t.ok(all(x["id"] != bad_id for x in e.json("job", "list", "--due")),
+     "job list --due leaves it out")
+rc, out, err = e.ctl("job", "cancel", str(bad_id))
+t.ok(rc == 1 and "is cancelled: nothing to cancel" in err and out == "",
+     "job cancel again: exit 1, nothing to cancel", (rc, out, err))
+done_id = [x["id"] for x in e.json("job", "list") if x["status"] == "done"][0]
+rc, out, err = e.ctl("job", "cancel", str(done_id))
+t.ok(rc == 1 and "is done" in err, "job cancel of a done job: exit 1", (rc, out, err))
+rc, out, err = e.ctl("job", "cancel", "999999")
+t.ok(rc == 1 and "no job 999999" in err, "job cancel of no job: exit 1", (rc, out, err))
+rc, out, err = e.ctl("job", "cancel", "x1")
+t.ok(rc == 64 and "not a job's id" in err, "job cancel x1: exit 64", (rc, out, err))
+# the clock moved past its retry (a reload looks at the jobs again); a
+# job of the same kind, not cancelled, shows when the scheduler has looked
+now = e.query("SELECT max(updated) FROM job")[0][0]
+e.execute("INSERT INTO job (kind, due, status, attempts, created, updated)"
+          " VALUES ('no-such-kind', ?, 'due', 0, ?, ?)", (now, now, now))
+control = e.query("SELECT max(id) FROM job")[0][0]
+d.write_config(config(offset=3600))
+d.reload()
+t.ok(wait_until(lambda: e.query("SELECT attempts FROM job WHERE id = ?", (control,))[0][0] == 1,
+                timeout=30), "the scheduler ran the other one")
+t.eq(e.query("SELECT status, attempts FROM job WHERE id = ?", (bad_id,)), [("cancelled", 1)],
+     "the clock moved past its retry: the cancelled one did not run again")
+t.eq(e.json("job", "cancel", str(control))["status"], "cancelled", "the other one cancelled too")
 
 # --- a batch whose write fails: each job on its own, the failure its own -------------------------
 # A trigger refuses the outbox row of one mail: the batch's unit fails,
