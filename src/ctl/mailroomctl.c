@@ -1782,7 +1782,7 @@ cmd_outbox_retry(MrCtl *ctl, char **args)
 static int
 cmd_outbox_cancel(MrCtl *ctl, char **args)
 {
-	static const char *const from[] = { MR_OUTBOX_QUEUED, MR_OUTBOX_FAILED, NULL, NULL };
+	static const char *const from[] = { MR_OUTBOX_QUEUED, MR_OUTBOX_FAILED, NULL };
 
 	return outbox_change(ctl, args[0], MR_OUTBOX_CANCELLED, from);
 }

@@ -15,43 +15,42 @@ mr_store_calendar_id(MrStore *store, const char *name)
 	return mr_store_step_int64(store, st);
 }
 
+/* Steps @stmt (CALENDAR_UPDATE or _INSERT: ?1 name, ?2 zone, ?3 hours, ?4
+ * now, RETURNING id).  Returns the id, or 0: with @error on failure,
+ * without when no row changed. */
+static gint64
+calendar_write(MrStore *store, MrStmtId stmt, const char *name, const char *zone,
+	       const char *hours, const char *now, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, stmt);
+
+	mr_sql_bind_text(st, 1, name);
+	mr_sql_bind_text(st, 2, zone);
+	mr_sql_bind_text(st, 3, hours);
+	mr_sql_bind_text(st, 4, now);
+	return mr_store_step_new_id(store, st, error);
+}
+
 gint64
 mr_store_calendar_put(MrStore *store, const char *name, const char *zone, const char *hours,
 		      gboolean replace, const char *now, GError **error)
 {
 	g_autoptr(GError) local = NULL;
-	gint64 id;
+	gint64 id = 0;
 
-	if (replace) {
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CALENDAR_UPDATE);
-
-		mr_sql_bind_text(st, 1, name);
-		mr_sql_bind_text(st, 2, zone);
-		mr_sql_bind_text(st, 3, hours);
-		mr_sql_bind_text(st, 4, now);
-		id = mr_store_step_new_id(store, st, &local);
-		if (id != 0 || local != NULL)
-			goto out;
-	}
-	{
-		g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_CALENDAR_INSERT);
-
-		mr_sql_bind_text(st, 1, name);
-		mr_sql_bind_text(st, 2, zone);
-		mr_sql_bind_text(st, 3, hours);
-		mr_sql_bind_text(st, 4, now);
-		id = mr_store_step_new_id(store, st, &local);
-	}
+	if (replace)
+		id = calendar_write(store, MR_STMT_CALENDAR_UPDATE, name, zone, hours, now, &local);
+	if (id == 0 && local == NULL)
+		id = calendar_write(store, MR_STMT_CALENDAR_INSERT, name, zone, hours, now, &local);
 	if (id == 0 && local == NULL)
 		id = mr_store_lookup_again(store, &local, "calendar", name,
 					   mr_store_calendar_id(store, name));
-out:
 	if (local != NULL)
 		g_propagate_error(error, g_steal_pointer(&local));
 	return id;
 }
 
-/* Runs @id, a statement of one row id ?1 without rows. */
+/* Runs @stmt, a statement of one row id ?1 without rows. */
 static gboolean
 step_by_id(MrStore *store, MrStmtId stmt, gint64 id, GError **error)
 {

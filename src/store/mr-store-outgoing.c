@@ -114,6 +114,18 @@ read_one(MrSqlStmt *st, const MrRowDesc *desc, const char *what, const char *key
 	}
 }
 
+/* Reads row @id of @stmt (?1 the id) by @desc, or sets "no @what @id". */
+static gpointer
+read_by_id(MrStore *store, MrStmtId stmt, const MrRowDesc *desc, const char *what, gint64 id,
+	   GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, stmt);
+	g_autofree char *key = g_strdup_printf("%" G_GINT64_FORMAT, id);
+
+	mr_sql_bind_int64(st, 1, id);
+	return read_one(st, desc, what, key, error);
+}
+
 /* --- jobs -------------------------------------------------------------------- */
 
 gint64
@@ -271,11 +283,7 @@ mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error)
 MrJobRow *
 mr_store_job_get(MrStore *store, gint64 id, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_JOB);
-	g_autofree char *key = g_strdup_printf("%" G_GINT64_FORMAT, id);
-
-	mr_sql_bind_int64(st, 1, id);
-	return read_one(st, &mr_job_row_desc, "job", key, error);
+	return read_by_id(store, MR_STMT_SHOW_JOB, &mr_job_row_desc, "job", id, error);
 }
 
 gboolean
@@ -481,11 +489,8 @@ mr_store_outbox(MrStore *store, const char *status, gint64 limit, GError **error
 MrOutboxRow *
 mr_store_outbox_get(MrStore *store, gint64 id, GError **error)
 {
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_SHOW_OUTBOX);
-	g_autofree char *key = g_strdup_printf("%" G_GINT64_FORMAT, id);
-
-	mr_sql_bind_int64(st, 1, id);
-	return read_one(st, &mr_outbox_row_desc, "outgoing mail", key, error);
+	return read_by_id(store, MR_STMT_SHOW_OUTBOX, &mr_outbox_row_desc, "outgoing mail", id,
+			  error);
 }
 
 gboolean
