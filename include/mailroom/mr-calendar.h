@@ -2,7 +2,7 @@
  * days of the week, in an IANA time zone, minus holidays) and durations
  * ("90m", "4h", "3d") counted in it or on the clock.
  *
- * Act layer, pure: no I/O, no database.  Times are Unix seconds (UTC);
+ * Model layer, pure: no I/O, no database.  Times are Unix seconds (UTC);
  * the working hours are wall-clock times of the calendar's zone, so a
  * daylight-saving change moves them with the clock ("across the March
  * change the wall clock is what counts").  Every function is linear in
