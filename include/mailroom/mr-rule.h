@@ -92,8 +92,21 @@ typedef enum {
 	MR_RULE_FIELD_ACCOUNT,
 	MR_RULE_FIELD_WEEKDAY,
 	MR_RULE_FIELD_HOUR,
+	/* a record's fields: workflows only (mr_rule_cond_parse_record()) */
+	MR_RULE_FIELD_RECORD,   /* = != in: ticket, lead, opportunity */
+	MR_RULE_FIELD_STATUS,   /* text: = != in ~ !~ contains starts ends exists */
+	MR_RULE_FIELD_PRIORITY, /* = != in < > exists: a priority's name, ordered
+				   as MrPriority (low < normal < high < urgent) */
+	MR_RULE_FIELD_TYPE,     /* = != in exists: a ticket type's name */
+	MR_RULE_FIELD_STAGE,    /* text, as status */
+	MR_RULE_FIELD_VALUE,    /* = != < > exists: a whole number */
+	MR_RULE_FIELD_OWNER,    /* text, as status: the owner's address */
+	MR_RULE_FIELD_TAG,      /* text, as status, several values (the tags) */
 	MR_RULE_FIELD_N,
 } MrRuleField;
+
+/* The fields a rule on a message takes: those before this one. */
+#define MR_RULE_FIELD_MESSAGE_N MR_RULE_FIELD_RECORD
 
 typedef enum {
 	MR_RULE_OP_EQ,       /* = */
@@ -185,8 +198,19 @@ typedef struct {
 	gboolean is_auto;            /* auto-reply, bounce or bulk */
 	gboolean followup;           /* belongs to an existing record */
 	const char *account;         /* the sender's account's name */
-	int weekday;                 /* 0 (Monday) to 6, when received */
-	int hour;                    /* 0 to 23, when received */
+	int weekday;                 /* 0 (Monday) to 6, when received (a
+					workflow: when it fires) */
+	int hour;                    /* 0 to 23, when received (fires) */
+	/* a record's fields, for a workflow's conditions; NULL: none */
+	const char *record;          /* "ticket", "lead", "opportunity" */
+	const char *status;          /* its stored name */
+	const char *priority;        /* a priority's stored name */
+	const char *type;            /* a ticket type's stored name */
+	const char *stage;
+	gboolean has_value;          /* @value is set */
+	gint64 value;
+	const char *owner;           /* the owner's address */
+	const char *const *tags;     /* NULL-terminated */
 } MrRuleValues;
 
 /* Returns the name of @field ("from_domain"; "header" for HEADER), or NULL. */
@@ -200,6 +224,13 @@ const char *mr_rule_op_name(MrRuleOp op);
  * @text and saying what is wrong ("'subjct ~ x': unknown field subjct
  * (fields: recipient, role, ...)"). */
 MrRuleCond *mr_rule_cond_parse(const char *text, GError **error);
+
+/* Parses @text, a COND of a workflow: the record's fields (record,
+ * status, priority, type, stage, value, owner, tag) and weekday, hour;
+ * mr_rule_cond_parse() refuses the record's fields, and this the other
+ * fields of a message, each with the list of what it takes.  Returns:
+ * (transfer full) (nullable): the condition, or NULL with @error. */
+MrRuleCond *mr_rule_cond_parse_record(const char *text, GError **error);
 
 /* Frees @cond; NULL-safe. */
 void mr_rule_cond_free(MrRuleCond *cond);

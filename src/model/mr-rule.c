@@ -22,6 +22,9 @@ typedef enum {
 	KIND_BOOL,    /* auto, followup: yes or no */
 	KIND_WEEKDAY, /* mon .. sun */
 	KIND_ROLE,    /* bcc, support, sales */
+	KIND_RECORD,  /* ticket, lead, opportunity */
+	KIND_PRIORITY, /* a priority's name, ordered as MrPriority */
+	KIND_TYPE,    /* a ticket type's name */
 } Kind;
 
 #define OP(o) (1u << (o))
@@ -33,6 +36,10 @@ typedef enum {
 	(OP(MR_RULE_OP_EQ) | OP(MR_RULE_OP_NE) | OP(MR_RULE_OP_LT) | OP(MR_RULE_OP_GT) | OP(MR_RULE_OP_IN))
 #define CHOICE_OPS (OP(MR_RULE_OP_EQ) | OP(MR_RULE_OP_NE) | OP(MR_RULE_OP_IN))
 #define BOOL_OPS (OP(MR_RULE_OP_EQ) | OP(MR_RULE_OP_NE))
+#define PRIORITY_OPS (CHOICE_OPS | OP(MR_RULE_OP_LT) | OP(MR_RULE_OP_GT) | OP(MR_RULE_OP_EXISTS))
+#define VALUE_OPS                                                                           \
+	(OP(MR_RULE_OP_EQ) | OP(MR_RULE_OP_NE) | OP(MR_RULE_OP_LT) | OP(MR_RULE_OP_GT) | \
+	 OP(MR_RULE_OP_EXISTS))
 
 static const struct {
 	const char *name;
@@ -56,6 +63,22 @@ static const struct {
 	[MR_RULE_FIELD_ACCOUNT] = { "account", KIND_TEXT, TEXT_OPS, 0 },
 	[MR_RULE_FIELD_WEEKDAY] = { "weekday", KIND_WEEKDAY, CHOICE_OPS, 0 },
 	[MR_RULE_FIELD_HOUR] = { "hour", KIND_NUMBER, NUMBER_OPS, 23 },
+	[MR_RULE_FIELD_RECORD] = { "record", KIND_RECORD, CHOICE_OPS, 0 },
+	[MR_RULE_FIELD_STATUS] = { "status", KIND_TEXT, TEXT_OPS, 0 },
+	[MR_RULE_FIELD_PRIORITY] = { "priority", KIND_PRIORITY, PRIORITY_OPS, 0 },
+	[MR_RULE_FIELD_TYPE] = { "type", KIND_TYPE, CHOICE_OPS | OP(MR_RULE_OP_EXISTS), 0 },
+	[MR_RULE_FIELD_STAGE] = { "stage", KIND_TEXT, TEXT_OPS, 0 },
+	[MR_RULE_FIELD_VALUE] = { "value", KIND_NUMBER, VALUE_OPS, G_GINT64_CONSTANT(999999999999999) },
+	[MR_RULE_FIELD_OWNER] = { "owner", KIND_TEXT, TEXT_OPS, 0 },
+	[MR_RULE_FIELD_TAG] = { "tag", KIND_LIST, TEXT_OPS, 0 },
+};
+
+/* The fields a workflow's condition takes, in the order they are listed:
+ * the record's, then the time of the firing. */
+static const MrRuleField record_fields[] = {
+	MR_RULE_FIELD_RECORD, MR_RULE_FIELD_STATUS, MR_RULE_FIELD_PRIORITY, MR_RULE_FIELD_TYPE,
+	MR_RULE_FIELD_STAGE,  MR_RULE_FIELD_VALUE,  MR_RULE_FIELD_OWNER,    MR_RULE_FIELD_TAG,
+	MR_RULE_FIELD_WEEKDAY, MR_RULE_FIELD_HOUR,
 };
 
 static const char *const ops[MR_RULE_OP_N] = {
@@ -69,6 +92,7 @@ static const char *const ops[MR_RULE_OP_N] = {
 
 static const char *const weekdays[] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun", NULL };
 static const char *const yes_no[] = { "no", "yes", NULL };
+static const char *const record_kinds[] = { "ticket", "lead", "opportunity", NULL };
 
 static const struct {
 	const char *name;
@@ -93,35 +117,58 @@ static const struct {
 
 /* --- errors ----------------------------------------------------------------- */
 
-/* Sets @error to "'TEXT': MESSAGE" (TEXT shown safely, cut when long) and
- * returns FALSE. */
-static gboolean G_GNUC_PRINTF(4, 5)
-fail(GError **error, MrRuleError code, const char *text, const char *fmt, ...)
+/* Sets @error to "PREFIX'TEXT': MESSAGE" (TEXT shown safely, cut when
+ * long). */
+static void
+set_quoting(GError **error, GQuark domain, int code, const char *prefix, const char *text,
+	    const char *fmt, va_list ap)
 {
-	g_autofree char *msg = NULL;
+	g_autofree char *msg = g_strdup_vprintf(fmt, ap);
 	g_autofree char *shown = NULL;
 	gsize len = text != NULL ? strlen(text) : 0;
-	gsize cut;
-	va_list ap;
+	gsize cut = MIN(len, 60);
 
-	va_start(ap, fmt);
-	msg = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	cut = MIN(len, 60);
 	while (cut > 0 && cut < len && ((guchar)text[cut] & 0xc0) == 0x80)
 		cut--;
 	shown = mr_text_printable(text != NULL ? text : "", cut, FALSE);
-	g_set_error(error, MR_RULE_ERROR, code, "'%s%s': %s", shown, cut < len ? "..." : "", msg);
+	g_set_error(error, domain, code, "%s'%s%s': %s", prefix, shown, cut < len ? "..." : "", msg);
+}
+
+/* Sets @error to "'TEXT': MESSAGE" and returns FALSE. */
+static gboolean G_GNUC_PRINTF(4, 5)
+fail(GError **error, MrRuleError code, const char *text, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	set_quoting(error, MR_RULE_ERROR, code, "", text, fmt, ap);
+	va_end(ap);
 	return FALSE;
 }
 
-/* Returns: (transfer full): the field names, comma-separated. */
+/* Whether a condition of a workflow (@record), or of a rule on a
+ * message, takes field @f. */
+static gboolean
+field_taken(int f, gboolean record)
+{
+	if (!record)
+		return f < MR_RULE_FIELD_MESSAGE_N;
+	return f >= MR_RULE_FIELD_MESSAGE_N || f == MR_RULE_FIELD_WEEKDAY || f == MR_RULE_FIELD_HOUR;
+}
+
+/* Returns: (transfer full): the field names a workflow's condition
+ * (@record) or a rule's takes, comma-separated. */
 static char *
-field_list(void)
+field_list(gboolean record)
 {
 	GString *s = g_string_new(NULL);
 
-	for (int f = 0; f < MR_RULE_FIELD_N; f++)
+	if (record) {
+		for (gsize i = 0; i < G_N_ELEMENTS(record_fields); i++)
+			g_string_append_printf(s, "%s%s", i > 0 ? ", " : "", fields[record_fields[i]].name);
+		return g_string_free(s, FALSE);
+	}
+	for (int f = 0; f < MR_RULE_FIELD_MESSAGE_N; f++)
 		g_string_append_printf(s, "%s%s%s", f > 0 ? ", " : "", fields[f].name,
 				       f == MR_RULE_FIELD_HEADER ? ":NAME" : "");
 	return g_string_free(s, FALSE);
@@ -319,9 +366,25 @@ header_byte(char c)
 	return g_ascii_isalnum(c) || c == '-' || c == '_' || c == '.';
 }
 
-/* Reads FIELD (or header:NAME) at *@p into @cond. */
+/* Refuses field @name (@f), which a workflow's condition (@record) or a
+ * rule's does not take, saying what it does take. */
 static gboolean
-parse_field(const char **p, MrRuleCond *cond, const char *text, GError **error)
+field_refused(int f, const char *name, gboolean record, const char *text, GError **error)
+{
+	g_autofree char *list = field_list(record);
+
+	if (record)
+		return fail(error, MR_RULE_ERROR_FIELD, text,
+			    "%s is a field of a message; a workflow's conditions take: %s", name, list);
+	return fail(error, MR_RULE_ERROR_FIELD, text,
+		    "%s is a field of a workflow's record, not of a message (fields: %s)",
+		    fields[f].name, list);
+}
+
+/* Reads FIELD (or header:NAME) at *@p into @cond: one that a workflow's
+ * condition (@record) or a rule's takes. */
+static gboolean
+parse_field(const char **p, MrRuleCond *cond, gboolean record, const char *text, GError **error)
 {
 	const char *q = *p;
 	g_autofree char *name = NULL;
@@ -336,6 +399,11 @@ parse_field(const char **p, MrRuleCond *cond, const char *text, GError **error)
 		if (q == h || q - h > WORD_MAX)
 			return fail(error, MR_RULE_ERROR_FIELD, text,
 				    "header: needs a header name (letters, digits, '-', '_', '.')");
+		if (record) {
+			g_autofree char *written = g_strndup(*p, q - *p);
+
+			return field_refused(MR_RULE_FIELD_HEADER, written, record, text, error);
+		}
 		cond->field = MR_RULE_FIELD_HEADER;
 		cond->header = g_strndup(h, q - h);
 		*p = q;
@@ -347,12 +415,14 @@ parse_field(const char **p, MrRuleCond *cond, const char *text, GError **error)
 	name = g_strndup(*p, q - *p);
 	for (int f = 0; f < MR_RULE_FIELD_N; f++)
 		if (f != MR_RULE_FIELD_HEADER && strcmp(name, fields[f].name) == 0) {
+			if (!field_taken(f, record))
+				return field_refused(f, name, record, text, error);
 			cond->field = (MrRuleField)f;
 			*p = q;
 			return TRUE;
 		}
 	{
-		g_autofree char *list = field_list();
+		g_autofree char *list = field_list(record);
 
 		if (*name == '\0')
 			return fail(error, MR_RULE_ERROR_FIELD, text, "a condition starts with a field (fields: %s)",
@@ -476,8 +546,62 @@ type_numbers(MrRuleCond *cond, const char *text, GError **error)
 	return TRUE;
 }
 
-/* Reads each value of a field of words (yes/no, weekdays, roles) into
- * @cond->numbers, in canonical (lower) case. */
+/* Returns the number of the word @v of a field of words of @kind (its
+ * order: a weekday from 0 for mon, an MrRole, an MrPriority, ...), or -1.
+ * ASCII case is ignored. */
+static int
+choice_index(Kind kind, const char *v)
+{
+	g_autofree char *lower = g_ascii_strdown(v, -1);
+
+	switch (kind) {
+	case KIND_ROLE: return mr_role_from_name(v) != MR_ROLE_NONE ? (int)mr_role_from_name(v) : -1;
+	case KIND_BOOL: return table_index(yes_no, v);
+	case KIND_WEEKDAY: return table_index(weekdays, v);
+	case KIND_RECORD: return table_index(record_kinds, v);
+	case KIND_PRIORITY: return mr_priority_from_name(lower);
+	case KIND_TYPE: return mr_ticket_type_from_name(lower);
+	default: g_assert_not_reached();
+	}
+}
+
+/* Returns the word numbered @n of a field of words of @kind (canonical),
+ * or NULL. */
+static const char *
+choice_name(Kind kind, gint64 n)
+{
+	if (n < 0 || n > 6)
+		return NULL;
+	switch (kind) {
+	case KIND_ROLE: return mr_role_name((MrRole)n);
+	case KIND_BOOL: return n <= 1 ? yes_no[n] : NULL;
+	case KIND_WEEKDAY: return weekdays[n];
+	case KIND_RECORD: return n <= 2 ? record_kinds[n] : NULL;
+	case KIND_PRIORITY: return mr_priority_name((MrPriority)n);
+	case KIND_TYPE: return mr_ticket_type_name((MrTicketType)n);
+	default: g_assert_not_reached();
+	}
+}
+
+/* Returns: (transfer full): the words of a field of @kind, for a
+ * message. */
+static char *
+choice_list(Kind kind)
+{
+	switch (kind) {
+	case KIND_ROLE: return role_list();
+	case KIND_BOOL: return table_list(yes_no);
+	case KIND_WEEKDAY: return table_list(weekdays);
+	case KIND_RECORD: return table_list(record_kinds);
+	case KIND_PRIORITY: return enum_list(priority_name);
+	case KIND_TYPE: return enum_list(ticket_type_name);
+	default: g_assert_not_reached();
+	}
+}
+
+/* Reads each value of a field of words (yes/no, weekdays, roles, record
+ * kinds, priorities, ticket types) into @cond->numbers, in canonical
+ * (lower) case. */
 static gboolean
 type_choices(MrRuleCond *cond, const char *text, GError **error)
 {
@@ -485,23 +609,17 @@ type_choices(MrRuleCond *cond, const char *text, GError **error)
 
 	for (guint i = 0; i < cond->n_values; i++) {
 		const char *v = cond->values[i];
-		int n;
+		int n = choice_index(kind, v);
 
-		if (kind == KIND_ROLE)
-			n = mr_role_from_name(v) != MR_ROLE_NONE ? (int)mr_role_from_name(v) : -1;
-		else
-			n = table_index(kind == KIND_BOOL ? yes_no : weekdays, v);
 		if (n < 0) {
-			g_autofree char *list = kind == KIND_ROLE ? role_list()
-								  : table_list(kind == KIND_BOOL ? yes_no : weekdays);
+			g_autofree char *list = choice_list(kind);
 
 			return fail(error, MR_RULE_ERROR_VALUE, text, "%s is one of %s, not %s",
 				    mr_rule_field_name(cond->field), list, v);
 		}
 		cond->numbers[i] = n;
 		g_free(cond->values[i]);
-		cond->values[i] = g_strdup(kind == KIND_ROLE ? mr_role_name((MrRole)n)
-				       : kind == KIND_BOOL ? yes_no[n] : weekdays[n]);
+		cond->values[i] = g_strdup(choice_name(kind, n));
 	}
 	return TRUE;
 }
@@ -527,8 +645,9 @@ type_values(MrRuleCond *cond, const char *text, GError **error)
 	return type_choices(cond, text, error);
 }
 
-MrRuleCond *
-mr_rule_cond_parse(const char *text, GError **error)
+/* Parses @text, a condition of a workflow (@record) or of a rule. */
+static MrRuleCond *
+cond_parse(const char *text, gboolean record, GError **error)
 {
 	g_autoptr(MrRuleCond) cond = g_new0(MrRuleCond, 1);
 	const char *p = text;
@@ -541,13 +660,25 @@ mr_rule_cond_parse(const char *text, GError **error)
 		fail(error, MR_RULE_ERROR_SYNTAX, text, "not needs a condition");
 		return NULL;
 	}
-	if (!parse_field(&p, cond, text, error))
+	if (!parse_field(&p, cond, record, text, error))
 		return NULL;
 	p = skip_spaces(p);
 	if (!parse_op(&p, cond, text, error) || !parse_values(p, cond, text, error) ||
 	    !type_values(cond, text, error))
 		return NULL;
 	return g_steal_pointer(&cond);
+}
+
+MrRuleCond *
+mr_rule_cond_parse(const char *text, GError **error)
+{
+	return cond_parse(text, FALSE, error);
+}
+
+MrRuleCond *
+mr_rule_cond_parse_record(const char *text, GError **error)
+{
+	return cond_parse(text, TRUE, error);
 }
 
 char *
@@ -617,6 +748,10 @@ mr_rule_field_texts(const MrRuleCond *cond, const MrRuleValues *v)
 	case MR_RULE_FIELD_SUBJECT: one = v->subject; break;
 	case MR_RULE_FIELD_BODY: one = v->body; break;
 	case MR_RULE_FIELD_ACCOUNT: one = v->account; break;
+	case MR_RULE_FIELD_STATUS: one = v->status; break;
+	case MR_RULE_FIELD_STAGE: one = v->stage; break;
+	case MR_RULE_FIELD_OWNER: one = v->owner; break;
+	case MR_RULE_FIELD_TAG: add_list(out, v->tags, FALSE); break;
 	case MR_RULE_FIELD_FROM: add_list(out, v->from, FALSE); break;
 	case MR_RULE_FIELD_FROM_DOMAIN: add_list(out, v->from, TRUE); break;
 	case MR_RULE_FIELD_TO: add_list(out, v->to, FALSE); break;
@@ -827,37 +962,72 @@ eval_text(const MrRuleCond *cond, const MrRuleValues *v, GString *explain, char 
 	return negative && !gave_up;
 }
 
-/* Returns the number, choice or yes/no @cond's field has in @v. */
-static gint64
-field_number(const MrRuleCond *cond, const MrRuleValues *v)
+/* Returns the stored word a record's field of words has in @v (the
+ * record's kind, priority or ticket type; NULL: none), else NULL. */
+static const char *
+field_word(const MrRuleCond *cond, const MrRuleValues *v)
 {
 	switch (cond->field) {
-	case MR_RULE_FIELD_ATTACHMENTS: return v->attachments;
-	case MR_RULE_FIELD_HOUR: return v->hour;
-	case MR_RULE_FIELD_WEEKDAY: return v->weekday;
-	case MR_RULE_FIELD_ROLE: return v->role;
-	case MR_RULE_FIELD_AUTO: return v->is_auto ? 1 : 0;
-	case MR_RULE_FIELD_FOLLOWUP: return v->followup ? 1 : 0;
+	case MR_RULE_FIELD_RECORD: return v->record;
+	case MR_RULE_FIELD_PRIORITY: return v->priority;
+	case MR_RULE_FIELD_TYPE: return v->type;
+	default: return NULL;
+	}
+}
+
+/* Sets *@n to the number, choice or yes/no @cond's field has in @v.
+ * Returns FALSE when the field has none (a record without a priority, a
+ * type or a value, or with a word this mailroom does not know). */
+static gboolean
+field_number(const MrRuleCond *cond, const MrRuleValues *v, gint64 *n)
+{
+	const char *word = field_word(cond, v);
+
+	switch (cond->field) {
+	case MR_RULE_FIELD_ATTACHMENTS: *n = v->attachments; return TRUE;
+	case MR_RULE_FIELD_HOUR: *n = v->hour; return TRUE;
+	case MR_RULE_FIELD_WEEKDAY: *n = v->weekday; return TRUE;
+	case MR_RULE_FIELD_ROLE: *n = v->role; return TRUE;
+	case MR_RULE_FIELD_AUTO: *n = v->is_auto ? 1 : 0; return TRUE;
+	case MR_RULE_FIELD_FOLLOWUP: *n = v->followup ? 1 : 0; return TRUE;
+	case MR_RULE_FIELD_VALUE: *n = v->value; return v->has_value;
+	case MR_RULE_FIELD_RECORD:
+	case MR_RULE_FIELD_PRIORITY:
+	case MR_RULE_FIELD_TYPE:
+		*n = word != NULL ? choice_index(fields[cond->field].kind, word) : -1;
+		return *n >= 0;
 	default: g_assert_not_reached();
 	}
 }
 
-/* Evaluates a condition on a number, a choice or yes/no, not negated. */
+/* Evaluates a condition on a number, a choice or yes/no, not negated.  A
+ * field that has none holds for != alone (as an empty text); `exists`
+ * holds when the record has the field at all. */
 static gboolean
 eval_number(const MrRuleCond *cond, const MrRuleValues *v, GString *explain)
 {
-	gint64 n = field_number(cond, v);
+	gint64 n = 0;
+	gboolean has = field_number(cond, v, &n);
 	Kind kind = fields[cond->field].kind;
+	const char *word = field_word(cond, v);
 	gboolean any = FALSE;
 
 	if (explain != NULL) {
-		if (kind == KIND_NUMBER)
+		if (kind == KIND_NUMBER && has)
 			g_string_append_printf(explain, "%" G_GINT64_FORMAT, n);
+		else if (kind == KIND_WEEKDAY || kind == KIND_BOOL)
+			g_string_append(explain, choice_name(kind, CLAMP(n, 0, kind == KIND_BOOL ? 1 : 6)));
 		else if (kind == KIND_ROLE)
 			g_string_append(explain, mr_role_name((MrRole)n));
-		else
-			g_string_append(explain, (kind == KIND_BOOL ? yes_no : weekdays)[CLAMP(n, 0, 6)]);
+		else if (has)
+			g_string_append(explain, choice_name(kind, n));
+		else if (word != NULL)
+			g_string_append(explain, word);
 	}
+	if (cond->op == MR_RULE_OP_EXISTS)
+		return cond->field == MR_RULE_FIELD_VALUE ? v->has_value : word != NULL;
+	if (!has)
+		return cond->op == MR_RULE_OP_NE;
 	switch (cond->op) {
 	case MR_RULE_OP_EQ: return n == cond->numbers[0];
 	case MR_RULE_OP_NE: return n != cond->numbers[0];

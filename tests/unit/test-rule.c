@@ -699,6 +699,303 @@ test_rule_stop(void)
 	g_assert_cmpuint(r->actions->len, ==, 1);
 }
 
+/* --- a record's fields (workflows) ------------------------------------------------ */
+
+/* Every field a workflow's condition takes, its operators, and its
+ * canonical text; parse(text(c)) == c. */
+static void
+test_record_parse(void)
+{
+	static const struct {
+		const char *text;
+		MrRuleField field;
+		MrRuleOp op;
+		const char *canonical;
+	} cases[] = {
+		{ "record = ticket", MR_RULE_FIELD_RECORD, MR_RULE_OP_EQ, NULL },
+		{ "record != LEAD", MR_RULE_FIELD_RECORD, MR_RULE_OP_NE, "record != lead" },
+		{ "record in lead, Opportunity", MR_RULE_FIELD_RECORD, MR_RULE_OP_IN, "record in lead,opportunity" },
+		{ "status = open", MR_RULE_FIELD_STATUS, MR_RULE_OP_EQ, NULL },
+		{ "status starts in_", MR_RULE_FIELD_STATUS, MR_RULE_OP_STARTS, NULL },
+		{ "status !~ \"^(solved|closed)$\"", MR_RULE_FIELD_STATUS, MR_RULE_OP_NOMATCH,
+		  "status !~ ^(solved|closed)$" },
+		{ "not status exists", MR_RULE_FIELD_STATUS, MR_RULE_OP_EXISTS, NULL },
+		{ "priority = HIGH", MR_RULE_FIELD_PRIORITY, MR_RULE_OP_EQ, "priority = high" },
+		{ "priority > normal", MR_RULE_FIELD_PRIORITY, MR_RULE_OP_GT, NULL },
+		{ "priority < \"urgent\"", MR_RULE_FIELD_PRIORITY, MR_RULE_OP_LT, "priority < urgent" },
+		{ "priority in low,normal", MR_RULE_FIELD_PRIORITY, MR_RULE_OP_IN, NULL },
+		{ "priority exists", MR_RULE_FIELD_PRIORITY, MR_RULE_OP_EXISTS, NULL },
+		{ "type = Incident", MR_RULE_FIELD_TYPE, MR_RULE_OP_EQ, "type = incident" },
+		{ "type != complaint", MR_RULE_FIELD_TYPE, MR_RULE_OP_NE, NULL },
+		{ "type in question,problem", MR_RULE_FIELD_TYPE, MR_RULE_OP_IN, NULL },
+		{ "not  not type exists", MR_RULE_FIELD_TYPE, MR_RULE_OP_EXISTS, "type exists" },
+		{ "stage = \"Closed Won\"", MR_RULE_FIELD_STAGE, MR_RULE_OP_EQ, NULL },
+		{ "stage contains prop", MR_RULE_FIELD_STAGE, MR_RULE_OP_CONTAINS, NULL },
+		{ "value > 010000", MR_RULE_FIELD_VALUE, MR_RULE_OP_GT, "value > 10000" },
+		{ "value < 999999999999999", MR_RULE_FIELD_VALUE, MR_RULE_OP_LT, NULL },
+		{ "value = 0", MR_RULE_FIELD_VALUE, MR_RULE_OP_EQ, NULL },
+		{ "value != 5", MR_RULE_FIELD_VALUE, MR_RULE_OP_NE, NULL },
+		{ "value exists", MR_RULE_FIELD_VALUE, MR_RULE_OP_EXISTS, NULL },
+		{ "owner = Ann@Example.com", MR_RULE_FIELD_OWNER, MR_RULE_OP_EQ, NULL },
+		{ "owner ends @example.com", MR_RULE_FIELD_OWNER, MR_RULE_OP_ENDS, NULL },
+		{ "owner exists", MR_RULE_FIELD_OWNER, MR_RULE_OP_EXISTS, NULL },
+		{ "tag = vip", MR_RULE_FIELD_TAG, MR_RULE_OP_EQ, NULL },
+		{ "tag in vip , \"key account\"", MR_RULE_FIELD_TAG, MR_RULE_OP_IN, "tag in vip,\"key account\"" },
+		{ "tag !~ ^x-", MR_RULE_FIELD_TAG, MR_RULE_OP_NOMATCH, NULL },
+		{ "tag exists", MR_RULE_FIELD_TAG, MR_RULE_OP_EXISTS, NULL },
+		{ "weekday in sat,sun", MR_RULE_FIELD_WEEKDAY, MR_RULE_OP_IN, NULL },
+		{ "hour < 9", MR_RULE_FIELD_HOUR, MR_RULE_OP_LT, NULL },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrRuleCond) c = mr_rule_cond_parse_record(cases[i].text, &error);
+		g_autoptr(MrRuleCond) again = NULL;
+		g_autofree char *text = NULL;
+		g_autofree char *text2 = NULL;
+
+		g_test_message("%s", cases[i].text);
+		g_assert_no_error(error);
+		g_assert_cmpint(c->field, ==, cases[i].field);
+		g_assert_cmpint(c->op, ==, cases[i].op);
+		g_assert_false(mr_rule_cond_needs_store(c));
+		text = mr_rule_cond_text(c);
+		g_assert_cmpstr(text, ==, cases[i].canonical != NULL ? cases[i].canonical : cases[i].text);
+		again = mr_rule_cond_parse_record(text, &error);
+		g_assert_no_error(error);
+		g_assert_true(mr_rule_cond_equal(c, again));
+		text2 = mr_rule_cond_text(again);
+		g_assert_cmpstr(text, ==, text2);
+	}
+}
+
+/* Each parser refuses the other's fields, with the list of its own; the
+ * record's fields refuse values and operators they do not take. */
+static void
+test_record_errors(void)
+{
+	static const struct {
+		gboolean record; /* mr_rule_cond_parse_record(), else mr_rule_cond_parse() */
+		const char *text;
+		MrRuleError code;
+		const char *message; /* exact, or a prefix when it ends in "*" */
+	} cases[] = {
+		{ FALSE, "status = open", MR_RULE_ERROR_FIELD,
+		  "'status = open': status is a field of a workflow's record, not of a message (fields: "
+		  "recipient, role, from, from_domain, to, cc, address, subject, body, header:NAME, "
+		  "attachments, auto, followup, account, weekday, hour)" },
+		{ FALSE, "not tag exists", MR_RULE_ERROR_FIELD,
+		  "'not tag exists': tag is a field of a workflow's record, not of a message (fields: *" },
+		{ FALSE, "record = ticket", MR_RULE_ERROR_FIELD, "'record = ticket': record is a field of a workflow's *" },
+		{ FALSE, "priority > low", MR_RULE_ERROR_FIELD, "'priority > low': priority is a field of *" },
+		{ FALSE, "type = question", MR_RULE_ERROR_FIELD, "'type = question': type is a field of *" },
+		{ FALSE, "stage = x", MR_RULE_ERROR_FIELD, "'stage = x': stage is a field of *" },
+		{ FALSE, "value > 1", MR_RULE_ERROR_FIELD, "'value > 1': value is a field of *" },
+		{ FALSE, "owner = a@b.test", MR_RULE_ERROR_FIELD, "'owner = a@b.test': owner is a field of *" },
+		{ TRUE, "subject ~ x", MR_RULE_ERROR_FIELD,
+		  "'subject ~ x': subject is a field of a message; a workflow's conditions take: record, "
+		  "status, priority, type, stage, value, owner, tag, weekday, hour" },
+		{ TRUE, "header:X-A = 1", MR_RULE_ERROR_FIELD,
+		  "'header:X-A = 1': header:X-A is a field of a message; a workflow's conditions take: *" },
+		{ TRUE, "followup = yes", MR_RULE_ERROR_FIELD, "'followup = yes': followup is a field of a message; *" },
+		{ TRUE, "recipient exists", MR_RULE_ERROR_FIELD, "'recipient exists': recipient is a field of a message; *" },
+		{ TRUE, "stauts = open", MR_RULE_ERROR_FIELD,
+		  "'stauts = open': unknown field stauts (fields: record, status, priority, type, stage, value, "
+		  "owner, tag, weekday, hour)" },
+		{ TRUE, "= open", MR_RULE_ERROR_FIELD,
+		  "'= open': a condition starts with a field (fields: record, status, *" },
+		{ TRUE, "record = contact", MR_RULE_ERROR_VALUE,
+		  "'record = contact': record is one of ticket, lead, opportunity, not contact" },
+		{ TRUE, "record in ticket,leads", MR_RULE_ERROR_VALUE,
+		  "'record in ticket,leads': record is one of ticket, lead, opportunity, not leads" },
+		{ TRUE, "record exists", MR_RULE_ERROR_OPERATOR, "'record exists': record takes =, !=, in; not exists" },
+		{ TRUE, "record ~ t", MR_RULE_ERROR_OPERATOR, "'record ~ t': record takes =, !=, in; not ~" },
+		{ TRUE, "priority = critical", MR_RULE_ERROR_VALUE,
+		  "'priority = critical': priority is one of low, normal, high, urgent, not critical" },
+		{ TRUE, "priority ~ h", MR_RULE_ERROR_OPERATOR,
+		  "'priority ~ h': priority takes =, !=, <, >, in, exists; not ~" },
+		{ TRUE, "type = bug", MR_RULE_ERROR_VALUE,
+		  "'type = bug': type is one of question, incident, problem, complaint, not bug" },
+		{ TRUE, "type < problem", MR_RULE_ERROR_OPERATOR, "'type < problem': type takes =, !=, in, exists; not <" },
+		{ TRUE, "value = -1", MR_RULE_ERROR_VALUE,
+		  "'value = -1': value is a number from 0 to 999999999999999, not -1" },
+		{ TRUE, "value > 1000000000000000", MR_RULE_ERROR_VALUE,
+		  "'value > 1000000000000000': value is a number from 0 to 999999999999999, not 1000000000000000" },
+		{ TRUE, "value < 1.5", MR_RULE_ERROR_VALUE, "'value < 1.5': value is a number from 0 to *" },
+		{ TRUE, "value in 1,2", MR_RULE_ERROR_OPERATOR, "'value in 1,2': value takes =, !=, <, >, exists; not in" },
+		{ TRUE, "tag < a", MR_RULE_ERROR_OPERATOR,
+		  "'tag < a': tag takes =, !=, ~, !~, contains, starts, ends, in, exists; not <" },
+		{ TRUE, "status exists open", MR_RULE_ERROR_SYNTAX, "'status exists open': exists takes no value" },
+		{ TRUE, "stage =", MR_RULE_ERROR_SYNTAX, "'stage =': stage = needs a value" },
+		{ TRUE, "owner ~ \"(\"", MR_RULE_ERROR_REGEX, "'owner ~ \"(\"': the regular expression does not compile: *" },
+		{ TRUE, "hour < 24", MR_RULE_ERROR_VALUE, "'hour < 24': hour is a number from 0 to 23, not 24" },
+		{ TRUE, "not", MR_RULE_ERROR_SYNTAX, "'not': not needs a condition" },
+		{ TRUE, "", MR_RULE_ERROR_SYNTAX, "'': empty" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrRuleCond) c = cases[i].record ? mr_rule_cond_parse_record(cases[i].text, &error)
+							  : mr_rule_cond_parse(cases[i].text, &error);
+		const char *want = cases[i].message;
+		gsize n = strlen(want);
+
+		g_test_message("%s", cases[i].text);
+		g_assert_null(c);
+		g_assert_error(error, MR_RULE_ERROR, (int)cases[i].code);
+		if (want[n - 1] == '*')
+			g_assert_true(strncmp(error->message, want, n - 1) == 0);
+		else
+			g_assert_cmpstr(error->message, ==, want);
+	}
+}
+
+static const char *const ticket_tags[] = { "vip", "billing", NULL };
+
+/* The values of a ticket, a lead and an opportunity, as a workflow's
+ * firing sees them. */
+static MrRuleValues
+record_values(const char *kind)
+{
+	MrRuleValues v = { .weekday = 0, .hour = 10, .record = kind };
+
+	if (strcmp(kind, "ticket") == 0) {
+		v.status = "open";
+		v.priority = "high";
+		v.type = "incident";
+		v.owner = "ann@example.com";
+		v.tags = ticket_tags;
+	} else if (strcmp(kind, "lead") == 0) {
+		v.status = "new";
+		v.priority = "normal";
+	} else {
+		v.status = "open";
+		v.stage = "Proposal";
+		v.has_value = TRUE;
+		v.value = 15000;
+		v.owner = "Bob@Example.com";
+	}
+	return v;
+}
+
+/* Conditions on the record's fields: priority in its order, tags as a
+ * list, exists, and what a record without a field answers (as an empty
+ * text: nothing but != and !~ holds). */
+static void
+test_record_eval(void)
+{
+	static const struct {
+		const char *record;
+		const char *text;
+		gboolean result;
+		const char *value;
+	} cases[] = {
+		{ "ticket", "record = ticket", TRUE, "ticket" },
+		{ "ticket", "record != TICKET", FALSE, "ticket" },
+		{ "ticket", "record in lead,opportunity", FALSE, "ticket" },
+		{ "ticket", "status = OPEN", TRUE, "open" },
+		{ "ticket", "status in solved,closed", FALSE, "open" },
+		{ "ticket", "priority = high", TRUE, "high" },
+		{ "ticket", "priority > normal", TRUE, "high" },
+		{ "ticket", "priority > high", FALSE, "high" },
+		{ "ticket", "priority < high", FALSE, "high" },
+		{ "ticket", "priority < urgent", TRUE, "high" },
+		{ "ticket", "priority in low,normal", FALSE, "high" },
+		{ "ticket", "priority exists", TRUE, "high" },
+		{ "ticket", "type = incident", TRUE, "incident" },
+		{ "ticket", "type != incident", FALSE, "incident" },
+		{ "ticket", "type exists", TRUE, "incident" },
+		{ "ticket", "owner = ANN@example.com", TRUE, "ann@example.com" },
+		{ "ticket", "owner ends @EXAMPLE.com", TRUE, "ann@example.com" },
+		{ "ticket", "tag = VIP", TRUE, "vip" },
+		{ "ticket", "tag != vip", FALSE, "vip" },
+		{ "ticket", "tag != gold", TRUE, "vip, billing" },
+		{ "ticket", "tag contains bill", TRUE, "billing" },
+		{ "ticket", "tag in gold,billing", TRUE, "billing" },
+		{ "ticket", "tag !~ ^v", FALSE, "vip" },
+		{ "ticket", "tag exists", TRUE, "vip" },
+		{ "ticket", "stage exists", FALSE, "(none)" },
+		{ "ticket", "value exists", FALSE, "(none)" },
+		{ "ticket", "value > 0", FALSE, "(none)" },
+		{ "ticket", "value < 1", FALSE, "(none)" },
+		{ "ticket", "value = 0", FALSE, "(none)" },
+		{ "ticket", "value != 5", TRUE, "(none)" },
+		{ "ticket", "not value exists", TRUE, "(none)" },
+		{ "ticket", "weekday = mon", TRUE, "mon" },
+		{ "ticket", "hour > 8", TRUE, "10" },
+		{ "lead", "record = lead", TRUE, "lead" },
+		{ "lead", "status = new", TRUE, "new" },
+		{ "lead", "priority > low", TRUE, "normal" },
+		{ "lead", "priority < normal", FALSE, "normal" },
+		{ "lead", "owner exists", FALSE, "(none)" },
+		{ "lead", "not owner exists", TRUE, "(none)" },
+		{ "lead", "owner = a@b.test", FALSE, "(none)" },
+		{ "lead", "owner != a@b.test", TRUE, "(none)" },
+		{ "lead", "type exists", FALSE, "(none)" },
+		{ "lead", "type = question", FALSE, "(none)" },
+		{ "lead", "type in question,incident", FALSE, "(none)" },
+		{ "lead", "type != question", TRUE, "(none)" },
+		{ "lead", "tag exists", FALSE, "(none)" },
+		{ "lead", "tag = vip", FALSE, "(none)" },
+		{ "lead", "tag !~ .", TRUE, "(none)" },
+		{ "lead", "stage = x", FALSE, "(none)" },
+		{ "opportunity", "record = opportunity", TRUE, "opportunity" },
+		{ "opportunity", "priority exists", FALSE, "(none)" },
+		{ "opportunity", "priority < urgent", FALSE, "(none)" },
+		{ "opportunity", "priority > low", FALSE, "(none)" },
+		{ "opportunity", "priority != high", TRUE, "(none)" },
+		{ "opportunity", "value > 10000", TRUE, "15000" },
+		{ "opportunity", "value < 15000", FALSE, "15000" },
+		{ "opportunity", "value = 15000", TRUE, "15000" },
+		{ "opportunity", "value != 15000", FALSE, "15000" },
+		{ "opportunity", "value exists", TRUE, "15000" },
+		{ "opportunity", "stage = proposal", TRUE, "Proposal" },
+		{ "opportunity", "stage ~ ^prop", TRUE, "Proposal" },
+		{ "opportunity", "stage exists", TRUE, "Proposal" },
+		{ "opportunity", "owner = bob@example.com", TRUE, "Bob@Example.com" },
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		MrRuleValues v = record_values(cases[i].record);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(MrRuleCond) c = mr_rule_cond_parse_record(cases[i].text, &error);
+		g_autofree char *value = NULL;
+
+		g_test_message("%s: %s", cases[i].record, cases[i].text);
+		g_assert_no_error(error);
+		g_assert_cmpint(mr_rule_cond_eval(c, &v, &value), ==, cases[i].result);
+		g_assert_cmpint(mr_rule_cond_eval(c, &v, NULL), ==, cases[i].result);
+		g_assert_cmpstr(value, ==, cases[i].value);
+	}
+}
+
+/* A stored word this mailroom does not know (a priority of a later
+ * version, a record kind) exists, but compares as none. */
+static void
+test_record_eval_unknown(void)
+{
+	MrRuleValues v = record_values("ticket");
+	static const struct {
+		const char *text;
+		gboolean result;
+		const char *value;
+	} cases[] = {
+		{ "priority exists", TRUE, "critical" }, { "priority = high", FALSE, "critical" },
+		{ "priority > low", FALSE, "critical" }, { "priority != high", TRUE, "critical" },
+		{ "record = ticket", FALSE, "contact" }, { "record != ticket", TRUE, "contact" },
+	};
+
+	v.priority = "critical";
+	v.record = "contact";
+	for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(MrRuleCond) c = mr_rule_cond_parse_record(cases[i].text, NULL);
+		g_autofree char *value = NULL;
+
+		g_assert_cmpint(mr_rule_cond_eval(c, &v, &value), ==, cases[i].result);
+		g_assert_cmpstr(value, ==, cases[i].value);
+	}
+}
+
 /* --- hostile input ------------------------------------------------------------------ */
 
 static void
@@ -879,6 +1176,10 @@ main(int argc, char **argv)
 	g_test_add_func("/mailroom/model/rule/rules/issue-examples", test_issue_examples);
 	g_test_add_func("/mailroom/model/rule/rules/errors", test_rule_errors);
 	g_test_add_func("/mailroom/model/rule/rules/stop", test_rule_stop);
+	g_test_add_func("/mailroom/model/rule/record/parse", test_record_parse);
+	g_test_add_func("/mailroom/model/rule/record/errors", test_record_errors);
+	g_test_add_func("/mailroom/model/rule/record/eval", test_record_eval);
+	g_test_add_func("/mailroom/model/rule/record/eval-unknown", test_record_eval_unknown);
 	g_test_add_func("/mailroom/model/rule/hostile/lengths", test_hostile_lengths);
 	g_test_add_func("/mailroom/model/rule/hostile/bytes", test_hostile_bytes);
 	g_test_add_func("/mailroom/model/rule/hostile/values", test_hostile_values);
