@@ -34,6 +34,10 @@ typedef enum {
 	MR_EVENT_MAIL_BOUNCED,
 	MR_EVENT_MAIL_HELD,
 	MR_EVENT_MAIL_FAILED,
+	MR_EVENT_RESPONSE_SENT,
+	MR_EVENT_TICKET_ESCALATED,
+	MR_EVENT_TASK_CREATED,
+	MR_EVENT_TASK_DONE,
 	MR_EVENT_N
 } MrEventType;
 
@@ -74,6 +78,11 @@ MrEventType mr_event_type_from_name(const char *name);
  *                                   protection)
  *   mail.failed                     address: the recipient; detail: the
  *                                   relay's reply
+ *   response.sent                   -
+ *   ticket.escalated                address: the new owner; old_status,
+ *                                   new_status: the priority before and
+ *                                   after
+ *   task.created, task.done         detail: the task's title
  *
  * and every type: actor, the user who acted (0: none known, as for mail
  * from outside and for mailroomctl).  A status is its stored name

@@ -23,6 +23,10 @@ static const char *const mr_event_names[MR_EVENT_N] = {
 	[MR_EVENT_MAIL_BOUNCED] = "mail.bounced",
 	[MR_EVENT_MAIL_HELD] = "mail.held",
 	[MR_EVENT_MAIL_FAILED] = "mail.failed",
+	[MR_EVENT_RESPONSE_SENT] = "response.sent",
+	[MR_EVENT_TICKET_ESCALATED] = "ticket.escalated",
+	[MR_EVENT_TASK_CREATED] = "task.created",
+	[MR_EVENT_TASK_DONE] = "task.done",
 };
 
 const char *
@@ -96,6 +100,16 @@ mr_event_describe(const MrConfig *cfg, MrEventType type, MrRecordRef record,
 	case MR_EVENT_MAIL_FAILED:
 		return g_strdup_printf("mail to %s failed: %s", or_unknown(f->address),
 				       or_unknown(f->detail));
+	case MR_EVENT_RESPONSE_SENT:
+		return g_strdup_printf("%s response sent", id);
+	case MR_EVENT_TICKET_ESCALATED:
+		if (f->address != NULL)
+			return g_strdup_printf("%s escalated to %s", id, f->address);
+		return g_strdup_printf("%s escalated", id);
+	case MR_EVENT_TASK_CREATED:
+		return g_strdup_printf("task created: %s", or_unknown(f->detail));
+	case MR_EVENT_TASK_DONE:
+		return g_strdup_printf("task done: %s", or_unknown(f->detail));
 	case MR_EVENT_OTHER:
 	case MR_EVENT_N:
 		break;
