@@ -1,6 +1,8 @@
 /* mr-rule-private.h - what the files of the rules share: the texts a
- * condition is evaluated against, and the multi-pattern pass that answers
- * many conditions of a field at once (mr-rule-prefilter.c).
+ * condition is evaluated against, the multi-pattern pass that answers
+ * many conditions of a field at once (mr-rule-prefilter.c), and the
+ * pieces of the grammar a workflow's actions are read with
+ * (mr-workflow.c).
  *
  * Model layer only; nothing outside src/model/ includes this (and the
  * rules' unit test). */
@@ -29,6 +31,44 @@ const char *mr_rule_fold_text(const MrRuleCond *cond, const MrRuleValues *v, con
  * valid UTF-8 (then in *@owned_out, else NULL); *@cut_out is TRUE when
  * that is not all of @s ($ does not match at the cut). */
 gsize mr_rule_regex_view(const char *s, const char **view_out, char **owned_out, gboolean *cut_out);
+
+/* --- the grammar's pieces, for mr-workflow.c ------------------------------ */
+
+/* Sets @error (@domain, @code) to "PREFIX'TEXT': MESSAGE", @text shown
+ * safely (control characters as text, valid UTF-8) and cut at 60 bytes,
+ * as every message of the rules quotes what it refuses.  @prefix: "" or
+ * an option and a space ("--then ").  Returns FALSE. */
+gboolean mr_rule_error_quoting(GError **error, GQuark domain, int code, const char *prefix,
+			       const char *text, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
+
+/* Checks what a condition and an action share: @text present, at most
+ * MR_RULE_TEXT_MAX bytes, UTF-8, no control characters, not blank.
+ * Returns FALSE with @error (MR_RULE_ERROR_SYNTAX, quoting @text). */
+gboolean mr_rule_check_text(const char *text, GError **error);
+
+/* Reads a word (printable, no space, no '"') or a double-quoted string
+ * with \" and \\ escapes at *@p, moving *@p past it.  Returns: (transfer
+ * full) (nullable): the value, NULL at no value (@error unset) or at an
+ * unterminated quote (@error set in MR_RULE_ERROR, quoting @text). */
+char *mr_rule_read_value(const char **p, const char *text, GError **error);
+
+/* Appends @v to @s as mr_rule_read_value() reads it back: a word when it
+ * is one, else quoted. */
+void mr_rule_append_value(GString *s, const char *v);
+
+/* Checks @word as a rule's tag or source (@what): 1 to 64 ASCII letters,
+ * digits, '.', '_', '-'.  Returns FALSE with @error (MR_RULE_ERROR_ACTION,
+ * quoting @text). */
+gboolean mr_rule_check_word(const char *what, const char *word, const char *text, GError **error);
+
+/* Checks @name as mr_rule_check_name() does, quoting @text (the whole
+ * action the name stands in) in @error (MR_RULE_ERROR_NAME). */
+gboolean mr_rule_check_name_in(const char *what, const char *name, const char *text,
+			       GError **error);
+
+/* Returns TRUE when @v may be an address, as an owner's is checked:
+ * exactly one '@' with text on both sides, no space, no '"'. */
+gboolean mr_rule_is_address(const char *v);
 
 /* The multi-pattern pass over the conditions of a rule set. */
 typedef struct _MrRulePrefilter MrRulePrefilter;

@@ -134,6 +134,18 @@ set_quoting(GError **error, GQuark domain, int code, const char *prefix, const c
 	g_set_error(error, domain, code, "%s'%s%s': %s", prefix, shown, cut < len ? "..." : "", msg);
 }
 
+gboolean
+mr_rule_error_quoting(GError **error, GQuark domain, int code, const char *prefix, const char *text,
+		      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	set_quoting(error, domain, code, prefix, text, fmt, ap);
+	va_end(ap);
+	return FALSE;
+}
+
 /* Sets @error to "'TEXT': MESSAGE" and returns FALSE. */
 static gboolean G_GNUC_PRINTF(4, 5)
 fail(GError **error, MrRuleError code, const char *text, const char *fmt, ...)
@@ -249,6 +261,12 @@ check_text(const char *text, GError **error)
 	return TRUE;
 }
 
+gboolean
+mr_rule_check_text(const char *text, GError **error)
+{
+	return check_text(text, error);
+}
+
 /* --- tokens ------------------------------------------------------------------ */
 
 static const char *
@@ -319,6 +337,18 @@ append_value(GString *s, const char *v, gboolean in_list)
 		g_string_append_c(s, *q);
 	}
 	g_string_append_c(s, '"');
+}
+
+char *
+mr_rule_read_value(const char **p, const char *text, GError **error)
+{
+	return read_value(p, FALSE, text, error);
+}
+
+void
+mr_rule_append_value(GString *s, const char *v)
+{
+	append_value(s, v, FALSE);
 }
 
 /* Returns the index of @word in the NULL-terminated @table (ASCII case
@@ -1110,12 +1140,25 @@ check_word(const char *what, const char *word, const char *text, GError **error)
 	return TRUE;
 }
 
+gboolean
+mr_rule_check_word(const char *what, const char *word, const char *text, GError **error)
+{
+	return check_word(what, word, text, error);
+}
+
+gboolean
+mr_rule_is_address(const char *v)
+{
+	const char *at = strchr(v, '@');
+
+	return at != NULL && at != v && at[1] != '\0' && strchr(at + 1, '@') == NULL &&
+	       strpbrk(v, " \"") == NULL;
+}
+
 /* Checks and normalises the owner @v: team:NAME or an address. */
 static gboolean
 action_owner(MrRuleAction *a, const char *v, const char *text, GError **error)
 {
-	const char *at = strchr(v, '@');
-
 	if (g_str_has_prefix(v, TEAM_PREFIX)) {
 		if (!check_name("team", v + strlen(TEAM_PREFIX), text, MR_RULE_ERROR_ACTION, error))
 			return FALSE;
@@ -1123,8 +1166,7 @@ action_owner(MrRuleAction *a, const char *v, const char *text, GError **error)
 		a->text = g_strdup(v + strlen(TEAM_PREFIX));
 		return TRUE;
 	}
-	if (at == NULL || at == v || at[1] == '\0' || strchr(at + 1, '@') != NULL ||
-	    strpbrk(v, " \"") != NULL)
+	if (!mr_rule_is_address(v))
 		return fail(error, MR_RULE_ERROR_ACTION, text,
 			    "owner is an address (user@domain) or team:NAME, not %s", v);
 	a->text = mr_address_normalise(v);
@@ -1302,6 +1344,12 @@ gboolean
 mr_rule_check_name(const char *what, const char *name, GError **error)
 {
 	return check_name(what, name, name, MR_RULE_ERROR_NAME, error);
+}
+
+gboolean
+mr_rule_check_name_in(const char *what, const char *name, const char *text, GError **error)
+{
+	return check_name(what, name, text, MR_RULE_ERROR_NAME, error);
 }
 
 void
