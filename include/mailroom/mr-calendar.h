@@ -107,6 +107,11 @@ char *mr_calendar_hours_text(const MrCalendar *cal);
  * FALSE for a time GDateTime cannot hold (outside the years 1 to 9999). */
 gboolean mr_calendar_is_working(const MrCalendar *cal, gint64 t);
 
+/* Sets @weekday (0 Monday to 6) and @hour (0 to 23) of @t (Unix seconds)
+ * on the wall clock of @cal's zone; both -1 for a time GDateTime cannot
+ * hold. */
+void mr_calendar_local(const MrCalendar *cal, gint64 t, int *weekday, int *hour);
+
 /* Returns the end of @d from @start (Unix seconds).
  *
  * @business FALSE: on the clock -- minutes and hours as elapsed time, a

@@ -26,6 +26,14 @@ GDateTime *mr_clock_now_utc(void);
  * UTC ISO 8601 to the second: "2026-11-23T10:00:00Z". */
 char *mr_clock_now_iso(void);
 
+/* Returns the Unix time of @iso, a time as the store writes it (any ISO
+ * 8601 time with a zone that GLib reads), or -1 when it does not read. */
+gint64 mr_clock_iso_to_unix(const char *iso);
+
+/* Returns: (transfer full) (nullable): Unix time @t as the store writes
+ * it, or NULL outside GDateTime's years 1 to 9999. */
+char *mr_clock_unix_to_iso(gint64 t);
+
 /* Moves the clock of the whole process, every thread, by @seconds (ahead
  * when positive; 0 is the real time), from the next read on.  @seconds is
  * within +-MR_CLOCK_OFFSET_MAX.  Set from the configuration's

@@ -111,6 +111,12 @@ typedef struct {
 		char *template_name;      /* ack.template: default "ticket-ack" */
 	} ack;
 	struct {
+		char *unowned;            /* workflows.unowned: the user (an address,
+		                             lower-case) who gets the reminders and
+		                             tasks of a record without an owner;
+		                             NULL: they are left out */
+	} workflows;
+	struct {
 		gint64 max_message_size;  /* limits.max_message_size, bytes */
 		int max_recipients;       /* limits.max_recipients */
 		int max_connections;      /* limits.max_connections */

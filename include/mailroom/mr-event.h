@@ -90,6 +90,9 @@ MrEventType mr_event_type_from_name(const char *name);
  * migrated from schema 5 lacks what its old sentence did not say. */
 typedef struct {
 	gint64 actor;        /* app_user id, 0: none */
+	int depth;           /* not stored: how many workflows acted before this
+				event (0: a person or a mail made it happen);
+				a workflow's action writes its own depth + 1 */
 	char *old_status;
 	char *new_status;
 	char *address;

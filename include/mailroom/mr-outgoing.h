@@ -33,6 +33,15 @@ typedef struct {
 	const char *from;          /* (nullable) "Name <address>"; default
 	                              relay.from */
 	gint64 actor;              /* the user who sends it (0: none) */
+	gboolean from_owner;       /* from the record's owner when it has one
+				      (else @from, else relay.from) */
+	gint64 to_user;            /* a user of ours to write to instead of
+				      the record's contact (a reminder, an
+				      escalation; 0: the contact) ... */
+	const char *to_email;      /* ... at this address */
+	const char *to_name;       /* (nullable) @to_email's name */
+	int depth;                 /* the workflows that acted before it: the
+				      depth of the event mail.held (0: none) */
 	gboolean need_outbox_id;   /* the caller wants the outbox entry's id
 	                              (else the insert may go without waiting
 	                              for it: a round trip less) */

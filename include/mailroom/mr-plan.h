@@ -66,6 +66,9 @@ typedef struct {
 	char *record_status; /* (nullable): the status of @record when routing
 	                        looked at it (a reopened ticket's old one) */
 	gboolean is_reply;   /* an external party answered an existing record */
+	gboolean is_response; /* a user of ours wrote to the customer (not a
+	                         forward, not automatic): response.sent on the
+	                         record acted on */
 	char *title;         /* subject for a new ticket or lead */
 	MrRuleOutcome *rules; /* (nullable): what the rules that fired ask for
 	                         (mr_crm_rules_amend()); NULL: no rule ran */

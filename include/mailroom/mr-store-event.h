@@ -20,6 +20,18 @@ G_BEGIN_DECLS
 gboolean mr_store_event_add(MrStore *store, const char *now, MrEventType type, MrRecordRef ref,
 			    gint64 msg, const MrEventFacts *facts, GError **error);
 
+/* What the store calls after it wrote an event about a record
+ * (mr_store_event_add() with a record), in the same transaction, with the
+ * event's arguments: the workflows' timers start and stop there
+ * (mr-crm-workflow.h), so that they commit or vanish with the event.
+ * Returns FALSE with @error to fail the event's write. */
+typedef gboolean (*MrStoreEventHook)(MrStore *store, const char *now, MrEventType type,
+				     MrRecordRef ref, gint64 msg, const MrEventFacts *facts,
+				     gpointer data, GError **error);
+
+/* Makes @hook (nullable: none) with @data the event hook of @store. */
+void mr_store_set_event_hook(MrStore *store, MrStoreEventHook hook, gpointer data);
+
 typedef struct {
 	gint64 id;           /* increasing: a consumer remembers the last it read */
 	char *created;       /* UTC ISO-8601 */

@@ -73,6 +73,11 @@ typedef struct {
 	MrRecordRef record; /* MR_RECORD_NONE: none */
 	gint64 message;     /* 0: none */
 	gint64 attempts;    /* this run included */
+	/* a workflow's timer (MR_JOB_WORKFLOW, mr-store-workflow.h) */
+	gint64 workflow;    /* 0: none (or the workflow was deleted) */
+	char *started;      /* (nullable) when its event happened */
+	int round;          /* the firings before it */
+	int depth;          /* the workflows that acted before its event */
 } MrJobClaimed;
 
 void mr_job_claimed_free(MrJobClaimed *job);
@@ -105,7 +110,7 @@ gboolean mr_store_jobs_finish_claim(MrStore *store, const char *claim, const cha
 char *mr_store_jobs_next_due(MrStore *store);
 
 /* `job list --json`: {id kind due status attempts record}, with the last
- * error. */
+ * error and a timer's workflow. */
 typedef struct {
 	gint64 id;
 	char *kind;
@@ -114,6 +119,7 @@ typedef struct {
 	gint64 attempts;
 	MrRecordRef record;
 	char *last_error;
+	char *workflow;     /* (nullable) a timer's workflow */
 } MrJobRow;
 
 MR_ROW_DECLARE(MrJobRow, mr_job_row_desc, mr_job_row_free)
@@ -150,13 +156,14 @@ typedef struct {
 	const MrMessage *msg; /* the bytes parsed, as the message is stored */
 	const char *token;   /* the secret of its VERP envelope sender */
 	const char *recipient;
-	gint64 contact;      /* the contact it goes to */
+	gint64 contact;      /* the contact it goes to, or 0 and ... */
+	gint64 user;         /* ... the user of ours it goes to */
 	MrRecordRef record;  /* the record it is about */
 	gboolean automatic;  /* an automatic mail (the daily limit counts it) */
 } MrOutgoingNew;
 
 /* Stores @mail as a message with direction "out", linked to its record
- * and contact, and queues it, due at once, at @now.  Nothing waits for
+ * and contact (or user), and queues it, due at once, at @now.  Nothing waits for
  * the database: the rows find the message by its content key, and a
  * failure (a message with these bytes stored already: every outgoing
  * mail has a Message-ID of its own) is reported by the next statement

@@ -54,6 +54,41 @@ typedef struct {
 	"Kind regards,\n"                                                          \
 	"The support team\n"
 
+/* The templates of the built-in workflows (issue 24), made by mailroomctl
+ * init when missing: the follow-up a contact gets when a mail of ours on
+ * an opportunity got no answer (from the owner, threaded to the last mail
+ * a person wrote); the reminder an owner gets (remind); the mail the new
+ * owner of an escalated record gets (escalate). */
+#define MR_TEMPLATE_FOLLOW_UP_NAME "follow-up"
+#define MR_TEMPLATE_FOLLOW_UP_SUBJECT "Re: {{message.subject}}"
+#define MR_TEMPLATE_FOLLOW_UP_BODY                                                 \
+	"Hello {{contact.name}},\n"                                                \
+	"\n"                                                                       \
+	"I am following up on my last message about {{record.subject}}.\n"        \
+	"Do you have any questions, or is there anything I can help with?\n"      \
+	"\n"                                                                       \
+	"Kind regards,\n"                                                          \
+	"{{owner.name}}\n"
+#define MR_TEMPLATE_REMINDER_NAME "reminder"
+#define MR_TEMPLATE_REMINDER_SUBJECT "Reminder: {{record.id}} {{record.subject}}"
+#define MR_TEMPLATE_REMINDER_BODY                                                  \
+	"{{record.id}} ({{record.subject}}) is waiting for you.\n"                 \
+	"\n"                                                                       \
+	"Contact: {{contact.name}} <{{contact.email}}>\n"                          \
+	"Status: {{record.status}}\n"                                              \
+	"\n"                                                                       \
+	"-- mailroom\n"
+#define MR_TEMPLATE_ESCALATION_NAME "escalation"
+#define MR_TEMPLATE_ESCALATION_SUBJECT "Escalated: {{record.id}} {{record.subject}}"
+#define MR_TEMPLATE_ESCALATION_BODY                                                \
+	"{{record.id}} ({{record.subject}}) got no answer in time and is\n"        \
+	"escalated to you.\n"                                                      \
+	"\n"                                                                       \
+	"Contact: {{contact.name}} <{{contact.email}}>\n"                          \
+	"Status: {{record.status}}\n"                                              \
+	"\n"                                                                       \
+	"-- mailroom\n"
+
 /* Checks @text (a subject or a body): every "{{" opens a placeholder that
  * "}}" closes and that names one of mr_template_placeholders().  Returns
  * TRUE when it does; else FALSE with @error in MR_TEMPLATE_ERROR saying

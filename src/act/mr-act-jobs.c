@@ -23,6 +23,8 @@
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-outgoing.h"
 #include "mailroom/mr-store-outgoing.h"
+#include "mailroom/mr-store-rule.h"
+#include "mailroom/mr-store-workflow.h"
 #include "mr-act-private.h"
 
 /* Jobs claimed per batch: a batch's write waits in the writer's queue
@@ -48,6 +50,8 @@ typedef struct {
 	guint batches;     /* claimed, not yet written */
 	guint running;     /* jobs run on their own, in flight */
 	guint64 done, failed;
+	MrWorkflowSet *workflows; /* (nullable) as the last claim read them;
+				     touched by the writer's thread alone */
 } MrScheduler;
 
 /* Each unit in flight holds a reference: a stop whose drain ran out of
@@ -62,6 +66,7 @@ static void
 scheduler_clear(MrScheduler *s)
 {
 	mr_wake_free(s->wake);
+	mr_workflow_set_unref(s->workflows);
 	mr_config_unref(s->cfg);
 	g_main_context_unref(s->main);
 }
@@ -116,7 +121,11 @@ database_error(const GError *error)
 
 typedef struct {
 	MrJobClaimed *job;
-	MrOutgoingDraft *draft; /* (nullable): none when it failed */
+	MrOutgoingDraft *draft; /* (nullable): an acknowledgement without a
+				   workflow; none when it failed */
+	MrFiring *firing;       /* (nullable): a workflow's firing */
+	gboolean ended;         /* its job ended in the claim (postponed,
+				   cancelled, its conditions false) */
 	char *error;            /* (nullable): why it failed */
 } Item;
 
@@ -134,8 +143,11 @@ item_clear(gpointer p)
 
 	mr_job_claimed_free(it->job);
 	mr_outgoing_draft_free(it->draft);
+	mr_firing_free(it->firing);
 	g_free(it->error);
 }
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Item, item_clear)
 
 static void
 batch_free(gpointer p)
@@ -153,8 +165,69 @@ static void
 item_fail(Item *it, const GError *error)
 {
 	g_clear_pointer(&it->draft, mr_outgoing_draft_free);
+	g_clear_pointer(&it->firing, mr_firing_free);
 	g_free(it->error);
 	it->error = g_strdup(error->message);
+}
+
+/* The workflows of the change counter of now, read again when it moved
+ * (in a unit of the writer: only the writer's thread touches them). */
+static const MrWorkflowSet *
+scheduler_workflows(MrScheduler *s, MrStore *store, const MrConfig *cfg, GError **error)
+{
+	gint64 version = mr_store_rules_version(store, error);
+	MrWorkflowSet *set;
+
+	if (version < 0)
+		return NULL;
+	if (s->workflows != NULL && mr_workflow_set_version(s->workflows) == version)
+		return s->workflows;
+	set = mr_crm_workflows_load(store, cfg, error);
+	if (set == NULL)
+		return NULL;
+	mr_workflow_set_unref(s->workflows);
+	s->workflows = set;
+	return set;
+}
+
+/* Step 1 of job @it: what it does, or its end here.  FALSE with @error
+ * when the database failed. */
+static gboolean
+item_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set, const char *claim,
+	     const char *now, Item *it, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	MrOutgoingRequest req;
+
+	if (g_strcmp0(it->job->kind, MR_JOB_WORKFLOW) == 0 ||
+	    g_strcmp0(it->job->kind, MR_JOB_TICKET_ACK) == 0) {
+		switch (mr_act_fire_prepare(store, cfg, set, it->job, claim, now, &it->firing,
+					    &local)) {
+		case MR_FIRE_GO:
+			return TRUE;
+		case MR_FIRE_ENDED:
+			it->ended = TRUE;
+			return TRUE;
+		case MR_FIRE_FAILED:
+			item_fail(it, local);
+			return TRUE;
+		case MR_FIRE_ERROR:
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		case MR_FIRE_LEGACY:
+			break;
+		}
+	}
+	if (job_request(cfg, it->job, &req, &local))
+		it->draft = mr_outgoing_prepare(store, cfg, &req, &local);
+	if (local == NULL)
+		return TRUE;
+	if (database_error(local)) {
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	item_fail(it, local);
+	return TRUE;
 }
 
 /* Step 1: the claim, and what each job's mail needs. */
@@ -166,6 +239,7 @@ claim_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 	g_autofree char *lease = mr_act_iso_add(now, MR_ACT_LEASE_S);
 	g_autoptr(GPtrArray) jobs =
 		mr_store_jobs_claim(store, now, lease, b->claim, JOBS_PER_CLAIM, error);
+	const MrWorkflowSet *set;
 
 	/* a unit may run again (mr-writer.h): nothing of a run before */
 	g_array_set_size(b->items, 0);
@@ -176,22 +250,16 @@ claim_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 		b->next_due = mr_store_jobs_next_due(store);
 		return mr_store_check(store, error);
 	}
+	set = scheduler_workflows(b->s, store, cfg, error);
+	if (set == NULL)
+		return FALSE;
 	g_array_set_size(b->items, jobs->len);
 	for (guint i = 0; i < jobs->len; i++) {
 		Item *it = &g_array_index(b->items, Item, i);
-		g_autoptr(GError) local = NULL;
-		MrOutgoingRequest req;
 
 		it->job = g_steal_pointer(&g_ptr_array_index(jobs, i));
-		if (job_request(cfg, it->job, &req, &local))
-			it->draft = mr_outgoing_prepare(store, cfg, &req, &local);
-		if (local == NULL)
-			continue;
-		if (database_error(local)) {
-			g_propagate_error(error, g_steal_pointer(&local));
+		if (!item_prepare(store, cfg, set, b->claim, now, it, error))
 			return FALSE;
-		}
-		item_fail(it, local);
 	}
 	return mr_store_check(store, error);
 }
@@ -208,6 +276,12 @@ compose_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel
 
 		if (it->draft != NULL && !mr_outgoing_compose(it->draft, &error))
 			item_fail(it, error);
+		for (guint k = 0; it->firing != NULL && k < mr_firing_drafts(it->firing)->len; k++)
+			if (!mr_outgoing_compose(g_ptr_array_index(mr_firing_drafts(it->firing), k),
+						 &error)) {
+				item_fail(it, error);
+				break;
+			}
 	}
 	g_task_return_boolean(task, TRUE);
 }
@@ -220,15 +294,23 @@ write_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 	g_autofree char *now = mr_clock_now_iso();
 	g_autoptr(GPtrArray) drafts = g_ptr_array_sized_new(b->items->len);
 	g_autofree MrOutgoingResult *outs = NULL;
-	guint ended = 0;
-	gboolean ok;
+	guint ended = 0, running = 0;
+	gboolean ok = TRUE;
 
 	for (guint i = 0; i < b->items->len; i++) {
 		Item *it = &g_array_index(b->items, Item, i);
 		g_autofree char *due = NULL;
 
-		if (it->draft != NULL) {
-			g_ptr_array_add(drafts, it->draft);
+		if (it->ended)
+			continue;
+		if (it->draft != NULL || it->firing != NULL) {
+			running++;
+			if (it->draft != NULL)
+				g_ptr_array_add(drafts, it->draft);
+			for (guint k = 0; it->firing != NULL &&
+					  k < mr_firing_drafts(it->firing)->len; k++)
+				g_ptr_array_add(drafts,
+						g_ptr_array_index(mr_firing_drafts(it->firing), k));
 			continue;
 		}
 		due = job_retry_due(it->job, now);
@@ -237,21 +319,29 @@ write_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 					 now, NULL, error))
 			return FALSE;
 	}
-	if (drafts->len == 0)
+	if (running == 0)
 		return mr_store_check(store, error);
-	outs = g_new0(MrOutgoingResult, drafts->len);
-	ok = mr_outgoing_write_all(store, (MrOutgoingDraft *const *)drafts->pdata, drafts->len, now,
-				   outs, error);
-	for (guint i = 0; i < drafts->len; i++) {
-		if (ok && outs[i].queued)
-			g_debug("mail queued as %s", outs[i].message_id);
-		mr_outgoing_result_clear(&outs[i]);
+	if (drafts->len > 0) {
+		outs = g_new0(MrOutgoingResult, drafts->len);
+		ok = mr_outgoing_write_all(store, (MrOutgoingDraft *const *)drafts->pdata,
+					   drafts->len, now, outs, error);
+		for (guint i = 0; i < drafts->len; i++) {
+			if (ok && outs[i].queued)
+				g_debug("mail queued as %s", outs[i].message_id);
+			mr_outgoing_result_clear(&outs[i]);
+		}
+	}
+	for (guint i = 0; ok && i < b->items->len; i++) {
+		Item *it = &g_array_index(b->items, Item, i);
+
+		if (!it->ended && it->firing != NULL)
+			ok = mr_act_fire_write(store, it->firing, now, error);
 	}
 	if (!ok || !mr_store_jobs_finish_claim(store, b->claim, now, &ended, error))
 		return FALSE;
-	if (ended != drafts->len) {
+	if (ended != running) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%u of %u jobs were taken over"
-			    " (their lease ran out)", drafts->len - ended, drafts->len);
+			    " (their lease ran out)", running - ended, running);
 		return FALSE;
 	}
 	return mr_store_check(store, error);
@@ -280,6 +370,8 @@ write_done(gpointer data, const GError *error, gpointer user_data)
 		for (guint i = 0; i < b->items->len; i++) {
 			Item *it = &g_array_index(b->items, Item, i);
 
+			if (it->ended)
+				continue;
 			if (it->error == NULL) {
 				s->done++;
 				continue;
@@ -403,14 +495,45 @@ run_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 {
 	RunWork *w = data;
 	g_autofree char *now = mr_clock_now_iso();
-	MrOutgoingRequest req;
-	MrOutgoingResult out = { 0 };
-	gboolean ours = FALSE, ok;
+	g_auto(Item) it = { 0 };
+	g_autofree MrOutgoingResult *outs = NULL;
+	GPtrArray *drafts;
+	const MrWorkflowSet *set = scheduler_workflows(w->s, store, cfg, error);
+	gboolean ours = FALSE, ok = TRUE;
 
-	if (!job_request(cfg, w->job, &req, error))
+	if (set == NULL)
 		return FALSE;
-	ok = mr_outgoing_queue(store, cfg, &req, now, &out, error);
-	mr_outgoing_result_clear(&out);
+	it.job = w->job;
+	/* a unit may run again: its job's end, undone, is not the Item's */
+	ok = item_prepare(store, cfg, set, w->claim, now, &it, error);
+	it.job = NULL;
+	if (!ok)
+		return FALSE;
+	if (it.ended)
+		return mr_store_check(store, error);
+	if (it.error != NULL) {
+		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED, it.error);
+		return FALSE;
+	}
+	if (it.draft != NULL && !mr_outgoing_compose(it.draft, error))
+		return FALSE;
+	drafts = it.firing != NULL ? mr_firing_drafts(it.firing) : NULL;
+	for (guint k = 0; drafts != NULL && k < drafts->len; k++)
+		if (!mr_outgoing_compose(g_ptr_array_index(drafts, k), error))
+			return FALSE;
+	if (it.draft != NULL) {
+		outs = g_new0(MrOutgoingResult, 1);
+		ok = mr_outgoing_write(store, it.draft, now, outs, error);
+		mr_outgoing_result_clear(outs);
+	} else if (drafts != NULL && drafts->len > 0) {
+		outs = g_new0(MrOutgoingResult, drafts->len);
+		ok = mr_outgoing_write_all(store, (MrOutgoingDraft *const *)drafts->pdata,
+					   drafts->len, now, outs, error);
+		for (guint k = 0; k < drafts->len; k++)
+			mr_outgoing_result_clear(&outs[k]);
+	}
+	if (ok && it.firing != NULL)
+		ok = mr_act_fire_write(store, it.firing, now, error);
 	if (!ok || !mr_store_job_finish(store, w->job->id, w->claim, MR_JOB_DONE, NULL, NULL, now,
 					&ours, error))
 		return FALSE;

@@ -5,6 +5,8 @@
 #include <glib.h>
 
 #include "mailroom/mr-config.h"
+#include "mailroom/mr-crm-workflow.h"
+#include "mailroom/mr-store-outgoing.h"
 
 G_BEGIN_DECLS
 
@@ -40,5 +42,46 @@ char *mr_act_iso_add(const char *now, gint64 seconds);
 /* Returns: (transfer full): a claim id unique to this process and call:
  * "HOST:PID:N". */
 char *mr_act_claim_id(const MrConfig *cfg);
+
+/* --- a workflow's firing (mr-act-workflow.c) ------------------------------------ */
+
+/* What a workflow's timer (MR_JOB_WORKFLOW) or the acknowledgement of a
+ * ticket (MR_JOB_TICKET_ACK) does, decided in the claim's transaction
+ * and written in the write's. */
+typedef struct _MrFiring MrFiring;
+
+void mr_firing_free(MrFiring *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrFiring, mr_firing_free)
+
+typedef enum {
+	MR_FIRE_GO,     /* it fires: compose its drafts, then mr_act_fire_write() */
+	MR_FIRE_ENDED,  /* its job is ended here: postponed (not due yet),
+			   cancelled (workflow disabled, record gone) or done
+			   (its conditions do not hold) */
+	MR_FIRE_LEGACY, /* an acknowledgement without a workflow ticket-ack
+			   (a database not made again by init): the mail of
+			   ack.template */
+	MR_FIRE_FAILED, /* its job fails (@error): a template missing, a
+			   record without a contact */
+	MR_FIRE_ERROR,  /* the database failed (@error): undo the step */
+} MrFireStep;
+
+/* Step 1, inside the claim's transaction of @store: decides what job @job
+ * (claimed under @claim) does at @now with the workflows @set.  With
+ * MR_FIRE_GO sets @out (transfer full). */
+MrFireStep mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set,
+			       const MrJobClaimed *job, const char *claim, const char *now,
+			       MrFiring **out, GError **error);
+
+/* Returns: (element-type MrOutgoingDraft) (transfer none): the mails of
+ * @f, to compose (mr_outgoing_compose()) and write before
+ * mr_act_fire_write(). */
+GPtrArray *mr_firing_drafts(MrFiring *f);
+
+/* Step 3, inside the write's transaction: the changes @f makes to its
+ * record (owner, fields, tasks) with their events, its next timer
+ * (--repeat) and the workflow's count of firings.  Returns FALSE with
+ * @error. */
+gboolean mr_act_fire_write(MrStore *store, MrFiring *f, const char *now, GError **error);
 
 G_END_DECLS

@@ -59,6 +59,11 @@ struct _MrOutgoingDraft {
 	char *template_name; /* (nullable) */
 	char *subject, *body; /* the template's, or the request's */
 	char *from;      /* (nullable) */
+	char *to_email;  /* the recipient: the record's contact or a user */
+	char *to_name;   /* (nullable) */
+	gint64 contact;  /* the recipient's contact, 0: ... */
+	gint64 user;     /* ... the user it goes to */
+	int depth;       /* of mail.held */
 	/* composed */
 	MrComposed mail;
 	MrMessage *parsed;
@@ -80,6 +85,8 @@ mr_outgoing_draft_free(MrOutgoingDraft *d)
 	g_free(d->subject);
 	g_free(d->body);
 	g_free(d->from);
+	g_free(d->to_email);
+	g_free(d->to_name);
 	mr_composed_clear(&d->mail);
 	g_clear_pointer(&d->parsed, mr_message_free);
 	g_free(d->key);
@@ -91,10 +98,11 @@ static gboolean
 hold(MrStore *store, const MrOutgoingDraft *d, const char *now, char *why, MrOutgoingResult *out,
      GError **error)
 {
-	MrEventFacts facts = { .actor = d->actor, .address = d->rec->contact_email, .detail = why };
+	MrEventFacts facts = { .actor = d->actor, .depth = d->depth, .address = d->to_email,
+			       .detail = why };
 
 	out->held = why;
-	g_info("no automatic mail to %s: %s", d->rec->contact_email, why);
+	g_info("no automatic mail to %s: %s", d->to_email, why);
 	return mr_store_event_add(store, now, MR_EVENT_MAIL_HELD, d->record, 0, &facts, error);
 }
 
@@ -136,8 +144,8 @@ auto_facts_read(MrStore *store, MrOutgoingDraft *const *drafts, guint n, const c
 	f->undeliverable = g_new0(char *, MAX(n, 1));
 	f->queued = g_hash_table_new(g_str_hash, g_str_equal);
 	for (guint i = 0; i < n; i++) {
-		recipients[i] = drafts[i]->rec->contact_email;
-		contacts[i] = drafts[i]->rec->contact;
+		recipients[i] = drafts[i]->to_email;
+		contacts[i] = drafts[i]->contact;
 		automatic |= drafts[i]->kind != MR_COMPOSE_PERSON;
 	}
 	return !automatic ||
@@ -153,7 +161,7 @@ auto_refusal(const MrConfig *cfg, const MrOutgoingDraft *d, const AutoFacts *f, 
 {
 	int limit = cfg->outgoing.max_auto_per_recipient_per_day;
 	gint64 count = f->counts[i] + GPOINTER_TO_UINT(g_hash_table_lookup(
-					      f->queued, d->rec->contact_email));
+					      f->queued, d->to_email));
 
 	if (f->undeliverable[i] != NULL)
 		return g_strdup_printf("the address is marked undeliverable (%s)",
@@ -227,10 +235,30 @@ outgoing_prepare(MrStore *store, const MrConfig *cfg, const MrOutgoingRequest *r
 	if (d->rec == NULL)
 		return NULL;
 	d->display = mr_record_display_id(cfg, req->record);
-	if (d->rec->contact_email == NULL || *d->rec->contact_email == '\0') {
+	d->depth = req->depth;
+	if (req->to_user != 0) {
+		d->user = req->to_user;
+		d->to_email = g_strdup(req->to_email);
+		d->to_name = g_strdup(req->to_name);
+	} else if (d->rec->contact_email == NULL || *d->rec->contact_email == '\0') {
 		g_set_error(error, MR_OUTGOING_ERROR, MR_OUTGOING_ERROR_NO_CONTACT,
 			    "%s has no contact to write to", d->display);
 		return NULL;
+	} else {
+		d->to_email = g_strdup(d->rec->contact_email);
+		d->to_name = g_strdup(d->rec->contact_name);
+		d->contact = d->rec->contact;
+	}
+	if (req->from_owner && d->rec->owner_email != NULL && *d->rec->owner_email != '\0') {
+		g_autofree char *name = g_strdup(d->rec->owner_name);
+
+		/* the name as a quoted string: GMime reads it back */
+		g_free(d->from);
+		d->from = name != NULL && *name != '\0'
+				  ? g_strdup_printf("\"%s\" <%s>",
+						    g_strdelimit(name, "\"\\\r\n", ' '),
+						    d->rec->owner_email)
+				  : g_strdup(d->rec->owner_email);
 	}
 	if (req->answers != 0 &&
 	    !mr_store_message_thread(store, req->answers, &d->answered_mid, &d->answered_irt,
@@ -309,8 +337,8 @@ mr_outgoing_compose(MrOutgoingDraft *d, GError **error)
 	extra[0] = loop;
 	spec.from_name = from_name;
 	spec.from_email = from_email;
-	spec.to_name = rec->contact_name;
-	spec.to_email = rec->contact_email;
+	spec.to_name = d->to_name;
+	spec.to_email = d->to_email;
 	spec.subject = tagged;
 	spec.body = body;
 	spec.in_reply_to = d->answered_mid;
@@ -340,8 +368,9 @@ write_one(MrStore *store, MrOutgoingDraft *d, const char *now, MrOutgoingResult 
 	mail.key = d->key;
 	mail.msg = d->parsed;
 	mail.token = token;
-	mail.recipient = d->rec->contact_email;
-	mail.contact = d->rec->contact;
+	mail.recipient = d->to_email;
+	mail.contact = d->contact;
+	mail.user = d->user;
 	mail.record = d->record;
 	mail.automatic = d->kind != MR_COMPOSE_PERSON;
 	out->message_id = g_strdup(d->mail.message_id);
@@ -379,7 +408,7 @@ mr_outgoing_write_all(MrStore *store, MrOutgoingDraft *const *drafts, guint n, c
 		}
 		ok = write_one(store, d, now, &outs[i], error);
 		if (ok && d->kind != MR_COMPOSE_PERSON) {
-			const char *to = d->rec->contact_email;
+			const char *to = d->to_email;
 
 			g_hash_table_insert(facts.queued, (gpointer)to,
 					    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
@@ -451,6 +480,14 @@ ticket_reply_tx(MrStore *store, gpointer data, GError **error)
 	req.need_outbox_id = TRUE;
 	if (!mr_outgoing_queue(store, t->cfg, &req, now, t->out, error))
 		return FALSE;
+	/* a person of ours answered: written when it is queued */
+	{
+		MrEventFacts facts = { .actor = req.actor };
+
+		if (!mr_store_event_add(store, now, MR_EVENT_RESPONSE_SENT, req.record, 0, &facts,
+					error))
+			return FALSE;
+	}
 	return t->status == NULL ||
 	       mr_crm_ticket_set_status(t->cfg, store, t->ticket, t->status, error);
 }

@@ -42,6 +42,22 @@ mr_clock_now_iso(void)
 	return g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
 }
 
+gint64
+mr_clock_iso_to_unix(const char *iso)
+{
+	g_autoptr(GDateTime) t = iso != NULL ? g_date_time_new_from_iso8601(iso, NULL) : NULL;
+
+	return t != NULL ? g_date_time_to_unix(t) : -1;
+}
+
+char *
+mr_clock_unix_to_iso(gint64 t)
+{
+	g_autoptr(GDateTime) d = g_date_time_new_from_unix_utc(t);
+
+	return d != NULL ? g_date_time_format(d, "%Y-%m-%dT%H:%M:%SZ") : NULL;
+}
+
 void
 mr_clock_set_offset(gint64 seconds)
 {

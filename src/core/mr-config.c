@@ -43,13 +43,14 @@ static const struct {
 	{ "", { "smtp", "lmtp", "limits", "trusted_networks" } },
 	{ "", { "tls", "authserv_id", "route", "spool_directory" } },
 	{ "", { "testing", "timezone", "relay", "outgoing" } },
-	{ "", { "ack", NULL } },
+	{ "", { "ack", "workflows", NULL } },
 	{ "relay", { "host", "port", "tls", "user" } },
 	{ "relay", { "auth", "password_file", "password_env", "token_command" } },
 	{ "relay", { "timeout", "tls_verify", "tls_ca_file", "from" } },
 	{ "relay", { "retry_min", "retry_max", "max_attempts", NULL } },
 	{ "outgoing", { "max_auto_per_recipient_per_day", "bounce_address", NULL } },
 	{ "ack", { "enabled", "template", NULL } },
+	{ "workflows", { "unowned", NULL } },
 	{ "smtp", { "listen", "bare_lf", NULL } },
 	{ "lmtp", { "listen", NULL } },
 	{ "limits", { "max_message_size", "max_recipients", "max_connections", "timeout" } },
@@ -132,6 +133,7 @@ config_clear(MrConfig *cfg)
 	g_free(cfg->relay.from);
 	g_free(cfg->outgoing.bounce_address);
 	g_free(cfg->ack.template_name);
+	g_free(cfg->workflows.unowned);
 	for (guint i = 0; cfg->sections != NULL && cfg->sections[i] != NULL; i++)
 		if (cfg->section_values[i] != NULL)
 			cfg->sections[i]->free(cfg->section_values[i]);
@@ -712,6 +714,17 @@ config_outgoing(const config_t *c, MrConfig *cfg, GError **error)
 			   error))
 		return FALSE;
 	cfg->ack.enabled = b;
+	if (!config_string(c, cfg->path, "workflows.unowned", NULL, &cfg->workflows.unowned, error))
+		return FALSE;
+	if (cfg->workflows.unowned != NULL) {
+		char *a = mr_address_normalise(cfg->workflows.unowned);
+
+		g_free(cfg->workflows.unowned);
+		cfg->workflows.unowned = a;
+		if (strchr(a, '@') == NULL)
+			return mr_config_invalid(error, cfg->path, config_lookup(c, "workflows.unowned"),
+					      "workflows.unowned", "must be an address");
+	}
 	return TRUE;
 }
 

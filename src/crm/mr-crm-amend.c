@@ -106,6 +106,7 @@ mr_crm_rules_amend(const MrConfig *cfg, MrStore *store, const MrRuleScan *scan,
 		plan->record.kind = MR_RECORD_NONE;
 		plan->record.id = 0;
 		plan->is_reply = FALSE;
+		plan->is_response = FALSE;
 		break;
 	default:
 		return TRUE;

@@ -259,6 +259,11 @@ apply_record(const Apply *a, MrRecordRef *out, GError **error)
 	if (created ? !mr_store_link_record(a->store, a->msg, ref, error)
 		    : !update_record(a, ref, error))
 		return FALSE;
+	/* a user of ours wrote to the customer on the record (after
+	 * ticket.created: a ticket a user opens by writing to the customer
+	 * is answered) */
+	if (plan->is_response && !event(a, MR_EVENT_RESPONSE_SENT, ref, NULL, error))
+		return FALSE;
 	return apply_rules(a, ref, created, error) && (!created || queue_ack(a, ref, error));
 }
 

@@ -25,6 +25,9 @@
 #include "mailroom/mr-status.h"
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-crm.h"
+#include "mailroom/mr-crm-workflow.h"
+#include "mailroom/mr-store-workflow.h"
+#include "mailroom/mr-workflow.h"
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
@@ -54,7 +57,6 @@ typedef struct {
 	gboolean raw;
 	gboolean quarantined;
 	gint64 limit;
-	gint64 after;
 	char *lead;              /* team add: --lead */
 	char *to, *from, *name, *title, *contact, *owner, *value, *reason;
 	char **conds, **actions; /* rule add: --if, --then */
@@ -69,9 +71,20 @@ typedef struct {
 	char *tz, *hours;        /* calendar set: --tz, --hours */
 	char **holidays;         /* calendar set: --holiday */
 	gboolean clear_holidays; /* calendar set: --clear-holidays */
+	char *on, *after, *since; /* workflow add: --on, --after, --since */
+	char **unless;           /* workflow add: --unless */
+	gboolean business;       /* workflow add: --business */
+	gint64 repeat;           /* workflow add: --repeat (CTL_NO_REPEAT: not given) */
+	char *record;            /* task add: --record */
+	char *due_at;            /* task add: --due */
+	gboolean open, overdue;  /* task list: --open, --overdue */
 	MrConfig *cfg;
 	MrStore *store;
+	MrWorkflowHook *workflows; /* the store's event hook */
 } MrCtl;
+
+/* ctl.repeat before the options are read: --repeat was not given. */
+#define CTL_NO_REPEAT G_MININT64
 
 typedef int (*MrCtlFunc)(MrCtl *ctl, char **args);
 
@@ -106,6 +119,13 @@ ctl_clear(MrCtl *ctl)
 	g_free(ctl->tz);
 	g_free(ctl->hours);
 	g_strfreev(ctl->holidays);
+	g_free(ctl->on);
+	g_free(ctl->after);
+	g_free(ctl->since);
+	g_strfreev(ctl->unless);
+	g_free(ctl->record);
+	g_free(ctl->due_at);
+	g_clear_pointer(&ctl->workflows, mr_workflow_hook_free);
 	g_clear_pointer(&ctl->store, mr_store_close);
 	g_clear_pointer(&ctl->cfg, mr_config_unref);
 }
@@ -169,13 +189,15 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 		return fail(MR_EX_NOINPUT, "%s", error->message);
 	if (ctl->store == NULL)
 		return fail(MR_EX_TEMPFAIL, "cannot open the database: %s", error->message);
+	/* what a verb's events do to the workflows' timers, as in mailroomd */
+	ctl->workflows = mr_workflow_hook_attach(ctl->store, ctl->cfg);
 	return 0;
 }
 
 /* --- verbs ------------------------------------------------------------------ */
 
 /* What init creates when missing (an edited one stays): the built-in
- * templates, the calendar "default". */
+ * templates, the calendar "default", the built-in workflows. */
 static gboolean
 init_tx(MrStore *store, gpointer data, GError **error)
 {
@@ -183,17 +205,28 @@ init_tx(MrStore *store, gpointer data, GError **error)
 	g_autoptr(GError) local = NULL;
 
 	const MrConfig *cfg = data;
+	static const char *const templates[][3] = {
+		{ MR_TEMPLATE_TICKET_ACK_NAME, MR_TEMPLATE_TICKET_ACK_SUBJECT,
+		  MR_TEMPLATE_TICKET_ACK_BODY },
+		{ MR_TEMPLATE_FOLLOW_UP_NAME, MR_TEMPLATE_FOLLOW_UP_SUBJECT,
+		  MR_TEMPLATE_FOLLOW_UP_BODY },
+		{ MR_TEMPLATE_REMINDER_NAME, MR_TEMPLATE_REMINDER_SUBJECT, MR_TEMPLATE_REMINDER_BODY },
+		{ MR_TEMPLATE_ESCALATION_NAME, MR_TEMPLATE_ESCALATION_SUBJECT,
+		  MR_TEMPLATE_ESCALATION_BODY },
+	};
 
-	if (mr_store_template_put(store, MR_TEMPLATE_TICKET_ACK_NAME, MR_TEMPLATE_TICKET_ACK_SUBJECT,
-				  MR_TEMPLATE_TICKET_ACK_BODY, FALSE, now, &local) == 0 &&
-	    local != NULL) {
-		g_propagate_error(error, g_steal_pointer(&local));
-		return FALSE;
-	}
+	for (guint i = 0; i < G_N_ELEMENTS(templates); i++)
+		if (mr_store_template_put(store, templates[i][0], templates[i][1], templates[i][2],
+					  FALSE, now, &local) == 0 &&
+		    local != NULL) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
 	/* the calendar of records without a team's own: working hours in
 	 * the configuration's timezone */
 	return mr_store_calendar_put(store, MR_CALENDAR_DEFAULT, cfg->timezone,
-				     MR_CALENDAR_DEFAULT_HOURS, FALSE, now, error) != 0;
+				     MR_CALENDAR_DEFAULT_HOURS, FALSE, now, error) != 0 &&
+	       mr_crm_workflows_builtin(store, error);
 }
 
 static int
@@ -546,7 +579,68 @@ static int cmd_contact_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "con
 static int cmd_account_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "account"); }
 static int cmd_inbox_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "inbox"); }
 static int cmd_opp_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "opp"); }
-static int cmd_ticket_list(MrCtl *ctl, char **args) { return cmd_list(ctl, "ticket"); }
+/* The first-response SLA of ticket @id (issue 24), from the timer of the
+ * workflow first-response-sla: first_response_due, counted in the
+ * ticket's calendar of now (null once answered, or without a timer), and
+ * breached (answered after it, or not answered by now past it). */
+static gboolean
+ticket_sla(MrCtl *ctl, gint64 id, JsonObject *o, GError **error)
+{
+	MrRecordRef ref = { MR_RECORD_TICKET, id };
+	g_autoptr(MrWorkflowSet) set = mr_workflow_hook_set(ctl->workflows, error);
+	g_autofree char *started = NULL, *status = NULL, *answered = NULL, *due_text = NULL;
+	g_autofree char *now = mr_clock_now_iso();
+	const MrWorkflow *wf;
+	gint64 wid = 0, due = -1;
+
+	json_object_set_null_member(o, "first_response_due");
+	json_object_set_boolean_member(o, "breached", FALSE);
+	if (set == NULL)
+		return FALSE;
+	wf = mr_workflow_set_named(set, "first-response-sla", &wid);
+	if (wf == NULL || wf->kind != MR_WORKFLOW_TIMER)
+		return TRUE;
+	if (!mr_store_record_timer(ctl->store, wid, ref, &started, &status, error))
+		return FALSE;
+	if (started == NULL)
+		return TRUE;
+	due = mr_crm_timer_due(wf, mr_crm_record_calendar(set, ctl->store, ref),
+			       mr_clock_iso_to_unix(started));
+	answered = mr_store_record_first_event(ctl->store, ref, "response.sent", started);
+	if (!mr_store_check(ctl->store, error))
+		return FALSE;
+	if (due < 0)
+		return TRUE;
+	due_text = mr_clock_unix_to_iso(due);
+	if (answered == NULL)
+		json_object_set_string_member(o, "first_response_due", due_text);
+	json_object_set_boolean_member(o, "breached",
+				       mr_clock_iso_to_unix(answered != NULL ? answered : now) > due);
+	return TRUE;
+}
+
+static int
+cmd_ticket_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "id", "status", "priority", "subject", "contact",
+					    "owner", "message_count", "first_response_due", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_tickets(ctl->store, ctl->limit, &error);
+	g_autoptr(JsonArray) a = NULL;
+
+	if (rows == NULL)
+		return store_fail(error);
+	a = mr_ctl_json_rows(ctl->cfg, rows, &mr_ticket_row_desc);
+	for (guint i = 0; i < rows->len; i++)
+		if (!ticket_sla(ctl, ((MrTicketRow *)g_ptr_array_index(rows, i))->id,
+				json_array_get_object_element(a, i), &error))
+			return store_fail(error);
+	if (ctl->json)
+		mr_ctl_print_json_array(a);
+	else
+		mr_ctl_print_table(a, cols);
+	return 0;
+}
 /* message list --quarantined: what IMAP mailboxes could not store. */
 static int
 cmd_quarantine_list(MrCtl *ctl)
@@ -620,9 +714,13 @@ cmd_event_list(MrCtl *ctl, char **args)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) events = NULL;
 
-	if (ctl->after < 0 || ctl->limit < 0 || ctl->limit > G_MAXUINT)
+	gint64 after = 0;
+
+	if ((ctl->after != NULL &&
+	     !g_ascii_string_to_signed(ctl->after, 10, 0, G_MAXINT64, &after, NULL)) ||
+	    ctl->limit < 0 || ctl->limit > G_MAXUINT)
 		return fail(MR_EX_USAGE, "--after and --limit take a number of 0 or more");
-	events = mr_store_events_after(ctl->store, ctl->after, (guint)ctl->limit, &error);
+	events = mr_store_events_after(ctl->store, after, (guint)ctl->limit, &error);
 	if (events == NULL)
 		return store_fail(error);
 	mr_ctl_describe_events(ctl->cfg, events);
@@ -795,6 +893,10 @@ cmd_show(MrCtl *ctl, const char *text, MrRecordKind kind)
 		for (char **t = tags; *t != NULL; t++)
 			json_array_add_string_element(a, *t);
 		json_object_set_array_member(o, "tags", a);
+		if (kind == MR_RECORD_TICKET && !ticket_sla(ctl, ref.id, o, &error)) {
+			json_object_unref(o);
+			return store_fail(error);
+		}
 	}
 	return print_shown(ctl, o, kind, ref.id);
 }
@@ -1834,7 +1936,7 @@ cmd_job_cancel(MrCtl *ctl, char **args)
 static int
 cmd_job_list(MrCtl *ctl, char **args)
 {
-	static const char *const cols[] = { "id", "kind", "due", "status", "attempts", "record",
+	static const char *const cols[] = { "id", "kind", "workflow", "due", "status", "attempts", "record",
 					    "last_error", NULL };
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) rows = mr_store_jobs(ctl->store, ctl->due, ctl->limit, &error);
@@ -2077,6 +2179,208 @@ cmd_ticket_reply(MrCtl *ctl, char **args)
 	return rc;
 }
 
+/* --- workflows (issue 24) ------------------------------------------------------------ */
+
+static void
+workflow_for_people(JsonObject *o)
+{
+	join_member(o, "conditions", " and ");
+	join_member(o, "actions", ", ");
+}
+
+/* Prints workflow @name as workflow show does. */
+static int
+workflow_print(MrCtl *ctl, const char *name)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrWorkflowRow) row = mr_store_workflow_get(ctl->store, name, &error);
+
+	if (row == NULL)
+		return store_fail(error);
+	return print_row(ctl, &mr_workflow_row_desc, row, workflow_for_people);
+}
+
+static int
+cmd_workflow_add(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	MrWorkflowSpec spec = { 0 };
+
+	spec.has_repeat = ctl->repeat != CTL_NO_REPEAT;
+	if (spec.has_repeat && (ctl->repeat < 0 || ctl->repeat > G_MAXINT))
+		return fail(MR_EX_USAGE, "--repeat %" G_GINT64_FORMAT ": from 1 to %d", ctl->repeat,
+			    MR_WORKFLOW_REPEAT_MAX);
+	spec.on = ctl->on;
+	spec.after = ctl->after;
+	spec.since = ctl->since;
+	spec.unless = (const char *const *)ctl->unless;
+	spec.business = ctl->business;
+	spec.repeat = spec.has_repeat ? (int)ctl->repeat : 0;
+	spec.conds = (const char *const *)ctl->conds;
+	spec.actions = (const char *const *)ctl->actions;
+	if (!mr_crm_workflow_add(ctl->store, args[0], &spec, ctl->replace, &error)) {
+		if (error->domain == MR_WORKFLOW_ERROR)
+			return fail(MR_EX_USAGE, "%s", error->message);
+		return store_fail(error);
+	}
+	return workflow_print(ctl, args[0]);
+}
+
+static int
+cmd_workflow_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "name", "enabled", "trigger", "fired", "pending", NULL };
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) rows = mr_store_workflows(ctl->store, &error);
+
+	if (rows == NULL)
+		return store_fail(error);
+	return print_rows_for(ctl, rows, &mr_workflow_row_desc, cols, workflow_for_people);
+}
+
+static int
+cmd_workflow_show(MrCtl *ctl, char **args)
+{
+	return workflow_print(ctl, args[0]);
+}
+
+static int
+workflow_enable(MrCtl *ctl, const char *name, gboolean enabled)
+{
+	g_autoptr(GError) error = NULL;
+	guint cancelled = 0;
+
+	if (!mr_crm_workflow_enable(ctl->store, name, enabled, &cancelled, &error))
+		return store_fail(error);
+	if (cancelled > 0 && !ctl->json)
+		mr_text_fprintf(stderr, "mailroomctl: %u timers of workflow %s cancelled\n",
+				cancelled, name);
+	return workflow_print(ctl, name);
+}
+
+static int cmd_workflow_enable(MrCtl *ctl, char **args) { return workflow_enable(ctl, args[0], TRUE); }
+static int cmd_workflow_disable(MrCtl *ctl, char **args) { return workflow_enable(ctl, args[0], FALSE); }
+
+static int
+cmd_workflow_delete(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	guint cancelled = 0;
+
+	if (!mr_crm_workflow_delete(ctl->store, args[0], &cancelled, &error))
+		return store_fail(error);
+	if (cancelled > 0 && !ctl->json)
+		mr_text_fprintf(stderr, "mailroomctl: %u timers of workflow %s cancelled\n",
+				cancelled, args[0]);
+	print_gone(ctl, "workflow", args[0], "deleted");
+	return 0;
+}
+
+/* --- tasks (issue 24) ------------------------------------------------------------------ */
+
+/* Reads --due WHEN: a duration from now ("3d", on the clock in the
+ * configuration's timezone), a date (YYYY-MM-DD: due by its end there)
+ * or an ISO 8601 time with its zone.  Returns: (transfer full): UTC
+ * ISO-8601, or NULL (printed). */
+static char *
+task_due(MrCtl *ctl, const char *when)
+{
+	g_autoptr(GDateTime) now = mr_clock_now_utc();
+	g_autoptr(GDateTime) local = g_date_time_to_timezone(now, ctl->cfg->tz);
+	g_autoptr(GDateTime) t = NULL;
+	MrDuration d;
+	int y, m, day;
+	char end;
+
+	if (mr_duration_parse(when, &d, NULL)) {
+		t = d.unit == MR_DURATION_DAYS ? g_date_time_add_days(local, (gint)d.amount)
+		    : g_date_time_add_seconds(local, (gdouble)d.amount *
+						     (d.unit == MR_DURATION_HOURS ? 3600 : 60));
+	} else if (strlen(when) == 10 && sscanf(when, "%4d-%2d-%2d%c", &y, &m, &day, &end) == 3 &&
+		   g_date_valid_dmy((GDateDay)day, (GDateMonth)m, (GDateYear)y)) {
+		g_autoptr(GDateTime) start = g_date_time_new(ctl->cfg->tz, y, m, day, 0, 0, 0);
+
+		t = start != NULL ? g_date_time_add_days(start, 1) : NULL;
+	} else {
+		t = g_date_time_new_from_iso8601(when, NULL);
+	}
+	if (t == NULL) {
+		fail(MR_EX_USAGE, "--due %s: not a duration (90m, 4h, 3d), a date (YYYY-MM-DD)"
+		     " or a time (2026-12-24T17:00:00+01:00)", when);
+		return NULL;
+	}
+	{
+		g_autoptr(GDateTime) utc = g_date_time_to_utc(t);
+
+		return g_date_time_format(utc, "%Y-%m-%dT%H:%M:%SZ");
+	}
+}
+
+static int
+task_print(MrCtl *ctl, gint64 id)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(MrTaskRow) row = mr_store_task_get(ctl->store, id, &error);
+
+	if (row == NULL)
+		return store_fail(error);
+	return print_row(ctl, &mr_task_row_desc, row, NULL);
+}
+
+static int
+cmd_task_add(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *due = NULL, *owner = NULL;
+	MrRecordRef ref = { MR_RECORD_NONE, 0 };
+	gint64 id;
+
+	if (ctl->owner == NULL)
+		return fail(MR_EX_USAGE, "task add needs --owner EMAIL (try --help)");
+	if (*args[0] == '\0' || !g_utf8_validate(args[0], -1, NULL) ||
+	    strlen(args[0]) > MR_RULE_TEXT_MAX)
+		return fail(MR_EX_USAGE, "a task's title is UTF-8 text of 1 to %d bytes",
+			    MR_RULE_TEXT_MAX);
+	if (ctl->record != NULL && !mr_record_parse_id(ctl->cfg, ctl->record, MR_RECORD_NONE, &ref))
+		return fail(MR_EX_USAGE, "--record %s: not a record id (TKT-n, OPP-n, LEAD-n)",
+			    ctl->record);
+	if (ctl->due_at != NULL && (due = task_due(ctl, ctl->due_at)) == NULL)
+		return MR_EX_USAGE;
+	owner = mr_address_normalise(ctl->owner);
+	id = mr_crm_task_add(ctl->cfg, ctl->store, args[0], owner, ref, due, &error);
+	if (id == 0)
+		return store_fail(error);
+	return task_print(ctl, id);
+}
+
+static int
+cmd_task_list(MrCtl *ctl, char **args)
+{
+	static const char *const cols[] = { "id", "status", "due", "owner", "record", "title",
+					    NULL };
+	g_autoptr(GError) error = NULL;
+	g_autofree char *owner = ctl->owner != NULL ? mr_address_normalise(ctl->owner) : NULL;
+	g_autofree char *now = ctl->overdue ? mr_clock_now_iso() : NULL;
+	g_autoptr(GPtrArray) rows = mr_store_tasks(ctl->store, owner, ctl->open, now, &error);
+
+	if (rows == NULL)
+		return store_fail(error);
+	return print_rows(ctl, rows, &mr_task_row_desc, cols);
+}
+
+static int
+cmd_task_done(MrCtl *ctl, char **args)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 id;
+
+	if (!g_ascii_string_to_signed(args[0], 10, 1, G_MAXINT64, &id, NULL))
+		return fail(MR_EX_USAGE, "task done %s: not a task number", args[0]);
+	if (!mr_crm_task_done(ctl->store, id, &error))
+		return store_fail(error);
+	return task_print(ctl, id);
+}
+
 static const MrCtlCommand mr_ctl_commands[] = {
 	{ "init", NULL, 0, 0, cmd_init, "init                         create or migrate the database",
 	  TRUE },
@@ -2173,6 +2477,27 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "template", "list", 0, 0, cmd_template_list, "template list", FALSE },
 	{ "template", "show", 1, 1, cmd_template_show, "template show NAME", FALSE },
 	{ "template", "delete", 1, 1, cmd_template_delete, "template delete NAME", FALSE },
+	{ "workflow", "add", 1, 1, cmd_workflow_add,
+	  "workflow add NAME --on EVENT [--if COND...] --then ACTION [--then ACTION...]\n"
+	  "                             [--replace]\n"
+	  "workflow add NAME --after DURATION --since EVENT [--unless EVENT...] [--business]\n"
+	  "                             [--repeat N] [--if COND...] --then ACTION... [--replace]\n"
+	  "                             (actions: send TEMPLATE, remind [EMAIL|team:NAME],\n"
+	  "                             assign EMAIL|team:NAME, set FIELD = VALUE,\n"
+	  "                             escalate [EMAIL|team:NAME], task TEXT [due DURATION])",
+	  FALSE },
+	{ "workflow", "list", 0, 0, cmd_workflow_list, "workflow list", FALSE },
+	{ "workflow", "show", 1, 1, cmd_workflow_show, "workflow show NAME", FALSE },
+	{ "workflow", "enable", 1, 1, cmd_workflow_enable, "workflow enable NAME", FALSE },
+	{ "workflow", "disable", 1, 1, cmd_workflow_disable,
+	  "workflow disable NAME   (its waiting timers are cancelled)", FALSE },
+	{ "workflow", "delete", 1, 1, cmd_workflow_delete,
+	  "workflow delete NAME   (its waiting timers are cancelled)", FALSE },
+	{ "task", "add", 1, 1, cmd_task_add,
+	  "task add TITLE --owner EMAIL [--record ID] [--due DATE|DURATION]", FALSE },
+	{ "task", "list", 0, 0, cmd_task_list, "task list [--owner EMAIL] [--open] [--overdue]",
+	  FALSE },
+	{ "task", "done", 1, 1, cmd_task_done, "task done ID", FALSE },
 };
 
 static void
@@ -2213,7 +2538,7 @@ main(int argc, char **argv)
 		{ "json", 0, 0, G_OPTION_ARG_NONE, &ctl.json, NULL, NULL },
 		{ "help", 'h', 0, G_OPTION_ARG_NONE, &ctl.help, NULL, NULL },
 		{ "limit", 0, 0, G_OPTION_ARG_INT64, &limit, NULL, NULL },
-		{ "after", 0, 0, G_OPTION_ARG_INT64, &ctl.after, NULL, NULL },
+		{ "after", 0, 0, G_OPTION_ARG_STRING, &ctl.after, NULL, NULL },
 		{ "raw", 0, 0, G_OPTION_ARG_NONE, &ctl.raw, NULL, NULL },
 		{ "quarantined", 0, 0, G_OPTION_ARG_NONE, &ctl.quarantined, NULL, NULL },
 		{ "to", 0, 0, G_OPTION_ARG_STRING, &ctl.to, NULL, NULL },
@@ -2240,15 +2565,39 @@ main(int argc, char **argv)
 		{ "hours", 0, 0, G_OPTION_ARG_STRING, &ctl.hours, NULL, NULL },
 		{ "holiday", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.holidays, NULL, NULL },
 		{ "clear-holidays", 0, 0, G_OPTION_ARG_NONE, &ctl.clear_holidays, NULL, NULL },
+		{ "on", 0, 0, G_OPTION_ARG_STRING, &ctl.on, NULL, NULL },
+		{ "since", 0, 0, G_OPTION_ARG_STRING, &ctl.since, NULL, NULL },
+		{ "unless", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.unless, NULL, NULL },
+		{ "business", 0, 0, G_OPTION_ARG_NONE, &ctl.business, NULL, NULL },
+		{ "repeat", 0, 0, G_OPTION_ARG_INT64, &ctl.repeat, NULL, NULL },
+		{ "record", 0, 0, G_OPTION_ARG_STRING, &ctl.record, NULL, NULL },
+		{ "due-at", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &ctl.due_at, NULL, NULL },
+		{ "open", 0, 0, G_OPTION_ARG_NONE, &ctl.open, NULL, NULL },
+		{ "overdue", 0, 0, G_OPTION_ARG_NONE, &ctl.overdue, NULL, NULL },
 		{ NULL },
 	};
 	g_autoptr(GOptionContext) octx = g_option_context_new(NULL);
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) renamed = g_ptr_array_new_with_free_func(g_free);
 	const MrCtlCommand *cmd = NULL;
 	char **args;
 	int nargs, rc;
 
 	setlocale(LC_ALL, "");
+	ctl.repeat = CTL_NO_REPEAT;
+	/* `task add --due WHEN` takes a value where `job list --due` is a
+	 * flag: for task, --due is --due-at */
+	if (argc > 1 && strcmp(argv[1], "task") == 0)
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--") == 0)
+				break;
+			if (strcmp(argv[i], "--due") == 0 || g_str_has_prefix(argv[i], "--due=")) {
+				g_autofree char *rest = g_strdup(argv[i] + 5);
+
+				argv[i] = g_strconcat("--due-at", rest, NULL);
+				g_ptr_array_add(renamed, argv[i]);
+			}
+		}
 	g_option_context_set_help_enabled(octx, FALSE);
 	g_option_context_add_main_entries(octx, entries, NULL);
 	if (!g_option_context_parse(octx, &argc, &argv, &error)) {

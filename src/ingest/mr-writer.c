@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "mailroom/mr-crm.h"
+#include "mailroom/mr-crm-workflow.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-store.h"
 #include "mailroom/mr-store-rule.h"
@@ -48,6 +49,8 @@ struct _MrWriter {
 	GMutex rules_lock;
 	MrRuleSet *rules;       /* the rules as the last batch read them; the
 				   parse pool scans with them (under the lock) */
+	MrWorkflowHook *workflows; /* the store's event hook: the workflows as
+				   the last batch read them (writer thread) */
 	/* Who is told that a batch added work (mr_writer_watch_work()):
 	 * touched on the writer's context alone. */
 	GArray *work_watchers;  /* WorkWatcher */
@@ -346,6 +349,9 @@ rules_check(MrWriter *writer, GError **error)
 
 	if (version < 0)
 		return FALSE;
+	/* the workflows and calendars of the same counter */
+	if (!mr_workflow_hook_refresh(writer->workflows, version, error))
+		return FALSE;
 	if (version == mr_rule_set_version(writer->rules))
 		return TRUE;
 	set = mr_crm_rules_load(writer->store, error);
@@ -577,6 +583,7 @@ mr_writer_new(MrConfig *cfg, GMainContext *context, guint parse_threads, GError 
 	writer->rules = mr_crm_rules_load(writer->store, error);
 	if (writer->rules == NULL)
 		return NULL;
+	writer->workflows = mr_workflow_hook_attach(writer->store, cfg);
 	writer->parse_pool = g_thread_pool_new(parse_job, NULL, (gint)MAX(parse_threads, 1), FALSE,
 					       error);
 	if (writer->parse_pool == NULL)
@@ -750,6 +757,7 @@ mr_writer_free(MrWriter *writer)
 	g_cond_clear(&writer->budget_cond);
 	g_mutex_clear(&writer->rules_lock);
 	g_clear_pointer(&writer->rules, mr_rule_set_unref);
+	g_clear_pointer(&writer->workflows, mr_workflow_hook_free);
 	g_clear_pointer(&writer->store, mr_store_close);
 	g_clear_pointer(&writer->queue, g_async_queue_unref);
 	g_clear_pointer(&writer->cfg, mr_config_unref);

@@ -746,3 +746,13 @@ mr_duration_format(const MrDuration *d)
 	g_return_val_if_fail(unit_seconds(d->unit) != 0, NULL);
 	return g_strdup_printf("%" G_GINT64_FORMAT "%c", d->amount, unit_letters[d->unit]);
 }
+
+void
+mr_calendar_local(const MrCalendar *cal, gint64 t, int *weekday, int *hour)
+{
+	g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc(t);
+	g_autoptr(GDateTime) local = utc != NULL ? g_date_time_to_timezone(utc, cal->tz) : NULL;
+
+	*weekday = local != NULL ? g_date_time_get_day_of_week(local) - 1 : -1;
+	*hour = local != NULL ? g_date_time_get_hour(local) : -1;
+}

@@ -512,10 +512,14 @@ mr_route_decide(MrStore *store, const MrMessage *msg, const MrRouteFacts *facts,
 	}
 	plan->is_reply = plan->record.kind != MR_RECORD_NONE && customer != NULL &&
 			 customer->is_sender && plan->owner < 0 && !automatic;
+	/* a user wrote to the customer: BCC, or support@ in Cc */
+	plan->is_response = plan->owner >= 0 && customer != NULL && !customer->is_sender &&
+			    !automatic;
 	if (plan->untrusted != NULL) { /* a forged user creates nothing */
 		plan->action = MR_ACTION_LOG;
 		plan->reopen = FALSE;
 		plan->is_reply = FALSE;
+		plan->is_response = FALSE;
 		plan->also.kind = MR_RECORD_NONE;
 		g_clear_pointer(&plan->title, g_free);
 	}

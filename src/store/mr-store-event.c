@@ -24,5 +24,15 @@ mr_store_event_add(MrStore *store, const char *now, MrEventType type, MrRecordRe
 	mr_sql_bind_text(st, 8, f->new_status);
 	mr_sql_bind_text(st, 9, f->address);
 	mr_sql_bind_text(st, 10, f->detail);
-	return mr_store_step_later(store, st, error);
+	if (!mr_store_step_later(store, st, error))
+		return FALSE;
+	return ref.kind == MR_RECORD_NONE || store->event_hook == NULL ||
+	       store->event_hook(store, now, type, ref, msg, f, store->event_hook_data, error);
+}
+
+void
+mr_store_set_event_hook(MrStore *store, MrStoreEventHook hook, gpointer data)
+{
+	store->event_hook = hook;
+	store->event_hook_data = data;
 }

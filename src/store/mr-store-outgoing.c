@@ -42,34 +42,6 @@ mr_store_watch_changed(MrStore *store, GError **error)
 	return store->driver->watch_changed(store->conn, error);
 }
 
-/* Binds @ref as a record kind's name and id at @i and @i + 1 (NULL and
- * NULL for none). */
-static void
-bind_record(MrSqlStmt *st, int i, MrRecordRef ref)
-{
-	if (ref.kind == MR_RECORD_NONE) {
-		mr_sql_bind_null(st, i);
-		mr_sql_bind_null(st, i + 1);
-		return;
-	}
-	mr_sql_bind_text(st, i, mr_record_kind_name(ref.kind));
-	mr_sql_bind_int64(st, i + 1, ref.id);
-}
-
-/* Reads a record's kind name and id from columns @i and @i + 1. */
-static MrRecordRef
-column_record(MrSqlStmt *st, int i)
-{
-	MrRecordRef ref = { MR_RECORD_NONE, 0 };
-	const char *kind = mr_sql_column_text(st, i);
-
-	if (kind != NULL) {
-		ref.kind = mr_record_kind_from_name(kind);
-		ref.id = mr_sql_column_int64(st, i + 1);
-	}
-	return ref;
-}
-
 /* TRUE when the look-up @bit was sent ahead (then it is read now, not
  * bound again). */
 static gboolean
@@ -79,51 +51,6 @@ take_ahead(MrStore *store, guint bit)
 
 	store->ahead &= ~bit;
 	return was;
-}
-
-/* Steps an UPDATE ... RETURNING id: TRUE with *@changed when it touched a
- * row, FALSE with @error. */
-static gboolean
-step_changed(MrSqlStmt *st, gboolean *changed, GError **error)
-{
-	switch (mr_sql_step(st, error)) {
-	case MR_SQL_ROW:
-		*changed = TRUE;
-		return TRUE;
-	case MR_SQL_DONE:
-		*changed = FALSE;
-		return TRUE;
-	default:
-		return FALSE;
-	}
-}
-
-/* Reads the one row of @st by @desc, or sets "no @what @key". */
-static gpointer
-read_one(MrSqlStmt *st, const MrRowDesc *desc, const char *what, const char *key,
-	 GError **error)
-{
-	switch (mr_sql_step(st, error)) {
-	case MR_SQL_ROW:
-		return mr_row_new(desc, st);
-	case MR_SQL_DONE:
-		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no %s %s", what, key);
-		return NULL;
-	default:
-		return NULL;
-	}
-}
-
-/* Reads row @id of @stmt (?1 the id) by @desc, or sets "no @what @id". */
-static gpointer
-read_by_id(MrStore *store, MrStmtId stmt, const MrRowDesc *desc, const char *what, gint64 id,
-	   GError **error)
-{
-	g_autoptr(MrStmtUse) st = store_stmt(store, stmt);
-	g_autofree char *key = g_strdup_printf("%" G_GINT64_FORMAT, id);
-
-	mr_sql_bind_int64(st, 1, id);
-	return read_one(st, desc, what, key, error);
 }
 
 /* --- jobs -------------------------------------------------------------------- */
@@ -140,7 +67,7 @@ mr_store_job_insert(MrStore *store, const char *kind, const char *due, const cha
 		mr_sql_bind_text(st, 1, kind);
 		mr_sql_bind_text(st, 2, due);
 		mr_sql_bind_text(st, 3, payload);
-		bind_record(st, 4, record);
+		mr_store_bind_record(st, 4, record);
 		mr_store_bind_id(st, 6, message);
 		mr_sql_bind_text(st, 7, now);
 		id = mr_store_step_id(store, st, error);
@@ -157,6 +84,7 @@ mr_job_claimed_free(MrJobClaimed *job)
 		return;
 	g_free(job->kind);
 	g_free(job->payload);
+	g_free(job->started);
 	g_free(job);
 }
 
@@ -186,9 +114,13 @@ mr_store_jobs_claim(MrStore *store, const char *now, const char *lease_until, co
 		job->id = mr_sql_column_int64(st, 0);
 		job->kind = g_strdup(mr_sql_column_text(st, 1));
 		job->payload = g_strdup(mr_sql_column_text(st, 2));
-		job->record = column_record(st, 3);
+		job->record = mr_store_column_record(st, 3);
 		job->message = mr_sql_column_int64(st, 5);
 		job->attempts = mr_sql_column_int64(st, 6);
+		job->workflow = mr_sql_column_int64(st, 7);
+		job->started = g_strdup(mr_sql_column_text(st, 8));
+		job->round = (int)mr_sql_column_int64(st, 9);
+		job->depth = (int)mr_sql_column_int64(st, 10);
 		g_ptr_array_add(jobs, job);
 	}
 	if (step == MR_SQL_FAIL)
@@ -213,7 +145,7 @@ mr_store_job_finish(MrStore *store, gint64 id, const char *claim, const char *st
 	mr_sql_bind_text(st, 4, last_error);
 	mr_sql_bind_text(st, 5, due);
 	mr_sql_bind_text(st, 6, now);
-	if (!step_changed(st, &changed, error))
+	if (!mr_store_step_changed(st, &changed, error))
 		return FALSE;
 	if (ours != NULL)
 		*ours = changed;
@@ -283,7 +215,7 @@ mr_store_jobs(MrStore *store, gboolean pending, gint64 limit, GError **error)
 MrJobRow *
 mr_store_job_get(MrStore *store, gint64 id, GError **error)
 {
-	return read_by_id(store, MR_STMT_SHOW_JOB, &mr_job_row_desc, "job", id, error);
+	return mr_store_read_by_id(store, MR_STMT_SHOW_JOB, &mr_job_row_desc, "job", id, error);
 }
 
 gboolean
@@ -294,7 +226,7 @@ mr_store_job_cancel(MrStore *store, gint64 id, const char *now, GError **error)
 
 	mr_sql_bind_int64(st, 1, id);
 	mr_sql_bind_text(st, 2, now);
-	return step_changed(st, &changed, error) && changed;
+	return mr_store_step_changed(st, &changed, error) && changed;
 }
 
 /* --- the outbox ------------------------------------------------------------ */
@@ -305,7 +237,8 @@ mr_store_outgoing_queue(MrStore *store, const MrOutgoingNew *mail, const char *n
 {
 	gint64 id;
 
-	g_return_val_if_fail(mail->record.kind != MR_RECORD_NONE && mail->contact != 0, 0);
+	g_return_val_if_fail(mail->record.kind != MR_RECORD_NONE &&
+				     (mail->contact != 0) != (mail->user != 0), 0);
 	if (!mr_store_message_insert_out(store, mail->raw, mail->key, mail->msg, now, error))
 		return 0;
 	{
@@ -314,8 +247,8 @@ mr_store_outgoing_queue(MrStore *store, const MrOutgoingNew *mail, const char *n
 		mr_sql_bind_text(st, 1, mail->key);
 		mr_sql_bind_text(st, 2, mr_record_kind_name(mail->record.kind));
 		mr_sql_bind_int64(st, 3, mail->record.id);
-		mr_sql_bind_text(st, 4, "contact");
-		mr_sql_bind_int64(st, 5, mail->contact);
+		mr_sql_bind_text(st, 4, mail->contact != 0 ? "contact" : "user");
+		mr_sql_bind_int64(st, 5, mail->contact != 0 ? mail->contact : mail->user);
 		if (!mr_store_step_later(store, st, error))
 			return 0;
 	}
@@ -327,7 +260,7 @@ mr_store_outgoing_queue(MrStore *store, const MrOutgoingNew *mail, const char *n
 		mr_sql_bind_text(st, 2, mail->token);
 		mr_sql_bind_text(st, 3, mail->recipient);
 		mr_store_bind_id(st, 4, mail->contact);
-		bind_record(st, 5, mail->record);
+		mr_store_bind_record(st, 5, mail->record);
 		mr_sql_bind_int64(st, 7, mail->automatic ? 1 : 0);
 		mr_sql_bind_text(st, 8, now);
 		id = need_id ? mr_store_step_id(store, st, error)
@@ -384,7 +317,7 @@ mr_store_outbox_claim(MrStore *store, const char *now, const char *lease_until,
 			mail->recipient = g_strdup(mr_sql_column_text(st, 3));
 			mail->attempts = mr_sql_column_int64(st, 4);
 			mail->raw = g_bytes_new(data, len);
-			mail->record = column_record(st, 6);
+			mail->record = mr_store_column_record(st, 6);
 			g_ptr_array_add(mails, mail);
 		}
 		if (step == MR_SQL_FAIL)
@@ -409,7 +342,7 @@ mr_store_outbox_result(MrStore *store, gint64 id, const char *claim, const char 
 	mr_sql_bind_text(st, 6, sent);
 	mr_sql_bind_text(st, 7, now);
 	mr_sql_bind_int64(st, 8, unsent ? 1 : 0);
-	if (!step_changed(st, &changed, error))
+	if (!mr_store_step_changed(st, &changed, error))
 		return FALSE;
 	if (ours != NULL)
 		*ours = changed;
@@ -489,7 +422,7 @@ mr_store_outbox(MrStore *store, const char *status, gint64 limit, GError **error
 MrOutboxRow *
 mr_store_outbox_get(MrStore *store, gint64 id, GError **error)
 {
-	return read_by_id(store, MR_STMT_SHOW_OUTBOX, &mr_outbox_row_desc, "outgoing mail", id,
+	return mr_store_read_by_id(store, MR_STMT_SHOW_OUTBOX, &mr_outbox_row_desc, "outgoing mail", id,
 			  error);
 }
 
@@ -511,7 +444,7 @@ mr_store_outbox_set_status(MrStore *store, gint64 id, const char *status,
 		mr_sql_bind_text(st, 4 + (int)i, end ? from[0] : from[i]);
 	}
 	g_return_val_if_fail(end || from[4] == NULL, FALSE);
-	if (!step_changed(st, &changed, error))
+	if (!mr_store_step_changed(st, &changed, error))
 		return FALSE;
 	if (changed && strcmp(status, MR_OUTBOX_QUEUED) == 0) {
 		mr_sql_reset(st);
@@ -544,7 +477,7 @@ mr_store_template_get(MrStore *store, const char *name, GError **error)
 
 	if (!take_ahead(store, STORE_AHEAD_TEMPLATE))
 		mr_sql_bind_text(st, 1, name);
-	return read_one(st, &mr_template_row_desc, "template", name, error);
+	return mr_store_read_one(st, &mr_template_row_desc, "template", name, error);
 }
 
 GPtrArray *
@@ -562,7 +495,7 @@ mr_store_template_delete(MrStore *store, const char *name, GError **error)
 	gboolean changed = FALSE;
 
 	mr_sql_bind_text(st, 1, name);
-	return step_changed(st, &changed, error) && changed;
+	return mr_store_step_changed(st, &changed, error) && changed;
 }
 
 /* --- what a mail about a record needs ------------------------------------- */
@@ -699,7 +632,7 @@ mr_store_contact_set_undeliverable(MrStore *store, const char *email, const char
 
 	mr_sql_bind_text(st, 1, email);
 	mr_sql_bind_text(st, 2, why);
-	return step_changed(st, &changed, error) && changed;
+	return mr_store_step_changed(st, &changed, error) && changed;
 }
 
 gint64
@@ -751,7 +684,7 @@ mr_store_outbox_for_bounce(MrStore *store, gint64 id)
 	m->recipient = g_strdup(mr_sql_column_text(st, 1));
 	m->status = g_strdup(mr_sql_column_text(st, 2));
 	m->contact = mr_sql_column_int64(st, 3);
-	m->record = column_record(st, 4);
+	m->record = mr_store_column_record(st, 4);
 	m->message = mr_sql_column_int64(st, 6);
 	m->message_id = g_strdup(mr_sql_column_text(st, 7));
 	return m;

@@ -15,6 +15,7 @@
 #include "mailroom/mr-store-record.h"
 #include "mailroom/mr-store-rule.h"
 #include "mailroom/mr-store-team.h"
+#include "mailroom/mr-store-workflow.h"
 
 typedef enum {
 	MR_STMT_USER_BY_ADDRESS,
@@ -146,6 +147,39 @@ typedef enum {
 	MR_STMT_LIST_JOBS,
 	MR_STMT_SHOW_JOB,
 	MR_STMT_JOB_CANCEL,
+	MR_STMT_WORKFLOW_ID,
+	MR_STMT_WORKFLOW_INSERT,
+	MR_STMT_WORKFLOW_UPDATE,
+	MR_STMT_WORKFLOW_UNLESS_CLEAR,
+	MR_STMT_WORKFLOW_UNLESS_INSERT,
+	MR_STMT_WORKFLOW_SET_ENABLED,
+	MR_STMT_WORKFLOW_CANCEL_TIMERS,
+	MR_STMT_WORKFLOW_DELETE,
+	MR_STMT_WORKFLOW_FIRED,
+	MR_STMT_LIST_WORKFLOWS,
+	MR_STMT_SHOW_WORKFLOW,
+	MR_STMT_WORKFLOW_DEFS,
+	MR_STMT_TIMERS_RESTART,
+	MR_STMT_TIMER_INSERT,
+	MR_STMT_TIMERS_CANCEL,
+	MR_STMT_JOB_POSTPONE,
+	MR_STMT_RECORD_TIMER,
+	MR_STMT_LEAD_SET_PRIORITY,
+	MR_STMT_OPP_SET_STAGE,
+	MR_STMT_OPP_SET_VALUE,
+	MR_STMT_USER_MAILBOX_BY_ID,
+	MR_STMT_TEAM_LEAD,
+	MR_STMT_USER_TEAM_LEAD,
+	MR_STMT_USER_CALENDAR,
+	MR_STMT_TICKET_FIELDS,
+	MR_STMT_LEAD_FIELDS,
+	MR_STMT_OPP_FIELDS,
+	MR_STMT_RECORD_LAST_PERSON,
+	MR_STMT_RECORD_FIRST_EVENT,
+	MR_STMT_TASK_INSERT,
+	MR_STMT_TASK_DONE,
+	MR_STMT_LIST_TASKS,
+	MR_STMT_SHOW_TASK,
 	MR_STMT_OUTBOX_INSERT,
 	MR_STMT_OUTBOX_INSERT_LATER,
 	MR_STMT_OUTBOX_CLAIM,
@@ -223,6 +257,9 @@ struct _MrStore {
 	 * (mr_store_outgoing_ahead()): STORE_AHEAD_* bits, cleared as each is
 	 * stepped. */
 	guint ahead;
+	/* mr_store_set_event_hook() */
+	MrStoreEventHook event_hook;
+	gpointer event_hook_data;
 };
 
 #define STORE_AHEAD_RECORD 1u
@@ -327,3 +364,24 @@ gpointer mr_row_new(const MrRowDesc *desc, MrSqlStmt *st);
  * Returns: (transfer full): the rows, freed with @desc's free function, or
  * NULL with @error. */
 GPtrArray *mr_store_read_rows(MrSqlStmt *st, const MrRowDesc *desc, GError **error);
+
+/* Binds @ref as a record kind's name and id at @i and @i + 1 (NULL and
+ * NULL for none). */
+void mr_store_bind_record(MrSqlStmt *st, int i, MrRecordRef ref);
+
+/* Reads a record's kind name and id from columns @i and @i + 1. */
+MrRecordRef mr_store_column_record(MrSqlStmt *st, int i);
+
+/* Steps an UPDATE ... RETURNING id: TRUE with *@changed when it touched a
+ * row, FALSE with @error. */
+gboolean mr_store_step_changed(MrSqlStmt *st, gboolean *changed, GError **error);
+
+/* Reads the one row of @st by @desc, or sets "no @what @key".  Returns:
+ * (transfer full): the row, or NULL with @error. */
+gpointer mr_store_read_one(MrSqlStmt *st, const MrRowDesc *desc, const char *what,
+			   const char *key, GError **error);
+
+/* Reads row @id of @stmt (?1 the id) by @desc, or sets "no @what @id". */
+gpointer mr_store_read_by_id(MrStore *store, MrStmtId stmt, const MrRowDesc *desc,
+			     const char *what, gint64 id, GError **error);
+

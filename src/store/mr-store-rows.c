@@ -7,6 +7,7 @@
 #define G_LOG_DOMAIN "mailroom-store"
 
 #include "mailroom/mr-store-calendar.h"
+#include "mailroom/mr-store-workflow.h"
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-mailbox.h"
 #include "mailroom/mr-store-message.h"
@@ -323,6 +324,52 @@ static const MrRowField calendar_fields[] = {
 MR_ROW_DEFINE(MrCalendarRow, mr_calendar_row_desc, "calendar", calendar_fields,
 	      mr_calendar_row_free)
 
+/* --- workflows --------------------------------------------------------------- */
+
+/* `workflow list --json`: the issue's {name trigger enabled fired
+ * pending}, with the conditions, actions and times `workflow show` adds;
+ * the id stays out (a workflow is known by name). */
+static const MrRowField workflow_fields[] = {
+	MR_ROW_FIELD(MrWorkflowRow, id, NULL, MR_ROW_INT64),
+	MR_ROW_FIELD(MrWorkflowRow, name, "name", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrWorkflowRow, trigger, "trigger", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrWorkflowRow, enabled, "enabled", MR_ROW_FLAG),
+	MR_ROW_FIELD(MrWorkflowRow, fired, "fired", MR_ROW_INT64),
+	MR_ROW_FIELD(MrWorkflowRow, pending, "pending", MR_ROW_INT64),
+	MR_ROW_FIELD(MrWorkflowRow, conditions, "conditions", MR_ROW_LINES),
+	MR_ROW_FIELD(MrWorkflowRow, actions, "actions", MR_ROW_LINES),
+	MR_ROW_FIELD(MrWorkflowRow, created, "created", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrWorkflowRow, updated, "updated", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrWorkflowRow, mr_workflow_row_desc, "workflow", workflow_fields,
+	      mr_workflow_row_free)
+
+/* What the workflows' engine reads (not shown). */
+static const MrRowField workflow_def_fields[] = {
+	MR_ROW_FIELD(MrWorkflowDef, id, NULL, MR_ROW_INT64),
+	MR_ROW_FIELD(MrWorkflowDef, name, "name", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrWorkflowDef, enabled, "enabled", MR_ROW_FLAG),
+	MR_ROW_FIELD(MrWorkflowDef, trigger, "trigger", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrWorkflowDef, conditions, "conditions", MR_ROW_LINES),
+	MR_ROW_FIELD(MrWorkflowDef, actions, "actions", MR_ROW_LINES),
+};
+MR_ROW_DEFINE(MrWorkflowDef, mr_workflow_def_desc, "workflow", workflow_def_fields,
+	      mr_workflow_def_free)
+
+/* `task list --json`: the issue's {id title owner record due status},
+ * with when it was made and done. */
+static const MrRowField task_fields[] = {
+	MR_ROW_FIELD(MrTaskRow, id, "id", MR_ROW_INT64),
+	MR_ROW_FIELD(MrTaskRow, title, "title", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTaskRow, owner, "owner", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTaskRow, record, "record", MR_ROW_RECORD_REF),
+	MR_ROW_FIELD(MrTaskRow, due, "due", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTaskRow, status, "status", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTaskRow, created, "created", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrTaskRow, done, "done", MR_ROW_TEXT),
+};
+MR_ROW_DEFINE(MrTaskRow, mr_task_row_desc, "task", task_fields, mr_task_row_free)
+
 /* --- rules ------------------------------------------------------------------- */
 
 /* `rule list --json`: the issue's {name position enabled conditions
@@ -353,6 +400,7 @@ static const MrRowField job_fields[] = {
 	MR_ROW_FIELD(MrJobRow, attempts, "attempts", MR_ROW_INT64),
 	MR_ROW_FIELD(MrJobRow, record, "record", MR_ROW_RECORD_REF),
 	MR_ROW_FIELD(MrJobRow, last_error, "last_error", MR_ROW_TEXT),
+	MR_ROW_FIELD(MrJobRow, workflow, "workflow", MR_ROW_TEXT),
 };
 MR_ROW_DEFINE(MrJobRow, mr_job_row_desc, "job", job_fields, mr_job_row_free)
 

@@ -47,7 +47,15 @@
  *      of the scheduler with its state and lease; template; outbox, one
  *      row per outgoing mail with its state, lease, attempts and the
  *      secret of its VERP envelope sender; the event types mail.bounced,
- *      mail.held and mail.failed. */
+ *      mail.held and mail.failed.
+ *  10  business hours (issue 24): calendar (unique name, zone, working
+ *      hours), calendar_holiday, team.calendar_id (NULL: "default").
+ *  11  workflows (issue 24): workflow (unique name, enabled, trigger,
+ *      the event it waits for, conditions, actions, the firings so far)
+ *      and workflow_unless (the events that cancel its timers); job's
+ *      workflow_id, started, round and depth (a workflow's timer); task
+ *      (title, owner, record, due, open or done); the event types
+ *      response.sent, ticket.escalated, task.created and task.done. */
 #include "mr-store-private.h"
 
 /* 0 -> 1: the first schema (SQLite). */
@@ -461,6 +469,61 @@ static const char mr_sql_migrate_v9[] = OUTGOING_V9("id INTEGER PRIMARY KEY,");
 
 static const char mr_sql_migrate_v10[] = CALENDARS_V10("id INTEGER PRIMARY KEY,");
 
+/* 10 -> 11 (both engines, @ID: the id column in the engine's words).
+ * Workflows (issue 24): a workflow is its trigger and conditions and
+ * actions in canonical text (mr-workflow.h), with the event it waits for
+ * and the events that cancel its timers in columns of their own, for the
+ * statements that start and cancel timers.  A timer is a job of kind
+ * "workflow": started when its event happened, due when its duration has
+ * passed (counted again when it falls due, in the calendar of that
+ * moment), round the firings before it (--repeat), depth how many
+ * workflows acted before the event that started it.  Deleting a workflow
+ * cancels its timers first; the jobs and tasks keep their history. */
+#define WORKFLOWS_V11(ID)                                                           \
+	"INSERT INTO event_type (name) VALUES ('response.sent'),"                   \
+	"  ('ticket.escalated'), ('task.created'), ('task.done');"                  \
+	"CREATE TABLE workflow (" ID                                                \
+	"  name TEXT NOT NULL UNIQUE CHECK (name <> ''),"                           \
+	"  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"          \
+	"  trigger_text TEXT NOT NULL CHECK (trigger_text <> ''),"                  \
+	"  event TEXT NOT NULL REFERENCES event_type(name),"                        \
+	"  timer INTEGER NOT NULL CHECK (timer IN (0, 1)),"                         \
+	"  conditions TEXT NOT NULL,"                                               \
+	"  actions TEXT NOT NULL CHECK (actions <> ''),"                            \
+	"  fired BIGINT NOT NULL DEFAULT 0 CHECK (fired >= 0),"                     \
+	"  created TEXT NOT NULL,"                                                  \
+	"  updated TEXT NOT NULL);"                                                 \
+	"CREATE TABLE workflow_unless ("                                            \
+	"  workflow_id BIGINT NOT NULL REFERENCES workflow(id) ON DELETE CASCADE,"  \
+	"  event TEXT NOT NULL REFERENCES event_type(name),"                        \
+	"  PRIMARY KEY (event, workflow_id));"                                      \
+	"ALTER TABLE job ADD COLUMN workflow_id BIGINT"                             \
+	"  REFERENCES workflow(id) ON DELETE SET NULL;"                             \
+	"ALTER TABLE job ADD COLUMN started TEXT;"                                  \
+	"ALTER TABLE job ADD COLUMN round INTEGER NOT NULL DEFAULT 0"               \
+	"  CHECK (round >= 0);"                                                     \
+	"ALTER TABLE job ADD COLUMN depth INTEGER NOT NULL DEFAULT 0"               \
+	"  CHECK (depth >= 0);"                                                     \
+	"CREATE INDEX job_record ON job(record_kind, record_id, status);"           \
+	"CREATE INDEX job_workflow ON job(workflow_id, status);"                    \
+	"CREATE TABLE task (" ID                                                    \
+	"  title TEXT NOT NULL CHECK (title <> ''),"                                \
+	"  owner_id BIGINT NOT NULL REFERENCES app_user(id),"                       \
+	"  record_kind TEXT " RECORD_KIND_CHECK ","                                 \
+	"  record_id BIGINT,"                                                       \
+	"  due TEXT,"                                                               \
+	"  status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'done')),"\
+	"  workflow_id BIGINT REFERENCES workflow(id) ON DELETE SET NULL,"          \
+	"  created TEXT NOT NULL,"                                                  \
+	"  done TEXT,"                                                              \
+	"  updated TEXT NOT NULL,"                                                  \
+	"  CHECK ((record_kind IS NULL) = (record_id IS NULL)),"                    \
+	"  CHECK ((status = 'done') = (done IS NOT NULL)));"                        \
+	"CREATE INDEX task_owner ON task(owner_id, status, due);"                   \
+	"CREATE INDEX task_record ON task(record_kind, record_id);"
+
+static const char mr_sql_migrate_v11[] = WORKFLOWS_V11("id INTEGER PRIMARY KEY,");
+
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
 	{ 1, 2, mr_sql_migrate_v2 },
@@ -472,6 +535,7 @@ const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 7, 8, mr_sql_migrate_v8 },
 	{ 8, 9, mr_sql_migrate_v9 },
 	{ 9, 10, mr_sql_migrate_v10 },
+	{ 10, 11, mr_sql_migrate_v11 },
 	{ 0, 0, NULL },
 };
 
@@ -624,6 +688,9 @@ static const char mr_sql_pgsql_migrate_v9[] = OUTGOING_V9(PG_ID);
 /* 9 -> 10 (PostgreSQL): as mr_sql_migrate_v10, in its types. */
 static const char mr_sql_pgsql_migrate_v10[] = CALENDARS_V10(PG_ID);
 
+/* 10 -> 11 (PostgreSQL): as mr_sql_migrate_v11, in its types. */
+static const char mr_sql_pgsql_migrate_v11[] = WORKFLOWS_V11(PG_ID);
+
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
 	{ 2, 3, mr_sql_pgsql_migrate_v3 },
@@ -634,10 +701,11 @@ const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 7, 8, mr_sql_pgsql_migrate_v8 },
 	{ 8, 9, mr_sql_pgsql_migrate_v9 },
 	{ 9, 10, mr_sql_pgsql_migrate_v10 },
+	{ 10, 11, mr_sql_pgsql_migrate_v11 },
 	{ 0, 0, NULL },
 };
 
-const int mr_sql_schema_version = 10;
+const int mr_sql_schema_version = 11;
 
 /* The record's contact, anybody at the domain of its contact's account
  * (?3), or its owner: the parties allowed to attach mail to a record by
@@ -715,7 +783,21 @@ const int mr_sql_schema_version = 10;
 
 /* The columns of MrJobRow, in its order (mr-store-rows.c). */
 #define JOB_COLUMNS                                                                \
-	"id, kind, due, status, attempts, record_kind, record_id, last_error FROM job"
+	"j.id, j.kind, j.due, j.status, j.attempts, j.record_kind, j.record_id,"    \
+	" j.last_error, w.name FROM job j LEFT JOIN workflow w ON w.id = j.workflow_id"
+
+/* The columns of MrWorkflowRow, in its order (mr-store-rows.c): pending
+ * counts the timers that wait (the index job_workflow). */
+#define WORKFLOW_COLUMNS                                                           \
+	"w.id, w.name, w.trigger_text, w.enabled, w.fired,"                        \
+	" (SELECT count(*) FROM job j WHERE j.workflow_id = w.id"                  \
+	"  AND j.status IN ('due', 'running')),"                                   \
+	" w.conditions, w.actions, w.created, w.updated FROM workflow w"
+
+/* The columns of MrTaskRow, in its order (mr-store-rows.c). */
+#define TASK_COLUMNS                                                               \
+	"t.id, t.title, u.email, t.record_kind, t.record_id, t.due, t.status,"     \
+	" t.created, t.done FROM task t JOIN app_user u ON u.id = t.owner_id"
 
 /* The columns of MrRuleRow, in its order (mr-store-rows.c). */
 #define RULE_COLUMNS                                                               \
@@ -1090,7 +1172,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"  AND due <= ?1 ORDER BY due LIMIT ?4 /*SKIP LOCKED*/) d"
 		"  UNION ALL SELECT id FROM (SELECT id FROM job WHERE status = 'running'"
 		"  AND claimed_until < ?1 LIMIT ?4 /*SKIP LOCKED*/) r)"
-		" RETURNING id, kind, payload, record_kind, record_id, message_id, attempts",
+		" RETURNING id, kind, payload, record_kind, record_id, message_id, attempts,"
+		" workflow_id, started, round, depth",
 	[MR_STMT_JOB_FINISH] =
 		"UPDATE job SET status = ?3, last_error = ?4, due = coalesce(?5, due),"
 		" claimed_until = NULL, claim = NULL, updated = ?6"
@@ -1099,18 +1182,105 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_JOBS_FINISH_CLAIM] =
 		"UPDATE job SET status = ?3, last_error = NULL, claimed_until = NULL, claim = NULL,"
 		" updated = ?2 WHERE status = 'running' AND claim = ?1 RETURNING id",
+	/* two look-ups in the index job_due, not a scan of what waits (a
+	 * hundred thousand timers) */
 	[MR_STMT_JOBS_NEXT_DUE] =
-		"SELECT min(CASE WHEN status = 'due' THEN due ELSE claimed_until END) FROM job"
-		" WHERE status IN ('due', 'running')",
+		"SELECT min(t) FROM (SELECT min(due) AS t FROM job WHERE status = 'due'"
+		" UNION ALL SELECT min(claimed_until) FROM job WHERE status = 'running') n",
 	[MR_STMT_LIST_JOBS] =
-		"SELECT " JOB_COLUMNS " WHERE ?1 = 0 OR status IN ('due', 'running') ORDER BY due, id"
+		"SELECT " JOB_COLUMNS " WHERE ?1 = 0 OR j.status IN ('due', 'running')"
+		" ORDER BY j.due, j.id"
 		" LIMIT ?2",
-	[MR_STMT_SHOW_JOB] = "SELECT " JOB_COLUMNS " WHERE id = ?1",
+	[MR_STMT_SHOW_JOB] = "SELECT " JOB_COLUMNS " WHERE j.id = ?1",
 	/* Not a running one: its daemon ends it (a claim that no longer
 	 * held would undo its batch) */
 	[MR_STMT_JOB_CANCEL] =
 		"UPDATE job SET status = 'cancelled', updated = ?2"
 		" WHERE id = ?1 AND status IN ('due', 'failed') RETURNING id",
+	[MR_STMT_WORKFLOW_ID] = "SELECT id FROM workflow WHERE name = ?1",
+	[MR_STMT_WORKFLOW_INSERT] =
+		"INSERT INTO workflow (name, enabled, trigger_text, event, timer, conditions,"
+		" actions, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+		" ON CONFLICT (name) DO NOTHING RETURNING id",
+	[MR_STMT_WORKFLOW_UPDATE] =
+		"UPDATE workflow SET enabled = ?2, trigger_text = ?3, event = ?4, timer = ?5,"
+		" conditions = ?6, actions = ?7, updated = ?8 WHERE name = ?1 RETURNING id",
+	[MR_STMT_WORKFLOW_UNLESS_CLEAR] = "DELETE FROM workflow_unless WHERE workflow_id = ?1",
+	[MR_STMT_WORKFLOW_UNLESS_INSERT] =
+		"INSERT INTO workflow_unless (workflow_id, event) VALUES (?1, ?2)",
+	[MR_STMT_WORKFLOW_SET_ENABLED] =
+		"UPDATE workflow SET enabled = ?2, updated = ?3 WHERE id = ?1",
+	[MR_STMT_WORKFLOW_CANCEL_TIMERS] =
+		"UPDATE job SET status = 'cancelled', updated = ?2"
+		" WHERE workflow_id = ?1 AND status = 'due' RETURNING id",
+	[MR_STMT_WORKFLOW_DELETE] = "DELETE FROM workflow WHERE id = ?1",
+	[MR_STMT_WORKFLOW_FIRED] = "UPDATE workflow SET fired = fired + ?2 WHERE id = ?1",
+	[MR_STMT_LIST_WORKFLOWS] = "SELECT " WORKFLOW_COLUMNS " ORDER BY w.name",
+	[MR_STMT_SHOW_WORKFLOW] = "SELECT " WORKFLOW_COLUMNS " WHERE w.name = ?1",
+	[MR_STMT_WORKFLOW_DEFS] =
+		"SELECT id, name, enabled, trigger_text, conditions, actions FROM workflow"
+		" ORDER BY id",
+	/* a timer starts again: the one of that workflow on that record ends */
+	[MR_STMT_TIMERS_RESTART] =
+		"UPDATE job SET status = 'cancelled', updated = ?4"
+		" WHERE record_kind = ?2 AND record_id = ?3 AND status = 'due' AND workflow_id = ?1",
+	[MR_STMT_TIMER_INSERT] =
+		"INSERT INTO job (kind, due, record_kind, record_id, message_id, workflow_id,"
+		" started, round, depth, created, updated)"
+		" VALUES ('workflow', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+	/* the timers on record (?2, ?3) of the workflows that --unless ?1 */
+	[MR_STMT_TIMERS_CANCEL] =
+		"UPDATE job SET status = 'cancelled', updated = ?4"
+		" WHERE record_kind = ?2 AND record_id = ?3 AND status = 'due'"
+		" AND workflow_id IN (SELECT workflow_id FROM workflow_unless WHERE event = ?1)",
+	[MR_STMT_JOB_POSTPONE] =
+		"UPDATE job SET status = 'due', due = ?3, attempts = attempts - 1,"
+		" claimed_until = NULL, claim = NULL, updated = ?4"
+		" WHERE id = ?1 AND claim = ?2 RETURNING id",
+	[MR_STMT_RECORD_TIMER] =
+		"SELECT started, status FROM job WHERE record_kind = ?2 AND record_id = ?3"
+		" AND workflow_id = ?1 ORDER BY id DESC LIMIT 1",
+	[MR_STMT_LEAD_SET_PRIORITY] = "UPDATE lead SET priority = ?2 WHERE id = ?1",
+	[MR_STMT_OPP_SET_STAGE] = "UPDATE opportunity SET stage = ?2 WHERE id = ?1",
+	[MR_STMT_OPP_SET_VALUE] = "UPDATE opportunity SET value = ?2 WHERE id = ?1",
+	[MR_STMT_USER_MAILBOX_BY_ID] = "SELECT email, name FROM app_user WHERE id = ?1",
+	[MR_STMT_TEAM_LEAD] = "SELECT lead_id FROM team WHERE name = ?1",
+	[MR_STMT_USER_TEAM_LEAD] =
+		"SELECT t.lead_id FROM team_member m JOIN team t ON t.id = m.team_id"
+		" WHERE m.user_id = ?1 AND t.lead_id IS NOT NULL AND t.lead_id <> ?1"
+		" ORDER BY t.id LIMIT 1",
+	[MR_STMT_USER_CALENDAR] =
+		"SELECT t.calendar_id FROM team_member m JOIN team t ON t.id = m.team_id"
+		" WHERE m.user_id = ?1 AND t.calendar_id IS NOT NULL ORDER BY t.id LIMIT 1",
+	[MR_STMT_TICKET_FIELDS] =
+		"SELECT r.status, r.priority, r.type, NULL, NULL, r.owner_id, u.email, r.subject"
+		" FROM ticket r"
+		" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
+	[MR_STMT_LEAD_FIELDS] =
+		"SELECT r.status, r.priority, NULL, NULL, NULL, r.owner_id, u.email, r.title"
+		" FROM lead r"
+		" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
+	[MR_STMT_OPP_FIELDS] =
+		"SELECT r.status, NULL, NULL, r.stage, r.value, r.owner_id, u.email, r.title"
+		" FROM opportunity r LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
+	[MR_STMT_RECORD_LAST_PERSON] =
+		"SELECT max(m.id) FROM link l JOIN message m ON m.id = l.message_id"
+		" WHERE l.kind = ?1 AND l.record_id = ?2 AND m.auto_kind IS NULL",
+	[MR_STMT_RECORD_FIRST_EVENT] =
+		"SELECT min(created) FROM event WHERE record_kind = ?1 AND record_id = ?2"
+		" AND type = ?3 AND created >= ?4",
+	[MR_STMT_TASK_INSERT] =
+		"INSERT INTO task (title, owner_id, record_kind, record_id, due, workflow_id,"
+		" created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id",
+	[MR_STMT_TASK_DONE] =
+		"UPDATE task SET status = 'done', done = ?2, updated = ?2"
+		" WHERE id = ?1 AND status = 'open' RETURNING id",
+	[MR_STMT_LIST_TASKS] =
+		"SELECT " TASK_COLUMNS " WHERE (CAST(?1 AS TEXT) IS NULL OR u.email = ?1)"
+		" AND (?2 = 0 OR t.status = 'open')"
+		" AND (CAST(?3 AS TEXT) IS NULL OR (t.status = 'open' AND t.due < ?3))"
+		" ORDER BY t.due IS NULL, t.due, t.id",
+	[MR_STMT_SHOW_TASK] = "SELECT " TASK_COLUMNS " WHERE t.id = ?1",
 	[MR_STMT_OUTBOX_INSERT] = OUTBOX_INSERT " RETURNING id",
 	[MR_STMT_OUTBOX_INSERT_LATER] = OUTBOX_INSERT,
 	[MR_STMT_OUTBOX_CLAIM] =

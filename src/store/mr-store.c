@@ -481,3 +481,69 @@ mr_store_run(MrStore *store, MrStoreTxFunc fn, gpointer data, GError **error)
 	}
 	return TRUE;
 }
+
+void
+mr_store_bind_record(MrSqlStmt *st, int i, MrRecordRef ref)
+{
+	if (ref.kind == MR_RECORD_NONE) {
+		mr_sql_bind_null(st, i);
+		mr_sql_bind_null(st, i + 1);
+		return;
+	}
+	mr_sql_bind_text(st, i, mr_record_kind_name(ref.kind));
+	mr_sql_bind_int64(st, i + 1, ref.id);
+}
+
+MrRecordRef
+mr_store_column_record(MrSqlStmt *st, int i)
+{
+	MrRecordRef ref = { MR_RECORD_NONE, 0 };
+	const char *kind = mr_sql_column_text(st, i);
+
+	if (kind != NULL) {
+		ref.kind = mr_record_kind_from_name(kind);
+		ref.id = mr_sql_column_int64(st, i + 1);
+	}
+	return ref;
+}
+
+gboolean
+mr_store_step_changed(MrSqlStmt *st, gboolean *changed, GError **error)
+{
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		*changed = TRUE;
+		return TRUE;
+	case MR_SQL_DONE:
+		*changed = FALSE;
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}
+
+gpointer
+mr_store_read_one(MrSqlStmt *st, const MrRowDesc *desc, const char *what, const char *key,
+		  GError **error)
+{
+	switch (mr_sql_step(st, error)) {
+	case MR_SQL_ROW:
+		return mr_row_new(desc, st);
+	case MR_SQL_DONE:
+		g_set_error(error, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND, "no %s %s", what, key);
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+gpointer
+mr_store_read_by_id(MrStore *store, MrStmtId stmt, const MrRowDesc *desc, const char *what,
+		    gint64 id, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, stmt);
+	g_autofree char *key = g_strdup_printf("%" G_GINT64_FORMAT, id);
+
+	mr_sql_bind_int64(st, 1, id);
+	return mr_store_read_one(st, desc, what, key, error);
+}

@@ -12,7 +12,7 @@ rc, out, err = e.ctl("init")
 t.eq(rc, 0, "init exits 0")
 t.ok(PG or os.path.exists(e.db), "init creates the database")
 j = e.json("init")
-t.eq(j["schema_version"], 10, "init --json reports the schema version")
+t.eq(j["schema_version"], 11, "init --json reports the schema version")
 
 rc, out, err = e.ctl("--help")
 t.eq(rc, 0, "--help exits 0")
@@ -76,7 +76,7 @@ else:
     t.eq(pg_cluster().psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
                            db="empty_one").strip(), "0", "and nothing was created")
     rc, out, err = e.ctl("init")
-    t.ok(rc == 0 and "schema version 10" in out, "init creates the tables", err)
+    t.ok(rc == 0 and "schema version 11" in out, "init creates the tables", err)
     rc, out, err = e.ctl("user", "list")
     t.eq(rc, 0, "then the verbs work")
     # a password in the URI is never printed

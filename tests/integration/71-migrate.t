@@ -82,8 +82,8 @@ with section("mailroomctl init migrates a v1 database"):
     t.eq(before["version"], 1, "the fixture is schema v1")
     t.ok(before["message"] > 20 and before["event"] > 20, "and holds data", before)
     j = e.json("init")
-    t.eq(j["schema_version"], 10,
-         "init: schema version 10 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 -> 9 -> 10)")
+    t.eq(j["schema_version"], 11,
+         "init: schema version 11 (v1 -> 2 -> 3 -> 4 -> 5 -> 6 -> 7 -> 8 -> 9 -> 10 -> 11)")
     after = counts(e.db, "app_user")
     del before["version"], after["version"]
     t.eq(after, before, "every table keeps every row")
@@ -102,8 +102,8 @@ with section("mailroomctl init migrates a v1 database"):
                                     "detail"} <= set(cols),
          "schema 6: typed columns, no sentence", cols)
     t.eq((con.execute("SELECT count(*) FROM rule").fetchone()[0],
-          con.execute("SELECT version FROM rule_version").fetchone()[0]), (0, 0),
-         "schema 7: no rules yet, the change counter at 0")
+          con.execute("SELECT version FROM rule_version").fetchone()[0]), (0, 1),
+         "schema 7: no rules yet, the change counter at 1 (init made the built-in workflows)")
     t.eq((con.execute("SELECT count(*) FROM team").fetchone()[0],
           con.execute("SELECT count(*) FROM delivery WHERE rules IS NOT NULL").fetchone()[0],
           con.execute("SELECT count(*) FROM event_type WHERE name = 'team.unassigned'")
@@ -123,6 +123,15 @@ with section("mailroomctl init migrates a v1 database"):
           con.execute("SELECT count(*) FROM team WHERE calendar_id IS NOT NULL").fetchone()[0]),
          ([("default", "UTC", "mon-fri 09:00-17:00")], 0),
          "schema 10: init made the calendar default, no team has its own")
+    t.eq((con.execute("SELECT name, enabled, fired FROM workflow ORDER BY name").fetchall(),
+          con.execute("SELECT count(*) FROM job").fetchone()[0],
+          con.execute("SELECT count(*) FROM task").fetchone()[0],
+          con.execute("SELECT count(*) FROM event_type WHERE name IN ('response.sent',"
+                      " 'ticket.escalated', 'task.created', 'task.done')").fetchone()[0]),
+         ([("first-response-sla", 1, 0), ("follow-up", 1, 0), ("lead-reminder", 1, 0),
+           ("ticket-ack", 1, 0)], 0, 0, 4),
+         "schema 11: init made the built-in workflows, no timer on old records, no tasks,"
+         " the new event types known")
     t.eq(con.execute("SELECT type, old_status, new_status, detail FROM event"
                      " WHERE type IN ('ticket.status', 'lead.converted', 'lead.archived',"
                      " 'opportunity.won') OR id = 1 ORDER BY id").fetchall(),
@@ -158,7 +167,8 @@ with section("mailroomctl init migrates a v1 database"):
         stored before rules were, no mail bounced before mail was sent."""
         if isinstance(got, dict):
             return {k: without_schema_8(v) for k, v in got.items()
-                    if not (k in ("tags", "rules", "undeliverable") and v in ([], None))
+                    if not (k in ("tags", "rules", "undeliverable", "first_response_due",
+                                  "breached") and v in ([], None, False))
                     and not (k == "direction" and v == "in")}
         if isinstance(got, list):
             return [without_schema_8(v) for v in got]
@@ -205,5 +215,5 @@ with section("mailroomd migrates at start"):
     t.ok(final and final[0][0] == 250, "it takes mail", final)
     t.eq(d.stop(), 0, "exit 0")
     con = sqlite3.connect(e2.db)
-    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 10, "the database is at schema 10")
+    t.eq(con.execute("PRAGMA user_version").fetchone()[0], 11, "the database is at schema 11")
     con.close()

@@ -13,7 +13,7 @@ e = Env()
 
 rc, out, err = e.ctl("init")
 t.eq(rc, 0, "init exits 0")
-t.eq(e.json("init")["schema_version"], 10, "schema version 10")
+t.eq(e.json("init")["schema_version"], 11, "schema version 11")
 rc, out, err = e.ctl("user", "add", "alice@acme.test")
 t.eq(rc, 0, "user add alice")
 

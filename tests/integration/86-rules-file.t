@@ -66,7 +66,7 @@ t.eq(e.json("rule", "show", "stoponly")["actions"], [], "stop alone: no action, 
 # --- export -------------------------------------------------------------------------------
 rc, exported, err = e.ctl("rule", "export")
 t.ok(rc == 0 and err == "", "rule export exits 0", (rc, err))
-t.ok(exported.startswith("# mailroom rules, exported ") and "(schema 10)" in
+t.ok(exported.startswith("# mailroom rules, exported ") and "(schema 11)" in
      exported.splitlines()[0], "a comment line: when, and the schema", exported)
 t.ok("rules = (" in exported and exported.count("name = ") == len(ADD),
      "rules = ( ... ) with every rule", exported)
