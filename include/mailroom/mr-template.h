@@ -70,7 +70,7 @@ typedef struct {
 	"Kind regards,\n"                                                          \
 	"{{owner.name}}\n"
 #define MR_TEMPLATE_REMINDER_NAME "reminder"
-#define MR_TEMPLATE_REMINDER_SUBJECT "Reminder: {{record.id}} {{record.subject}}"
+#define MR_TEMPLATE_REMINDER_SUBJECT "Reminder: {{record.subject}}"
 #define MR_TEMPLATE_REMINDER_BODY                                                  \
 	"{{record.id}} ({{record.subject}}) is waiting for you.\n"                 \
 	"\n"                                                                       \
@@ -79,7 +79,7 @@ typedef struct {
 	"\n"                                                                       \
 	"-- mailroom\n"
 #define MR_TEMPLATE_ESCALATION_NAME "escalation"
-#define MR_TEMPLATE_ESCALATION_SUBJECT "Escalated: {{record.id}} {{record.subject}}"
+#define MR_TEMPLATE_ESCALATION_SUBJECT "Escalated: {{record.subject}}"
 #define MR_TEMPLATE_ESCALATION_BODY                                                \
 	"{{record.id}} ({{record.subject}}) got no answer in time and is\n"        \
 	"escalated to you.\n"                                                      \

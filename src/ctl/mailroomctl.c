@@ -2528,6 +2528,24 @@ usage(FILE *out, const char *noun)
 			mr_config_default_path());
 }
 
+/* Whether the noun of the command line @argv is @noun: the first word
+ * that is no option, options before it being those that come first
+ * (-c FILE, --config FILE, --json, ...). */
+static gboolean
+ctl_noun_is(int argc, char **argv, const char *noun)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			i++;
+			continue;
+		}
+		if (argv[i][0] == '-')
+			continue;
+		return strcmp(argv[i], noun) == 0;
+	}
+	return FALSE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2587,8 +2605,8 @@ main(int argc, char **argv)
 	ctl.repeat = CTL_NO_REPEAT;
 	/* `task add --due WHEN` takes a value where `job list --due` is a
 	 * flag: for task, --due is --due-at */
-	if (argc > 1 && strcmp(argv[1], "task") == 0)
-		for (int i = 2; i < argc; i++) {
+	if (ctl_noun_is(argc, argv, "task"))
+		for (int i = 1; i < argc; i++) {
 			if (strcmp(argv[i], "--") == 0)
 				break;
 			if (strcmp(argv[i], "--due") == 0 || g_str_has_prefix(argv[i], "--due=")) {
