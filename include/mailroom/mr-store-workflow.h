@@ -172,27 +172,26 @@ typedef struct {
 	gint64 value;      /* opportunities */
 	gint64 owner;      /* 0: none */
 	char *owner_email; /* (nullable) */
-	GStrv tags;        /* never NULL */
+	GStrv tags;        /* never NULL; empty unless asked for */
 	char *title;       /* a ticket's subject, a lead's or opportunity's title */
+	gint64 last_person; /* the last message a person wrote on it (ours or
+			       the contact's, never an automatic one), 0: none */
 } MrRecordFields;
 
 void mr_record_fields_free(MrRecordFields *f);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrRecordFields, mr_record_fields_free)
 
-/* Returns: (transfer full): the fields of @ref, or NULL with @error
- * (MR_STORE_ERROR_NOT_FOUND when it is gone). */
-MrRecordFields *mr_store_record_fields(MrStore *store, MrRecordRef ref, GError **error);
+/* Returns: (transfer full): the fields of @ref, its tags only with
+ * @tags (a look-up more), or NULL with @error (MR_STORE_ERROR_NOT_FOUND
+ * when it is gone). */
+MrRecordFields *mr_store_record_fields(MrStore *store, MrRecordRef ref, gboolean tags,
+				       GError **error);
 
 /* Sets a lead's priority, an opportunity's stage or value (@value a
  * whole number >= 0): @field "priority", "stage" or "value".  Returns
  * FALSE with @error. */
 gboolean mr_store_record_set_field(MrStore *store, MrRecordRef ref, const char *field,
 				   const char *value, GError **error);
-
-/* Returns the last message a person wrote on @ref (ours or the
- * contact's; never an automatic one), or 0 (none, or the look-up failed:
- * mr_store_check()). */
-gint64 mr_store_record_last_person(MrStore *store, MrRecordRef ref);
 
 /* Returns: (transfer full) (nullable): when the first event @type on
  * @record at or after @since happened, or NULL (none, or the look-up

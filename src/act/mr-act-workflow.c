@@ -207,7 +207,7 @@ decide(MrStore *store, const MrConfig *cfg, const MrJobClaimed *job, MrFiring *f
 	case MR_WORKFLOW_ACT_SEND: {
 		/* the acknowledgement answers the mail that opened the ticket;
 		 * a timer's mail the last a person wrote on the record */
-		gint64 answers = ack ? job->message : mr_store_record_last_person(store, f->record);
+		gint64 answers = ack ? job->message : fields->last_person;
 
 		return add_mail(store, cfg, f, a->text, NULL, answers,
 				ack ? MR_COMPOSE_AUTO_REPLIED : MR_COMPOSE_AUTO_GENERATED, error);
@@ -291,6 +291,16 @@ decide(MrStore *store, const MrConfig *cfg, const MrJobClaimed *job, MrFiring *f
 	return MR_FIRE_GO;
 }
 
+/* Whether a condition of @wf names @field. */
+static gboolean
+conds_name(const MrWorkflow *wf, MrRuleField field)
+{
+	for (guint i = 0; i < wf->conds->len; i++)
+		if (((const MrRuleCond *)g_ptr_array_index(wf->conds, i))->field == field)
+			return TRUE;
+	return FALSE;
+}
+
 MrFireStep
 mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set,
 		    const MrJobClaimed *job, const char *claim, const char *now, MrFiring **out,
@@ -316,7 +326,8 @@ mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *se
 			       error);
 	if (job->record.kind == MR_RECORD_NONE)
 		return end_job(store, job, claim, MR_JOB_CANCELLED, "no record", now, error);
-	fields = mr_store_record_fields(store, job->record, &local);
+	fields = mr_store_record_fields(store, job->record, conds_name(wf, MR_RULE_FIELD_TAG),
+					&local);
 	if (fields == NULL) {
 		if (!g_error_matches(local, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND)) {
 			g_propagate_error(error, g_steal_pointer(&local));

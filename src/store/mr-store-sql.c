@@ -794,6 +794,11 @@ const int mr_sql_schema_version = 11;
 	"  AND j.status IN ('due', 'running')),"                                   \
 	" w.conditions, w.actions, w.created, w.updated FROM workflow w"
 
+/* The last message a person wrote on record r of @kind: no automatic one. */
+#define LAST_PERSON(kind)                                                          \
+	"(SELECT max(m.id) FROM link l JOIN message m ON m.id = l.message_id"      \
+	" WHERE l.kind = '" kind "' AND l.record_id = r.id AND m.auto_kind IS NULL)"
+
 /* The columns of MrTaskRow, in its order (mr-store-rows.c). */
 #define TASK_COLUMNS                                                               \
 	"t.id, t.title, u.email, t.record_kind, t.record_id, t.due, t.status,"     \
@@ -1252,20 +1257,19 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 	[MR_STMT_USER_CALENDAR] =
 		"SELECT t.calendar_id FROM team_member m JOIN team t ON t.id = m.team_id"
 		" WHERE m.user_id = ?1 AND t.calendar_id IS NOT NULL ORDER BY t.id LIMIT 1",
+	/* with the last mail a person wrote on it (no Auto-Submitted kind) */
 	[MR_STMT_TICKET_FIELDS] =
-		"SELECT r.status, r.priority, r.type, NULL, NULL, r.owner_id, u.email, r.subject"
-		" FROM ticket r"
+		"SELECT r.status, r.priority, r.type, NULL, NULL, r.owner_id, u.email, r.subject,"
+		" " LAST_PERSON("ticket") " FROM ticket r"
 		" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
 	[MR_STMT_LEAD_FIELDS] =
-		"SELECT r.status, r.priority, NULL, NULL, NULL, r.owner_id, u.email, r.title"
-		" FROM lead r"
+		"SELECT r.status, r.priority, NULL, NULL, NULL, r.owner_id, u.email, r.title,"
+		" " LAST_PERSON("lead") " FROM lead r"
 		" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
 	[MR_STMT_OPP_FIELDS] =
-		"SELECT r.status, NULL, NULL, r.stage, r.value, r.owner_id, u.email, r.title"
-		" FROM opportunity r LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
-	[MR_STMT_RECORD_LAST_PERSON] =
-		"SELECT max(m.id) FROM link l JOIN message m ON m.id = l.message_id"
-		" WHERE l.kind = ?1 AND l.record_id = ?2 AND m.auto_kind IS NULL",
+		"SELECT r.status, NULL, NULL, r.stage, r.value, r.owner_id, u.email, r.title,"
+		" " LAST_PERSON("opportunity") " FROM opportunity r"
+		" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
 	[MR_STMT_RECORD_FIRST_EVENT] =
 		"SELECT min(created) FROM event WHERE record_kind = ?1 AND record_id = ?2"
 		" AND type = ?3 AND created >= ?4",

@@ -347,7 +347,7 @@ mr_record_fields_free(MrRecordFields *f)
 }
 
 MrRecordFields *
-mr_store_record_fields(MrStore *store, MrRecordRef ref, GError **error)
+mr_store_record_fields(MrStore *store, MrRecordRef ref, gboolean tags, GError **error)
 {
 	g_autoptr(MrRecordFields) f = g_new0(MrRecordFields, 1);
 	MrStmtId id = ref.kind == MR_RECORD_TICKET ? MR_STMT_TICKET_FIELDS
@@ -378,8 +378,9 @@ mr_store_record_fields(MrStore *store, MrRecordRef ref, GError **error)
 		f->owner = mr_sql_column_int64(st, 5);
 		f->owner_email = g_strdup(mr_sql_column_text(st, 6));
 		f->title = g_strdup(mr_sql_column_text(st, 7));
+		f->last_person = mr_sql_column_int64(st, 8);
 	}
-	f->tags = mr_store_record_tags(store, ref);
+	f->tags = tags ? mr_store_record_tags(store, ref) : g_new0(char *, 1);
 	if (!mr_store_check(store, error))
 		return NULL;
 	return g_steal_pointer(&f);
@@ -407,14 +408,4 @@ mr_store_record_set_field(MrStore *store, MrRecordRef ref, const char *field, co
 	else
 		mr_sql_bind_text(st, 2, value);
 	return mr_store_step_later(store, st, error);
-}
-
-gint64
-mr_store_record_last_person(MrStore *store, MrRecordRef ref)
-{
-	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_RECORD_LAST_PERSON);
-
-	mr_sql_bind_text(st, 1, mr_record_kind_name(ref.kind));
-	mr_sql_bind_int64(st, 2, ref.id);
-	return mr_store_step_int64(store, st);
 }
