@@ -225,7 +225,7 @@ timer_earliest(const MrWorkflow *wf, gint64 started)
  * @ref. */
 static gboolean
 start(const MrWorkflowSet *set, MrStore *store, const Entry *e, const char *now,
-      MrRecordRef ref, gint64 msg, int depth, GError **error)
+      MrEventType type, MrRecordRef ref, gint64 msg, int depth, GError **error)
 {
 	const MrWorkflow *wf = e->wf;
 	g_autofree char *due = NULL;
@@ -237,7 +237,9 @@ start(const MrWorkflowSet *set, MrStore *store, const Entry *e, const char *now,
 	t.message = msg;
 	t.started = now;
 	t.depth = depth + 1;
-	t.restart = wf->kind == MR_WORKFLOW_TIMER;
+	/* a record's first event has no timer of its own before it */
+	t.restart = wf->kind == MR_WORKFLOW_TIMER && type != MR_EVENT_TICKET_CREATED &&
+		    type != MR_EVENT_LEAD_CREATED && type != MR_EVENT_OPPORTUNITY_CREATED;
 	if (wf->kind == MR_WORKFLOW_ON) {
 		t.due = now;
 		return mr_store_timer_start(store, &t, now, error);
@@ -307,7 +309,7 @@ mr_crm_workflows_react(const MrWorkflowSet *set, MrStore *store, const char *now
 		    g_strcmp0(e->wf->name, MR_WORKFLOW_TICKET_ACK) == 0 ||
 		    !kind_may_hold(e->wf, ref.kind))
 			continue;
-		if (!start(set, store, e, now, ref, msg, depth, error))
+		if (!start(set, store, e, now, type, ref, msg, depth, error))
 			return FALSE;
 	}
 	return TRUE;

@@ -411,6 +411,22 @@ t.ok(trap and trap[0][0] == "due" and "trapped" in (trap[0][2] or ""),
 t.eq(len(outbox("sent")), sent_before + 1, "nothing else was sent")
 e.execute("DROP TRIGGER trap ON outbox" if PG else "DROP TRIGGER trap")
 
+# --- the acknowledgement is the workflow ticket-ack (issue 24) -----------------------------------
+rc, out, err = e.ctl("workflow", "disable", "ticket-ack")
+t.eq(rc, 0, "workflow disable ticket-ack", err)
+deliver("Nia <nia@quiet.test>", "No answer please", "nia1@client.test")
+nia = [x["id"] for x in e.json("ticket", "list") if x["contact"] == "nia@quiet.test"]
+ack_nia = wait_until(lambda: [j for j in job_rows() if j["kind"] == "ticket-ack"
+                              and j["record"] in nia and j["status"] != "due"], timeout=30)
+t.eq([(j["status"], j["last_error"]) for j in ack_nia or []],
+     [("cancelled", "its workflow is disabled")], "disabled: its job is cancelled, with why")
+t.eq([o for o in outbox() if o["to"] == "nia@quiet.test"], [], "and nothing is sent")
+rc, out, err = e.ctl("workflow", "enable", "ticket-ack")
+t.eq(rc, 0, "workflow enable ticket-ack", err)
+deliver("Nia <nia@quiet.test>", "Answer again", "nia2@client.test")
+t.ok(wait_until(lambda: [o for o in outbox("sent") if o["to"] == "nia@quiet.test"], timeout=30),
+     "enabled again: the acknowledgement is sent", outbox())
+
 # --- a relay.from GMime cannot read is refused at start and at reload ---------------------------
 bad = config().replace('from = "Acme Support <support@acme.test>"', 'from = "a@acme.test, b@acme.test"')
 with open(e.conf) as f:
