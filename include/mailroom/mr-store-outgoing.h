@@ -32,12 +32,14 @@ gboolean mr_store_notify_work(MrStore *store, GError **error);
 
 /* Makes @store (a connection of its own, outside any transaction) a
  * watcher of other connections' work: LISTEN on PostgreSQL; on SQLite the
- * first reading of PRAGMA data_version.  Returns FALSE with @error. */
+ * first reading of PRAGMA data_version and an inotify watch on the
+ * database's folder.  Returns FALSE with @error. */
 gboolean mr_store_watch_start(MrStore *store, GError **error);
 
 /* Returns the descriptor that turns readable when a notification may have
- * come (PostgreSQL), or -1 when the watcher must be asked once a second
- * instead (SQLite). */
+ * come (PostgreSQL), or the database was written (SQLite: inotify), or -1
+ * when the watcher must be asked once a second instead (SQLite without
+ * inotify). */
 int mr_store_watch_fd(MrStore *store);
 
 /* Returns TRUE when another connection committed work since the last

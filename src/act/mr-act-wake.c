@@ -17,6 +17,10 @@
 #define WAKE_MAX_MS (3600 * 1000)
 /* How often a broken watcher is opened again, s. */
 #define WAKE_RETRY_S 5
+/* Work other connections commit wakes the service at most this often, ms:
+ * on SQLite every write to the WAL is seen (inotify), and a burst of
+ * commits makes one look, not one per commit. */
+#define WAKE_COALESCE_MS 50
 
 struct _MrWake {
 	MrConfig *cfg;
@@ -26,6 +30,8 @@ struct _MrWake {
 	guint watch_source; /* its descriptor, or its once-a-second poll */
 	guint retry_source; /* opening it again */
 	guint timer;
+	guint defer_source; /* a coalesced call of func to come */
+	gint64 last_call;   /* the watcher's last call of func (monotonic) */
 };
 
 static void wake_watch_open(MrWake *w);
@@ -86,6 +92,34 @@ wake_retry(gpointer p)
 	return G_SOURCE_REMOVE;
 }
 
+static gboolean
+wake_deferred(gpointer p)
+{
+	MrWake *w = p;
+
+	w->defer_source = 0;
+	w->last_call = g_get_monotonic_time();
+	w->func(w->data);
+	return G_SOURCE_REMOVE;
+}
+
+/* Work came: calls func now, or once WAKE_COALESCE_MS after its last
+ * call. */
+static void
+wake_notify(MrWake *w)
+{
+	gint64 since = (g_get_monotonic_time() - w->last_call) / 1000;
+
+	if (w->defer_source != 0)
+		return;
+	if (w->last_call != 0 && since < WAKE_COALESCE_MS) {
+		w->defer_source = g_timeout_add((guint)(WAKE_COALESCE_MS - since), wake_deferred, w);
+		return;
+	}
+	w->last_call = g_get_monotonic_time();
+	w->func(w->data);
+}
+
 /* Asks the watcher; calls func when work came. */
 static gboolean
 wake_check(MrWake *w)
@@ -93,7 +127,7 @@ wake_check(MrWake *w)
 	g_autoptr(GError) error = NULL;
 
 	if (mr_store_watch_changed(w->watch, &error)) {
-		w->func(w->data);
+		wake_notify(w);
 		return G_SOURCE_CONTINUE;
 	}
 	if (error == NULL)
@@ -118,8 +152,8 @@ wake_poll(gpointer p)
 	return wake_check(p);
 }
 
-/* Opens the watcher and sets its source: a notification's fd, or the
- * once-a-second look.  Returns FALSE with @error (nothing left open). */
+/* Opens the watcher and sets its source: a notification's fd (PostgreSQL's
+ * LISTEN, SQLite's inotify), or the once-a-second look.  Returns FALSE with @error (nothing left open). */
 static gboolean
 wake_watch_try(MrWake *w, GError **error)
 {
@@ -172,6 +206,7 @@ mr_wake_free(MrWake *w)
 		return;
 	g_clear_handle_id(&w->timer, g_source_remove);
 	g_clear_handle_id(&w->retry_source, g_source_remove);
+	g_clear_handle_id(&w->defer_source, g_source_remove);
 	wake_watch_close(w);
 	mr_config_unref(w->cfg);
 	g_free(w);

@@ -7,6 +7,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
 
 #include <glib/gstdio.h>
 #include <sqlite3.h>
@@ -19,6 +23,9 @@ typedef struct {
 	char *path;
 	GHashTable *control; /* SQL text -> sqlite3_stmt*: BEGIN, SAVEPOINT x, ... */
 	gint64 data_version; /* a watcher's last reading (watch_changed) */
+	int inotify;         /* a watcher's inotify descriptor on the database's
+				folder, or -1 (then the watcher's owner polls) */
+	char *name;          /* the database file's name in that folder */
 } SqliteConn;
 
 typedef struct {
@@ -196,23 +203,95 @@ sqlite_data_version(MrSqlConn *c, GError **error)
 	return v;
 }
 
+/* A watcher learns of another connection's commit from the kernel, not by
+ * asking: inotify on the database's folder reports each write to the
+ * database file or its WAL (the folder, not the files: the WAL comes and
+ * goes), and only then is data_version read.  Without inotify (another
+ * kernel, no descriptor left) the watcher's owner asks once a second. */
 static gboolean
 sqlite_watch_start(MrSqlConn *c, GError **error)
 {
-	CONN(c)->data_version = sqlite_data_version(c, error);
-	return CONN(c)->data_version >= 0;
+	SqliteConn *conn = CONN(c);
+
+	conn->data_version = sqlite_data_version(c, error);
+	if (conn->data_version < 0)
+		return FALSE;
+#ifdef __linux__
+	if (conn->inotify < 0) {
+		g_autofree char *dir = g_path_get_dirname(conn->path);
+
+		conn->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (conn->inotify >= 0 &&
+		    inotify_add_watch(conn->inotify, dir,
+				      IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) < 0) {
+			g_info("%s: no inotify watch (%s): asking once a second", dir,
+			       g_strerror(errno));
+			close(conn->inotify);
+			conn->inotify = -1;
+		}
+		g_free(conn->name);
+		conn->name = g_path_get_basename(conn->path);
+	}
+#endif
+	return TRUE;
 }
 
 static int
 sqlite_watch_fd(MrSqlConn *c)
 {
-	return -1;
+	return CONN(c)->inotify;
 }
+
+#ifdef __linux__
+/* Whether @name is the database file @db or one of its own ("-wal",
+ * "-journal"). */
+static gboolean
+watch_name_is_database(const char *name, const char *db)
+{
+	gsize n = strlen(db);
+
+	return strncmp(name, db, n) == 0 &&
+	       (name[n] == '\0' || strcmp(name + n, "-wal") == 0 ||
+		strcmp(name + n, "-journal") == 0);
+}
+
+/* Reads every event the inotify descriptor holds.  Returns TRUE when one
+ * was about the database (or some were lost: the queue overflowed). */
+static gboolean
+watch_drain(SqliteConn *conn)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	gboolean seen = FALSE;
+
+	for (;;) {
+		ssize_t n = read(conn->inotify, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return seen;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			if ((ev->mask & IN_Q_OVERFLOW) ||
+			    (ev->len > 0 && watch_name_is_database(ev->name, conn->name)))
+				seen = TRUE;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+#endif
 
 static gboolean
 sqlite_watch_changed(MrSqlConn *c, GError **error)
 {
-	gint64 v = sqlite_data_version(c, error);
+	gint64 v;
+
+#ifdef __linux__
+	if (CONN(c)->inotify >= 0 && !watch_drain(CONN(c)))
+		return FALSE;
+#endif
+	v = sqlite_data_version(c, error);
 
 	if (v < 0 || v == CONN(c)->data_version)
 		return FALSE;
@@ -410,6 +489,9 @@ sqlite_close(MrSqlConn *c)
 		sqlite_rollback(c);
 	g_clear_pointer(&conn->control, g_hash_table_unref);
 	sqlite3_close(conn->db);
+	if (conn->inotify >= 0)
+		close(conn->inotify);
+	g_free(conn->name);
 	g_free(conn->path);
 	g_free(conn);
 }
@@ -423,6 +505,7 @@ sqlite_open(const MrConfig *cfg, gboolean create, GError **error)
 	int rc;
 
 	conn->base.driver = &mr_sql_sqlite_driver;
+	conn->inotify = -1;
 	conn->path = g_strdup(cfg->database);
 	conn->control = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					      control_free);
