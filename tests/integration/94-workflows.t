@@ -343,6 +343,27 @@ t.ok("task.created" in tl and "task.done" in tl, "the timeline shows the task an
 ok_ctl("workflow", "delete", "feedback")
 t.eq([w["name"] for w in e.json("workflow", "list")].count("feedback"), 0, "workflow delete")
 
+# a team's turn and its lead: VIP tickets unanswered for an hour on the clock
+ok_ctl("rule", "add", "vip", "--if", "from_domain = vip.test", "--then", "tag = vip")
+ok_ctl("workflow", "add", "vip", "--after", "1h", "--since", "ticket.created", "--unless",
+       "response.sent", "--if", "tag = vip", "--then", "assign team:support",
+       "--then", "remind team:support", "--then", "set type = incident")
+reminded = len(mails_to("lead@acme.test"))
+deliver("support@acme.test", "Vera <vera@vip.test>", "support@acme.test", "VIP trouble",
+        "vera1@vip.test")
+deliver("support@acme.test", "Walt <walt@client.test>", "support@acme.test", "Not VIP",
+        "walt1@client.test")
+vip = [x["id"] for x in e.json("ticket", "list") if x["contact"] == "vera@vip.test"][0]
+clock("2027-04-23T13:01:00Z")
+t.ok(wait_until(lambda: len(mails_to("lead@acme.test")) == reminded + 1, timeout=30),
+     "an hour later: the team's lead is reminded (a mail)", d.log())
+t.eq([(x["title"].split(" ")[0], x["record"]) for x in e.json("task", "list", "--owner",
+                                                              "lead@acme.test")],
+     [("Reminder:", vip)], "and a task for the lead, about the VIP ticket alone")
+tk = e.json("ticket", "show", vip)
+t.eq((tk["owner"], tk["type"]), ("agent@acme.test", "incident"),
+     "assign team:support gave it to the member whose turn it was; set type = incident")
+
 # --- two daemons on one PostgreSQL database fire each timer once ---------------------------------------
 if PG:
     t.section("two daemons on one database fire each timer once")
