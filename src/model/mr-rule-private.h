@@ -70,6 +70,11 @@ gboolean mr_rule_check_name_in(const char *what, const char *name, const char *t
  * exactly one '@' with text on both sides, no space, no '"'. */
 gboolean mr_rule_is_address(const char *v);
 
+/* Returns: (transfer full): the names of the priorities (@types FALSE) or
+ * of the ticket types (TRUE) of mr-status.h, comma-separated, for a
+ * message. */
+char *mr_rule_enum_list(gboolean types);
+
 /* The multi-pattern pass over the conditions of a rule set. */
 typedef struct _MrRulePrefilter MrRulePrefilter;
 

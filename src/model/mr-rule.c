@@ -229,6 +229,12 @@ ticket_type_name(int i)
 	return mr_ticket_type_name((MrTicketType)i);
 }
 
+char *
+mr_rule_enum_list(gboolean types)
+{
+	return enum_list(types ? ticket_type_name : priority_name);
+}
+
 /* Returns: (transfer full): the roles a mailroom address has. */
 static char *
 role_list(void)

@@ -79,30 +79,6 @@ duration_reason(const GError *local)
 	return end != NULL ? end + 3 : local->message;
 }
 
-/* Returns: (transfer full): the names @name_of gives for 0, 1, ... until
- * NULL (the priorities and ticket types of mr-status.h). */
-static char *
-enum_list(const char *(*name_of)(int))
-{
-	GString *s = g_string_new(NULL);
-
-	for (int i = 0; name_of(i) != NULL; i++)
-		g_string_append_printf(s, "%s%s", i > 0 ? ", " : "", name_of(i));
-	return g_string_free(s, FALSE);
-}
-
-static const char *
-priority_name(int i)
-{
-	return mr_priority_name((MrPriority)i);
-}
-
-static const char *
-ticket_type_name(int i)
-{
-	return mr_ticket_type_name((MrTicketType)i);
-}
-
 /* Returns: (transfer full): the events a workflow waits for. */
 static char *
 event_list(void)
@@ -261,13 +237,13 @@ set_value(MrWorkflowAction *a, const char *v, const char *text, GError **error)
 		else
 			n = mr_ticket_type_from_name(lower);
 		if (n < 0) {
-			list = enum_list(a->field == MR_WORKFLOW_SET_PRIORITY ? priority_name
-									      : ticket_type_name);
+			list = mr_rule_enum_list(a->field == MR_WORKFLOW_SET_TYPE);
 			return FAIL(error, MR_WORKFLOW_ERROR_ACTION, "", text, "%s is one of %s, not %s",
 				    field, list, v);
 		}
-		a->value = g_strdup(a->field == MR_WORKFLOW_SET_PRIORITY ? priority_name(n)
-									 : ticket_type_name(n));
+		a->value = g_strdup(a->field == MR_WORKFLOW_SET_PRIORITY
+					    ? mr_priority_name((MrPriority)n)
+					    : mr_ticket_type_name((MrTicketType)n));
 		return TRUE;
 	case MR_WORKFLOW_SET_STAGE:
 		if (*v == '\0')
