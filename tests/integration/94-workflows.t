@@ -364,6 +364,47 @@ tk = e.json("ticket", "show", vip)
 t.eq((tk["owner"], tk["type"]), ("agent@acme.test", "incident"),
      "assign team:support gave it to the member whose turn it was; set type = incident")
 
+# --- a colleague's reply and a bounce stop a follow-up too -----------------------------------------------
+t.section("a colleague's reply, a bounce")
+for who in ("gus", "hal"):
+    deliver("crm@acme.test", "Sam Sales <sam@acme.test>", "%s@client.test" % who, "Hello",
+            "hello-%s@acme.test" % who)
+    j = e.json("opp", "add", "--title", "Deal with %s" % who, "--contact",
+               "%s@client.test" % who, "--owner", "sam@acme.test")
+    deliver("crm@acme.test", "Sam Sales <sam@acme.test>", "%s@client.test" % who,
+            "[%s] Offer" % j["id"], "offer-%s@acme.test" % who)
+opps = {x["contact"]: x["id"] for x in e.json("opp", "list")}
+t.eq(sorted(j["record"] for j in timers("follow-up")),
+     sorted([opps["gus@client.test"], opps["hal@client.test"]]), "two follow-ups wait")
+# Ida works where Hal does (the account client.test): her answer counts
+deliver("sales@acme.test", "Ida <ida@client.test>", "sam@acme.test",
+        "Re: [%s] Offer" % opps["hal@client.test"], "ida-answer@client.test")
+t.eq([j["record"] for j in timers("follow-up")], [opps["gus@client.test"]],
+     "a colleague at the same account answered: Hal's follow-up is cancelled")
+clock("2027-04-28T13:02:00Z")
+t.ok(wait_until(lambda: len(mails_to("gus@client.test")) == 1, timeout=30),
+     "Gus's follow-up is sent", [m["rcpt_tos"] for m in relay.messages()])
+t.ok(wait_until(lambda: [j["record"] for j in timers("follow-up")] == [opps["gus@client.test"]],
+                timeout=30), "and a second waits (--repeat 2)", timers("follow-up", None))
+sent = [m for m in relay.messages() if m["rcpt_tos"] == ["gus@client.test"]][-1]
+gus_mid = [x for x in e.json("outbox", "list") if x["to"] == "gus@client.test"][-1]["message_id"]
+report = ("From: MAILER-DAEMON@mx.client.test\r\nTo: %s\r\n"
+          "Subject: Undelivered Mail Returned to Sender\r\n"
+          "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <dsn-gus@mx.client.test>\r\n"
+          "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+          "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+          "--B\r\nContent-Type: text/plain\r\n\r\nSorry.\r\n"
+          "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+          "Reporting-MTA: dns; mx.client.test\r\n\r\n"
+          "Final-Recipient: rfc822; gus@client.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+          "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n"
+          "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+          "Message-ID: <%s>\r\nSubject: whatever\r\n\r\n--B--\r\n"
+          % (sent["mail_from"], gus_mid)).encode()
+rc, out, err = e.deliver(sent["mail_from"], report)
+t.eq(rc, 0, "the follow-up bounces", err)
+t.eq(timers("follow-up"), [], "mail.bounced cancels the second")
+
 # --- two daemons on one PostgreSQL database fire each timer once ---------------------------------------
 if PG:
     t.section("two daemons on one database fire each timer once")
