@@ -11,7 +11,8 @@
 #   make run       initialise var/mailroom.db and run mailroomd in the foreground
 #   make bench     throughput figures (mailroomd vs smtp-sink; the corpus;
 #                  SQLite vs PostgreSQL; the cost of 0 to 5,000 rules;
-#                  IMAP drain and IDLE latency)
+#                  IMAP drain and IDLE latency; outgoing mail; workflows:
+#                  100,000 timers waiting, 10,000 follow-ups due at once)
 #   make bench-compare BASE=<git rev>  CPU per message of mailroomd built
 #                  from BASE (a worktree in var/bench-base) against this
 #                  tree's, interleaved in one run, SQLite and PostgreSQL
@@ -238,6 +239,7 @@ bench: all
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-rules.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-imap.py
 	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-outgoing.py
+	MR_BUILD=$(CURDIR)/$(BUILD) python3 tools/bench-workflows.py
 
 # BASE is checked before anything is built.
 ifneq ($(filter bench-compare,$(MAKECMDGOALS)),)

@@ -85,7 +85,9 @@ benchmark's children time: it reaps smtp-source) beside the sink's.
 Correctness, after each run (or the benchmark fails): mailroomctl deliver
 exits 0; the sink counted exactly N more mails; the outbox holds N rows,
 all "sent", each with attempts = 1 (none sent twice, none retried); N
-jobs, all done; mailroomd exits 0 on SIGTERM.
+jobs, all done, besides the workflow timers that wait (each new ticket
+starts a first-response-sla timer, due hours later); mailroomd exits 0 on
+SIGTERM.
 
 The summary gives medians over the rounds per engine and the baseline, and
 says whether the target is met.  Figures, not a test: the exit code says
@@ -500,7 +502,9 @@ def measure(engine, mode, rnd, build, work, mails, n, sink, pg):
             "SELECT (SELECT count(*) FROM outbox),"
             " (SELECT count(*) FROM outbox WHERE status = 'sent' AND attempts = 1),"
             " (SELECT count(*) FROM job WHERE kind = 'ticket-ack' AND status = 'done'),"
-            " (SELECT count(*) FROM job),"
+            # each ticket also starts a first-response-sla timer (schema
+            # 11), due hours later: the timers that wait are not jobs run
+            " (SELECT count(*) FROM job WHERE NOT (kind = 'workflow' AND status = 'due')),"
             " (SELECT round(avg(m.size)) FROM outbox o JOIN message m ON m.id = o.message_id)")[0]
     finally:
         poll.close()
