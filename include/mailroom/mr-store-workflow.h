@@ -187,6 +187,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrRecordFields, mr_record_fields_free)
 MrRecordFields *mr_store_record_fields(MrStore *store, MrRecordRef ref, gboolean tags,
 				       GError **error);
 
+/* mr_store_record_fields() of the @n records @refs at once, without
+ * their tags, one look-up per MR_STORE_SLOTS records, the last mail a
+ * person wrote at or before @now: fills @out[i] (transfer full), NULL
+ * for a record that is gone.  Returns FALSE with @error. */
+gboolean mr_store_records_fields(MrStore *store, const MrRecordRef *refs, guint n,
+				 const char *now, MrRecordFields **out, GError **error);
+
 /* Sets a lead's priority, an opportunity's stage or value (@value a
  * whole number >= 0): @field "priority", "stage" or "value".  Returns
  * FALSE with @error. */

@@ -192,17 +192,27 @@ scheduler_workflows(MrScheduler *s, MrStore *store, const MrConfig *cfg, GError 
 
 /* Step 1 of job @it: what it does, or its end here.  FALSE with @error
  * when the database failed. */
+/* Whether @job is a workflow's firing (its timer, or the acknowledgement
+ * through the workflow ticket-ack). */
+static gboolean
+job_fires(const MrJobClaimed *job)
+{
+	return g_strcmp0(job->kind, MR_JOB_WORKFLOW) == 0 ||
+	       g_strcmp0(job->kind, MR_JOB_TICKET_ACK) == 0;
+}
+
+/* Step 1 of job @it (a firing's record read already when @fetched:
+ * @fields, transfer full). */
 static gboolean
 item_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set, const char *claim,
-	     const char *now, Item *it, GError **error)
+	     const char *now, Item *it, gboolean fetched, MrRecordFields *fields, GError **error)
 {
 	g_autoptr(GError) local = NULL;
 	MrOutgoingRequest req;
 
-	if (g_strcmp0(it->job->kind, MR_JOB_WORKFLOW) == 0 ||
-	    g_strcmp0(it->job->kind, MR_JOB_TICKET_ACK) == 0) {
-		switch (mr_act_fire_prepare(store, cfg, set, it->job, claim, now, &it->firing,
-					    &local)) {
+	if (job_fires(it->job)) {
+		switch (mr_act_fire_prepare(store, cfg, set, it->job, claim, now, fetched, fields,
+					    &it->firing, &local)) {
 		case MR_FIRE_GO:
 			return TRUE;
 		case MR_FIRE_ENDED:
@@ -239,7 +249,10 @@ claim_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 	g_autofree char *lease = mr_act_iso_add(now, MR_ACT_LEASE_S);
 	g_autoptr(GPtrArray) jobs =
 		mr_store_jobs_claim(store, now, lease, b->claim, JOBS_PER_CLAIM, error);
+	g_autofree MrRecordRef *refs = NULL;
+	g_autofree MrRecordFields **fields = NULL;
 	const MrWorkflowSet *set;
+	guint n = 0;
 
 	/* a unit may run again (mr-writer.h): nothing of a run before */
 	g_array_set_size(b->items, 0);
@@ -253,13 +266,31 @@ claim_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 	set = scheduler_workflows(b->s, store, cfg, error);
 	if (set == NULL)
 		return FALSE;
+	/* the records of the firings, read together (a look-up per 50) */
+	refs = g_new0(MrRecordRef, jobs->len);
+	fields = g_new0(MrRecordFields *, jobs->len);
+	for (guint i = 0; i < jobs->len; i++) {
+		const MrJobClaimed *job = g_ptr_array_index(jobs, i);
+
+		if (job_fires(job) && job->record.kind != MR_RECORD_NONE)
+			refs[n++] = job->record;
+	}
+	if (n > 0 && !mr_store_records_fields(store, refs, n, now, fields, error))
+		return FALSE;
+	n = 0;
 	g_array_set_size(b->items, jobs->len);
 	for (guint i = 0; i < jobs->len; i++) {
 		Item *it = &g_array_index(b->items, Item, i);
+		gboolean fetched;
 
 		it->job = g_steal_pointer(&g_ptr_array_index(jobs, i));
-		if (!item_prepare(store, cfg, set, b->claim, now, it, error))
+		fetched = job_fires(it->job) && it->job->record.kind != MR_RECORD_NONE;
+		if (!item_prepare(store, cfg, set, b->claim, now, it, fetched,
+				  fetched ? g_steal_pointer(&fields[n++]) : NULL, error)) {
+			while (n < jobs->len)
+				g_clear_pointer(&fields[n++], mr_record_fields_free);
 			return FALSE;
+		}
 	}
 	return mr_store_check(store, error);
 }
@@ -336,6 +367,27 @@ write_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 
 		if (!it->ended && it->firing != NULL)
 			ok = mr_act_fire_write(store, it->firing, now, error);
+	}
+	/* each workflow's count of firings, once per batch */
+	for (guint i = 0; ok && i < b->items->len; i++) {
+		Item *it = &g_array_index(b->items, Item, i);
+		gint64 wf, count = 0;
+
+		if (it->ended || it->firing == NULL)
+			continue;
+		wf = mr_firing_workflow(it->firing);
+		for (guint k = 0; k < b->items->len; k++) {
+			Item *other = &g_array_index(b->items, Item, k);
+
+			if (!other->ended && other->firing != NULL &&
+			    mr_firing_workflow(other->firing) == wf) {
+				if (k < i)
+					break; /* counted at its first firing */
+				count++;
+			}
+		}
+		if (count > 0)
+			ok = mr_store_workflow_fired(store, wf, count, error);
 	}
 	if (!ok || !mr_store_jobs_finish_claim(store, b->claim, now, &ended, error))
 		return FALSE;
@@ -505,7 +557,7 @@ run_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 		return FALSE;
 	it.job = w->job;
 	/* a unit may run again: its job's end, undone, is not the Item's */
-	ok = item_prepare(store, cfg, set, w->claim, now, &it, error);
+	ok = item_prepare(store, cfg, set, w->claim, now, &it, FALSE, NULL, error);
 	it.job = NULL;
 	if (!ok)
 		return FALSE;
@@ -533,7 +585,8 @@ run_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 			mr_outgoing_result_clear(&outs[k]);
 	}
 	if (ok && it.firing != NULL)
-		ok = mr_act_fire_write(store, it.firing, now, error);
+		ok = mr_act_fire_write(store, it.firing, now, error) &&
+		     mr_store_workflow_fired(store, mr_firing_workflow(it.firing), 1, error);
 	if (!ok || !mr_store_job_finish(store, w->job->id, w->claim, MR_JOB_DONE, NULL, NULL, now,
 					&ours, error))
 		return FALSE;

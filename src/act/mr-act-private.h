@@ -7,6 +7,7 @@
 #include "mailroom/mr-config.h"
 #include "mailroom/mr-crm-workflow.h"
 #include "mailroom/mr-store-outgoing.h"
+#include "mailroom/mr-store-workflow.h"
 
 G_BEGIN_DECLS
 
@@ -67,11 +68,18 @@ typedef enum {
 } MrFireStep;
 
 /* Step 1, inside the claim's transaction of @store: decides what job @job
- * (claimed under @claim) does at @now with the workflows @set.  With
- * MR_FIRE_GO sets @out (transfer full). */
+ * (claimed under @claim) does at @now with the workflows @set, its
+ * record's fields read already when @fetched (@fields, transfer full:
+ * NULL when the record is gone; mr_store_records_fields()), else read
+ * here.  With MR_FIRE_GO sets @out (transfer full). */
 MrFireStep mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set,
 			       const MrJobClaimed *job, const char *claim, const char *now,
-			       MrFiring **out, GError **error);
+			       gboolean fetched, MrRecordFields *fields, MrFiring **out,
+			       GError **error);
+
+/* Returns the workflow @f is a firing of (its count of firings is the
+ * caller's: mr_store_workflow_fired()). */
+gint64 mr_firing_workflow(const MrFiring *f);
 
 /* Returns: (element-type MrOutgoingDraft) (transfer none): the mails of
  * @f, to compose (mr_outgoing_compose()) and write before
@@ -79,9 +87,8 @@ MrFireStep mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWork
 GPtrArray *mr_firing_drafts(MrFiring *f);
 
 /* Step 3, inside the write's transaction: the changes @f makes to its
- * record (owner, fields, tasks) with their events, its next timer
- * (--repeat) and the workflow's count of firings.  Returns FALSE with
- * @error. */
+ * record (owner, fields, tasks) with their events and its next timer
+ * (--repeat).  Returns FALSE with @error. */
 gboolean mr_act_fire_write(MrStore *store, MrFiring *f, const char *now, GError **error);
 
 G_END_DECLS

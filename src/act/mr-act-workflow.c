@@ -301,23 +301,31 @@ conds_name(const MrWorkflow *wf, MrRuleField field)
 	return FALSE;
 }
 
+gint64
+mr_firing_workflow(const MrFiring *f)
+{
+	return f->workflow;
+}
+
 MrFireStep
 mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set,
-		    const MrJobClaimed *job, const char *claim, const char *now, MrFiring **out,
-		    GError **error)
+		    const MrJobClaimed *job, const char *claim, const char *now, gboolean fetched,
+		    MrRecordFields *prefetched, MrFiring **out, GError **error)
 {
 	gboolean ack = g_strcmp0(job->kind, MR_JOB_TICKET_ACK) == 0;
 	gint64 id = job->workflow, t = mr_clock_iso_to_unix(now);
 	const MrWorkflow *wf = ack ? mr_workflow_set_named(set, MR_WORKFLOW_TICKET_ACK, &id)
 				   : mr_workflow_set_find(set, id);
-	g_autoptr(MrRecordFields) fields = NULL;
+	g_autoptr(MrRecordFields) fields = prefetched;
 	g_autoptr(GError) local = NULL;
 	g_autoptr(MrFiring) f = NULL;
 	const MrCalendar *cal;
 	MrRuleValues v = { 0 };
 
-	if (ack && wf == NULL)
+	if (ack && wf == NULL) {
+		g_clear_pointer(&fields, mr_record_fields_free);
 		return MR_FIRE_LEGACY;
+	}
 	if (wf == NULL)
 		return end_job(store, job, claim, MR_JOB_CANCELLED, "its workflow was deleted", now,
 			       error);
@@ -326,8 +334,15 @@ mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *se
 			       error);
 	if (job->record.kind == MR_RECORD_NONE)
 		return end_job(store, job, claim, MR_JOB_CANCELLED, "no record", now, error);
-	fields = mr_store_record_fields(store, job->record, conds_name(wf, MR_RULE_FIELD_TAG),
-					&local);
+	if (!fetched)
+		fields = mr_store_record_fields(store, job->record,
+						conds_name(wf, MR_RULE_FIELD_TAG), &local);
+	else if (fields != NULL && conds_name(wf, MR_RULE_FIELD_TAG)) {
+		g_strfreev(fields->tags);
+		fields->tags = mr_store_record_tags(store, job->record);
+	}
+	if (fields == NULL && local == NULL)
+		return end_job(store, job, claim, MR_JOB_CANCELLED, "its record is gone", now, error);
 	if (fields == NULL) {
 		if (!g_error_matches(local, MR_STORE_ERROR, MR_STORE_ERROR_NOT_FOUND)) {
 			g_propagate_error(error, g_steal_pointer(&local));
@@ -512,5 +527,5 @@ mr_act_fire_write(MrStore *store, MrFiring *f, const char *now, GError **error)
 		if (!mr_store_timer_start(store, &t, now, error))
 			return FALSE;
 	}
-	return mr_store_workflow_fired(store, f->workflow, 1, error);
+	return TRUE;
 }

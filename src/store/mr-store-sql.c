@@ -1270,6 +1270,25 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"SELECT r.status, NULL, NULL, r.stage, r.value, r.owner_id, u.email, r.title,"
 		" " LAST_PERSON("opportunity") " FROM opportunity r"
 		" LEFT JOIN app_user u ON u.id = r.owner_id WHERE r.id = ?1",
+	/* Up to MR_STORE_SLOTS records at once (slot, kind, id; NULL in the
+	 * slots not used): what mr_store_record_fields() reads of one, the
+	 * last mail a person wrote before ?1 (now) with it */
+	[MR_STMT_RECORDS_FIELDS] =
+		"SELECT v.column1, coalesce(t.status, l.status, o.status),"
+		" coalesce(t.priority, l.priority), t.type, o.stage, o.value,"
+		" coalesce(t.owner_id, l.owner_id, o.owner_id), u.email,"
+		" coalesce(t.subject, l.title, o.title),"
+		" (SELECT max(m.id) FROM link k JOIN message m ON m.id = k.message_id"
+		"  WHERE k.kind = v.column2 AND k.record_id = CAST(v.column3 AS BIGINT)"
+		"  AND m.auto_kind IS NULL AND m.received <= ?1)"
+		" FROM (VALUES " SLOTS_RECIPIENT_CONTACT ") v"
+		" LEFT JOIN ticket t ON v.column2 = 'ticket' AND t.id = CAST(v.column3 AS BIGINT)"
+		" LEFT JOIN lead l ON v.column2 = 'lead' AND l.id = CAST(v.column3 AS BIGINT)"
+		" LEFT JOIN opportunity o ON v.column2 = 'opportunity'"
+		"  AND o.id = CAST(v.column3 AS BIGINT)"
+		" LEFT JOIN app_user u ON u.id = coalesce(t.owner_id, l.owner_id, o.owner_id)"
+		" WHERE v.column2 IS NOT NULL"
+		" AND coalesce(t.status, l.status, o.status) IS NOT NULL",
 	[MR_STMT_RECORD_FIRST_EVENT] =
 		"SELECT min(created) FROM event WHERE record_kind = ?1 AND record_id = ?2"
 		" AND type = ?3 AND created >= ?4",

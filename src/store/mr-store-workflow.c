@@ -386,6 +386,58 @@ mr_store_record_fields(MrStore *store, MrRecordRef ref, gboolean tags, GError **
 	return g_steal_pointer(&f);
 }
 
+/* One chunk of mr_store_records_fields(): at most MR_STORE_SLOTS records. */
+static gboolean
+records_fields_chunk(MrStore *store, const MrRecordRef *refs, guint n, const char *now,
+		     MrRecordFields **out, GError **error)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_RECORDS_FIELDS);
+	MrSqlStep step;
+
+	mr_sql_bind_text(st, 1, now);
+	for (guint i = 0; i < MR_STORE_SLOTS; i++) {
+		MrRecordRef none = { MR_RECORD_NONE, 0 };
+
+		mr_store_bind_record(st, 2 + 2 * (int)i, i < n ? refs[i] : none);
+	}
+	while ((step = mr_sql_step(st, error)) == MR_SQL_ROW) {
+		gint64 slot = mr_sql_column_int64(st, 0);
+		MrRecordFields *f;
+
+		if (slot < 0 || slot >= n || out[slot] != NULL)
+			continue;
+		f = out[slot] = g_new0(MrRecordFields, 1);
+		f->status = g_strdup(mr_sql_column_text(st, 1));
+		f->priority = g_strdup(mr_sql_column_text(st, 2));
+		f->type = g_strdup(mr_sql_column_text(st, 3));
+		f->stage = g_strdup(mr_sql_column_text(st, 4));
+		f->has_value = mr_sql_column_text(st, 5) != NULL;
+		f->value = mr_sql_column_int64(st, 5);
+		f->owner = mr_sql_column_int64(st, 6);
+		f->owner_email = g_strdup(mr_sql_column_text(st, 7));
+		f->title = g_strdup(mr_sql_column_text(st, 8));
+		f->last_person = mr_sql_column_int64(st, 9);
+		f->tags = g_new0(char *, 1);
+	}
+	return step != MR_SQL_FAIL;
+}
+
+gboolean
+mr_store_records_fields(MrStore *store, const MrRecordRef *refs, guint n, const char *now,
+			MrRecordFields **out, GError **error)
+{
+	for (guint i = 0; i < n; i++)
+		out[i] = NULL;
+	for (guint at = 0; at < n; at += MR_STORE_SLOTS)
+		if (!records_fields_chunk(store, refs + at, MIN(n - at, MR_STORE_SLOTS), now,
+					  out + at, error)) {
+			for (guint i = 0; i < n; i++)
+				g_clear_pointer(&out[i], mr_record_fields_free);
+			return FALSE;
+		}
+	return TRUE;
+}
+
 gboolean
 mr_store_record_set_field(MrStore *store, MrRecordRef ref, const char *field, const char *value,
 			  GError **error)
