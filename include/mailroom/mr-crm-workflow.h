@@ -85,8 +85,10 @@ gboolean mr_crm_workflows_react(const MrWorkflowSet *set, MrStore *store, const 
 
 /* Adds workflow @name made from @spec (mr_workflow_new()), or with
  * @replace puts it in place of the one of that name (its timers stay,
- * and fire as it says now).  Returns FALSE with @error: MR_WORKFLOW_ERROR
- * for a bad workflow, MR_CRM_ERROR_EXISTS when the name is taken,
+ * and fire as it says now; enabled or not, it stays so).  Returns FALSE
+ * with @error: MR_WORKFLOW_ERROR for a bad workflow,
+ * MR_CRM_ERROR_NOT_FOUND for a template, user or team its actions name
+ * that is not there, MR_CRM_ERROR_EXISTS when the name is taken,
  * MR_STORE_ERROR. */
 gboolean mr_crm_workflow_add(MrStore *store, const char *name, const MrWorkflowSpec *spec,
 			     gboolean replace, GError **error);
@@ -101,11 +103,6 @@ gboolean mr_crm_workflow_enable(MrStore *store, const char *name, gboolean enabl
  * (@cancelled, nullable). */
 gboolean mr_crm_workflow_delete(MrStore *store, const char *name, guint *cancelled,
 				GError **error);
-
-/* Inside the open transaction: makes the built-in workflows (ticket-ack,
- * follow-up, lead-reminder, first-response-sla) that are missing; one
- * there, changed or not, stays.  Returns FALSE with @error. */
-gboolean mr_crm_workflows_builtin(MrStore *store, GError **error);
 
 /* Adds a task @title for user @owner (an address) about @record
  * (MR_RECORD_NONE: none), due at @due (nullable, UTC ISO-8601), with the

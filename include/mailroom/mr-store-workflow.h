@@ -37,7 +37,7 @@ typedef struct {
 gint64 mr_store_workflow_id(MrStore *store, const char *name);
 
 /* Writes workflow @wf: a new one, or (@replace) over the one of that
- * name, keeping its id and its count of firings.  Returns its id; 0
+ * name, keeping its id, its count of firings and whether it is enabled.  Returns its id; 0
  * without @error when the name is taken and @replace is FALSE; 0 with
  * @error. */
 gint64 mr_store_workflow_put(MrStore *store, const MrWorkflowNew *wf, gboolean replace,
@@ -199,6 +199,11 @@ gboolean mr_store_records_fields(MrStore *store, const MrRecordRef *refs, guint 
  * FALSE with @error. */
 gboolean mr_store_record_set_field(MrStore *store, MrRecordRef ref, const char *field,
 				   const char *value, GError **error);
+
+/* Returns TRUE when stored message @id is an automatic one (an
+ * auto-reply, a bounce, list mail: auto_kind), FALSE when not or when the
+ * look-up failed (mr_store_check()). */
+gboolean mr_store_message_is_auto(MrStore *store, gint64 id);
 
 /* Returns: (transfer full) (nullable): when the first event @type on
  * @record at or after @since happened, or NULL (none, or the look-up

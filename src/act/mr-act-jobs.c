@@ -89,21 +89,12 @@ job_retry_due(const MrJobClaimed *job, const char *now)
 	return mr_act_iso_add(now, (gint64)JOB_RETRY_S << MIN(job->attempts - 1, 16));
 }
 
-/* Fills @req, the mail job @job sends (every kind of job sends one so
- * far); FALSE with @error for a kind this mailroomd does not know. */
+/* A job of a kind this mailroomd does not know (a newer one's): FALSE
+ * with @error (it is tried again, then failed). */
 static gboolean
 job_request(const MrConfig *cfg, const MrJobClaimed *job, MrOutgoingRequest *req, GError **error)
 {
 	memset(req, 0, sizeof(*req));
-	if (g_strcmp0(job->kind, MR_JOB_TICKET_ACK) == 0) {
-		/* the acknowledgement of a new ticket: to its contact,
-		 * threaded to the message that made it */
-		req->record = job->record;
-		req->answers = job->message;
-		req->template_name = cfg->ack.template_name;
-		req->kind = MR_COMPOSE_AUTO_REPLIED;
-		return TRUE;
-	}
 	g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no such kind of job: %s",
 		    job->kind);
 	return FALSE;
@@ -224,8 +215,6 @@ item_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set, cons
 		case MR_FIRE_ERROR:
 			g_propagate_error(error, g_steal_pointer(&local));
 			return FALSE;
-		case MR_FIRE_LEGACY:
-			break;
 		}
 	}
 	if (job_request(cfg, it->job, &req, &local))

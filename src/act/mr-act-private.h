@@ -59,9 +59,6 @@ typedef enum {
 	MR_FIRE_ENDED,  /* its job is ended here: postponed (not due yet),
 			   cancelled (workflow disabled, record gone) or done
 			   (its conditions do not hold) */
-	MR_FIRE_LEGACY, /* an acknowledgement without a workflow ticket-ack
-			   (a database not made again by init): the mail of
-			   ack.template */
 	MR_FIRE_FAILED, /* its job fails (@error): a template missing, a
 			   record without a contact */
 	MR_FIRE_ERROR,  /* the database failed (@error): undo the step */

@@ -38,6 +38,7 @@ typedef enum {
 	FX_TAG,        /* @text */
 	FX_ESCALATE,   /* @user (0: keeps the owner), @address, priority @old -> @text */
 	FX_TASK,       /* @user, @text the title, @due */
+	FX_HELD,       /* a mail not sent: @text why, @address the template */
 } FxKind;
 
 typedef struct {
@@ -55,6 +56,8 @@ struct _MrFiring {
 	MrRecordRef record;
 	int depth;           /* of the events it writes */
 	gboolean timer;      /* a timer of the workflow (else the ack) */
+	gboolean answers_auto; /* an --on workflow's event came with an
+				  automatic mail: it sends nothing */
 	GArray *effects;     /* Effect */
 	GPtrArray *drafts;   /* MrOutgoingDraft* */
 	char *next_due;      /* (nullable) --repeat: the next timer */
@@ -209,6 +212,16 @@ decide(MrStore *store, const MrConfig *cfg, const MrJobClaimed *job, MrFiring *f
 		 * a timer's mail the last a person wrote on the record */
 		gint64 answers = ack ? job->message : fields->last_person;
 
+		if (f->answers_auto) {
+			/* loop protection: an --on workflow does not answer an
+			 * auto-reply, a bounce or list mail */
+			Effect *e = add_effect(f, FX_HELD, 0,
+					       "no answer to an automatic mail (loop protection)");
+
+			e->address = g_strdup(a->text);
+			return MR_FIRE_GO;
+		}
+
 		return add_mail(store, cfg, f, a->text, NULL, answers,
 				ack ? MR_COMPOSE_AUTO_REPLIED : MR_COMPOSE_AUTO_GENERATED, error);
 	}
@@ -255,12 +268,14 @@ decide(MrStore *store, const MrConfig *cfg, const MrJobClaimed *job, MrFiring *f
 				    : 0;
 		Effect *e;
 
+		/* the one named; else the lead of the owner's team; else the
+		 * owner; else workflows.unowned */
 		if (a->text != NULL)
 			person_for(store, cfg, a->text, a->team, 0, &p);
 		else if (to != 0)
 			person_by_id(store, to, &p);
 		else
-			person_by_id(store, fields->owner, &p);
+			person_for(store, cfg, NULL, FALSE, fields->owner, &p);
 		e = add_effect(f, FX_ESCALATE, p.id != fields->owner ? p.id : 0,
 			       f->record.kind == MR_RECORD_OPPORTUNITY ? NULL
 								       : priority_up(fields->priority));
@@ -322,10 +337,6 @@ mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *se
 	const MrCalendar *cal;
 	MrRuleValues v = { 0 };
 
-	if (ack && wf == NULL) {
-		g_clear_pointer(&fields, mr_record_fields_free);
-		return MR_FIRE_LEGACY;
-	}
 	if (wf == NULL)
 		return end_job(store, job, claim, MR_JOB_CANCELLED, "its workflow was deleted", now,
 			       error);
@@ -390,6 +401,8 @@ mr_act_fire_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *se
 	/* what the acknowledgement does was made by no person either */
 	f->depth = MAX(job->depth, 1);
 	f->timer = !ack;
+	f->answers_auto = !ack && wf->kind == MR_WORKFLOW_ON && job->message != 0 &&
+			  mr_store_message_is_auto(store, job->message);
 	f->effects = g_array_new(FALSE, TRUE, sizeof(Effect));
 	g_array_set_clear_func(f->effects, effect_clear);
 	f->drafts = g_ptr_array_new_with_free_func((GDestroyNotify)mr_outgoing_draft_free);
@@ -498,6 +511,10 @@ write_effect(MrStore *store, MrFiring *f, const Effect *e, const char *now, GErr
 		facts.old_status = e->old;
 		facts.new_status = e->text;
 		return fire_event(store, f, now, MR_EVENT_TICKET_ESCALATED, &facts, error);
+	case FX_HELD:
+		facts.detail = e->text;
+		g_info("workflow %s: send %s: %s", f->name, e->address, e->text);
+		return fire_event(store, f, now, MR_EVENT_MAIL_HELD, &facts, error);
 	case FX_TASK:
 		facts.detail = e->text;
 		return mr_store_task_insert(store, e->text, e->user, f->record, e->due, f->workflow,

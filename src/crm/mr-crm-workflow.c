@@ -9,7 +9,9 @@
 #include "mailroom/mr-crm.h"
 #include "mailroom/mr-error.h"
 #include "mailroom/mr-crm-workflow.h"
+#include "mailroom/mr-store-outgoing.h"
 #include "mailroom/mr-store-party.h"
+#include "mailroom/mr-store-team.h"
 #include "mailroom/mr-store-calendar.h"
 #include "mailroom/mr-store-event.h"
 #include "mailroom/mr-store-record.h"
@@ -208,17 +210,23 @@ mr_crm_timer_due(const MrWorkflow *wf, const MrCalendar *cal, gint64 started)
 }
 
 /* The earliest a timer of @wf started at @started can fall due in any
- * calendar: working time goes no faster than the clock, and a day is at
- * least 23 hours of it. */
+ * calendar of @set: the record's owner may still change before the
+ * transaction ends, and with it the calendar.  -1: in none. */
 static gint64
-timer_earliest(const MrWorkflow *wf, gint64 started)
+timer_earliest(const MrWorkflowSet *set, const MrWorkflow *wf, gint64 started)
 {
-	static const gint64 unit[] = { 60, 3600, 86400 };
-	gint64 span = wf->after.amount * unit[wf->after.unit];
+	GHashTableIter it;
+	gpointer cal;
+	gint64 min = -1;
 
-	if (wf->after.unit == MR_DURATION_DAYS)
-		span -= 2 * 3600;
-	return started + MAX(span, 0);
+	g_hash_table_iter_init(&it, set->calendars);
+	while (g_hash_table_iter_next(&it, NULL, &cal)) {
+		gint64 due = mr_crm_timer_due(wf, cal, started);
+
+		if (due >= 0 && (min < 0 || due < min))
+			min = due;
+	}
+	return min;
 }
 
 /* Starts the timer or queues the firing of workflow @e for event @type on
@@ -249,7 +257,7 @@ start(const MrWorkflowSet *set, MrStore *store, const Entry *e, const char *now,
 	if (!set->team_calendars)
 		at = mr_crm_timer_due(wf, set->fallback, started);
 	else
-		at = timer_earliest(wf, started);
+		at = timer_earliest(set, wf, started);
 	if (at < 0) {
 		g_warning("workflow %s: a calendar without working time: no timer on %s %"
 			  G_GINT64_FORMAT, wf->name, mr_record_kind_name(ref.kind), ref.id);
@@ -383,29 +391,6 @@ mr_workflow_hook_set(MrWorkflowHook *hook, GError **error)
 
 /* --- use cases ---------------------------------------------------------------------- */
 
-/* The built-in workflows (issue 24), as mailroomctl would take them. */
-static const struct {
-	const char *name;
-	MrWorkflowSpec spec;
-} builtins[] = {
-	{ MR_WORKFLOW_TICKET_ACK,
-	  { .on = "ticket.created", .actions = (const char *const[]){ "send ticket-ack", NULL } } },
-	{ "follow-up",
-	  { .after = "3d", .business = TRUE, .since = "response.sent",
-	    .unless = (const char *const[]){ "reply.received", "mail.bounced", NULL },
-	    .repeat = 2,
-	    .conds = (const char *const[]){ "record = opportunity", "status = open", NULL },
-	    .actions = (const char *const[]){ "send follow-up", NULL } } },
-	{ "lead-reminder",
-	  { .after = "1d", .business = TRUE, .since = "lead.created",
-	    .conds = (const char *const[]){ "status = new", NULL },
-	    .actions = (const char *const[]){ "remind", NULL } } },
-	{ "first-response-sla",
-	  { .after = "4h", .business = TRUE, .since = "ticket.created",
-	    .unless = (const char *const[]){ "response.sent", NULL },
-	    .actions = (const char *const[]){ "escalate", NULL } } },
-};
-
 /* Writes @wf (made and checked); with @replace over one of its name.
  * Returns its id; 0 without @error when the name is taken. */
 static gint64
@@ -451,12 +436,54 @@ typedef struct {
 	guint cancelled;
 } WorkflowChange;
 
+/* Checks that what the actions of @wf name is there: a template, a user,
+ * a team.  Returns FALSE with @error (MR_CRM_ERROR_NOT_FOUND, naming the
+ * action) or the database's. */
+static gboolean
+workflow_names_exist(MrStore *store, const MrWorkflow *wf, GError **error)
+{
+	for (guint i = 0; i < wf->actions->len; i++) {
+		const MrWorkflowAction *a = g_ptr_array_index(wf->actions, i);
+		g_autofree char *text = NULL;
+		const char *what = a->team ? "team" : "user";
+		gboolean found = TRUE;
+
+		if (a->kind == MR_WORKFLOW_ACT_SEND) {
+			g_autoptr(GError) local = NULL;
+			g_autoptr(MrTemplateRow) t = mr_store_template_get(store, a->text, &local);
+
+			if (t == NULL && !g_error_matches(local, MR_STORE_ERROR,
+							  MR_STORE_ERROR_NOT_FOUND)) {
+				g_propagate_error(error, g_steal_pointer(&local));
+				return FALSE;
+			}
+			found = t != NULL;
+			what = "template";
+		} else if ((a->kind == MR_WORKFLOW_ACT_REMIND || a->kind == MR_WORKFLOW_ACT_ASSIGN ||
+			    a->kind == MR_WORKFLOW_ACT_ESCALATE) && a->text != NULL) {
+			found = a->team ? mr_store_team_id(store, a->text) != 0
+					: mr_store_user_by_address(store, a->text) != 0;
+		}
+		if (!mr_store_check(store, error))
+			return FALSE;
+		if (found)
+			continue;
+		text = mr_workflow_action_text(a);
+		g_set_error(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND, "--then '%s': no %s %s", text,
+			    what, a->text);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean
 workflow_add_tx(MrStore *store, gpointer data, GError **error)
 {
 	WorkflowChange *c = data;
 	g_autoptr(GError) local = NULL;
 
+	if (!workflow_names_exist(store, c->wf, error))
+		return FALSE;
 	if (workflow_write(store, c->wf, c->replace, &local) != 0)
 		return mr_store_rules_bump(store, error) != 0;
 	if (local != NULL) {
@@ -542,27 +569,6 @@ mr_crm_workflow_delete(MrStore *store, const char *name, guint *cancelled, GErro
 	if (cancelled != NULL)
 		*cancelled = c.cancelled;
 	return TRUE;
-}
-
-gboolean
-mr_crm_workflows_builtin(MrStore *store, GError **error)
-{
-	gboolean made = FALSE;
-
-	for (guint i = 0; i < G_N_ELEMENTS(builtins); i++) {
-		g_autoptr(MrWorkflow) wf = mr_workflow_new(builtins[i].name, &builtins[i].spec, error);
-		g_autoptr(GError) local = NULL;
-
-		if (wf == NULL)
-			return FALSE; /* a mistake of this file: the unit tests catch it */
-		if (workflow_write(store, wf, FALSE, &local) != 0)
-			made = TRUE;
-		else if (local != NULL) {
-			g_propagate_error(error, g_steal_pointer(&local));
-			return FALSE;
-		}
-	}
-	return !made || mr_store_rules_bump(store, error) != 0;
 }
 
 typedef struct {

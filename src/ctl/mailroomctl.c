@@ -197,7 +197,8 @@ ctl_open(MrCtl *ctl, gboolean store, gboolean create)
 /* --- verbs ------------------------------------------------------------------ */
 
 /* What init creates when missing (an edited one stays): the built-in
- * templates, the calendar "default", the built-in workflows. */
+ * templates, the calendar "default".  (The built-in workflows come with
+ * the schema, mr-store-sql.c.) */
 static gboolean
 init_tx(MrStore *store, gpointer data, GError **error)
 {
@@ -225,8 +226,7 @@ init_tx(MrStore *store, gpointer data, GError **error)
 	/* the calendar of records without a team's own: working hours in
 	 * the configuration's timezone */
 	return mr_store_calendar_put(store, MR_CALENDAR_DEFAULT, cfg->timezone,
-				     MR_CALENDAR_DEFAULT_HOURS, FALSE, now, error) != 0 &&
-	       mr_crm_workflows_builtin(store, error);
+				     MR_CALENDAR_DEFAULT_HOURS, FALSE, now, error) != 0;
 }
 
 static int
@@ -2219,7 +2219,10 @@ cmd_workflow_add(MrCtl *ctl, char **args)
 	spec.conds = (const char *const *)ctl->conds;
 	spec.actions = (const char *const *)ctl->actions;
 	if (!mr_crm_workflow_add(ctl->store, args[0], &spec, ctl->replace, &error)) {
-		if (error->domain == MR_WORKFLOW_ERROR)
+		/* a mistake on the command line: its grammar, or a name that
+		 * is not there (as for a rule's owner) */
+		if (error->domain == MR_WORKFLOW_ERROR ||
+		    g_error_matches(error, MR_CRM_ERROR, MR_CRM_ERROR_NOT_FOUND))
 			return fail(MR_EX_USAGE, "%s", error->message);
 		return store_fail(error);
 	}
@@ -2253,8 +2256,8 @@ workflow_enable(MrCtl *ctl, const char *name, gboolean enabled)
 	if (!mr_crm_workflow_enable(ctl->store, name, enabled, &cancelled, &error))
 		return store_fail(error);
 	if (cancelled > 0 && !ctl->json)
-		mr_text_fprintf(stderr, "mailroomctl: %u timers of workflow %s cancelled\n",
-				cancelled, name);
+		mr_text_fprintf(stderr, "mailroomctl: %u timer%s of workflow %s cancelled\n",
+				cancelled, cancelled == 1 ? "" : "s", name);
 	return workflow_print(ctl, name);
 }
 
@@ -2270,8 +2273,8 @@ cmd_workflow_delete(MrCtl *ctl, char **args)
 	if (!mr_crm_workflow_delete(ctl->store, args[0], &cancelled, &error))
 		return store_fail(error);
 	if (cancelled > 0 && !ctl->json)
-		mr_text_fprintf(stderr, "mailroomctl: %u timers of workflow %s cancelled\n",
-				cancelled, args[0]);
+		mr_text_fprintf(stderr, "mailroomctl: %u timer%s of workflow %s cancelled\n",
+				cancelled, cancelled == 1 ? "" : "s", args[0]);
 	print_gone(ctl, "workflow", args[0], "deleted");
 	return 0;
 }
@@ -2480,8 +2483,9 @@ static const MrCtlCommand mr_ctl_commands[] = {
 	{ "workflow", "add", 1, 1, cmd_workflow_add,
 	  "workflow add NAME --on EVENT [--if COND...] --then ACTION [--then ACTION...]\n"
 	  "                             [--replace]\n"
-	  "workflow add NAME --after DURATION --since EVENT [--unless EVENT...] [--business]\n"
-	  "                             [--repeat N] [--if COND...] --then ACTION... [--replace]\n"
+	  "  mailroomctl workflow add NAME --after DURATION --since EVENT [--unless EVENT...]\n"
+	  "                             [--business] [--repeat N] [--if COND...] --then ACTION...\n"
+	  "                             [--replace]\n"
 	  "                             (actions: send TEMPLATE, remind [EMAIL|team:NAME],\n"
 	  "                             assign EMAIL|team:NAME, set FIELD = VALUE,\n"
 	  "                             escalate [EMAIL|team:NAME], task TEXT [due DURATION])",
@@ -2528,19 +2532,33 @@ usage(FILE *out, const char *noun)
 			mr_config_default_path());
 }
 
-/* Whether the noun of the command line @argv is @noun: the first word
- * that is no option, options before it being those that come first
- * (-c FILE, --config FILE, --json, ...). */
+/* Whether option @arg ("-c", "--limit"; not "--limit=5") of @entries
+ * takes the next word as its value. */
 static gboolean
-ctl_noun_is(int argc, char **argv, const char *noun)
+ctl_option_takes_value(const char *arg, const GOptionEntry *entries)
+{
+	for (const GOptionEntry *e = entries; e->long_name != NULL; e++) {
+		gboolean named = (arg[1] == '-' && strcmp(arg + 2, e->long_name) == 0) ||
+				 (arg[1] != '-' && arg[1] == e->short_name && arg[2] == '\0');
+
+		if (named)
+			return e->arg != G_OPTION_ARG_NONE;
+	}
+	return FALSE;
+}
+
+/* Whether the noun of the command line @argv is @noun: the first word
+ * that is no option nor an option's value (@entries says which take
+ * one). */
+static gboolean
+ctl_noun_is(int argc, char **argv, const GOptionEntry *entries, const char *noun)
 {
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-			i++;
+		if (argv[i][0] == '-') {
+			if (strcmp(argv[i], "--") != 0 && ctl_option_takes_value(argv[i], entries))
+				i++;
 			continue;
 		}
-		if (argv[i][0] == '-')
-			continue;
 		return strcmp(argv[i], noun) == 0;
 	}
 	return FALSE;
@@ -2605,7 +2623,7 @@ main(int argc, char **argv)
 	ctl.repeat = CTL_NO_REPEAT;
 	/* `task add --due WHEN` takes a value where `job list --due` is a
 	 * flag: for task, --due is --due-at */
-	if (ctl_noun_is(argc, argv, "task"))
+	if (ctl_noun_is(argc, argv, entries, "task"))
 		for (int i = 1; i < argc; i++) {
 			if (strcmp(argv[i], "--") == 0)
 				break;

@@ -478,8 +478,9 @@ static const char mr_sql_migrate_v10[] = CALENDARS_V10("id INTEGER PRIMARY KEY,"
  * passed (counted again when it falls due, in the calendar of that
  * moment), round the firings before it (--repeat), depth how many
  * workflows acted before the event that started it.  Deleting a workflow
- * cancels its timers first; the jobs and tasks keep their history. */
-#define WORKFLOWS_V11(ID)                                                           \
+ * cancels its timers first; the jobs and tasks keep their history.  The
+ * built-in workflows come with the tables (BUILTIN_WORKFLOWS). */
+#define WORKFLOWS_V11(ID, NOW)                                                      \
 	"INSERT INTO event_type (name) VALUES ('response.sent'),"                   \
 	"  ('ticket.escalated'), ('task.created'), ('task.done');"                  \
 	"CREATE TABLE workflow (" ID                                                \
@@ -520,9 +521,35 @@ static const char mr_sql_migrate_v10[] = CALENDARS_V10("id INTEGER PRIMARY KEY,"
 	"  CHECK ((record_kind IS NULL) = (record_id IS NULL)),"                    \
 	"  CHECK ((status = 'done') = (done IS NOT NULL)));"                        \
 	"CREATE INDEX task_owner ON task(owner_id, status, due);"                   \
-	"CREATE INDEX task_record ON task(record_kind, record_id);"
+	"CREATE INDEX task_record ON task(record_kind, record_id);"                 \
+	BUILTIN_WORKFLOWS(NOW)
 
-static const char mr_sql_migrate_v11[] = WORKFLOWS_V11("id INTEGER PRIMARY KEY,");
+/* The built-in workflows (issue 24), in the canonical texts of
+ * mr-workflow.h (test-crm-workflow reads them back): made with the table,
+ * so that every database has them, one that is deleted stays deleted.
+ * @NOW: the engine's words for the time, as the store writes it. */
+#define BUILTIN_WORKFLOWS(NOW)                                                      \
+	"INSERT INTO workflow (name, enabled, trigger_text, event, timer, conditions,"\
+	"  actions, created, updated) VALUES"                                        \
+	" ('ticket-ack', 1, '--on ticket.created', 'ticket.created', 0, '',"         \
+	"  'send ticket-ack', " NOW ", " NOW "),"                                     \
+	" ('follow-up', 1, '--after 3d --business --since response.sent"             \
+	" --unless reply.received --unless mail.bounced --repeat 2', 'response.sent',"\
+	"  1, 'record = opportunity\nstatus = open', 'send follow-up', " NOW ", "      \
+	NOW "),"                                                                      \
+	" ('lead-reminder', 1, '--after 1d --business --since lead.created',"        \
+	"  'lead.created', 1, 'status = new', 'remind', " NOW ", " NOW "),"          \
+	" ('first-response-sla', 1, '--after 4h --business --since ticket.created"   \
+	" --unless response.sent', 'ticket.created', 1, '', 'escalate', " NOW ", "   \
+	NOW ");"                                                                      \
+	"INSERT INTO workflow_unless (workflow_id, event)"                           \
+	" SELECT id, 'reply.received' FROM workflow WHERE name = 'follow-up'"        \
+	" UNION ALL SELECT id, 'mail.bounced' FROM workflow WHERE name = 'follow-up'"\
+	" UNION ALL SELECT id, 'response.sent' FROM workflow"                        \
+	"  WHERE name = 'first-response-sla';"
+
+static const char mr_sql_migrate_v11[] =
+	WORKFLOWS_V11("id INTEGER PRIMARY KEY,", "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')");
 
 const MrSqlMigration mr_sql_migrations_sqlite[] = {
 	{ 0, 1, mr_sql_schema_v1 },
@@ -689,7 +716,8 @@ static const char mr_sql_pgsql_migrate_v9[] = OUTGOING_V9(PG_ID);
 static const char mr_sql_pgsql_migrate_v10[] = CALENDARS_V10(PG_ID);
 
 /* 10 -> 11 (PostgreSQL): as mr_sql_migrate_v11, in its types. */
-static const char mr_sql_pgsql_migrate_v11[] = WORKFLOWS_V11(PG_ID);
+static const char mr_sql_pgsql_migrate_v11[] =
+	WORKFLOWS_V11(PG_ID, "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
 
 const MrSqlMigration mr_sql_migrations_pgsql[] = {
 	{ 0, 2, mr_sql_pgsql_schema_v2 },
@@ -1207,9 +1235,11 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		"INSERT INTO workflow (name, enabled, trigger_text, event, timer, conditions,"
 		" actions, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
 		" ON CONFLICT (name) DO NOTHING RETURNING id",
+	/* enabled stays as it is (?2 only as the insert binds it) */
 	[MR_STMT_WORKFLOW_UPDATE] =
-		"UPDATE workflow SET enabled = ?2, trigger_text = ?3, event = ?4, timer = ?5,"
-		" conditions = ?6, actions = ?7, updated = ?8 WHERE name = ?1 RETURNING id",
+		"UPDATE workflow SET trigger_text = ?3, event = ?4, timer = ?5,"
+		" conditions = ?6, actions = ?7, updated = ?8 WHERE name = ?1"
+		" AND CAST(?2 AS INTEGER) IN (0, 1) RETURNING id",
 	[MR_STMT_WORKFLOW_UNLESS_CLEAR] = "DELETE FROM workflow_unless WHERE workflow_id = ?1",
 	[MR_STMT_WORKFLOW_UNLESS_INSERT] =
 		"INSERT INTO workflow_unless (workflow_id, event) VALUES (?1, ?2)",
@@ -1289,6 +1319,8 @@ const char *const mr_sql_text[MR_STMT_N_STATEMENTS] = {
 		" LEFT JOIN app_user u ON u.id = coalesce(t.owner_id, l.owner_id, o.owner_id)"
 		" WHERE v.column2 IS NOT NULL"
 		" AND coalesce(t.status, l.status, o.status) IS NOT NULL",
+	[MR_STMT_MESSAGE_IS_AUTO] =
+		"SELECT 1 FROM message WHERE id = ?1 AND auto_kind IS NOT NULL",
 	[MR_STMT_RECORD_FIRST_EVENT] =
 		"SELECT min(created) FROM event WHERE record_kind = ?1 AND record_id = ?2"
 		" AND type = ?3 AND created >= ?4",

@@ -227,6 +227,15 @@ mr_store_record_timer(MrStore *store, gint64 workflow, MrRecordRef record, char 
 	}
 }
 
+gboolean
+mr_store_message_is_auto(MrStore *store, gint64 id)
+{
+	g_autoptr(MrStmtUse) st = store_stmt(store, MR_STMT_MESSAGE_IS_AUTO);
+
+	mr_sql_bind_int64(st, 1, id);
+	return mr_store_step_row(store, st);
+}
+
 char *
 mr_store_record_first_event(MrStore *store, MrRecordRef record, const char *type,
 			    const char *since)

@@ -280,7 +280,7 @@ deliver("crm@acme.test", "Sam Sales <sam@acme.test>", "frank@client.test", "[OPP
         "offer4@acme.test")
 t.eq(workflow("follow-up")["pending"], 1, "a follow-up waits")
 rc, out, err = e.ctl("workflow", "disable", "follow-up")
-t.ok(rc == 0 and "1 timers of workflow follow-up cancelled" in err, "workflow disable",
+t.ok(rc == 0 and "1 timer of workflow follow-up cancelled" in err, "workflow disable",
      (rc, out, err))
 t.eq((workflow("follow-up")["enabled"], workflow("follow-up")["pending"]), (False, 0),
      "disabled, nothing pending")
@@ -304,7 +304,11 @@ for args, want in (
         (["--on", "ticket.crated", "--then", "escalate"], "ticket.crated"),
         (["--on", "ticket.created"], "--then"),
         (["--on", "ticket.created", "--then", "sned x"], "sned"),
-        (["--on", "ticket.created", "--if", "subject ~ x", "--then", "escalate"], "subject")):
+        (["--on", "ticket.created", "--if", "subject ~ x", "--then", "escalate"], "subject"),
+        (["--on", "ticket.created", "--then", "send nope"], "no template nope"),
+        (["--on", "ticket.created", "--then", "assign nobody@acme.test"],
+         "no user nobody@acme.test"),
+        (["--on", "ticket.created", "--then", "remind team:nope"], "no team nope")):
     rc, out, err = e.ctl("workflow", "add", "bad", *args)
     t.ok(rc == 64 and want in err and err.count("\n") == 1 and out == "",
          "refused in one line: %s" % " ".join(args), (rc, out, err))
@@ -342,6 +346,22 @@ tl = [x["kind"] for x in e.json("timeline", "TKT-1")]
 t.ok("task.created" in tl and "task.done" in tl, "the timeline shows the task and its end", tl)
 ok_ctl("workflow", "delete", "feedback")
 t.eq([w["name"] for w in e.json("workflow", "list")].count("feedback"), 0, "workflow delete")
+
+# loop protection: an --on workflow answers a person's mail, not an auto-reply
+ok_ctl("workflow", "add", "echo", "--on", "message.linked", "--if", "record = ticket",
+       "--then", "send ticket-ack")
+before = len(mails_to("ann@client.test"))
+deliver("support@acme.test", "Ann <ann@client.test>", "support@acme.test",
+        "Auto: [TKT-1] Printer on fire", "ann-ooo@client.test",
+        headers={"Auto-Submitted": "auto-replied"})
+t.ok(wait_until(lambda: [x for x in e.json("event", "list") if x["type"] == "mail.held"
+                         and "automatic mail" in x["summary"]], timeout=30),
+     "an auto-reply: held (mail.held), nothing sent", e.json("event", "list")[-3:])
+deliver("support@acme.test", "Ann <ann@client.test>", "support@acme.test",
+        "Re: [TKT-1] Printer on fire", "ann-again@client.test")
+t.ok(wait_until(lambda: len(mails_to("ann@client.test")) == before + 1, timeout=30),
+     "a person's mail: answered", [m["rcpt_tos"] for m in relay.messages()][-3:])
+ok_ctl("workflow", "delete", "echo")
 
 # a team's turn and its lead: VIP tickets unanswered for an hour on the clock
 ok_ctl("rule", "add", "vip", "--if", "from_domain = vip.test", "--then", "tag = vip")
