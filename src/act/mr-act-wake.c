@@ -17,6 +17,11 @@
 #define WAKE_MAX_MS (3600 * 1000)
 /* How often a broken watcher is opened again, s. */
 #define WAKE_RETRY_S 5
+/* After a notice of the descriptor that showed no commit (on SQLite the
+ * write to the WAL comes before the commit is visible), the watcher looks
+ * again after these many ms, each after the one before. */
+static const guint wake_rechecks_ms[] = { 10, 40, 150, 500, 1000 };
+
 /* Work other connections commit wakes the service at most this often, ms:
  * on SQLite every write to the WAL is seen (inotify), and a burst of
  * commits makes one look, not one per commit. */
@@ -31,6 +36,8 @@ struct _MrWake {
 	guint retry_source; /* opening it again */
 	guint timer;
 	guint defer_source; /* a coalesced call of func to come */
+	guint recheck_source; /* another look after a notice that showed nothing */
+	guint rechecks;     /* looks so far after that notice */
 	gint64 last_call;   /* the watcher's last call of func (monotonic) */
 };
 
@@ -76,6 +83,7 @@ mr_wake_arm_in(MrWake *w, guint seconds)
 static void
 wake_watch_close(MrWake *w)
 {
+	g_clear_handle_id(&w->recheck_source, g_source_remove);
 	g_clear_handle_id(&w->watch_source, g_source_remove);
 	g_clear_pointer(&w->watch, mr_store_close);
 }
@@ -120,13 +128,16 @@ wake_notify(MrWake *w)
 	w->func(w->data);
 }
 
-/* Asks the watcher; calls func when work came. */
+/* Asks the watcher; calls func when work came (then sets @seen,
+ * nullable). */
 static gboolean
-wake_check(MrWake *w)
+wake_check(MrWake *w, gboolean *seen)
 {
 	g_autoptr(GError) error = NULL;
 
 	if (mr_store_watch_changed(w->watch, &error)) {
+		if (seen != NULL)
+			*seen = TRUE;
 		wake_notify(w);
 		return G_SOURCE_CONTINUE;
 	}
@@ -141,15 +152,42 @@ wake_check(MrWake *w)
 }
 
 static gboolean
+wake_recheck(gpointer p)
+{
+	MrWake *w = p;
+	g_autoptr(GError) error = NULL;
+
+	w->recheck_source = 0;
+	if (w->watch == NULL)
+		return G_SOURCE_REMOVE;
+	if (mr_store_watch_changed(w->watch, &error)) {
+		wake_notify(w);
+		return G_SOURCE_REMOVE;
+	}
+	if (error == NULL && ++w->rechecks < G_N_ELEMENTS(wake_rechecks_ms))
+		w->recheck_source = g_timeout_add(wake_rechecks_ms[w->rechecks], wake_recheck, w);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
 wake_fd_ready(gint fd, GIOCondition condition, gpointer p)
 {
-	return wake_check(p);
+	MrWake *w = p;
+	gboolean more, seen = FALSE;
+
+	w->rechecks = 0;
+	g_clear_handle_id(&w->recheck_source, g_source_remove);
+	more = wake_check(w, &seen);
+	/* nothing yet: the commit may come right after what woke us */
+	if (more && !seen)
+		w->recheck_source = g_timeout_add(wake_rechecks_ms[0], wake_recheck, w);
+	return more;
 }
 
 static gboolean
 wake_poll(gpointer p)
 {
-	return wake_check(p);
+	return wake_check(p, NULL);
 }
 
 /* Opens the watcher and sets its source: a notification's fd (PostgreSQL's

@@ -908,7 +908,8 @@ struct _MrImapService {
 	MrConfig *cfg;      /* the latest configuration (ref) */
 	GPtrArray *watches; /* MrImapWatch*: the running ones */
 	GPtrArray *retired; /* MrImapWatch*: asked to stop, not yet joined */
-	guint reaper;       /* a timer that joins retired watches */
+	guint reaper;       /* a timer that joins retired watches, while there
+			       are any */
 	gboolean draining;  /* no more starts */
 };
 
@@ -957,7 +958,10 @@ reap_retired(gpointer data)
 	}
 	if (reaped)
 		start_missing(svc);
-	return G_SOURCE_CONTINUE;
+	if (svc->retired->len > 0)
+		return G_SOURCE_CONTINUE;
+	svc->reaper = 0; /* nothing to wait for: no timer while idle */
+	return G_SOURCE_REMOVE;
 }
 
 static gpointer
@@ -970,7 +974,6 @@ imap_start(MrConfig *cfg, MrWriter *writer, GError **error)
 	svc->watches = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
 	svc->retired = g_ptr_array_new_with_free_func((GDestroyNotify)watch_free);
 	start_missing(svc);
-	svc->reaper = g_timeout_add(200, reap_retired, svc);
 	return svc;
 }
 
@@ -1005,6 +1008,8 @@ imap_reload(gpointer self, const MrConfig *old, MrConfig *cfg)
 		watch_drain_request(w);
 		g_ptr_array_add(svc->retired, w);
 	}
+	if (svc->retired->len > 0 && svc->reaper == 0)
+		svc->reaper = g_timeout_add(200, reap_retired, svc);
 	g_free(g_ptr_array_steal(svc->watches, NULL)); /* moved to keep or retired */
 	g_ptr_array_unref(svc->watches);
 	svc->watches = g_steal_pointer(&keep);

@@ -108,6 +108,17 @@ server_refusals_flush(MrSmtpServer *server, gint64 now)
 	memset(server->refuse_quiet, 0, sizeof server->refuse_quiet);
 }
 
+static gboolean server_sweep(gpointer data);
+
+/* The sweep runs while there are sessions (or refusals not yet logged):
+ * an idle server has no timer. */
+static void
+server_sweep_arm(MrSmtpServer *server)
+{
+	if (server->sweep_id == 0)
+		server->sweep_id = g_timeout_add_seconds(1, server_sweep, server);
+}
+
 static void
 server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmtp)
 {
@@ -132,6 +143,7 @@ server_start_session(MrSmtpServer *server, GSocketConnection *conn, gboolean lmt
 	s->state = MR_SMTP_STATE_HELO;
 	s->last_active = g_get_monotonic_time();
 	g_hash_table_add(server->sessions, s);
+	server_sweep_arm(server);
 	per_ip = server_ip_add(server, s->peer);
 	g_socket_set_option(g_socket_connection_get_socket(conn), IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 
@@ -178,9 +190,10 @@ session_deadline_s(const MrSmtpSession *s)
 	return s->cfg->limits.timeout_s;
 }
 
-/* Once a second: sessions past their deadline get 421 4.4.2 and are
- * closed; a session that does not read even that is closed after one more
- * period, and a TLS handshake is cancelled. */
+/* Once a second while there are sessions (server_sweep_arm()): sessions
+ * past their deadline get 421 4.4.2 and are closed; a session that does
+ * not read even that is closed after one more period, and a TLS
+ * handshake is cancelled. */
 static gboolean
 server_sweep(gpointer data)
 {
@@ -220,7 +233,13 @@ server_sweep(gpointer data)
 		mr_smtp_session_read(s);
 		mr_smtp_session_flush(s);
 	}
-	return G_SOURCE_CONTINUE;
+	if (g_hash_table_size(server->sessions) > 0)
+		return G_SOURCE_CONTINUE;
+	for (guint i = 0; i < MR_SMTP_REFUSE_N; i++)
+		if (server->refuse_quiet[i] > 0)
+			return G_SOURCE_CONTINUE;
+	server->sweep_id = 0;
+	return G_SOURCE_REMOVE;
 }
 
 #define ACCEPT_BURST 64    /* connections taken per wake-up */
@@ -411,7 +430,6 @@ mr_smtp_server_new(MrConfig *cfg, MrWriter *writer, GError **error)
 			return NULL;
 	for (guint i = 0; i < server->listeners->len; i++)
 		listener_watch(g_ptr_array_index(server->listeners, i));
-	server->sweep_id = g_timeout_add_seconds(1, server_sweep, server);
 	return g_steal_pointer(&server);
 }
 

@@ -23,9 +23,9 @@ typedef struct {
 	char *path;
 	GHashTable *control; /* SQL text -> sqlite3_stmt*: BEGIN, SAVEPOINT x, ... */
 	gint64 data_version; /* a watcher's last reading (watch_changed) */
-	int inotify;         /* a watcher's inotify descriptor on the database's
-				folder, or -1 (then the watcher's owner polls) */
-	char *name;          /* the database file's name in that folder */
+	int inotify;         /* a watcher's inotify descriptor on the database
+				and its WAL, or -1 (then the watcher's owner
+				asks once a second) */
 } SqliteConn;
 
 typedef struct {
@@ -204,10 +204,13 @@ sqlite_data_version(MrSqlConn *c, GError **error)
 }
 
 /* A watcher learns of another connection's commit from the kernel, not by
- * asking: inotify on the database's folder reports each write to the
- * database file or its WAL (the folder, not the files: the WAL comes and
- * goes), and only then is data_version read.  Without inotify (another
- * kernel, no descriptor left) the watcher's owner asks once a second. */
+ * asking: inotify on the database file and its WAL reports each write to
+ * them, and only then is data_version read.  (The files, not their
+ * folder: a file that something else writes there all the time -- a log
+ * -- would wake the watcher for nothing.)  The WAL is there while any
+ * connection is open, the watcher's own included.  Without inotify
+ * (another kernel, no descriptor left) the watcher's owner asks once a
+ * second. */
 static gboolean
 sqlite_watch_start(MrSqlConn *c, GError **error)
 {
@@ -218,19 +221,17 @@ sqlite_watch_start(MrSqlConn *c, GError **error)
 		return FALSE;
 #ifdef __linux__
 	if (conn->inotify < 0) {
-		g_autofree char *dir = g_path_get_dirname(conn->path);
+		g_autofree char *wal = g_strconcat(conn->path, "-wal", NULL);
 
 		conn->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (conn->inotify >= 0 &&
-		    inotify_add_watch(conn->inotify, dir,
-				      IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) < 0) {
-			g_info("%s: no inotify watch (%s): asking once a second", dir,
+		    (inotify_add_watch(conn->inotify, conn->path, IN_MODIFY) < 0 ||
+		     inotify_add_watch(conn->inotify, wal, IN_MODIFY) < 0)) {
+			g_info("%s: no inotify watch (%s): asking once a second", conn->path,
 			       g_strerror(errno));
 			close(conn->inotify);
 			conn->inotify = -1;
 		}
-		g_free(conn->name);
-		conn->name = g_path_get_basename(conn->path);
 	}
 #endif
 	return TRUE;
@@ -243,41 +244,24 @@ sqlite_watch_fd(MrSqlConn *c)
 }
 
 #ifdef __linux__
-/* Whether @name is the database file @db or one of its own ("-wal",
- * "-journal"). */
-static gboolean
-watch_name_is_database(const char *name, const char *db)
-{
-	gsize n = strlen(db);
+/* The most reads of the inotify descriptor per look: events that keep
+ * coming wait for the next turn of the main loop. */
+#define WATCH_READS_MAX 16
 
-	return strncmp(name, db, n) == 0 &&
-	       (name[n] == '\0' || strcmp(name + n, "-wal") == 0 ||
-		strcmp(name + n, "-journal") == 0);
-}
-
-/* Reads every event the inotify descriptor holds.  Returns TRUE when one
- * was about the database (or some were lost: the queue overflowed). */
-static gboolean
+/* Reads the events the inotify descriptor holds (every one is a write to
+ * the database or its WAL). */
+static void
 watch_drain(SqliteConn *conn)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	gboolean seen = FALSE;
 
-	for (;;) {
+	for (int i = 0; i < WATCH_READS_MAX; i++) {
 		ssize_t n = read(conn->inotify, buf, sizeof(buf));
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return seen;
-		for (char *p = buf; p < buf + n;) {
-			const struct inotify_event *ev = (const struct inotify_event *)p;
-
-			if ((ev->mask & IN_Q_OVERFLOW) ||
-			    (ev->len > 0 && watch_name_is_database(ev->name, conn->name)))
-				seen = TRUE;
-			p += sizeof(*ev) + ev->len;
-		}
+			break;
 	}
 }
 #endif
@@ -288,8 +272,11 @@ sqlite_watch_changed(MrSqlConn *c, GError **error)
 	gint64 v;
 
 #ifdef __linux__
-	if (CONN(c)->inotify >= 0 && !watch_drain(CONN(c)))
-		return FALSE;
+	/* what the kernel reported is read; whether a commit came is
+	 * data_version's to say (a write to the WAL comes before the commit
+	 * is visible: the watcher's owner looks again shortly after) */
+	if (CONN(c)->inotify >= 0)
+		watch_drain(CONN(c));
 #endif
 	v = sqlite_data_version(c, error);
 
@@ -491,7 +478,6 @@ sqlite_close(MrSqlConn *c)
 	sqlite3_close(conn->db);
 	if (conn->inotify >= 0)
 		close(conn->inotify);
-	g_free(conn->name);
 	g_free(conn->path);
 	g_free(conn);
 }
