@@ -5,7 +5,7 @@
  * Act stage.  Both live on the main loop with one timer each, set to the
  * earliest due row, and a watcher of the database that notices work
  * other processes add (PostgreSQL LISTEN/NOTIFY; on SQLite, inotify on
- * the database's folder, then PRAGMA data_version); neither polls.  They write
+ * the database file and its WAL, then PRAGMA data_version); neither polls.  They write
  * through the writer like every door.  The scheduler decides when, the
  * outbox only sends. */
 #pragma once

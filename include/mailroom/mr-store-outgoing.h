@@ -33,7 +33,7 @@ gboolean mr_store_notify_work(MrStore *store, GError **error);
 /* Makes @store (a connection of its own, outside any transaction) a
  * watcher of other connections' work: LISTEN on PostgreSQL; on SQLite the
  * first reading of PRAGMA data_version and an inotify watch on the
- * database's folder.  Returns FALSE with @error. */
+ * database file and its WAL.  Returns FALSE with @error. */
 gboolean mr_store_watch_start(MrStore *store, GError **error);
 
 /* Returns the descriptor that turns readable when a notification may have
