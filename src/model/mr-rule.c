@@ -119,6 +119,9 @@ static const struct {
 
 /* Sets @error to "PREFIX'TEXT': MESSAGE" (TEXT shown safely, cut when
  * long). */
+static void set_quoting(GError **error, GQuark domain, int code, const char *prefix,
+			const char *text, const char *fmt, va_list ap) G_GNUC_PRINTF(6, 0);
+
 static void
 set_quoting(GError **error, GQuark domain, int code, const char *prefix, const char *text,
 	    const char *fmt, va_list ap)
