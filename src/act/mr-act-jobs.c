@@ -89,32 +89,12 @@ job_retry_due(const MrJobClaimed *job, const char *now)
 	return mr_act_iso_add(now, (gint64)JOB_RETRY_S << MIN(job->attempts - 1, 16));
 }
 
-/* A job of a kind this mailroomd does not know (a newer one's): FALSE
- * with @error (it is tried again, then failed). */
-static gboolean
-job_request(const MrConfig *cfg, const MrJobClaimed *job, MrOutgoingRequest *req, GError **error)
-{
-	memset(req, 0, sizeof(*req));
-	g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no such kind of job: %s",
-		    job->kind);
-	return FALSE;
-}
-
-/* A failure that is the database's, not the job's: the whole step is
- * undone and tried again. */
-static gboolean
-database_error(const GError *error)
-{
-	return error->domain == MR_STORE_ERROR && error->code != MR_STORE_ERROR_NOT_FOUND;
-}
-
 /* --- a batch: claimed, composed, written ---------------------------------------- */
 
 typedef struct {
 	MrJobClaimed *job;
-	MrOutgoingDraft *draft; /* (nullable): an acknowledgement without a
-				   workflow; none when it failed */
-	MrFiring *firing;       /* (nullable): a workflow's firing */
+	MrFiring *firing;       /* (nullable): a workflow's firing; none when
+				   it failed */
 	gboolean ended;         /* its job ended in the claim (postponed,
 				   cancelled, its conditions false) */
 	char *error;            /* (nullable): why it failed */
@@ -133,7 +113,6 @@ item_clear(gpointer p)
 	Item *it = p;
 
 	mr_job_claimed_free(it->job);
-	mr_outgoing_draft_free(it->draft);
 	mr_firing_free(it->firing);
 	g_free(it->error);
 }
@@ -155,7 +134,6 @@ batch_free(gpointer p)
 static void
 item_fail(Item *it, const GError *error)
 {
-	g_clear_pointer(&it->draft, mr_outgoing_draft_free);
 	g_clear_pointer(&it->firing, mr_firing_free);
 	g_free(it->error);
 	it->error = g_strdup(error->message);
@@ -199,34 +177,30 @@ item_prepare(MrStore *store, const MrConfig *cfg, const MrWorkflowSet *set, cons
 	     const char *now, Item *it, gboolean fetched, MrRecordFields *fields, GError **error)
 {
 	g_autoptr(GError) local = NULL;
-	MrOutgoingRequest req;
 
-	if (job_fires(it->job)) {
-		switch (mr_act_fire_prepare(store, cfg, set, it->job, claim, now, fetched, fields,
-					    &it->firing, &local)) {
-		case MR_FIRE_GO:
-			return TRUE;
-		case MR_FIRE_ENDED:
-			it->ended = TRUE;
-			return TRUE;
-		case MR_FIRE_FAILED:
-			item_fail(it, local);
-			return TRUE;
-		case MR_FIRE_ERROR:
-			g_propagate_error(error, g_steal_pointer(&local));
-			return FALSE;
-		}
-	}
-	if (job_request(cfg, it->job, &req, &local))
-		it->draft = mr_outgoing_prepare(store, cfg, &req, &local);
-	if (local == NULL)
+	if (!job_fires(it->job)) {
+		/* a kind this mailroomd does not know (a newer one's): tried
+		 * again, then failed */
+		g_set_error(&local, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+			    "no such kind of job: %s", it->job->kind);
+		item_fail(it, local);
 		return TRUE;
-	if (database_error(local)) {
-		g_propagate_error(error, g_steal_pointer(&local));
-		return FALSE;
 	}
-	item_fail(it, local);
-	return TRUE;
+	switch (mr_act_fire_prepare(store, cfg, set, it->job, claim, now, fetched, fields,
+				    &it->firing, &local)) {
+	case MR_FIRE_GO:
+		return TRUE;
+	case MR_FIRE_ENDED:
+		it->ended = TRUE;
+		return TRUE;
+	case MR_FIRE_FAILED:
+		item_fail(it, local);
+		return TRUE;
+	case MR_FIRE_ERROR:
+		break;
+	}
+	g_propagate_error(error, g_steal_pointer(&local));
+	return FALSE;
 }
 
 /* Step 1: the claim, and what each job's mail needs. */
@@ -294,8 +268,6 @@ compose_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel
 		Item *it = &g_array_index(b->items, Item, i);
 		g_autoptr(GError) error = NULL;
 
-		if (it->draft != NULL && !mr_outgoing_compose(it->draft, &error))
-			item_fail(it, error);
 		for (guint k = 0; it->firing != NULL && k < mr_firing_drafts(it->firing)->len; k++)
 			if (!mr_outgoing_compose(g_ptr_array_index(mr_firing_drafts(it->firing), k),
 						 &error)) {
@@ -323,12 +295,9 @@ write_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 
 		if (it->ended)
 			continue;
-		if (it->draft != NULL || it->firing != NULL) {
+		if (it->firing != NULL) {
 			running++;
-			if (it->draft != NULL)
-				g_ptr_array_add(drafts, it->draft);
-			for (guint k = 0; it->firing != NULL &&
-					  k < mr_firing_drafts(it->firing)->len; k++)
+			for (guint k = 0; k < mr_firing_drafts(it->firing)->len; k++)
 				g_ptr_array_add(drafts,
 						g_ptr_array_index(mr_firing_drafts(it->firing), k));
 			continue;
@@ -556,17 +525,11 @@ run_work(MrStore *store, const MrConfig *cfg, gpointer data, GError **error)
 		g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_FAILED, it.error);
 		return FALSE;
 	}
-	if (it.draft != NULL && !mr_outgoing_compose(it.draft, error))
-		return FALSE;
 	drafts = it.firing != NULL ? mr_firing_drafts(it.firing) : NULL;
 	for (guint k = 0; drafts != NULL && k < drafts->len; k++)
 		if (!mr_outgoing_compose(g_ptr_array_index(drafts, k), error))
 			return FALSE;
-	if (it.draft != NULL) {
-		outs = g_new0(MrOutgoingResult, 1);
-		ok = mr_outgoing_write(store, it.draft, now, outs, error);
-		mr_outgoing_result_clear(outs);
-	} else if (drafts != NULL && drafts->len > 0) {
+	if (drafts != NULL && drafts->len > 0) {
 		outs = g_new0(MrOutgoingResult, drafts->len);
 		ok = mr_outgoing_write_all(store, (MrOutgoingDraft *const *)drafts->pdata,
 					   drafts->len, now, outs, error);

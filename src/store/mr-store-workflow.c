@@ -355,6 +355,24 @@ mr_record_fields_free(MrRecordFields *f)
 	g_free(f);
 }
 
+/* Reads a record's fields (TICKET_FIELDS' columns: status, priority,
+ * type, stage, value, owner, its address, title, last person's mail)
+ * from column @col of @st into @f; not its tags. */
+static void
+fields_read(MrRecordFields *f, MrSqlStmt *st, int col)
+{
+	f->status = g_strdup(mr_sql_column_text(st, col));
+	f->priority = g_strdup(mr_sql_column_text(st, col + 1));
+	f->type = g_strdup(mr_sql_column_text(st, col + 2));
+	f->stage = g_strdup(mr_sql_column_text(st, col + 3));
+	f->has_value = mr_sql_column_text(st, col + 4) != NULL;
+	f->value = mr_sql_column_int64(st, col + 4);
+	f->owner = mr_sql_column_int64(st, col + 5);
+	f->owner_email = g_strdup(mr_sql_column_text(st, col + 6));
+	f->title = g_strdup(mr_sql_column_text(st, col + 7));
+	f->last_person = mr_sql_column_int64(st, col + 8);
+}
+
 MrRecordFields *
 mr_store_record_fields(MrStore *store, MrRecordRef ref, gboolean tags, GError **error)
 {
@@ -378,16 +396,7 @@ mr_store_record_fields(MrStore *store, MrRecordRef ref, gboolean tags, GError **
 		default:
 			return NULL;
 		}
-		f->status = g_strdup(mr_sql_column_text(st, 0));
-		f->priority = g_strdup(mr_sql_column_text(st, 1));
-		f->type = g_strdup(mr_sql_column_text(st, 2));
-		f->stage = g_strdup(mr_sql_column_text(st, 3));
-		f->has_value = mr_sql_column_text(st, 4) != NULL;
-		f->value = mr_sql_column_int64(st, 4);
-		f->owner = mr_sql_column_int64(st, 5);
-		f->owner_email = g_strdup(mr_sql_column_text(st, 6));
-		f->title = g_strdup(mr_sql_column_text(st, 7));
-		f->last_person = mr_sql_column_int64(st, 8);
+		fields_read(f, st, 0);
 	}
 	f->tags = tags ? mr_store_record_tags(store, ref) : g_new0(char *, 1);
 	if (!mr_store_check(store, error))
@@ -416,16 +425,7 @@ records_fields_chunk(MrStore *store, const MrRecordRef *refs, guint n, const cha
 		if (slot < 0 || slot >= n || out[slot] != NULL)
 			continue;
 		f = out[slot] = g_new0(MrRecordFields, 1);
-		f->status = g_strdup(mr_sql_column_text(st, 1));
-		f->priority = g_strdup(mr_sql_column_text(st, 2));
-		f->type = g_strdup(mr_sql_column_text(st, 3));
-		f->stage = g_strdup(mr_sql_column_text(st, 4));
-		f->has_value = mr_sql_column_text(st, 5) != NULL;
-		f->value = mr_sql_column_int64(st, 5);
-		f->owner = mr_sql_column_int64(st, 6);
-		f->owner_email = g_strdup(mr_sql_column_text(st, 7));
-		f->title = g_strdup(mr_sql_column_text(st, 8));
-		f->last_person = mr_sql_column_int64(st, 9);
+		fields_read(f, st, 1);
 		f->tags = g_new0(char *, 1);
 	}
 	return step != MR_SQL_FAIL;
